@@ -1,0 +1,1 @@
+//! Fakes of the external APIs and helpers shared by the integration tests.
