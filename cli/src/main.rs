@@ -1,1 +1,138 @@
-fn main() {}
+//! `timepost`: the local all-in-one runtime and the operator commands.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sync approved time from trackers into the books, and keep them agreeing.
+#[derive(Parser)]
+#[command(name = "timepost", version, about, propagate_version = true)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "TIMEPOST_CONFIG",
+        default_value = "timepost.toml"
+    )]
+    config: PathBuf,
+    /// Log as JSON lines (as in Lambda) instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bundled sandbox through the whole pipeline and print what
+    /// would be posted.
+    Demo {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Keep the demo's store in this directory (default: a temporary one).
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Start the local stack: webhooks, admin API, queue worker, schedules.
+    Serve {
+        /// Listen address (overrides `server.bind`).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Feed tracker payloads or exports through the same path as a webhook.
+    Ingest(commands::ingest::Args),
+    /// Import, export and list mapping tables.
+    #[command(subcommand)]
+    Mappings(commands::mappings::Cmd),
+    /// Show where every entry stands: the outcome report of the store.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain an exception code (or all of them) in plain words.
+    Explain {
+        /// e.g. UNMAPPED_PROJECT
+        code: Option<String>,
+        /// Every code, as a Markdown quick reference.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Re-evaluate entries after a fix: one entry, held ones, or a
+    /// dead-lettered message.
+    Redrive(commands::redrive::Args),
+}
+
+/// An error with the exit code it deserves.
+pub enum Failure {
+    /// Bad usage or bad input: exit 2.
+    Input(anyhow::Error),
+    /// Everything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json, matches!(cli.command, Command::Serve { .. }));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Demo { json, keep } => commands::demo::run(json, keep).await,
+            Command::Serve { bind } => commands::serve::run(&cli.config, bind).await,
+            Command::Ingest(args) => commands::ingest::run(&cli.config, args).await,
+            Command::Mappings(cmd) => commands::mappings::run(&cli.config, cmd).await,
+            Command::Status { json } => commands::status::run(&cli.config, json).await,
+            Command::Explain { code, all } => commands::explain::run(code, all),
+            Command::Redrive(args) => commands::redrive::run(&cli.config, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(json: bool, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_env("TIMEPOST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -5,6 +5,21 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod exceptions;
+pub mod http;
+pub mod intake;
+pub mod ledger;
+pub mod local;
+pub mod mapping;
 pub mod model;
+pub mod pipeline;
+pub mod ports;
+pub mod report;
 pub mod rules;
+pub mod schedules;
 pub mod sources;
+pub mod state;
+pub mod worker;

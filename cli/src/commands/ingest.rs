@@ -1,0 +1,156 @@
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use timepost::model::Source;
+use timepost::ports::{MappingStore, Queue, QueueMessage};
+use timepost::sources::{self, csv_import, Event};
+
+use crate::{CliResult, Failure};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which tracker the file comes from.
+    #[arg(long, value_parser = ["clockify", "toggl", "harvest", "csv"])]
+    source: String,
+    /// A saved payload (one event or a JSON array) or a CSV export.
+    file: PathBuf,
+    /// Clockify only: the event type the body is (Clockify sends it in a
+    /// header), e.g. TIME_ENTRY_DELETED. Default: created/updated.
+    #[arg(long)]
+    event: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Only enqueue; leave processing to a running `timepost serve`.
+    #[arg(long)]
+    no_process: bool,
+}
+
+pub async fn run(config: &Path, args: Args) -> CliResult {
+    let stack = super::open(config)?;
+    let source: Source = args
+        .source
+        .parse()
+        .map_err(|e: String| Failure::Input(anyhow!(e)))?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))
+        .map_err(Failure::Input)?;
+    let mappings = stack.store.snapshot().await?;
+    let mut ctx = timepost::intake::parse_context(&stack.config.intake, &mappings);
+    ctx.received_at = Some(chrono::Utc::now());
+    let bad = |e: sources::ParseError| Failure::Input(anyhow!("{}: {e}", args.file.display()));
+
+    // Parse the whole file first: a bad payload enqueues nothing.
+    let mut messages = Vec::new();
+    let mut ignored = 0usize;
+    let events: Vec<Event> = match source {
+        Source::Csv => {
+            let rows = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            let bar = progress(rows);
+            let mut entries = Vec::new();
+            for e in csv_import::reader(bytes.as_slice(), &Default::default(), &ctx).map_err(bad)? {
+                entries.push(e.map_err(bad)?);
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            vec![Event::Entries { entries }]
+        }
+        Source::Clockify => sources::clockify::parse_many(&bytes, args.event.as_deref(), &ctx)
+            .map_err(bad)?
+            .into_iter()
+            .map(|p| p.event)
+            .collect(),
+        Source::Toggl => sources::toggl::parse_many(&bytes, &ctx)
+            .map_err(bad)?
+            .into_iter()
+            .map(|p| p.event)
+            .collect(),
+        Source::Harvest => vec![Event::Entries {
+            entries: sources::harvest::parse_many(&bytes, &ctx).map_err(bad)?,
+        }],
+    };
+    let now = chrono::Utc::now();
+    for ev in events {
+        match ev {
+            Event::Entries { entries } => {
+                messages.extend(entries.into_iter().map(|e| QueueMessage::Entry {
+                    entry: Box::new(e),
+                    received_at: now,
+                }))
+            }
+            Event::Approval {
+                source,
+                workspace,
+                user_id,
+                from,
+                to,
+                status,
+            } => messages.push(QueueMessage::Approval {
+                source,
+                workspace,
+                user_id,
+                from,
+                to,
+                status,
+                by: format!("{source} approval event"),
+            }),
+            Event::Ping { .. } | Event::Ignored { .. } => ignored += 1,
+        }
+    }
+    let enqueued = messages.len();
+    for batch in timepost::intake::batches(messages) {
+        stack.store.send_batch(&batch).await?;
+    }
+    let mut summary: BTreeMap<String, usize> = BTreeMap::new();
+    summary.insert("messages_enqueued".into(), enqueued);
+    summary.insert("events_ignored".into(), ignored);
+    if !args.no_process {
+        let outcomes =
+            timepost::worker::drain_all(&stack.engine, &stack.store, Duration::from_secs(120))
+                .await?;
+        for o in outcomes.iter().filter(|o| !o.sibling) {
+            let k = match o.ignored {
+                Some(_) if o.is_duplicate() => "duplicate".to_string(),
+                Some(_) if o.is_stale() => "stale".to_string(),
+                _ => o.status.to_string(),
+            };
+            *summary.entry(k).or_default() += 1;
+        }
+        summary.insert(
+            "dead_letters".into(),
+            stack.store.dead_letters(100_000).await?.len(),
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{}: {enqueued} message(s) enqueued", args.file.display());
+        for (k, v) in &summary {
+            if k != "messages_enqueued" {
+                println!("  {k:<20} {v}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress(rows: u64) -> Option<indicatif::ProgressBar> {
+    if rows < 5_000 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(rows);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows · {per_sec} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}

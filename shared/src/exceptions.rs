@@ -1,0 +1,170 @@
+//! The catalogue of exception codes: every reason an entry can be held or
+//! refused, each with a stable code, a sentence a bookkeeper understands and a
+//! fix hint. The role guides' quick reference is generated from this table
+//! (`timepost explain --all`), so the words live in one place.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! codes {
+    ($( $variant:ident => $code:literal, $title:literal, $hint:literal; )*) => {
+        /// A stable exception code. The string form (e.g. `UNMAPPED_PROJECT`)
+        /// is what is stored, exported and shown; it never changes meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ExceptionCode { $( $variant, )* }
+
+        impl ExceptionCode {
+            pub const ALL: &'static [ExceptionCode] = &[ $( ExceptionCode::$variant, )* ];
+            pub fn as_str(self) -> &'static str {
+                match self { $( ExceptionCode::$variant => $code, )* }
+            }
+            /// One line: what went wrong, in a bookkeeper's words.
+            pub fn title(self) -> &'static str {
+                match self { $( ExceptionCode::$variant => $title, )* }
+            }
+            /// What to do about it.
+            pub fn fix_hint(self) -> &'static str {
+                match self { $( ExceptionCode::$variant => $hint, )* }
+            }
+        }
+
+        impl FromStr for ExceptionCode {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.to_ascii_uppercase().as_str() {
+                    $( $code => Ok(ExceptionCode::$variant), )*
+                    other => Err(format!("unknown exception code `{other}`")),
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    UnmappedEmployee => "UNMAPPED_EMPLOYEE",
+        "The person who tracked this time is not linked to an employee or vendor in the books.",
+        "Add the tracker user (id or e-mail) to the `employee` table, or to `vendor` for a contractor, then redrive.";
+    UnmappedProject => "UNMAPPED_PROJECT",
+        "The tracker project is not linked to a customer or job in the books.",
+        "Add the project (id or name) to the `project` mapping table with the customer/job it bills to.";
+    UnmappedServiceItem => "UNMAPPED_SERVICE_ITEM",
+        "No service item is mapped for this task or tag, so the books cannot tell what kind of work it was.",
+        "Add the task or tag to the `service_item` table, or add a `*` row as the default service item.";
+    UnmappedPayrollItem => "UNMAPPED_PAYROLL_ITEM",
+        "These hours include overtime, but no payroll item is mapped for that overtime tier.",
+        "Add the tier (e.g. `overtime`, `double_time`) to the `payroll_item` table.";
+    UnmappedGlAccount => "UNMAPPED_GL_ACCOUNT",
+        "A general-ledger account this posting needs (labour expense or billable income) is not mapped.",
+        "Add the account role to the `gl_account` table (roles: labour_expense, billable_income, payroll_liabilities, holding).";
+    ContractorMappedAsEmployee => "CONTRACTOR_MAPPED_AS_EMPLOYEE",
+        "The tracker marks this person as a contractor, but they are linked to an employee; contractors must be paid as vendors, never through payroll.",
+        "Move the person's mapping from the `employee` table to the `vendor` table (with their 1099 code).";
+    MissingRate => "MISSING_RATE",
+        "The time is billable but carries no hourly rate, and the rules say the rate comes from the tracker.",
+        "Set a billable rate on the project or user in the tracker, or switch `rules.billable.rate_source` to `ledger`.";
+    NoExchangeRate => "NO_EXCHANGE_RATE",
+        "The rate is in a foreign currency and there is no exchange rate for that day.",
+        "Add a rate for the currency pair dated on or before the work date to `rules.currency.rates`, then redrive.";
+    EntryTooLong => "ENTRY_TOO_LONG",
+        "This single entry is longer than the longest shift the rules allow; most often a timer left running.",
+        "Correct the entry in the tracker (the corrected version will flow in), or raise `rules.max_entry_hours`.";
+    InvalidEntry => "INVALID_ENTRY",
+        "The entry's times do not make sense (it ends before it starts, or has no duration).",
+        "Correct the entry in the tracker; the corrected version will replace this one.";
+    LedgerUnknownReference => "LEDGER_UNKNOWN_REFERENCE",
+        "The books do not know an account, customer, item, employee or vendor this posting refers to (deleted or made inactive?).",
+        "Check the mapping points at an active record in the books, fix the mapping, then redrive.";
+    LedgerRejected => "LEDGER_REJECTED",
+        "The accounting system refused the posting.",
+        "Read the accounting system's message below, correct the cause, then redrive.";
+    PeriodClosed => "PERIOD_CLOSED",
+        "The accounting period for this date is closed in the books.",
+        "Ask the controller to reopen the period, or post the time into the open period, then redrive.";
+    LedgerUnavailable => "LEDGER_UNAVAILABLE",
+        "The accounting system kept failing or rate-limiting this posting after every retry.",
+        "Nothing is wrong with the entry; redrive it once the accounting system is reachable again.";
+}
+
+impl fmt::Display for ExceptionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one entry did not post: the code, the specific sentence for this entry,
+/// the fix, and, when a mapping is missing, which one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    pub code: ExceptionCode,
+    /// The specific explanation for this entry (names the person, project…).
+    pub message: String,
+    pub fix_hint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_mapping: Option<MissingMapping>,
+    /// The ledger's own words, kept verbatim when it refused the posting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_message: Option<String>,
+}
+
+/// The mapping whose absence caused an exception or a hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MissingMapping {
+    pub table: String,
+    pub key: String,
+}
+
+impl Exception {
+    pub fn new(code: ExceptionCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: detail.into(),
+            fix_hint: code.fix_hint().to_string(),
+            missing_mapping: None,
+            vendor_message: None,
+        }
+    }
+
+    pub fn missing(
+        code: ExceptionCode,
+        detail: impl Into<String>,
+        table: &str,
+        key: impl Into<String>,
+    ) -> Self {
+        let mut e = Self::new(code, detail);
+        e.missing_mapping = Some(MissingMapping {
+            table: table.to_string(),
+            key: key.into(),
+        });
+        e
+    }
+
+    pub fn with_vendor_message(mut self, msg: impl Into<String>) -> Self {
+        self.vendor_message = Some(msg.into());
+        self
+    }
+}
+
+impl fmt::Display for Exception {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_and_explains_itself() {
+        for code in ExceptionCode::ALL {
+            assert_eq!(code.as_str().parse::<ExceptionCode>().unwrap(), *code);
+            assert!(code.title().ends_with('.'), "{code} title is a sentence");
+            assert!(!code.fix_hint().is_empty());
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

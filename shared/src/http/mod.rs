@@ -1,0 +1,181 @@
+//! The one HTTP router: tracker webhooks, the admin API and its OpenAPI
+//! document, and health. `timepost serve` runs it on a tokio listener; the
+//! Lambda functions run the same router under `lambda_http`.
+
+mod admin;
+mod openapi;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::config::IntakeConfig;
+use crate::engine::Engine;
+use crate::ledger::Ledger;
+use crate::ports::{EntryStore, MappingStore, Queue, Secrets};
+
+/// Largest request body accepted (webhooks included): 1 MiB, as SQS.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Secret names in the secrets store.
+pub mod secret_names {
+    /// Toggl subscription secrets (several, separated by whitespace or
+    /// commas, while rotating).
+    pub const TOGGL: &str = "toggl_webhook_secret";
+    /// Clockify webhook tokens (several while rotating).
+    pub const CLOCKIFY: &str = "clockify_webhook_secret";
+    /// Bearer token of the admin API.
+    pub const ADMIN: &str = "admin_token";
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub engine: Arc<Engine>,
+    pub queue: Arc<dyn Queue>,
+    pub entries: Arc<dyn EntryStore>,
+    pub mappings: Arc<dyn MappingStore>,
+    pub secrets: Arc<dyn Secrets>,
+    pub ledger: Arc<dyn Ledger>,
+    pub intake: IntakeConfig,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// State for the local stack.
+    pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
+        let store = Arc::new(stack.store.clone());
+        Self::new(Inner {
+            engine: stack.engine.clone(),
+            queue: store.clone(),
+            entries: store.clone(),
+            mappings: store,
+            secrets: stack.secrets.clone(),
+            ledger: stack.ledger.clone(),
+            intake: stack.config.intake.clone(),
+        })
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/webhooks/clockify", post(webhooks::clockify))
+        .route("/webhooks/toggl", post(webhooks::toggl))
+        .route("/openapi.json", get(openapi::document))
+        .nest("/api", admin::routes(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    match s.queue.depth().await {
+        Ok(depth) => Json(json!({"status": "ok", "queue_depth": depth})).into_response(),
+        Err(e) => ApiError::unavailable(format!("store unavailable: {e}")).into_response(),
+    }
+}
+
+/// A JSON error: `{"error": "...", "field": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>, field: Option<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field,
+        }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "missing or invalid credentials")
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(f) = self.field {
+            body["field"] = json!(f);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::ports::StoreError> for ApiError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        match e {
+            crate::ports::StoreError::NotFound(w) => Self::not_found(format!("not found: {w}")),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::unavailable("storage is unavailable; nothing was changed")
+            }
+        }
+    }
+}
+
+/// The secrets under `name`, split for rotation (whitespace or commas).
+pub async fn secret_list(secrets: &dyn Secrets, name: &str) -> Vec<String> {
+    match secrets.get(name).await {
+        Ok(Some(v)) => v
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::error!(secret = name, error = %e, "cannot read secret");
+            Vec::new()
+        }
+    }
+}
+
+/// Create an admin token on first start. Returns it when it was created.
+pub async fn ensure_admin_token(
+    secrets: &dyn Secrets,
+) -> Result<Option<String>, crate::ports::StoreError> {
+    if secrets.get(secret_names::ADMIN).await?.is_some() {
+        return Ok(None);
+    }
+    let token = format!(
+        "tpa_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    secrets.put(secret_names::ADMIN, &token).await?;
+    Ok(Some(token))
+}

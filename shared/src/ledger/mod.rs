@@ -1,0 +1,175 @@
+//! What timepost sends to an accounting system, and the port every ledger
+//! adapter implements. One file per accounting system; [`sandbox`] is the
+//! strict local ledger used by `timepost demo`, the tests and previews.
+
+pub mod sandbox;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::exceptions::{Exception, ExceptionCode};
+use crate::model::{EntryKey, Money, Version};
+
+/// Who is paid for the time: an employee (payroll) or a vendor (contractor).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Party {
+    Employee {
+        id: String,
+    },
+    Vendor {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form_1099: Option<String>,
+    },
+}
+
+impl Party {
+    pub fn id(&self) -> &str {
+        match self {
+            Party::Employee { id } | Party::Vendor { id, .. } => id,
+        }
+    }
+}
+
+/// One time record for the ledger (a QBO TimeActivity, a Xero time entry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PostingLine {
+    /// `regular` or an overtime tier name.
+    pub tier: String,
+    pub party: Party,
+    pub txn_date: NaiveDate,
+    pub minutes: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_item: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payroll_item: Option<String>,
+    /// The GL account this time is costed to (labour expense) or earns into
+    /// (billable income).
+    pub account: String,
+    pub billable: bool,
+    /// Hourly rate sent to the ledger (home currency when converted here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_rate: Option<Money>,
+    /// The tracker's rate before conversion, with the rate and its date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_rate: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fx_rate: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fx_date: Option<NaiveDate>,
+    pub description: String,
+}
+
+impl PostingLine {
+    /// Billable amount of this line (hours × rate), to the cent.
+    pub fn billable_amount(&self) -> Option<Money> {
+        let rate = self.hourly_rate.as_ref().filter(|_| self.billable)?;
+        let amount = (crate::rules::hours(self.minutes) * rate.amount)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        Some(Money::new(amount, rate.currency.clone()))
+    }
+}
+
+/// A record the ledger holds for one posting line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRef {
+    pub id: String,
+    /// QBO `SyncToken` (or the equivalent), needed to update or delete.
+    pub sync_token: String,
+    pub tier: String,
+}
+
+/// What to do in the ledger for one entry version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LedgerOp {
+    Create {
+        lines: Vec<PostingLine>,
+    },
+    /// Replace the entry's records with `lines` (matching by tier; extra
+    /// records are deleted, missing ones created).
+    Update {
+        records: Vec<RecordRef>,
+        lines: Vec<PostingLine>,
+    },
+    Delete {
+        records: Vec<RecordRef>,
+    },
+}
+
+impl LedgerOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LedgerOp::Create { .. } => "create",
+            LedgerOp::Update { .. } => "update",
+            LedgerOp::Delete { .. } => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRequest {
+    pub key: EntryKey,
+    pub version: Version,
+    /// Derived from identity + version + operation: a retry after a crash
+    /// sends the same key, and the ledger returns the original result.
+    pub idempotency_key: String,
+    pub op: LedgerOp,
+}
+
+/// Why the ledger did not take a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// The ledger refused the content: retrying will not help.
+    #[error("rejected: {0}")]
+    Rejected(Exception),
+    /// Rate-limited; wait at least this long.
+    #[error("rate limited (retry after {0:?})")]
+    RateLimited(Option<Duration>),
+    /// Network, timeout, 5xx: retry with backoff.
+    #[error("transient failure: {0}")]
+    Transient(String),
+}
+
+impl LedgerError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, LedgerError::Rejected(_))
+    }
+
+    /// The exception recorded when retries are exhausted or not allowed.
+    pub fn into_exception(self) -> Exception {
+        match self {
+            LedgerError::Rejected(e) => e,
+            other => Exception::new(
+                ExceptionCode::LedgerUnavailable,
+                format!("The accounting system did not accept the posting: {other}."),
+            ),
+        }
+    }
+}
+
+/// The port every accounting adapter implements.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// A short name for logs and reports (`sandbox`, `qbo`, `xero`).
+    fn name(&self) -> &str;
+    /// Apply one request. Idempotent by `idempotency_key`.
+    async fn apply(&self, request: &LedgerRequest) -> Result<Vec<RecordRef>, LedgerError>;
+    /// Every time record the ledger holds that timepost posted, as
+    /// (entry key, line): what reconciliation compares with the tracker.
+    /// `None` when the adapter cannot read back.
+    async fn read_back(&self) -> Result<Option<Vec<(String, PostingLine)>>, LedgerError> {
+        Ok(None)
+    }
+}

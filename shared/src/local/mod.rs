@@ -1,0 +1,12 @@
+//! The local family of adapters: one SQLite file holds every store and a
+//! durable queue; a directory holds archives; a 0600 file holds secrets.
+//! This is what `timepost serve`, `timepost demo` and the tests run on.
+
+pub mod archive;
+pub mod secrets;
+pub mod sqlite;
+pub mod stack;
+
+pub use archive::DirArchive;
+pub use secrets::SecretsFile;
+pub use sqlite::SqliteStore;

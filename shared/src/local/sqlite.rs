@@ -1,0 +1,586 @@
+//! Every store, and a durable queue, in one SQLite file (WAL mode,
+//! `synchronous=FULL`, so a committed enqueue survives a crash). Each port
+//! method is one transaction: nothing is ever half-written.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
+use crate::model::EntryKey;
+use crate::ports::*;
+use crate::state::{EntryState, Status};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    source TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL,
+    week_start TEXT NOT NULL,
+    status TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_week ON entries(source, workspace, user_id, week_start);
+CREATE INDEX IF NOT EXISTS entries_status ON entries(status, updated_at);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mappings (
+    tbl TEXT NOT NULL, key TEXT NOT NULL, row TEXT NOT NULL, PRIMARY KEY (tbl, key)
+);
+CREATE TABLE IF NOT EXISTS mapping_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key TEXT NOT NULL, change TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL, key TEXT NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_batch ON journal(batch_id);
+CREATE INDEX IF NOT EXISTS journal_key ON journal(key);
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    enqueued_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue(visible_at, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL, code TEXT,
+    receive_count INTEGER NOT NULL, parked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watermarks (name TEXT PRIMARY KEY, at TEXT NOT NULL);
+"#;
+
+/// The embedded store. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory store (tests, benchmarks).
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The connection, for adapters that live in the same file (the sandbox
+    /// ledger). A poisoned lock means a panic mid-transaction, which SQLite
+    /// rolled back; the connection itself is still sound.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace every mapping from a list of changes already computed (used
+    /// by `apply`, inside its transaction).
+    fn apply_changes(
+        tx: &rusqlite::Transaction<'_>,
+        mut changes: Vec<MappingChange>,
+    ) -> rusqlite::Result<Vec<MappingChange>> {
+        for c in &mut changes {
+            tx.execute(
+                "INSERT INTO mapping_changes (tbl, key, change) VALUES (?1, ?2, '{}')",
+                params![c.table.as_str(), c.key],
+            )?;
+            c.seq = tx.last_insert_rowid() as u64;
+            let json = serde_json::to_string(&c)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.execute(
+                "UPDATE mapping_changes SET change = ?1 WHERE seq = ?2",
+                params![json, c.seq as i64],
+            )?;
+            match &c.after {
+                Some(row) => {
+                    let json = serde_json::to_string(row)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    tx.execute(
+                        "INSERT INTO mappings (tbl, key, row) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (tbl, key) DO UPDATE SET row = excluded.row",
+                        params![c.table.as_str(), c.key, json],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM mappings WHERE tbl = ?1 AND key = ?2",
+                        params![c.table.as_str(), c.key],
+                    )?;
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(|e| backend(format!("corrupt record: {e}")))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(backend)
+}
+
+fn states(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<Vec<EntryState>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(p, |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.map(|r| decode(&r.map_err(backend)?)).collect()
+}
+
+#[async_trait]
+impl EntryStore for SqliteStore {
+    async fn get(&self, key: &EntryKey) -> StoreResult<Option<EntryState>> {
+        let conn = self.lock();
+        let json: Option<String> = conn
+            .prepare_cached("SELECT state FROM entries WHERE key = ?1")
+            .and_then(|mut s| s.query_row([key.to_string()], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        json.map(|j| decode(&j)).transpose()
+    }
+
+    async fn put(&self, state: &EntryState) -> StoreResult<u64> {
+        let mut stored = state.clone();
+        stored.revision = state.revision + 1;
+        let json = encode(&stored)?;
+        let e = &state.entry;
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let current: Option<i64> = tx
+            .query_row(
+                "SELECT revision FROM entries WHERE key = ?1",
+                [e.key.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if current.unwrap_or(0) as u64 != state.revision {
+            return Err(StoreError::Conflict(e.key.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (key) DO UPDATE SET source = excluded.source, workspace = excluded.workspace,
+               user_id = excluded.user_id, week_start = excluded.week_start, status = excluded.status,
+               revision = excluded.revision, updated_at = excluded.updated_at, state = excluded.state",
+            params![
+                e.key.to_string(),
+                e.key.source.as_str(),
+                e.key.workspace,
+                e.worker.tracker_user_id,
+                e.week_start().to_string(),
+                stored.status.as_str(),
+                stored.revision as i64,
+                stored.updated_at.to_rfc3339(),
+                json
+            ],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(stored.revision)
+    }
+
+    async fn week(&self, week: &WorkerWeek) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE source = ?1 AND workspace = ?2 AND user_id = ?3 AND week_start = ?4",
+            params![
+                week.source.as_str(),
+                week.workspace,
+                week.user_id,
+                week.week_start.to_string()
+            ],
+        )
+    }
+
+    async fn by_status(&self, status: Status, limit: usize) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE status = ?1 ORDER BY updated_at, key LIMIT ?2",
+            params![status.as_str(), limit as i64],
+        )
+    }
+
+    async fn all(&self) -> StoreResult<Vec<EntryState>> {
+        states(&self.lock(), "SELECT state FROM entries ORDER BY key", [])
+    }
+
+    async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let now = now_ms();
+        let expires = now + ttl.as_millis() as i64;
+        let conn = self.lock();
+        // Take the claim if free, expired, or already ours.
+        let n = conn
+            .execute(
+                "INSERT INTO claims (key, owner, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE claims.expires_at <= ?4 OR claims.owner = excluded.owner",
+                params![key.to_string(), owner, expires, now],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn release(&self, key: &EntryKey, owner: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "DELETE FROM claims WHERE key = ?1 AND owner = ?2",
+                params![key.to_string(), owner],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MappingStore for SqliteStore {
+    async fn snapshot(&self) -> StoreResult<Mappings> {
+        let conn = self.lock();
+        let version: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM mapping_changes",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT row FROM mappings")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        let rows: Vec<MappingRow> = rows
+            .map(|r| decode(&r.map_err(backend)?))
+            .collect::<StoreResult<_>>()?;
+        Ok(Mappings::from_rows(rows, version as u64))
+    }
+
+    async fn apply(&self, changes: Vec<MappingChange>) -> StoreResult<Vec<MappingChange>> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let applied = Self::apply_changes(&tx, changes).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(applied)
+    }
+
+    async fn history(
+        &self,
+        table: Option<MappingTable>,
+        key: Option<&str>,
+    ) -> StoreResult<Vec<MappingChange>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT change FROM mapping_changes
+                 WHERE (?1 IS NULL OR tbl = ?1) AND (?2 IS NULL OR key = ?2) ORDER BY seq",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![table.map(|t| t.as_str()), key], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+}
+
+#[async_trait]
+impl Journal for SqliteStore {
+    async fn append(&self, mut record: JournalRecord) -> StoreResult<u64> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute(
+            "INSERT INTO journal (batch_id, key, record) VALUES (?1, ?2, '{}')",
+            params![record.batch_id, record.key.to_string()],
+        )
+        .map_err(backend)?;
+        record.seq = tx.last_insert_rowid() as u64;
+        tx.execute(
+            "UPDATE journal SET record = ?1 WHERE seq = ?2",
+            params![encode(&record)?, record.seq as i64],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(record.seq)
+    }
+
+    async fn by_batch(&self, batch_id: &str) -> StoreResult<Vec<JournalRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT record FROM journal WHERE batch_id = ?1 ORDER BY seq")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([batch_id], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+
+    async fn by_entry(&self, key: &EntryKey) -> StoreResult<Vec<JournalRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT record FROM journal WHERE key = ?1 ORDER BY seq")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([key.to_string()], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteStore {
+    async fn send_batch(&self, messages: &[QueueMessage]) -> StoreResult<Vec<String>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend)?;
+        let now = now_ms();
+        let at = Utc::now().to_rfc3339();
+        let mut ids = Vec::with_capacity(messages.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO queue (id, body, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(backend)?;
+            for m in messages {
+                let id = uuid::Uuid::new_v4().to_string();
+                stmt.execute(params![id, encode(m)?, now, at])
+                    .map_err(backend)?;
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(ids)
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> StoreResult<Vec<Received>> {
+        let now = now_ms();
+        let until = now + visibility.as_millis() as i64;
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let picked: Vec<(i64, String, String, i64)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT seq, id, body, receive_count FROM queue WHERE visible_at <= ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now, max as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut out = Vec::with_capacity(picked.len());
+        for (seq, id, body, count) in picked {
+            let receipt = uuid::Uuid::new_v4().to_string();
+            tx.execute(
+                "UPDATE queue SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2 WHERE seq = ?3",
+                params![until, receipt, seq],
+            )
+            .map_err(backend)?;
+            match serde_json::from_str(&body) {
+                Ok(message) => out.push(Received {
+                    id,
+                    receipt,
+                    message,
+                    receive_count: count as u32 + 1,
+                }),
+                Err(e) => {
+                    // A body this version cannot read is parked, never dropped.
+                    tx.execute(
+                        "INSERT OR REPLACE INTO dead_letters (id, body, reason, code, receive_count, parked_at)
+                         VALUES (?1, ?2, ?3, 'UNREADABLE_MESSAGE', ?4, ?5)",
+                        params![id, body, format!("message cannot be read: {e}"), count + 1, Utc::now().to_rfc3339()],
+                    )
+                    .map_err(backend)?;
+                    tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    async fn delete(&self, receipt: &str) -> StoreResult<()> {
+        self.lock()
+            .execute("DELETE FROM queue WHERE receipt = ?1", [receipt])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn retry_later(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE queue SET visible_at = ?1 WHERE receipt = ?2",
+                params![now_ms() + delay.as_millis() as i64, receipt],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &str,
+        reason: &str,
+        code: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend)?;
+        let n = tx
+            .execute(
+                "INSERT OR REPLACE INTO dead_letters (id, body, reason, code, receive_count, parked_at)
+                 SELECT id, body, ?2, ?3, receive_count, ?4 FROM queue WHERE receipt = ?1",
+                params![receipt, reason, code, Utc::now().to_rfc3339()],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "message with receipt {receipt}"
+            )));
+        }
+        tx.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, body, reason, code, receive_count, parked_at FROM dead_letters ORDER BY parked_at, id LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body, reason, code, count, at) = row.map_err(backend)?;
+            let Ok(message) = serde_json::from_str(&body) else {
+                continue;
+            };
+            out.push(DeadLetter {
+                id,
+                message,
+                reason,
+                code,
+                receive_count: count as u32,
+                parked_at: DateTime::parse_from_rfc3339(&at)
+                    .map(|d| d.with_timezone(&Utc))
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn redrive(&self, id: &str) -> StoreResult<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend)?;
+        let n = tx
+            .execute(
+                "INSERT INTO queue (id, body, visible_at, enqueued_at)
+                 SELECT id, body, ?2, ?3 FROM dead_letters WHERE id = ?1",
+                params![id, now_ms(), Utc::now().to_rfc3339()],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("dead letter {id}")));
+        }
+        tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+
+    async fn depth(&self) -> StoreResult<usize> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(n as usize)
+    }
+}
+
+#[async_trait]
+impl WatermarkStore for SqliteStore {
+    async fn get_watermark(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<String> = self
+            .lock()
+            .query_row("SELECT at FROM watermarks WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        at.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(backend)
+        })
+        .transpose()
+    }
+
+    async fn set_watermark(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO watermarks (name, at) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET at = excluded.at",
+                params![name, at.to_rfc3339()],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! Assemble the local runtime from a config: one SQLite file for every
+//! store and the queue, the sandbox ledger, the engine. What `serve`,
+//! `demo`, `ingest` and the tests run on.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, LedgerKind};
+use crate::engine::Engine;
+use crate::ledger::sandbox::SandboxLedger;
+use crate::ledger::Ledger;
+use crate::local::{DirArchive, SecretsFile, SqliteStore};
+use crate::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] crate::local::secrets::SecretsFileError),
+}
+
+pub struct LocalStack {
+    pub config: Config,
+    pub store: SqliteStore,
+    pub sandbox: Arc<SandboxLedger>,
+    pub ledger: Arc<dyn Ledger>,
+    pub engine: Arc<Engine>,
+    pub archive: Arc<DirArchive>,
+    pub secrets: Arc<SecretsFile>,
+}
+
+impl LocalStack {
+    /// Open the stack on the store file named in `config`.
+    pub fn open(config: Config) -> Result<Self, StackError> {
+        let store = SqliteStore::open(&config.store.path)?;
+        Self::with_store(config, store)
+    }
+
+    /// Open the stack on a given store (tests use a temporary file).
+    pub fn with_store(config: Config, store: SqliteStore) -> Result<Self, StackError> {
+        let secrets = Arc::new(SecretsFile::open(&config.store.secrets_file)?);
+        let sandbox = Arc::new(SandboxLedger::new(
+            store.clone(),
+            config.ledger.sandbox.clone(),
+        ));
+        let ledger: Arc<dyn Ledger> = match config.ledger.kind {
+            LedgerKind::Sandbox => sandbox.clone(),
+        };
+        let shared = Arc::new(store.clone());
+        let engine = Arc::new(Engine::new(
+            shared.clone(),
+            shared.clone(),
+            shared,
+            ledger.clone(),
+            config.rules.clone(),
+            config.worker.clone(),
+        ));
+        Ok(Self {
+            archive: Arc::new(DirArchive::new(&config.store.archive_dir)),
+            config,
+            store,
+            sandbox,
+            ledger,
+            engine,
+            secrets,
+        })
+    }
+
+    pub fn store_path(&self) -> &Path {
+        &self.config.store.path
+    }
+}

@@ -1,0 +1,612 @@
+//! The pure decision: entry + week plan + mappings + rules + prior state →
+//! what to do. No I/O, no clock, no randomness: the same inputs always give
+//! the same decision, which is what makes replays and previews trustworthy.
+//!
+//! - [`plan_week`] rounds a worker-week's entries and splits them into regular
+//!   and overtime minutes (overtime is a property of the whole week);
+//! - [`decide`] turns one entry into a [`Decision`], with an optional trace of
+//!   the rules and mappings that applied.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+
+use crate::exceptions::{Exception, ExceptionCode};
+use crate::ledger::{Party, PostingLine};
+use crate::mapping::{MappingTable, Mappings};
+use crate::model::{EntryKey, NormalisedEntry, WorkerKind};
+use crate::rules::overtime::{split_week, WorkItem};
+use crate::rules::rounding::{round_day, DayItem};
+use crate::rules::{RateSource, Rules, Split, UnmappedPolicy};
+use crate::state::EntryState;
+
+/// The minutes one entry contributes, after rounding and the week's split.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EntryPlan {
+    pub minutes: i64,
+    pub split: Split,
+}
+
+/// Per-entry plans for one worker-week.
+pub type WeekPlan = HashMap<EntryKey, EntryPlan>;
+
+/// Why nothing is done for an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The same version was already processed.
+    Duplicate,
+    /// An older version arrived after a newer one.
+    Stale,
+    /// The timer is still running.
+    Running,
+    /// Deleted in the tracker before it ever reached the books.
+    DeletedBeforePosting,
+    /// No time to post.
+    ZeroDuration,
+}
+
+impl IgnoreReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            IgnoreReason::Duplicate => "the same version was already processed",
+            IgnoreReason::Stale => "an older version arrived after a newer one",
+            IgnoreReason::Running => "the timer is still running; it posts when it stops",
+            IgnoreReason::DeletedBeforePosting => {
+                "deleted in the tracker before it reached the books"
+            }
+            IgnoreReason::ZeroDuration => "the entry has no time to post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Ignore(IgnoreReason),
+    /// Create these lines in the ledger.
+    Post(Vec<PostingLine>),
+    /// Replace what the ledger holds with these lines.
+    Update(Vec<PostingLine>),
+    /// The ledger already holds exactly these lines.
+    Unchanged,
+    /// Delete what the ledger holds.
+    Void,
+    AwaitApproval(String),
+    Hold(Exception),
+    Exception(Exception),
+}
+
+/// Receives the steps of a decision. [`NoTrace`] costs nothing; the closure
+/// building the text only runs when tracing.
+pub trait Tracer {
+    fn step(&mut self, f: impl FnOnce() -> String);
+}
+
+pub struct NoTrace;
+impl Tracer for NoTrace {
+    #[inline(always)]
+    fn step(&mut self, _f: impl FnOnce() -> String) {}
+}
+
+impl Tracer for Vec<String> {
+    fn step(&mut self, f: impl FnOnce() -> String) {
+        self.push(f());
+    }
+}
+
+/// The longest description a ledger accepts (QBO: 4000 characters).
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
+/// Round and split one worker-week. `entries` are the current versions of
+/// every entry of one worker in one ISO week; deleted and running entries
+/// take no part. Independent of the order of `entries`.
+pub fn plan_week(entries: &[&NormalisedEntry], mappings: &Mappings, rules: &Rules) -> WeekPlan {
+    let live: Vec<&NormalisedEntry> = entries
+        .iter()
+        .copied()
+        .filter(|e| !e.deleted && !e.is_running())
+        .collect();
+    let mut by_day: BTreeMap<NaiveDate, Vec<&NormalisedEntry>> = BTreeMap::new();
+    for e in &live {
+        by_day.entry(e.work_date).or_default().push(e);
+    }
+    let mut items = Vec::with_capacity(live.len());
+    for (date, day) in &by_day {
+        let day_items: Vec<DayItem<'_>> = day
+            .iter()
+            .map(|e| DayItem {
+                key: &e.key,
+                start: e.start,
+                secs: e.duration_secs,
+                already_rounded: e.already_rounded,
+            })
+            .collect();
+        let minutes = round_day(&day_items, &rules.rounding);
+        for (e, m) in day.iter().zip(minutes) {
+            items.push(WorkItem {
+                key: e.key.clone(),
+                date: *date,
+                start: e.start,
+                minutes: m,
+            });
+        }
+    }
+    let policy = live.first().and_then(|e| {
+        let (row, kind) = worker_mapping(e, mappings)?;
+        if kind == WorkerKind::Contractor {
+            return None;
+        }
+        rules.overtime_for(row.attr("jurisdiction"))
+    });
+    let splits = match policy {
+        Some(p) => split_week(&items, p),
+        None => BTreeMap::new(),
+    };
+    items
+        .into_iter()
+        .map(|i| {
+            let split = splits
+                .get(&i.key)
+                .cloned()
+                .unwrap_or_else(|| Split::all_regular(i.minutes));
+            (
+                i.key,
+                EntryPlan {
+                    minutes: i.minutes,
+                    split,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The employee or vendor row a worker maps to, and which kind it is.
+pub fn worker_mapping<'m>(
+    e: &NormalisedEntry,
+    mappings: &'m Mappings,
+) -> Option<(&'m crate::mapping::MappingRow, WorkerKind)> {
+    let keys = [
+        e.worker.tracker_user_id.as_str(),
+        e.worker.email.as_deref().unwrap_or(""),
+    ];
+    if let Some(v) = mappings.find(MappingTable::Vendor, keys) {
+        return Some((v, WorkerKind::Contractor));
+    }
+    mappings
+        .find(MappingTable::Employee, keys)
+        .map(|r| (r, WorkerKind::Employee))
+}
+
+/// Decide what to do with `entry`, given what is already known about it.
+pub fn decide(
+    entry: &NormalisedEntry,
+    plan: Option<&EntryPlan>,
+    mappings: &Mappings,
+    rules: &Rules,
+    prior: Option<&EntryState>,
+    trace: &mut impl Tracer,
+) -> Decision {
+    if let Some(p) = prior {
+        if entry.version < p.entry.version {
+            trace.step(|| format!("stale: newer version {} already seen", p.entry.version));
+            return Decision::Ignore(IgnoreReason::Stale);
+        }
+        if entry.version == p.entry.version {
+            trace.step(|| "duplicate delivery of a version already processed".into());
+            return Decision::Ignore(IgnoreReason::Duplicate);
+        }
+    }
+    reevaluate(entry, plan, mappings, rules, prior, trace)
+}
+
+/// Evaluate the current version again (after a mapping fix, an approval, a
+/// change elsewhere in the week, or a redrive), without the version gate.
+pub fn reevaluate(
+    entry: &NormalisedEntry,
+    plan: Option<&EntryPlan>,
+    mappings: &Mappings,
+    rules: &Rules,
+    prior: Option<&EntryState>,
+    trace: &mut impl Tracer,
+) -> Decision {
+    let in_books = prior.is_some_and(|p| !p.records.is_empty());
+    if entry.deleted {
+        trace.step(|| "deleted in the tracker".into());
+        return if in_books {
+            Decision::Void
+        } else {
+            Decision::Ignore(IgnoreReason::DeletedBeforePosting)
+        };
+    }
+    if entry.is_running() {
+        trace.step(|| "timer still running".into());
+        return Decision::Ignore(IgnoreReason::Running);
+    }
+    if entry.duration_secs < 0 || entry.start.zip(entry.end).is_some_and(|(s, e)| e < s) {
+        return Decision::Exception(Exception::new(
+            ExceptionCode::InvalidEntry,
+            format!(
+                "The entry on {} ends before it starts ({} seconds).",
+                entry.work_date, entry.duration_secs
+            ),
+        ));
+    }
+    if entry.duration_secs > i64::from(rules.max_entry_hours) * 3600 {
+        return Decision::Exception(Exception::new(
+            ExceptionCode::EntryTooLong,
+            format!(
+                "The entry on {} lasts {:.1} hours; the rules allow at most {} hours in one entry.",
+                entry.work_date,
+                entry.duration_secs as f64 / 3600.0,
+                rules.max_entry_hours
+            ),
+        ));
+    }
+    let approved_hash = prior.and_then(|p| p.approved_hash.as_deref());
+    if !rules
+        .approval
+        .is_cleared(entry.approval, &entry.version.content_hash, approved_hash)
+    {
+        let why = match (entry.approval, approved_hash) {
+            (crate::model::ApprovalStatus::Rejected, _) => {
+                "rejected by the approver; waiting for a corrected, approved version"
+            }
+            (_, Some(_)) => "edited after it was approved; the new version needs approval",
+            _ => "not approved yet",
+        };
+        trace.step(|| format!("approval required: {why}"));
+        return Decision::AwaitApproval(why.to_string());
+    }
+    trace.step(|| "approval: cleared".into());
+
+    let plan = match plan {
+        Some(p) => p.clone(),
+        None => {
+            let m = crate::rules::rounding::to_minutes(
+                entry.duration_secs,
+                &rules.rounding,
+                entry.already_rounded,
+            );
+            EntryPlan {
+                minutes: m,
+                split: Split::all_regular(m),
+            }
+        }
+    };
+    trace.step(|| {
+        format!(
+            "rounding ({:?}, {} min, {:?}): {} s → {} min",
+            rules.rounding.mode,
+            rules.rounding.increment_minutes,
+            rules.rounding.scope,
+            entry.duration_secs,
+            plan.minutes
+        )
+    });
+    if plan.minutes <= 0 {
+        return if in_books {
+            Decision::Void
+        } else {
+            Decision::Ignore(IgnoreReason::ZeroDuration)
+        };
+    }
+
+    let lines = match build_lines(entry, &plan, mappings, rules, trace) {
+        Ok(lines) => lines,
+        Err(Refusal::Hold(e)) => return Decision::Hold(e),
+        Err(Refusal::Exception(e)) => return Decision::Exception(e),
+    };
+    match prior {
+        Some(p) if in_books && p.posted_lines == lines => Decision::Unchanged,
+        Some(_) if in_books => Decision::Update(lines),
+        _ => Decision::Post(lines),
+    }
+}
+
+enum Refusal {
+    Hold(Exception),
+    Exception(Exception),
+}
+
+fn refuse(policy: UnmappedPolicy, e: Exception) -> Refusal {
+    match policy {
+        UnmappedPolicy::Hold => Refusal::Hold(e),
+        UnmappedPolicy::Block => Refusal::Exception(e),
+    }
+}
+
+fn who(e: &NormalisedEntry) -> String {
+    match (&e.worker.name, &e.worker.email) {
+        (Some(n), Some(m)) => format!("{n} <{m}>"),
+        (Some(n), None) => format!("{n} (tracker user {})", e.worker.tracker_user_id),
+        (None, Some(m)) => m.clone(),
+        (None, None) => format!("tracker user {}", e.worker.tracker_user_id),
+    }
+}
+
+fn build_lines(
+    e: &NormalisedEntry,
+    plan: &EntryPlan,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<Vec<PostingLine>, Refusal> {
+    // Who is paid.
+    let (worker_row, kind) = worker_mapping(e, mappings).ok_or_else(|| {
+        refuse(
+            rules.unmapped.employee,
+            Exception::missing(
+                ExceptionCode::UnmappedEmployee,
+                format!(
+                    "{} has {} on {} but is not linked to an employee or vendor in the books.",
+                    who(e),
+                    fmt_minutes(plan.minutes),
+                    e.work_date
+                ),
+                if e.worker.kind == Some(WorkerKind::Contractor) {
+                    "vendor"
+                } else {
+                    "employee"
+                },
+                e.worker.tracker_user_id.clone(),
+            ),
+        )
+    })?;
+    if kind == WorkerKind::Employee && e.worker.kind == Some(WorkerKind::Contractor) {
+        return Err(Refusal::Exception(Exception::new(
+            ExceptionCode::ContractorMappedAsEmployee,
+            format!(
+                "{} is a contractor in the tracker but is mapped to employee {}.",
+                who(e),
+                worker_row.target
+            ),
+        )));
+    }
+    let party = match kind {
+        WorkerKind::Employee => Party::Employee {
+            id: worker_row.target.clone(),
+        },
+        WorkerKind::Contractor => Party::Vendor {
+            id: worker_row.target.clone(),
+            form_1099: worker_row
+                .attr("form_1099")
+                .map(str::to_string)
+                .or_else(|| e.worker.form_1099.clone()),
+        },
+    };
+    trace.step(|| {
+        format!(
+            "{} mapping `{}` → {}",
+            if kind == WorkerKind::Employee {
+                "employee"
+            } else {
+                "vendor"
+            },
+            worker_row.key,
+            worker_row.target
+        )
+    });
+
+    // Which customer / job.
+    let project_keys = e
+        .project
+        .as_ref()
+        .map(|p| [p.id.as_str(), p.name.as_deref().unwrap_or("")]);
+    let customer = match &project_keys {
+        Some(keys) => {
+            let row = mappings.find(MappingTable::Project, *keys).ok_or_else(|| {
+                let p = e.project.as_ref().map(|p| p.label()).unwrap_or_default();
+                refuse(
+                    rules.unmapped.project,
+                    Exception::missing(
+                        ExceptionCode::UnmappedProject,
+                        format!(
+                            "Project \"{p}\" ({} by {} on {}) is not linked to a customer or job.",
+                            fmt_minutes(plan.minutes),
+                            who(e),
+                            e.work_date
+                        ),
+                        "project",
+                        e.project.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                    ),
+                )
+            })?;
+            trace.step(|| format!("project mapping `{}` → customer {}", row.key, row.target));
+            Some(row.target.clone())
+        }
+        None if e.billable => return Err(refuse(
+            rules.unmapped.project,
+            Exception::missing(
+                ExceptionCode::UnmappedProject,
+                format!(
+                    "Billable time by {} on {} has no project, so there is no customer to bill.",
+                    who(e),
+                    e.work_date
+                ),
+                "project",
+                "",
+            ),
+        )),
+        None => None,
+    };
+
+    // What kind of work.
+    let mut item_keys: Vec<&str> = Vec::with_capacity(3 + e.tags.len());
+    if let Some(t) = &e.task {
+        item_keys.push(&t.id);
+        if let Some(n) = &t.name {
+            item_keys.push(n);
+        }
+    }
+    item_keys.extend(e.tags.iter().map(String::as_str));
+    item_keys.push("*");
+    let item = mappings
+        .find(MappingTable::ServiceItem, item_keys.iter().copied())
+        .ok_or_else(|| {
+            let what = e
+                .task
+                .as_ref()
+                .map(|t| format!("task \"{}\"", t.label()))
+                .unwrap_or_else(|| "this entry (no task, no mapped tag)".to_string());
+            refuse(
+                rules.unmapped.service_item,
+                Exception::missing(
+                    ExceptionCode::UnmappedServiceItem,
+                    format!("No service item is mapped for {what}."),
+                    "service_item",
+                    e.task
+                        .as_ref()
+                        .map(|t| t.id.clone())
+                        .unwrap_or_else(|| "*".into()),
+                ),
+            )
+        })?;
+    trace.step(|| format!("service item mapping `{}` → {}", item.key, item.target));
+
+    let (class, department) = match &project_keys {
+        Some(keys) => (
+            mappings
+                .find(MappingTable::Class, *keys)
+                .map(|r| r.target.clone()),
+            mappings
+                .find(MappingTable::Department, *keys)
+                .map(|r| r.target.clone()),
+        ),
+        None => (None, None),
+    };
+
+    // Which GL account.
+    let role = if e.billable {
+        "billable_income"
+    } else {
+        "labour_expense"
+    };
+    let account = mappings
+        .get(MappingTable::GlAccount, role)
+        .ok_or_else(|| {
+            Refusal::Hold(Exception::missing(
+                ExceptionCode::UnmappedGlAccount,
+                format!(
+                    "The `{role}` account is not mapped, so this time has no account to land in."
+                ),
+                "gl_account",
+                role,
+            ))
+        })?
+        .target
+        .clone();
+
+    // At what rate.
+    let (hourly_rate, original_rate, fx_rate, fx_date) =
+        if e.billable && rules.billable.rate_source == RateSource::Tracker {
+            let rate = e.rate.as_ref().ok_or_else(|| {
+                Refusal::Exception(Exception::new(
+                    ExceptionCode::MissingRate,
+                    format!(
+                        "Billable time by {} on {} has no hourly rate in the tracker.",
+                        who(e),
+                        e.work_date
+                    ),
+                ))
+            })?;
+            match rules.currency.convert(rate, e.work_date) {
+                Ok(Some(c)) => {
+                    trace.step(|| {
+                        format!(
+                            "rate {} → {} at {} (rate of {})",
+                            c.original, c.amount, c.rate, c.rate_date
+                        )
+                    });
+                    (
+                        Some(c.amount),
+                        Some(c.original),
+                        Some(c.rate),
+                        Some(c.rate_date),
+                    )
+                }
+                Ok(None) => (Some(rate.clone()), None, None, None),
+                Err(err) => {
+                    return Err(Refusal::Exception(Exception::new(
+                        ExceptionCode::NoExchangeRate,
+                        format!("Billable time by {} on {}: {err}.", who(e), e.work_date),
+                    )))
+                }
+            }
+        } else {
+            (None, None, None, None)
+        };
+
+    let description = truncate_chars(&e.notes, MAX_DESCRIPTION_CHARS);
+    let base = PostingLine {
+        tier: "regular".to_string(),
+        party,
+        txn_date: e.work_date,
+        minutes: 0,
+        customer,
+        service_item: Some(item.target.clone()),
+        class,
+        department,
+        payroll_item: None,
+        account,
+        billable: e.billable,
+        hourly_rate,
+        original_rate,
+        fx_rate,
+        fx_date,
+        description,
+    };
+
+    // Contractors are never split into payroll tiers.
+    if kind == WorkerKind::Contractor {
+        return Ok(vec![PostingLine {
+            minutes: plan.minutes,
+            ..base
+        }]);
+    }
+    let mut lines = Vec::with_capacity(1 + plan.split.overtime.len());
+    let payroll = |tier: &str| mappings.get(MappingTable::PayrollItem, tier);
+    if plan.split.regular > 0 {
+        lines.push(PostingLine {
+            minutes: plan.split.regular,
+            payroll_item: payroll("regular").map(|r| r.target.clone()),
+            ..base.clone()
+        });
+    }
+    for (tier, &minutes) in &plan.split.overtime {
+        if minutes == 0 {
+            continue;
+        }
+        let item = payroll(tier).ok_or_else(|| {
+            Refusal::Hold(Exception::missing(
+                ExceptionCode::UnmappedPayrollItem,
+                format!(
+                    "{} of {} on {} is `{tier}` time, and `{tier}` has no payroll item.",
+                    fmt_minutes(minutes),
+                    who(e),
+                    e.work_date
+                ),
+                "payroll_item",
+                tier.clone(),
+            ))
+        })?;
+        trace.step(|| format!("{} min of {tier} → payroll item {}", minutes, item.target));
+        lines.push(PostingLine {
+            tier: tier.clone(),
+            minutes,
+            payroll_item: Some(item.target.clone()),
+            ..base.clone()
+        });
+    }
+    Ok(lines)
+}
+
+/// `2 h 05 min` style, for sentences.
+pub fn fmt_minutes(m: i64) -> String {
+    format!("{} h {:02} min", m / 60, m % 60)
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}

@@ -1,0 +1,202 @@
+//! The traits between the logic and the world. Two families implement them:
+//! `local` (SQLite file, local directory, secrets file) and `aws` (DynamoDB,
+//! SQS, S3, Secrets Manager, behind the `aws` feature). The engine and the
+//! HTTP handlers only ever see these traits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::{MappingChange, MappingTable, Mappings};
+use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry, Source};
+use crate::state::{EntryState, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the record since it was read.
+    #[error("conflict: {0} was changed concurrently")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The worker a week belongs to: same tracker, workspace and user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkerWeek {
+    pub source: Source,
+    pub workspace: String,
+    pub user_id: String,
+    pub week_start: NaiveDate,
+}
+
+impl WorkerWeek {
+    pub fn of(e: &NormalisedEntry) -> Self {
+        Self {
+            source: e.key.source,
+            workspace: e.key.workspace.clone(),
+            user_id: e.worker.tracker_user_id.clone(),
+            week_start: e.week_start(),
+        }
+    }
+}
+
+/// Entry state keyed by identity.
+#[async_trait]
+pub trait EntryStore: Send + Sync {
+    async fn get(&self, key: &EntryKey) -> StoreResult<Option<EntryState>>;
+    /// Write `state` if the stored revision is still `state.revision`
+    /// (0 = must not exist yet); the stored revision becomes
+    /// `state.revision + 1`, which is returned.
+    async fn put(&self, state: &EntryState) -> StoreResult<u64>;
+    /// Every entry of one worker-week (current versions).
+    async fn week(&self, week: &WorkerWeek) -> StoreResult<Vec<EntryState>>;
+    /// Entries in a status, oldest first, at most `limit`.
+    async fn by_status(&self, status: Status, limit: usize) -> StoreResult<Vec<EntryState>>;
+    /// Every entry (for reports and exports), in key order.
+    async fn all(&self) -> StoreResult<Vec<EntryState>>;
+    /// Claim an entry for processing (the idempotency-record design): true
+    /// when this owner holds the claim until `ttl` passes or it is released.
+    async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool>;
+    async fn release(&self, key: &EntryKey, owner: &str) -> StoreResult<()>;
+}
+
+/// Mapping tables and their change log.
+#[async_trait]
+pub trait MappingStore: Send + Sync {
+    async fn snapshot(&self) -> StoreResult<Mappings>;
+    /// Apply all changes in one transaction; returns them with their
+    /// sequence numbers.
+    async fn apply(&self, changes: Vec<MappingChange>) -> StoreResult<Vec<MappingChange>>;
+    async fn history(
+        &self,
+        table: Option<MappingTable>,
+        key: Option<&str>,
+    ) -> StoreResult<Vec<MappingChange>>;
+}
+
+/// One posting operation, as recorded for reconciliation and rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    pub seq: u64,
+    pub batch_id: String,
+    pub key: EntryKey,
+    pub version: crate::model::Version,
+    pub operation: String,
+    pub request_id: String,
+    pub records: Vec<crate::ledger::RecordRef>,
+    pub lines: Vec<crate::ledger::PostingLine>,
+    pub ledger: String,
+    pub at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Journal: Send + Sync {
+    async fn append(&self, record: JournalRecord) -> StoreResult<u64>;
+    async fn by_batch(&self, batch_id: &str) -> StoreResult<Vec<JournalRecord>>;
+    async fn by_entry(&self, key: &EntryKey) -> StoreResult<Vec<JournalRecord>>;
+}
+
+/// What travels on the ingest queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueMessage {
+    /// A version of an entry, as received.
+    Entry {
+        entry: Box<NormalisedEntry>,
+        received_at: DateTime<Utc>,
+    },
+    /// A manager's decision on a user's time in a date range.
+    Approval {
+        source: Source,
+        workspace: String,
+        user_id: String,
+        from: NaiveDate,
+        to: NaiveDate,
+        status: ApprovalStatus,
+        by: String,
+    },
+    /// Re-evaluate one entry's current version (after a fix).
+    Redrive { key: EntryKey, by: String },
+}
+
+impl QueueMessage {
+    /// Messages for the same entry share a group, so a FIFO queue keeps
+    /// their order and a standard one can at least batch by it.
+    pub fn group(&self) -> String {
+        match self {
+            QueueMessage::Entry { entry, .. } => entry.key.to_string(),
+            QueueMessage::Redrive { key, .. } => key.to_string(),
+            QueueMessage::Approval {
+                source,
+                workspace,
+                user_id,
+                ..
+            } => format!("{source}:{workspace}:user:{user_id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub receipt: String,
+    pub message: QueueMessage,
+    pub receive_count: u32,
+}
+
+/// A message parked in the dead-letter queue, with why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub message: QueueMessage,
+    pub reason: String,
+    pub code: Option<String>,
+    pub receive_count: u32,
+    pub parked_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Durably enqueue; returns only once every message is stored.
+    async fn send_batch(&self, messages: &[QueueMessage]) -> StoreResult<Vec<String>>;
+    async fn receive(&self, max: usize, visibility: Duration) -> StoreResult<Vec<Received>>;
+    async fn delete(&self, receipt: &str) -> StoreResult<()>;
+    /// Make a received message visible again after `delay` (a retry).
+    async fn retry_later(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// Move a received message to the dead-letter queue with a reason.
+    async fn dead_letter(&self, receipt: &str, reason: &str, code: Option<&str>)
+        -> StoreResult<()>;
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>>;
+    /// Put one dead letter back on the ingest queue.
+    async fn redrive(&self, id: &str) -> StoreResult<()>;
+    /// Messages waiting (visible or in flight) on the ingest queue.
+    async fn depth(&self) -> StoreResult<usize>;
+}
+
+/// Poller watermarks per source.
+#[async_trait]
+pub trait WatermarkStore: Send + Sync {
+    async fn get_watermark(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn set_watermark(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// Object storage for archives, reports and exports.
+#[async_trait]
+pub trait Archive: Send + Sync {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()>;
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<String>>;
+}
+
+/// Secrets (webhook secrets, OAuth tokens). Values never reach a log line.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn get(&self, name: &str) -> StoreResult<Option<String>>;
+    async fn put(&self, name: &str, value: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,589 @@
+//! The outcome report: what was posted (grouped by account, employee,
+//! project and customer), what is held, waiting or refused and why, and a
+//! reconciliation of tracker hours against what the ledger holds. Built from
+//! the entry states and the ledger's own read-back, so a disagreement
+//! between timepost's memory and the books shows up as a difference.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::exceptions::Exception;
+use crate::ledger::{Party, PostingLine};
+use crate::model::NormalisedEntry;
+use crate::state::{EntryState, Status};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ledger: String,
+    pub posted: Posted,
+    pub held: Vec<Item>,
+    pub awaiting_approval: Vec<Item>,
+    pub exceptions: Vec<Item>,
+    pub voided: Vec<Item>,
+    pub ignored: Vec<Item>,
+    pub duplicates_ignored: Vec<String>,
+    pub stale_versions_ignored: Vec<String>,
+    pub reconciliation: Reconciliation,
+    pub kpis: BTreeMap<String, Decimal>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Posted {
+    pub entries: usize,
+    pub lines: usize,
+    pub hours: Decimal,
+    pub by_account: Vec<Group>,
+    pub by_employee: Vec<Group>,
+    pub by_project: Vec<Group>,
+    pub by_customer: Vec<Group>,
+    pub by_tier: Vec<Group>,
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub lines: usize,
+    pub hours: Decimal,
+    /// Billable amount per currency, as posted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub billable: BTreeMap<String, Decimal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub entry: String,
+    pub worker: String,
+    pub date: String,
+    pub hours: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Exception>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct RecRow {
+    pub name: String,
+    /// Worked hours in the tracker (current versions, exact).
+    pub tracker_hours: Decimal,
+    /// Hours the ledger holds.
+    pub ledger_hours: Decimal,
+    /// Posted minus worked, for posted entries (the rounding rule's effect).
+    pub rounding_hours: Decimal,
+    pub held_hours: Decimal,
+    pub awaiting_hours: Decimal,
+    pub exception_hours: Decimal,
+    /// Edited after posting, new version not in the books yet.
+    pub pending_edit_hours: Decimal,
+    /// tracker − (ledger − rounding) − held − awaiting − exception − pending.
+    /// Zero when the books and the tracker agree.
+    pub difference: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct CurrencyRow {
+    /// The tracker's currency.
+    pub currency: String,
+    pub billable_hours: Decimal,
+    /// Billable hours × tracker rate, in the tracker's currency.
+    pub tracker_amount: Decimal,
+    /// What the ledger holds, per ledger currency.
+    pub ledger_amount: BTreeMap<String, Decimal>,
+    /// What timepost recorded as posted, per ledger currency.
+    pub expected_amount: BTreeMap<String, Decimal>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Reconciliation {
+    pub by_employee: Vec<RecRow>,
+    pub by_project: Vec<RecRow>,
+    pub billable_by_currency: Vec<CurrencyRow>,
+    pub totals: RecRow,
+    /// True when every difference is zero and the ledger's amounts equal
+    /// what timepost recorded.
+    pub agrees: bool,
+}
+
+fn hours(minutes: i64) -> Decimal {
+    crate::rules::hours(minutes).round_dp(4)
+}
+
+fn exact_hours(e: &NormalisedEntry) -> Decimal {
+    if e.deleted || e.is_running() {
+        return Decimal::ZERO;
+    }
+    (Decimal::from(e.duration_secs) / Decimal::from(3600)).round_dp(4)
+}
+
+fn worker_label(e: &NormalisedEntry) -> String {
+    e.worker
+        .name
+        .clone()
+        .or_else(|| e.worker.email.clone())
+        .unwrap_or_else(|| e.worker.tracker_user_id.clone())
+}
+
+fn project_label(e: &NormalisedEntry) -> String {
+    e.project
+        .as_ref()
+        .map(|p| p.label().to_string())
+        .unwrap_or_else(|| "(no project)".into())
+}
+
+fn item(s: &EntryState) -> Item {
+    Item {
+        entry: s.entry.key.to_string(),
+        worker: worker_label(&s.entry),
+        date: s.entry.work_date.to_string(),
+        hours: exact_hours(&s.entry),
+        project: s.entry.project.as_ref().map(|p| p.label().to_string()),
+        reason: s.reason.clone(),
+        note: s.note.clone(),
+    }
+}
+
+fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
+    let g = groups.entry(name.to_string()).or_insert_with(|| Group {
+        name: name.to_string(),
+        ..Group::default()
+    });
+    g.lines += 1;
+    g.hours += hours(line.minutes);
+    if let Some(m) = line.billable_amount() {
+        *g.billable.entry(m.currency.to_string()).or_default() += m.amount;
+    }
+}
+
+/// Inputs the report is built from.
+pub struct ReportInput<'a> {
+    pub ledger: &'a str,
+    pub states: &'a [EntryState],
+    /// The ledger's read-back: (entry key, line). `None` when the ledger
+    /// cannot be read back; the state's posted lines stand in.
+    pub ledger_records: Option<&'a [(String, PostingLine)]>,
+    pub duplicates: Vec<String>,
+    pub stale: Vec<String>,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub dead_letters: usize,
+}
+
+pub fn build(input: ReportInput<'_>) -> Report {
+    let mut posted = Posted::default();
+    let (mut by_account, mut by_employee, mut by_project, mut by_customer, mut by_tier) = (
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+    );
+    let mut report = Report {
+        ledger: input.ledger.to_string(),
+        posted: Posted::default(),
+        held: vec![],
+        awaiting_approval: vec![],
+        exceptions: vec![],
+        voided: vec![],
+        ignored: vec![],
+        duplicates_ignored: input.duplicates,
+        stale_versions_ignored: input.stale,
+        reconciliation: Reconciliation::default(),
+        kpis: BTreeMap::new(),
+    };
+    let mut ledger_by_entry: HashMap<&str, Vec<&PostingLine>> = HashMap::new();
+    if let Some(recs) = input.ledger_records {
+        for (k, l) in recs {
+            ledger_by_entry.entry(k.as_str()).or_default().push(l);
+        }
+    }
+    let mut rec_emp: BTreeMap<String, RecRow> = BTreeMap::new();
+    let mut rec_proj: BTreeMap<String, RecRow> = BTreeMap::new();
+    let mut cur: BTreeMap<String, CurrencyRow> = BTreeMap::new();
+    for s in input.states {
+        let e = &s.entry;
+        match s.status {
+            Status::Posted => {
+                posted.entries += 1;
+                for l in &s.posted_lines {
+                    posted.lines += 1;
+                    posted.hours += hours(l.minutes);
+                    add_line(&mut by_account, &l.account, l);
+                    let who = match &l.party {
+                        Party::Employee { id } => format!("{} (employee {id})", worker_label(e)),
+                        Party::Vendor { id, .. } => format!("{} (vendor {id})", worker_label(e)),
+                    };
+                    add_line(&mut by_employee, &who, l);
+                    add_line(&mut by_project, &project_label(e), l);
+                    add_line(
+                        &mut by_customer,
+                        l.customer.as_deref().unwrap_or("(no customer)"),
+                        l,
+                    );
+                    add_line(&mut by_tier, &l.tier, l);
+                }
+            }
+            Status::Held => report.held.push(item(s)),
+            Status::AwaitingApproval => report.awaiting_approval.push(item(s)),
+            Status::Exception => report.exceptions.push(item(s)),
+            Status::Voided => report.voided.push(item(s)),
+            Status::Ignored => report.ignored.push(item(s)),
+        }
+
+        // Reconciliation.
+        let key = e.key.to_string();
+        let tracker = exact_hours(e);
+        let state_posted: i64 = s.posted_lines.iter().map(|l| l.minutes).sum();
+        let in_books = !s.records.is_empty();
+        let ledger_lines: Vec<&PostingLine> = match input.ledger_records {
+            Some(_) => ledger_by_entry
+                .get(key.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            None if in_books => s.posted_lines.iter().collect(),
+            None => Vec::new(),
+        };
+        let ledger_min: i64 = ledger_lines.iter().map(|l| l.minutes).sum();
+        let mut row = RecRow {
+            tracker_hours: tracker,
+            ledger_hours: hours(ledger_min),
+            ..RecRow::default()
+        };
+        match (s.status, in_books) {
+            (Status::Posted, _) => row.rounding_hours = hours(state_posted) - tracker,
+            (_, true) => row.pending_edit_hours = tracker - hours(state_posted),
+            (Status::Held, false) => row.held_hours = tracker,
+            (Status::AwaitingApproval, false) => row.awaiting_hours = tracker,
+            (Status::Exception, false) => row.exception_hours = tracker,
+            _ => {}
+        }
+        row.difference = row.tracker_hours
+            - (row.ledger_hours - row.rounding_hours)
+            - row.held_hours
+            - row.awaiting_hours
+            - row.exception_hours
+            - row.pending_edit_hours;
+        for (map, name) in [
+            (&mut rec_emp, worker_label(e)),
+            (&mut rec_proj, project_label(e)),
+        ] {
+            let r = map.entry(name.clone()).or_insert_with(|| RecRow {
+                name,
+                ..RecRow::default()
+            });
+            r.tracker_hours += row.tracker_hours;
+            r.ledger_hours += row.ledger_hours;
+            r.rounding_hours += row.rounding_hours;
+            r.held_hours += row.held_hours;
+            r.awaiting_hours += row.awaiting_hours;
+            r.exception_hours += row.exception_hours;
+            r.pending_edit_hours += row.pending_edit_hours;
+            r.difference += row.difference;
+        }
+
+        // Billable amounts by the tracker's currency.
+        if let (Some(rate), true) = (&e.rate, e.billable && in_books) {
+            let c = cur
+                .entry(rate.currency.to_string())
+                .or_insert_with(|| CurrencyRow {
+                    currency: rate.currency.to_string(),
+                    ..CurrencyRow::default()
+                });
+            for l in s.posted_lines.iter().filter(|l| l.billable) {
+                c.billable_hours += hours(l.minutes);
+                c.tracker_amount += (hours(l.minutes) * rate.amount).round_dp(2);
+                if let Some(m) = l.billable_amount() {
+                    *c.expected_amount.entry(m.currency.to_string()).or_default() += m.amount;
+                }
+            }
+            for l in &ledger_lines {
+                if let Some(m) = l.billable_amount() {
+                    *c.ledger_amount.entry(m.currency.to_string()).or_default() += m.amount;
+                }
+            }
+        }
+    }
+    // Ledger records for entries timepost does not know are a difference too.
+    let known: std::collections::HashSet<String> = input
+        .states
+        .iter()
+        .map(|s| s.entry.key.to_string())
+        .collect();
+    let mut orphans = RecRow {
+        name: "(in the ledger, unknown to timepost)".into(),
+        ..RecRow::default()
+    };
+    for (k, lines) in &ledger_by_entry {
+        if !known.contains(*k) {
+            let h: Decimal = lines.iter().map(|l| hours(l.minutes)).sum();
+            orphans.ledger_hours += h;
+            orphans.difference -= h;
+        }
+    }
+    if orphans.ledger_hours != Decimal::ZERO {
+        rec_emp.insert(orphans.name.clone(), orphans.clone());
+        rec_proj.insert(orphans.name.clone(), orphans);
+    }
+
+    let mut totals = RecRow {
+        name: "total".into(),
+        ..RecRow::default()
+    };
+    for r in rec_emp.values() {
+        totals.tracker_hours += r.tracker_hours;
+        totals.ledger_hours += r.ledger_hours;
+        totals.rounding_hours += r.rounding_hours;
+        totals.held_hours += r.held_hours;
+        totals.awaiting_hours += r.awaiting_hours;
+        totals.exception_hours += r.exception_hours;
+        totals.pending_edit_hours += r.pending_edit_hours;
+        totals.difference += r.difference;
+    }
+    let amounts_agree = cur.values().all(|c| c.ledger_amount == c.expected_amount);
+    let agrees = amounts_agree
+        && rec_emp.values().all(|r| r.difference.is_zero())
+        && rec_proj.values().all(|r| r.difference.is_zero());
+    report.reconciliation = Reconciliation {
+        by_employee: rec_emp.into_values().collect(),
+        by_project: rec_proj.into_values().collect(),
+        billable_by_currency: cur.into_values().collect(),
+        totals,
+        agrees,
+    };
+    posted.by_account = by_account.into_values().collect();
+    posted.by_employee = by_employee.into_values().collect();
+    posted.by_project = by_project.into_values().collect();
+    posted.by_customer = by_customer.into_values().collect();
+    posted.by_tier = by_tier.into_values().collect();
+    report.posted = posted;
+    report.kpis = kpis(&report, input.states, &input.counters, input.dead_letters);
+    report
+}
+
+fn kpis(
+    r: &Report,
+    states: &[EntryState],
+    counters: &BTreeMap<&'static str, u64>,
+    dead_letters: usize,
+) -> BTreeMap<String, Decimal> {
+    let mut k: BTreeMap<String, Decimal> = counters
+        .iter()
+        .map(|(n, v)| (n.to_string(), Decimal::from(*v)))
+        .collect();
+    let unmapped = states
+        .iter()
+        .filter(|s| {
+            s.reason
+                .as_ref()
+                .is_some_and(|e| e.missing_mapping.is_some())
+        })
+        .count();
+    let decided = r.posted.entries + r.held.len() + r.exceptions.len();
+    let ratio = |n: usize, d: usize| {
+        if d == 0 {
+            Decimal::ZERO
+        } else {
+            (Decimal::from(n) / Decimal::from(d)).round_dp(4)
+        }
+    };
+    k.insert("entries_known".into(), Decimal::from(states.len()));
+    k.insert("entries_posted".into(), Decimal::from(r.posted.entries));
+    k.insert("posting_lines".into(), Decimal::from(r.posted.lines));
+    k.insert("entries_held".into(), Decimal::from(r.held.len()));
+    k.insert(
+        "entries_awaiting_approval".into(),
+        Decimal::from(r.awaiting_approval.len()),
+    );
+    k.insert(
+        "entries_in_exception".into(),
+        Decimal::from(r.exceptions.len()),
+    );
+    k.insert("dead_letters".into(), Decimal::from(dead_letters));
+    k.insert(
+        "mapped_share".into(),
+        ratio(decided - unmapped.min(decided), decided),
+    );
+    k.insert("unmapped_rate".into(), ratio(unmapped, decided));
+    let received = counters.get("messages_received").copied().unwrap_or(0) as usize;
+    k.insert(
+        "duplicate_frequency".into(),
+        ratio(r.duplicates_ignored.len(), received),
+    );
+    k
+}
+
+/// Read the stores and the ledger and build the report. `outcomes` are
+/// the outcomes of the run being reported on (for duplicates and stale
+/// versions); pass none for a report of the store as it stands.
+pub async fn collect(
+    entries: &dyn crate::ports::EntryStore,
+    ledger: &dyn crate::ledger::Ledger,
+    queue: &dyn crate::ports::Queue,
+    counters: BTreeMap<&'static str, u64>,
+    outcomes: &[crate::engine::Outcome],
+) -> Result<Report, crate::demo::DemoError> {
+    let states = entries.all().await?;
+    let records = ledger.read_back().await?;
+    Ok(build(ReportInput {
+        ledger: ledger.name(),
+        states: &states,
+        ledger_records: records.as_deref(),
+        duplicates: outcomes
+            .iter()
+            .filter(|o| o.is_duplicate())
+            .map(|o| o.key.to_string())
+            .collect(),
+        stale: outcomes
+            .iter()
+            .filter(|o| o.is_stale())
+            .map(|o| o.key.to_string())
+            .collect(),
+        counters,
+        dead_letters: queue.dead_letters(100_000).await?.len(),
+    }))
+}
+
+/// The report as text for a terminal.
+pub fn render_text(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "timepost — outcome on the {} ledger\n", r.ledger);
+    let _ = writeln!(
+        o,
+        "POSTED: {} entries as {} lines, {} h",
+        r.posted.entries,
+        r.posted.lines,
+        r.posted.hours.normalize()
+    );
+    for (title, groups) in [
+        ("by ledger account", &r.posted.by_account),
+        ("by employee / vendor", &r.posted.by_employee),
+        ("by project", &r.posted.by_project),
+        ("by customer / job", &r.posted.by_customer),
+        ("by pay tier", &r.posted.by_tier),
+    ] {
+        let _ = writeln!(o, "  {title}:");
+        for g in groups.iter() {
+            let bill: Vec<String> = g
+                .billable
+                .iter()
+                .map(|(c, a)| format!("{} {c}", a.round_dp(2)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "    {:<44} {:>3} lines {:>9} h  {}",
+                g.name,
+                g.lines,
+                g.hours.round_dp(2),
+                if bill.is_empty() {
+                    String::new()
+                } else {
+                    format!("billable {}", bill.join(", "))
+                }
+            );
+        }
+    }
+    let list = |o: &mut String, title: &str, items: &[Item]| {
+        let _ = writeln!(o, "\n{title}: {}", items.len());
+        for i in items {
+            let _ = writeln!(
+                o,
+                "  {} · {} · {} · {} h",
+                i.date,
+                i.worker,
+                i.project.as_deref().unwrap_or("(no project)"),
+                i.hours.round_dp(2)
+            );
+            if let Some(e) = &i.reason {
+                let _ = writeln!(o, "    {}: {}", e.code, e.message);
+                let _ = writeln!(o, "    fix: {}", e.fix_hint);
+                if let Some(v) = &e.vendor_message {
+                    let _ = writeln!(o, "    ledger said: {v}");
+                }
+            }
+            if let Some(n) = &i.note {
+                let _ = writeln!(o, "    {n}");
+            }
+        }
+    };
+    list(&mut o, "HELD (post by themselves once mapped)", &r.held);
+    list(&mut o, "WAITING FOR APPROVAL", &r.awaiting_approval);
+    list(
+        &mut o,
+        "EXCEPTIONS (finance to fix and redrive)",
+        &r.exceptions,
+    );
+    list(
+        &mut o,
+        "VOIDED (deleted in the tracker after posting)",
+        &r.voided,
+    );
+    list(&mut o, "NOT POSTABLE", &r.ignored);
+    let _ = writeln!(
+        o,
+        "\nDUPLICATES IGNORED: {}   STALE VERSIONS IGNORED: {}",
+        r.duplicates_ignored.len(),
+        r.stale_versions_ignored.len()
+    );
+    let rec = &r.reconciliation;
+    let _ = writeln!(
+        o,
+        "\nRECONCILIATION (hours): {}",
+        if rec.agrees {
+            "tracker and ledger agree"
+        } else {
+            "DIFFERENCES FOUND"
+        }
+    );
+    for (title, rows) in [
+        ("per employee", &rec.by_employee),
+        ("per project", &rec.by_project),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {title:<36} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}",
+            "tracker", "ledger", "rounding", "held", "waiting", "except.", "edits", "diff"
+        );
+        for r in rows.iter().chain(std::iter::once(&rec.totals)) {
+            let _ = writeln!(
+                o,
+                "  {:<36} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}",
+                r.name,
+                r.tracker_hours.round_dp(2),
+                r.ledger_hours.round_dp(2),
+                r.rounding_hours.round_dp(2),
+                r.held_hours.round_dp(2),
+                r.awaiting_hours.round_dp(2),
+                r.exception_hours.round_dp(2),
+                r.pending_edit_hours.round_dp(2),
+                r.difference.round_dp(2)
+            );
+        }
+    }
+    let _ = writeln!(o, "  billable by tracker currency:");
+    for c in &rec.billable_by_currency {
+        let fmt = |m: &BTreeMap<String, Decimal>| {
+            m.iter()
+                .map(|(k, v)| format!("{} {k}", v.round_dp(2)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            o,
+            "    {}: {} h, tracker {} {}, ledger {} (expected {})",
+            c.currency,
+            c.billable_hours.round_dp(2),
+            c.tracker_amount.round_dp(2),
+            c.currency,
+            fmt(&c.ledger_amount),
+            fmt(&c.expected_amount)
+        );
+    }
+    let _ = writeln!(o, "\nKPIs:");
+    for (k, v) in &r.kpis {
+        let _ = writeln!(o, "  {k:<28} {}", v.normalize());
+    }
+    o
+}

@@ -1,0 +1,122 @@
+//! What timepost remembers about each entry: the newest version seen, where
+//! it stands, and what the ledger holds for it. Keyed by entry identity.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::exceptions::Exception;
+use crate::ledger::{PostingLine, RecordRef};
+use crate::model::{NormalisedEntry, Version};
+
+/// The one visible state every entry ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In the books.
+    Posted,
+    /// Waiting for a manager's approval before it may reach the books.
+    AwaitingApproval,
+    /// Parked until a missing mapping exists; posts by itself afterwards.
+    Held,
+    /// Could not be posted; finance must act (see the reason) and redrive.
+    Exception,
+    /// Deleted in the tracker after it was posted; removed from the books.
+    Voided,
+    /// Never postable and nothing to do (a running timer, an entry deleted
+    /// before it was posted, zero time).
+    Ignored,
+}
+
+impl Status {
+    pub const ALL: &'static [Status] = &[
+        Status::Posted,
+        Status::AwaitingApproval,
+        Status::Held,
+        Status::Exception,
+        Status::Voided,
+        Status::Ignored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Posted => "posted",
+            Status::AwaitingApproval => "awaiting_approval",
+            Status::Held => "held",
+            Status::Exception => "exception",
+            Status::Voided => "voided",
+            Status::Ignored => "ignored",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .iter()
+            .copied()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("unknown status `{s}`"))
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryState {
+    /// The newest version of the entry seen so far.
+    pub entry: NormalisedEntry,
+    pub status: Status,
+    /// Content hash of the version a manager approved last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_hash: Option<String>,
+    /// What the ledger holds for this entry now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordRef>,
+    /// The lines those records were posted with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posted_lines: Vec<PostingLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_version: Option<Version>,
+    /// Why the entry is held or an exception.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Exception>,
+    /// A short note for the other states (why it waits or was ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The import batch that last changed the ledger for this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// Optimistic-concurrency counter; the store refuses a stale write.
+    pub revision: u64,
+    pub first_seen_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EntryState {
+    pub fn new(entry: NormalisedEntry, now: DateTime<Utc>) -> Self {
+        Self {
+            entry,
+            status: Status::Ignored,
+            approved_hash: None,
+            records: Vec::new(),
+            posted_lines: Vec::new(),
+            posted_version: None,
+            reason: None,
+            note: None,
+            batch_id: None,
+            revision: 0,
+            first_seen_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Total minutes now in the books for this entry.
+    pub fn posted_minutes(&self) -> i64 {
+        self.posted_lines.iter().map(|l| l.minutes).sum()
+    }
+}

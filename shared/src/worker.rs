@@ -1,0 +1,181 @@
+//! The queue worker: receive a batch, hand each message to the engine, and
+//! settle the message by the outcome — delete it, retry it later, or park it
+//! in the dead-letter queue with the reason. Only that message's own
+//! failure affects it (the partial-batch contract of SQS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::engine::{backoff, Engine, EngineError, Outcome};
+use crate::exceptions::{Exception, ExceptionCode};
+use crate::ports::{EntryStore, Queue, QueueMessage, Received, StoreResult};
+use crate::state::{EntryState, Status};
+
+/// A new import-batch id: one per received batch, recorded in the journal
+/// (what `timepost rollback --batch` undoes).
+pub fn new_batch_id() -> String {
+    format!(
+        "b-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
+}
+
+/// What became of one message.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    Done(Vec<Outcome>),
+    Retry(String),
+    DeadLettered(String),
+}
+
+/// Process one received message and settle it on the queue.
+pub async fn settle(
+    engine: &Engine,
+    queue: &dyn Queue,
+    r: &Received,
+    batch_id: &str,
+) -> StoreResult<Settled> {
+    let span = tracing::info_span!("message", id = %r.id, receive = r.receive_count);
+    let _g = span.enter();
+    match engine.handle(&r.message, batch_id).await {
+        Ok(outcomes) => {
+            let own = own_key(&r.message);
+            let failed = outcomes.iter().find(|o| {
+                !o.sibling
+                    && Some(&o.key) == own.as_ref()
+                    && o.status == Status::Exception
+                    && o.ignored.is_none()
+            });
+            if let Some(o) = failed {
+                let reason = o
+                    .reason
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
+                let code = o.reason.as_ref().map(|e| e.code.as_str());
+                queue.dead_letter(&r.receipt, &reason, code).await?;
+                return Ok(Settled::DeadLettered(reason));
+            }
+            queue.delete(&r.receipt).await?;
+            Ok(Settled::Done(outcomes))
+        }
+        Err(e) => {
+            let exhausted = r.receive_count >= engine.settings.max_receives;
+            if exhausted {
+                let exc = Exception::new(
+                    ExceptionCode::LedgerUnavailable,
+                    format!("Tried {} times without success: {e}.", r.receive_count),
+                );
+                park(engine.entries.as_ref(), &r.message, &exc).await?;
+                queue
+                    .dead_letter(&r.receipt, &exc.message, Some(exc.code.as_str()))
+                    .await?;
+                return Ok(Settled::DeadLettered(exc.message));
+            }
+            let delay = match &e {
+                EngineError::Busy(_) => Duration::from_millis(200),
+                EngineError::LedgerUnavailable { error, .. } => {
+                    backoff(&engine.settings, r.receive_count, error)
+                }
+                EngineError::Store(_) => Duration::from_secs(1),
+            };
+            tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "will retry");
+            queue.retry_later(&r.receipt, delay).await?;
+            Ok(Settled::Retry(e.to_string()))
+        }
+    }
+}
+
+fn own_key(m: &QueueMessage) -> Option<crate::model::EntryKey> {
+    match m {
+        QueueMessage::Entry { entry, .. } => Some(entry.key.clone()),
+        QueueMessage::Redrive { key, .. } => Some(key.clone()),
+        QueueMessage::Approval { .. } => None,
+    }
+}
+
+/// Record an entry whose message is parked so it is visible as an exception
+/// (never silently lost), keeping what the ledger already holds for it.
+async fn park(entries: &dyn EntryStore, m: &QueueMessage, exc: &Exception) -> StoreResult<()> {
+    let Some(key) = own_key(m) else { return Ok(()) };
+    let now = Utc::now();
+    let mut state = match (entries.get(&key).await?, m) {
+        (Some(mut s), QueueMessage::Entry { entry, .. }) => {
+            if entry.version > s.entry.version {
+                s.entry = (**entry).clone();
+            }
+            s
+        }
+        (Some(s), _) => s,
+        (None, QueueMessage::Entry { entry, .. }) => EntryState::new((**entry).clone(), now),
+        (None, _) => return Ok(()),
+    };
+    state.status = Status::Exception;
+    state.reason = Some(exc.clone());
+    state.updated_at = now;
+    entries.put(&state).await.map(|_| ())
+}
+
+/// Process until the queue holds nothing visible. Returns every outcome.
+/// Used by `demo`, `ingest` and tests; `serve` uses [`run`].
+pub async fn drain(engine: &Engine, queue: &dyn Queue) -> StoreResult<Vec<Outcome>> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue
+            .receive(
+                engine.settings.batch_size,
+                Duration::from_secs(engine.settings.visibility_secs),
+            )
+            .await?;
+        if batch.is_empty() {
+            return Ok(all);
+        }
+        let batch_id = new_batch_id();
+        for r in &batch {
+            if let Settled::Done(o) = settle(engine, queue, r, &batch_id).await? {
+                all.extend(o);
+            }
+        }
+    }
+}
+
+/// Drain the queue, waiting out retry delays, until it is empty or
+/// `deadline` passes. For commands that must finish the job they started.
+pub async fn drain_all(
+    engine: &Engine,
+    queue: &dyn Queue,
+    deadline: Duration,
+) -> StoreResult<Vec<Outcome>> {
+    let start = std::time::Instant::now();
+    let mut all = drain(engine, queue).await?;
+    while queue.depth().await? > 0 && start.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        all.extend(drain(engine, queue).await?);
+    }
+    Ok(all)
+}
+
+/// The long-running worker loop of `timepost serve`.
+pub async fn run(
+    engine: Arc<Engine>,
+    queue: Arc<dyn Queue>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let idle = Duration::from_millis(250);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match drain(&engine, queue.as_ref()).await {
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "worker: queue failure"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(idle) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
