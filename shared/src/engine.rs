@@ -276,8 +276,7 @@ impl Engine {
             .as_ref()
             .map(|p| WorkerWeek::of(&p.entry))
             .filter(|w| *w != WorkerWeek::of(entry));
-        self.settle_week(state, prior.as_ref(), old_week, mappings, batch_id)
-            .await
+        self.settle_week(state, old_week, mappings, batch_id).await
     }
 
     async fn redrive(
@@ -291,9 +290,7 @@ impl Engine {
             .get(key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("entry {key}")))?;
-        let prior = state.clone();
-        self.settle_week(state, Some(&prior), None, mappings, batch_id)
-            .await
+        self.settle_week(state, None, mappings, batch_id).await
     }
 
     async fn approve(
@@ -306,19 +303,13 @@ impl Engine {
         let Some(mut state) = self.entries.get(key).await? else {
             return Ok(Vec::new());
         };
-        let prior = state.clone();
-        match status {
-            ApprovalStatus::Approved => {
-                state.approved_hash = Some(state.entry.version.content_hash.clone())
-            }
-            ApprovalStatus::Rejected => {
-                state.approved_hash = None;
-                state.entry.approval = ApprovalStatus::Rejected;
-            }
-            ApprovalStatus::Pending | ApprovalStatus::Unknown => state.approved_hash = None,
-        }
-        self.settle_week(state, Some(&prior), None, mappings, batch_id)
-            .await
+        // The approval event is the tracker's word on the current version.
+        state.approved_hash = match status {
+            ApprovalStatus::Approved => Some(state.entry.version.content_hash.clone()),
+            _ => None,
+        };
+        state.entry.approval = status;
+        self.settle_week(state, None, mappings, batch_id).await
     }
 
     /// Re-evaluate every held entry (after a mapping change, or on schedule).
@@ -339,12 +330,12 @@ impl Engine {
         Ok(out)
     }
 
-    /// Decide and apply `state` (the entry's new current version), then
+    /// Decide and apply `state` (the entry's new current version, with what
+    /// the ledger holds for it and its approval), then
     /// post the difference for siblings whose share of the week changed.
     async fn settle_week(
         &self,
         state: EntryState,
-        prior: Option<&EntryState>,
         old_week: Option<WorkerWeek>,
         mappings: &Mappings,
         batch_id: &str,
@@ -359,12 +350,14 @@ impl Engine {
             .filter(|s| s.entry.key != key)
             .collect();
         let plan = self.plan(&state.entry, &siblings, mappings);
+        // `state` carries what the ledger holds and the latest approval,
+        // with the new version in place: it is the context to decide in.
         let decision = pipeline::reevaluate(
             &state.entry,
             plan.get(&key),
             mappings,
             &self.rules,
-            prior,
+            Some(&state),
             &mut NoTrace,
         );
         let mut outcomes = vec![self.apply(state, decision, batch_id, false).await?];
@@ -452,7 +445,18 @@ impl Engine {
                 });
                 ledger_op = Some(op.name());
                 match self.post(&state, op, batch_id, now).await {
-                    Ok(()) => {}
+                    Ok(last) => {
+                        state.records = last.records;
+                        state.posted_lines = last.lines;
+                        state.posted_version = Some(last.version);
+                        state.batch_id = Some(last.batch_id);
+                        state.status = if state.records.is_empty() {
+                            Status::Voided
+                        } else {
+                            bump(&self.counters.posted);
+                            Status::Posted
+                        };
+                    }
                     Err(LedgerError::Rejected(e)) => {
                         bump(&self.counters.exceptions);
                         state.status = Status::Exception;
@@ -464,22 +468,6 @@ impl Engine {
                             error,
                         })
                     }
-                }
-                if state.status != Status::Exception {
-                    // `post` updated records / lines in the journal; mirror here.
-                    let journal = self.journal.by_entry(&state.entry.key).await?;
-                    if let Some(last) = journal.last() {
-                        state.records = last.records.clone();
-                        state.posted_lines = last.lines.clone();
-                        state.posted_version = Some(last.version.clone());
-                        state.batch_id = Some(last.batch_id.clone());
-                    }
-                    state.status = if state.records.is_empty() {
-                        Status::Voided
-                    } else {
-                        bump(&self.counters.posted);
-                        Status::Posted
-                    };
                 }
             }
             Decision::Unchanged => state.status = Status::Posted,
@@ -498,7 +486,14 @@ impl Engine {
                 state.reason = Some(e);
             }
             Decision::Ignore(r) => {
-                state.status = Status::Ignored;
+                // A deletion ends in the same state whether or not the
+                // entry ever reached the books: the order of arrival must
+                // not change what a bookkeeper sees.
+                state.status = if r == IgnoreReason::DeletedBeforePosting {
+                    Status::Voided
+                } else {
+                    Status::Ignored
+                };
                 state.note = Some(r.describe().to_string());
                 ignored = Some(r.describe());
             }
@@ -524,7 +519,7 @@ impl Engine {
         op: LedgerOp,
         batch_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<JournalRecord, LedgerError> {
         let entry = &state.entry;
         // The idempotency key covers what is being replaced, so posting the
         // same version again after a sibling changed is a new request.
@@ -559,22 +554,24 @@ impl Engine {
             LedgerOp::Create { lines } | LedgerOp::Update { lines, .. } => lines.clone(),
             LedgerOp::Delete { .. } => Vec::new(),
         };
-        self.journal
-            .append(JournalRecord {
-                seq: 0,
-                batch_id: batch_id.to_string(),
-                key: entry.key.clone(),
-                version: entry.version.clone(),
-                operation: request.op.name().to_string(),
-                request_id: request.idempotency_key.clone(),
-                records,
-                lines,
-                ledger: self.ledger.name().to_string(),
-                at: now,
-            })
+        let mut record = JournalRecord {
+            seq: 0,
+            batch_id: batch_id.to_string(),
+            key: entry.key.clone(),
+            version: entry.version.clone(),
+            operation: request.op.name().to_string(),
+            request_id: request.idempotency_key.clone(),
+            records,
+            lines,
+            ledger: self.ledger.name().to_string(),
+            at: now,
+        };
+        record.seq = self
+            .journal
+            .append(record.clone())
             .await
             .map_err(|e| LedgerError::Transient(e.to_string()))?;
-        Ok(())
+        Ok(record)
     }
 }
 

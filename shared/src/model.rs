@@ -325,29 +325,63 @@ pub fn local_date(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
 }
 
 fn content_hash(e: &NormalisedEntry) -> String {
-    // Hash a canonical JSON of the content fields (not the version itself).
-    let canonical = serde_json::json!({
-        "worker": e.worker,
-        "tz": e.time_zone.name(),
-        "date": e.work_date,
-        "start": e.start,
-        "end": e.end,
-        "secs": e.duration_secs,
-        "project": e.project,
-        "client": e.client,
-        "task": e.task,
-        "tags": e.tags,
-        "billable": e.billable,
-        "rate": e.rate,
-        "notes": e.notes,
-        "approval": e.approval,
-        "attachments": e.attachments,
-        "deleted": e.deleted,
-        "rounded": e.already_rounded,
-    });
-    let mut h = Sha256::new();
-    h.update(canonical.to_string().as_bytes());
-    hex::encode(&h.finalize()[..16])
+    /// Everything that changes what would be posted; not the version itself.
+    #[derive(Serialize)]
+    struct Content<'a> {
+        worker: &'a Worker,
+        tz: &'a str,
+        date: NaiveDate,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        secs: i64,
+        project: &'a Option<Ref>,
+        client: &'a Option<Ref>,
+        task: &'a Option<Ref>,
+        tags: &'a [String],
+        billable: bool,
+        rate: &'a Option<Money>,
+        notes: &'a str,
+        approval: ApprovalStatus,
+        attachments: &'a [String],
+        deleted: bool,
+        rounded: bool,
+    }
+    /// Streams serialised bytes straight into the hash (no allocation).
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    // Serialising these plain types into a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(
+        &mut w,
+        &Content {
+            worker: &e.worker,
+            tz: e.time_zone.name(),
+            date: e.work_date,
+            start: e.start,
+            end: e.end,
+            secs: e.duration_secs,
+            project: &e.project,
+            client: &e.client,
+            task: &e.task,
+            tags: &e.tags,
+            billable: e.billable,
+            rate: &e.rate,
+            notes: &e.notes,
+            approval: e.approval,
+            attachments: &e.attachments,
+            deleted: e.deleted,
+            rounded: e.already_rounded,
+        },
+    );
+    hex::encode(&w.0.finalize()[..16])
 }
 
 /// The idempotency key sent to a ledger for one operation on one entry

@@ -413,19 +413,21 @@ fn build_lines(
             trace.step(|| format!("project mapping `{}` → customer {}", row.key, row.target));
             Some(row.target.clone())
         }
-        None if e.billable => return Err(refuse(
-            rules.unmapped.project,
-            Exception::missing(
-                ExceptionCode::UnmappedProject,
-                format!(
+        None if e.billable => {
+            return Err(refuse(
+                rules.unmapped.project,
+                Exception::missing(
+                    ExceptionCode::UnmappedProject,
+                    format!(
                     "Billable time by {} on {} has no project, so there is no customer to bill.",
                     who(e),
                     e.work_date
                 ),
-                "project",
-                "",
-            ),
-        )),
+                    "project",
+                    "",
+                ),
+            ))
+        }
         None => None,
     };
 

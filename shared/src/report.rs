@@ -517,7 +517,7 @@ pub fn render_text(r: &Report) -> String {
     );
     list(
         &mut o,
-        "VOIDED (deleted in the tracker after posting)",
+        "DELETED IN THE TRACKER (nothing of them in the books)",
         &r.voided,
     );
     list(&mut o, "NOT POSTABLE", &r.ignored);

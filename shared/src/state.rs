@@ -20,10 +20,9 @@ pub enum Status {
     Held,
     /// Could not be posted; finance must act (see the reason) and redrive.
     Exception,
-    /// Deleted in the tracker after it was posted; removed from the books.
+    /// Deleted in the tracker; whatever of it was in the books is removed.
     Voided,
-    /// Never postable and nothing to do (a running timer, an entry deleted
-    /// before it was posted, zero time).
+    /// Not postable, nothing to do (a running timer, zero time).
     Ignored,
 }
 

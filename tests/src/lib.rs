@@ -1,1 +1,3 @@
-//! Fakes of the external APIs and helpers shared by the integration tests.
+//! Helpers shared by the integration tests, and fakes of the external APIs.
+
+pub mod kit;
