@@ -9,6 +9,15 @@
 //! when present. Everything else (`customFieldValues`, `costRate`, `isLocked`,
 //! `type`, profile pictures, …) is dropped.
 //!
+//! Events: NEW_TIME_ENTRY, TIME_ENTRY_UPDATED, TIMER_STOPPED and
+//! TIME_ENTRY_RESTORED → the entry; TIME_ENTRY_DELETED → the entry with
+//! `deleted`; NEW_TIMER_STARTED → the running entry (`end = None`);
+//! APPROVAL_REQUEST_STATUS_UPDATED → [`Event::Approval`]; anything else
+//! (including TIME_ENTRY_SPLIT and TIME_ENTRY_BATCH_DELETED, whose payloads
+//! are undocumented) → [`Event::Ignored`] with the reason. Without an event
+//! type header a body with a `dateRange` (or an `approvalRequest`) and no
+//! `timeInterval` is taken as an approval, anything else as an entry update.
+//!
 //! Assumptions that could not be confirmed from the vendor's documentation:
 //! - `hourlyRate` is `{amount, currency}` with the amount in cents; some
 //!   third-party type definitions show a bare number. A bare number carries no
@@ -540,6 +549,7 @@ mod tests {
     const APPROVAL_UTC: &str =
         include_str!("../../../tests/fixtures/clockify/approval_utc_dates.json");
     const REPLAY: &str = include_str!("../../../tests/fixtures/clockify/replay_array.json");
+    const NEW_PROJECT: &str = include_str!("../../../tests/fixtures/clockify/new_project.json");
     const NO_END_DURATION: &str =
         include_str!("../../../tests/fixtures/clockify/duration_only.json");
 
@@ -656,7 +666,9 @@ mod tests {
 
     #[test]
     fn unknown_event_is_ignored() {
-        let p = parse(NEW_ENTRY.as_bytes(), Some("NEW_PROJECT"), &ctx()).unwrap();
+        let p = parse(NEW_PROJECT.as_bytes(), Some("NEW_PROJECT"), &ctx()).unwrap();
+        assert!(matches!(p.event, Event::Ignored { .. }));
+        let p = parse(NEW_PROJECT.as_bytes(), Some("new_approval_request"), &ctx()).unwrap();
         assert!(matches!(p.event, Event::Ignored { .. }));
         let p = parse(b"{}", Some("SOMETHING_NEW"), &ctx()).unwrap();
         assert!(matches!(p.event, Event::Ignored { .. }));

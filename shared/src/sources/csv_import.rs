@@ -736,7 +736,7 @@ fn generic_row(
             let currency: Currency = code
                 .parse()
                 .map_err(|e: String| row.err(&c.currency, &n.currency, e))?;
-            Some(Money::new(amount, currency))
+            Some(Money::new(amount.normalize(), currency))
         }
     };
     let kind = match row.get(&c.worker_kind) {
@@ -994,7 +994,7 @@ fn vendor_row(
                     return Err(row.err(&c.currency, "Currency", "a rate needs its currency"))
                 }
             };
-            Some(Money::new(amount, currency))
+            Some(Money::new(amount.normalize(), currency))
         }
     };
     let approval = match row.bool(&c.approved, "Approved?")? {
@@ -1115,8 +1115,10 @@ mod tests {
             assert_eq!(detect(&rec(header)), Some(format), "{header}");
         }
         assert_eq!(detect(&rec("Title,Due")), None);
-        let mut custom = CsvColumns::default();
-        custom.entry_id = "ID".into();
+        let custom = CsvColumns {
+            entry_id: "ID".into(),
+            ..Default::default()
+        };
         assert_eq!(
             detect_with(&rec("id,updated_at,user_id"), &custom),
             Some(CsvFormat::Generic)

@@ -171,8 +171,11 @@ pub fn signature(data: &[u8]) {
             Some(&signed),
             &[b"other", secret]
         ));
-        let other: &[u8] = if secret == b"x" { b"y" } else { b"x" };
-        assert!(!signature::verify_toggl(body, Some(&signed), &[other]));
+        // A different key (not merely `secret` with zero bytes appended,
+        // which HMAC pads to the same key) must not verify.
+        let mut other = secret.to_vec();
+        other[0] ^= 1;
+        assert!(!signature::verify_toggl(body, Some(&signed), &[&other]));
         if let Ok(token) = std::str::from_utf8(secret) {
             if token.trim() == token {
                 assert!(signature::verify_clockify(Some(token), &[secret]));

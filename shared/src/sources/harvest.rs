@@ -244,7 +244,7 @@ fn entry(obj: Obj<'_>, ctx: &ParseContext) -> Result<NormalisedEntry, ParseError
             let currency: Currency = code.parse().map_err(|e: String| {
                 ParseError::new(obj.pos, format!("{}client.currency", obj.path), e)
             })?;
-            Some(Money::new(amount, currency))
+            Some(Money::new(amount.normalize(), currency))
         }
     };
 

@@ -16,6 +16,10 @@
 //! `arbitrary_precision` feature was deliberately NOT enabled: features unify
 //! across the workspace and that one changes how every other crate's
 //! `serde_json::Value` behaves. Numeric strings (`"1.5"`) are accepted too.
+//! Rates read from decimal text (Harvest, CSV) are normalised (`100.0` and
+//! `100` are the same amount) so the content hash does not depend on how the
+//! vendor wrote the number; Clockify's integer minor units always give two
+//! decimal places (`Money::from_minor`).
 //!
 //! ## Versions
 //!
