@@ -241,7 +241,13 @@ impl Config {
             ConfigError::Invalid {
                 file: file.to_string(),
                 line,
-                field: field_of(&message).or_else(|| key_at(text, line)),
+                field: if message.starts_with("unknown field")
+                    || message.starts_with("missing field")
+                {
+                    field_of(&message).map(|f| dotted(text, line, &f))
+                } else {
+                    key_at(text, line).or_else(|| field_of(&message))
+                },
                 message,
             }
         })?;
@@ -283,11 +289,30 @@ fn field_of(message: &str) -> Option<String> {
     Some(message[start..end].to_string())
 }
 
-/// The key assigned on a line, for errors that do not name their field.
+/// The dotted key assigned on a line (`rules.rounding.mode`), for errors
+/// about a value.
 fn key_at(text: &str, line: usize) -> Option<String> {
     let l = text.lines().nth(line.checked_sub(1)?)?;
     let (k, _) = l.split_once('=')?;
-    Some(k.trim().to_string())
+    Some(dotted(text, line, k.trim()))
+}
+
+/// `key` prefixed with the `[table]` header in force at `line`.
+fn dotted(text: &str, line: usize, key: &str) -> String {
+    let header = text
+        .lines()
+        .take(line)
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .map(|h| h.trim_matches(['[', ']']).trim().to_string())
+        })
+        .last();
+    match header {
+        Some(h) if !h.is_empty() => format!("{h}.{key}"),
+        _ => key.to_string(),
+    }
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -315,11 +340,16 @@ mod tests {
     fn errors_name_file_line_and_field() {
         let bad = format!("{MIN}[rules.rounding]\nincrement_minutes = 15\nmode = \"sideways\"\n");
         let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
-        assert!(e.starts_with("t.toml, line 5"), "{e}");
-        assert!(e.contains("mode"), "{e}");
+        assert!(
+            e.starts_with("t.toml, line 5, field `rules.rounding.mode`"),
+            "{e}"
+        );
         let bad = format!("{MIN}[rules.rounding]\nincrement = 15\n");
         let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
-        assert!(e.contains("line 4") && e.contains("`increment`"), "{e}");
+        assert!(
+            e.contains("line 4") && e.contains("`rules.rounding.increment`"),
+            "{e}"
+        );
         let e = Config::parse("[rules]\n", "t.toml")
             .unwrap_err()
             .to_string();

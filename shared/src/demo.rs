@@ -19,17 +19,17 @@ pub const ENTRIES: &str = include_str!("../../examples/sandbox/entries.csv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("sandbox config: {0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("sandbox mappings: {0}")]
+    #[error(transparent)]
     Mappings(#[from] csv_io::MappingCsvError),
-    #[error("sandbox entries: {0}")]
+    #[error(transparent)]
     Entries(#[from] crate::sources::ParseError),
     #[error(transparent)]
     Stack(#[from] crate::local::stack::StackError),
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
-    #[error("ledger read-back: {0}")]
+    #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
 }
 

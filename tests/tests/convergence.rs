@@ -29,7 +29,7 @@ fn versions(n: usize, ends: &[u32]) -> Vec<timepost::model::NormalisedEntry> {
             let end = format!("{:02}:{:02}", 10 + ends[i] / 60 % 8, ends[i] % 60);
             let b = E::new("v", "u-ann", "2026-03-03", "09:00", &end)
                 .updated(&format!("2026-03-0{}T00:00:00Z", 3 + i));
-            if i == n - 1 && ends[i] % 5 == 0 {
+            if i == n - 1 && ends[i].is_multiple_of(5) {
                 b.deleted().build()
             } else {
                 b.build()

@@ -195,7 +195,7 @@ async fn approval_gate_waits_releases_and_waits_again_after_an_edit() {
     let v1 = E::new("w", "u-eve", "2026-03-03", "09:00", "12:00")
         .approval(ApprovalStatus::Unknown)
         .build();
-    deliver(&s, &[v1.clone()]).await;
+    deliver(&s, std::slice::from_ref(&v1)).await;
     assert_eq!(status(&s, "w").await, Status::AwaitingApproval);
     // The manager approves the week.
     let approve = QueueMessage::Approval {

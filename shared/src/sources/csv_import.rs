@@ -708,8 +708,12 @@ fn generic_row(
             secs_between(s, e).ok_or_else(|| row.err(&c.end, &n.end, "ends before it starts"))?,
             date.unwrap_or_else(|| local_date(s, tz)),
         ),
+        // A start with neither end nor duration is a timer still running:
+        // kept (end None) and never posted until a version with an end
+        // arrives.
+        (Some(s), None) if duration.is_none() => (0, date.unwrap_or_else(|| local_date(s, tz))),
         (Some(s), None) => {
-            let d = duration.ok_or_else(|| row.err(&c.end, &n.end, need))?;
+            let d = duration.unwrap_or_default();
             end = Duration::try_seconds(d)
                 .and_then(|d| s.checked_add_signed(d))
                 .map(Some)
