@@ -18,6 +18,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod report;
+pub mod rollback;
 pub mod rules;
 pub mod schedules;
 pub mod sources;
