@@ -8,6 +8,7 @@
 //! - [`cloud`]: their configuration and assembly; [`recording`]: the
 //!   dry-run ledger; [`journal_entry`]: the labour-cost accrual.
 
+pub mod backlog;
 pub mod cloud;
 pub mod journal_entry;
 pub mod oauth;
