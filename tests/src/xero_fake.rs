@@ -394,7 +394,10 @@ async fn create(
         };
         let v = match s.validate(&f.spec, &project, &body) {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(mut r) => {
+                s.limit_headers(&mut r);
+                return r;
+            }
         };
         if s.entries
             .values()
@@ -467,7 +470,10 @@ async fn change(
         if method == Method::PUT {
             let v = match s.validate(&f.spec, &project, &body) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(mut r) => {
+                    s.limit_headers(&mut r);
+                    return r;
+                }
             };
             if let Some(e) = s.entries.get_mut(&entry) {
                 e.body = v;
