@@ -2,12 +2,13 @@
 //! the batch, using only what the posting journal attributes to it.
 //!
 //! For every entry the batch touched:
-//! - first posted by the batch → its records are deleted in the ledger and
-//!   the entry goes back to "not posted" (status `ignored` with a note; a
-//!   redrive or a newer version posts it again), or to `held` with
-//!   `--hold` (the scheduled held re-check will post it again);
+//! - first posted by the batch → its records are deleted in the ledger;
 //! - already in the books before the batch (the batch updated or voided
-//!   it) → the lines it had before are restored and it stays `posted`.
+//!   it) → the lines it had before are restored in the ledger.
+//!
+//! Either way the entry's current version is then "not posted": status
+//! `ignored` with a note (a redrive or a newer version posts it again), or
+//! `held` with `--hold` (the scheduled held re-check posts it again).
 //!
 //! A batch whose entries were changed afterwards (a later posting in the
 //! journal, or the entry's records differ from what the batch left) is
@@ -247,40 +248,39 @@ async fn undo_one(
     state.posted_lines = lines;
     state.reason = None;
     state.updated_at = now;
-    let action = match restore {
-        Some(b) => {
-            state.posted_version = Some(b.version.clone());
-            state.batch_id = Some(b.batch_id.clone());
-            state.status = Status::Posted;
-            state.note = Some(format!(
-                "restored to what was posted before batch {} (rollback by {})",
-                opts.batch_id, opts.by
-            ));
-            "restored"
-        }
-        None => {
-            state.posted_version = None;
-            state.batch_id = None;
-            if opts.hold {
-                state.status = Status::Held;
-                state.note = None;
-                state.reason = Some(Exception::new(
-                    ExceptionCode::RolledBack,
-                    format!(
-                        "Taken out of the books by the rollback of batch {} (by {}).",
-                        opts.batch_id, opts.by
-                    ),
-                ));
-            } else {
-                state.status = Status::Ignored;
-                state.note = Some(format!(
-                    "not posted: rolled back with batch {} by {}; redrive to post it again",
-                    opts.batch_id, opts.by
-                ));
-            }
-            "removed"
-        }
+    state.posted_version = restore.map(|b| b.version.clone());
+    state.batch_id = restore.map(|b| b.batch_id.clone());
+    let action = if restore.is_some() {
+        "restored"
+    } else {
+        "removed"
     };
+    let what = match restore {
+        Some(_) => {
+            "its newer version is not posted (the books hold what they held before the batch)"
+        }
+        None => "not posted",
+    };
+    // Not `posted`: the entry's current version is not what the books
+    // hold, and a posted entry would be re-posted by the next change in
+    // its week.
+    if opts.hold {
+        state.status = Status::Held;
+        state.note = None;
+        state.reason = Some(Exception::new(
+            ExceptionCode::RolledBack,
+            format!(
+                "Rolled back with batch {} by {}: {what}.",
+                opts.batch_id, opts.by
+            ),
+        ));
+    } else {
+        state.status = Status::Ignored;
+        state.note = Some(format!(
+            "{what}: rolled back with batch {} by {}; redrive to post it again",
+            opts.batch_id, opts.by
+        ));
+    }
     entries.put(&state).await?;
     tracing::info!(entry = %p.key, action, batch = %opts.batch_id, "rolled back");
     Ok(RolledBack {

@@ -178,3 +178,106 @@ pub fn sandbox_chart() -> qbo_fake::Chart {
         inactive: Default::default(),
     }
 }
+
+/// The sandbox config and mappings on a store in `dir`, posting to the fake
+/// QBO `server` (or the sandbox ledger when `None`), with quick retries.
+pub async fn sandbox_stack(
+    dir: &std::path::Path,
+    server: Option<&qbo_fake::QboServer>,
+) -> timepost::local::stack::LocalStack {
+    use timepost::ports::MappingStore;
+    let mut cfg = timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox")
+        .unwrap_or_else(|e| panic!("{e}"));
+    cfg.store.path = dir.join("timepost.sqlite");
+    cfg.store.archive_dir = dir.join("archive");
+    cfg.store.secrets_file = dir.join("secrets.toml");
+    cfg.worker.backoff_base_ms = 20;
+    cfg.worker.backoff_cap_ms = 500;
+    cfg.worker.ledger_attempts = 6;
+    if let Some(s) = server {
+        write_secrets(
+            &cfg.store.secrets_file,
+            "qbo_client_id = \"client-id\"\nqbo_client_secret = \"client-secret\"\nqbo_refresh_token = \"rt-initial\"\n",
+        );
+        cfg.ledger.kind = timepost::config::LedgerKind::Qbo;
+        cfg.ledger.qbo = Some(qbo_config(s, 10, fast_qbo_limits()));
+    }
+    let store =
+        timepost::local::SqliteStore::open(&cfg.store.path).unwrap_or_else(|e| panic!("{e}"));
+    let stack = timepost::local::stack::LocalStack::with_store(cfg, store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let current = stack
+        .store
+        .snapshot()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let changes = timepost::mapping::diff(
+        &current,
+        &rows,
+        false,
+        "test",
+        chrono::Utc::now(),
+        "sandbox",
+    );
+    stack
+        .store
+        .apply(changes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stack
+}
+
+/// QBO's limits with the minute compressed tenfold (tests).
+pub fn fast_qbo_limits() -> timepost::ledger::cloud::QboLimits {
+    timepost::ledger::cloud::QboLimits {
+        minute_ms: 6_000,
+        ..Default::default()
+    }
+}
+
+/// A 0600 secrets file.
+pub fn write_secrets(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Entries from CSV text in the sandbox export format.
+pub fn entries_from_csv(
+    stack: &timepost::local::stack::LocalStack,
+    mappings: &timepost::mapping::Mappings,
+    csv: &str,
+) -> Vec<timepost::model::NormalisedEntry> {
+    let ctx = timepost::intake::parse_context(&stack.config.intake, mappings);
+    let columns = timepost::sources::csv_import::CsvColumns::default();
+    timepost::sources::csv_import::reader(csv.as_bytes(), &columns, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The header of the sandbox entries export.
+pub fn entries_header() -> &'static str {
+    timepost::demo::ENTRIES.lines().next().unwrap_or_default()
+}
+
+/// Like [`entries_from_csv`], skipping rows the parser refuses (as
+/// `timepost ingest` would report them).
+pub fn entries_from_csv_lenient(
+    stack: &timepost::local::stack::LocalStack,
+    mappings: &timepost::mapping::Mappings,
+    csv: &str,
+) -> Vec<timepost::model::NormalisedEntry> {
+    let ctx = timepost::intake::parse_context(&stack.config.intake, mappings);
+    let columns = timepost::sources::csv_import::CsvColumns::default();
+    timepost::sources::csv_import::reader(csv.as_bytes(), &columns, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .collect()
+}
