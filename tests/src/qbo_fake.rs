@@ -95,6 +95,8 @@ pub struct QboState {
     batches: Window,
     pub injected: VecDeque<Inject>,
     pub counters: Counters,
+    /// Fingerprints of active TimeActivities (duplicate detection).
+    fingerprints: HashMap<String, u32>,
 }
 
 pub struct FakeQbo {
@@ -130,6 +132,7 @@ impl QboServer {
                 limits,
                 injected: VecDeque::new(),
                 counters: Counters::default(),
+                fingerprints: HashMap::new(),
             }),
             in_flight: AtomicU32::new(0),
         });
@@ -178,10 +181,16 @@ impl QboServer {
     /// Change a record as a bookkeeper would in the QBO screens.
     pub fn edit_by_hand(&self, id: u64, field: &str, value: Value) {
         let mut s = self.lock();
+        let Some(old) = s.records.get(&id).map(|r| r.body.clone()) else {
+            return;
+        };
+        s.forget(&old);
         if let Some(r) = s.records.get_mut(&id) {
             r.body[field] = value;
             r.sync_token += 1;
             r.body["SyncToken"] = json!(r.sync_token.to_string());
+            let fp = QboState::fingerprint(&r.body);
+            *s.fingerprints.entry(fp).or_default() += 1;
         }
     }
 }
@@ -549,6 +558,12 @@ impl QboState {
         Ok(rec.id)
     }
 
+    fn forget(&mut self, body: &Value) {
+        if let Some(n) = self.fingerprints.get_mut(&Self::fingerprint(body)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     fn fingerprint(v: &Value) -> String {
         let mut v = v.clone();
         if let Some(o) = v.as_object_mut() {
@@ -564,11 +579,11 @@ impl QboState {
             "create" => {
                 self.validate_ta(ta)?;
                 let fp = Self::fingerprint(ta);
-                if self.records.values().any(|r| {
-                    r.active && r.entity == "TimeActivity" && Self::fingerprint(&r.body) == fp
-                }) {
+                let seen = self.fingerprints.entry(fp).or_default();
+                if *seen > 0 {
                     self.counters.duplicates += 1;
                 }
+                *seen += 1;
                 self.counters.creates += 1;
                 let id = self.next_id;
                 self.next_id += 1;
@@ -598,7 +613,12 @@ impl QboState {
                 rec.sync_token += 1;
                 let mut body = ta.clone();
                 body["SyncToken"] = json!(rec.sync_token.to_string());
-                rec.body = body.clone();
+                let old = std::mem::replace(&mut rec.body, body.clone());
+                self.forget(&old);
+                *self
+                    .fingerprints
+                    .entry(Self::fingerprint(&body))
+                    .or_default() += 1;
                 Ok(("TimeActivity", body))
             }
             "delete" => {
@@ -606,6 +626,8 @@ impl QboState {
                 if let Some(rec) = self.records.get_mut(&id) {
                     rec.active = false;
                     rec.sync_token += 1;
+                    let old = rec.body.clone();
+                    self.forget(&old);
                 }
                 Ok((
                     "TimeActivity",
