@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod dry_run;
 pub mod engine;
 pub mod exceptions;
 pub mod http;

@@ -6,8 +6,10 @@ pub mod explain;
 pub mod ingest;
 pub mod mappings;
 pub mod redrive;
+pub mod rollback;
 pub mod serve;
 pub mod status;
+pub mod sync;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! published limits in steady state, so 429s are the exception.
 //!
 //! Each rate (`limit` calls per `window`) is paced with a token bucket of
-//! capacity one: calls are spaced `window / (limit × 0.99)` apart and never
+//! capacity one: calls are spaced `window / (limit × 0.98)` apart and never
 //! catch up after a pause, so no sliding window of the server's ever sees
 //! more than `limit` calls. A semaphore caps calls in flight, a counter caps
 //! calls per UTC day, and a 429 (or a server saying the minute's allowance is
@@ -19,7 +19,7 @@ use super::LedgerError;
 
 /// Pace at this share of the published rate: the margin absorbs clock and
 /// network jitter between timepost and the server's window.
-const SAFETY: f64 = 0.99;
+const SAFETY: f64 = 0.98;
 
 /// `limit` calls per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,8 @@ pub struct Recorded {
     pub entry: String,
     pub operation: &'static str,
     pub idempotency_key: String,
+    /// What the engine asked for (shown for the sandbox, which has no HTTP).
+    pub op: LedgerOp,
     /// Empty for the sandbox, which is not reached over HTTP.
     pub calls: Vec<HttpCall>,
     /// Why the adapter would refuse it before sending, if it would.
@@ -84,6 +86,7 @@ impl Ledger for RecordingLedger {
                 entry: request.key.to_string(),
                 operation: request.op.name(),
                 idempotency_key: request.idempotency_key.clone(),
+                op: request.op.clone(),
                 calls,
                 refused: refused.as_ref().map(|e| e.to_string()),
             });
