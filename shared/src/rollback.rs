@@ -17,6 +17,9 @@
 //! `rollback-<batch>`, with idempotency keys, so a rollback interrupted by a
 //! crash can simply be run again.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,11 +126,7 @@ pub async fn rollback(
             continue;
         };
         let all = journal.by_entry(key).await?;
-        let before = all
-            .iter()
-            .filter(|r| r.seq < first.seq)
-            .next_back()
-            .cloned();
+        let before = all.iter().rfind(|r| r.seq < first.seq).cloned();
         let later: Vec<&JournalRecord> = all
             .iter()
             .filter(|r| r.seq > last.seq && r.batch_id != jb)

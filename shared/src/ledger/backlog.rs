@@ -7,6 +7,9 @@
 //! instead of posting twice. Retries follow the engine's policy (full
 //! jitter, `Retry-After` honoured) with `attempts` tries per chunk.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};

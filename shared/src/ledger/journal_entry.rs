@@ -8,6 +8,9 @@
 //! `labour_expense` and `payroll_liabilities`. Time of a worker with no
 //! cost rate is left out and listed, never guessed.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

@@ -12,6 +12,9 @@
 //!   the same refresh token again, which both vendors accept for a while.
 //! - Token values never reach a log line or an error message.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

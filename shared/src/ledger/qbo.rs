@@ -15,6 +15,9 @@
 //! - A 200 that carries a `Fault` is an error; faults map to exceptions in
 //!   [`super::qbo_faults`].
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -11,6 +11,9 @@
 //! "(unconfirmed)" — the mapping is safe either way because the vendor's
 //! message travels with the exception.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use serde::Deserialize;
 
 use super::LedgerError;

@@ -8,6 +8,9 @@
 //! calls per UTC day, and a 429 (or a server saying the minute's allowance is
 //! spent) pauses every caller of the company until the time it names.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Mutex;
 use std::time::Duration;
 

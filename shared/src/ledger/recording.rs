@@ -4,6 +4,9 @@
 //! anything. `timepost sync --dry-run` runs the engine against it on a copy
 //! of the store.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Mutex;
 
 use async_trait::async_trait;

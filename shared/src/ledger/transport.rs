@@ -6,6 +6,9 @@
 //! [`LedgerError::Transient`], 401 → one refresh and one retry. 4xx bodies go
 //! back to the adapter, which turns them into exceptions.
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,9 @@
 //! the request's key (entry identity + version), the line and the action.
 //! A DELETE answered 404 is taken as done (a retry after a lost answer).
 
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -19,7 +19,7 @@ pub enum StackError {
     #[error(transparent)]
     Secrets(#[from] crate::local::secrets::SecretsFileError),
     #[error("cannot set up the ledger: {0}")]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(String),
 }
 
 pub struct LocalStack {
@@ -53,7 +53,8 @@ impl LocalStack {
                 config.ledger.qbo.as_ref(),
                 config.ledger.xero.as_ref(),
                 secrets.clone(),
-            )?,
+            )
+            .map_err(|e| StackError::Ledger(e.to_string()))?,
         };
         let shared = Arc::new(store.clone());
         let engine = Arc::new(Engine::new(
