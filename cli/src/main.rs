@@ -72,6 +72,8 @@ enum Command {
     Sync(commands::sync::Args),
     /// Undo one import batch in the books.
     Rollback(commands::rollback::Args),
+    /// Post a period's labour-cost accrual (QBO JournalEntry).
+    Accrue(commands::accrue::Args),
 }
 
 /// An error with the exit code it deserves.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
             Command::Redrive(args) => commands::redrive::run(&cli.config, args).await,
             Command::Sync(args) => commands::sync::run(&cli.config, args).await,
             Command::Rollback(args) => commands::rollback::run(&cli.config, args).await,
+            Command::Accrue(args) => commands::accrue::run(&cli.config, args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each only parses arguments, opens the stack,
 //! calls into `timepost` (the shared crate) and prints.
 
+pub mod accrue;
 pub mod demo;
 pub mod explain;
 pub mod ingest;

@@ -185,3 +185,75 @@ pub fn imbalance(e: &JournalEntry) -> Decimal {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::MappingRow;
+
+    #[test]
+    fn accrual_is_balanced_and_skips_workers_without_a_cost_rate() {
+        let mappings = Mappings::from_rows(
+            vec![
+                MappingRow::new(MappingTable::Employee, "u-ann", "E-100")
+                    .with_attr("cost_rate", "40.00"),
+                MappingRow::new(MappingTable::Employee, "u-bob", "E-101"),
+                MappingRow::new(MappingTable::GlAccount, "labour_expense", "5000"),
+                MappingRow::new(MappingTable::GlAccount, "payroll_liabilities", "2100"),
+            ],
+            1,
+        );
+        let rules = crate::rules::minimal("USD".parse().unwrap_or_else(|e: String| panic!("{e}")));
+        let demo = crate::config::Config::parse(crate::demo::CONFIG, "demo")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = Rules {
+            overtime: demo.rules.overtime,
+            ..rules
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
+        let line = |party: &str, tier: &str, minutes: i64| crate::ledger::PostingLine {
+            tier: tier.into(),
+            party: Party::Employee { id: party.into() },
+            txn_date: day,
+            minutes,
+            customer: None,
+            service_item: None,
+            class: None,
+            department: None,
+            payroll_item: None,
+            account: "5000".into(),
+            billable: false,
+            hourly_rate: None,
+            original_rate: None,
+            fx_rate: None,
+            fx_date: None,
+            description: String::new(),
+        };
+        let entry: crate::model::NormalisedEntry = serde_json::from_value(serde_json::json!({
+            "key": {"source": "csv", "workspace": "w", "id": "1"},
+            "version": {"updated_at": "2026-03-02T00:00:00Z", "content_hash": "h"},
+            "worker": {"tracker_user_id": "u-ann"}, "time_zone": "UTC", "work_date": "2026-03-02",
+            "duration_secs": 0, "billable": false, "approval": "approved", "origin": "web"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut s = EntryState::new(entry, chrono::Utc::now());
+        s.status = Status::Posted;
+        s.posted_lines = vec![
+            line("E-100", "regular", 480),
+            line("E-100", "overtime", 90),
+            line("E-101", "regular", 60),
+        ];
+        let a = accrue(day, day, &[s], &mappings, &rules).unwrap_or_else(|e| panic!("{e}"));
+        // 8 h × 40 + 1.5 h × 40 × 1.5 = 320 + 90
+        assert_eq!(a.total, Decimal::new(41000, 2));
+        assert_eq!(a.skipped.get("E-101"), Some(&60));
+        let je = a.entry.unwrap_or_else(|| panic!("an entry"));
+        assert!(imbalance(&je).is_zero());
+        assert_eq!(
+            je.line
+                .last()
+                .map(|l| l.journal_entry_line_detail.posting_type),
+            Some("Credit")
+        );
+    }
+}
