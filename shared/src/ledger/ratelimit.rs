@@ -216,9 +216,10 @@ mod tests {
             let _s = l.acquire().await.unwrap();
             starts.push(t0.elapsed());
         }
-        // 10 per 100 ms → ~10.1 ms apart; the first is immediate.
-        for w in starts.windows(2) {
-            assert!(w[1] - w[0] >= Duration::from_millis(10), "{starts:?}");
+        // 10 per 100 ms → ~10.2 ms apart; the first is immediate. (Compare
+        // with t0: a late wake-up may shorten one gap, never the schedule.)
+        for (k, at) in starts.iter().enumerate() {
+            assert!(*at >= Duration::from_millis(10) * k as u32, "{starts:?}");
         }
         // The day cap (5) is now spent.
         assert!(matches!(
