@@ -67,6 +67,13 @@ enum Command {
     /// Re-evaluate entries after a fix: one entry, held ones, or a
     /// dead-lettered message.
     Redrive(commands::redrive::Args),
+    /// Post what is queued to the configured ledger (`--dry-run`: print the
+    /// exact requests instead, sending nothing).
+    Sync(commands::sync::Args),
+    /// Undo one import batch in the books.
+    Rollback(commands::rollback::Args),
+    /// Post a period's labour-cost accrual (QBO JournalEntry).
+    Accrue(commands::accrue::Args),
 }
 
 /// An error with the exit code it deserves.
@@ -107,6 +114,9 @@ fn main() -> ExitCode {
             Command::Status { json } => commands::status::run(&cli.config, json).await,
             Command::Explain { code, all } => commands::explain::run(code, all),
             Command::Redrive(args) => commands::redrive::run(&cli.config, args).await,
+            Command::Sync(args) => commands::sync::run(&cli.config, args).await,
+            Command::Rollback(args) => commands::rollback::run(&cli.config, args).await,
+            Command::Accrue(args) => commands::accrue::run(&cli.config, args).await,
         }
     });
     match result {

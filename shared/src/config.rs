@@ -109,6 +109,20 @@ impl Default for IntakeConfig {
 pub enum LedgerKind {
     #[default]
     Sandbox,
+    /// QuickBooks Online (`[ledger.qbo]`).
+    Qbo,
+    /// Xero Projects (`[ledger.xero]`).
+    Xero,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Sandbox => "sandbox",
+            LedgerKind::Qbo => "qbo",
+            LedgerKind::Xero => "xero",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -119,6 +133,10 @@ pub struct LedgerConfig {
     /// The sandbox company's chart: what exists in its books.
     #[serde(default)]
     pub sandbox: Chart,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qbo: Option<crate::ledger::cloud::QboConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero: Option<crate::ledger::cloud::XeroConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -266,6 +284,17 @@ impl Config {
                 line: line_of(text, "increment_minutes"),
                 field: Some("rules.rounding.increment_minutes".into()),
                 message: "must be at least 1".into(),
+            });
+        }
+        let l = &cfg.ledger;
+        if let Some((field, message)) =
+            crate::ledger::cloud::problem(l.kind.as_str(), l.qbo.as_ref(), l.xero.as_ref())
+        {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field.rsplit('.').next().unwrap_or("ledger")),
+                field: Some(field),
+                message,
             });
         }
         if let Some(j) = &cfg.rules.default_jurisdiction {

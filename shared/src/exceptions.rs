@@ -83,6 +83,30 @@ codes! {
     PeriodClosed => "PERIOD_CLOSED",
         "The accounting period for this date is closed in the books.",
         "Ask the controller to reopen the period, or post the time into the open period, then redrive.";
+    LedgerValidation => "LEDGER_VALIDATION",
+        "The accounting system found a required field missing or a value it does not accept in this time record.",
+        "Read the accounting system's message below (it names the field), fix the mapping or the entry, then redrive.";
+    LedgerInactiveReference => "LEDGER_INACTIVE_REFERENCE",
+        "A customer, item, employee, vendor or class this time record names has been made inactive in the books.",
+        "Reactivate the record in the books, or point the mapping at an active one, then redrive.";
+    LedgerStaleRecord => "LEDGER_STALE_RECORD",
+        "Someone changed this time record in the books after timepost posted it, so timepost will not overwrite it.",
+        "Check the record in the books; keep their change or remove it, then redrive the entry.";
+    LedgerDuplicate => "LEDGER_DUPLICATE",
+        "The accounting system says a record with the same name or number already exists.",
+        "Find the existing record in the books; remove the duplicate or rename it, then redrive.";
+    LedgerNotAuthorised => "LEDGER_NOT_AUTHORISED",
+        "timepost is not (or no longer) allowed to post to this company in the accounting system.",
+        "Reconnect the company (new OAuth consent with an admin user), store the new refresh token, then redrive.";
+    LedgerCompanyStatus => "LEDGER_COMPANY_STATUS",
+        "The company's subscription in the accounting system is not active, so it accepts no postings.",
+        "Ask the company's admin to reactivate the subscription, then redrive.";
+    LedgerRecordLocked => "LEDGER_RECORD_LOCKED",
+        "The time record is locked or already invoiced in the books, so it cannot be changed or removed.",
+        "Credit or adjust the invoice in the books if the time must change; otherwise leave it and dismiss this exception.";
+    RolledBack => "ROLLED_BACK",
+        "This entry was taken back out of the books by a rollback of its import batch.",
+        "Fix whatever the rollback was for, then redrive the entry to post it again.";
     LedgerUnavailable => "LEDGER_UNAVAILABLE",
         "The accounting system kept failing or rate-limiting this posting after every retry.",
         "Nothing is wrong with the entry; redrive it once the accounting system is reachable again.";

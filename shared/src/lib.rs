@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod dry_run;
 pub mod engine;
 pub mod exceptions;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod report;
+pub mod rollback;
 pub mod rules;
 pub mod schedules;
 pub mod sources;

@@ -1,13 +1,16 @@
 //! One module per subcommand. Each only parses arguments, opens the stack,
 //! calls into `timepost` (the shared crate) and prints.
 
+pub mod accrue;
 pub mod demo;
 pub mod explain;
 pub mod ingest;
 pub mod mappings;
 pub mod redrive;
+pub mod rollback;
 pub mod serve;
 pub mod status;
+pub mod sync;
 
 use std::path::Path;
 

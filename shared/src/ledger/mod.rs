@@ -1,8 +1,24 @@
 //! What timepost sends to an accounting system, and the port every ledger
 //! adapter implements. One file per accounting system; [`sandbox`] is the
 //! strict local ledger used by `timepost demo`, the tests and previews.
+//!
+//! - [`qbo`] (+ [`qbo_faults`]): QuickBooks Online TimeActivity via batch;
+//! - [`xero`]: Xero Projects time entries;
+//! - [`transport`], [`oauth`], [`ratelimit`]: what both cloud adapters share;
+//! - [`cloud`]: their configuration and assembly; [`recording`]: the
+//!   dry-run ledger; [`journal_entry`]: the labour-cost accrual.
 
+pub mod backlog;
+pub mod cloud;
+pub mod journal_entry;
+pub mod oauth;
+pub mod qbo;
+pub mod qbo_faults;
+pub mod ratelimit;
+pub mod recording;
 pub mod sandbox;
+pub mod transport;
+pub mod xero;
 
 use std::time::Duration;
 
@@ -166,6 +182,18 @@ pub trait Ledger: Send + Sync {
     fn name(&self) -> &str;
     /// Apply one request. Idempotent by `idempotency_key`.
     async fn apply(&self, request: &LedgerRequest) -> Result<Vec<RecordRef>, LedgerError>;
+    /// Apply several requests, each with its own result, in order. Adapters
+    /// that can batch (QBO) override this; by default one after another.
+    async fn apply_many(
+        &self,
+        requests: &[LedgerRequest],
+    ) -> Vec<Result<Vec<RecordRef>, LedgerError>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            out.push(self.apply(r).await);
+        }
+        out
+    }
     /// Every time record the ledger holds that timepost posted, as
     /// (entry key, line): what reconciliation compares with the tracker.
     /// `None` when the adapter cannot read back.

@@ -18,6 +18,8 @@ pub enum StackError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secrets(#[from] crate::local::secrets::SecretsFileError),
+    #[error("cannot set up the ledger: {0}")]
+    Ledger(String),
 }
 
 pub struct LocalStack {
@@ -46,6 +48,13 @@ impl LocalStack {
         ));
         let ledger: Arc<dyn Ledger> = match config.ledger.kind {
             LedgerKind::Sandbox => sandbox.clone(),
+            kind => crate::ledger::cloud::connect(
+                kind.as_str(),
+                config.ledger.qbo.as_ref(),
+                config.ledger.xero.as_ref(),
+                secrets.clone(),
+            )
+            .map_err(|e| StackError::Ledger(e.to_string()))?,
         };
         let shared = Arc::new(store.clone());
         let engine = Arc::new(Engine::new(

@@ -1,0 +1,343 @@
+//! Configuration of the cloud ledgers (`[ledger.qbo]`, `[ledger.xero]` in
+//! `timepost.toml`) and their assembly: HTTP client, OAuth tokens from the
+//! secrets store, the company's rate limiter, the adapter.
+//!
+//! Secrets (in the secrets file or Secrets Manager), named by `secret_prefix`
+//! (default `qbo` / `xero`): `<prefix>_client_id`, `<prefix>_client_secret`,
+//! `<prefix>_refresh_token` (what the admin stores once) and
+//! `<prefix>_oauth_state` (the rotated tokens timepost maintains).
+
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::oauth::{OAuthSettings, TokenManager};
+use super::qbo::{QboLedger, QboRequests, QboSettings, MAX_BATCH_LIMIT};
+use super::ratelimit::{Limits, Rate, RateLimiter};
+use super::transport::{http_client, HttpCall, Transport};
+use super::xero::{XeroLedger, XeroRequests, XeroSettings};
+use super::{Ledger, LedgerError, LedgerRequest};
+use crate::ports::Secrets;
+
+fn d_qbo_api() -> String {
+    "https://quickbooks.api.intuit.com".into()
+}
+fn d_qbo_token() -> String {
+    "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer".into()
+}
+fn d_minor() -> u32 {
+    75
+}
+fn d_batch() -> usize {
+    10
+}
+fn d_qbo_prefix() -> String {
+    "qbo".into()
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_xero_api() -> String {
+    "https://api.xero.com/projects.xro/2.0".into()
+}
+fn d_xero_token() -> String {
+    "https://identity.xero.com/connect/token".into()
+}
+fn d_xero_prefix() -> String {
+    "xero".into()
+}
+fn d_minute_ms() -> u64 {
+    60_000
+}
+
+/// `[ledger.qbo]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QboConfig {
+    /// The company (realm) id.
+    pub realm_id: String,
+    #[serde(default = "d_qbo_api")]
+    pub api_base: String,
+    #[serde(default = "d_qbo_token")]
+    pub token_url: String,
+    #[serde(default = "d_minor")]
+    pub minor_version: u32,
+    /// Items per batch call: 10 by default, at most 30.
+    #[serde(default = "d_batch")]
+    pub max_batch: usize,
+    #[serde(default = "d_qbo_prefix")]
+    pub secret_prefix: String,
+    #[serde(default = "d_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub limits: QboLimits,
+}
+
+/// QBO's published limits per company.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QboLimits {
+    #[serde(default = "qbo_per_minute")]
+    pub requests_per_minute: u32,
+    #[serde(default = "qbo_per_second")]
+    pub requests_per_second: u32,
+    #[serde(default = "qbo_batches")]
+    pub batches_per_minute: u32,
+    #[serde(default = "qbo_concurrent")]
+    pub concurrent: u32,
+    /// Length of a "minute" (and a second is 1/60 of it): 60000 in
+    /// production; shorter against a fake that compresses time.
+    #[serde(default = "d_minute_ms")]
+    pub minute_ms: u64,
+}
+fn qbo_per_minute() -> u32 {
+    500
+}
+fn qbo_per_second() -> u32 {
+    10
+}
+fn qbo_batches() -> u32 {
+    40
+}
+fn qbo_concurrent() -> u32 {
+    10
+}
+
+impl Default for QboLimits {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: qbo_per_minute(),
+            requests_per_second: qbo_per_second(),
+            batches_per_minute: qbo_batches(),
+            concurrent: qbo_concurrent(),
+            minute_ms: d_minute_ms(),
+        }
+    }
+}
+
+impl QboLimits {
+    /// Every call timepost makes to QBO is a batch call, so all three rates apply.
+    pub fn limits(&self) -> Limits {
+        let minute = Duration::from_millis(self.minute_ms.max(1));
+        Limits {
+            rates: vec![
+                Rate::new(self.requests_per_second, minute / 60),
+                Rate::new(self.requests_per_minute, minute),
+                Rate::new(self.batches_per_minute, minute),
+            ],
+            concurrent: self.concurrent,
+            per_day: None,
+            minute,
+        }
+    }
+}
+
+/// `[ledger.xero]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XeroConfig {
+    pub tenant_id: String,
+    #[serde(default = "d_xero_api")]
+    pub api_base: String,
+    #[serde(default = "d_xero_token")]
+    pub token_url: String,
+    #[serde(default = "d_xero_prefix")]
+    pub secret_prefix: String,
+    #[serde(default = "d_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub limits: XeroLimits,
+}
+
+/// Xero's published limits per tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XeroLimits {
+    #[serde(default = "xero_per_minute")]
+    pub calls_per_minute: u32,
+    #[serde(default = "xero_per_day")]
+    pub calls_per_day: u32,
+    #[serde(default = "xero_concurrent")]
+    pub concurrent: u32,
+    #[serde(default = "d_minute_ms")]
+    pub minute_ms: u64,
+}
+fn xero_per_minute() -> u32 {
+    60
+}
+fn xero_per_day() -> u32 {
+    5000
+}
+fn xero_concurrent() -> u32 {
+    5
+}
+
+impl Default for XeroLimits {
+    fn default() -> Self {
+        Self {
+            calls_per_minute: xero_per_minute(),
+            calls_per_day: xero_per_day(),
+            concurrent: xero_concurrent(),
+            minute_ms: d_minute_ms(),
+        }
+    }
+}
+
+impl XeroLimits {
+    pub fn limits(&self) -> Limits {
+        let minute = Duration::from_millis(self.minute_ms.max(1));
+        Limits {
+            rates: vec![Rate::new(self.calls_per_minute, minute)],
+            concurrent: self.concurrent,
+            per_day: Some(self.calls_per_day),
+            minute,
+        }
+    }
+}
+
+/// What is wrong with a cloud ledger's settings, as (field, message).
+pub fn problem(
+    kind: &str,
+    qbo: Option<&QboConfig>,
+    xero: Option<&XeroConfig>,
+) -> Option<(String, String)> {
+    match kind {
+        "qbo" => match qbo {
+            None => Some((
+                "ledger.qbo".into(),
+                "ledger.kind = \"qbo\" needs a [ledger.qbo] table with realm_id".into(),
+            )),
+            Some(q) if q.max_batch == 0 || q.max_batch > MAX_BATCH_LIMIT => Some((
+                "ledger.qbo.max_batch".into(),
+                format!("must be between 1 and {MAX_BATCH_LIMIT}"),
+            )),
+            Some(q) if q.realm_id.trim().is_empty() => {
+                Some(("ledger.qbo.realm_id".into(), "must not be empty".into()))
+            }
+            _ => None,
+        },
+        "xero" => match xero {
+            None => Some((
+                "ledger.xero".into(),
+                "ledger.kind = \"xero\" needs a [ledger.xero] table with tenant_id".into(),
+            )),
+            Some(x) if x.tenant_id.trim().is_empty() => {
+                Some(("ledger.xero.tenant_id".into(), "must not be empty".into()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn transport(
+    timeout_secs: u64,
+    oauth: OAuthSettings,
+    limits: Limits,
+    secrets: Arc<dyn Secrets>,
+    common_headers: Vec<(String, String)>,
+) -> Result<Arc<Transport>, LedgerError> {
+    let http = http_client(Duration::from_secs(timeout_secs.max(1)))?;
+    let default_pause = limits.minute;
+    Ok(Arc::new(Transport {
+        tokens: Arc::new(TokenManager::new(http.clone(), oauth, secrets)),
+        limiter: Arc::new(RateLimiter::new(limits)),
+        http,
+        common_headers,
+        default_pause,
+    }))
+}
+
+impl QboConfig {
+    pub fn settings(&self) -> QboSettings {
+        QboSettings {
+            realm_id: self.realm_id.clone(),
+            api_base: self.api_base.clone(),
+            minor_version: self.minor_version,
+            max_batch: self.max_batch,
+        }
+    }
+
+    pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<QboLedger, LedgerError> {
+        let oauth = OAuthSettings::with_prefix(&self.secret_prefix, &self.token_url);
+        let t = transport(
+            self.timeout_secs,
+            oauth,
+            self.limits.limits(),
+            secrets,
+            Vec::new(),
+        )?;
+        Ok(QboLedger::new(self.settings(), t))
+    }
+}
+
+impl XeroConfig {
+    pub fn settings(&self) -> XeroSettings {
+        XeroSettings {
+            tenant_id: self.tenant_id.clone(),
+            api_base: self.api_base.clone(),
+        }
+    }
+
+    pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<XeroLedger, LedgerError> {
+        let oauth = OAuthSettings::with_prefix(&self.secret_prefix, &self.token_url);
+        // The tenant header is added per call by the request builder.
+        let t = transport(
+            self.timeout_secs,
+            oauth,
+            self.limits.limits(),
+            secrets,
+            Vec::new(),
+        )?;
+        Ok(XeroLedger::new(self.settings(), t))
+    }
+}
+
+/// Renders the HTTP calls an adapter would make for one request, without
+/// sending anything (dry-run).
+pub type Planner = Arc<dyn Fn(&LedgerRequest) -> Result<Vec<HttpCall>, LedgerError> + Send + Sync>;
+
+pub fn qbo_planner(cfg: &QboConfig) -> Planner {
+    let r = QboRequests {
+        settings: cfg.settings(),
+    };
+    Arc::new(move |req| {
+        let (batches, errors) = r.plan_batches(std::slice::from_ref(req));
+        if let Some(Some(e)) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(batches.into_iter().map(|b| b.call).collect())
+    })
+}
+
+pub fn xero_planner(cfg: &XeroConfig) -> Planner {
+    let r = XeroRequests {
+        settings: cfg.settings(),
+    };
+    Arc::new(move |req| Ok(r.plan(req)?.into_iter().map(|c| c.call).collect()))
+}
+
+/// The connected ledger for a config kind.
+pub fn connect(
+    kind: &str,
+    qbo: Option<&QboConfig>,
+    xero: Option<&XeroConfig>,
+    secrets: Arc<dyn Secrets>,
+) -> Result<Arc<dyn Ledger>, LedgerError> {
+    let missing = |what: &str| LedgerError::Transient(format!("[ledger.{what}] is not configured"));
+    match kind {
+        "qbo" => Ok(Arc::new(
+            qbo.ok_or_else(|| missing("qbo"))?.connect(secrets)?,
+        )),
+        "xero" => Ok(Arc::new(
+            xero.ok_or_else(|| missing("xero"))?.connect(secrets)?,
+        )),
+        other => Err(LedgerError::Transient(format!(
+            "no cloud ledger named {other}"
+        ))),
+    }
+}

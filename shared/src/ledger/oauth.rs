@@ -1,0 +1,310 @@
+//! OAuth 2 access tokens for one company (QBO realm, Xero tenant), refreshed
+//! before they expire, with refresh-token rotation persisted through the
+//! [`Secrets`] port.
+//!
+//! - One refresh at a time per company: the refresh runs under a tokio
+//!   mutex, and whoever waited on it finds the fresh token afterwards.
+//! - Rotation is stored as one JSON value (one atomic secrets write) that
+//!   keeps the previous refresh token next to the new one until a call with
+//!   the new access token succeeds. If the server refuses the new one, the
+//!   previous one is tried.
+//! - A lost refresh response changes nothing stored: the next attempt sends
+//!   the same refresh token again, which both vendors accept for a while.
+//! - Token values never reach a log line or an error message.
+
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::LedgerError;
+use crate::exceptions::{Exception, ExceptionCode};
+use crate::ports::Secrets;
+
+/// Where the client and tokens live.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub token_url: String,
+    /// Secret names: OAuth client id and secret, the refresh token the admin
+    /// stored, and the state timepost maintains (rotation).
+    pub client_id_secret: String,
+    pub client_secret_secret: String,
+    pub refresh_token_secret: String,
+    pub state_secret: String,
+    /// Refresh this long before the access token expires.
+    pub refresh_before: Duration,
+}
+
+impl OAuthSettings {
+    /// Conventional names under a prefix (`qbo`, `xero`).
+    pub fn with_prefix(prefix: &str, token_url: impl Into<String>) -> Self {
+        Self {
+            token_url: token_url.into(),
+            client_id_secret: format!("{prefix}_client_id"),
+            client_secret_secret: format!("{prefix}_client_secret"),
+            refresh_token_secret: format!("{prefix}_refresh_token"),
+            state_secret: format!("{prefix}_oauth_state"),
+            refresh_before: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The refresh tokens timepost keeps (stored as JSON in one secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenState {
+    pub current: String,
+    /// The token `current` replaced, kept until `current` is confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+impl std::fmt::Debug for TokenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenState")
+            .field("previous", &self.previous.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Clone)]
+struct Access {
+    token: String,
+    expires_at: Instant,
+}
+
+enum RefreshError {
+    /// The server refused this refresh token (invalid_grant and the like).
+    Refused(String),
+    Other(LedgerError),
+}
+
+/// Access tokens for one company.
+pub struct TokenManager {
+    http: reqwest::Client,
+    settings: OAuthSettings,
+    secrets: Arc<dyn Secrets>,
+    access: tokio::sync::Mutex<Option<Access>>,
+    unconfirmed: AtomicBool,
+    refreshes: std::sync::atomic::AtomicU64,
+}
+
+fn not_authorised(detail: String) -> LedgerError {
+    LedgerError::Rejected(Exception::new(ExceptionCode::LedgerNotAuthorised, detail))
+}
+
+fn store_failure(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Transient(format!("secrets store: {e}"))
+}
+
+impl TokenManager {
+    pub fn new(http: reqwest::Client, settings: OAuthSettings, secrets: Arc<dyn Secrets>) -> Self {
+        Self {
+            http,
+            settings,
+            secrets,
+            access: tokio::sync::Mutex::new(None),
+            unconfirmed: AtomicBool::new(false),
+            refreshes: Default::default(),
+        }
+    }
+
+    /// How many refreshes this manager performed (tests, metrics).
+    pub fn refresh_count(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// A valid access token, refreshing first when it is missing or about
+    /// to expire.
+    pub async fn access_token(&self) -> Result<String, LedgerError> {
+        let mut guard = self.access.lock().await;
+        if let Some(a) = guard.as_ref() {
+            if a.expires_at > Instant::now() + self.settings.refresh_before {
+                return Ok(a.token.clone());
+            }
+        }
+        let fresh = self.refresh().await?;
+        let token = fresh.token.clone();
+        *guard = Some(fresh);
+        Ok(token)
+    }
+
+    /// The server refused `token` (401): forget it, unless someone already
+    /// replaced it, so the next [`access_token`](Self::access_token) refreshes once.
+    pub async fn invalidate(&self, token: &str) {
+        let mut guard = self.access.lock().await;
+        if guard.as_ref().is_some_and(|a| a.token == token) {
+            *guard = None;
+        }
+    }
+
+    /// A call with the current access token succeeded: the rotated refresh
+    /// token works, so the previous one can go.
+    pub async fn confirm(&self) -> Result<(), LedgerError> {
+        if !self.unconfirmed.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _guard = self.access.lock().await;
+        if let Some(mut st) = self.load().await? {
+            if st.previous.take().is_some() {
+                self.store(&st).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Option<TokenState>, LedgerError> {
+        let s = &self.settings;
+        if let Some(json) = self
+            .secrets
+            .get(&s.state_secret)
+            .await
+            .map_err(store_failure)?
+        {
+            if let Ok(st) = serde_json::from_str::<TokenState>(&json) {
+                return Ok(Some(st));
+            }
+        }
+        Ok(self
+            .secrets
+            .get(&s.refresh_token_secret)
+            .await
+            .map_err(store_failure)?
+            .map(|current| TokenState {
+                current: current.trim().to_string(),
+                previous: None,
+            }))
+    }
+
+    async fn store(&self, st: &TokenState) -> Result<(), LedgerError> {
+        let json = serde_json::to_string(st).map_err(store_failure)?;
+        self.secrets
+            .put(&self.settings.state_secret, &json)
+            .await
+            .map_err(store_failure)
+    }
+
+    async fn refresh(&self) -> Result<Access, LedgerError> {
+        let s = &self.settings;
+        let get = |name: String| async move {
+            self.secrets
+                .get(&name)
+                .await
+                .map_err(store_failure)?
+                .ok_or_else(|| not_authorised(format!("The secrets store has no `{name}`.")))
+        };
+        let client_id = get(s.client_id_secret.clone()).await?;
+        let client_secret = get(s.client_secret_secret.clone()).await?;
+        let state = self.load().await?.ok_or_else(|| {
+            not_authorised(format!(
+                "The secrets store has no refresh token (`{}`).",
+                s.refresh_token_secret
+            ))
+        })?;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let (used, resp) = match self.call(&client_id, &client_secret, &state.current).await {
+            Ok(r) => (state.current.clone(), r),
+            Err(RefreshError::Refused(why)) => match &state.previous {
+                Some(prev) => match self.call(&client_id, &client_secret, prev).await {
+                    Ok(r) => (prev.clone(), r),
+                    Err(RefreshError::Refused(why)) => return Err(refused(why)),
+                    Err(RefreshError::Other(e)) => return Err(e),
+                },
+                None => return Err(refused(why)),
+            },
+            Err(RefreshError::Other(e)) => return Err(e),
+        };
+        let next = match resp.refresh_token.filter(|t| !t.is_empty()) {
+            Some(new) if new != used => TokenState {
+                current: new,
+                previous: Some(used),
+            },
+            _ => TokenState {
+                current: used,
+                previous: state.previous.clone(),
+            },
+        };
+        if next != state {
+            // Stored before the new access token is used: a crash from here
+            // on finds the new refresh token (and the old one beside it).
+            self.store(&next).await?;
+        }
+        self.unconfirmed
+            .store(next.previous.is_some(), Ordering::Release);
+        tracing::info!(token_url = %s.token_url, rotated = next.previous.is_some(), "oauth: access token refreshed");
+        Ok(Access {
+            token: resp.access_token,
+            expires_at: Instant::now() + Duration::from_secs(resp.expires_in.unwrap_or(1800)),
+        })
+    }
+
+    async fn call(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, RefreshError> {
+        let resp = self
+            .http
+            .post(&self.settings.token_url)
+            .basic_auth(client_id, Some(client_secret))
+            .header("Accept", "application/json")
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                RefreshError::Other(LedgerError::Transient(format!(
+                    "token endpoint unreachable: {}",
+                    e.without_url()
+                )))
+            })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| {
+            RefreshError::Other(LedgerError::Transient(format!(
+                "token response lost: {}",
+                e.without_url()
+            )))
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|_| {
+                RefreshError::Other(LedgerError::Transient(
+                    "token endpoint answered without an access token".into(),
+                ))
+            });
+        }
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(RefreshError::Other(LedgerError::Transient(format!(
+                "token endpoint answered {status}"
+            ))));
+        }
+        // 400/401: the grant or the client was refused. Keep only the
+        // error code, never the body (it may echo the token).
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| status.to_string());
+        Err(RefreshError::Refused(code))
+    }
+}
+
+fn refused(why: String) -> LedgerError {
+    not_authorised(format!(
+        "The accounting system refused timepost's refresh token ({why})."
+    ))
+}

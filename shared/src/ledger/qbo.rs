@@ -1,0 +1,619 @@
+//! QuickBooks Online: postings become `TimeActivity` records, sent through
+//! the batch endpoint (`POST /v3/company/{realm}/batch`).
+//!
+//! - Employee time names `EmployeeRef` (`NameOf: Employee`), contractor time
+//!   `VendorRef` (`NameOf: Vendor`); customer/job, service item, class,
+//!   department and payroll item (overtime tiers carry their own) come from
+//!   the posting line; billable lines carry `HourlyRate` and need a
+//!   customer (checked before sending, as QBO would refuse them).
+//! - Updates send the record's current `SyncToken`; deletes are batch
+//!   `delete` items with `Id` + `SyncToken`.
+//! - Every batch call carries `requestid`: a single request's own
+//!   idempotency key (36 characters, from entry identity + version), or for
+//!   a batch of several requests a digest of theirs, so a call retried after a
+//!   crash is answered with the original result instead of new records.
+//! - A 200 that carries a `Fault` is an error; faults map to exceptions in
+//!   [`super::qbo_faults`].
+
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::qbo_faults::Fault;
+use super::transport::{HttpCall, HttpReply, Transport};
+use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
+use crate::exceptions::{Exception, ExceptionCode};
+
+/// The most items QBO takes in one batch call (its docs say 10 and 30).
+pub const MAX_BATCH_LIMIT: usize = 30;
+
+#[derive(Debug, Clone)]
+pub struct QboSettings {
+    pub realm_id: String,
+    /// `https://quickbooks.api.intuit.com` (sandbox:
+    /// `https://sandbox-quickbooks.api.intuit.com`; tests: a fake).
+    pub api_base: String,
+    pub minor_version: u32,
+    /// Items per batch call (default 10; at most 30).
+    pub max_batch: usize,
+}
+
+/// `{"value": id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ref {
+    pub value: String,
+}
+
+fn r(id: &Option<String>) -> Option<Ref> {
+    id.as_ref().map(|v| Ref { value: v.clone() })
+}
+
+/// A QBO TimeActivity as sent (create, full update, or the `Id` +
+/// `SyncToken` of a delete).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeActivity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_of: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employee_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hours: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payroll_item_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billable_status: Option<&'static str>,
+    /// A JSON number written from the decimal's own digits (never a float).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_rate: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A decimal as a JSON number, digit for digit.
+pub fn decimal_number(d: rust_decimal::Decimal) -> Result<Box<RawValue>, LedgerError> {
+    RawValue::from_string(d.normalize().to_string())
+        .map_err(|e| LedgerError::Transient(format!("cannot encode {d}: {e}")))
+}
+
+impl TimeActivity {
+    pub fn from_line(line: &PostingLine) -> Result<Self, LedgerError> {
+        let (name_of, employee_ref, vendor_ref) = match &line.party {
+            Party::Employee { id } => ("Employee", Some(Ref { value: id.clone() }), None),
+            Party::Vendor { id, .. } => ("Vendor", None, Some(Ref { value: id.clone() })),
+        };
+        let hourly_rate = match (&line.hourly_rate, line.billable) {
+            (Some(rate), true) => Some(decimal_number(rate.amount)?),
+            _ => None,
+        };
+        Ok(Self {
+            name_of: Some(name_of),
+            employee_ref,
+            vendor_ref,
+            txn_date: Some(line.txn_date),
+            hours: Some(line.minutes / 60),
+            minutes: Some(line.minutes % 60),
+            customer_ref: r(&line.customer),
+            item_ref: r(&line.service_item),
+            class_ref: r(&line.class),
+            department_ref: r(&line.department),
+            payroll_item_ref: r(&line.payroll_item),
+            billable_status: Some(if line.billable {
+                "Billable"
+            } else {
+                "NotBillable"
+            }),
+            hourly_rate,
+            description: Some(line.description.clone()).filter(|d| !d.is_empty()),
+            ..Default::default()
+        })
+    }
+}
+
+/// One item of a batch call.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchItem {
+    #[serde(rename = "bId")]
+    pub b_id: String,
+    pub operation: &'static str,
+    #[serde(rename = "TimeActivity", skip_serializing_if = "Option::is_none")]
+    pub time_activity: Option<TimeActivity>,
+    #[serde(rename = "JournalEntry", skip_serializing_if = "Option::is_none")]
+    pub journal_entry: Option<super::journal_entry::JournalEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRequest {
+    #[serde(rename = "BatchItemRequest")]
+    pub items: Vec<BatchItem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BatchResponse {
+    #[serde(rename = "BatchItemResponse", default)]
+    items: Vec<BatchItemResponse>,
+    #[serde(rename = "Fault", default)]
+    fault: Option<Fault>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchItemResponse {
+    #[serde(rename = "bId", default)]
+    b_id: String,
+    #[serde(rename = "Fault", default)]
+    fault: Option<Fault>,
+    #[serde(rename = "TimeActivity", default)]
+    time_activity: Option<EntityIds>,
+    #[serde(rename = "JournalEntry", default)]
+    journal_entry: Option<EntityIds>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EntityIds {
+    #[serde(rename = "Id", default)]
+    id: Option<String>,
+    #[serde(rename = "SyncToken", default)]
+    sync_token: Option<String>,
+}
+
+/// One planned batch item of one request.
+#[derive(Debug, Clone)]
+struct Planned {
+    operation: &'static str,
+    tier: String,
+    body: TimeActivity,
+}
+
+/// Check what QBO would refuse, before anything is sent.
+pub fn validate(line: &PostingLine) -> Result<(), LedgerError> {
+    let refuse = |msg: String| {
+        Err(LedgerError::Rejected(Exception::new(
+            ExceptionCode::LedgerValidation,
+            msg,
+        )))
+    };
+    if line.minutes <= 0 {
+        return refuse(format!(
+            "A time record needs a positive duration, not {} minutes.",
+            line.minutes
+        ));
+    }
+    if line.billable && line.customer.is_none() {
+        return refuse("Billable time needs a customer (CustomerRef) in QuickBooks.".into());
+    }
+    if line.billable && line.hourly_rate.is_none() {
+        return refuse("Billable time needs an hourly rate (HourlyRate) in QuickBooks.".into());
+    }
+    if line.description.chars().count() > crate::pipeline::MAX_DESCRIPTION_CHARS {
+        return refuse("The description is longer than QuickBooks' 4000 characters.".into());
+    }
+    Ok(())
+}
+
+fn plan(req: &LedgerRequest) -> Result<Vec<Planned>, LedgerError> {
+    let create = |l: &PostingLine| -> Result<Planned, LedgerError> {
+        validate(l)?;
+        Ok(Planned {
+            operation: "create",
+            tier: l.tier.clone(),
+            body: TimeActivity::from_line(l)?,
+        })
+    };
+    let delete = |rec: &RecordRef| Planned {
+        operation: "delete",
+        tier: rec.tier.clone(),
+        body: TimeActivity {
+            id: Some(rec.id.clone()),
+            sync_token: Some(rec.sync_token.clone()),
+            ..Default::default()
+        },
+    };
+    match &req.op {
+        LedgerOp::Create { lines } => lines.iter().map(create).collect(),
+        LedgerOp::Update { records, lines } => {
+            let mut out = Vec::new();
+            for l in lines {
+                match records.iter().find(|r| r.tier == l.tier) {
+                    Some(rec) => {
+                        validate(l)?;
+                        let mut body = TimeActivity::from_line(l)?;
+                        body.id = Some(rec.id.clone());
+                        body.sync_token = Some(rec.sync_token.clone());
+                        out.push(Planned {
+                            operation: "update",
+                            tier: l.tier.clone(),
+                            body,
+                        });
+                    }
+                    None => out.push(create(l)?),
+                }
+            }
+            for rec in records
+                .iter()
+                .filter(|r| !lines.iter().any(|l| l.tier == r.tier))
+            {
+                out.push(delete(rec));
+            }
+            Ok(out)
+        }
+        LedgerOp::Delete { records } => Ok(records.iter().map(delete).collect()),
+    }
+}
+
+/// The `requestid` of a batch call: the request's own key when alone, else
+/// a digest of every key in it (36 characters).
+pub fn batch_request_id(reqs: &[&LedgerRequest]) -> String {
+    if let [one] = reqs {
+        return one.idempotency_key.chars().take(36).collect();
+    }
+    let mut h = Sha256::new();
+    for r in reqs {
+        h.update(r.idempotency_key.as_bytes());
+        h.update(b",");
+    }
+    format!("tp-{}", &hex::encode(h.finalize())[..33])
+}
+
+/// Builds QBO calls without sending them (also what dry-run prints).
+#[derive(Debug, Clone)]
+pub struct QboRequests {
+    pub settings: QboSettings,
+}
+
+/// A batch call and, per item, which request and tier it serves.
+pub struct PlannedBatch {
+    pub call: HttpCall,
+    /// (index into the requests, tier, operation) per item, in call order.
+    items: Vec<(usize, String, &'static str)>,
+    requests: Vec<usize>,
+}
+
+impl QboRequests {
+    pub fn batch_url(&self, request_id: &str) -> String {
+        format!(
+            "{}/v3/company/{}/batch?requestid={}&minorversion={}",
+            self.settings.api_base.trim_end_matches('/'),
+            self.settings.realm_id,
+            request_id,
+            self.settings.minor_version
+        )
+    }
+
+    pub fn batch_call(
+        &self,
+        request_id: &str,
+        body: &BatchRequest,
+    ) -> Result<HttpCall, LedgerError> {
+        HttpCall::new("POST", self.batch_url(request_id)).json(body)
+    }
+
+    /// Group requests into batch calls of at most `max_batch` items (a
+    /// request's items never straddle two calls). A request that cannot be
+    /// planned gets its error in the returned vector.
+    pub fn plan_batches(
+        &self,
+        reqs: &[LedgerRequest],
+    ) -> (Vec<PlannedBatch>, Vec<Option<LedgerError>>) {
+        let max = self.settings.max_batch.clamp(1, MAX_BATCH_LIMIT);
+        let mut errors: Vec<Option<LedgerError>> = vec![None; reqs.len()];
+        let mut groups: Vec<Vec<(usize, Vec<Planned>)>> = Vec::new();
+        let mut size = 0;
+        for (i, req) in reqs.iter().enumerate() {
+            let items = match plan(req) {
+                Ok(items) => items,
+                Err(e) => {
+                    errors[i] = Some(e);
+                    continue;
+                }
+            };
+            if groups.is_empty() || size + items.len() > max {
+                groups.push(Vec::new());
+                size = 0;
+            }
+            size += items.len();
+            if let Some(g) = groups.last_mut() {
+                g.push((i, items));
+            }
+        }
+        let mut batches = Vec::new();
+        for g in groups {
+            let members: Vec<&LedgerRequest> = g.iter().map(|(i, _)| &reqs[*i]).collect();
+            let request_id = batch_request_id(&members);
+            let mut body = BatchRequest { items: Vec::new() };
+            let mut items = Vec::new();
+            for (i, planned) in &g {
+                for (j, p) in planned.iter().enumerate() {
+                    body.items.push(BatchItem {
+                        b_id: format!("{i}-{j}"),
+                        operation: p.operation,
+                        time_activity: Some(p.body.clone()),
+                        journal_entry: None,
+                    });
+                    items.push((*i, p.tier.clone(), p.operation));
+                }
+            }
+            match self.batch_call(&request_id, &body) {
+                Ok(call) => batches.push(PlannedBatch {
+                    call,
+                    items,
+                    requests: g.iter().map(|(i, _)| *i).collect(),
+                }),
+                Err(e) => {
+                    for (i, _) in &g {
+                        errors[*i] = Some(e.clone());
+                    }
+                }
+            }
+        }
+        (batches, errors)
+    }
+}
+
+/// The QuickBooks Online ledger.
+pub struct QboLedger {
+    pub requests: QboRequests,
+    pub transport: Arc<Transport>,
+}
+
+type Outcome = Result<Vec<RecordRef>, LedgerError>;
+
+impl QboLedger {
+    pub fn new(settings: QboSettings, transport: Arc<Transport>) -> Self {
+        Self {
+            requests: QboRequests { settings },
+            transport,
+        }
+    }
+
+    async fn run_batch(
+        &self,
+        batch: PlannedBatch,
+        reqs: &[LedgerRequest],
+    ) -> Vec<(usize, Outcome)> {
+        let reply = self.transport.send(&batch.call).await;
+        let parsed = reply.and_then(|r| interpret(&r));
+        let per_item = match parsed {
+            Ok(items) => items,
+            Err(e) => {
+                return batch
+                    .requests
+                    .iter()
+                    .map(|i| (*i, Err(e.clone())))
+                    .collect();
+            }
+        };
+        let mut by_bid: HashMap<String, BatchItemResponse> =
+            per_item.into_iter().map(|r| (r.b_id.clone(), r)).collect();
+        let mut out = Vec::new();
+        let mut orphans = Vec::new();
+        for &i in &batch.requests {
+            let mut records = Vec::new();
+            let mut created = Vec::new();
+            let mut error = None;
+            for (j, (_, tier, op)) in batch.items.iter().filter(|(r, _, _)| *r == i).enumerate() {
+                let item = by_bid.remove(&format!("{i}-{j}"));
+                match item {
+                    Some(BatchItemResponse { fault: Some(f), .. }) => {
+                        error.get_or_insert(f.into_error());
+                    }
+                    Some(BatchItemResponse {
+                        time_activity: Some(ids),
+                        ..
+                    }) if *op != "delete" => match (ids.id, ids.sync_token) {
+                        (Some(id), Some(token)) => {
+                            if *op == "create" {
+                                created.push((id.clone(), token.clone()));
+                            }
+                            records.push(RecordRef {
+                                id,
+                                sync_token: token,
+                                tier: tier.clone(),
+                            });
+                        }
+                        _ => {
+                            error.get_or_insert(missing("an Id and SyncToken"));
+                        }
+                    },
+                    Some(_) if *op == "delete" => {}
+                    _ => {
+                        error.get_or_insert(missing(&format!("item {i}-{j}")));
+                    }
+                }
+            }
+            match error {
+                None => out.push((i, Ok(records))),
+                Some(e) => {
+                    if matches!(reqs[i].op, LedgerOp::Create { .. }) {
+                        orphans.extend(created);
+                    }
+                    out.push((i, Err(e)));
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            self.compensate(orphans).await;
+        }
+        out
+    }
+
+    /// A create request that failed half-way leaves records behind: delete
+    /// them so a failed posting holds nothing in the books.
+    async fn compensate(&self, orphans: Vec<(String, String)>) {
+        let body = BatchRequest {
+            items: orphans
+                .iter()
+                .enumerate()
+                .map(|(n, (id, token))| BatchItem {
+                    b_id: format!("c-{n}"),
+                    operation: "delete",
+                    time_activity: Some(TimeActivity {
+                        id: Some(id.clone()),
+                        sync_token: Some(token.clone()),
+                        ..Default::default()
+                    }),
+                    journal_entry: None,
+                })
+                .collect(),
+        };
+        let mut h = Sha256::new();
+        for (id, token) in &orphans {
+            h.update(format!("{id}:{token},"));
+        }
+        let rid = format!("tc-{}", &hex::encode(h.finalize())[..33]);
+        let result = match self.requests.batch_call(&rid, &body) {
+            Ok(call) => self.transport.send(&call).await.and_then(|r| interpret(&r)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(records = ?orphans.iter().map(|o| &o.0).collect::<Vec<_>>(), error = %e,
+                "could not remove the records of a half-failed posting; remove them by hand");
+        }
+    }
+
+    /// Send one journal entry (the labour-cost accrual) as a batch item.
+    pub async fn post_journal_entry(
+        &self,
+        entry: &super::journal_entry::JournalEntry,
+        request_id: &str,
+    ) -> Result<RecordRef, LedgerError> {
+        let call = self
+            .requests
+            .batch_call(request_id, &journal_batch(entry))?;
+        let items = interpret(&self.transport.send(&call).await?)?;
+        let item = items
+            .into_iter()
+            .next()
+            .ok_or_else(|| missing("the journal entry"))?;
+        if let Some(f) = item.fault {
+            return Err(f.into_error());
+        }
+        match item.journal_entry {
+            Some(EntityIds {
+                id: Some(id),
+                sync_token: Some(sync_token),
+            }) => Ok(RecordRef {
+                id,
+                sync_token,
+                tier: "accrual".into(),
+            }),
+            _ => Err(missing("the journal entry's Id")),
+        }
+    }
+}
+
+/// The batch body of one journal-entry create.
+pub fn journal_batch(entry: &super::journal_entry::JournalEntry) -> BatchRequest {
+    BatchRequest {
+        items: vec![BatchItem {
+            b_id: "je-0".into(),
+            operation: "create",
+            time_activity: None,
+            journal_entry: Some(entry.clone()),
+        }],
+    }
+}
+
+fn missing(what: &str) -> LedgerError {
+    LedgerError::Rejected(Exception::new(
+        ExceptionCode::LedgerRejected,
+        format!("QuickBooks answered the batch without {what}."),
+    ))
+}
+
+/// Sort a reply: a whole-call Fault (even with HTTP 200) is an error;
+/// otherwise the per-item answers.
+fn interpret(reply: &HttpReply) -> Result<Vec<BatchItemResponse>, LedgerError> {
+    let parsed: Option<BatchResponse> = serde_json::from_slice(&reply.body).ok();
+    if let Some(f) = parsed.as_ref().and_then(|p| p.fault.clone()) {
+        let e = f.into_error();
+        return Err(match (reply.status, e) {
+            (401 | 403, LedgerError::Rejected(mut exc)) => {
+                exc.code = ExceptionCode::LedgerNotAuthorised;
+                exc.fix_hint = exc.code.fix_hint().into();
+                LedgerError::Rejected(exc)
+            }
+            (_, e) => e,
+        });
+    }
+    match reply.status {
+        200..=299 => parsed.map(|p| p.items).ok_or_else(|| {
+            LedgerError::Transient("QuickBooks answered with unreadable JSON".into())
+        }),
+        401 | 403 => Err(LedgerError::Rejected(Exception::new(
+            ExceptionCode::LedgerNotAuthorised,
+            format!(
+                "QuickBooks refused timepost's access (HTTP {}).",
+                reply.status
+            ),
+        ))),
+        s => Err(LedgerError::Rejected(
+            Exception::new(
+                ExceptionCode::LedgerRejected,
+                format!("QuickBooks refused the request (HTTP {s})."),
+            )
+            .with_vendor_message(
+                String::from_utf8_lossy(&reply.body)
+                    .chars()
+                    .take(500)
+                    .collect::<String>(),
+            ),
+        )),
+    }
+}
+
+#[async_trait]
+impl Ledger for QboLedger {
+    fn name(&self) -> &str {
+        "qbo"
+    }
+
+    async fn apply(&self, request: &LedgerRequest) -> Result<Vec<RecordRef>, LedgerError> {
+        self.apply_many(std::slice::from_ref(request))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(LedgerError::Transient("no result".into())))
+    }
+
+    async fn apply_many(&self, reqs: &[LedgerRequest]) -> Vec<Result<Vec<RecordRef>, LedgerError>> {
+        let (batches, errors) = self.requests.plan_batches(reqs);
+        let mut results: Vec<Outcome> = errors
+            .into_iter()
+            .map(|e| e.map_or_else(|| Err(LedgerError::Transient("not sent".into())), Err))
+            .collect();
+        let runs = batches.into_iter().map(|b| self.run_batch(b, reqs));
+        for (i, outcome) in futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            results[i] = outcome;
+        }
+        results
+    }
+}

@@ -1,0 +1,209 @@
+//! The HTTP side every cloud ledger adapter shares: one planned call
+//! ([`HttpCall`], also what `sync --dry-run` prints), sent within the
+//! company's rate limits with a fresh OAuth token, and the answer sorted into
+//! what the engine understands: 429 → [`LedgerError::RateLimited`] (with
+//! `Retry-After`), 5xx / timeouts / dropped connections →
+//! [`LedgerError::Transient`], 401 → one refresh and one retry. 4xx bodies go
+//! back to the adapter, which turns them into exceptions.
+
+// `LedgerError` is the port's error type and carries the exception inline.
+#![allow(clippy::result_large_err)]
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::oauth::TokenManager;
+use super::ratelimit::RateLimiter;
+use super::LedgerError;
+
+/// One HTTP request an adapter would send. `body` is the exact JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpCall {
+    pub method: String,
+    pub url: String,
+    /// Headers besides `Authorization` (added when sent, never shown).
+    pub headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl HttpCall {
+    pub fn new(method: &str, url: String) -> Self {
+        Self {
+            method: method.to_string(),
+            url,
+            headers: vec![("Accept".into(), "application/json".into())],
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn json<T: Serialize>(mut self, body: &T) -> Result<Self, LedgerError> {
+        let text = serde_json::to_string_pretty(body)
+            .map_err(|e| LedgerError::Transient(format!("cannot encode request: {e}")))?;
+        self.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        self.body = Some(text);
+        Ok(self)
+    }
+
+    /// The request as text: method, URL, headers (the bearer token
+    /// redacted) and the JSON body.
+    pub fn render(&self) -> String {
+        let mut out = format!("{} {}\n", self.method, self.url);
+        let _ = writeln!(out, "Authorization: Bearer <redacted>");
+        for (k, v) in &self.headers {
+            let _ = writeln!(out, "{k}: {v}");
+        }
+        if let Some(b) = &self.body {
+            let _ = writeln!(out, "\n{b}");
+        }
+        out
+    }
+}
+
+/// What came back (any status the transport did not handle itself).
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn header_u32(&self, name: &str) -> Option<u32> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// An HTTP client for the accounting APIs: rustls, request timeout.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LedgerError> {
+    // reqwest is built without a bundled crypto provider; install ring's
+    // once per process (a second install is refused, which is fine).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("timepost/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| LedgerError::Transient(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Sends calls for one company.
+pub struct Transport {
+    pub http: reqwest::Client,
+    pub tokens: Arc<TokenManager>,
+    pub limiter: Arc<RateLimiter>,
+    /// Extra headers every call carries (`xero-tenant-id`).
+    pub common_headers: Vec<(String, String)>,
+    /// How long to hold everyone after a 429 without `Retry-After`.
+    pub default_pause: Duration,
+}
+
+impl Transport {
+    /// Send one call: wait for a rate-limit slot, attach the token, and on
+    /// 401 refresh once and try once more.
+    pub async fn send(&self, call: &HttpCall) -> Result<HttpReply, LedgerError> {
+        let mut retried_auth = false;
+        loop {
+            let slot = self.limiter.acquire().await?;
+            let token = self.tokens.access_token().await?;
+            let reply = self.send_once(call, &token).await;
+            drop(slot);
+            let reply = reply?;
+            self.limiter.observe_remaining(
+                reply.header_u32("x-minlimit-remaining"),
+                reply.header_u32("x-daylimit-remaining"),
+            );
+            match reply.status {
+                401 if !retried_auth => {
+                    tracing::info!(url = %call.url, "401: refreshing the access token once");
+                    self.tokens.invalidate(&token).await;
+                    retried_auth = true;
+                }
+                429 => {
+                    let after = retry_after(&reply.headers);
+                    self.limiter.pause(after.unwrap_or(self.default_pause));
+                    tracing::warn!(url = %call.url, ?after, "429 from the accounting API");
+                    return Err(LedgerError::RateLimited(after));
+                }
+                s if s >= 500 => {
+                    return Err(LedgerError::Transient(format!(
+                        "{} answered {s}",
+                        host_of(&call.url)
+                    )))
+                }
+                s => {
+                    if (200..300).contains(&s) {
+                        self.tokens.confirm().await?;
+                    }
+                    return Ok(reply);
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, call: &HttpCall, token: &str) -> Result<HttpReply, LedgerError> {
+        let method = reqwest::Method::from_bytes(call.method.as_bytes())
+            .map_err(|_| LedgerError::Transient(format!("bad method {}", call.method)))?;
+        let mut req = self.http.request(method, &call.url).bearer_auth(token);
+        for (k, v) in self.common_headers.iter().chain(&call.headers) {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = &call.body {
+            req = req.body(b.clone());
+        }
+        let transient = |what: &str, e: reqwest::Error| {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "connection failed"
+            };
+            LedgerError::Transient(format!(
+                "{what} {} {kind}: {}",
+                host_of(&call.url),
+                e.without_url()
+            ))
+        };
+        let resp = req.send().await.map_err(|e| transient("request to", e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transient("answer from", e))?
+            .to_vec();
+        Ok(HttpReply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare here; treated as
+/// absent).
+pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get("retry-after")?.to_str().ok()?.trim().to_string();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}

@@ -1,0 +1,723 @@
+//! A fake QuickBooks Online company that behaves as documented (see
+//! `shared/VENDOR-FACTS.md`): batch endpoint with a maximum per call,
+//! `requestid` replay, `SyncToken` checks, references that must exist and be
+//! active, `CustomerRef` + `HourlyRate` required when billable, faults
+//! (also inside HTTP 200), 429 + `Retry-After` at its rate limits, OAuth
+//! with rotating refresh tokens, and injectable 5xx / timeouts / dropped
+//! connections after the work is done.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::fake_common::{dropped_connection, parse_form, serve, Inject, OAuthFake, Window};
+
+/// The fake's limits (scale `minute` down to compress time).
+#[derive(Debug, Clone)]
+pub struct QboFakeLimits {
+    pub per_second: u32,
+    pub per_minute: u32,
+    pub batches_per_minute: u32,
+    pub concurrent: u32,
+    pub minute: Duration,
+    pub max_batch: usize,
+}
+
+impl Default for QboFakeLimits {
+    fn default() -> Self {
+        Self {
+            per_second: 10,
+            per_minute: 500,
+            batches_per_minute: 40,
+            concurrent: 10,
+            minute: Duration::from_secs(60),
+            max_batch: 30,
+        }
+    }
+}
+
+/// A TimeActivity or JournalEntry the company holds.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub id: u64,
+    pub entity: &'static str,
+    pub sync_token: u64,
+    pub active: bool,
+    pub body: Value,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Chart {
+    pub employees: BTreeSet<String>,
+    pub vendors: BTreeSet<String>,
+    pub customers: BTreeSet<String>,
+    pub items: BTreeSet<String>,
+    pub classes: BTreeSet<String>,
+    pub departments: BTreeSet<String>,
+    pub payroll_items: BTreeSet<String>,
+    pub accounts: BTreeSet<String>,
+    /// Ids that exist but are inactive (answered with fault 610).
+    pub inactive: BTreeSet<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub batch_calls: u64,
+    pub items: u64,
+    pub creates: u64,
+    pub duplicates: u64,
+    pub throttled: u64,
+    pub replays: u64,
+    pub unauthorised: u64,
+}
+
+pub struct QboState {
+    pub realm: String,
+    pub chart: Chart,
+    pub records: BTreeMap<u64, Stored>,
+    next_id: u64,
+    replies: HashMap<String, (u16, String)>,
+    pub oauth: OAuthFake,
+    pub limits: QboFakeLimits,
+    second: Window,
+    minute: Window,
+    batches: Window,
+    pub injected: VecDeque<Inject>,
+    pub counters: Counters,
+    /// Fingerprints of active TimeActivities (duplicate detection).
+    fingerprints: HashMap<String, u32>,
+}
+
+pub struct FakeQbo {
+    pub state: Mutex<QboState>,
+    in_flight: AtomicU32,
+}
+
+/// A running fake company.
+pub struct QboServer {
+    pub addr: SocketAddr,
+    pub fake: Arc<FakeQbo>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl QboServer {
+    pub async fn start(
+        realm: &str,
+        chart: Chart,
+        limits: QboFakeLimits,
+        refresh_token: &str,
+    ) -> Self {
+        let fake = Arc::new(FakeQbo {
+            state: Mutex::new(QboState {
+                realm: realm.into(),
+                chart,
+                records: BTreeMap::new(),
+                next_id: 100,
+                replies: HashMap::new(),
+                oauth: OAuthFake::new(refresh_token),
+                second: Window::new(limits.per_second, limits.minute / 60),
+                minute: Window::new(limits.per_minute, limits.minute),
+                batches: Window::new(limits.batches_per_minute, limits.minute),
+                limits,
+                injected: VecDeque::new(),
+                counters: Counters::default(),
+                fingerprints: HashMap::new(),
+            }),
+            in_flight: AtomicU32::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/v3/company/{realm}/batch", post(batch))
+            .route("/oauth2/v1/tokens/bearer", post(token))
+            .with_state(fake.clone());
+        let (addr, task) = serve(app).await;
+        Self {
+            addr,
+            fake,
+            _task: task,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth2/v1/tokens/bearer", self.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, QboState> {
+        self.fake.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn inject(&self, i: Inject) {
+        self.lock().injected.push_back(i);
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.lock().counters.clone()
+    }
+
+    /// Active records of an entity, by id.
+    pub fn active(&self, entity: &str) -> BTreeMap<u64, Stored> {
+        self.lock()
+            .records
+            .iter()
+            .filter(|(_, r)| r.active && r.entity == entity)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Change a record as a bookkeeper would in the QBO screens.
+    pub fn edit_by_hand(&self, id: u64, field: &str, value: Value) {
+        let mut s = self.lock();
+        let Some(old) = s.records.get(&id).map(|r| r.body.clone()) else {
+            return;
+        };
+        s.forget(&old);
+        if let Some(r) = s.records.get_mut(&id) {
+            r.body[field] = value;
+            r.sync_token += 1;
+            r.body["SyncToken"] = json!(r.sync_token.to_string());
+            let fp = QboState::fingerprint(&r.body);
+            *s.fingerprints.entry(fp).or_default() += 1;
+        }
+    }
+}
+
+fn fault(kind: &str, code: &str, message: &str, detail: &str, element: Option<&str>) -> Value {
+    json!({"Error": [{"Message": message, "Detail": detail, "code": code, "element": element.unwrap_or("")}], "type": kind})
+}
+
+fn whole_fault(status: u16, f: Value) -> Response {
+    let body = json!({"Fault": f, "time": chrono::Utc::now().to_rfc3339()});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+struct InFlight<'a>(&'a AtomicU32);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn token(State(f): State<Arc<FakeQbo>>, h: HeaderMap, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+    s.oauth.token(&h, &form)
+}
+
+async fn batch(
+    State(f): State<Arc<FakeQbo>>,
+    Path(realm): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&f.in_flight);
+    let (reply, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.injected.front() == Some(&Inject::ExpireTokens) {
+            s.injected.pop_front();
+            s.oauth.access.clear();
+        }
+        if !s.oauth.authorised(&h) {
+            s.counters.unauthorised += 1;
+            return whole_fault(
+                401,
+                fault(
+                    "AUTHENTICATION",
+                    "3200",
+                    "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                    "",
+                    None,
+                ),
+            );
+        }
+        if realm != s.realm {
+            return whole_fault(
+                403,
+                fault(
+                    "AUTHORIZATION",
+                    "120",
+                    "AuthorizationFailure",
+                    "no such company",
+                    None,
+                ),
+            );
+        }
+        // Rate limits (a throttled call does nothing and is not counted).
+        let now = Instant::now();
+        let over = if n > s.limits.concurrent {
+            Some(s.limits.minute / 60)
+        } else {
+            s.second
+                .hit(now)
+                .and_then(|_| s.minute.hit(now))
+                .and_then(|_| s.batches.hit(now))
+                .err()
+        };
+        let injected_throttle = match s.injected.front() {
+            Some(Inject::Throttle(r)) => {
+                let r = *r;
+                s.injected.pop_front();
+                Some(r)
+            }
+            _ => None,
+        };
+        if over.is_some() || injected_throttle.is_some() {
+            s.counters.throttled += 1;
+            let retry = match injected_throttle {
+                Some(r) => r,
+                None => over.map(|d| d.as_secs_f64().max(0.001)),
+            };
+            let mut resp = whole_fault(
+                429,
+                fault(
+                    "SERVICE",
+                    "3001",
+                    "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+                    "",
+                    None,
+                ),
+            );
+            if let Some(r) = retry {
+                if let Ok(v) = format!("{r:.3}").parse() {
+                    resp.headers_mut().insert("retry-after", v);
+                }
+            }
+            return resp;
+        }
+        s.counters.batch_calls += 1;
+        let rid = q.get("requestid").cloned();
+        if let Some(r) = rid.as_ref().filter(|r| r.len() > 36) {
+            return whole_fault(
+                400,
+                fault(
+                    "ValidationFault",
+                    "2010",
+                    "Invalid requestid",
+                    &format!("requestid {r} is longer than 36"),
+                    None,
+                ),
+            );
+        }
+        if let Some((status, body)) = rid.as_ref().and_then(|r| s.replies.get(r)).cloned() {
+            s.counters.replays += 1;
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [("content-type", "application/json")],
+                body,
+            )
+                .into_response();
+        }
+        let inject = match s.injected.front() {
+            Some(Inject::ExpireTokens | Inject::Throttle(_)) | None => None,
+            Some(_) => s.injected.pop_front(),
+        };
+        match inject {
+            Some(Inject::StatusBefore(code)) => {
+                return (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "injected",
+                )
+                    .into_response()
+            }
+            Some(Inject::ErrorIn200) => {
+                return whole_fault(
+                    200,
+                    fault(
+                        "ValidationFault",
+                        "6190",
+                        "Invalid Company Status",
+                        "Subscription period has ended",
+                        None,
+                    ),
+                )
+            }
+            _ => {}
+        }
+        let parsed: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return whole_fault(
+                    400,
+                    fault(
+                        "ValidationFault",
+                        "2010",
+                        "Request has invalid or unsupported property",
+                        &e.to_string(),
+                        None,
+                    ),
+                )
+            }
+        };
+        let items = parsed
+            .get("BatchItemRequest")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if items.is_empty() || items.len() > s.limits.max_batch {
+            return whole_fault(
+                400,
+                fault(
+                    "ValidationFault",
+                    "2010",
+                    "Batch size",
+                    &format!("{} items; 1..={} allowed", items.len(), s.limits.max_batch),
+                    None,
+                ),
+            );
+        }
+        let mut out = Vec::new();
+        for item in &items {
+            s.counters.items += 1;
+            out.push(s.item(item));
+        }
+        let text =
+            json!({"BatchItemResponse": out, "time": chrono::Utc::now().to_rfc3339()}).to_string();
+        if let Some(r) = rid {
+            s.replies.insert(r, (200, text.clone()));
+        }
+        (text, inject)
+    };
+    match after {
+        Some(Inject::StatusAfter(code)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "injected after the work",
+        )
+            .into_response(),
+        Some(Inject::TimeoutAfter(d)) => {
+            tokio::time::sleep(d).await;
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                reply,
+            )
+                .into_response()
+        }
+        Some(Inject::DropAfter) => dropped_connection(),
+        _ => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            reply,
+        )
+            .into_response(),
+    }
+}
+
+fn ref_of(v: &Value, field: &str) -> Option<String> {
+    v.get(field)?.get("value")?.as_str().map(str::to_string)
+}
+
+impl QboState {
+    fn item(&mut self, item: &Value) -> Value {
+        let bid = item.get("bId").cloned().unwrap_or(Value::Null);
+        let op = item.get("operation").and_then(Value::as_str).unwrap_or("");
+        let result = if let Some(ta) = item.get("TimeActivity") {
+            self.time_activity(op, ta)
+        } else if let Some(je) = item.get("JournalEntry") {
+            self.journal_entry(op, je)
+        } else {
+            Err(fault(
+                "ValidationFault",
+                "2010",
+                "Request has invalid or unsupported property",
+                "no entity",
+                None,
+            ))
+        };
+        match result {
+            Ok((entity, v)) => {
+                let mut m = serde_json::Map::new();
+                m.insert("bId".into(), bid);
+                m.insert(entity.into(), v);
+                Value::Object(m)
+            }
+            Err(f) => json!({"bId": bid, "Fault": f}),
+        }
+    }
+
+    fn check_ref(&self, v: &Value, field: &str, set: &BTreeSet<String>) -> Result<(), Value> {
+        if let Some(id) = ref_of(v, field) {
+            if self.chart.inactive.contains(&id) {
+                return Err(fault("ValidationFault", "610", "Object Not Found", &format!("Something you're trying to use has been made inactive. Check the fields with accounts, customers, items, vendors or employees. ({field} {id})"), Some(field)));
+            }
+            if !set.contains(&id) {
+                return Err(fault(
+                    "ValidationFault",
+                    "2500",
+                    "Invalid Reference Id",
+                    &format!("Invalid Reference Id : {field} {id} not found"),
+                    Some(field),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_ta(&self, ta: &Value) -> Result<(), Value> {
+        let missing = |el: &str| {
+            fault(
+                "ValidationFault",
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                &format!("Required parameter {el} is missing in the request"),
+                Some(el),
+            )
+        };
+        match ta.get("NameOf").and_then(Value::as_str) {
+            Some("Employee") => {
+                ref_of(ta, "EmployeeRef").ok_or_else(|| missing("EmployeeRef"))?;
+                self.check_ref(ta, "EmployeeRef", &self.chart.employees)?;
+            }
+            Some("Vendor") => {
+                ref_of(ta, "VendorRef").ok_or_else(|| missing("VendorRef"))?;
+                self.check_ref(ta, "VendorRef", &self.chart.vendors)?;
+            }
+            _ => return Err(missing("NameOf")),
+        }
+        ta.get("TxnDate")
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing("TxnDate"))?;
+        let hours = ta.get("Hours").and_then(Value::as_i64);
+        let minutes = ta.get("Minutes").and_then(Value::as_i64);
+        if hours.is_none() && minutes.is_none() && ta.get("StartTime").is_none() {
+            return Err(missing("Hours"));
+        }
+        if hours.unwrap_or(0) * 60 + minutes.unwrap_or(0) <= 0 || minutes.unwrap_or(0) > 59 {
+            return Err(fault(
+                "ValidationFault",
+                "2050",
+                "Invalid duration",
+                "Hours and Minutes must give a positive time",
+                Some("Minutes"),
+            ));
+        }
+        if ta.get("BillableStatus").and_then(Value::as_str) == Some("Billable") {
+            ref_of(ta, "CustomerRef").ok_or_else(|| missing("CustomerRef"))?;
+            ta.get("HourlyRate")
+                .filter(|r| r.is_number())
+                .ok_or_else(|| missing("HourlyRate"))?;
+        }
+        self.check_ref(ta, "CustomerRef", &self.chart.customers)?;
+        self.check_ref(ta, "ItemRef", &self.chart.items)?;
+        self.check_ref(ta, "ClassRef", &self.chart.classes)?;
+        self.check_ref(ta, "DepartmentRef", &self.chart.departments)?;
+        self.check_ref(ta, "PayrollItemRef", &self.chart.payroll_items)?;
+        if ta
+            .get("Description")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.chars().count() > 4000)
+        {
+            return Err(fault(
+                "ValidationFault",
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                "Description: max 4000",
+                Some("Description"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record `Id` must exist, be active, and `SyncToken` be current.
+    fn existing(&self, v: &Value) -> Result<u64, Value> {
+        let id = v
+            .get("Id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok());
+        let Some(rec) = id.and_then(|i| self.records.get(&i)).filter(|r| r.active) else {
+            return Err(fault(
+                "ValidationFault",
+                "610",
+                "Object Not Found",
+                "Another user has deleted this transaction.",
+                Some("Id"),
+            ));
+        };
+        let token = v.get("SyncToken").and_then(Value::as_str).unwrap_or("");
+        if token != rec.sync_token.to_string() {
+            return Err(fault("ValidationFault", "5010", "Stale Object Error", &format!("You and {} were working on this at the same time. {} finished before you did, so your work was not saved.", "another user", "They"), Some("SyncToken")));
+        }
+        Ok(rec.id)
+    }
+
+    fn forget(&mut self, body: &Value) {
+        if let Some(n) = self.fingerprints.get_mut(&Self::fingerprint(body)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn fingerprint(v: &Value) -> String {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("Id");
+            o.remove("SyncToken");
+            o.remove("MetaData");
+        }
+        v.to_string()
+    }
+
+    fn time_activity(&mut self, op: &str, ta: &Value) -> Result<(&'static str, Value), Value> {
+        match op {
+            "create" => {
+                self.validate_ta(ta)?;
+                let fp = Self::fingerprint(ta);
+                let seen = self.fingerprints.entry(fp).or_default();
+                if *seen > 0 {
+                    self.counters.duplicates += 1;
+                }
+                *seen += 1;
+                self.counters.creates += 1;
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut body = ta.clone();
+                body["Id"] = json!(id.to_string());
+                body["SyncToken"] = json!("0");
+                body["MetaData"] = json!({"CreateTime": chrono::Utc::now().to_rfc3339()});
+                self.records.insert(
+                    id,
+                    Stored {
+                        id,
+                        entity: "TimeActivity",
+                        sync_token: 0,
+                        active: true,
+                        body: body.clone(),
+                    },
+                );
+                Ok(("TimeActivity", body))
+            }
+            "update" => {
+                let id = self.existing(ta)?;
+                self.validate_ta(ta)?;
+                let rec = self
+                    .records
+                    .get_mut(&id)
+                    .ok_or_else(|| fault("SystemFault", "10000", "gone", "", None))?;
+                rec.sync_token += 1;
+                let mut body = ta.clone();
+                body["SyncToken"] = json!(rec.sync_token.to_string());
+                let old = std::mem::replace(&mut rec.body, body.clone());
+                self.forget(&old);
+                *self
+                    .fingerprints
+                    .entry(Self::fingerprint(&body))
+                    .or_default() += 1;
+                Ok(("TimeActivity", body))
+            }
+            "delete" => {
+                let id = self.existing(ta)?;
+                if let Some(rec) = self.records.get_mut(&id) {
+                    rec.active = false;
+                    rec.sync_token += 1;
+                    let old = rec.body.clone();
+                    self.forget(&old);
+                }
+                Ok((
+                    "TimeActivity",
+                    json!({"Id": id.to_string(), "status": "Deleted", "domain": "QBO"}),
+                ))
+            }
+            other => Err(fault(
+                "ValidationFault",
+                "500",
+                "Unsupported Operation",
+                &format!("operation {other}"),
+                None,
+            )),
+        }
+    }
+
+    fn journal_entry(&mut self, op: &str, je: &Value) -> Result<(&'static str, Value), Value> {
+        if op != "create" {
+            return Err(fault(
+                "ValidationFault",
+                "500",
+                "Unsupported Operation",
+                op,
+                None,
+            ));
+        }
+        let lines = je
+            .get("Line")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut balance = Decimal::ZERO;
+        for l in &lines {
+            let d = l
+                .get("JournalEntryLineDetail")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let account = ref_of(&d, "AccountRef").unwrap_or_default();
+            if !self.chart.accounts.contains(&account) {
+                return Err(fault(
+                    "ValidationFault",
+                    "2500",
+                    "Invalid Reference Id",
+                    &format!("Account {account} not found"),
+                    Some("AccountRef"),
+                ));
+            }
+            let amount: Decimal = l
+                .get("Amount")
+                .map(|a| a.to_string())
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_default();
+            match d.get("PostingType").and_then(Value::as_str) {
+                Some("Debit") => balance += amount,
+                Some("Credit") => balance -= amount,
+                _ => {
+                    return Err(fault(
+                        "ValidationFault",
+                        "2020",
+                        "Required param missing",
+                        "PostingType",
+                        Some("PostingType"),
+                    ))
+                }
+            }
+        }
+        if lines.is_empty() || !balance.is_zero() {
+            return Err(fault(
+                "ValidationFault",
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: Transaction is not balanced.",
+                None,
+            ));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut body = je.clone();
+        body["Id"] = json!(id.to_string());
+        body["SyncToken"] = json!("0");
+        self.records.insert(
+            id,
+            Stored {
+                id,
+                entity: "JournalEntry",
+                sync_token: 0,
+                active: true,
+                body: body.clone(),
+            },
+        );
+        Ok(("JournalEntry", body))
+    }
+}

@@ -1,0 +1,488 @@
+//! A fake Xero organisation (Projects API) that behaves as documented:
+//! every request body is validated against the vendor's OpenAPI document
+//! (`shared/specs/xero-projects.yaml`), `xero-tenant-id` is required,
+//! `Idempotency-Key` replays the original answer, time entries that are
+//! LOCKED or INVOICED refuse changes (Xero's answer to a concurrent edit —
+//! it has no sync tokens), 60 calls/min, 5 in flight and 5000/day answered
+//! with 429 + `Retry-After` + `X-Rate-Limit-Problem`, remaining-allowance
+//! headers on every answer, OAuth with rotating refresh tokens, and
+//! injectable 5xx / timeouts / dropped connections after the work is done.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::fake_common::{dropped_connection, parse_form, serve, Inject, OAuthFake, Window};
+use crate::openapi::Spec;
+
+#[derive(Debug, Clone)]
+pub struct XeroFakeLimits {
+    pub per_minute: u32,
+    pub per_day: u32,
+    pub concurrent: u32,
+    pub minute: Duration,
+}
+
+impl Default for XeroFakeLimits {
+    fn default() -> Self {
+        Self {
+            per_minute: 60,
+            per_day: 5000,
+            concurrent: 5,
+            minute: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TimeEntry {
+    pub id: String,
+    pub project: String,
+    pub body: Value,
+    pub status: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub calls: u64,
+    pub creates: u64,
+    pub duplicates: u64,
+    pub throttled: u64,
+    pub replays: u64,
+    pub invalid_bodies: u64,
+}
+
+pub struct XeroState {
+    pub tenant: String,
+    /// Project id → its task ids.
+    pub projects: BTreeMap<String, BTreeSet<String>>,
+    pub users: BTreeSet<String>,
+    pub entries: BTreeMap<String, TimeEntry>,
+    replies: HashMap<String, (u16, String)>,
+    pub oauth: OAuthFake,
+    minute: Window,
+    day_count: u32,
+    pub limits: XeroFakeLimits,
+    pub injected: VecDeque<Inject>,
+    pub counters: Counters,
+    /// Every validation problem seen (for assertions).
+    pub problems: Vec<String>,
+}
+
+pub struct FakeXero {
+    pub state: Mutex<XeroState>,
+    spec: Spec,
+    in_flight: AtomicU32,
+}
+
+pub struct XeroServer {
+    pub addr: SocketAddr,
+    pub fake: Arc<FakeXero>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl XeroServer {
+    pub async fn start(
+        spec: Spec,
+        tenant: &str,
+        projects: BTreeMap<String, BTreeSet<String>>,
+        users: BTreeSet<String>,
+        limits: XeroFakeLimits,
+        refresh_token: &str,
+    ) -> Self {
+        let fake = Arc::new(FakeXero {
+            state: Mutex::new(XeroState {
+                tenant: tenant.into(),
+                projects,
+                users,
+                entries: BTreeMap::new(),
+                replies: HashMap::new(),
+                oauth: OAuthFake::new(refresh_token),
+                minute: Window::new(limits.per_minute, limits.minute),
+                day_count: 0,
+                limits,
+                injected: VecDeque::new(),
+                counters: Counters::default(),
+                problems: Vec::new(),
+            }),
+            spec,
+            in_flight: AtomicU32::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/projects.xro/2.0/Projects/{project}/Time", post(create))
+            .route(
+                "/projects.xro/2.0/Projects/{project}/Time/{entry}",
+                put(change).delete(change),
+            )
+            .route("/connect/token", post(token))
+            .with_state(fake.clone());
+        let (addr, task) = serve(app).await;
+        Self {
+            addr,
+            fake,
+            _task: task,
+        }
+    }
+
+    pub fn api_base(&self) -> String {
+        format!("http://{}/projects.xro/2.0", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("http://{}/connect/token", self.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, XeroState> {
+        self.fake.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn inject(&self, i: Inject) {
+        self.lock().injected.push_back(i);
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.lock().counters.clone()
+    }
+
+    pub fn entries(&self) -> BTreeMap<String, TimeEntry> {
+        self.lock().entries.clone()
+    }
+
+    /// Mark a time entry as invoiced (as if billed in Xero).
+    pub fn set_status(&self, id: &str, status: &str) {
+        if let Some(e) = self.lock().entries.get_mut(id) {
+            e.status = status.to_string();
+        }
+    }
+}
+
+async fn token(State(f): State<Arc<FakeXero>>, h: HeaderMap, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+    s.oauth.token(&h, &form)
+}
+
+fn error(status: StatusCode, message: &str, model_state: Value) -> Response {
+    (
+        status,
+        axum::Json(json!({"message": message, "modelState": model_state})),
+    )
+        .into_response()
+}
+
+struct InFlight<'a>(&'a AtomicU32);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum Gate {
+    Go(Option<Inject>),
+    Stop(Response),
+}
+
+impl XeroState {
+    fn limit_headers(&mut self, r: &mut Response) {
+        let now = Instant::now();
+        let min = self.minute.remaining(now);
+        let day = self.limits.per_day.saturating_sub(self.day_count);
+        let h = r.headers_mut();
+        for (k, v) in [
+            ("x-minlimit-remaining", min),
+            ("x-daylimit-remaining", day),
+            ("x-appminlimit-remaining", 9_999),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+                h.insert(k, v);
+            }
+        }
+    }
+
+    /// Authentication, tenant, rate limits, replay and injected faults.
+    fn gate(&mut self, h: &HeaderMap, in_flight: u32, idem: Option<&str>) -> Gate {
+        if self.injected.front() == Some(&Inject::ExpireTokens) {
+            self.injected.pop_front();
+            self.oauth.access.clear();
+        }
+        if !self.oauth.authorised(h) {
+            return Gate::Stop(error(StatusCode::UNAUTHORIZED, "Unauthorized", Value::Null));
+        }
+        let tenant = h.get("xero-tenant-id").and_then(|v| v.to_str().ok());
+        if tenant != Some(self.tenant.as_str()) {
+            return Gate::Stop(error(
+                StatusCode::FORBIDDEN,
+                "AuthorizationUnsuccessful: xero-tenant-id missing or not connected",
+                Value::Null,
+            ));
+        }
+        let now = Instant::now();
+        let problem = if in_flight > self.limits.concurrent {
+            Some(("concurrent", Duration::from_secs(1)))
+        } else if self.day_count >= self.limits.per_day {
+            Some(("day", Duration::from_secs(3600)))
+        } else {
+            self.minute.hit(now).err().map(|d| ("minute", d))
+        };
+        let injected = match self.injected.front() {
+            Some(Inject::Throttle(r)) => {
+                let r = *r;
+                self.injected.pop_front();
+                Some(r)
+            }
+            _ => None,
+        };
+        if problem.is_some() || injected.is_some() {
+            self.counters.throttled += 1;
+            let (what, wait) = problem.unwrap_or(("minute", Duration::from_secs(1)));
+            let retry = injected.flatten().unwrap_or(wait.as_secs_f64().max(0.001));
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded",
+                Value::Null,
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("{retry:.3}")) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r.headers_mut()
+                .insert("x-rate-limit-problem", HeaderValue::from_static(what));
+            self.limit_headers(&mut r);
+            return Gate::Stop(r);
+        }
+        self.day_count += 1;
+        self.counters.calls += 1;
+        if let Some((status, body)) = idem.and_then(|k| self.replies.get(k)).cloned() {
+            self.counters.replays += 1;
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [("content-type", "application/json")],
+                body,
+            )
+                .into_response();
+            self.limit_headers(&mut r);
+            return Gate::Stop(r);
+        }
+        match self.injected.front() {
+            Some(Inject::StatusBefore(code)) => {
+                let code = *code;
+                self.injected.pop_front();
+                Gate::Stop(
+                    (
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                        "injected",
+                    )
+                        .into_response(),
+                )
+            }
+            Some(Inject::ErrorIn200) => {
+                self.injected.pop_front();
+                Gate::Stop(error(StatusCode::OK, "An error occurred in Xero. Check the API Status page http://status.developer.xero.com for current service status.", Value::Null))
+            }
+            Some(_) => Gate::Go(self.injected.pop_front()),
+            None => Gate::Go(None),
+        }
+    }
+
+    fn validate(&mut self, spec: &Spec, project: &str, body: &[u8]) -> Result<Value, Response> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid JSON: {e}"),
+                Value::Null,
+            )
+        })?;
+        let schema = spec
+            .request_schema("/Projects/{projectId}/Time", "post")
+            .unwrap_or_else(|| "TimeEntryCreateOrUpdate".into());
+        let mut problems = spec.validate(&schema, &v, false);
+        // Documented in the schema's description: 1..=59940 minutes.
+        if let Some(d) = v.get("duration").and_then(Value::as_i64) {
+            if !(1..=59_940).contains(&d) {
+                problems.push(format!("$.duration: {d} is outside 1..=59940"));
+            }
+        }
+        if !problems.is_empty() {
+            self.counters.invalid_bodies += 1;
+            self.problems.extend(problems.iter().cloned());
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Validation failed",
+                json!({"body": problems}),
+            ));
+        }
+        let Some(tasks) = self.projects.get(project) else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                &format!("Project {project} not found"),
+                Value::Null,
+            ));
+        };
+        let task = v.get("taskId").and_then(Value::as_str).unwrap_or("");
+        if !tasks.contains(task) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Validation failed",
+                json!({"taskId": [format!("Task {task} is not a task of project {project}")]}),
+            ));
+        }
+        let user = v.get("userId").and_then(Value::as_str).unwrap_or("");
+        if !self.users.contains(user) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Validation failed",
+                json!({"userId": [format!("User {user} is not a project user")]}),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn remember(&mut self, idem: Option<&str>, status: u16, body: &str) {
+        if let Some(k) = idem {
+            self.replies
+                .insert(k.to_string(), (status, body.to_string()));
+        }
+    }
+}
+
+async fn finish(after: Option<Inject>, mut resp: Response, f: &FakeXero) -> Response {
+    {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.limit_headers(&mut resp);
+    }
+    match after {
+        Some(Inject::StatusAfter(code)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "injected after the work",
+        )
+            .into_response(),
+        Some(Inject::TimeoutAfter(d)) => {
+            tokio::time::sleep(d).await;
+            resp
+        }
+        Some(Inject::DropAfter) => dropped_connection(),
+        _ => resp,
+    }
+}
+
+async fn create(
+    State(f): State<Arc<FakeXero>>,
+    Path(project): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let idem = h
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, idem.as_deref()) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        let v = match s.validate(&f.spec, &project, &body) {
+            Ok(v) => v,
+            Err(mut r) => {
+                s.limit_headers(&mut r);
+                return r;
+            }
+        };
+        if s.entries
+            .values()
+            .any(|e| e.project == project && e.status != "DELETED" && e.body == v)
+        {
+            s.counters.duplicates += 1;
+        }
+        s.counters.creates += 1;
+        let id = uuid::Uuid::new_v4().to_string();
+        s.entries.insert(
+            id.clone(),
+            TimeEntry {
+                id: id.clone(),
+                project: project.clone(),
+                body: v.clone(),
+                status: "ACTIVE".into(),
+            },
+        );
+        let mut out = v.clone();
+        out["timeEntryId"] = json!(id);
+        out["projectId"] = json!(project);
+        out["status"] = json!("ACTIVE");
+        out["dateEnteredUtc"] = json!(chrono::Utc::now().to_rfc3339());
+        let text = out.to_string();
+        s.remember(idem.as_deref(), 200, &text);
+        (
+            (StatusCode::OK, [("content-type", "application/json")], text).into_response(),
+            after,
+        )
+    };
+    finish(after, resp, &f).await
+}
+
+async fn change(
+    State(f): State<Arc<FakeXero>>,
+    method: Method,
+    Path((project, entry)): Path<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let idem = h
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, idem.as_deref()) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        let status = match s.entries.get(&entry) {
+            Some(e) if e.project == project && e.status != "DELETED" => e.status.clone(),
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("Time entry {entry} not found"),
+                    Value::Null,
+                )
+            }
+        };
+        if status != "ACTIVE" {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("The time entry cannot be changed because it is {status}"),
+                Value::Null,
+            );
+        }
+        if method == Method::PUT {
+            let v = match s.validate(&f.spec, &project, &body) {
+                Ok(v) => v,
+                Err(mut r) => {
+                    s.limit_headers(&mut r);
+                    return r;
+                }
+            };
+            if let Some(e) = s.entries.get_mut(&entry) {
+                e.body = v;
+            }
+        } else if let Some(e) = s.entries.get_mut(&entry) {
+            e.status = "DELETED".into();
+        }
+        s.remember(idem.as_deref(), 204, "");
+        (StatusCode::NO_CONTENT.into_response(), after)
+    };
+    finish(after, resp, &f).await
+}

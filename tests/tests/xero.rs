@@ -1,0 +1,371 @@
+//! The Xero adapter against the fake Xero organisation, and its request
+//! types against the vendor's OpenAPI document.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use timepost::exceptions::ExceptionCode;
+use timepost::ledger::cloud::XeroLimits;
+use timepost::ledger::xero::{XeroLedger, XeroRequests, XeroSettings};
+use timepost::ledger::{Ledger, LedgerError, LedgerOp, Party, PostingLine, RecordRef};
+use timepost_tests::fake_common::Inject;
+use timepost_tests::openapi::{xero_spec_or_skip, Spec};
+use timepost_tests::xero_fake::{XeroFakeLimits, XeroServer};
+use timepost_tests::*;
+
+const PROJECT: &str = "b021e7cb-1903-4292-b48b-5b27b4271e3e";
+const PROJECT_2: &str = "3cd35eca-704f-4bca-b258-236028ae8ed1";
+const TASK: &str = "7be77337-feec-4458-bb1b-dbaa5a4aafce";
+const TASK_OT: &str = "c6539534-f1d2-43a6-80df-3bd1f8aca24d";
+const TASK_2: &str = "00000000-0000-0000-0000-000000000002";
+const USER: &str = "740add2a-a703-4b8a-a670-1093919c2040";
+
+fn xline(minutes: i64, description: &str) -> PostingLine {
+    let mut l = line(Party::Employee { id: USER.into() }, minutes, description);
+    l.customer = Some(PROJECT.into());
+    l.service_item = Some(TASK.into());
+    l
+}
+
+async fn setup(spec: Spec, fake: XeroFakeLimits, limits: XeroLimits) -> (XeroServer, XeroLedger) {
+    let projects = BTreeMap::from([
+        (
+            PROJECT.to_string(),
+            BTreeSet::from([TASK.to_string(), TASK_OT.to_string()]),
+        ),
+        (
+            PROJECT_2.to_string(),
+            BTreeSet::from([TASK_2.to_string(), TASK.to_string()]),
+        ),
+    ]);
+    let server = XeroServer::start(
+        spec,
+        "tenant-1",
+        projects,
+        BTreeSet::from([USER.to_string()]),
+        fake,
+        "rt-x",
+    )
+    .await;
+    let secrets = Arc::new(oauth_secrets("xero", "rt-x"));
+    let ledger = xero_config(&server, limits)
+        .connect(secrets)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (server, ledger)
+}
+
+fn fast() -> XeroLimits {
+    XeroLimits {
+        calls_per_minute: 600,
+        calls_per_day: 5000,
+        concurrent: 5,
+        minute_ms: 60_000,
+    }
+}
+
+fn fast_fake() -> XeroFakeLimits {
+    XeroFakeLimits {
+        per_minute: 600,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn adapter_request_types_match_the_spec() {
+    let Some(spec) = xero_spec_or_skip("adapter_request_types_match_the_spec") else {
+        return;
+    };
+    let r = XeroRequests {
+        settings: XeroSettings {
+            tenant_id: "tenant-1".into(),
+            api_base: "https://api.xero.com/projects.xro/2.0".into(),
+        },
+    };
+    let ot = PostingLine {
+        tier: "overtime".into(),
+        payroll_item: Some(TASK_OT.into()),
+        minutes: 59_940,
+        ..xline(1, "")
+    };
+    let create = request(
+        "s1",
+        1,
+        LedgerOp::Create {
+            lines: vec![xline(95, "Design"), ot],
+        },
+    );
+    let existing = RecordRef {
+        id: format!("{PROJECT}/{TASK}"),
+        sync_token: "x".into(),
+        tier: "regular".into(),
+    };
+    let update = request(
+        "s1",
+        2,
+        LedgerOp::Update {
+            records: vec![existing.clone()],
+            lines: vec![xline(60, "Design")],
+        },
+    );
+    let delete = request(
+        "s1",
+        3,
+        LedgerOp::Delete {
+            records: vec![existing],
+        },
+    );
+    let mut seen = 0;
+    for req in [create, update, delete] {
+        for c in r.plan(&req).unwrap_or_else(|e| panic!("{e}")) {
+            let method = c.call.method.to_ascii_lowercase();
+            let path = if method == "post" {
+                "/Projects/{projectId}/Time"
+            } else {
+                "/Projects/{projectId}/Time/{timeEntryId}"
+            };
+            for h in spec.required_headers(path, &method) {
+                assert!(
+                    c.call
+                        .headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case(&h)),
+                    "{method} {path} lacks required header {h}"
+                );
+            }
+            let key = c
+                .call
+                .headers
+                .iter()
+                .find(|(k, _)| k == "Idempotency-Key")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            assert!(
+                !key.is_empty() && key.len() <= 128,
+                "Idempotency-Key `{key}`"
+            );
+            if method != "delete" {
+                assert!(
+                    spec.header_param(path, &method, "Idempotency-Key"),
+                    "the spec takes Idempotency-Key on {method}"
+                );
+                let schema = spec
+                    .request_schema(path, &method)
+                    .unwrap_or_else(|| panic!("no request body schema for {method} {path}"));
+                let body: serde_json::Value =
+                    serde_json::from_str(c.call.body.as_deref().unwrap_or("null"))
+                        .unwrap_or_default();
+                let problems = spec.validate(&schema, &body, true);
+                assert!(problems.is_empty(), "{method} {path}: {problems:?}\n{body}");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4);
+    // The validator does catch what the contract forbids.
+    let bad = serde_json::json!({"userId": "not-a-uuid", "taskId": TASK, "dateUtc": "2026-03-02", "extra": 1});
+    let problems = spec.validate("TimeEntryCreateOrUpdate", &bad, true);
+    assert!(problems.len() >= 4, "{problems:?}");
+}
+
+#[tokio::test]
+async fn posts_updates_and_deletes_time_entries_once() {
+    let Some(spec) = xero_spec_or_skip("posts_updates_and_deletes_time_entries_once") else {
+        return;
+    };
+    let (server, ledger) = setup(spec, fast_fake(), fast()).await;
+    let ot = PostingLine {
+        tier: "overtime".into(),
+        payroll_item: Some(TASK_OT.into()),
+        ..xline(30, "Late deploy")
+    };
+    let create = request(
+        "x1",
+        1,
+        LedgerOp::Create {
+            lines: vec![xline(95, "Deploy"), ot],
+        },
+    );
+    server.inject(Inject::DropAfter);
+    assert!(matches!(
+        ledger.apply(&create).await,
+        Err(LedgerError::Transient(_))
+    ));
+    let refs = ledger
+        .apply(&create)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refs.len(), 2);
+    let entries = server.entries();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the retried create was replayed, not repeated"
+    );
+    let ot_entry = entries
+        .values()
+        .find(|e| e.body["taskId"] == TASK_OT)
+        .unwrap_or_else(|| panic!("no overtime entry"));
+    assert_eq!(ot_entry.body["duration"], 30);
+    assert_eq!(ot_entry.body["dateUtc"], "2026-03-02T00:00:00Z");
+
+    // Update in place, and move the overtime line to another project.
+    let moved = PostingLine {
+        customer: Some(PROJECT_2.into()),
+        payroll_item: Some(TASK_2.into()),
+        ..xline(45, "Late deploy")
+    };
+    let moved = PostingLine {
+        tier: "overtime".into(),
+        ..moved
+    };
+    let update = request(
+        "x1",
+        2,
+        LedgerOp::Update {
+            records: refs.clone(),
+            lines: vec![xline(100, "Deploy"), moved],
+        },
+    );
+    let refs2 = ledger
+        .apply(&update)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refs2[0].id, refs[0].id);
+    assert!(refs2[1].id.starts_with(PROJECT_2));
+    let live: Vec<_> = server
+        .entries()
+        .into_values()
+        .filter(|e| e.status == "ACTIVE")
+        .collect();
+    assert_eq!(live.len(), 2);
+
+    // An invoiced entry refuses changes: an exception, not a retry.
+    let id = timepost::ledger::xero::entry_of(&refs2[0].id).to_string();
+    server.set_status(&id, "INVOICED");
+    let e = ledger
+        .apply(&request(
+            "x1",
+            3,
+            LedgerOp::Delete {
+                records: refs2.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    match e {
+        LedgerError::Rejected(x) => assert_eq!(x.code, ExceptionCode::LedgerRecordLocked),
+        other => panic!("{other}"),
+    }
+    server.set_status(&id, "ACTIVE");
+    ledger
+        .apply(&request("x1", 4, LedgerOp::Delete { records: refs2 }))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(server.entries().values().all(|e| e.status == "DELETED"));
+    let c = server.counters();
+    assert_eq!((c.duplicates, c.invalid_bodies), (0, 0));
+}
+
+#[tokio::test]
+async fn errors_limits_and_remaining_headers() {
+    let Some(spec) = xero_spec_or_skip("errors_limits_and_remaining_headers") else {
+        return;
+    };
+    // The fake allows 5 calls per (compressed) minute of 1 s; the adapter is
+    // told 100 — the X-MinLimit-Remaining header must hold it back.
+    let fake = XeroFakeLimits {
+        per_minute: 5,
+        per_day: 5000,
+        concurrent: 5,
+        minute: Duration::from_secs(1),
+    };
+    let limits = XeroLimits {
+        calls_per_minute: 100,
+        calls_per_day: 5000,
+        concurrent: 5,
+        minute_ms: 1000,
+    };
+    let (server, ledger) = setup(spec, fake, limits).await;
+    for n in 0..12 {
+        ledger
+            .apply(&request(
+                &format!("h{n}"),
+                1,
+                LedgerOp::Create {
+                    lines: vec![xline(15, &format!("h{n}"))],
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("call {n}: {e}"));
+    }
+    assert_eq!(
+        server.counters().throttled,
+        0,
+        "remaining-allowance headers respected"
+    );
+
+    server.inject(Inject::Throttle(Some(3.0)));
+    match ledger
+        .apply(&request(
+            "t",
+            1,
+            LedgerOp::Create {
+                lines: vec![xline(15, "t")],
+            },
+        ))
+        .await
+    {
+        Err(LedgerError::RateLimited(Some(d))) => assert_eq!(d, Duration::from_secs(3)),
+        other => panic!("{other:?}"),
+    }
+    server.inject(Inject::ErrorIn200);
+    let e = ledger
+        .apply(&request(
+            "e",
+            1,
+            LedgerOp::Create {
+                lines: vec![xline(15, "e")],
+            },
+        ))
+        .await;
+    assert!(matches!(e, Err(LedgerError::Rejected(_))), "{e:?}");
+    // Xero takes whole minutes from 1 to 59940: refused before sending.
+    let e = ledger
+        .apply(&request(
+            "big",
+            1,
+            LedgerOp::Create {
+                lines: vec![xline(60_000, "big")],
+            },
+        ))
+        .await;
+    assert!(matches!(e, Err(LedgerError::Rejected(_))));
+    assert_eq!(server.counters().invalid_bodies, 0);
+}
+
+#[tokio::test]
+async fn the_fake_validates_bodies_against_the_spec() {
+    let Some(spec) = xero_spec_or_skip("the_fake_validates_bodies_against_the_spec") else {
+        return;
+    };
+    let (server, _ledger) = setup(spec, fast_fake(), fast()).await;
+    server.lock().oauth.access.insert(
+        "direct".into(),
+        tokio::time::Instant::now() + Duration::from_secs(60),
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/Projects/{PROJECT}/Time", server.api_base()))
+        .bearer_auth("direct")
+        .header("xero-tenant-id", "tenant-1")
+        .json(
+            &serde_json::json!({"userId": USER, "taskId": TASK, "dateUtc": "2026-03-02T00:00:00Z"}),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.headers().contains_key("x-minlimit-remaining"));
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert!(v["modelState"].to_string().contains("duration"), "{v}");
+}
