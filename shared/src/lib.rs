@@ -5,10 +5,6 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
-// Errors here carry a full bookkeeper-readable `Exception` (sentence, fix
-// hint, vendor message); they are cold paths, so their size is accepted.
-#![allow(clippy::result_large_err)]
-
 pub mod config;
 pub mod demo;
 pub mod dry_run;

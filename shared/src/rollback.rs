@@ -18,7 +18,6 @@
 //! crash can simply be run again.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;

@@ -8,7 +8,6 @@
 //! jitter, `Retry-After` honoured) with `attempts` tries per chunk.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 

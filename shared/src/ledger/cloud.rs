@@ -8,7 +8,6 @@
 //! `<prefix>_oauth_state` (the rotated tokens timepost maintains).
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,6 @@
 //! cost rate is left out and listed, never guessed.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 

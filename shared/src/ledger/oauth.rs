@@ -13,7 +13,6 @@
 //! - Token values never reach a log line or an error message.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

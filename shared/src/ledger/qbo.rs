@@ -16,7 +16,6 @@
 //!   [`super::qbo_faults`].
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -12,7 +12,6 @@
 //! message travels with the exception.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use serde::Deserialize;
 

@@ -9,7 +9,6 @@
 //! spent) pauses every caller of the company until the time it names.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -5,7 +5,6 @@
 //! of the store.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Mutex;
 

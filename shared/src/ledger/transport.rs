@@ -7,7 +7,6 @@
 //! back to the adapter, which turns them into exceptions.
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -13,7 +13,6 @@
 //! A DELETE answered 404 is taken as done (a retry after a lost answer).
 
 // `LedgerError` is the port's error type and carries the exception inline.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 
