@@ -1,12 +1,12 @@
 //! The `timepost` binary as a user meets it: exit codes, messages, and the
 //! local server over real HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const SANDBOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sandbox");
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{workdir, Server, SANDBOX};
 
 fn timepost(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_timepost"))
@@ -22,17 +22,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into(),
         String::from_utf8_lossy(&o.stderr).into(),
     )
-}
-
-/// A working directory with the sandbox config.
-fn workdir() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        format!("{SANDBOX}/timepost.toml"),
-        d.path().join("timepost.toml"),
-    )
-    .unwrap();
-    d
 }
 
 #[test]
@@ -204,83 +193,42 @@ fn ingest_csv_processes_and_a_malformed_file_enqueues_nothing() {
     assert_eq!(v["duplicate"], 2);
 }
 
-fn http(addr: &str, req: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap_or(0);
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
 #[test]
 fn serve_answers_health_guards_its_routes_and_stops_gracefully() {
     let d = workdir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_timepost"))
-        .current_dir(d.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit("http://").next().unwrap().trim().to_string();
-    let mut token = String::new();
-    for l in lines.by_ref() {
-        let l = l.unwrap();
-        if let Some(t) = l.split("): ").nth(1) {
-            token = t.trim().to_string();
-        }
-        if l.contains("Ctrl-C") {
-            break;
-        }
-    }
+    let srv = Server::start(d.path());
+    let token = srv.token.clone().unwrap_or_default();
     assert!(
         token.starts_with("tpa_"),
         "a fresh admin token is created and shown once"
     );
-    let secrets = PathBuf::from(d.path()).join(".timepost/secrets.toml");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        let secrets = PathBuf::from(d.path()).join(".timepost/secrets.toml");
         let mode = std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-
-    let (st, body) = http(
-        &addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (st, body) = srv.request("GET", "/healthz", &[], b"");
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("\"status\":\"ok\""));
-    let (st, _) = http(&addr, "POST /webhooks/toggl HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    let (st, _) = srv.request(
+        "POST",
+        "/webhooks/toggl",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    );
     assert_eq!(st, 401, "unsigned webhook refused");
-    let (st, _) = http(
-        &addr,
-        "GET /api/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (st, _) = srv.request("GET", "/api/report", &[], b"");
     assert_eq!(st, 401);
-    let (st, body) = http(&addr, &format!("GET /api/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"));
+    let auth = format!("Bearer {token}");
+    let (st, body) = srv.request("GET", "/api/report", &[("Authorization", &auth)], b"");
     assert_eq!(st, 200, "{body}");
-    let (st, body) = http(
-        &addr,
-        "GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (st, body) = srv.request("GET", "/openapi.json", &[], b"");
     assert_eq!(st, 200);
     assert!(body.contains("\"openapi\""));
-
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    let status = child.wait().unwrap();
+    let (status, rest) = srv.stop();
     assert!(status.success(), "graceful shutdown exits 0");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         rest.iter().any(|l| l.contains("timepost stopped")),
         "{rest:?}"
