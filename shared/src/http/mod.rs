@@ -45,6 +45,35 @@ pub struct Inner {
     pub secrets: Arc<dyn Secrets>,
     pub ledger: Arc<dyn Ledger>,
     pub intake: IntakeConfig,
+    /// The parse context (per-user time zones from the mappings), cached
+    /// briefly so a webhook does not read every mapping.
+    pub parse_context: ParseContextCache,
+}
+
+/// A parse context refreshed at most every few seconds.
+#[derive(Default)]
+pub struct ParseContextCache(
+    tokio::sync::Mutex<Option<(std::time::Instant, crate::sources::ParseContext)>>,
+);
+
+impl ParseContextCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub async fn get(
+        &self,
+        intake: &IntakeConfig,
+        mappings: &dyn MappingStore,
+    ) -> Result<crate::sources::ParseContext, crate::ports::StoreError> {
+        let mut slot = self.0.lock().await;
+        if let Some((at, ctx)) = slot.as_ref() {
+            if at.elapsed() < Self::TTL {
+                return Ok(ctx.clone());
+            }
+        }
+        let ctx = crate::intake::parse_context(intake, &mappings.snapshot().await?);
+        *slot = Some((std::time::Instant::now(), ctx.clone()));
+        Ok(ctx)
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -70,6 +99,7 @@ impl AppState {
             secrets: stack.secrets.clone(),
             ledger: stack.ledger.clone(),
             intake: stack.config.intake.clone(),
+            parse_context: ParseContextCache::default(),
         })
     }
 }

@@ -27,8 +27,7 @@ fn bad_payload(e: ParseError) -> ApiError {
 }
 
 async fn context(s: &AppState) -> Result<sources::ParseContext, ApiError> {
-    let mappings = s.mappings.snapshot().await?;
-    let mut ctx = crate::intake::parse_context(&s.intake, &mappings);
+    let mut ctx = s.parse_context.get(&s.intake, s.mappings.as_ref()).await?;
     ctx.received_at = Some(Utc::now());
     Ok(ctx)
 }
