@@ -234,3 +234,29 @@ fn serve_answers_health_guards_its_routes_and_stops_gracefully() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn generic_csv_columns_come_from_config() {
+    let d = workdir();
+    let cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap();
+    std::fs::write(
+        d.path().join("timepost.toml"),
+        format!("{cfg}\n[intake.csv_columns]\nentry_id = \"Row ID\"\nuser_id = \"Employee\"\nupdated_at = \"Changed\"\n"),
+    )
+    .unwrap();
+    let f = d.path().join("own.csv");
+    std::fs::write(&f, "Row ID,Employee,Changed,start,end,project_id,approval\nr1,u-ann,2026-03-09T00:00:00Z,2026-03-03 09:00,2026-03-03 10:30,p-acme-web,approved\n").unwrap();
+    let o = timepost(
+        d.path(),
+        &["mappings", "import", &format!("{SANDBOX}/mappings.csv")],
+    );
+    assert!(o.status.success());
+    let o = timepost(
+        d.path(),
+        &["ingest", "--source", "csv", f.to_str().unwrap(), "--json"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["posted"], 1, "{v}");
+}

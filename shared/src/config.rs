@@ -89,6 +89,10 @@ pub struct IntakeConfig {
     /// Harvest: post `rounded_hours` instead of `hours`.
     #[serde(default)]
     pub harvest_use_rounded: bool,
+    /// Column names of a generic CSV export (`timepost ingest --source
+    /// csv`), for files that are not Clockify, Toggl or Harvest exports.
+    #[serde(default)]
+    pub csv_columns: crate::sources::csv_import::CsvColumns,
 }
 
 fn default_tz() -> Tz {
@@ -100,6 +104,7 @@ impl Default for IntakeConfig {
         Self {
             default_time_zone: default_tz(),
             harvest_use_rounded: false,
+            csv_columns: Default::default(),
         }
     }
 }

@@ -126,6 +126,8 @@ pub struct Engine {
     pub counters: Arc<Counters>,
     /// Identifies this worker in claims.
     pub owner: String,
+    /// The mappings, re-read only when the change log moves.
+    cached_mappings: tokio::sync::Mutex<Option<Arc<Mappings>>>,
 }
 
 /// Claims expire by themselves so a crashed worker never blocks an entry.
@@ -149,7 +151,21 @@ impl Engine {
             settings,
             counters: Arc::new(Counters::default()),
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
+            cached_mappings: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The current mappings: the cached snapshot while the change log has
+    /// not moved, else a fresh read.
+    pub async fn mappings_now(&self) -> Result<Arc<Mappings>, StoreError> {
+        let version = self.mappings.version().await?;
+        let mut slot = self.cached_mappings.lock().await;
+        if let Some(m) = slot.as_ref().filter(|m| m.version == version) {
+            return Ok(m.clone());
+        }
+        let fresh = Arc::new(self.mappings.snapshot().await?);
+        *slot = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// Handle one queue message within import batch `batch_id`.
@@ -159,7 +175,8 @@ impl Engine {
         batch_id: &str,
     ) -> Result<Vec<Outcome>, EngineError> {
         bump(&self.counters.received);
-        let mappings = self.mappings.snapshot().await?;
+        let mappings = self.mappings_now().await?;
+        let mappings = mappings.as_ref();
         match message {
             QueueMessage::Entry { entry, .. } => {
                 self.with_claim(&entry.key, || self.entry(entry, &mappings, batch_id))
@@ -314,7 +331,8 @@ impl Engine {
 
     /// Re-evaluate every held entry (after a mapping change, or on schedule).
     pub async fn recheck_held(&self, batch_id: &str) -> Result<Vec<Outcome>, EngineError> {
-        let mappings = self.mappings.snapshot().await?;
+        let mappings = self.mappings_now().await?;
+        let mappings = mappings.as_ref();
         let mut out = Vec::new();
         for st in self.entries.by_status(Status::Held, 10_000).await? {
             let key = st.entry.key.clone();

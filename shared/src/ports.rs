@@ -70,6 +70,9 @@ pub trait EntryStore: Send + Sync {
 #[async_trait]
 pub trait MappingStore: Send + Sync {
     async fn snapshot(&self) -> StoreResult<Mappings>;
+    /// The change-log sequence number of the newest change (0 when none):
+    /// cheap, so readers can cache a snapshot until it moves.
+    async fn version(&self) -> StoreResult<u64>;
     /// Apply all changes in one transaction; returns them with their
     /// sequence numbers.
     async fn apply(&self, changes: Vec<MappingChange>) -> StoreResult<Vec<MappingChange>>;

@@ -51,7 +51,9 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
             let rows = bytes.iter().filter(|b| **b == b'\n').count() as u64;
             let bar = progress(rows);
             let mut entries = Vec::new();
-            for e in csv_import::reader(bytes.as_slice(), &Default::default(), &ctx).map_err(bad)? {
+            for e in csv_import::reader(bytes.as_slice(), &stack.config.intake.csv_columns, &ctx)
+                .map_err(bad)?
+            {
                 entries.push(e.map_err(bad)?);
                 if let Some(b) = &bar {
                     b.inc(1);

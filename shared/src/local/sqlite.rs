@@ -50,7 +50,10 @@ CREATE TABLE IF NOT EXISTS queue (
     receipt TEXT,
     enqueued_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_visible ON queue(visible_at, seq);
+-- Receive walks the queue in `seq` (rowid) order and skips the few
+-- messages in flight; an index on visible_at would make it sort them all.
+DROP INDEX IF EXISTS queue_visible;
+CREATE INDEX IF NOT EXISTS queue_receipt ON queue(receipt);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL, code TEXT,
     receive_count INTEGER NOT NULL, parked_at TEXT NOT NULL
@@ -385,6 +388,18 @@ impl MappingStore for SqliteStore {
             .map(|r| decode(&r.map_err(backend)?))
             .collect::<StoreResult<_>>()?;
         Ok(Mappings::from_rows(rows, version as u64))
+    }
+
+    async fn version(&self) -> StoreResult<u64> {
+        let v: i64 = self
+            .lock()
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM mapping_changes",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(v as u64)
     }
 
     async fn apply(&self, changes: Vec<MappingChange>) -> StoreResult<Vec<MappingChange>> {

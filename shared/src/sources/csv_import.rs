@@ -90,7 +90,8 @@ impl CsvFormat {
 ///
 /// Required: `entry_id`, `updated_at`, `user_id`, and either `start` + `end`
 /// or `date` + `duration` (`start` + `duration` is accepted too: the end is
-/// computed). A running timer cannot be expressed in a CSV.
+/// computed). A row with a start and neither end nor duration is a timer
+/// still running: kept, never posted until a version with an end arrives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CsvColumns {
