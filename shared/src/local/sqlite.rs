@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
-use crate::model::EntryKey;
+use crate::model::{EntryKey, Source};
 use crate::ports::*;
 use crate::state::{EntryState, Status};
 
@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
     source TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL,
     week_start TEXT NOT NULL,
+    work_date TEXT,
     status TEXT NOT NULL,
     revision INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
@@ -98,6 +99,7 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        migrate_work_date(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -151,6 +153,23 @@ impl SqliteStore {
     }
 }
 
+/// Stores created before `work_date` was a column get it (filled from the
+/// stored state) and its index.
+fn migrate_work_date(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'work_date'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE entries ADD COLUMN work_date TEXT;
+             UPDATE entries SET work_date = json_extract(state, '$.entry.work_date');",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS entries_date ON entries(source, workspace, work_date);",
+    )
+}
+
 fn decode<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<T> {
     serde_json::from_str(json).map_err(|e| backend(format!("corrupt record: {e}")))
 }
@@ -199,11 +218,12 @@ impl EntryStore for SqliteStore {
             return Err(StoreError::Conflict(e.key.to_string()));
         }
         tx.execute(
-            "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state, work_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (key) DO UPDATE SET source = excluded.source, workspace = excluded.workspace,
                user_id = excluded.user_id, week_start = excluded.week_start, status = excluded.status,
-               revision = excluded.revision, updated_at = excluded.updated_at, state = excluded.state",
+               revision = excluded.revision, updated_at = excluded.updated_at, state = excluded.state,
+               work_date = excluded.work_date",
             params![
                 e.key.to_string(),
                 e.key.source.as_str(),
@@ -213,7 +233,8 @@ impl EntryStore for SqliteStore {
                 stored.status.as_str(),
                 stored.revision as i64,
                 stored.updated_at.to_rfc3339(),
-                json
+                json,
+                e.work_date.to_string()
             ],
         )
         .map_err(backend)?;
@@ -244,6 +265,21 @@ impl EntryStore for SqliteStore {
 
     async fn all(&self) -> StoreResult<Vec<EntryState>> {
         states(&self.lock(), "SELECT state FROM entries ORDER BY key", [])
+    }
+
+    async fn by_source_dates(
+        &self,
+        source: Source,
+        workspace: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE source = ?1 AND workspace = ?2
+               AND work_date >= ?3 AND work_date <= ?4 ORDER BY key",
+            params![source.as_str(), workspace, from.to_string(), to.to_string()],
+        )
     }
 
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool> {
