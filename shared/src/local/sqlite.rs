@@ -620,3 +620,86 @@ impl WatermarkStore for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{harvest, ParseContext};
+
+    const PAGE: &str = include_str!("../../../tests/fixtures/harvest/time_entries_page.json");
+
+    fn entries() -> Vec<crate::model::NormalisedEntry> {
+        let mut ctx = ParseContext::new(chrono_tz::UTC);
+        ctx.harvest_account_id = Some("987654".into());
+        harvest::parse_page(PAGE.as_bytes(), &ctx).unwrap().entries
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn entries_by_source_workspace_and_work_date() {
+        let store = SqliteStore::in_memory().unwrap();
+        let es = entries();
+        for e in &es {
+            store
+                .put(&EntryState::new(e.clone(), Utc::now()))
+                .await
+                .unwrap();
+        }
+        let dates: Vec<NaiveDate> = es.iter().map(|e| e.work_date).collect();
+        let (lo, hi) = (*dates.iter().min().unwrap(), *dates.iter().max().unwrap());
+        let all = store
+            .by_source_dates(Source::Harvest, "987654", lo, hi)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), es.len());
+        let none = store
+            .by_source_dates(Source::Harvest, "other", lo, hi)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let none = store
+            .by_source_dates(Source::Toggl, "987654", lo, hi)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let before = store
+            .by_source_dates(
+                Source::Harvest,
+                "987654",
+                d("2000-01-01"),
+                lo.pred_opt().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(before.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_without_the_work_date_column_is_migrated() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE entries (key TEXT PRIMARY KEY, source TEXT NOT NULL, workspace TEXT NOT NULL,
+               user_id TEXT NOT NULL, week_start TEXT NOT NULL, status TEXT NOT NULL,
+               revision INTEGER NOT NULL, updated_at TEXT NOT NULL, state TEXT NOT NULL);",
+        )
+        .unwrap();
+        let e = entries().remove(0);
+        let mut state = EntryState::new(e.clone(), Utc::now());
+        state.revision = 1;
+        conn.execute(
+            "INSERT INTO entries VALUES (?1, 'harvest', '987654', 'u', '2026-03-02', 'ignored', 1, ?2, ?3)",
+            params![e.key.to_string(), Utc::now().to_rfc3339(), encode(&state).unwrap()],
+        )
+        .unwrap();
+        let store = SqliteStore::init(conn).unwrap();
+        let found = store
+            .by_source_dates(Source::Harvest, "987654", e.work_date, e.work_date)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entry.key, e.key);
+    }
+}
