@@ -50,6 +50,9 @@ pub struct HarvestState {
     pub retry_after: Option<f64>,
     pub injected: VecDeque<Inject>,
     pub counters: HarvestCounters,
+    /// Answer this many listings by date (`from`/`to`, the look-back
+    /// re-listing) with 500.
+    pub fail_window_listings: u32,
     /// Query strings of list requests, in order.
     pub list_queries: Vec<HashMap<String, String>>,
     cursors: HashMap<String, Cursor>,
@@ -73,6 +76,7 @@ impl HarvestServer {
             default_per_page: 2000,
             window: Window::new(limit, window),
             retry_after: None,
+            fail_window_listings: 0,
             injected: VecDeque::new(),
             counters: HarvestCounters::default(),
             list_queries: Vec::new(),
@@ -267,6 +271,13 @@ async fn list(
     let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
     if let Err(r) = gate(&mut s, &h) {
         return r;
+    }
+    if q.contains_key("from") && s.fail_window_listings > 0 {
+        s.fail_window_listings -= 1;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected (window listing)",
+        );
     }
     s.counters.list_pages += 1;
     s.list_queries.push(q.clone());

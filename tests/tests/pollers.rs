@@ -285,6 +285,34 @@ async fn watermark_untouched_when_the_vendor_keeps_failing() {
 }
 
 #[tokio::test]
+async fn watermark_untouched_when_the_lookback_listing_fails() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
+    let stack = harvest_stack(dir.path(), &fake.base_url(), "max_attempts = 2\n").await;
+    seed(&fake, &[55]);
+    let poller = harvest_poller(&stack);
+    let ports = PollPorts::local(&stack);
+    let name = format!("harvest:{ACCOUNT}");
+    poller.run(&ports).await.expect("first poll");
+    let wm = stack.store.get_watermark(&name).await.expect("wm");
+
+    fake.put(harvest_fake::entry(56, 1001, 2001, 3001, days_ago(1), "1"));
+    // An edit is at least 1 s newer: a (wrongly) advanced watermark would show.
+    fake.edit(55, |e| e["notes"] = "edited".into());
+    fake.state().fail_window_listings = 2;
+    let e = poller.run(&ports).await.expect_err("sweep fails");
+    assert!(matches!(e, PollError::Unavailable { .. }), "{e}");
+    assert_eq!(stack.store.get_watermark(&name).await.expect("wm"), wm);
+
+    // Next run: the changes are listed again and the watermark moves.
+    let r = poller.run(&ports).await.expect("recovered");
+    assert!(r.fetched >= 2);
+    assert!(r.watermark_after > wm, "{r:?} vs {wm:?}");
+    drain(&stack).await;
+    assert_eq!(status(&stack, &hkey(56)).await, Some(Status::Posted));
+}
+
+#[tokio::test]
 async fn edits_and_new_entries_flow_in_on_the_next_poll() {
     let dir = tempfile::tempdir().expect("dir");
     let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;

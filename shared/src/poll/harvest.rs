@@ -14,7 +14,9 @@
 //! (`GET /v2/time_entries/{id}`): 404 means deleted, and a deleted version
 //! (same key, `deleted = true`, `updated_at` = now) is enqueued; an answer
 //! means it moved out of the window, and that version is enqueued instead.
-//! A listing that fails part-way finds no deletions at all.
+//! A listing that fails part-way finds no deletions at all, and the run
+//! fails without moving the watermark (what it enqueued before is listed
+//! again next time).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 
 use super::{
-    enqueue_and_advance, parse_context, secret, Auth, Fetcher, PollError, PollPorts, PollReport,
+    parse_context, secret, store_watermark, Auth, Fetcher, PollError, PollPorts, PollReport,
 };
 use crate::config::{HarvestPollConfig, IntakeConfig};
 use crate::intake;
@@ -149,10 +151,10 @@ impl HarvestPoller {
         report.pages = pages;
         report.fetched = changed.len();
         let seen: HashSet<String> = changed.iter().map(|e| e.key.id.clone()).collect();
-        let overlap = Duration::from_secs(self.cfg.overlap_secs);
-        let (n, after) = enqueue_and_advance(ports, &name, since, before, changed, overlap).await?;
-        report.enqueued = n;
-        report.watermark_after = after;
+        let newest = changed.iter().map(|e| e.version.updated_at).max();
+        report.enqueued = intake::enqueue_entries(ports.queue.as_ref(), changed)
+            .await
+            .map_err(PollError::Enqueue)?;
 
         // 2. Deletions within the look-back window.
         if self.cfg.lookback_days > 0 {
@@ -164,6 +166,13 @@ impl HarvestPoller {
                 .await
                 .map_err(PollError::Enqueue)?;
         }
+
+        // 3. Only a run that got everything onto the queue moves the
+        // watermark; a failure above leaves it, and the next run lists the
+        // same changes again (duplicates are harmless).
+        let overlap = Duration::from_secs(self.cfg.overlap_secs);
+        report.watermark_after =
+            store_watermark(ports, &name, since, before, newest, overlap).await?;
         tracing::info!(
             watermark = ?report.watermark_after,
             enqueued = report.enqueued,

@@ -350,12 +350,25 @@ pub(crate) async fn enqueue_and_advance(
     let n = intake::enqueue_entries(ports.queue.as_ref(), entries)
         .await
         .map_err(PollError::Enqueue)?;
+    let after = store_watermark(ports, name, since, before, newest, overlap).await?;
+    Ok((n, after))
+}
+
+/// Store the next watermark (see [`advance`]) unless it would not move.
+pub(crate) async fn store_watermark(
+    ports: &PollPorts,
+    name: &str,
+    since: DateTime<Utc>,
+    before: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    overlap: Duration,
+) -> Result<Option<DateTime<Utc>>, PollError> {
     let after = advance(since, newest, overlap);
     if before.is_none_or(|b| after > b) {
         ports.watermarks.set_watermark(name, after).await?;
-        Ok((n, Some(after)))
+        Ok(Some(after))
     } else {
-        Ok((n, before))
+        Ok(before)
     }
 }
 
