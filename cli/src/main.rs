@@ -48,6 +48,9 @@ enum Command {
     },
     /// Feed tracker payloads or exports through the same path as a webhook.
     Ingest(commands::ingest::Args),
+    /// Poll a tracker's API once now (Harvest, or Toggl as a fallback to
+    /// its webhooks) and process what it enqueued.
+    Poll(commands::poll::Args),
     /// Import, export and list mapping tables.
     #[command(subcommand)]
     Mappings(commands::mappings::Cmd),
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             Command::Demo { json, keep } => commands::demo::run(json, keep).await,
             Command::Serve { bind } => commands::serve::run(&cli.config, bind).await,
             Command::Ingest(args) => commands::ingest::run(&cli.config, args).await,
+            Command::Poll(args) => commands::poll::run(&cli.config, args).await,
             Command::Mappings(cmd) => commands::mappings::run(&cli.config, cmd).await,
             Command::Status { json } => commands::status::run(&cli.config, json).await,
             Command::Explain { code, all } => commands::explain::run(code, all),

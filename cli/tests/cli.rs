@@ -260,3 +260,42 @@ fn generic_csv_columns_come_from_config() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["posted"], 1, "{v}");
 }
+
+#[test]
+fn poll_exit_codes_name_the_missing_section_and_secret() {
+    let d = workdir();
+    // Not configured: bad usage, and the message says what to add.
+    let o = timepost(d.path(), &["poll", "--source", "harvest"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[intake.harvest]"), "{err}");
+    let o = timepost(d.path(), &["poll", "--source", "toggl"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[intake.toggl_poll]"), "{err}");
+
+    // Configured, but no token secret: a configuration problem (2).
+    let cfg = d.path().join("timepost.toml");
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(
+        "\n[intake.harvest]\naccount_id = \"1\"\nbase_url = \"http://127.0.0.1:1\"\nmax_attempts = 2\nbackoff_base_ms = 10\n",
+    );
+    std::fs::write(&cfg, &text_cfg).unwrap();
+    let o = timepost(d.path(), &["poll", "--source", "harvest"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("harvest_token"), "{err}");
+
+    // With the token but the vendor unreachable: a runtime failure (1).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let secrets = d.path().join(".timepost/secrets.toml");
+        std::fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+        std::fs::write(&secrets, "harvest_token = \"t\"\n").unwrap();
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let o = timepost(d.path(), &["poll", "--source", "harvest"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("watermark unchanged"), "{err}");
+}

@@ -93,6 +93,187 @@ pub struct IntakeConfig {
     /// csv`), for files that are not Clockify, Toggl or Harvest exports.
     #[serde(default)]
     pub csv_columns: crate::sources::csv_import::CsvColumns,
+    /// `[intake.harvest]`: poll a Harvest account (no section, no poller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harvest: Option<HarvestPollConfig>,
+    /// `[intake.toggl_poll]`: poll Toggl Track's API (a fallback to its
+    /// webhooks; no section, no poller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toggl_poll: Option<TogglPollConfig>,
+}
+
+/// `[intake.harvest]`: the Harvest poller (API v2; Harvest has no webhooks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarvestPollConfig {
+    /// The `Harvest-Account-Id`; also the entries' workspace.
+    pub account_id: String,
+    #[serde(default = "default_harvest_url")]
+    pub base_url: String,
+    /// Entries per page (Harvest allows up to 2000).
+    #[serde(default = "default_per_page")]
+    pub per_page: u32,
+    /// Days (back from today) re-listed on every poll to find deleted
+    /// entries; 0 turns deletion detection off.
+    #[serde(default = "default_lookback")]
+    pub lookback_days: u32,
+    /// Pace requests at this many per 15 s (Harvest's limit is 100).
+    #[serde(default = "default_harvest_rate")]
+    pub requests_per_15s: u32,
+    /// Name of the secret holding the personal access token.
+    #[serde(default = "default_harvest_secret")]
+    pub token_secret: String,
+    /// Harvest asks for an application name and a contact address.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Without a watermark (first poll), list entries updated this many
+    /// days back.
+    #[serde(default = "default_first_poll")]
+    pub first_poll_days: u32,
+    /// Attempts at one request before the run fails (watermark untouched).
+    #[serde(default = "default_poll_attempts")]
+    pub max_attempts: u32,
+    /// Longest `Retry-After` honoured inside a run; a longer one fails the
+    /// run (the next scheduled run resumes from the same watermark).
+    #[serde(default = "default_poll_max_wait")]
+    pub max_wait_secs: u64,
+    /// Exponential backoff for 5xx and network failures, in ms.
+    #[serde(default = "default_poll_backoff_base")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_poll_backoff_cap")]
+    pub backoff_cap_ms: u64,
+    /// The watermark is set this many seconds before the newest change
+    /// seen, so a change saved during the poll is listed again next time
+    /// (duplicates are harmless).
+    #[serde(default = "default_overlap")]
+    pub overlap_secs: u64,
+    /// Timeout of one HTTP request, in seconds.
+    #[serde(default = "default_poll_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// `[intake.toggl_poll]`: the Toggl Track API poller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TogglPollConfig {
+    #[serde(default = "default_toggl_url")]
+    pub base_url: String,
+    /// Keep only entries of this workspace id (default: every workspace
+    /// the token's user sees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Pace requests at this many per hour (Toggl allows 30–600 by plan).
+    #[serde(default = "default_toggl_rate")]
+    pub requests_per_hour: u32,
+    /// Name of the secret holding the API token.
+    #[serde(default = "default_toggl_secret")]
+    pub token_secret: String,
+    /// Without a watermark (first poll), ask for entries modified this many
+    /// days back.
+    #[serde(default = "default_first_poll")]
+    pub first_poll_days: u32,
+    /// Attempts at one request before the run fails (watermark untouched).
+    #[serde(default = "default_poll_attempts")]
+    pub max_attempts: u32,
+    /// Longest `Retry-After` honoured inside a run; a longer one fails the
+    /// run (the next scheduled run resumes from the same watermark).
+    #[serde(default = "default_poll_max_wait")]
+    pub max_wait_secs: u64,
+    /// Exponential backoff for 5xx and network failures, in ms.
+    #[serde(default = "default_poll_backoff_base")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_poll_backoff_cap")]
+    pub backoff_cap_ms: u64,
+    /// The watermark is set this many seconds before the newest change
+    /// seen, so a change saved during the poll is listed again next time
+    /// (duplicates are harmless).
+    #[serde(default = "default_overlap")]
+    pub overlap_secs: u64,
+    /// Timeout of one HTTP request, in seconds.
+    #[serde(default = "default_poll_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// How a poller retries one request (from the fields of its section): 429
+/// waits for `Retry-After` (at most `max_wait_secs`, else the run gives up),
+/// 5xx and network failures back off exponentially (capped); after
+/// `max_attempts` the run fails and the watermark stays where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRetry {
+    pub max_attempts: u32,
+    pub max_wait_secs: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    pub overlap_secs: u64,
+    pub timeout_secs: u64,
+}
+
+macro_rules! poll_retry {
+    ($t:ty) => {
+        impl $t {
+            pub fn retry(&self) -> PollRetry {
+                PollRetry {
+                    max_attempts: self.max_attempts,
+                    max_wait_secs: self.max_wait_secs,
+                    backoff_base_ms: self.backoff_base_ms,
+                    backoff_cap_ms: self.backoff_cap_ms,
+                    overlap_secs: self.overlap_secs,
+                    timeout_secs: self.timeout_secs,
+                }
+            }
+        }
+    };
+}
+poll_retry!(HarvestPollConfig);
+poll_retry!(TogglPollConfig);
+
+fn default_harvest_url() -> String {
+    "https://api.harvestapp.com".into()
+}
+fn default_per_page() -> u32 {
+    2000
+}
+fn default_lookback() -> u32 {
+    30
+}
+fn default_harvest_rate() -> u32 {
+    100
+}
+fn default_harvest_secret() -> String {
+    "harvest_token".into()
+}
+fn default_user_agent() -> String {
+    concat!("timepost/", env!("CARGO_PKG_VERSION")).into()
+}
+fn default_first_poll() -> u32 {
+    30
+}
+fn default_toggl_url() -> String {
+    "https://api.track.toggl.com".into()
+}
+fn default_toggl_rate() -> u32 {
+    30
+}
+fn default_toggl_secret() -> String {
+    "toggl_token".into()
+}
+fn default_poll_attempts() -> u32 {
+    5
+}
+fn default_poll_max_wait() -> u64 {
+    120
+}
+fn default_poll_backoff_base() -> u64 {
+    500
+}
+fn default_poll_backoff_cap() -> u64 {
+    30_000
+}
+fn default_overlap() -> u64 {
+    60
+}
+fn default_poll_timeout() -> u64 {
+    30
 }
 
 fn default_tz() -> Tz {
@@ -105,6 +286,8 @@ impl Default for IntakeConfig {
             default_time_zone: default_tz(),
             harvest_use_rounded: false,
             csv_columns: Default::default(),
+            harvest: None,
+            toggl_poll: None,
         }
     }
 }
@@ -204,16 +387,30 @@ pub struct Schedules {
     /// How often held entries are re-checked against the mappings.
     #[serde(default = "default_recheck")]
     pub held_recheck_secs: u64,
+    /// How often `timepost serve` polls Harvest (`[intake.harvest]`).
+    #[serde(default = "default_harvest_poll")]
+    pub harvest_poll_secs: u64,
+    /// How often `timepost serve` polls Toggl (`[intake.toggl_poll]`).
+    #[serde(default = "default_toggl_poll")]
+    pub toggl_poll_secs: u64,
 }
 
 fn default_recheck() -> u64 {
     300
+}
+fn default_harvest_poll() -> u64 {
+    300
+}
+fn default_toggl_poll() -> u64 {
+    900
 }
 
 impl Default for Schedules {
     fn default() -> Self {
         Self {
             held_recheck_secs: default_recheck(),
+            harvest_poll_secs: default_harvest_poll(),
+            toggl_poll_secs: default_toggl_poll(),
         }
     }
 }
@@ -302,6 +499,14 @@ impl Config {
                 message,
             });
         }
+        if let Some((field, message)) = poll_problem(&cfg.intake) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field.rsplit('.').next().unwrap_or("intake")),
+                field: Some(field),
+                message,
+            });
+        }
         if let Some(j) = &cfg.rules.default_jurisdiction {
             if !cfg.rules.overtime.contains_key(j) {
                 return Err(ConfigError::Invalid {
@@ -314,6 +519,72 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// The first thing wrong with the poller sections, as (dotted field, message).
+fn poll_problem(intake: &IntakeConfig) -> Option<(String, String)> {
+    let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    let retry = |section: &str, r: &PollRetry| -> Option<(String, String)> {
+        if r.max_attempts == 0 {
+            return Some((
+                format!("{section}.max_attempts"),
+                "must be at least 1".into(),
+            ));
+        }
+        if r.timeout_secs == 0 {
+            return Some((
+                format!("{section}.timeout_secs"),
+                "must be at least 1".into(),
+            ));
+        }
+        None
+    };
+    if let Some(h) = &intake.harvest {
+        let s = "intake.harvest";
+        if h.account_id.trim().is_empty() {
+            return Some((format!("{s}.account_id"), "must not be empty".into()));
+        }
+        if !url_ok(&h.base_url) {
+            return Some((
+                format!("{s}.base_url"),
+                "must start with https:// (or http://)".into(),
+            ));
+        }
+        if !(1..=2000).contains(&h.per_page) {
+            return Some((format!("{s}.per_page"), "must be between 1 and 2000".into()));
+        }
+        if h.requests_per_15s == 0 {
+            return Some((format!("{s}.requests_per_15s"), "must be at least 1".into()));
+        }
+        if h.user_agent.trim().is_empty() {
+            return Some((
+                format!("{s}.user_agent"),
+                "must not be empty (Harvest refuses requests without one)".into(),
+            ));
+        }
+        if let Some(p) = retry(s, &h.retry()) {
+            return Some(p);
+        }
+    }
+    if let Some(t) = &intake.toggl_poll {
+        let s = "intake.toggl_poll";
+        if !url_ok(&t.base_url) {
+            return Some((
+                format!("{s}.base_url"),
+                "must start with https:// (or http://)".into(),
+            ));
+        }
+        if t.requests_per_hour == 0 {
+            return Some((
+                format!("{s}.requests_per_hour"),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(p) = retry(s, &t.retry()) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// `unknown field `x`` / `missing field `x`` → `x`.

@@ -179,12 +179,12 @@ impl Engine {
         let mappings = mappings.as_ref();
         match message {
             QueueMessage::Entry { entry, .. } => {
-                self.with_claim(&entry.key, || self.entry(entry, &mappings, batch_id))
+                self.with_claim(&entry.key, || self.entry(entry, mappings, batch_id))
                     .await
             }
             QueueMessage::Redrive { key, by } => {
                 tracing::info!(entry = %key, by, "redrive");
-                self.with_claim(key, || self.redrive(key, &mappings, batch_id))
+                self.with_claim(key, || self.redrive(key, mappings, batch_id))
                     .await
             }
             QueueMessage::Approval {
@@ -216,7 +216,7 @@ impl Engine {
                         let status = *status;
                         out.extend(
                             self.with_claim(&key, || {
-                                self.approve(&key, status, &mappings, batch_id)
+                                self.approve(&key, status, mappings, batch_id)
                             })
                             .await?,
                         );
@@ -337,7 +337,7 @@ impl Engine {
         for st in self.entries.by_status(Status::Held, 10_000).await? {
             let key = st.entry.key.clone();
             match self
-                .with_claim(&key, || self.redrive(&key, &mappings, batch_id))
+                .with_claim(&key, || self.redrive(&key, mappings, batch_id))
                 .await
             {
                 Ok(o) => out.extend(o),

@@ -17,6 +17,7 @@ pub mod local;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;
+pub mod poll;
 pub mod ports;
 pub mod report;
 pub mod rollback;

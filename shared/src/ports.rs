@@ -60,6 +60,16 @@ pub trait EntryStore: Send + Sync {
     async fn by_status(&self, status: Status, limit: usize) -> StoreResult<Vec<EntryState>>;
     /// Every entry (for reports and exports), in key order.
     async fn all(&self) -> StoreResult<Vec<EntryState>>;
+    /// Entries of one tracker workspace whose (current) work date is in
+    /// `from..=to`, in key order, deleted ones included. What a poller
+    /// compares a re-listed period with to find deletions (Harvest).
+    async fn by_source_dates(
+        &self,
+        source: Source,
+        workspace: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<EntryState>>;
     /// Claim an entry for processing (the idempotency-record design): true
     /// when this owner holds the claim until `ttl` passes or it is released.
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool>;

@@ -1,6 +1,7 @@
 //! The local scheduler: what EventBridge Scheduler triggers in AWS runs here
-//! on timers inside `timepost serve`. Today: re-checking held entries
-//! against the mappings. The reconciliation and archive jobs join here.
+//! on timers inside `timepost serve`: re-checking held entries against the
+//! mappings ([`run`]) and the tracker pollers ([`run_poller`]). The
+//! reconciliation and archive jobs join here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,37 @@ pub async fn run(
                     Ok(o) if !o.is_empty() => tracing::info!(rechecked = o.len(), "schedule: held entries re-checked"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// Run one configured poller every `every` until shutdown (the first run
+/// right away). A failed run is logged; its watermark stays, so the next
+/// run picks up where it left off.
+pub async fn run_poller(
+    poller: Arc<crate::poll::Poller>,
+    ports: crate::poll::PollPorts,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let source = poller.name();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                tokio::select! {
+                    r = poller.run(&ports) => match r {
+                        Ok(r) => tracing::info!(source, enqueued = r.enqueued, deleted = r.deleted, "schedule: poll done"),
+                        Err(e) => tracing::error!(source, error = %e, "schedule: poll failed"),
+                    },
+                    _ = shutdown.changed() => return,
                 }
             }
             _ = shutdown.changed() => return,

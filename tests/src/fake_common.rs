@@ -235,6 +235,11 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Decode HTTP Basic credentials (`user:password`).
+pub fn decode_basic(b64: &str) -> Option<String> {
+    base64_lite::decode(b64)
+}
+
 /// A tiny base64 decoder for HTTP Basic credentials (no extra crate).
 mod base64_lite {
     pub fn decode(s: &str) -> Option<String> {

@@ -98,7 +98,13 @@ impl E {
 
 /// A fresh local stack in `dir` with the sandbox config and mappings.
 pub async fn sandbox_stack(dir: &std::path::Path) -> LocalStack {
-    let mut config = Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
+    stack_with(dir, timepost::demo::CONFIG, "").await
+}
+
+/// A fresh local stack in `dir` from `config` (TOML text) and the sandbox
+/// mappings plus `extra_mappings` (CSV rows without the header).
+pub async fn stack_with(dir: &std::path::Path, config: &str, extra_mappings: &str) -> LocalStack {
+    let mut config = Config::parse(config, "test config").expect("config");
     config.store.path = dir.join("t.sqlite");
     config.store.secrets_file = dir.join("secrets.toml");
     config.store.archive_dir = dir.join("archive");
@@ -106,7 +112,8 @@ pub async fn sandbox_stack(dir: &std::path::Path) -> LocalStack {
     config.worker.backoff_cap_ms = 5;
     let store = SqliteStore::open(&config.store.path).expect("store");
     let stack = LocalStack::with_store(config, store).expect("stack");
-    let rows = csv_io::read(timepost::demo::MAPPINGS.as_bytes()).expect("mappings");
+    let csv = format!("{}{extra_mappings}", timepost::demo::MAPPINGS);
+    let rows = csv_io::read(csv.as_bytes()).expect("mappings");
     let changes = diff(
         &stack.store.snapshot().await.expect("snapshot"),
         &rows,

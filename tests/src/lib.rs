@@ -4,13 +4,17 @@
 //!   limits, OAuth) on 127.0.0.1:0;
 //! - [`xero_fake`]: a Xero organisation (Projects time), validating every
 //!   body against the vendor's OpenAPI document ([`openapi`]);
+//! - [`harvest_fake`], [`toggl_fake`]: tracker APIs the pollers read
+//!   (pagination, filters, 429 + `Retry-After`, required headers, faults);
 //! - [`fake_common`]: injectable faults, rate windows, the token endpoint;
 //! - below: an in-memory secrets store and request builders.
 
 pub mod fake_common;
+pub mod harvest_fake;
 pub mod kit;
 pub mod openapi;
 pub mod qbo_fake;
+pub mod toggl_fake;
 pub mod xero_fake;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod explain;
 pub mod ingest;
 pub mod mappings;
+pub mod poll;
 pub mod redrive;
 pub mod rollback;
 pub mod serve;

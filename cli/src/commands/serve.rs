@@ -28,6 +28,21 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         Duration::from_secs(stack.config.schedules.held_recheck_secs),
         stop_rx.clone(),
     ));
+    let mut pollers = Vec::new();
+    for (source, every) in [
+        ("harvest", stack.config.schedules.harvest_poll_secs),
+        ("toggl", stack.config.schedules.toggl_poll_secs),
+    ] {
+        if let Some(p) = timepost::poll::Poller::for_source(source, &stack.config.intake)? {
+            println!("  polling {source} every {every} s");
+            pollers.push(tokio::spawn(timepost::schedules::run_poller(
+                Arc::new(p),
+                timepost::poll::PollPorts::local(&stack),
+                Duration::from_secs(every),
+                stop_rx.clone(),
+            )));
+        }
+    }
     let app = timepost::http::router(timepost::http::AppState::local(&stack));
     println!("timepost listening on http://{local}");
     println!("  webhooks: POST /webhooks/clockify, POST /webhooks/toggl · health: GET /healthz");
@@ -57,6 +72,9 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let _ = stop_tx.send(true);
     let _ = worker.await;
     let _ = schedules.await;
+    for p in pollers {
+        let _ = p.await;
+    }
     println!("timepost stopped");
     Ok(())
 }

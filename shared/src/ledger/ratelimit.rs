@@ -1,4 +1,5 @@
-//! A per-company rate limiter that keeps timepost under an accounting API's
+//! A per-company (or per-tracker-account: the pollers use it too) rate
+//! limiter that keeps timepost under an API's
 //! published limits in steady state, so 429s are the exception.
 //!
 //! Each rate (`limit` calls per `window`) is paced with a token bucket of

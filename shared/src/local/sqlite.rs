@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
-use crate::model::EntryKey;
+use crate::model::{EntryKey, Source};
 use crate::ports::*;
 use crate::state::{EntryState, Status};
 
@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
     source TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL,
     week_start TEXT NOT NULL,
+    work_date TEXT,
     status TEXT NOT NULL,
     revision INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
@@ -191,6 +192,7 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        migrate_work_date(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -245,6 +247,23 @@ impl SqliteStore {
     }
 }
 
+/// Stores created before `work_date` was a column get it (filled from the
+/// stored state) and its index.
+fn migrate_work_date(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'work_date'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE entries ADD COLUMN work_date TEXT;
+             UPDATE entries SET work_date = json_extract(state, '$.entry.work_date');",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS entries_date ON entries(source, workspace, work_date);",
+    )
+}
+
 fn decode<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<T> {
     serde_json::from_str(json).map_err(|e| backend(format!("corrupt record: {e}")))
 }
@@ -293,11 +312,12 @@ impl EntryStore for SqliteStore {
             return Err(StoreError::Conflict(e.key.to_string()));
         }
         tx.execute(
-            "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state, work_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (key) DO UPDATE SET source = excluded.source, workspace = excluded.workspace,
                user_id = excluded.user_id, week_start = excluded.week_start, status = excluded.status,
-               revision = excluded.revision, updated_at = excluded.updated_at, state = excluded.state",
+               revision = excluded.revision, updated_at = excluded.updated_at, state = excluded.state,
+               work_date = excluded.work_date",
             params![
                 e.key.to_string(),
                 e.key.source.as_str(),
@@ -307,7 +327,8 @@ impl EntryStore for SqliteStore {
                 stored.status.as_str(),
                 stored.revision as i64,
                 stored.updated_at.to_rfc3339(),
-                json
+                json,
+                e.work_date.to_string()
             ],
         )
         .map_err(backend)?;
@@ -338,6 +359,21 @@ impl EntryStore for SqliteStore {
 
     async fn all(&self) -> StoreResult<Vec<EntryState>> {
         states(&self.lock(), "SELECT state FROM entries ORDER BY key", [])
+    }
+
+    async fn by_source_dates(
+        &self,
+        source: Source,
+        workspace: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE source = ?1 AND workspace = ?2
+               AND work_date >= ?3 AND work_date <= ?4 ORDER BY key",
+            params![source.as_str(), workspace, from.to_string(), to.to_string()],
+        )
     }
 
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool> {
@@ -703,5 +739,88 @@ impl WatermarkStore for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{harvest, ParseContext};
+
+    const PAGE: &str = include_str!("../../../tests/fixtures/harvest/time_entries_page.json");
+
+    fn entries() -> Vec<crate::model::NormalisedEntry> {
+        let mut ctx = ParseContext::new(chrono_tz::UTC);
+        ctx.harvest_account_id = Some("987654".into());
+        harvest::parse_page(PAGE.as_bytes(), &ctx).unwrap().entries
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn entries_by_source_workspace_and_work_date() {
+        let store = SqliteStore::in_memory().unwrap();
+        let es = entries();
+        for e in &es {
+            store
+                .put(&EntryState::new(e.clone(), Utc::now()))
+                .await
+                .unwrap();
+        }
+        let dates: Vec<NaiveDate> = es.iter().map(|e| e.work_date).collect();
+        let (lo, hi) = (*dates.iter().min().unwrap(), *dates.iter().max().unwrap());
+        let all = store
+            .by_source_dates(Source::Harvest, "987654", lo, hi)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), es.len());
+        let none = store
+            .by_source_dates(Source::Harvest, "other", lo, hi)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let none = store
+            .by_source_dates(Source::Toggl, "987654", lo, hi)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let before = store
+            .by_source_dates(
+                Source::Harvest,
+                "987654",
+                d("2000-01-01"),
+                lo.pred_opt().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(before.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_without_the_work_date_column_is_migrated() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE entries (key TEXT PRIMARY KEY, source TEXT NOT NULL, workspace TEXT NOT NULL,
+               user_id TEXT NOT NULL, week_start TEXT NOT NULL, status TEXT NOT NULL,
+               revision INTEGER NOT NULL, updated_at TEXT NOT NULL, state TEXT NOT NULL);",
+        )
+        .unwrap();
+        let e = entries().remove(0);
+        let mut state = EntryState::new(e.clone(), Utc::now());
+        state.revision = 1;
+        conn.execute(
+            "INSERT INTO entries VALUES (?1, 'harvest', '987654', 'u', '2026-03-02', 'ignored', 1, ?2, ?3)",
+            params![e.key.to_string(), Utc::now().to_rfc3339(), encode(&state).unwrap()],
+        )
+        .unwrap();
+        let store = SqliteStore::init(conn, "FULL").unwrap();
+        let found = store
+            .by_source_dates(Source::Harvest, "987654", e.work_date, e.work_date)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entry.key, e.key);
     }
 }
