@@ -299,3 +299,40 @@ fn poll_exit_codes_name_the_missing_section_and_secret() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("watermark unchanged"), "{err}");
 }
+
+#[test]
+fn ingest_of_a_saved_payload_names_file_position_and_field() {
+    let d = workdir();
+    let good = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/toggl/time_entry_created.json"
+    ))
+    .unwrap();
+    let mut bad: serde_json::Value = serde_json::from_str(&good).unwrap();
+    bad["payload"].as_object_mut().unwrap().remove("start");
+    let f = d.path().join("replay.json");
+    std::fs::write(&f, format!("[{good}, {bad}]")).unwrap();
+    let o = timepost(
+        d.path(),
+        &["ingest", "--source", "toggl", f.to_str().unwrap()],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("replay.json") && err.contains("[1]") && err.contains("start"),
+        "{err}"
+    );
+    let o = timepost(d.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["kpis"]["entries_known"], "0",
+        "nothing from the file was enqueued"
+    );
+    // The good element alone is accepted (exit 0, whatever its outcome).
+    std::fs::write(&f, format!("[{good}]")).unwrap();
+    let o = timepost(
+        d.path(),
+        &["ingest", "--source", "toggl", f.to_str().unwrap(), "--json"],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+}
