@@ -52,6 +52,52 @@ pub fn batches(messages: Vec<QueueMessage>) -> Vec<Vec<QueueMessage>> {
     out
 }
 
+/// What a parsed tracker event asks of timepost.
+pub enum Intake {
+    /// Messages to enqueue.
+    Enqueue(Vec<QueueMessage>),
+    /// A subscription validation ping: answer with this code.
+    Ping(Option<String>),
+    /// Nothing to do, and why.
+    Ignored(String),
+}
+
+/// Turn a parsed event into what to enqueue. `via` names the path it came
+/// by (for the approval's audit line).
+pub fn intake(event: crate::sources::Event, via: &str) -> Intake {
+    use crate::sources::Event;
+    let now = Utc::now();
+    match event {
+        Event::Entries { entries } => Intake::Enqueue(
+            entries
+                .into_iter()
+                .map(|e| QueueMessage::Entry {
+                    entry: Box::new(e),
+                    received_at: now,
+                })
+                .collect(),
+        ),
+        Event::Approval {
+            source,
+            workspace,
+            user_id,
+            from,
+            to,
+            status,
+        } => Intake::Enqueue(vec![QueueMessage::Approval {
+            source,
+            workspace,
+            user_id,
+            from,
+            to,
+            status,
+            by: format!("{source} approval event via {via}"),
+        }]),
+        Event::Ping { validation_code } => Intake::Ping(validation_code),
+        Event::Ignored { reason } => Intake::Ignored(reason),
+    }
+}
+
 /// Enqueue entries durably, in batches. Returns how many were enqueued.
 pub async fn enqueue_entries(
     queue: &dyn Queue,

@@ -1,11 +1,11 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use timepost::intake::Intake;
 use timepost::model::Source;
-use timepost::ports::{MappingStore, Queue, QueueMessage};
+use timepost::ports::{MappingStore, Queue};
 use timepost::sources::{self, csv_import, Event};
 
 use crate::{CliResult, Failure};
@@ -78,32 +78,10 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
             entries: sources::harvest::parse_many(&bytes, &ctx).map_err(bad)?,
         }],
     };
-    let now = chrono::Utc::now();
     for ev in events {
-        match ev {
-            Event::Entries { entries } => {
-                messages.extend(entries.into_iter().map(|e| QueueMessage::Entry {
-                    entry: Box::new(e),
-                    received_at: now,
-                }))
-            }
-            Event::Approval {
-                source,
-                workspace,
-                user_id,
-                from,
-                to,
-                status,
-            } => messages.push(QueueMessage::Approval {
-                source,
-                workspace,
-                user_id,
-                from,
-                to,
-                status,
-                by: format!("{source} approval event"),
-            }),
-            Event::Ping { .. } | Event::Ignored { .. } => ignored += 1,
+        match timepost::intake::intake(ev, "timepost ingest") {
+            Intake::Enqueue(m) => messages.extend(m),
+            Intake::Ping(_) | Intake::Ignored(_) => ignored += 1,
         }
     }
     let enqueued = messages.len();
@@ -114,21 +92,7 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     summary.insert("messages_enqueued".into(), enqueued);
     summary.insert("events_ignored".into(), ignored);
     if !args.no_process {
-        let outcomes =
-            timepost::worker::drain_all(&stack.engine, &stack.store, Duration::from_secs(120))
-                .await?;
-        for o in outcomes.iter().filter(|o| !o.sibling) {
-            let k = match o.ignored {
-                Some(_) if o.is_duplicate() => "duplicate".to_string(),
-                Some(_) if o.is_stale() => "stale".to_string(),
-                _ => o.status.to_string(),
-            };
-            *summary.entry(k).or_default() += 1;
-        }
-        summary.insert(
-            "dead_letters".into(),
-            stack.store.dead_letters(100_000).await?.len(),
-        );
+        summary.extend(super::process_queue(&stack).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

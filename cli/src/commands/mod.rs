@@ -31,3 +31,32 @@ pub fn open(config: &Path) -> Result<LocalStack, Failure> {
     let stack = LocalStack::open(cfg).context("cannot open the local store")?;
     Ok(stack)
 }
+
+/// Work through the queue (waiting out retry delays, up to two minutes) and
+/// count the outcomes of the entries it carried: by status, plus
+/// `duplicate`, `stale` and the dead-letter total.
+pub async fn process_queue(
+    stack: &LocalStack,
+) -> Result<std::collections::BTreeMap<String, usize>, Failure> {
+    use timepost::ports::Queue;
+    let outcomes = timepost::worker::drain_all(
+        &stack.engine,
+        &stack.store,
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for o in outcomes.iter().filter(|o| !o.sibling) {
+        let k = match o.ignored {
+            Some(_) if o.is_duplicate() => "duplicate".to_string(),
+            Some(_) if o.is_stale() => "stale".to_string(),
+            _ => o.status.to_string(),
+        };
+        *counts.entry(k).or_default() += 1;
+    }
+    counts.insert(
+        "dead_letters".into(),
+        stack.store.dead_letters(100_000).await?.len(),
+    );
+    Ok(counts)
+}

@@ -1,10 +1,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use timepost::poll::{PollPorts, Poller};
-use timepost::ports::Queue;
 
 use crate::{CliResult, Failure};
 
@@ -47,24 +45,11 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
         }
     })?;
 
-    let mut processed: BTreeMap<String, usize> = BTreeMap::new();
-    if !args.no_process {
-        let outcomes =
-            timepost::worker::drain_all(&stack.engine, &stack.store, Duration::from_secs(120))
-                .await?;
-        for o in outcomes.iter().filter(|o| !o.sibling) {
-            let k = match o.ignored {
-                Some(_) if o.is_duplicate() => "duplicate".to_string(),
-                Some(_) if o.is_stale() => "stale".to_string(),
-                _ => o.status.to_string(),
-            };
-            *processed.entry(k).or_default() += 1;
-        }
-        processed.insert(
-            "dead_letters".into(),
-            stack.store.dead_letters(100_000).await?.len(),
-        );
-    }
+    let processed = if args.no_process {
+        BTreeMap::new()
+    } else {
+        super::process_queue(&stack).await?
+    };
     if args.json {
         let out = serde_json::json!({ "poll": report, "processed": processed });
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -10,8 +10,8 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{secret_list, secret_names, ApiError, AppState};
-use crate::ports::QueueMessage;
-use crate::sources::{self, signature, Event, ParseError, Parsed};
+use crate::intake::Intake;
+use crate::sources::{self, signature, ParseError, Parsed};
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -72,9 +72,8 @@ pub async fn toggl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
 
 /// Enqueue what a delivery carries; answer once it is durable.
 async fn accept(s: &AppState, route: &str, parsed: Parsed) -> Response {
-    let now = Utc::now();
-    let messages: Vec<QueueMessage> = match parsed.event {
-        Event::Ping { validation_code } => {
+    let messages = match crate::intake::intake(parsed.event, route) {
+        Intake::Ping(validation_code) => {
             tracing::info!(route, "webhook validation ping answered");
             return (
                 StatusCode::OK,
@@ -82,7 +81,7 @@ async fn accept(s: &AppState, route: &str, parsed: Parsed) -> Response {
             )
                 .into_response();
         }
-        Event::Ignored { reason } => {
+        Intake::Ignored(reason) => {
             tracing::info!(
                 route,
                 event_id = parsed.event_id.as_deref(),
@@ -95,29 +94,7 @@ async fn accept(s: &AppState, route: &str, parsed: Parsed) -> Response {
             )
                 .into_response();
         }
-        Event::Entries { entries } => entries
-            .into_iter()
-            .map(|e| QueueMessage::Entry {
-                entry: Box::new(e),
-                received_at: now,
-            })
-            .collect(),
-        Event::Approval {
-            source,
-            workspace,
-            user_id,
-            from,
-            to,
-            status,
-        } => vec![QueueMessage::Approval {
-            source,
-            workspace,
-            user_id,
-            from,
-            to,
-            status,
-            by: format!("{route} approval event"),
-        }],
+        Intake::Enqueue(messages) => messages,
     };
     let n = messages.len();
     for batch in crate::intake::batches(messages) {
