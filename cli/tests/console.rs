@@ -255,6 +255,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/console/exceptions",
         "admin manager finance auditor viewer",
     ),
+    (
+        "GET",
+        "/console/exceptions.csv",
+        "admin manager finance auditor viewer",
+    ),
     ("POST", "/console/exceptions/redrive", "admin finance"),
     ("POST", "/console/exceptions/discard", "admin finance"),
     (
@@ -445,6 +450,26 @@ fn forged_posts_and_viewers_are_refused() {
     assert!(page.contains(&key), "{page}");
     assert!(!page.contains("/console/exceptions/redrive"), "{page}");
     assert!(!page.contains("/console/exceptions/discard"), "{page}");
+    // The CSV export lists the same entry with its reason.
+    let (st, head, csv) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions.csv",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(head.contains("text/csv"), "{head}");
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("code,status,entry,worker,date,hours"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&format!("UNMAPPED_EMPLOYEE,exception,{key},")),
+        "{row}"
+    );
     let form = format!("csrf={}&key={key}", viewer.csrf);
     let (st, _, body) = post_form(&srv, &viewer, "/console/exceptions/redrive", &form);
     assert_eq!(st, 403, "{body}");

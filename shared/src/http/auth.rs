@@ -89,6 +89,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/audit", READERS),
     ("GET", "/console", EVERYONE),
     ("GET", "/console/exceptions", EVERYONE),
+    ("GET", "/console/exceptions.csv", EVERYONE),
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
     ("POST", "/console/logout", EVERYONE),

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/exceptions", get(exceptions))
+        .route("/exceptions.csv", get(exceptions_csv))
         .route("/exceptions/redrive", post(redrive_form))
         .route("/exceptions/discard", post(discard_form))
 }
@@ -213,7 +214,7 @@ async fn exceptions(
     }
     let total: usize = groups.values().map(Vec::len).sum();
     body.push_str(&format!(
-        "<p>{total} entr{} could not be posted.</p>",
+        "<p>{total} entr{} could not be posted. <a href=\"/console/exceptions.csv\">Download as CSV</a></p>",
         if total == 1 { "y" } else { "ies" }
     ));
     for (code, items) in &groups {
@@ -408,4 +409,86 @@ async fn discard_form(
     let reason = field(&form, "reason")?;
     discard(&s, &who, &key, reason).await?;
     Ok(back(&format!("{key} discarded.")))
+}
+
+/// A spreadsheet cell: text that a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
+pub fn cell(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+/// The exceptions table as CSV, one row per entry, grouped by reason.
+async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
+    w.write_record([
+        "code",
+        "status",
+        "entry",
+        "worker",
+        "date",
+        "hours",
+        "project",
+        "message",
+        "vendor_message",
+        "fix_hint",
+    ])
+    .map_err(csv_err)?;
+    for (code, items) in open_items(&s).await? {
+        for st in items {
+            let e = &st.entry;
+            let r = st.reason.as_ref();
+            w.write_record([
+                code.map(|c| c.as_str()).unwrap_or(""),
+                st.status.as_str(),
+                &e.key.to_string(),
+                &cell(
+                    e.worker
+                        .name
+                        .as_deref()
+                        .or(e.worker.email.as_deref())
+                        .unwrap_or(&e.worker.tracker_user_id),
+                ),
+                &e.work_date.to_string(),
+                &hours(e.duration_secs),
+                &cell(
+                    &e.project
+                        .as_ref()
+                        .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
+                        .unwrap_or_default(),
+                ),
+                &cell(r.map(|r| r.message.as_str()).unwrap_or("")),
+                &cell(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
+                &cell(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
+            ])
+            .map_err(csv_err)?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"timepost-exceptions.csv\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formula_cells_are_defused() {
+        assert_eq!(super::cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(super::cell("-2"), "'-2");
+        assert_eq!(super::cell("plain"), "plain");
+    }
 }

@@ -112,6 +112,7 @@ pub fn spec() -> Value {
                 "post": form_post("Sign in with a token; sets the HttpOnly, SameSite=Strict session cookie", &["token"], false)
             },
             "/console": { "get": { "summary": "The console's start: redirects to the exceptions page", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "303": { "description": "to /console/exceptions" }, "401": { "description": "not signed in" } } } },
+            "/console/exceptions.csv": { "get": { "summary": "The exceptions table as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
             "/console/logout": { "post": form_post("Sign out (ends the session)", &["csrf"], true) },
             "/console/exceptions": { "get": html_page("Entries that could not be posted, grouped by reason, with fix hints", true) },
             "/console/exceptions/redrive": { "post": form_post("Redrive one entry (`key`) or every open entry of a reason (`code`) through the queue", &["csrf"], true) },
