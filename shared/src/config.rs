@@ -26,6 +26,43 @@ pub struct Config {
     pub worker: WorkerConfig,
     #[serde(default)]
     pub schedules: Schedules,
+    /// Who may use the console and the admin API, with which role.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the console's users (`[[console.users]]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default)]
+    pub users: Vec<ConsoleUser>,
+    /// How long a console sign-in lasts, in minutes.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+}
+
+fn default_session_minutes() -> u64 {
+    480
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            session_minutes: default_session_minutes(),
+        }
+    }
+}
+
+/// One console user: a name, a role and the hex SHA-256 of their token
+/// (the token itself is never stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUser {
+    pub name: String,
+    pub role: crate::http::auth::Role,
+    pub token_sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -497,6 +534,19 @@ impl Config {
                 line: line_of(text, field.rsplit('.').next().unwrap_or("ledger")),
                 field: Some(field),
                 message,
+            });
+        }
+        if let Some(u) = cfg.console.users.iter().find(|u| {
+            u.token_sha256.len() != 64 || !u.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        }) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, "token_sha256"),
+                field: Some("console.users.token_sha256".into()),
+                message: format!(
+                    "user `{}`: token_sha256 must be 64 hex digits (the SHA-256 of the token)",
+                    u.name
+                ),
             });
         }
         if let Some((field, message)) = poll_problem(&cfg.intake) {

@@ -213,3 +213,27 @@ pub trait Secrets: Send + Sync {
     async fn get(&self, name: &str) -> StoreResult<Option<String>>;
     async fn put(&self, name: &str, value: &str) -> StoreResult<()>;
 }
+
+/// One console or admin-API action, as audited: who, when, what, on which
+/// entry, and the details (a discard's reason, a redrive's scope).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned by the log (0 before it is recorded).
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    pub detail: String,
+}
+
+/// The append-only log of what people did through the console and API.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Append one record; returns its sequence number.
+    async fn record(&self, record: AuditRecord) -> StoreResult<u64>;
+    /// The newest records first, at most `limit`.
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+}

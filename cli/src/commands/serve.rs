@@ -57,6 +57,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             stack.config.store.secrets_file.display()
         );
     }
+    println!("  console: http://{local}/console/login (sign in with a token)");
     println!("  store: {} · Ctrl-C to stop", stack.store_path().display());
     let mut stop = stop_rx.clone();
     axum::serve(listener, app)

@@ -1,25 +1,23 @@
 //! The admin API (JSON): entries by status, exceptions, dead letters and
-//! their redrive, mappings and their history, the outcome report. Every
-//! route needs the admin bearer token; the console issue adds roles.
+//! their redrive, discards, mappings and their history, the outcome report,
+//! the audit log. Who may call what is decided in `auth::ROUTES`.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
-use super::{secret_list, secret_names, ApiError, AppState};
+use super::auth::Principal;
+use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
 use crate::mapping::MappingTable;
 use crate::model::EntryKey;
-use crate::ports::QueueMessage;
 use crate::state::Status;
 
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/report", get(report))
         .route("/entries", get(entries))
@@ -30,25 +28,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/mappings", get(mappings))
         .route("/mappings/history", get(history))
         .route("/exception-codes", get(codes))
-        .route_layer(middleware::from_fn_with_state(state, require_token))
-}
-
-async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let tokens = secret_list(s.secrets.as_ref(), secret_names::ADMIN).await;
-    let ok = !given.is_empty()
-        && tokens.iter().fold(false, |acc, t| {
-            acc | bool::from(t.as_bytes().ct_eq(given.as_bytes()))
-        });
-    if !ok {
-        return ApiError::unauthorized().into_response();
-    }
-    next.run(req).await
+        .route("/entries/{key}/discard", post(discard_entry))
+        .route("/audit", get(audit))
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -104,18 +85,14 @@ async fn entry(State(s): State<AppState>, Path(key): Path<String>) -> Result<Res
 
 async fn redrive_entry(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&key)?;
     if s.entries.get(&key).await?.is_none() {
         return Err(ApiError::not_found(format!("no entry {key}")));
     }
-    s.queue
-        .send_batch(&[QueueMessage::Redrive {
-            key: key.clone(),
-            by: "admin api".into(),
-        }])
-        .await?;
+    super::console::redrive(&s, &who, std::slice::from_ref(&key), "admin api").await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "redriven": key.to_string() })),
@@ -178,4 +155,38 @@ async fn codes() -> Response {
         .map(|c| json!({ "code": c.as_str(), "title": c.title(), "fix_hint": c.fix_hint() }))
         .collect();
     Json(list).into_response()
+}
+
+#[derive(Deserialize)]
+struct DiscardBody {
+    reason: Option<String>,
+}
+
+async fn discard_entry(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(key): Path<String>,
+    body: Option<Json<DiscardBody>>,
+) -> Result<Response, ApiError> {
+    let key = parse_key(&key)?;
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("`reason` is required", Some("reason".into())))?;
+    super::console::discard(&s, &who, &key, &reason).await?;
+    Ok(Json(json!({ "discarded": key.to_string(), "reason": reason })).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    Ok(Json(s.audit.recent(limit).await?).into_response())
 }

@@ -1,8 +1,12 @@
 //! The one HTTP router: tracker webhooks, the admin API and its OpenAPI
-//! document, and health. `timepost serve` runs it on a tokio listener; the
-//! Lambda functions run the same router under `lambda_http`.
+//! document, the console pages, and health. `timepost serve` runs it on a
+//! tokio listener; the Lambda functions run the same router under
+//! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`.
 
 mod admin;
+pub mod auth;
+mod console;
+pub mod html;
 mod openapi;
 mod webhooks;
 
@@ -10,15 +14,16 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::config::IntakeConfig;
+use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
-use crate::ports::{EntryStore, MappingStore, Queue, Secrets};
+use crate::ports::{AuditLog, EntryStore, MappingStore, Queue, Secrets};
 
 /// Largest request body accepted (webhooks included): 1 MiB, as SQS.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -45,6 +50,11 @@ pub struct Inner {
     pub secrets: Arc<dyn Secrets>,
     pub ledger: Arc<dyn Ledger>,
     pub intake: IntakeConfig,
+    pub audit: Arc<dyn AuditLog>,
+    /// Console users from `[[console.users]]` (the `admin_token` secret is
+    /// an admin besides).
+    pub users: Vec<ConsoleUser>,
+    pub sessions: auth::Sessions,
     /// The parse context (per-user time zones from the mappings), cached
     /// briefly so a webhook does not read every mapping.
     pub parse_context: ParseContextCache,
@@ -95,10 +105,15 @@ impl AppState {
             engine: stack.engine.clone(),
             queue: store.clone(),
             entries: store.clone(),
-            mappings: store,
+            mappings: store.clone(),
             secrets: stack.secrets.clone(),
             ledger: stack.ledger.clone(),
             intake: stack.config.intake.clone(),
+            audit: store,
+            users: stack.config.console.users.clone(),
+            sessions: auth::Sessions::new(std::time::Duration::from_secs(
+                stack.config.console.session_minutes * 60,
+            )),
             parse_context: ParseContextCache::default(),
         })
     }
@@ -110,7 +125,9 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/clockify", post(webhooks::clockify))
         .route("/webhooks/toggl", post(webhooks::toggl))
         .route("/openapi.json", get(openapi::document))
-        .nest("/api", admin::routes(state.clone()))
+        .nest("/api", admin::routes())
+        .nest("/console", console::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -170,6 +187,10 @@ impl From<crate::ports::StoreError> for ApiError {
     fn from(e: crate::ports::StoreError) -> Self {
         match e {
             crate::ports::StoreError::NotFound(w) => Self::not_found(format!("not found: {w}")),
+            crate::ports::StoreError::Conflict(w) => Self::new(
+                StatusCode::CONFLICT,
+                format!("{w} was changed meanwhile; reload and try again"),
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::unavailable("storage is unavailable; nothing was changed")

@@ -13,6 +13,7 @@ fn op(summary: &str, params: Value, ok: &str) -> Value {
             "200": { "description": ok, "content": { "application/json": { "schema": { "type": "object" } } } },
             "400": { "$ref": "#/components/responses/Error" },
             "401": { "$ref": "#/components/responses/Error" },
+            "403": { "$ref": "#/components/responses/Error" },
             "404": { "$ref": "#/components/responses/Error" }
         }
     })
@@ -26,12 +27,70 @@ fn query_param(name: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })
 }
 
+/// A console page (HTML). Signed-in pages accept the session cookie or a
+/// bearer token.
+fn html_page(summary: &str, signed_in: bool) -> Value {
+    let mut o = json!({
+        "summary": summary,
+        "responses": {
+            "200": { "description": "the page", "content": { "text/html": { "schema": { "type": "string" } } } }
+        }
+    });
+    if signed_in {
+        o["security"] = json!([{ "bearer": [] }, { "session": [] }]);
+        o["responses"]["401"] = json!({ "description": "not signed in" });
+        o["responses"]["403"] = json!({ "description": "the role may not see this" });
+    }
+    o
+}
+
+/// A console form POST (urlencoded); `csrf` is required with a session
+/// cookie, not with a bearer token.
+fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
+    let props: serde_json::Map<String, Value> = ["token", "csrf", "key", "code", "reason"]
+        .iter()
+        .filter(|f| signed_in != (**f == "token"))
+        .map(|f| (f.to_string(), json!({ "type": "string" })))
+        .collect();
+    let mut o = json!({
+        "summary": summary,
+        "requestBody": { "required": true, "content": { "application/x-www-form-urlencoded": { "schema": {
+            "type": "object", "required": required, "properties": props
+        } } } },
+        "responses": {
+            "303": { "description": "done; see the page it redirects to" },
+            "400": { "description": "a field is missing or invalid (named on the page)" },
+            "401": { "description": "not signed in, or a bad token" }
+        }
+    });
+    if signed_in {
+        o["security"] = json!([{ "bearer": [] }, { "session": [] }]);
+        o["responses"]["403"] =
+            json!({ "description": "role without the right, or CSRF token missing" });
+        o["responses"]["404"] = json!({ "description": "no such entry" });
+    }
+    o
+}
+
 pub fn spec() -> Value {
     let accepted = |summary: &str, p: Value| {
         let mut o = op(summary, p, "accepted");
         o["responses"]["202"] = json!({ "description": "queued" });
         o
     };
+    let mut discard = op(
+        "Discard an exception or held entry with a reason (it becomes ignored; audited)",
+        json!([path_param("key")]),
+        "discarded",
+    );
+    discard["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["reason"],
+            "properties": { "reason": { "type": "string", "minLength": 1 } }
+        } } }
+    });
+    discard["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     json!({
         "openapi": "3.0.3",
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
@@ -45,10 +104,25 @@ pub fn spec() -> Value {
             "/api/dead-letters/{id}/redrive": { "post": accepted("Put one dead letter back on the queue", json!([path_param("id")])) },
             "/api/mappings": { "get": op("Current mappings", json!([query_param("table")]), "mapping rows") },
             "/api/mappings/history": { "get": op("Mapping change log", json!([query_param("table"), query_param("key")]), "changes") },
-            "/api/exception-codes": { "get": op("Every exception code, explained", json!([]), "codes") }
+            "/api/exception-codes": { "get": op("Every exception code, explained", json!([]), "codes") },
+            "/api/entries/{key}/discard": { "post": discard },
+            "/api/audit": { "get": op("The audit log, newest first: who did what, when, to which entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }]), "audit records") },
+            "/console/login": {
+                "get": html_page("The sign-in form", false),
+                "post": form_post("Sign in with a token; sets the HttpOnly, SameSite=Strict session cookie", &["token"], false)
+            },
+            "/console": { "get": { "summary": "The console's start: redirects to the exceptions page", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "303": { "description": "to /console/exceptions" }, "401": { "description": "not signed in" } } } },
+            "/console/exceptions.csv": { "get": { "summary": "The exceptions table as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
+            "/console/logout": { "post": form_post("Sign out (ends the session)", &["csrf"], true) },
+            "/console/exceptions": { "get": html_page("Entries that could not be posted, grouped by reason, with fix hints", true) },
+            "/console/exceptions/redrive": { "post": form_post("Redrive one entry (`key`) or every open entry of a reason (`code`) through the queue", &["csrf"], true) },
+            "/console/exceptions/discard": { "post": form_post("Discard an exception or held entry with a required reason (audited)", &["csrf", "key", "reason"], true) }
         },
         "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "tp_session" }
+            },
             "responses": {
                 "Error": {
                     "description": "error",
@@ -65,4 +139,18 @@ pub fn spec() -> Value {
 
 pub async fn document() -> impl IntoResponse {
     Json(spec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_guarded_route_is_documented() {
+        let spec = super::spec();
+        for (method, path, _) in crate::http::auth::ROUTES {
+            assert!(
+                spec["paths"][path][method.to_ascii_lowercase()].is_object(),
+                "{method} {path} missing from the OpenAPI document"
+            );
+        }
+    }
 }

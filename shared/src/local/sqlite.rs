@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     receive_count INTEGER NOT NULL, parked_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watermarks (name TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
+    action TEXT NOT NULL, entry TEXT, detail TEXT NOT NULL
+);
 "#;
 
 /// The embedded store. Cheap to clone; all clones share one connection
@@ -709,6 +714,54 @@ impl Queue for SqliteStore {
             .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
             .map_err(backend)?;
         Ok(n as usize)
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record(&self, r: AuditRecord) -> StoreResult<u64> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO audit (at, who, role, action, entry, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![r.at.to_rfc3339(), r.who, r.role, r.action, r.entry, r.detail],
+        )
+        .map_err(backend)?;
+        Ok(conn.last_insert_rowid() as u64)
+    }
+
+    async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, at, who, role, action, entry, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    AuditRecord {
+                        seq: 0,
+                        at: DateTime::<Utc>::MIN_UTC,
+                        who: r.get(2)?,
+                        role: r.get(3)?,
+                        action: r.get(4)?,
+                        entry: r.get(5)?,
+                        detail: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (seq, at, mut rec) = row.map_err(backend)?;
+            rec.seq = seq as u64;
+            rec.at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| backend(format!("corrupt audit time: {e}")))?
+                .with_timezone(&Utc);
+            Ok(rec)
+        })
+        .collect()
     }
 }
 

@@ -1,0 +1,582 @@
+//! The console and the role checks of a real `timepost serve`: the RBAC
+//! matrix over every guarded route and role, sign-in sessions and CSRF,
+//! redrive through the exceptions page posting exactly once, discard with a
+//! required reason, and the audit log.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{secrets, workdir, Server};
+use serde_json::{json, Value};
+use timepost::http::auth::{sha256_hex, ROUTES};
+use timepost::sources::signature::sign_toggl;
+
+const TOGGL: &str = "toggl-secret";
+const ROLES: [&str; 5] = ["admin", "manager", "finance", "auditor", "viewer"];
+
+fn token(role: &str) -> String {
+    format!("tok-{role}-0123456789")
+}
+
+/// A served sandbox with one user per role, posting without approval,
+/// project 9001 mapped and Toggl user 101 not (so its entries are
+/// UNMAPPED_EMPLOYEE exceptions).
+fn serve() -> (tempfile::TempDir, Server) {
+    let d = workdir();
+    let mut cfg = std::fs::read_to_string(d.path().join("timepost.toml"))
+        .unwrap()
+        .replace("required = true", "required = false");
+    for role in ROLES {
+        cfg.push_str(&format!(
+            "\n[[console.users]]\nname = \"{role}-user\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n",
+            sha256_hex(&token(role))
+        ));
+    }
+    std::fs::write(d.path().join("timepost.toml"), cfg).unwrap();
+    import(d.path(), "project,9001,C-ACME,\n");
+    secrets(d.path(), &format!("toggl_webhook_secret = \"{TOGGL}\"\n"));
+    let srv = Server::start(d.path());
+    (d, srv)
+}
+
+/// `timepost mappings import` of the sandbox mappings plus `extra` rows.
+fn import(dir: &std::path::Path, extra: &str) {
+    let maps = dir.join("m.csv");
+    let mut rows = std::fs::read_to_string(format!("{}/mappings.csv", common::SANDBOX)).unwrap();
+    rows.push_str(extra);
+    std::fs::write(&maps, rows).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir)
+        .args(["mappings", "import", maps.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn toggl_entry(srv: &Server, id: u64) -> String {
+    let at = "2026-03-03T18:00:05Z";
+    let body = serde_json::to_vec(&json!({
+        "event_id": 1000 + id, "created_at": at, "creator_id": 7, "subscription_id": 42, "timestamp": at,
+        "metadata": {"action": "created", "model": "time_entry", "event_user_id": "101", "workspace_id": "555",
+                     "time_entry_id": id.to_string(), "path": "/time_entries", "request_type": "POST"},
+        "payload": {"id": id, "workspace_id": 555, "user_id": 101, "project_id": 9001, "task_id": null,
+                    "billable": false, "start": "2026-03-03T17:00:00Z", "stop": "2026-03-03T18:00:00Z",
+                    "duration": 3600, "description": "Console <b>work</b>", "tags": [], "tag_ids": [],
+                    "at": at, "server_deleted_at": null, "duronly": false}
+    }))
+    .unwrap();
+    let sig = sign_toggl(&body, TOGGL.as_bytes());
+    let (st, b) = srv.request(
+        "POST",
+        "/webhooks/toggl",
+        &[("X-Webhook-Signature-256", &sig)],
+        &body,
+    );
+    assert_eq!(st, 202, "{b}");
+    format!("toggl:555:{id}")
+}
+
+fn bearer(role: &str) -> String {
+    format!("Bearer {}", token(role))
+}
+
+fn entry(srv: &Server, key: &str) -> Value {
+    let (st, body) = srv.request(
+        "GET",
+        &format!("/api/entries/{key}"),
+        &[("Authorization", &bearer("admin"))],
+        b"",
+    );
+    if st != 200 {
+        return Value::Null;
+    }
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_for(srv: &Server, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = entry(srv, key);
+        if pred(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_queue_empty(srv: &Server) {
+    let start = Instant::now();
+    loop {
+        let (_, body) = srv.request("GET", "/healthz", &[], b"");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["queue_depth"] == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "queue never drained"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One request returning status, raw header block and body.
+fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let buf = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+/// A signed-in browser: the session cookie and the page's CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn sign_in(srv: &Server, role: &str) -> Session {
+    let form = format!("token={}", token(role));
+    let (st, head, body) = raw(
+        &srv.addr,
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!(st, 303, "{head}\n{body}");
+    let set = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie")
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    let cookie = set
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(st, 200, "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("every signed-in page carries a CSRF token (sign-out form)")
+        .to_string();
+    Session { cookie, csrf }
+}
+
+fn post_form(srv: &Server, s: &Session, path: &str, form: &str) -> (u16, String, String) {
+    raw(
+        &srv.addr,
+        "POST",
+        path,
+        &[
+            ("Cookie", &s.cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    )
+}
+
+/// The expected matrix, written out independently of the server's table:
+/// each guarded route and the roles allowed on it.
+const MATRIX: &[(&str, &str, &str)] = &[
+    ("GET", "/api/report", "admin manager finance auditor viewer"),
+    (
+        "GET",
+        "/api/entries",
+        "admin manager finance auditor viewer",
+    ),
+    (
+        "GET",
+        "/api/entries/{key}",
+        "admin manager finance auditor viewer",
+    ),
+    ("POST", "/api/entries/{key}/redrive", "admin finance"),
+    ("POST", "/api/entries/{key}/discard", "admin finance"),
+    ("GET", "/api/dead-letters", "admin finance auditor"),
+    ("POST", "/api/dead-letters/{id}/redrive", "admin finance"),
+    (
+        "GET",
+        "/api/mappings",
+        "admin manager finance auditor viewer",
+    ),
+    ("GET", "/api/mappings/history", "admin finance auditor"),
+    (
+        "GET",
+        "/api/exception-codes",
+        "admin manager finance auditor viewer",
+    ),
+    ("GET", "/api/audit", "admin finance auditor"),
+    ("GET", "/console", "admin manager finance auditor viewer"),
+    (
+        "GET",
+        "/console/exceptions",
+        "admin manager finance auditor viewer",
+    ),
+    (
+        "GET",
+        "/console/exceptions.csv",
+        "admin manager finance auditor viewer",
+    ),
+    ("POST", "/console/exceptions/redrive", "admin finance"),
+    ("POST", "/console/exceptions/discard", "admin finance"),
+    (
+        "POST",
+        "/console/logout",
+        "admin manager finance auditor viewer",
+    ),
+];
+
+#[test]
+fn rbac_matrix_every_role_on_every_route() {
+    // The matrix covers the server's table, route for route.
+    assert_eq!(MATRIX.len(), ROUTES.len());
+    for (m, p, _) in ROUTES {
+        assert!(
+            MATRIX.iter().any(|(mm, pp, _)| mm == m && pp == p),
+            "{m} {p} is not in the test matrix"
+        );
+    }
+    let (_d, srv) = serve();
+    for (method, pattern, allowed) in MATRIX {
+        let path = pattern
+            .replace("{key}", "toggl:555:424242")
+            .replace("{id}", "no-such-letter");
+        // Without credentials: 401; with a wrong token: 401.
+        assert_eq!(
+            srv.request(method, &path, &[], b"").0,
+            401,
+            "{method} {path}"
+        );
+        assert_eq!(
+            srv.request(method, &path, &[("Authorization", "Bearer nope")], b"")
+                .0,
+            401,
+            "{method} {path}"
+        );
+        for role in ROLES {
+            let (st, body) = srv.request(method, &path, &[("Authorization", &bearer(role))], b"");
+            if allowed.split(' ').any(|r| r == role) {
+                assert!(
+                    st != 401 && st != 403 && st < 500,
+                    "{role} {method} {path}: {st} {body}"
+                );
+            } else {
+                assert_eq!(st, 403, "{role} {method} {path}: {body}");
+                assert!(body.contains(role), "403 names the role: {body}");
+            }
+        }
+    }
+    // The admin_token secret is still an admin.
+    let admin = format!("Bearer {}", srv.token.clone().unwrap());
+    assert_eq!(
+        srv.request("GET", "/api/audit", &[("Authorization", &admin)], b"")
+            .0,
+        200
+    );
+    // Unknown ids: 404; bad ids: 400 naming the field.
+    let (st, body) = srv.request(
+        "POST",
+        "/api/entries/toggl:555:424242/redrive",
+        &[("Authorization", &bearer("finance"))],
+        b"",
+    );
+    assert_eq!(st, 404, "{body}");
+    let (st, body) = srv.request(
+        "GET",
+        "/api/entries/not-a-key",
+        &[("Authorization", &bearer("viewer"))],
+        b"",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["field"],
+        "key"
+    );
+}
+
+#[test]
+fn finance_fixes_the_mapping_and_redrives_from_the_page_exactly_once() {
+    let (d, srv) = serve();
+    let key = toggl_entry(&srv, 7001);
+    let v = wait_for(&srv, &key, |v| v["status"] == "exception");
+    assert_eq!(v["reason"]["code"], "UNMAPPED_EMPLOYEE");
+
+    let fin = sign_in(&srv, "finance");
+    let (_, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions",
+        &[("Cookie", &fin.cookie)],
+        b"",
+    );
+    assert!(page.contains("UNMAPPED_EMPLOYEE"), "{page}");
+    assert!(page.contains(&key));
+    assert!(page.contains("action=\"/console/exceptions/redrive\""));
+    assert!(page.contains("Redrive all of this reason"));
+    assert!(!page.contains("<b>work</b>"), "tracker text is escaped");
+
+    // Fix the mapping, then redrive from the page: posted.
+    import(d.path(), "project,9001,C-ACME,\nemployee,101,E-100,\n");
+    let form = format!("csrf={}&key={key}", fin.csrf);
+    let (st, head, body) = post_form(&srv, &fin, "/console/exceptions/redrive", &form);
+    assert_eq!(st, 303, "{head}\n{body}");
+    let v = wait_for(&srv, &key, |v| v["status"] == "posted");
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+
+    // Redriving again (one, and the whole reason) changes nothing.
+    assert_eq!(
+        post_form(&srv, &fin, "/console/exceptions/redrive", &form).0,
+        303
+    );
+    let all = format!("csrf={}&code=UNMAPPED_EMPLOYEE", fin.csrf);
+    assert_eq!(
+        post_form(&srv, &fin, "/console/exceptions/redrive", &all).0,
+        303
+    );
+    wait_queue_empty(&srv);
+    let v = entry(&srv, &key);
+    assert_eq!(v["status"], "posted");
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+
+    // The sandbox ledger holds exactly one active record for the entry.
+    let store =
+        timepost::local::SqliteStore::open(&d.path().join(".timepost/timepost.sqlite")).unwrap();
+    let n: i64 = store
+        .lock()
+        .query_row(
+            "SELECT COUNT(*) FROM sandbox_records WHERE entry_key = ?1 AND active = 1",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // Each redrive is audited with who did it.
+    let (_, body) = srv.request(
+        "GET",
+        "/api/audit",
+        &[("Authorization", &bearer("auditor"))],
+        b"",
+    );
+    let log: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let redrives: Vec<_> = log.iter().filter(|r| r["action"] == "redrive").collect();
+    assert_eq!(redrives.len(), 2, "{body}"); // the group was empty by then
+    assert!(redrives
+        .iter()
+        .all(|r| r["who"] == "finance-user" && r["role"] == "finance" && r["entry"] == key));
+}
+
+#[test]
+fn forged_posts_and_viewers_are_refused() {
+    let (_d, srv) = serve();
+    let key = toggl_entry(&srv, 7002);
+    wait_for(&srv, &key, |v| v["status"] == "exception");
+
+    // A signed-in finance user's cookie without the CSRF token (what a
+    // forged cross-site form would send): 403, nothing queued or changed.
+    let fin = sign_in(&srv, "finance");
+    for form in [
+        format!("key={key}"),
+        format!("csrf=wrong&key={key}"),
+        format!("csrf=&key={key}"),
+    ] {
+        let (st, _, body) = post_form(&srv, &fin, "/console/exceptions/redrive", &form);
+        assert_eq!(st, 403, "{form}: {body}");
+        assert!(body.contains("CSRF"), "{body}");
+        let (st, _, _) = post_form(
+            &srv,
+            &fin,
+            "/console/exceptions/discard",
+            &format!("{form}&reason=x"),
+        );
+        assert_eq!(st, 403);
+    }
+    assert_eq!(entry(&srv, &key)["status"], "exception");
+
+    // A viewer sees the exception but no action forms, and a POST with the
+    // viewer's own valid session and token is still refused by role.
+    let viewer = sign_in(&srv, "viewer");
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(page.contains(&key), "{page}");
+    assert!(!page.contains("/console/exceptions/redrive"), "{page}");
+    assert!(!page.contains("/console/exceptions/discard"), "{page}");
+    // The CSV export lists the same entry with its reason.
+    let (st, head, csv) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions.csv",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(head.contains("text/csv"), "{head}");
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("code,status,entry,worker,date,hours"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&format!("UNMAPPED_EMPLOYEE,exception,{key},")),
+        "{row}"
+    );
+    let form = format!("csrf={}&key={key}", viewer.csrf);
+    let (st, _, body) = post_form(&srv, &viewer, "/console/exceptions/redrive", &form);
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(entry(&srv, &key)["status"], "exception");
+
+    // Signing out ends the session.
+    let (st, _, _) = post_form(
+        &srv,
+        &viewer,
+        "/console/logout",
+        &format!("csrf={}", viewer.csrf),
+    );
+    assert_eq!(st, 303);
+    let (st, _, _) = raw(
+        &srv.addr,
+        "GET",
+        "/console/exceptions",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 401);
+
+    // A bad token does not sign in.
+    let (st, head, _) = raw(
+        &srv.addr,
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"token=guess",
+    );
+    assert_eq!(st, 401);
+    assert!(!head.to_ascii_lowercase().contains("set-cookie"));
+}
+
+#[test]
+fn discard_needs_a_reason_and_is_audited() {
+    let (_d, srv) = serve();
+    let key = toggl_entry(&srv, 7003);
+    wait_for(&srv, &key, |v| v["status"] == "exception");
+    let fin = sign_in(&srv, "finance");
+
+    let (st, _, body) = post_form(
+        &srv,
+        &fin,
+        "/console/exceptions/discard",
+        &format!("csrf={}&key={key}&reason=", fin.csrf),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("reason"), "{body}");
+    let (st, _, body) = post_form(
+        &srv,
+        &fin,
+        "/console/exceptions/discard",
+        &format!("csrf={}&key=toggl:555:999999&reason=dup", fin.csrf),
+    );
+    assert_eq!(st, 404, "{body}");
+
+    let (st, _, body) = post_form(
+        &srv,
+        &fin,
+        "/console/exceptions/discard",
+        &format!("csrf={}&key={key}&reason=duplicate+of+7002", fin.csrf),
+    );
+    assert_eq!(st, 303, "{body}");
+    let v = entry(&srv, &key);
+    assert_eq!(v["status"], "ignored");
+    assert!(
+        v["note"].as_str().unwrap().contains("duplicate of 7002"),
+        "{v}"
+    );
+    // Discarded twice: refused, it is no longer an exception.
+    let (st, _, _) = post_form(
+        &srv,
+        &fin,
+        "/console/exceptions/discard",
+        &format!("csrf={}&key={key}&reason=again", fin.csrf),
+    );
+    assert_eq!(st, 409);
+
+    // The JSON API needs a reason too.
+    let (st, body) = srv.request(
+        "POST",
+        &format!("/api/entries/{key}/discard"),
+        &[
+            ("Authorization", &bearer("admin")),
+            ("Content-Type", "application/json"),
+        ],
+        b"{}",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["field"],
+        "reason"
+    );
+
+    let (_, body) = srv.request(
+        "GET",
+        "/api/audit",
+        &[("Authorization", &bearer("admin"))],
+        b"",
+    );
+    let log: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let d = log
+        .iter()
+        .find(|r| r["action"] == "discard")
+        .expect("audited");
+    assert_eq!(d["who"], "finance-user");
+    assert_eq!(d["entry"], key);
+    assert!(d["detail"].as_str().unwrap().contains("UNMAPPED_EMPLOYEE"));
+}

@@ -1,0 +1,407 @@
+//! Who is calling and what they may do: the five roles, the configured
+//! users (`[[console.users]]`, tokens kept only as SHA-256), the `admin_token`
+//! secret (an admin), sign-in sessions with their CSRF token, and the one
+//! permission table every `/api` and `/console` route is checked against.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{html, secret_list, secret_names, ApiError, AppState};
+use crate::config::ConsoleUser;
+
+/// What a user may do is decided by their role alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything: mappings, settings, and what finance does.
+    Admin,
+    /// Approves time; reads the rest.
+    Manager,
+    /// Works the exceptions: fixes, redrives, discards; reads everything.
+    Finance,
+    /// Reads everything, including the audit log; changes nothing.
+    Auditor,
+    /// Reads the entries, exceptions and report; changes nothing.
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: &'static [Role] = &[
+        Role::Admin,
+        Role::Manager,
+        Role::Finance,
+        Role::Auditor,
+        Role::Viewer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Finance => "finance",
+            Role::Auditor => "auditor",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role `{s}`"))
+    }
+}
+
+use Role::*;
+
+const EVERYONE: &[Role] = &[Admin, Manager, Finance, Auditor, Viewer];
+const READERS: &[Role] = &[Admin, Finance, Auditor];
+const FIXERS: &[Role] = &[Admin, Finance];
+
+/// The permission table: every guarded route (method, path pattern with
+/// `{param}` segments) and the roles allowed on it. A path under `/api` or
+/// `/console` that is not listed here is refused (404), so a route added to
+/// the router without a row here cannot be reached.
+pub const ROUTES: &[(&str, &str, &[Role])] = &[
+    ("GET", "/api/report", EVERYONE),
+    ("GET", "/api/entries", EVERYONE),
+    ("GET", "/api/entries/{key}", EVERYONE),
+    ("POST", "/api/entries/{key}/redrive", FIXERS),
+    ("POST", "/api/entries/{key}/discard", FIXERS),
+    ("GET", "/api/dead-letters", READERS),
+    ("POST", "/api/dead-letters/{id}/redrive", FIXERS),
+    ("GET", "/api/mappings", EVERYONE),
+    ("GET", "/api/mappings/history", READERS),
+    ("GET", "/api/exception-codes", EVERYONE),
+    ("GET", "/api/audit", READERS),
+    ("GET", "/console", EVERYONE),
+    ("GET", "/console/exceptions", EVERYONE),
+    ("GET", "/console/exceptions.csv", EVERYONE),
+    ("POST", "/console/exceptions/redrive", FIXERS),
+    ("POST", "/console/exceptions/discard", FIXERS),
+    ("POST", "/console/logout", EVERYONE),
+];
+
+/// Routes anyone may reach: the sign-in form itself.
+const PUBLIC: &[(&str, &str)] = &[("GET", "/console/login"), ("POST", "/console/login")];
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut q = path.split('/');
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.starts_with('{') && a.ends_with('}') => {
+                if b.is_empty() {
+                    return false;
+                }
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The roles allowed on `method path`, or None when the route is not in the
+/// table.
+pub fn allowed_roles(method: &str, path: &str) -> Option<&'static [Role]> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && matches(p, path))
+        .map(|(_, _, r)| *r)
+}
+
+/// Whether `role` may use `method path`.
+pub fn may(role: Role, method: &str, path: &str) -> bool {
+    allowed_roles(method, path).is_some_and(|r| r.contains(&role))
+}
+
+/// The caller, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    /// The session's CSRF token when signed in through the form; None for a
+    /// bearer token (no ambient credential, so no CSRF to fear).
+    pub csrf: Option<String>,
+}
+
+pub const SESSION_COOKIE: &str = "tp_session";
+
+struct Session {
+    name: String,
+    role: Role,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Sign-in sessions, in memory (a restart signs everyone out).
+pub struct Sessions {
+    map: std::sync::Mutex<HashMap<String, Session>>,
+    ttl: Duration,
+}
+
+fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Sessions {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            map: std::sync::Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start a session; returns its id (the cookie value).
+    pub fn create(&self, name: &str, role: Role) -> String {
+        let id = random_token();
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, s| s.expires > now);
+        map.insert(
+            id.clone(),
+            Session {
+                name: name.to_string(),
+                role,
+                csrf: random_token(),
+                expires: now + self.ttl,
+            },
+        );
+        id
+    }
+
+    pub fn get(&self, id: &str) -> Option<Principal> {
+        let map = self.lock();
+        map.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| Principal {
+                name: s.name.clone(),
+                role: s.role,
+                csrf: Some(s.csrf.clone()),
+            })
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// Hex SHA-256 of a token, as written in `token_sha256`.
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The user a token belongs to. Every comparison is constant-time and every
+/// candidate is compared, so timing tells nothing about which one matched.
+pub async fn check_token(
+    state: &AppState,
+    users: &[ConsoleUser],
+    token: &str,
+) -> Option<(String, Role)> {
+    if token.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(token.as_bytes());
+    let mut found = None;
+    for u in users {
+        let want = hex::decode(&u.token_sha256).unwrap_or_default();
+        if bool::from(want.as_slice().ct_eq(digest.as_slice())) && found.is_none() {
+            found = Some((u.name.clone(), u.role));
+        }
+    }
+    let mut admin = false;
+    for t in secret_list(state.secrets.as_ref(), secret_names::ADMIN).await {
+        admin |= bool::from(t.as_bytes().ct_eq(token.as_bytes()));
+    }
+    found.or(admin.then(|| ("admin".to_string(), Role::Admin)))
+}
+
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The caller: a bearer token, else a session cookie.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        return check_token(state, &state.users, token.trim())
+            .await
+            .map(|(name, role)| Principal {
+                name,
+                role,
+                csrf: None,
+            });
+    }
+    cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id))
+}
+
+/// A refusal in the caller's language: JSON for the API, a page for the
+/// console.
+fn refuse(path: &str, status: StatusCode, message: String) -> Response {
+    if path.starts_with("/console") {
+        let body = format!(
+            "<p>{}</p><p><a href=\"/console/login\">Sign in</a> · <a href=\"/console/exceptions\">Exceptions</a></p>",
+            html::esc(&message)
+        );
+        (
+            status,
+            html::page(status.canonical_reason().unwrap_or("Error"), None, &body),
+        )
+            .into_response()
+    } else {
+        ApiError::new(status, message).into_response()
+    }
+}
+
+/// The value of form field `name` in an urlencoded body (CSRF tokens are
+/// hex, so no decoding is needed to compare them).
+fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    body.split(|b| *b == b'&').find_map(|pair| {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        (kv.next() == Some(name.as_bytes())).then(|| kv.next().unwrap_or(b""))
+    })
+}
+
+/// The guard on every `/api` and `/console` route: authenticate, look the
+/// route up in [`ROUTES`], refuse a role without the right (403), and on a
+/// form POST from a signed-in session require the session's CSRF token.
+pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
+    let guarded = path == "/console"
+        || path.starts_with("/console/")
+        || path == "/api"
+        || path.starts_with("/api/");
+    if !guarded || PUBLIC.iter().any(|(m, p)| *m == method && *p == path) {
+        return next.run(req).await;
+    }
+    let Some(roles) = allowed_roles(&method, &path) else {
+        return refuse(
+            &path,
+            StatusCode::NOT_FOUND,
+            format!("no route {method} {path}"),
+        );
+    };
+    let Some(who) = authenticate(&s, req.headers()).await else {
+        return refuse(
+            &path,
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid credentials".into(),
+        );
+    };
+    if !roles.contains(&who.role) {
+        return refuse(
+            &path,
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} (role {}) may not {method} {path}",
+                who.name,
+                who.role.as_str()
+            ),
+        );
+    }
+    let mut req = req;
+    if req.method() == Method::POST {
+        if let Some(csrf) = who.csrf.clone() {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, super::MAX_BODY).await else {
+                return refuse(
+                    &path,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request too large".into(),
+                );
+            };
+            let given = form_field(&bytes, "csrf").unwrap_or(b"");
+            if !bool::from(given.ct_eq(csrf.as_bytes())) {
+                return refuse(
+                    &path,
+                    StatusCode::FORBIDDEN,
+                    "the form's CSRF token is missing or does not match your session; reload the page and try again".into(),
+                );
+            }
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        assert!(matches("/api/entries/{key}", "/api/entries/toggl:1:2"));
+        assert!(!matches("/api/entries/{key}", "/api/entries/"));
+        assert!(!matches("/api/entries/{key}", "/api/entries/a/b"));
+        assert!(!matches("/api/entries", "/api/entries/a"));
+        assert!(matches(
+            "/api/entries/{key}/redrive",
+            "/api/entries/k/redrive"
+        ));
+    }
+
+    #[test]
+    fn table_answers_by_role() {
+        assert!(may(Role::Finance, "POST", "/console/exceptions/redrive"));
+        assert!(!may(Role::Viewer, "POST", "/console/exceptions/redrive"));
+        assert!(!may(Role::Auditor, "POST", "/api/entries/k/redrive"));
+        assert!(may(Role::Viewer, "GET", "/console/exceptions"));
+        assert!(allowed_roles("DELETE", "/api/report").is_none());
+    }
+
+    #[test]
+    fn form_fields_and_cookies_are_found() {
+        assert_eq!(form_field(b"a=1&csrf=abc&b=2", "csrf"), Some(&b"abc"[..]));
+        assert_eq!(form_field(b"csrfx=1", "csrf"), None);
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, "x=1; tp_session=abc".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+    }
+
+    #[test]
+    fn token_hash_is_hex_sha256() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

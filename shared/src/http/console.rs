@@ -1,0 +1,494 @@
+//! The console: server-rendered pages over the same state as the admin API.
+//! Sign-in (`/console/login`), the exceptions page grouped by reason with
+//! redrive (one entry or a whole reason) and discard-with-reason. Every
+//! action goes through [`redrive`] / [`discard`], which the JSON API uses
+//! too, and is written to the audit log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use chrono::Utc;
+
+use super::auth::{self, Principal, SESSION_COOKIE};
+use super::html::{csrf_field, esc, page};
+use super::{ApiError, AppState};
+use crate::exceptions::ExceptionCode;
+use crate::model::EntryKey;
+use crate::ports::{AuditRecord, QueueMessage, StoreError};
+use crate::state::{EntryState, Status};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console/exceptions") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/exceptions", get(exceptions))
+        .route("/exceptions.csv", get(exceptions_csv))
+        .route("/exceptions/redrive", post(redrive_form))
+        .route("/exceptions/discard", post(discard_form))
+}
+
+/// An error shown as a console page.
+struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let mut body = format!("<p class=\"error\">{}", esc(&e.message));
+        if let Some(f) = &e.field {
+            body.push_str(&format!(" (field <code>{}</code>)", esc(f)));
+        }
+        body.push_str("</p><p><a href=\"/console/exceptions\">Back to the exceptions</a></p>");
+        let title = e.status.canonical_reason().unwrap_or("Error");
+        (e.status, page(title, None, &body)).into_response()
+    }
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
+    form.get(name)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required"), Some(name.into())))
+}
+
+async fn login_form() -> Response {
+    login_page(StatusCode::OK, None)
+}
+
+fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+    let err = error
+        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "{err}<form method=\"post\" action=\"/console/login\">\
+         <p><label>Access token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label></p>\
+         <p><button type=\"submit\">Sign in</button></p></form>"
+    );
+    (status, page("Sign in", None, &body)).into_response()
+}
+
+async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let token = match field(&form, "token") {
+        Ok(t) => t,
+        Err(e) => return login_page(e.status, Some("Enter your access token (field `token`).")),
+    };
+    let Some((name, role)) = auth::check_token(&s, &s.users, token).await else {
+        return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
+    };
+    let id = s.sessions.create(&name, role);
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        s.sessions.ttl().as_secs()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/console/exceptions".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
+        s.sessions.remove(id);
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            ),
+            (header::LOCATION, "/console/login".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// Entries that could not be posted (exceptions and held), grouped by
+/// reason code; entries without a reason come last under None.
+pub async fn open_items(
+    s: &AppState,
+) -> Result<BTreeMap<Option<ExceptionCode>, Vec<EntryState>>, StoreError> {
+    let mut groups: BTreeMap<Option<ExceptionCode>, Vec<EntryState>> = BTreeMap::new();
+    for status in [Status::Exception, Status::Held] {
+        for st in s.entries.by_status(status, 10_000).await? {
+            groups
+                .entry(st.reason.as_ref().map(|r| r.code))
+                .or_default()
+                .push(st);
+        }
+    }
+    Ok(groups)
+}
+
+#[derive(serde::Deserialize)]
+struct Notice {
+    notice: Option<String>,
+}
+
+fn hours(secs: i64) -> String {
+    format!("{:.2}", secs as f64 / 3600.0)
+}
+
+fn row(st: &EntryState, who: &Principal, can_fix: bool) -> String {
+    let e = &st.entry;
+    let worker = e
+        .worker
+        .name
+        .as_deref()
+        .or(e.worker.email.as_deref())
+        .unwrap_or(&e.worker.tracker_user_id);
+    let project = e
+        .project
+        .as_ref()
+        .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
+        .unwrap_or_else(|| "—".into());
+    let (message, vendor) = match &st.reason {
+        Some(r) => (
+            r.message.as_str(),
+            r.vendor_message
+                .as_deref()
+                .map(|v| format!("<div class=\"vendor\">Accounting system: {}</div>", esc(v)))
+                .unwrap_or_default(),
+        ),
+        None => (st.note.as_deref().unwrap_or(""), String::new()),
+    };
+    let key = e.key.to_string();
+    let actions = if can_fix {
+        format!(
+            "<form class=\"inline redrive\" method=\"post\" action=\"/console/exceptions/redrive\">{csrf}\
+             <input type=\"hidden\" name=\"key\" value=\"{k}\"><button type=\"submit\">Redrive</button></form> \
+             <form class=\"inline discard\" method=\"post\" action=\"/console/exceptions/discard\">{csrf}\
+             <input type=\"hidden\" name=\"key\" value=\"{k}\">\
+             <input type=\"text\" name=\"reason\" placeholder=\"reason to discard\" required>\
+             <button class=\"secondary\" type=\"submit\">Discard</button></form>",
+            csrf = csrf_field(who),
+            k = esc(&key),
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<tr data-key=\"{k}\"><td><code>{k}</code> <span class=\"status\">{status}</span></td><td>{w}</td><td>{d}</td>\
+         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}</td></tr>",
+        k = esc(&key),
+        status = st.status.as_str(),
+        w = esc(worker),
+        d = e.work_date,
+        h = hours(e.duration_secs),
+        p = esc(&project),
+        m = esc(message),
+    )
+}
+
+async fn exceptions(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let groups = open_items(&s).await?;
+    let can_fix = auth::may(who.role, "POST", "/console/exceptions/redrive");
+    let mut body = String::new();
+    if let Some(n) = q.notice.as_deref().filter(|n| !n.is_empty()) {
+        body.push_str(&format!("<p class=\"notice\">{}</p>", esc(n)));
+    }
+    let total: usize = groups.values().map(Vec::len).sum();
+    body.push_str(&format!(
+        "<p>{total} entr{} could not be posted. <a href=\"/console/exceptions.csv\">Download as CSV</a></p>",
+        if total == 1 { "y" } else { "ies" }
+    ));
+    for (code, items) in &groups {
+        let (name, title, hint) = match code {
+            Some(c) => (c.as_str(), c.title(), c.fix_hint()),
+            None => ("NO_REASON", "No reason was recorded.", "Redrive the entry."),
+        };
+        body.push_str(&format!(
+            "<section class=\"group\" id=\"{n}\"><h2><code>{n}</code> · {c} entr{y}</h2>\
+             <p>{t}</p><p class=\"hint\">Fix: {h}</p>",
+            n = esc(name),
+            c = items.len(),
+            y = if items.len() == 1 { "y" } else { "ies" },
+            t = esc(title),
+            h = esc(hint),
+        ));
+        if can_fix && code.is_some() {
+            body.push_str(&format!(
+                "<form class=\"inline redrive-all\" method=\"post\" action=\"/console/exceptions/redrive\">{}\
+                 <input type=\"hidden\" name=\"code\" value=\"{}\">\
+                 <button type=\"submit\">Redrive all of this reason</button></form>",
+                csrf_field(&who),
+                esc(name)
+            ));
+        }
+        body.push_str(
+            "<table><thead><tr><th>Entry</th><th>Worker</th><th>Date</th><th>Hours</th>\
+             <th>Project</th><th>Why</th><th></th></tr></thead><tbody>",
+        );
+        for st in items {
+            body.push_str(&row(st, &who, can_fix));
+        }
+        body.push_str("</tbody></table></section>");
+    }
+    Ok(page("Exceptions", Some(&who), &body).into_response())
+}
+
+fn audit_record(
+    who: &Principal,
+    action: &str,
+    entry: Option<&EntryKey>,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at: Utc::now(),
+        who: who.name.clone(),
+        role: who.role.as_str().to_string(),
+        action: action.to_string(),
+        entry: entry.map(|k| k.to_string()),
+        detail,
+    }
+}
+
+/// Put entries back through the queue (the engine re-evaluates each one's
+/// current version under its claim, so each changes the books at most
+/// once), and audit each.
+pub async fn redrive(
+    s: &AppState,
+    who: &Principal,
+    keys: &[EntryKey],
+    detail: &str,
+) -> Result<(), ApiError> {
+    let messages: Vec<_> = keys
+        .iter()
+        .map(|k| QueueMessage::Redrive {
+            key: k.clone(),
+            by: who.name.clone(),
+        })
+        .collect();
+    s.queue.send_batch(&messages).await?;
+    for k in keys {
+        s.audit
+            .record(audit_record(who, "redrive", Some(k), detail.to_string()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Discard an exception or held entry: it becomes `ignored` with the
+/// reason in its note, and the discard is audited.
+pub async fn discard(
+    s: &AppState,
+    who: &Principal,
+    key: &EntryKey,
+    reason: &str,
+) -> Result<(), ApiError> {
+    const OWNER: &str = "console-discard";
+    if !s.entries.claim(key, OWNER, Duration::from_secs(30)).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("entry {key} is being processed; try again in a moment"),
+        ));
+    }
+    let result = async {
+        let mut st = s
+            .entries
+            .get(key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no entry {key}")))?;
+        if !matches!(st.status, Status::Exception | Status::Held) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "entry {key} is {}; only exceptions and held entries can be discarded",
+                    st.status
+                ),
+            ));
+        }
+        let was = st
+            .reason
+            .as_ref()
+            .map(|r| r.code.as_str())
+            .unwrap_or("no reason");
+        let detail = format!("was {} ({was}): {reason}", st.status);
+        st.status = Status::Ignored;
+        st.note = Some(format!("discarded by {}: {reason}", who.name));
+        st.reason = None;
+        st.updated_at = Utc::now();
+        s.entries.put(&st).await?;
+        s.audit
+            .record(audit_record(who, "discard", Some(key), detail))
+            .await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = s.entries.release(key, OWNER).await {
+        tracing::warn!(entry = %key, error = %e, "could not release claim");
+    }
+    result
+}
+
+fn parse_key(key: &str) -> Result<EntryKey, ApiError> {
+    key.parse()
+        .map_err(|e: String| ApiError::bad_request(e, Some("key".into())))
+}
+
+fn back(notice: &str) -> Response {
+    let q: String = notice
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Redirect::to(&format!("/console/exceptions?notice={q}")).into_response()
+}
+
+async fn redrive_form(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    if let Some(key) = form.get("key").filter(|k| !k.trim().is_empty()) {
+        let key = parse_key(key.trim())?;
+        if s.entries.get(&key).await?.is_none() {
+            return Err(ApiError::not_found(format!("no entry {key}")).into());
+        }
+        redrive(&s, &who, std::slice::from_ref(&key), "one entry").await?;
+        return Ok(back(&format!("Redrive of {key} queued.")));
+    }
+    let code: ExceptionCode = field(&form, "code")
+        .map_err(|_| {
+            ApiError::bad_request(
+                "give `key` (one entry) or `code` (a whole reason)",
+                Some("key".into()),
+            )
+        })?
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(e, Some("code".into())))?;
+    let keys: Vec<EntryKey> = open_items(&s)
+        .await?
+        .remove(&Some(code))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|st| st.entry.key)
+        .collect();
+    redrive(&s, &who, &keys, &format!("all of {code}")).await?;
+    Ok(back(&format!(
+        "Redrive of {} {code} entries queued.",
+        keys.len()
+    )))
+}
+
+async fn discard_form(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let key = parse_key(field(&form, "key")?)?;
+    let reason = field(&form, "reason")?;
+    discard(&s, &who, &key, reason).await?;
+    Ok(back(&format!("{key} discarded.")))
+}
+
+/// A spreadsheet cell: text that a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
+pub fn cell(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+/// The exceptions table as CSV, one row per entry, grouped by reason.
+async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
+    w.write_record([
+        "code",
+        "status",
+        "entry",
+        "worker",
+        "date",
+        "hours",
+        "project",
+        "message",
+        "vendor_message",
+        "fix_hint",
+    ])
+    .map_err(csv_err)?;
+    for (code, items) in open_items(&s).await? {
+        for st in items {
+            let e = &st.entry;
+            let r = st.reason.as_ref();
+            w.write_record([
+                code.map(|c| c.as_str()).unwrap_or(""),
+                st.status.as_str(),
+                &e.key.to_string(),
+                &cell(
+                    e.worker
+                        .name
+                        .as_deref()
+                        .or(e.worker.email.as_deref())
+                        .unwrap_or(&e.worker.tracker_user_id),
+                ),
+                &e.work_date.to_string(),
+                &hours(e.duration_secs),
+                &cell(
+                    &e.project
+                        .as_ref()
+                        .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
+                        .unwrap_or_default(),
+                ),
+                &cell(r.map(|r| r.message.as_str()).unwrap_or("")),
+                &cell(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
+                &cell(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
+            ])
+            .map_err(csv_err)?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"timepost-exceptions.csv\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formula_cells_are_defused() {
+        assert_eq!(super::cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(super::cell("-2"), "'-2");
+        assert_eq!(super::cell("plain"), "plain");
+    }
+}
