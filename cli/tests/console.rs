@@ -25,10 +25,16 @@ fn token(role: &str) -> String {
 /// project 9001 mapped and Toggl user 101 not (so its entries are
 /// UNMAPPED_EMPLOYEE exceptions).
 fn serve() -> (tempfile::TempDir, Server) {
+    serve_with(false, "project,9001,C-ACME,\n")
+}
+
+/// As [`serve`], with approval required or not and these extra mappings.
+fn serve_with(approval: bool, extra: &str) -> (tempfile::TempDir, Server) {
     let d = workdir();
-    let mut cfg = std::fs::read_to_string(d.path().join("timepost.toml"))
-        .unwrap()
-        .replace("required = true", "required = false");
+    let mut cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap();
+    if !approval {
+        cfg = cfg.replace("required = true", "required = false");
+    }
     for role in ROLES {
         cfg.push_str(&format!(
             "\n[[console.users]]\nname = \"{role}-user\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n",
@@ -36,7 +42,7 @@ fn serve() -> (tempfile::TempDir, Server) {
         ));
     }
     std::fs::write(d.path().join("timepost.toml"), cfg).unwrap();
-    import(d.path(), "project,9001,C-ACME,\n");
+    import(d.path(), extra);
     secrets(d.path(), &format!("toggl_webhook_secret = \"{TOGGL}\"\n"));
     let srv = Server::start(d.path());
     (d, srv)
@@ -267,6 +273,18 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/console/logout",
         "admin manager finance auditor viewer",
     ),
+    (
+        "GET",
+        "/api/approvals",
+        "admin manager finance auditor viewer",
+    ),
+    ("POST", "/api/approvals", "admin manager"),
+    (
+        "GET",
+        "/console/approvals",
+        "admin manager finance auditor viewer",
+    ),
+    ("POST", "/console/approvals", "admin manager"),
 ];
 
 #[test]
@@ -334,6 +352,32 @@ fn rbac_matrix_every_role_on_every_route() {
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["field"],
         "key"
+    );
+    // Approvals: an unknown entry is 404, a bad decision 400 naming it.
+    let json_post = |body: &str| {
+        srv.request(
+            "POST",
+            "/api/approvals",
+            &[
+                ("Authorization", &bearer("manager")),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let (st, body) = json_post(r#"{"entries":["toggl:555:424242"],"decision":"approve"}"#);
+    assert_eq!(st, 404, "{body}");
+    let (st, body) = json_post(r#"{"entries":["toggl:555:424242"],"decision":"maybe"}"#);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["field"],
+        "decision"
+    );
+    let (st, body) = json_post(r#"{"entries":["nope"],"decision":"approve"}"#);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["field"],
+        "entries"
     );
 }
 
@@ -579,4 +623,118 @@ fn discard_needs_a_reason_and_is_audited() {
     assert_eq!(d["who"], "finance-user");
     assert_eq!(d["entry"], key);
     assert!(d["detail"].as_str().unwrap().contains("UNMAPPED_EMPLOYEE"));
+}
+
+fn ledger_records(dir: &std::path::Path, key: &str) -> i64 {
+    let store = timepost::local::SqliteStore::open(&dir.join(".timepost/timepost.sqlite")).unwrap();
+    let n: i64 = store
+        .lock()
+        .query_row(
+            "SELECT COUNT(*) FROM sandbox_records WHERE entry_key = ?1 AND active = 1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    n
+}
+
+#[test]
+fn manager_approves_from_the_page_and_it_posts_once() {
+    let (d, srv) = serve_with(true, "project,9001,C-ACME,\nemployee,101,E-100,\n");
+    let key = toggl_entry(&srv, 7101);
+    wait_for(&srv, &key, |v| v["status"] == "awaiting_approval");
+
+    // Finance sees the backlog but may not act.
+    let fin = sign_in(&srv, "finance");
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/approvals",
+        &[("Cookie", &fin.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(page.contains(&key), "{page}");
+    assert!(!page.contains("Approve selected"), "{page}");
+    let (st, _, body) = post_form(
+        &srv,
+        &fin,
+        "/console/approvals",
+        &format!("csrf={}&key={key}&decision=approve", fin.csrf),
+    );
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = srv.request(
+        "POST",
+        "/api/approvals",
+        &[
+            ("Authorization", &bearer("finance")),
+            ("Content-Type", "application/json"),
+        ],
+        format!(r#"{{"entries":["{key}"],"decision":"approve"}}"#).as_bytes(),
+    );
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(entry(&srv, &key)["status"], "awaiting_approval");
+
+    let mgr = sign_in(&srv, "manager");
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/approvals",
+        &[("Cookie", &mgr.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(page.contains("Week of 2026-03-02"), "{page}");
+    assert!(page.contains("Approve all of this employee"), "{page}");
+    assert!(page.contains("1.00"), "{page}");
+    // No decision: 400 naming it; without CSRF: 403.
+    let (st, _, body) = post_form(
+        &srv,
+        &mgr,
+        "/console/approvals",
+        &format!("csrf={}&key={key}", mgr.csrf),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("decision"), "{body}");
+    let (st, _, _) = post_form(
+        &srv,
+        &mgr,
+        "/console/approvals",
+        &format!("key={key}&decision=approve"),
+    );
+    assert_eq!(st, 403);
+
+    let (st, head, body) = post_form(
+        &srv,
+        &mgr,
+        "/console/approvals",
+        &format!("csrf={}&key={key}&decision=approve", mgr.csrf),
+    );
+    assert_eq!(st, 303, "{head}\n{body}");
+    let v = wait_for(&srv, &key, |v| v["status"] == "posted");
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+    wait_queue_empty(&srv);
+    // Approving again is refused: it no longer awaits approval.
+    let (st, _, _) = post_form(
+        &srv,
+        &mgr,
+        "/console/approvals",
+        &format!("csrf={}&key={key}&decision=approve", mgr.csrf),
+    );
+    assert_eq!(st, 409);
+    assert_eq!(ledger_records(d.path(), &key), 1);
+
+    let (_, body) = srv.request(
+        "GET",
+        "/api/audit",
+        &[("Authorization", &bearer("auditor"))],
+        b"",
+    );
+    let log: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let a = log
+        .iter()
+        .find(|r| r["action"] == "approve")
+        .expect("audited");
+    assert_eq!(a["who"], "manager-user");
+    assert_eq!(a["entry"], key);
 }

@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route("/exception-codes", get(codes))
         .route("/entries/{key}/discard", post(discard_entry))
         .route("/audit", get(audit))
+        .route(
+            "/approvals",
+            get(super::approvals::api_list).post(super::approvals::api_post),
+        )
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {

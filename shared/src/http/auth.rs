@@ -70,6 +70,7 @@ use Role::*;
 const EVERYONE: &[Role] = &[Admin, Manager, Finance, Auditor, Viewer];
 const READERS: &[Role] = &[Admin, Finance, Auditor];
 const FIXERS: &[Role] = &[Admin, Finance];
+const APPROVERS: &[Role] = &[Admin, Manager];
 
 /// The permission table: every guarded route (method, path pattern with
 /// `{param}` segments) and the roles allowed on it. A path under `/api` or
@@ -87,12 +88,16 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/mappings/history", READERS),
     ("GET", "/api/exception-codes", EVERYONE),
     ("GET", "/api/audit", READERS),
+    ("GET", "/api/approvals", EVERYONE),
+    ("POST", "/api/approvals", APPROVERS),
     ("GET", "/console", EVERYONE),
     ("GET", "/console/exceptions", EVERYONE),
     ("GET", "/console/exceptions.csv", EVERYONE),
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
     ("POST", "/console/logout", EVERYONE),
+    ("GET", "/console/approvals", EVERYONE),
+    ("POST", "/console/approvals", APPROVERS),
 ];
 
 /// Routes anyone may reach: the sign-in form itself.

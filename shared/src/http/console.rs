@@ -31,10 +31,14 @@ pub fn routes() -> Router<AppState> {
         .route("/exceptions.csv", get(exceptions_csv))
         .route("/exceptions/redrive", post(redrive_form))
         .route("/exceptions/discard", post(discard_form))
+        .route(
+            "/approvals",
+            get(super::approvals::page_get).post(super::approvals::page_post),
+        )
 }
 
 /// An error shown as a console page.
-struct PageError(ApiError);
+pub(super) struct PageError(pub(super) ApiError);
 
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
@@ -61,7 +65,10 @@ impl IntoResponse for PageError {
     }
 }
 
-fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
+pub(super) fn field<'a>(
+    form: &'a HashMap<String, String>,
+    name: &str,
+) -> Result<&'a str, ApiError> {
     form.get(name)
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
@@ -142,11 +149,11 @@ pub async fn open_items(
 }
 
 #[derive(serde::Deserialize)]
-struct Notice {
-    notice: Option<String>,
+pub(super) struct Notice {
+    pub(super) notice: Option<String>,
 }
 
-fn hours(secs: i64) -> String {
+pub(super) fn hours(secs: i64) -> String {
     format!("{:.2}", secs as f64 / 3600.0)
 }
 
@@ -252,7 +259,7 @@ async fn exceptions(
     Ok(page("Exceptions", Some(&who), &body).into_response())
 }
 
-fn audit_record(
+pub(super) fn audit_record(
     who: &Principal,
     action: &str,
     entry: Option<&EntryKey>,
@@ -347,12 +354,17 @@ pub async fn discard(
     result
 }
 
-fn parse_key(key: &str) -> Result<EntryKey, ApiError> {
+pub(super) fn parse_key(key: &str) -> Result<EntryKey, ApiError> {
     key.parse()
         .map_err(|e: String| ApiError::bad_request(e, Some("key".into())))
 }
 
 fn back(notice: &str) -> Response {
+    back_to("/console/exceptions", notice)
+}
+
+/// A redirect to `page` showing `notice`.
+pub(super) fn back_to(page: &str, notice: &str) -> Response {
     let q: String = notice
         .bytes()
         .map(|b| match b {
@@ -361,7 +373,7 @@ fn back(notice: &str) -> Response {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    Redirect::to(&format!("/console/exceptions?notice={q}")).into_response()
+    Redirect::to(&format!("{page}?notice={q}")).into_response()
 }
 
 async fn redrive_form(

@@ -47,7 +47,8 @@ form.inline{display:inline-flex;gap:.3rem;margin:0}
 pub fn page(title: &str, who: Option<&Principal>, body: &str) -> Html<String> {
     let nav = match who {
         Some(p) => format!(
-            "<a href=\"/console/exceptions\">Exceptions</a>\
+            "<a href=\"/console\">Dashboard</a><a href=\"/console/exceptions\">Exceptions</a>\
+             <a href=\"/console/approvals\">Approvals</a><a href=\"/console/mappings\">Mappings</a>\
              <span class=\"who\">{} · {}</span>\
              <form method=\"post\" action=\"/console/logout\">{}<button class=\"secondary\" type=\"submit\">Sign out</button></form>",
             esc(&p.name),

@@ -4,6 +4,7 @@
 //! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`.
 
 mod admin;
+mod approvals;
 pub mod auth;
 mod console;
 pub mod html;

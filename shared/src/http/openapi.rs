@@ -47,11 +47,14 @@ fn html_page(summary: &str, signed_in: bool) -> Value {
 /// A console form POST (urlencoded); `csrf` is required with a session
 /// cookie, not with a bearer token.
 fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
-    let props: serde_json::Map<String, Value> = ["token", "csrf", "key", "code", "reason"]
-        .iter()
-        .filter(|f| signed_in != (**f == "token"))
-        .map(|f| (f.to_string(), json!({ "type": "string" })))
-        .collect();
+    let props: serde_json::Map<String, Value> = [
+        "token", "csrf", "key", "code", "reason", "decision", "all_week", "table", "target",
+        "attrs", "seq", "remove",
+    ]
+    .iter()
+    .filter(|f| signed_in != (**f == "token"))
+    .map(|f| (f.to_string(), json!({ "type": "string" })))
+    .collect();
     let mut o = json!({
         "summary": summary,
         "requestBody": { "required": true, "content": { "application/x-www-form-urlencoded": { "schema": {
@@ -91,6 +94,23 @@ pub fn spec() -> Value {
         } } }
     });
     discard["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    let mut approve = op(
+        "Approve or reject entries awaiting approval: one Approval message per user-week and contiguous run of the selected dates (audited)",
+        json!([]),
+        "queued",
+    );
+    approve["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["entries", "decision"],
+            "properties": {
+                "entries": { "type": "array", "items": { "type": "string" } },
+                "decision": { "type": "string", "enum": ["approve", "reject"] }
+            }
+        } } }
+    });
+    approve["responses"]["202"] = json!({ "description": "queued" });
+    approve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     json!({
         "openapi": "3.0.3",
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
@@ -107,6 +127,14 @@ pub fn spec() -> Value {
             "/api/exception-codes": { "get": op("Every exception code, explained", json!([]), "codes") },
             "/api/entries/{key}/discard": { "post": discard },
             "/api/audit": { "get": op("The audit log, newest first: who did what, when, to which entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }]), "audit records") },
+            "/api/approvals": {
+                "get": op("Entries awaiting approval", json!([]), "entry states"),
+                "post": approve
+            },
+            "/console/approvals": {
+                "get": html_page("Entries awaiting approval, by week then employee, with bulk approve / reject", true),
+                "post": form_post("Approve or reject the checked entries (`key`, repeated; `decision`), or approve a whole employee-week (`all_week` = any entry key of it)", &["csrf"], true)
+            },
             "/console/login": {
                 "get": html_page("The sign-in form", false),
                 "post": form_post("Sign in with a token; sets the HttpOnly, SameSite=Strict session cookie", &["token"], false)

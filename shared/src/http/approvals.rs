@@ -1,0 +1,350 @@
+//! Approvals: entries awaiting approval grouped by week then employee, bulk
+//! approve / reject, and "approve all of this employee's week". Acting sends
+//! `QueueMessage::Approval` messages, which the engine applies to every entry
+//! of that user in the message's date range; so the range is restricted to
+//! exactly the selected dates (one message per contiguous run of dates per
+//! user-week), and a selection that would also sweep in an unselected entry
+//! of the same user on the same day is refused (409) rather than widened.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form, Json};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{self, Principal};
+use super::console::{audit_record, back_to, hours, parse_key, Notice, PageError};
+use super::html::{csrf_field, esc, page};
+use super::{ApiError, AppState};
+use crate::model::{ApprovalStatus, EntryKey};
+use crate::ports::{QueueMessage, WorkerWeek};
+use crate::state::{EntryState, Status};
+
+fn parse_decision(d: &str) -> Result<ApprovalStatus, ApiError> {
+    match d.trim() {
+        "approve" => Ok(ApprovalStatus::Approved),
+        "reject" => Ok(ApprovalStatus::Rejected),
+        other => Err(ApiError::bad_request(
+            format!("`decision` must be `approve` or `reject`, not `{other}`"),
+            Some("decision".into()),
+        )),
+    }
+}
+
+/// Split sorted dates into contiguous runs `(first, last)`.
+pub fn runs(dates: &BTreeSet<NaiveDate>) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    for d in dates {
+        match out.last_mut() {
+            Some((_, last)) if *last + chrono::Duration::days(1) == *d => *last = *d,
+            _ => out.push((*d, *d)),
+        }
+    }
+    out
+}
+
+/// Approve or reject `keys` (each must be awaiting approval). Returns how
+/// many messages were queued. Audited per entry.
+pub async fn decide(
+    s: &AppState,
+    who: &Principal,
+    keys: &[EntryKey],
+    status: ApprovalStatus,
+) -> Result<usize, ApiError> {
+    if keys.is_empty() {
+        return Err(ApiError::bad_request(
+            "select at least one entry",
+            Some("entries".into()),
+        ));
+    }
+    let mut weeks: BTreeMap<WorkerWeek, BTreeSet<NaiveDate>> = BTreeMap::new();
+    let selected: BTreeSet<&EntryKey> = keys.iter().collect();
+    for k in &selected {
+        let st = s
+            .entries
+            .get(k)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no entry {k}")))?;
+        if st.status != Status::AwaitingApproval {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("entry {k} is {}, not awaiting approval", st.status),
+            ));
+        }
+        weeks
+            .entry(WorkerWeek::of(&st.entry))
+            .or_default()
+            .insert(st.entry.work_date);
+    }
+    // An Approval message applies to every entry of the user on its dates:
+    // refuse rather than change an entry nobody selected.
+    for (ww, dates) in &weeks {
+        for other in s.entries.week(ww).await? {
+            let e = &other.entry;
+            if dates.contains(&e.work_date)
+                && !selected.contains(&e.key)
+                && !e.deleted
+                && e.approval != status
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "entry {} of the same person on {} is not selected, and approvals apply to a whole day: select it too",
+                        e.key, e.work_date
+                    ),
+                ));
+            }
+        }
+    }
+    let mut messages = Vec::new();
+    for (ww, dates) in &weeks {
+        for (from, to) in runs(dates) {
+            messages.push(QueueMessage::Approval {
+                source: ww.source,
+                workspace: ww.workspace.clone(),
+                user_id: ww.user_id.clone(),
+                from,
+                to,
+                status,
+                by: who.name.clone(),
+            });
+        }
+    }
+    s.queue.send_batch(&messages).await?;
+    let action = match status {
+        ApprovalStatus::Approved => "approve",
+        _ => "reject",
+    };
+    for k in &selected {
+        s.audit
+            .record(audit_record(
+                who,
+                action,
+                Some(k),
+                format!("{} approval message(s) queued", messages.len()),
+            ))
+            .await?;
+    }
+    Ok(messages.len())
+}
+
+async fn awaiting(s: &AppState) -> Result<Vec<EntryState>, ApiError> {
+    Ok(s.entries
+        .by_status(Status::AwaitingApproval, 10_000)
+        .await?)
+}
+
+fn worker(st: &EntryState) -> &str {
+    let w = &st.entry.worker;
+    w.name
+        .as_deref()
+        .or(w.email.as_deref())
+        .unwrap_or(&w.tracker_user_id)
+}
+
+pub async fn page_get(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let list = awaiting(&s).await?;
+    let can_act = auth::may(who.role, "POST", "/console/approvals");
+    // week → worker-week → entries
+    let mut groups: BTreeMap<NaiveDate, BTreeMap<WorkerWeek, Vec<&EntryState>>> = BTreeMap::new();
+    for st in &list {
+        let ww = WorkerWeek::of(&st.entry);
+        groups
+            .entry(ww.week_start)
+            .or_default()
+            .entry(ww)
+            .or_default()
+            .push(st);
+    }
+    let mut body = String::new();
+    if let Some(n) = q.notice.as_deref().filter(|n| !n.is_empty()) {
+        body.push_str(&format!("<p class=\"notice\">{}</p>", esc(n)));
+    }
+    body.push_str(&format!(
+        "<p>{} entr{} awaiting approval.</p>",
+        list.len(),
+        if list.len() == 1 { "y" } else { "ies" }
+    ));
+    if can_act {
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/console/approvals\">{}",
+            csrf_field(&who)
+        ));
+    }
+    for (week, people) in &groups {
+        body.push_str(&format!("<section class=\"group\"><h2>Week of {week}</h2>"));
+        for items in people.values() {
+            let total: i64 = items.iter().map(|st| st.entry.duration_secs).sum();
+            body.push_str(&format!(
+                "<h3>{} · {} h</h3>",
+                esc(worker(items[0])),
+                hours(total)
+            ));
+            if can_act {
+                body.push_str(&format!(
+                    "<p><button type=\"submit\" name=\"all_week\" value=\"{}\">Approve all of this employee's week</button></p>",
+                    esc(&items[0].entry.key.to_string())
+                ));
+            }
+            body.push_str(
+                "<table><thead><tr><th></th><th>Entry</th><th>Date</th><th>Project</th><th>Hours</th><th>Note</th></tr></thead><tbody>",
+            );
+            for st in items {
+                let e = &st.entry;
+                let key = e.key.to_string();
+                let project = e
+                    .project
+                    .as_ref()
+                    .map(|p| p.label().to_string())
+                    .unwrap_or_else(|| "—".into());
+                let check = if can_act {
+                    format!(
+                        "<input type=\"checkbox\" name=\"key\" value=\"{}\">",
+                        esc(&key)
+                    )
+                } else {
+                    String::new()
+                };
+                body.push_str(&format!(
+                    "<tr data-key=\"{k}\"><td>{check}</td><td><code>{k}</code></td><td>{d}</td><td>{p}</td><td class=\"num\">{h}</td><td>{n}</td></tr>",
+                    k = esc(&key),
+                    d = e.work_date,
+                    p = esc(&project),
+                    h = hours(e.duration_secs),
+                    n = esc(st.note.as_deref().unwrap_or("")),
+                ));
+            }
+            body.push_str("</tbody></table>");
+        }
+        body.push_str("</section>");
+    }
+    if can_act {
+        body.push_str(
+            "<p><button type=\"submit\" name=\"decision\" value=\"approve\">Approve selected</button> \
+             <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"reject\">Reject selected</button></p></form>",
+        );
+    }
+    Ok(page("Approvals", Some(&who), &body).into_response())
+}
+
+pub async fn page_post(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let get = |n: &str| {
+        form.iter()
+            .find(|(k, v)| k == n && !v.trim().is_empty())
+            .map(|(_, v)| v.trim())
+    };
+    let (keys, status) = if let Some(any) = get("all_week") {
+        let key = parse_key(any)?;
+        let st = s
+            .entries
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no entry {key}")))?;
+        let ww = WorkerWeek::of(&st.entry);
+        let keys: Vec<EntryKey> = s
+            .entries
+            .week(&ww)
+            .await?
+            .into_iter()
+            .filter(|o| o.status == Status::AwaitingApproval)
+            .map(|o| o.entry.key)
+            .collect();
+        (keys, ApprovalStatus::Approved)
+    } else {
+        let status = parse_decision(get("decision").ok_or_else(|| {
+            ApiError::bad_request("`decision` is required", Some("decision".into()))
+        })?)?;
+        let keys = form
+            .iter()
+            .filter(|(k, _)| k == "key")
+            .map(|(_, v)| parse_key(v.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(
+                ApiError::bad_request("select at least one entry", Some("key".into())).into(),
+            );
+        }
+        (keys, status)
+    };
+    let n = decide(&s, &who, &keys, status).await?;
+    let verb = if status == ApprovalStatus::Approved {
+        "Approval"
+    } else {
+        "Rejection"
+    };
+    Ok(back_to(
+        "/console/approvals",
+        &format!(
+            "{verb} of {} entr{} queued ({n} message(s)).",
+            keys.len(),
+            if keys.len() == 1 { "y" } else { "ies" }
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ApiBody {
+    entries: Option<Vec<String>>,
+    decision: Option<String>,
+}
+
+pub async fn api_list(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(awaiting(&s).await?).into_response())
+}
+
+pub async fn api_post(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Option<Json<ApiBody>>,
+) -> Result<Response, ApiError> {
+    let Some(Json(b)) = body else {
+        return Err(ApiError::bad_request(
+            "a JSON body {\"entries\": [...], \"decision\": \"approve\"|\"reject\"} is required",
+            Some("entries".into()),
+        ));
+    };
+    let entries = b
+        .entries
+        .ok_or_else(|| ApiError::bad_request("`entries` is required", Some("entries".into())))?;
+    let status = parse_decision(b.decision.as_deref().ok_or_else(|| {
+        ApiError::bad_request("`decision` is required", Some("decision".into()))
+    })?)?;
+    let keys = entries
+        .iter()
+        .map(|k| {
+            k.parse::<EntryKey>()
+                .map_err(|e| ApiError::bad_request(e, Some("entries".into())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = decide(&s, &who, &keys, status).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "entries": entries, "decision": b.decision, "messages": n })),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_split_into_contiguous_runs() {
+        let d = |n| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let set: BTreeSet<_> = [d(2), d(3), d(5), d(6), d(7)].into_iter().collect();
+        assert_eq!(runs(&set), vec![(d(2), d(3)), (d(5), d(7))]);
+        assert!(runs(&BTreeSet::new()).is_empty());
+    }
+}
