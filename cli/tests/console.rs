@@ -63,12 +63,16 @@ fn import(dir: &std::path::Path, extra: &str) {
 }
 
 fn toggl_entry(srv: &Server, id: u64) -> String {
+    toggl_entry_on(srv, id, 9001)
+}
+
+fn toggl_entry_on(srv: &Server, id: u64, project: u64) -> String {
     let at = "2026-03-03T18:00:05Z";
     let body = serde_json::to_vec(&json!({
         "event_id": 1000 + id, "created_at": at, "creator_id": 7, "subscription_id": 42, "timestamp": at,
         "metadata": {"action": "created", "model": "time_entry", "event_user_id": "101", "workspace_id": "555",
                      "time_entry_id": id.to_string(), "path": "/time_entries", "request_type": "POST"},
-        "payload": {"id": id, "workspace_id": 555, "user_id": 101, "project_id": 9001, "task_id": null,
+        "payload": {"id": id, "workspace_id": 555, "user_id": 101, "project_id": project, "task_id": null,
                     "billable": false, "start": "2026-03-03T17:00:00Z", "stop": "2026-03-03T18:00:00Z",
                     "duration": 3600, "description": "Console <b>work</b>", "tags": [], "tag_ids": [],
                     "at": at, "server_deleted_at": null, "duronly": false}
@@ -285,6 +289,16 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "admin manager finance auditor viewer",
     ),
     ("POST", "/console/approvals", "admin manager"),
+    ("POST", "/api/mappings", "admin"),
+    ("POST", "/api/mappings/revert", "admin"),
+    ("GET", "/console/mappings", "admin manager finance auditor"),
+    ("POST", "/console/mappings", "admin"),
+    (
+        "GET",
+        "/console/mappings/history",
+        "admin manager finance auditor",
+    ),
+    ("POST", "/console/mappings/revert", "admin"),
 ];
 
 #[test]
@@ -737,4 +751,187 @@ fn manager_approves_from_the_page_and_it_posts_once() {
         .expect("audited");
     assert_eq!(a["who"], "manager-user");
     assert_eq!(a["entry"], key);
+}
+
+#[test]
+fn admin_edits_and_reverts_a_mapping_and_held_entries_post() {
+    let (_d, srv) = serve_with(false, "project,9001,C-ACME,\nemployee,101,E-100,\n");
+    // An entry on an unmapped project is held.
+    let held = toggl_entry_on(&srv, 7201, 9002);
+    wait_for(&srv, &held, |v| v["status"] == "held");
+
+    // Finance may read the page but not change a row.
+    let fin = sign_in(&srv, "finance");
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/mappings",
+        &[("Cookie", &fin.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(page.contains("C-ACME"), "{page}");
+    assert!(!page.contains("action=\"/console/mappings\""), "{page}");
+    let (st, _, _) = post_form(
+        &srv,
+        &fin,
+        "/console/mappings",
+        &format!(
+            "csrf={}&table=project&key=9001&target=C-X&reason=x",
+            fin.csrf
+        ),
+    );
+    assert_eq!(st, 403);
+    let (st, _) = srv.request(
+        "POST",
+        "/api/mappings",
+        &[
+            ("Authorization", &bearer("finance")),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"table":"project","key":"9001","target":"C-X","reason":"x"}"#,
+    );
+    assert_eq!(st, 403);
+
+    let adm = sign_in(&srv, "admin");
+    // A reason is required; a bad table is named.
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings",
+        &format!(
+            "csrf={}&table=project&key=9001&target=C-NEW&reason=",
+            adm.csrf
+        ),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("<code>reason</code>"), "{body}");
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings",
+        &format!(
+            "csrf={}&table=projects&key=9001&target=C&reason=r",
+            adm.csrf
+        ),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("<code>table</code>"), "{body}");
+
+    // Mapping the held entry's project posts it by itself.
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings",
+        &format!(
+            "csrf={}&table=project&key=9002&target=C-ACME&reason=new+client",
+            adm.csrf
+        ),
+    );
+    assert_eq!(st, 303, "{body}");
+    wait_for(&srv, &held, |v| v["status"] == "posted");
+
+    // Edit, then revert to the version before the edit.
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings",
+        &format!(
+            "csrf={}&table=project&key=9001&target=C-NEW&reason=renamed+customer",
+            adm.csrf
+        ),
+    );
+    assert_eq!(st, 303, "{body}");
+    let current = |srv: &Server| -> String {
+        let (_, body) = srv.request(
+            "GET",
+            "/api/mappings?table=project",
+            &[("Authorization", &bearer("viewer"))],
+            b"",
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == "9001")
+            .map(|r| r["target"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(current(&srv), "C-NEW");
+    let (_, body) = srv.request(
+        "GET",
+        "/api/mappings/history?table=project&key=9001",
+        &[("Authorization", &bearer("admin"))],
+        b"",
+    );
+    let hist: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let edit = hist.last().unwrap();
+    assert_eq!(edit["after"]["target"], "C-NEW");
+    let seq = edit["seq"].as_u64().unwrap();
+
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings/revert",
+        &format!("csrf={}&seq={seq}&reason=", adm.csrf),
+    );
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = srv.request(
+        "POST",
+        "/api/mappings/revert",
+        &[
+            ("Authorization", &bearer("admin")),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"seq": 999999, "reason": "x"}"#,
+    );
+    assert_eq!(st, 404, "{body}");
+    let (st, _, body) = post_form(
+        &srv,
+        &adm,
+        "/console/mappings/revert",
+        &format!("csrf={}&seq={seq}&reason=wrong+customer", adm.csrf),
+    );
+    assert_eq!(st, 303, "{body}");
+    assert_eq!(current(&srv), "C-ACME");
+
+    // The history page shows both changes with who and why.
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console/mappings/history?table=project&key=9001",
+        &[("Cookie", &adm.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(page.contains("renamed customer"), "{page}");
+    assert!(
+        page.contains(&format!("revert of #{seq}: wrong customer")),
+        "{page}"
+    );
+    assert!(page.contains("C-ACME → C-NEW"), "{page}");
+    assert!(page.contains("C-NEW → C-ACME"), "{page}");
+    assert!(page.contains("admin-user"), "{page}");
+    assert!(page.contains("Revert to this version"), "{page}");
+
+    // Every change is audited.
+    let (_, body) = srv.request(
+        "GET",
+        "/api/audit",
+        &[("Authorization", &bearer("auditor"))],
+        b"",
+    );
+    let log: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let actions: Vec<_> = log.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "mapping_set").count(),
+        2,
+        "{body}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| **a == "mapping_revert").count(),
+        1,
+        "{body}"
+    );
 }

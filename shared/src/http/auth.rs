@@ -71,6 +71,8 @@ const EVERYONE: &[Role] = &[Admin, Manager, Finance, Auditor, Viewer];
 const READERS: &[Role] = &[Admin, Finance, Auditor];
 const FIXERS: &[Role] = &[Admin, Finance];
 const APPROVERS: &[Role] = &[Admin, Manager];
+const NOT_VIEWERS: &[Role] = &[Admin, Manager, Finance, Auditor];
+const ADMINS: &[Role] = &[Admin];
 
 /// The permission table: every guarded route (method, path pattern with
 /// `{param}` segments) and the roles allowed on it. A path under `/api` or
@@ -90,6 +92,8 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/audit", READERS),
     ("GET", "/api/approvals", EVERYONE),
     ("POST", "/api/approvals", APPROVERS),
+    ("POST", "/api/mappings", ADMINS),
+    ("POST", "/api/mappings/revert", ADMINS),
     ("GET", "/console", EVERYONE),
     ("GET", "/console/exceptions", EVERYONE),
     ("GET", "/console/exceptions.csv", EVERYONE),
@@ -98,6 +102,10 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/console/logout", EVERYONE),
     ("GET", "/console/approvals", EVERYONE),
     ("POST", "/console/approvals", APPROVERS),
+    ("GET", "/console/mappings", NOT_VIEWERS),
+    ("POST", "/console/mappings", ADMINS),
+    ("GET", "/console/mappings/history", NOT_VIEWERS),
+    ("POST", "/console/mappings/revert", ADMINS),
 ];
 
 /// Routes anyone may reach: the sign-in form itself.

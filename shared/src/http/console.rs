@@ -32,6 +32,12 @@ pub fn routes() -> Router<AppState> {
         .route("/exceptions/redrive", post(redrive_form))
         .route("/exceptions/discard", post(discard_form))
         .route(
+            "/mappings",
+            get(super::mappings::page_get).post(super::mappings::page_post),
+        )
+        .route("/mappings/history", get(super::mappings::history_page))
+        .route("/mappings/revert", post(super::mappings::revert_post))
+        .route(
             "/approvals",
             get(super::approvals::page_get).post(super::approvals::page_post),
         )

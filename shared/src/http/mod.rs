@@ -8,6 +8,7 @@ mod approvals;
 pub mod auth;
 mod console;
 pub mod html;
+mod mappings;
 mod openapi;
 mod webhooks;
 

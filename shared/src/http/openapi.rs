@@ -111,6 +111,35 @@ pub fn spec() -> Value {
     });
     approve["responses"]["202"] = json!({ "description": "queued" });
     approve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    let mut set_mapping = op(
+        "Add, change (`target`, `attrs`) or remove (`remove: true`) one mapping row with a required reason; one transaction, audited, then held entries are re-checked",
+        json!([]),
+        "the change (or changed: false when the row is already so)",
+    );
+    set_mapping["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["table", "key", "reason"],
+            "properties": {
+                "table": { "type": "string" }, "key": { "type": "string" },
+                "target": { "type": "string" },
+                "attrs": { "type": "object", "additionalProperties": { "type": "string" } },
+                "remove": { "type": "boolean" }, "reason": { "type": "string", "minLength": 1 }
+            }
+        } } }
+    });
+    let mut revert_mapping = op(
+        "Apply change `seq`'s before-state as a new change (revert to that version), with a required reason",
+        json!([]),
+        "the new change",
+    );
+    revert_mapping["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["seq", "reason"],
+            "properties": { "seq": { "type": "integer", "minimum": 1 }, "reason": { "type": "string", "minLength": 1 } }
+        } } }
+    });
     json!({
         "openapi": "3.0.3",
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
@@ -122,7 +151,14 @@ pub fn spec() -> Value {
             "/api/entries/{key}/redrive": { "post": accepted("Re-evaluate one entry", json!([path_param("key")])) },
             "/api/dead-letters": { "get": op("Messages parked in the dead-letter queue, with reasons", json!([]), "dead letters") },
             "/api/dead-letters/{id}/redrive": { "post": accepted("Put one dead letter back on the queue", json!([path_param("id")])) },
-            "/api/mappings": { "get": op("Current mappings", json!([query_param("table")]), "mapping rows") },
+            "/api/mappings": { "get": op("Current mappings", json!([query_param("table")]), "mapping rows"), "post": set_mapping },
+            "/api/mappings/revert": { "post": revert_mapping },
+            "/console/mappings": {
+                "get": html_page("Every mapping table's rows, with the add / change / remove form for admins", true),
+                "post": form_post("Add or change (`table`, `key`, `target`, `attrs`) or remove (`remove`) one row; `reason` required", &["csrf", "table", "key", "reason"], true)
+            },
+            "/console/mappings/history": { "get": html_page("Mapping versions (who, when, why, before → after), optionally for one `table` and `key`", true) },
+            "/console/mappings/revert": { "post": form_post("Revert to the version before change `seq` (applied as a new change); `reason` required", &["csrf", "seq", "reason"], true) },
             "/api/mappings/history": { "get": op("Mapping change log", json!([query_param("table"), query_param("key")]), "changes") },
             "/api/exception-codes": { "get": op("Every exception code, explained", json!([]), "codes") },
             "/api/entries/{key}/discard": { "post": discard },

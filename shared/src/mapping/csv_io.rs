@@ -89,7 +89,8 @@ pub fn read(input: impl Read) -> Result<Vec<MappingRow>, MappingCsvError> {
     Ok(rows)
 }
 
-fn validate_attrs(row: &MappingRow) -> Result<(), String> {
+/// Check the attributes timepost reads (an IANA `time_zone`).
+pub fn validate_attrs(row: &MappingRow) -> Result<(), String> {
     if let Some(tz) = row.attr("time_zone") {
         tz.parse::<chrono_tz::Tz>()
             .map_err(|_| format!("`{tz}` is not an IANA time zone (e.g. America/New_York)"))?;
