@@ -30,6 +30,13 @@ fn serve() -> (tempfile::TempDir, Server) {
 
 /// As [`serve`], with approval required or not and these extra mappings.
 fn serve_with(approval: bool, extra: &str) -> (tempfile::TempDir, Server) {
+    let d = prepare(approval, extra);
+    let srv = Server::start(d.path());
+    (d, srv)
+}
+
+/// The working directory [`serve_with`] serves, before the server starts.
+fn prepare(approval: bool, extra: &str) -> tempfile::TempDir {
     let d = workdir();
     let mut cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap();
     if !approval {
@@ -44,8 +51,7 @@ fn serve_with(approval: bool, extra: &str) -> (tempfile::TempDir, Server) {
     std::fs::write(d.path().join("timepost.toml"), cfg).unwrap();
     import(d.path(), extra);
     secrets(d.path(), &format!("toggl_webhook_secret = \"{TOGGL}\"\n"));
-    let srv = Server::start(d.path());
-    (d, srv)
+    d
 }
 
 /// `timepost mappings import` of the sandbox mappings plus `extra` rows.
@@ -268,6 +274,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     (
         "GET",
         "/console/exceptions.csv",
+        "admin manager finance auditor viewer",
+    ),
+    (
+        "GET",
+        "/console/hours-by-project.csv",
         "admin manager finance auditor viewer",
     ),
     ("POST", "/console/exceptions/redrive", "admin finance"),
@@ -934,4 +945,87 @@ fn admin_edits_and_reverts_a_mapping_and_held_entries_post() {
         1,
         "{body}"
     );
+}
+
+#[test]
+fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
+    let d = prepare(true, "");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(d.path())
+        .args([
+            "ingest",
+            "--source",
+            "csv",
+            &format!("{}/entries.csv", common::SANDBOX),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let srv = Server::start(d.path());
+    let (_, body) = srv.request(
+        "GET",
+        "/api/report",
+        &[("Authorization", &bearer("viewer"))],
+        b"",
+    );
+    let r: Value = serde_json::from_str(&body).unwrap();
+    let num = |v: &Value| -> f64 {
+        v.as_str()
+            .map(|s| s.parse().unwrap())
+            .or_else(|| v.as_f64())
+            .unwrap()
+    };
+
+    let viewer = sign_in(&srv, "viewer");
+    let (st, _, page) = raw(
+        &srv.addr,
+        "GET",
+        "/console",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200, "{page}");
+    assert!(!page.contains("<script"), "no scripts");
+    let posted = r["posted"]["entries"].as_u64().unwrap();
+    assert!(posted > 0, "{r}");
+    assert!(page.contains(&format!("<b>{posted}</b> posted")), "{page}");
+    let awaiting = r["awaiting_approval"].as_array().unwrap().len();
+    assert!(awaiting > 0, "the sandbox has pending entries");
+    assert!(
+        page.contains(&format!("<b id=\"backlog\">{awaiting}</b>")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("{:.2}</b> hours", num(&r["posted"]["hours"]))));
+    let projects = r["posted"]["by_project"].as_array().unwrap();
+    assert!(!projects.is_empty());
+    for g in projects {
+        let name = g["name"].as_str().unwrap();
+        assert!(page.contains(name), "{name} missing: {page}");
+        assert!(page.contains(&format!("{:.2}", num(&g["hours"]))));
+    }
+    for g in r["posted"]["by_employee"].as_array().unwrap() {
+        assert!(page.contains(g["name"].as_str().unwrap()));
+    }
+    assert!(
+        page.contains("style=\"width:100.0%\""),
+        "the largest bar is full"
+    );
+    for k in r["kpis"].as_object().unwrap().keys() {
+        assert!(page.contains(k.as_str()), "KPI {k} missing");
+    }
+
+    let (st, head, csv) = raw(
+        &srv.addr,
+        "GET",
+        "/console/hours-by-project.csv",
+        &[("Cookie", &viewer.cookie)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(head.contains("text/csv"), "{head}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "project,lines,hours,billable");
+    assert_eq!(lines.count(), projects.len(), "{csv}");
+    let first = &projects[0];
+    assert!(csv.contains(&format!("{:.2}", num(&first["hours"]))));
 }

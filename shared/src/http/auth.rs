@@ -97,6 +97,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console", EVERYONE),
     ("GET", "/console/exceptions", EVERYONE),
     ("GET", "/console/exceptions.csv", EVERYONE),
+    ("GET", "/console/hours-by-project.csv", EVERYONE),
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
     ("POST", "/console/logout", EVERYONE),

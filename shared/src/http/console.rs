@@ -24,7 +24,11 @@ use crate::state::{EntryState, Status};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console/exceptions") }))
+        .route("/", get(super::dashboard::home))
+        .route(
+            "/hours-by-project.csv",
+            get(super::dashboard::hours_by_project_csv),
+        )
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/exceptions", get(exceptions))
@@ -114,7 +118,7 @@ async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, Strin
         StatusCode::SEE_OTHER,
         [
             (header::SET_COOKIE, cookie),
-            (header::LOCATION, "/console/exceptions".to_string()),
+            (header::LOCATION, "/console".to_string()),
         ],
     )
         .into_response()

@@ -40,6 +40,8 @@ button.secondary{background:#fff;color:#a3261b;border-color:#a3261b}
 input[type=text],input[type=password]{font:inherit;padding:.2rem .4rem;border:1px solid #b8c0cc;border-radius:4px}
 form.inline{display:inline-flex;gap:.3rem;margin:0}
 .notice{background:#e3f4e8;border:1px solid #9fd3ae;padding:.5rem .8rem;border-radius:4px}
+.tile{display:inline-block;background:#eef1f5;border-radius:4px;padding:.3rem .6rem;margin:0 .3rem .3rem 0}
+td.bar{width:45%}td.bar div{background:#2b5fd9;height:.9rem;border-radius:2px;min-width:1px}
 .error{background:#fde4e1;border:1px solid #e7a39b;padding:.5rem .8rem;border-radius:4px}
 ";
 

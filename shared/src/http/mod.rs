@@ -7,6 +7,7 @@ mod admin;
 mod approvals;
 pub mod auth;
 mod console;
+mod dashboard;
 pub mod html;
 mod mappings;
 mod openapi;

@@ -175,7 +175,8 @@ pub fn spec() -> Value {
                 "get": html_page("The sign-in form", false),
                 "post": form_post("Sign in with a token; sets the HttpOnly, SameSite=Strict session cookie", &["token"], false)
             },
-            "/console": { "get": { "summary": "The console's start: redirects to the exceptions page", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "303": { "description": "to /console/exceptions" }, "401": { "description": "not signed in" } } } },
+            "/console": { "get": html_page("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee (CSS bars), KPIs", true) },
+            "/console/hours-by-project.csv": { "get": { "summary": "Posted hours by project as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
             "/console/exceptions.csv": { "get": { "summary": "The exceptions table as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
             "/console/logout": { "post": form_post("Sign out (ends the session)", &["csrf"], true) },
             "/console/exceptions": { "get": html_page("Entries that could not be posted, grouped by reason, with fix hints", true) },
