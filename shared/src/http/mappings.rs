@@ -92,11 +92,7 @@ async fn change(
             format!("#{} {}: {reason}", c.seq, c.describe()),
         ))
         .await?;
-    if let Err(e) = s
-        .engine
-        .recheck_held(&format!("console-mapping-{}", c.seq))
-        .await
-    {
+    if let Err(e) = s.engine.recheck_held(&crate::worker::new_batch_id()).await {
         tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
     }
     Ok(Some(c))
