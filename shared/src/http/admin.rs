@@ -38,16 +38,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let r = crate::report::collect(
-        s.entries.as_ref(),
-        s.ledger.as_ref(),
-        s.queue.as_ref(),
-        s.engine.counters.snapshot(),
-        &[],
-    )
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(Json(r).into_response())
+    Ok(Json(s.report().await?).into_response())
 }
 
 #[derive(Deserialize)]

@@ -435,6 +435,22 @@ async fn discard_form(
 
 /// A spreadsheet cell: text that a spreadsheet would run as a formula
 /// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
+/// Finish a CSV writer as a download named `filename`.
+pub fn csv_download(w: csv::Writer<Vec<u8>>, filename: &str) -> Result<Response, ApiError> {
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 pub fn cell(s: &str) -> String {
     match s.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
@@ -489,20 +505,7 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
             .map_err(csv_err)?;
         }
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"timepost-exceptions.csv\"",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(csv_download(w, "timepost-exceptions.csv")?)
 }
 
 #[cfg(test)]

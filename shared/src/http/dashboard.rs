@@ -5,28 +5,19 @@
 //! served as CSV.
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::auth::Principal;
-use super::console::{cell, PageError};
+use super::console::{cell, csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
 use crate::report::{Group, Item, Report};
 
 async fn report(s: &AppState) -> Result<Report, ApiError> {
-    crate::report::collect(
-        s.entries.as_ref(),
-        s.ledger.as_ref(),
-        s.queue.as_ref(),
-        s.engine.counters.snapshot(),
-        &[],
-    )
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))
+    s.report().await
 }
 
 fn h(d: Decimal) -> String {
@@ -161,18 +152,5 @@ pub async fn hours_by_project_csv(State(s): State<AppState>) -> Result<Response,
         ])
         .map_err(csv_err)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"timepost-hours-by-project.csv\"",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(csv_download(w, "timepost-hours-by-project.csv")?)
 }

@@ -101,6 +101,19 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
+    /// The outcome report of the store as it stands.
+    pub async fn report(&self) -> Result<crate::report::Report, ApiError> {
+        crate::report::collect(
+            self.entries.as_ref(),
+            self.ledger.as_ref(),
+            self.queue.as_ref(),
+            self.engine.counters.snapshot(),
+            &[],
+        )
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))
+    }
+
     /// State for the local stack.
     pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
