@@ -260,3 +260,28 @@ mod base64_lite {
         String::from_utf8(out).ok()
     }
 }
+
+/// Store a tracker entry as a vendor would on save: its modification stamp
+/// (`field`, e.g. Harvest `updated_at`, Toggl `at`) becomes now, and always
+/// later than the stamp it had before.
+pub fn store_with_later_stamp(
+    entries: &mut std::collections::BTreeMap<u64, serde_json::Value>,
+    mut entry: serde_json::Value,
+    field: &str,
+    vendor: &str,
+) {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    let Some(id) = entry["id"].as_u64() else {
+        panic!("{vendor} fake: entry without a numeric id: {entry}");
+    };
+    let prev = entries
+        .get(&id)
+        .and_then(|e| e[field].as_str())
+        .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+    let mut now = Utc::now();
+    if let Some(p) = prev {
+        now = now.max(p + chrono::Duration::seconds(1));
+    }
+    entry[field] = serde_json::json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+    entries.insert(id, entry);
+}

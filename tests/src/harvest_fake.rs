@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -107,22 +107,13 @@ impl HarvestServer {
 
     /// Add or replace an entry; its `updated_at` becomes now (and later than
     /// its previous one, as Harvest's would).
-    pub fn put(&self, mut entry: Value) {
-        let mut s = self.state();
-        let Some(id) = entry["id"].as_u64() else {
-            panic!("harvest fake: entry without a numeric id: {entry}");
-        };
-        let prev = s
-            .entries
-            .get(&id)
-            .and_then(|e| e["updated_at"].as_str())
-            .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-        let mut now = Utc::now();
-        if let Some(p) = prev {
-            now = now.max(p + chrono::Duration::seconds(1));
-        }
-        entry["updated_at"] = json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
-        s.entries.insert(id, entry);
+    pub fn put(&self, entry: Value) {
+        crate::fake_common::store_with_later_stamp(
+            &mut self.state().entries,
+            entry,
+            "updated_at",
+            "harvest",
+        );
     }
 
     /// Change an entry in place (its `updated_at` moves on).

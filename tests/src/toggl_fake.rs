@@ -76,22 +76,8 @@ impl TogglServer {
     }
 
     /// Add or replace an entry; `at` becomes now (later than before).
-    pub fn put(&self, mut entry: Value) {
-        let mut s = self.state();
-        let Some(id) = entry["id"].as_u64() else {
-            panic!("toggl fake: entry without a numeric id: {entry}");
-        };
-        let prev = s
-            .entries
-            .get(&id)
-            .and_then(|e| e["at"].as_str())
-            .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-        let mut now = Utc::now();
-        if let Some(p) = prev {
-            now = now.max(p + chrono::Duration::seconds(1));
-        }
-        entry["at"] = json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
-        s.entries.insert(id, entry);
+    pub fn put(&self, entry: Value) {
+        crate::fake_common::store_with_later_stamp(&mut self.state().entries, entry, "at", "toggl");
     }
 
     pub fn edit(&self, id: u64, f: impl FnOnce(&mut Value)) {
