@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check and test of the workspace, as CI does. Installs what the
-# tests need when it is missing (nothing beyond the Rust toolchain yet:
-# later stages add moto server and chromium here).
+# tests need when it is missing: the Python tools (moto server, cfn-lint,
+# the SAM CLI, schemathesis) into ./.venv. Starts moto server on a free
+# loopback port for the AWS adapter tests and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,17 @@ step "format"
 cargo fmt --all -- --check
 
 step "lint"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "python tools (.venv)"
+./scripts/pytools.sh
+
+step "moto server"
+# shellcheck source=scripts/moto.sh
+source ./scripts/moto.sh
+moto_start
+trap moto_stop EXIT
+echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked

@@ -5,6 +5,8 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 pub mod demo;
 pub mod dry_run;

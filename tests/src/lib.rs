@@ -6,12 +6,14 @@
 //!   body against the vendor's OpenAPI document ([`openapi`]);
 //! - [`harvest_fake`], [`toggl_fake`]: tracker APIs the pollers read
 //!   (pagination, filters, 429 + `Retry-After`, required headers, faults);
+//! - [`moto`]: the moto server endpoint for the AWS adapter tests;
 //! - [`fake_common`]: injectable faults, rate windows, the token endpoint;
 //! - below: an in-memory secrets store and request builders.
 
 pub mod fake_common;
 pub mod harvest_fake;
 pub mod kit;
+pub mod moto;
 pub mod openapi;
 pub mod qbo_fake;
 pub mod toggl_fake;

@@ -1,0 +1,41 @@
+//! The AWS adapters (behind the `aws` feature): DynamoDB for every store,
+//! SQS for the ingest queue and its dead-letter queue, S3 for archives and
+//! reports, Secrets Manager for webhook secrets and OAuth tokens. Each
+//! implements the traits of [`crate::ports`], so the engine, the worker and
+//! the HTTP router run unchanged on them.
+//!
+//! Clients come from [`sdk_config`]: the standard AWS environment
+//! (region, credentials, and `AWS_ENDPOINT_URL`, which the tests point at
+//! moto server).
+
+pub mod dynamo;
+pub mod s3;
+pub mod secrets;
+pub mod settings;
+pub mod sqs;
+
+pub use dynamo::DynamoStore;
+pub use s3::S3Archive;
+pub use secrets::SecretsManagerStore;
+pub use settings::AwsSettings;
+pub use sqs::SqsQueue;
+
+use crate::ports::StoreError;
+
+/// The SDK configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A storage failure from any SDK error, with the service's own message
+/// (never a secret value: the SDK does not echo request bodies).
+pub(crate) fn backend<E>(what: &str, e: E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+    StoreError::Backend(format!("{what}: {detail}"))
+}

@@ -1,0 +1,75 @@
+//! Where the deployed stack's resources are: read from the environment the
+//! SAM template gives every function (and that `timepost --backend aws`
+//! reads too).
+
+/// Resource names of one deployed stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// DynamoDB table holding every store (`TIMEPOST_TABLE`).
+    pub table: String,
+    /// The ingest queue (`TIMEPOST_QUEUE_URL`).
+    pub queue_url: String,
+    /// Its dead-letter queue (`TIMEPOST_DLQ_URL`).
+    pub dlq_url: String,
+    /// Archive and report bucket (`TIMEPOST_BUCKET`).
+    pub bucket: String,
+    /// Prefix of every secret name (`TIMEPOST_SECRET_PREFIX`, default
+    /// `timepost/`): the secret `toggl_webhook_secret` is read from
+    /// `timepost/toggl_webhook_secret`.
+    pub secret_prefix: String,
+    /// Path-style S3 addressing, for emulators (`TIMEPOST_S3_PATH_STYLE`).
+    pub s3_path_style: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set; it names a resource of the deployed stack (see docs/deploy.md)")]
+pub struct MissingSetting(pub &'static str);
+
+impl AwsSettings {
+    pub fn from_env() -> Result<Self, MissingSetting> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the settings through `get` (the environment, or a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
+        let need = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(MissingSetting(k));
+        Ok(Self {
+            table: need("TIMEPOST_TABLE")?,
+            queue_url: need("TIMEPOST_QUEUE_URL")?,
+            dlq_url: need("TIMEPOST_DLQ_URL")?,
+            bucket: need("TIMEPOST_BUCKET")?,
+            secret_prefix: get("TIMEPOST_SECRET_PREFIX").unwrap_or_else(|| "timepost/".into()),
+            s3_path_style: get("TIMEPOST_S3_PATH_STYLE")
+                .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+                .unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn names_the_missing_variable() {
+        let env: HashMap<&str, &str> = [("TIMEPOST_TABLE", "t")].into();
+        let err = AwsSettings::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+            .expect_err("queue url missing");
+        assert!(err.to_string().contains("TIMEPOST_QUEUE_URL"), "{err}");
+    }
+
+    #[test]
+    fn defaults_the_prefix_and_addressing() {
+        let env: HashMap<&str, &str> = [
+            ("TIMEPOST_TABLE", "t"),
+            ("TIMEPOST_QUEUE_URL", "q"),
+            ("TIMEPOST_DLQ_URL", "d"),
+            ("TIMEPOST_BUCKET", "b"),
+        ]
+        .into();
+        let s = AwsSettings::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("settings");
+        assert_eq!(s.secret_prefix, "timepost/");
+        assert!(!s.s3_path_style);
+    }
+}
