@@ -13,12 +13,14 @@ pub mod s3;
 pub mod secrets;
 pub mod settings;
 pub mod sqs;
+pub mod stack;
 
 pub use dynamo::DynamoStore;
 pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
 pub use sqs::SqsQueue;
+pub use stack::AwsStack;
 
 use crate::ports::StoreError;
 

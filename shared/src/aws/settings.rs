@@ -19,6 +19,12 @@ pub struct AwsSettings {
     pub secret_prefix: String,
     /// Path-style S3 addressing, for emulators (`TIMEPOST_S3_PATH_STYLE`).
     pub s3_path_style: bool,
+    /// Key of the rules config (`timepost.toml`) in the bucket
+    /// (`TIMEPOST_CONFIG_KEY`, default `config/timepost.toml`).
+    pub config_key: String,
+    /// The ledger to post to, overriding the config's `[ledger] kind`
+    /// (`TIMEPOST_LEDGER`: the template's `LedgerKind` parameter).
+    pub ledger: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,10 @@ impl AwsSettings {
             s3_path_style: get("TIMEPOST_S3_PATH_STYLE")
                 .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
                 .unwrap_or(false),
+            config_key: get("TIMEPOST_CONFIG_KEY")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "config/timepost.toml".into()),
+            ledger: get("TIMEPOST_LEDGER").filter(|v| !v.is_empty()),
         })
     }
 }
@@ -71,5 +81,7 @@ mod tests {
         let s = AwsSettings::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("settings");
         assert_eq!(s.secret_prefix, "timepost/");
         assert!(!s.s3_path_style);
+        assert_eq!(s.config_key, "config/timepost.toml");
+        assert_eq!(s.ledger, None);
     }
 }

@@ -1,0 +1,45 @@
+//! The `poller` function: an EventBridge Scheduler schedule whose `Input`
+//! names the source (`{"source": "harvest"}`) → list what changed since the
+//! watermark (DynamoDB) → enqueue on SQS → advance the watermark, only
+//! after the enqueue succeeded (the poll module's rule: a failed enqueue
+//! leaves the watermark where it was, so the next run lists the same
+//! changes again and nothing is lost).
+
+use serde::Deserialize;
+use timepost::aws::AwsStack;
+use timepost::poll::{PollError, PollReport, Poller};
+
+/// The schedule's `Input`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PollInput {
+    /// `harvest` or `toggl`.
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollFnError {
+    #[error(
+        "the schedule names source `{0}`, which this stack's config does not poll: \
+         configure [intake.harvest] or [intake.toggl_poll], or fix the schedule's Input"
+    )]
+    NotConfigured(String),
+    #[error("{source} poll failed (watermark unchanged): {error}")]
+    Poll {
+        source: String,
+        #[source]
+        error: PollError,
+    },
+}
+
+/// Run one poll for the source the schedule names.
+pub async fn handle(stack: &AwsStack, input: PollInput) -> Result<PollReport, PollFnError> {
+    let poll_error = |error| PollFnError::Poll {
+        source: input.source.clone(),
+        error,
+    };
+    let poller = Poller::for_source(&input.source, &stack.config.intake)
+        .map_err(poll_error)?
+        .ok_or_else(|| PollFnError::NotConfigured(input.source.clone()))?;
+    poller.run(&stack.poll_ports()).await.map_err(poll_error)
+}

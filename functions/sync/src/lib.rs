@@ -1,0 +1,119 @@
+//! The `sync` function: an SQS batch → decide → post → record, answered
+//! with a partial batch response naming only the messages to retry.
+//!
+//! Each message is settled by [`timepost::worker::settle`], exactly as the
+//! local worker does: done → deleted; a business exception (unmapped,
+//! refused by the ledger) → recorded on the entry and moved to the DLQ with
+//! its reason, so it is not retried forever; a transient failure → made
+//! visible again after a back-off and reported as a batch item failure.
+//! Messages are handled one at a time, so one instance has at most one
+//! ledger call in flight (the event source's maximum concurrency then caps
+//! the company's concurrent calls).
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use timepost::aws::AwsStack;
+use timepost::ports::{Queue, QueueMessage, Received};
+use timepost::worker::{new_batch_id, settle, Settled};
+
+/// Stop starting new messages when less than this is left before the
+/// function's deadline: the rest are handed back for another invocation.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// What one invocation did, for its log line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub done: usize,
+    pub dead_lettered: usize,
+    pub retried: usize,
+    pub deferred: usize,
+}
+
+/// Handle one SQS event. `deadline` is when the invocation must have
+/// answered (from the Lambda context); `None` means no limit (tests).
+pub async fn handle(
+    stack: &AwsStack,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> (SqsBatchResponse, Summary) {
+    let batch_id = new_batch_id();
+    let mut failures = Vec::new();
+    let mut summary = Summary::default();
+    for record in event.records {
+        let Some(id) = record.message_id.clone() else {
+            // Real SQS always sends an id; without one the message cannot
+            // be named in the response, so it is left to the visibility
+            // timeout (never reported as done).
+            tracing::error!("SQS record without a message id: left for redelivery");
+            continue;
+        };
+        let late =
+            deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN);
+        if late {
+            summary.deferred += 1;
+            failures.push(id);
+            continue;
+        }
+        match process(stack, &batch_id, &id, record).await {
+            Ok(Settled::Done(_)) => summary.done += 1,
+            Ok(Settled::DeadLettered(_)) => summary.dead_lettered += 1,
+            Ok(Settled::Retry(why)) => {
+                tracing::warn!(message_id = %id, reason = %why, "retry later");
+                summary.retried += 1;
+                failures.push(id);
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "could not settle the message");
+                summary.retried += 1;
+                failures.push(id);
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    (response, summary)
+}
+
+async fn process(
+    stack: &AwsStack,
+    batch_id: &str,
+    id: &str,
+    record: SqsMessage,
+) -> Result<Settled, timepost::ports::StoreError> {
+    let receipt = record.receipt_handle.unwrap_or_default();
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let body = record.body.unwrap_or_default();
+    let message: QueueMessage = match serde_json::from_str(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            let reason = format!(
+                "The queue message is not a timepost message ({e}); it was set aside unread so \
+                 nothing is lost. Send it to the integration admin."
+            );
+            stack
+                .queue
+                .dead_letter(&receipt, &reason, Some("malformed_message"))
+                .await?;
+            return Ok(Settled::DeadLettered(reason));
+        }
+    };
+    let received = Received {
+        id: id.to_string(),
+        receipt,
+        message,
+        receive_count,
+    };
+    settle(&stack.engine, stack.queue.as_ref(), &received, batch_id).await
+}

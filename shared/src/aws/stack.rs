@@ -1,0 +1,198 @@
+//! Assemble the AWS runtime: the same engine, worker and router as the
+//! local stack, on DynamoDB, SQS, S3 and Secrets Manager. What every Lambda
+//! function builds once per instance (at init) and what
+//! `timepost --backend aws` uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, LedgerKind};
+use crate::engine::Engine;
+use crate::ledger::sandbox::SandboxLedger;
+use crate::ledger::Ledger;
+use crate::local::SqliteStore;
+use crate::ports::{Archive, StoreError};
+
+use super::settings::MissingSetting;
+use super::{AwsSettings, DynamoStore, S3Archive, SecretsManagerStore, SqsQueue};
+
+/// How long a secret is trusted before it is read again (a 401 re-reads it
+/// at once).
+pub const SECRETS_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsStackError {
+    #[error(transparent)]
+    Setting(#[from] MissingSetting),
+    #[error(
+        "the rules config is missing: upload your timepost.toml to s3://{bucket}/{key} \
+         (see docs/deploy.md)"
+    )]
+    MissingConfig { bucket: String, key: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the rules config s3://{bucket}/{key} is not UTF-8 text")]
+    ConfigEncoding { bucket: String, key: String },
+    #[error("cannot read the rules config: {0}")]
+    Store(#[from] StoreError),
+    #[error("TIMEPOST_LEDGER is `{0}`: expected sandbox, qbo or xero")]
+    LedgerKind(String),
+    #[error("cannot set up the ledger: {0}")]
+    Ledger(String),
+}
+
+/// The AWS runtime of one deployed stack.
+pub struct AwsStack {
+    pub settings: AwsSettings,
+    pub config: Config,
+    pub store: Arc<DynamoStore>,
+    pub queue: Arc<SqsQueue>,
+    pub archive: Arc<S3Archive>,
+    pub secrets: Arc<SecretsManagerStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub engine: Arc<Engine>,
+}
+
+impl AwsStack {
+    /// The stack the environment names (what a Lambda function does at
+    /// init): settings from `TIMEPOST_*`, the rules config from the bucket.
+    pub async fn from_env() -> Result<Self, AwsStackError> {
+        let sdk = super::sdk_config().await;
+        let settings = AwsSettings::from_env()?;
+        Self::connect(&sdk, settings, None).await
+    }
+
+    /// Connect to the resources `settings` names. `config` is used as given
+    /// when present (tests, the CLI with a local file); otherwise it is read
+    /// from `s3://<bucket>/<config_key>`.
+    pub async fn connect(
+        sdk: &aws_config::SdkConfig,
+        settings: AwsSettings,
+        config: Option<Config>,
+    ) -> Result<Self, AwsStackError> {
+        let archive = Arc::new(S3Archive::new(
+            S3Archive::client(sdk, settings.s3_path_style),
+            &settings.bucket,
+        ));
+        let mut config = match config {
+            Some(c) => c,
+            None => load_config(archive.as_ref(), &settings).await?,
+        };
+        if let Some(kind) = &settings.ledger {
+            config.ledger.kind = match kind.as_str() {
+                "sandbox" => LedgerKind::Sandbox,
+                "qbo" => LedgerKind::Qbo,
+                "xero" => LedgerKind::Xero,
+                other => return Err(AwsStackError::LedgerKind(other.to_string())),
+            };
+        }
+        let store = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &settings.table,
+        ));
+        let queue = Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &settings.queue_url,
+            &settings.dlq_url,
+        ));
+        let secrets = Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            &settings.secret_prefix,
+            SECRETS_TTL,
+        ));
+        let ledger: Arc<dyn Ledger> = match config.ledger.kind {
+            LedgerKind::Sandbox => Arc::new(sandbox_ledger(&config)?),
+            kind => crate::ledger::cloud::connect(
+                kind.as_str(),
+                config.ledger.qbo.as_ref(),
+                config.ledger.xero.as_ref(),
+                secrets.clone(),
+            )
+            .map_err(|e| AwsStackError::Ledger(e.to_string()))?,
+        };
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            ledger.clone(),
+            config.rules.clone(),
+            config.worker.clone(),
+        ));
+        Ok(Self {
+            settings,
+            config,
+            store,
+            queue,
+            archive,
+            secrets,
+            ledger,
+            engine,
+        })
+    }
+
+    /// The stores a poll run uses.
+    pub fn poll_ports(&self) -> crate::poll::PollPorts {
+        crate::poll::PollPorts {
+            watermarks: self.store.clone(),
+            entries: self.store.clone(),
+            queue: self.queue.clone(),
+            mappings: self.store.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+}
+
+/// Read and parse the rules config from the bucket.
+pub async fn load_config(
+    archive: &dyn Archive,
+    settings: &AwsSettings,
+) -> Result<Config, AwsStackError> {
+    let missing = || AwsStackError::MissingConfig {
+        bucket: settings.bucket.clone(),
+        key: settings.config_key.clone(),
+    };
+    let bytes = archive
+        .get(&settings.config_key)
+        .await?
+        .ok_or_else(missing)?;
+    let text = String::from_utf8(bytes).map_err(|_| AwsStackError::ConfigEncoding {
+        bucket: settings.bucket.clone(),
+        key: settings.config_key.clone(),
+    })?;
+    let location = format!("s3://{}/{}", settings.bucket, settings.config_key);
+    Ok(Config::parse(&text, &location)?)
+}
+
+/// The sandbox ledger in AWS keeps its books in the instance's temporary
+/// directory: it checks every posting against the configured chart exactly
+/// as locally, but its books last only as long as the instance. Deploy with
+/// `qbo` or `xero` for real books.
+fn sandbox_ledger(config: &Config) -> Result<SandboxLedger, AwsStackError> {
+    let path = std::env::temp_dir().join(format!(
+        "timepost-sandbox-{}.sqlite",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let books = SqliteStore::open(&path).map_err(|e| AwsStackError::Ledger(e.to_string()))?;
+    Ok(SandboxLedger::new(books, config.ledger.sandbox.clone()))
+}
+
+impl AwsStack {
+    /// The HTTP router's state on this stack (webhook and admin functions).
+    pub fn app_state(&self) -> crate::http::AppState {
+        crate::http::AppState::new(crate::http::Inner {
+            engine: self.engine.clone(),
+            queue: self.queue.clone(),
+            entries: self.store.clone(),
+            mappings: self.store.clone(),
+            secrets: self.secrets.clone(),
+            ledger: self.ledger.clone(),
+            intake: self.config.intake.clone(),
+            audit: self.store.clone(),
+            users: self.config.console.users.clone(),
+            sessions: crate::http::auth::Sessions::new(Duration::from_secs(
+                self.config.console.session_minutes * 60,
+            )),
+            parse_context: crate::http::ParseContextCache::default(),
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! The AWS path end to end, in one process, against moto server: a Toggl
+//! webhook as an API Gateway v2 event → the webhook function's router →
+//! SQS → the sync function's handler with the SQS event built from the
+//! received messages → the sandbox ledger → entry state in DynamoDB. And the
+//! unmapped path: → DLQ with the reason → fix the mapping → per-message
+//! redrive → posted exactly once.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_http::tower::ServiceExt;
+use serde_json::json;
+use timepost::aws::{AwsSettings, AwsStack, DynamoStore, S3Archive, SecretsManagerStore, SqsQueue};
+use timepost::model::EntryKey;
+use timepost::ports::{Archive, EntryStore, Journal, MappingStore, Queue, Secrets};
+use timepost::state::Status;
+use timepost_tests::moto;
+
+const TOGGL_SECRET: &str = "e2e-toggl-secret";
+
+struct World {
+    sdk: aws_config::SdkConfig,
+    stack: AwsStack,
+    sqs: aws_sdk_sqs::Client,
+}
+
+/// Create every resource the SAM template would, upload the sandbox rules
+/// config, and connect the stack the way a function does at init.
+async fn world() -> Option<World> {
+    let sdk = moto::sdk_config().await?;
+    let name = moto::unique("e2e");
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &name);
+    store.create_table().await.expect("table");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (queue_url, dlq_url) = SqsQueue::create_queues(&sqs, &name, 5)
+        .await
+        .expect("queues");
+    let archive = S3Archive::new(S3Archive::client(&sdk, true), &name);
+    archive.create_bucket().await.expect("bucket");
+    let settings = AwsSettings {
+        table: name.clone(),
+        queue_url,
+        dlq_url,
+        bucket: name.clone(),
+        secret_prefix: format!("{name}/"),
+        s3_path_style: true,
+        config_key: "config/timepost.toml".into(),
+        ledger: None,
+    };
+    archive
+        .put(
+            &settings.config_key,
+            timepost::demo::CONFIG.as_bytes().to_vec(),
+        )
+        .await
+        .expect("config upload");
+    let secrets = SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        &settings.secret_prefix,
+        Duration::from_secs(60),
+    );
+    secrets
+        .put(timepost::http::secret_names::TOGGL, TOGGL_SECRET)
+        .await
+        .expect("secret");
+    let stack = AwsStack::connect(&sdk, settings, None)
+        .await
+        .expect("stack from the uploaded config");
+    import_mappings(&stack, "").await;
+    Some(World { sdk, stack, sqs })
+}
+
+/// The sandbox mappings plus `extra` CSV rows, applied as one change set.
+async fn import_mappings(stack: &AwsStack, extra: &str) {
+    let text = format!("{}{extra}", timepost::demo::MAPPINGS);
+    let rows = timepost::mapping::csv_io::read(text.as_bytes()).expect("mappings csv");
+    let current = stack.store.snapshot().await.expect("snapshot");
+    let changes =
+        timepost::mapping::diff(&current, &rows, false, "e2e", chrono::Utc::now(), "test");
+    stack.store.apply(changes).await.expect("apply");
+}
+
+/// A signed Toggl webhook for entry `id` by user 101 on project 9001, as
+/// API Gateway (HTTP API, payload v2) hands it to the function.
+fn toggl_event(id: u64) -> String {
+    let at = "2026-03-03T18:00:05Z";
+    let body = serde_json::to_string(&json!({
+        "event_id": 1000 + id, "created_at": at, "creator_id": 7, "subscription_id": 42, "timestamp": at,
+        "metadata": {"action": "created", "model": "time_entry", "event_user_id": "101", "workspace_id": "555",
+                     "time_entry_id": id.to_string(), "path": "/time_entries", "request_type": "POST"},
+        "payload": {"id": id, "workspace_id": 555, "user_id": 101, "project_id": 9001, "task_id": null,
+                    "billable": false, "start": "2026-03-03T17:00:00Z", "stop": "2026-03-03T18:00:00Z",
+                    "duration": 3600, "description": "Bookkeeping", "tags": [], "tag_ids": [],
+                    "at": at, "server_deleted_at": null, "duronly": false}
+    }))
+    .expect("json");
+    let sig = timepost::sources::signature::sign_toggl(body.as_bytes(), TOGGL_SECRET.as_bytes());
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /webhooks/toggl",
+        "rawPath": "/webhooks/toggl",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-webhook-signature-256": sig},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api", "requestId": format!("req-{id}"), "routeKey": "POST /webhooks/toggl",
+            "stage": "$default", "time": "03/Mar/2026:18:00:05 +0000", "timeEpoch": 1772560805000u64,
+            "http": {"method": "POST", "path": "/webhooks/toggl", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "Toggl-Webhooks"}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+/// POST the event to the webhook function's router; returns the status.
+async fn deliver(w: &World, event: &str) -> u16 {
+    let request = lambda_http::request::from_str(event).expect("API Gateway v2 event");
+    let app = timepost_fn_webhook::app(&w.stack);
+    let response = app.oneshot(request).await.expect("router");
+    response.status().as_u16()
+}
+
+/// Receive what is on `queue_url` as Lambda's event source would hand it
+/// to the sync function.
+async fn sqs_event(w: &World, queue_url: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for _ in 0..5 {
+        let out = w
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() && !event.records.is_empty() {
+            break;
+        }
+        for m in messages {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id;
+            record.receipt_handle = m.receipt_handle;
+            record.body = m.body;
+            record.attributes = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_string(), v))
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            event.records.push(record);
+        }
+    }
+    event
+}
+
+fn key(id: u64) -> EntryKey {
+    format!("toggl:555:{id}").parse().expect("entry key")
+}
+
+#[tokio::test]
+async fn webhook_to_sqs_to_sync_to_the_ledger_and_state_in_dynamodb() {
+    let Some(w) = world().await else { return };
+    import_mappings(&w.stack, "project,9001,C-ACME,\nemployee,101,E-100,\n").await;
+
+    assert_eq!(deliver(&w, &toggl_event(7101)).await, 202);
+    // A bad signature is refused and enqueues nothing.
+    let forged = toggl_event(7102).replace("sha256=", "sha256=00");
+    assert_eq!(deliver(&w, &forged).await, 401);
+
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    assert_eq!(
+        event.records.len(),
+        1,
+        "only the signed delivery was queued"
+    );
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(summary.done, 1);
+
+    let state = w
+        .stack
+        .store
+        .get(&key(7101))
+        .await
+        .expect("get")
+        .expect("state");
+    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.records.len(), 1);
+    assert_eq!(state.posted_minutes(), 60);
+    assert_eq!(
+        w.stack
+            .store
+            .by_entry(&key(7101))
+            .await
+            .expect("journal")
+            .len(),
+        1
+    );
+    assert_eq!(w.stack.queue.depth().await.expect("depth"), 0);
+}
+
+#[tokio::test]
+async fn unmapped_goes_to_the_dlq_with_its_reason_and_posts_once_after_fix_and_redrive() {
+    let Some(w) = world().await else { return };
+    // Toggl user 101 has no employee mapping: the sandbox blocks on that.
+    assert_eq!(deliver(&w, &toggl_event(7201)).await, 202);
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(summary.dead_lettered, 1);
+
+    let state = w
+        .stack
+        .store
+        .get(&key(7201))
+        .await
+        .expect("get")
+        .expect("state");
+    assert_eq!(state.status, Status::Exception);
+    let reason = state.reason.clone().expect("reason");
+    assert_eq!(reason.code.as_str(), "UNMAPPED_EMPLOYEE");
+
+    let parked = w.stack.queue.dead_letters(10).await.expect("dead letters");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].code.as_deref(), Some("UNMAPPED_EMPLOYEE"));
+    assert!(!parked[0].reason.is_empty());
+
+    // Finance adds the mapping, then redrives that one message.
+    import_mappings(&w.stack, "project,9001,C-ACME,\nemployee,101,E-100,\n").await;
+    w.stack.queue.redrive(&parked[0].id).await.expect("redrive");
+    assert!(w
+        .stack
+        .queue
+        .dead_letters(10)
+        .await
+        .expect("dlq")
+        .is_empty());
+
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    assert_eq!(event.records.len(), 1);
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+
+    let state = w
+        .stack
+        .store
+        .get(&key(7201))
+        .await
+        .expect("get")
+        .expect("state");
+    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.records.len(), 1);
+
+    // The same delivery again (a tracker retry) posts nothing more.
+    assert_eq!(deliver(&w, &toggl_event(7201)).await, 202);
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    let (response, _) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let state = w
+        .stack
+        .store
+        .get(&key(7201))
+        .await
+        .expect("get")
+        .expect("state");
+    assert_eq!(state.records.len(), 1);
+    assert_eq!(
+        w.stack
+            .store
+            .by_entry(&key(7201))
+            .await
+            .expect("journal")
+            .len(),
+        1
+    );
+    let _ = &w.sdk;
+}
+
+#[tokio::test]
+async fn a_malformed_queue_message_is_set_aside_not_lost() {
+    let Some(w) = world().await else { return };
+    w.sqs
+        .send_message()
+        .queue_url(&w.stack.settings.queue_url)
+        .message_body("{\"type\":\"mystery\"}")
+        .send()
+        .await
+        .expect("send");
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.dead_lettered, 1);
+    let parked = w.stack.queue.dead_letters(10).await.expect("dlq");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].code.as_deref(), Some("malformed_message"));
+}
+
+#[tokio::test]
+async fn a_stack_without_its_config_says_where_to_upload_it() {
+    let Some(sdk) = moto::sdk_config().await else {
+        return;
+    };
+    let name = moto::unique("noconf");
+    let archive = S3Archive::new(S3Archive::client(&sdk, true), &name);
+    archive.create_bucket().await.expect("bucket");
+    let settings = AwsSettings {
+        table: name.clone(),
+        queue_url: "q".into(),
+        dlq_url: "d".into(),
+        bucket: name.clone(),
+        secret_prefix: "p/".into(),
+        s3_path_style: true,
+        config_key: "config/timepost.toml".into(),
+        ledger: None,
+    };
+    let err = AwsStack::connect(&sdk, settings, None)
+        .await
+        .err()
+        .expect("no config uploaded");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("s3://{name}/config/timepost.toml")),
+        "{text}"
+    );
+}
