@@ -1,2 +1,63 @@
-//! The `admin` function: the admin API and console behind API Gateway's
-//! JWT authorizer, served by the same axum router as `timepost serve`.
+//! The `admin` function: the admin API and the console behind API
+//! Gateway's JWT authorizer, served by the same axum router as
+//! `timepost serve`.
+//!
+//! API Gateway has already verified the token (issuer, audience, expiry,
+//! signature) before the function runs; the function reads who and which
+//! role from the authorizer's claims (the role claim is named by
+//! `TIMEPOST_JWT_ROLE_CLAIM`) and hands them to the router as a trusted
+//! [`timepost::http::auth::Identity`]. Every route's permission is then
+//! checked by the router's one permission table, as locally. A request that
+//! did not come through the JWT authorizer falls back to the router's own
+//! bearer-token and session checks.
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lambda_http::request::RequestContext;
+use timepost::aws::AwsStack;
+use timepost::http::auth::{identity_from_claims, Identity, IdentityError};
+
+/// The default claim carrying the role (a Cognito custom attribute).
+pub const DEFAULT_ROLE_CLAIM: &str = "custom:timepost_role";
+
+/// The router this function serves, with identities from JWT claims.
+pub fn app(stack: &AwsStack, role_claim: &str) -> axum::Router {
+    let role_claim = role_claim.to_string();
+    timepost::http::router(stack.app_state()).layer(middleware::from_fn(
+        move |req: Request, next: Next| {
+            let role_claim = role_claim.clone();
+            async move { with_identity(&role_claim, req, next).await }
+        },
+    ))
+}
+
+/// The identity the JWT authorizer's claims give, if the request carries
+/// them: `None` when the request did not pass a JWT authorizer.
+pub fn claims_identity(
+    req: &Request,
+    role_claim: &str,
+) -> Option<Result<Identity, IdentityError>> {
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions().get::<RequestContext>() else {
+        return None;
+    };
+    let jwt = ctx.authorizer.as_ref()?.jwt.as_ref()?;
+    let claims = serde_json::to_value(&jwt.claims).ok()?;
+    Some(identity_from_claims(&claims, role_claim))
+}
+
+async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Response {
+    match claims_identity(&req, role_claim) {
+        None => next.run(req).await,
+        Some(Ok(identity)) => {
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Some(Err(e)) => (
+            e.status(),
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
