@@ -20,7 +20,7 @@ pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
 pub use sqs::SqsQueue;
-pub use stack::AwsStack;
+pub use stack::{AwsClients, AwsStack};
 
 use crate::ports::StoreError;
 

@@ -16,8 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use timepost::aws::{DynamoStore, S3Archive, SqsQueue};
-use timepost::ports::{Archive, MappingStore};
 
 #[derive(Default)]
 struct Run {
@@ -162,33 +160,12 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
 /// Create the table, queues, bucket and config the functions read, and
 /// return the environment the SAM template would give them.
 async fn setup() -> anyhow::Result<Vec<(String, String)>> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     let name = format!("init-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &name);
-    store.create_table().await?;
-    let rows = timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())?;
-    let changes = timepost::mapping::diff(
-        &store.snapshot().await?,
-        &rows,
-        false,
-        "measure",
-        chrono::Utc::now(),
-        "sandbox",
-    );
-    store.apply(changes).await?;
-    let (queue, dlq) = SqsQueue::create_queues(&aws_sdk_sqs::Client::new(&sdk), &name, 5).await?;
-    let archive = S3Archive::new(S3Archive::client(&sdk, true), &name);
-    archive.create_bucket().await?;
-    archive
-        .put("config/timepost.toml", timepost::demo::CONFIG.as_bytes().to_vec())
-        .await?;
-    Ok(vec![
-        ("TIMEPOST_TABLE".into(), name.clone()),
-        ("TIMEPOST_QUEUE_URL".into(), queue),
-        ("TIMEPOST_DLQ_URL".into(), dlq),
-        ("TIMEPOST_BUCKET".into(), name),
-        ("TIMEPOST_S3_PATH_STYLE".into(), "true".into()),
-    ])
+    let settings = timepost_tests::aws_world::provision(&sdk, &name).await?;
+    Ok(timepost_tests::aws_world::environment(&settings))
 }
 
 fn arg_values(name: &str) -> Vec<String> {
