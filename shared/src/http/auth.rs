@@ -82,6 +82,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/report", EVERYONE),
     ("GET", "/api/entries", EVERYONE),
     ("GET", "/api/entries/{key}", EVERYONE),
+    ("GET", "/api/entries/{key}/trace", EVERYONE),
     ("POST", "/api/entries/{key}/redrive", FIXERS),
     ("POST", "/api/entries/{key}/discard", FIXERS),
     ("GET", "/api/dead-letters", READERS),
@@ -100,6 +101,10 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console/hours-by-project.csv", EVERYONE),
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
+    ("GET", "/console/exceptions/{key}", EVERYONE),
+    // Adds a missing row only (never changes one): finance fixes its own
+    // exceptions without waiting for an admin.
+    ("POST", "/console/exceptions/fix-mapping", FIXERS),
     ("POST", "/console/logout", EVERYONE),
     ("GET", "/console/approvals", EVERYONE),
     ("POST", "/console/approvals", APPROVERS),
