@@ -34,6 +34,11 @@ impl DynamoStore {
         }
     }
 
+    /// The table this store reads and writes.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
     /// Create the table as the SAM template declares it (tests, local
     /// emulators): on-demand, `pk`/`sk`, GSIs `gsi1`..`gsi3` projecting
     /// everything, TTL on `expires_at`. Waits until it is ACTIVE. Does
