@@ -9,12 +9,14 @@
 //! moto server).
 
 pub mod dynamo;
+pub mod ratelimit;
 pub mod s3;
 pub mod secrets;
 pub mod settings;
 pub mod sqs;
 
 pub use dynamo::DynamoStore;
+pub use ratelimit::DynamoPacer;
 pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
