@@ -5,9 +5,20 @@
 use timepost::aws::{AwsSettings, DynamoStore, S3Archive, SqsQueue};
 use timepost::ports::{Archive, MappingStore};
 
-/// The sandbox config and mappings on fresh resources named `name`;
-/// returns the settings a function would read from its environment.
-pub async fn provision(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<AwsSettings> {
+/// The sandbox config without manager approval (entries post as they
+/// arrive), as most AWS tests and measurements want it.
+pub fn config_without_approval() -> String {
+    timepost::demo::CONFIG.replace("required = true", "required = false")
+}
+
+/// The rules config `config` (TOML text) and the sandbox mappings on fresh
+/// resources named `name`; returns the settings a function would read from
+/// its environment.
+pub async fn provision(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    config: &str,
+) -> anyhow::Result<AwsSettings> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), name);
     store.create_table().await?;
     let rows = timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())?;
@@ -35,10 +46,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Resul
         ledger: None,
     };
     archive
-        .put(
-            &settings.config_key,
-            timepost::demo::CONFIG.as_bytes().to_vec(),
-        )
+        .put(&settings.config_key, config.as_bytes().to_vec())
         .await?;
     Ok(settings)
 }
@@ -50,7 +58,10 @@ pub fn environment(settings: &AwsSettings) -> Vec<(String, String)> {
         ("TIMEPOST_QUEUE_URL".into(), settings.queue_url.clone()),
         ("TIMEPOST_DLQ_URL".into(), settings.dlq_url.clone()),
         ("TIMEPOST_BUCKET".into(), settings.bucket.clone()),
-        ("TIMEPOST_SECRET_PREFIX".into(), settings.secret_prefix.clone()),
+        (
+            "TIMEPOST_SECRET_PREFIX".into(),
+            settings.secret_prefix.clone(),
+        ),
         ("TIMEPOST_S3_PATH_STYLE".into(), "true".into()),
         ("TIMEPOST_CONFIG_KEY".into(), settings.config_key.clone()),
     ]

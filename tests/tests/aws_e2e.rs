@@ -10,9 +10,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_http::tower::ServiceExt;
 use serde_json::json;
-use timepost::aws::{AwsSettings, AwsStack, DynamoStore, S3Archive, SecretsManagerStore, SqsQueue};
+use timepost::aws::{AwsSettings, AwsStack, S3Archive, SecretsManagerStore};
 use timepost::model::EntryKey;
-use timepost::ports::{Archive, EntryStore, Journal, MappingStore, Queue, Secrets};
+use timepost::ports::{EntryStore, Journal, MappingStore, Queue, Secrets};
 use timepost::state::Status;
 use timepost_tests::moto;
 
@@ -25,35 +25,15 @@ struct World {
 }
 
 /// Create every resource the SAM template would, upload the sandbox rules
-/// config, and connect the stack the way a function does at init.
+/// config (without manager approval), and connect the stack the way a
+/// function does at init.
 async fn world() -> Option<World> {
     let sdk = moto::sdk_config().await?;
     let name = moto::unique("e2e");
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &name);
-    store.create_table().await.expect("table");
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, dlq_url) = SqsQueue::create_queues(&sqs, &name, 5)
+    let config = timepost_tests::aws_world::config_without_approval();
+    let settings = timepost_tests::aws_world::provision(&sdk, &name, &config)
         .await
-        .expect("queues");
-    let archive = S3Archive::new(S3Archive::client(&sdk, true), &name);
-    archive.create_bucket().await.expect("bucket");
-    let settings = AwsSettings {
-        table: name.clone(),
-        queue_url,
-        dlq_url,
-        bucket: name.clone(),
-        secret_prefix: format!("{name}/"),
-        s3_path_style: true,
-        config_key: "config/timepost.toml".into(),
-        ledger: None,
-    };
-    archive
-        .put(
-            &settings.config_key,
-            timepost::demo::CONFIG.as_bytes().to_vec(),
-        )
-        .await
-        .expect("config upload");
+        .expect("provision");
     let secrets = SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(&sdk),
         &settings.secret_prefix,
@@ -66,7 +46,7 @@ async fn world() -> Option<World> {
     let stack = AwsStack::connect(&sdk, settings, None)
         .await
         .expect("stack from the uploaded config");
-    import_mappings(&stack, "").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     Some(World { sdk, stack, sqs })
 }
 
@@ -294,11 +274,21 @@ async fn a_malformed_queue_message_is_set_aside_not_lost() {
         .expect("send");
     let event = sqs_event(&w, &w.stack.settings.queue_url).await;
     let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
-    assert!(response.batch_item_failures.is_empty());
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     assert_eq!(summary.dead_lettered, 1);
-    let parked = w.stack.queue.dead_letters(10).await.expect("dlq");
+    // Not a dead letter the console could redrive, but kept, unread, with
+    // its reason.
+    assert!(w
+        .stack
+        .queue
+        .dead_letters(10)
+        .await
+        .expect("dlq")
+        .is_empty());
+    let parked = w.stack.queue.parked(10).await.expect("parked");
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].code.as_deref(), Some("malformed_message"));
+    assert_eq!(parked[0].body, "{\"type\":\"mystery\"}");
 }
 
 #[tokio::test]

@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use timepost::aws::sqs::RawMessage;
 use timepost::aws::AwsStack;
-use timepost::ports::{Queue, QueueMessage, Received};
 use timepost::worker::{new_batch_id, settle, Settled};
 
 /// Stop starting new messages when less than this is left before the
@@ -88,32 +88,22 @@ async fn process(
     id: &str,
     record: SqsMessage,
 ) -> Result<Settled, timepost::ports::StoreError> {
-    let receipt = record.receipt_handle.unwrap_or_default();
-    let receive_count = record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    let body = record.body.unwrap_or_default();
-    let message: QueueMessage = match serde_json::from_str(&body) {
-        Ok(m) => m,
-        Err(e) => {
-            let reason = format!(
-                "The queue message is not a timepost message ({e}); it was set aside unread so \
-                 nothing is lost. Send it to the integration admin."
-            );
-            stack
-                .queue
-                .dead_letter(&receipt, &reason, Some("malformed_message"))
-                .await?;
-            return Ok(Settled::DeadLettered(reason));
-        }
-    };
-    let received = Received {
+    let raw = RawMessage {
         id: id.to_string(),
-        receipt,
-        message,
-        receive_count,
+        receipt: record.receipt_handle.unwrap_or_default(),
+        body: record.body.unwrap_or_default(),
+        receive_count: record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
     };
-    settle(&stack.engine, stack.queue.as_ref(), &received, batch_id).await
+    // The queue handle adopts the message so it can settle it; a body that
+    // is not a timepost message is parked in the DLQ unread (`None`).
+    match stack.queue.adopt(raw).await? {
+        Some(received) => settle(&stack.engine, stack.queue.as_ref(), &received, batch_id).await,
+        None => Ok(Settled::DeadLettered(
+            "the queue message is not a timepost message".into(),
+        )),
+    }
 }
