@@ -114,6 +114,11 @@ impl AwsStack {
                 other => return Err(AwsStackError::LedgerKind(other.to_string())),
             };
         }
+        // Every instance paces its ledger calls through one DynamoDB item
+        // per company, so the company's limit holds across instances.
+        let pacer: Arc<dyn crate::ledger::ratelimit::SharedPacer> = Arc::new(
+            super::DynamoPacer::new(clients.dynamodb.clone(), &settings.table),
+        );
         let store = Arc::new(DynamoStore::new(clients.dynamodb, &settings.table));
         let queue = Arc::new(SqsQueue::new(
             clients.sqs,
@@ -127,11 +132,12 @@ impl AwsStack {
         ));
         let ledger: Arc<dyn Ledger> = match config.ledger.kind {
             LedgerKind::Sandbox => Arc::new(sandbox_ledger(&config)?),
-            kind => crate::ledger::cloud::connect(
+            kind => crate::ledger::cloud::connect_paced(
                 kind.as_str(),
                 config.ledger.qbo.as_ref(),
                 config.ledger.xero.as_ref(),
                 secrets.clone(),
+                Some(pacer),
             )
             .map_err(|e| AwsStackError::Ledger(e.to_string()))?,
         };
