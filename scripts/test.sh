@@ -31,3 +31,6 @@ step "browser (chromium)"
 
 step "tests"
 cargo test --workspace --all-features --locked
+
+step "api fuzz (schemathesis)"
+./scripts/schemathesis.sh
