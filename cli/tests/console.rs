@@ -844,3 +844,68 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     let first = &projects[0];
     assert!(csv.contains(&format!("{:.2}", num(&first["hours"]))));
 }
+
+#[test]
+fn malformed_api_requests_are_json_errors_naming_the_field() {
+    let (_d, srv) = serve();
+    let json = [
+        ("Authorization", bearer("admin")),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    let json: Vec<(&str, &str)> = json.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        ("POST", "/api/approvals", "{bad", 400, "body"),
+        (
+            "POST",
+            "/api/approvals",
+            r#"{"entries":"x","decision":"approve"}"#,
+            400,
+            "entries",
+        ),
+        (
+            "POST",
+            "/api/approvals",
+            r#"{"entries":[1],"decision":"approve"}"#,
+            400,
+            "entries[0]",
+        ),
+        ("POST", "/api/mappings", r#"{"table":1}"#, 400, "table"),
+        ("POST", "/api/mappings", "[]", 400, "body"),
+        (
+            "POST",
+            "/api/mappings/revert",
+            r#"{"seq":-1,"reason":"x"}"#,
+            400,
+            "seq",
+        ),
+        (
+            "POST",
+            "/api/entries/toggl:555:1/discard",
+            r#"{"reason":5}"#,
+            400,
+            "reason",
+        ),
+        ("GET", "/api/entries?limit=-1", "", 400, "limit"),
+        ("GET", "/api/audit?limit=many", "", 400, "limit"),
+    ];
+    for (method, path, body, status, field) in cases {
+        let (st, answer) = srv.request(method, path, &json, body.as_bytes());
+        assert_eq!(st, *status, "{method} {path} {body}: {answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("JSON: {answer}"));
+        assert_eq!(v["field"], *field, "{method} {path} {body}: {answer}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    // A body that is not JSON at all: 415, still the API's JSON error.
+    let (st, answer) = srv.request(
+        "POST",
+        "/api/approvals",
+        &[
+            ("Authorization", &bearer("admin")),
+            ("Content-Type", "text/plain"),
+        ],
+        b"entries",
+    );
+    assert_eq!(st, 415, "{answer}");
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(v["field"], "Content-Type");
+}

@@ -8,6 +8,7 @@ mod approvals;
 pub mod auth;
 mod console;
 mod dashboard;
+mod extract;
 pub mod html;
 mod mappings;
 mod openapi;
