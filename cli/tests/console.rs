@@ -908,4 +908,18 @@ fn malformed_api_requests_are_json_errors_naming_the_field() {
     assert_eq!(st, 415, "{answer}");
     let v: Value = serde_json::from_str(&answer).expect("JSON");
     assert_eq!(v["field"], "Content-Type");
+    // A known path with a method it does not take: 405 naming the methods.
+    let (st, head, _) = raw(
+        &srv.addr,
+        "DELETE",
+        "/api/mappings",
+        &[("Authorization", &bearer("admin"))],
+        b"",
+    );
+    assert_eq!(st, 405, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, post"),
+        "{head}"
+    );
+    assert_eq!(srv.request("DELETE", "/api/nothing", &[], b"").0, 404);
 }
