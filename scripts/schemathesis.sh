@@ -7,7 +7,8 @@
 # server prints on first start.
 #
 # SCHEMATHESIS_EXAMPLES (default 30) bounds the examples per operation;
-# SCHEMATHESIS_SEED fixes the seed. Exits non-zero on any 5xx.
+# SCHEMATHESIS_SEED fixes the seed; SCHEMATHESIS_CHECKS replaces the checks
+# (default not_a_server_error). Exits non-zero on any 5xx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -55,7 +56,7 @@ echo "timepost serve on 127.0.0.1:$port"
 
 args=(
   run "http://127.0.0.1:$port/openapi.json"
-  --checks not_a_server_error
+  --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error}"
   --header "Authorization: Bearer $token"
   --max-examples "${SCHEMATHESIS_EXAMPLES:-30}"
   --workers 2
@@ -65,7 +66,7 @@ args=(
 )
 [[ -n ${SCHEMATHESIS_SEED:-} ]] && args+=(--seed "$SCHEMATHESIS_SEED")
 status=0
-"$st" "${args[@]}" || status=$?
+"$st" "${args[@]}" "$@" || status=$?
 if grep -q "panicked" "$work/serve.err"; then
   echo "the server panicked:" >&2
   grep -A3 "panicked" "$work/serve.err" >&2
