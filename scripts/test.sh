@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check and test of the workspace, as CI does. Installs what the
 # tests need when it is missing: the Python tools (moto server, cfn-lint,
-# the SAM CLI, schemathesis) into ./.venv. Starts moto server on a free
+# the SAM CLI, schemathesis) into ./.venv, and headless Chromium with its
+# WebDriver for the console's browser tests. Starts moto server on a free
 # loopback port for the AWS adapter tests and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,12 @@ moto_start
 trap moto_stop EXIT
 echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
 
+step "browser (chromium)"
+# Never fails: without a browser the browser tests fail under CI=true.
+./scripts/chromium.sh
+
 step "tests"
 cargo test --workspace --all-features --locked
+
+step "api fuzz (schemathesis)"
+./scripts/schemathesis.sh

@@ -5,172 +5,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-use common::{secrets, workdir, Server};
-use serde_json::{json, Value};
-use timepost::http::auth::{sha256_hex, ROUTES};
-use timepost::sources::signature::sign_toggl;
-
-const TOGGL: &str = "toggl-secret";
-const ROLES: [&str; 5] = ["admin", "manager", "finance", "auditor", "viewer"];
-
-fn token(role: &str) -> String {
-    format!("tok-{role}-0123456789")
-}
-
-/// A served sandbox with one user per role, posting without approval,
-/// project 9001 mapped and Toggl user 101 not (so its entries are
-/// UNMAPPED_EMPLOYEE exceptions).
-fn serve() -> (tempfile::TempDir, Server) {
-    serve_with(false, "project,9001,C-ACME,\n")
-}
-
-/// As [`serve`], with approval required or not and these extra mappings.
-fn serve_with(approval: bool, extra: &str) -> (tempfile::TempDir, Server) {
-    let d = prepare(approval, extra);
-    let srv = Server::start(d.path());
-    (d, srv)
-}
-
-/// The working directory [`serve_with`] serves, before the server starts.
-fn prepare(approval: bool, extra: &str) -> tempfile::TempDir {
-    let d = workdir();
-    let mut cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap();
-    if !approval {
-        cfg = cfg.replace("required = true", "required = false");
-    }
-    for role in ROLES {
-        cfg.push_str(&format!(
-            "\n[[console.users]]\nname = \"{role}-user\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n",
-            sha256_hex(&token(role))
-        ));
-    }
-    std::fs::write(d.path().join("timepost.toml"), cfg).unwrap();
-    import(d.path(), extra);
-    secrets(d.path(), &format!("toggl_webhook_secret = \"{TOGGL}\"\n"));
-    d
-}
-
-/// `timepost mappings import` of the sandbox mappings plus `extra` rows.
-fn import(dir: &std::path::Path, extra: &str) {
-    let maps = dir.join("m.csv");
-    let mut rows = std::fs::read_to_string(format!("{}/mappings.csv", common::SANDBOX)).unwrap();
-    rows.push_str(extra);
-    std::fs::write(&maps, rows).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_timepost"))
-        .current_dir(dir)
-        .args(["mappings", "import", maps.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn toggl_entry(srv: &Server, id: u64) -> String {
-    toggl_entry_on(srv, id, 9001)
-}
-
-fn toggl_entry_on(srv: &Server, id: u64, project: u64) -> String {
-    let at = "2026-03-03T18:00:05Z";
-    let body = serde_json::to_vec(&json!({
-        "event_id": 1000 + id, "created_at": at, "creator_id": 7, "subscription_id": 42, "timestamp": at,
-        "metadata": {"action": "created", "model": "time_entry", "event_user_id": "101", "workspace_id": "555",
-                     "time_entry_id": id.to_string(), "path": "/time_entries", "request_type": "POST"},
-        "payload": {"id": id, "workspace_id": 555, "user_id": 101, "project_id": project, "task_id": null,
-                    "billable": false, "start": "2026-03-03T17:00:00Z", "stop": "2026-03-03T18:00:00Z",
-                    "duration": 3600, "description": "Console <b>work</b>", "tags": [], "tag_ids": [],
-                    "at": at, "server_deleted_at": null, "duronly": false}
-    }))
-    .unwrap();
-    let sig = sign_toggl(&body, TOGGL.as_bytes());
-    let (st, b) = srv.request(
-        "POST",
-        "/webhooks/toggl",
-        &[("X-Webhook-Signature-256", &sig)],
-        &body,
-    );
-    assert_eq!(st, 202, "{b}");
-    format!("toggl:555:{id}")
-}
-
-fn bearer(role: &str) -> String {
-    format!("Bearer {}", token(role))
-}
-
-fn entry(srv: &Server, key: &str) -> Value {
-    let (st, body) = srv.request(
-        "GET",
-        &format!("/api/entries/{key}"),
-        &[("Authorization", &bearer("admin"))],
-        b"",
-    );
-    if st != 200 {
-        return Value::Null;
-    }
-    serde_json::from_str(&body).unwrap()
-}
-
-fn wait_for(srv: &Server, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let v = entry(srv, key);
-        if pred(&v) {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_queue_empty(srv: &Server) {
-    let start = Instant::now();
-    loop {
-        let (_, body) = srv.request("GET", "/healthz", &[], b"");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        if v["queue_depth"] == 0 {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "queue never drained"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One request returning status, raw header block and body.
-fn raw(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let buf = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap();
-    (status, head.to_string(), body.to_string())
-}
+use common::console::*;
+use common::Server;
+use serde_json::Value;
+use timepost::http::auth::ROUTES;
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
 struct Session {
@@ -661,19 +499,6 @@ fn discard_needs_a_reason_and_is_audited() {
     assert!(d["detail"].as_str().unwrap().contains("UNMAPPED_EMPLOYEE"));
 }
 
-fn ledger_records(dir: &std::path::Path, key: &str) -> i64 {
-    let store = timepost::local::SqliteStore::open(&dir.join(".timepost/timepost.sqlite")).unwrap();
-    let n: i64 = store
-        .lock()
-        .query_row(
-            "SELECT COUNT(*) FROM sandbox_records WHERE entry_key = ?1 AND active = 1",
-            [key],
-            |r| r.get(0),
-        )
-        .unwrap();
-    n
-}
-
 #[test]
 fn manager_approves_from_the_page_and_it_posts_once() {
     let (d, srv) = serve_with(true, "project,9001,C-ACME,\nemployee,101,E-100,\n");
@@ -961,17 +786,7 @@ fn admin_edits_and_reverts_a_mapping_and_held_entries_post() {
 #[test]
 fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     let d = prepare(true, "");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_timepost"))
-        .current_dir(d.path())
-        .args([
-            "ingest",
-            "--source",
-            "csv",
-            &format!("{}/entries.csv", common::SANDBOX),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ingest_sandbox(d.path());
     let srv = Server::start(d.path());
     let (_, body) = srv.request(
         "GET",
@@ -1039,4 +854,83 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     assert_eq!(lines.count(), projects.len(), "{csv}");
     let first = &projects[0];
     assert!(csv.contains(&format!("{:.2}", num(&first["hours"]))));
+}
+
+#[test]
+fn malformed_api_requests_are_json_errors_naming_the_field() {
+    let (_d, srv) = serve();
+    let json = [
+        ("Authorization", bearer("admin")),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    let json: Vec<(&str, &str)> = json.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        ("POST", "/api/approvals", "{bad", 400, "body"),
+        (
+            "POST",
+            "/api/approvals",
+            r#"{"entries":"x","decision":"approve"}"#,
+            400,
+            "entries",
+        ),
+        (
+            "POST",
+            "/api/approvals",
+            r#"{"entries":[1],"decision":"approve"}"#,
+            400,
+            "entries[0]",
+        ),
+        ("POST", "/api/mappings", r#"{"table":1}"#, 400, "table"),
+        ("POST", "/api/mappings", "[]", 400, "body"),
+        (
+            "POST",
+            "/api/mappings/revert",
+            r#"{"seq":-1,"reason":"x"}"#,
+            400,
+            "seq",
+        ),
+        (
+            "POST",
+            "/api/entries/toggl:555:1/discard",
+            r#"{"reason":5}"#,
+            400,
+            "reason",
+        ),
+        ("GET", "/api/entries?limit=-1", "", 400, "limit"),
+        ("GET", "/api/audit?limit=many", "", 400, "limit"),
+    ];
+    for (method, path, body, status, field) in cases {
+        let (st, answer) = srv.request(method, path, &json, body.as_bytes());
+        assert_eq!(st, *status, "{method} {path} {body}: {answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("JSON: {answer}"));
+        assert_eq!(v["field"], *field, "{method} {path} {body}: {answer}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    // A body that is not JSON at all: 415, still the API's JSON error.
+    let (st, answer) = srv.request(
+        "POST",
+        "/api/approvals",
+        &[
+            ("Authorization", &bearer("admin")),
+            ("Content-Type", "text/plain"),
+        ],
+        b"entries",
+    );
+    assert_eq!(st, 415, "{answer}");
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(v["field"], "Content-Type");
+    // A known path with a method it does not take: 405 naming the methods.
+    let (st, head, _) = raw(
+        &srv.addr,
+        "DELETE",
+        "/api/mappings",
+        &[("Authorization", &bearer("admin"))],
+        b"",
+    );
+    assert_eq!(st, 405, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, post"),
+        "{head}"
+    );
+    assert_eq!(srv.request("DELETE", "/api/nothing", &[], b"").0, 404);
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod console_kit;
+pub mod console;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

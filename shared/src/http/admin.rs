@@ -2,7 +2,7 @@
 //! their redrive, discards, mappings and their history, the outcome report,
 //! the audit log. Who may call what is decided in `auth::ROUTES`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Principal;
+use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
 use crate::mapping::MappingTable;
@@ -50,7 +51,7 @@ struct EntriesQuery {
 
 async fn entries(
     State(s): State<AppState>,
-    Query(q): Query<EntriesQuery>,
+    ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     let list = match q.status.as_deref() {
@@ -125,7 +126,7 @@ fn parse_table(t: Option<&str>) -> Result<Option<MappingTable>, ApiError> {
 
 async fn mappings(
     State(s): State<AppState>,
-    Query(q): Query<TableQuery>,
+    ApiQuery(q): ApiQuery<TableQuery>,
 ) -> Result<Response, ApiError> {
     let table = parse_table(q.table.as_deref())?;
     let m = s.mappings.snapshot().await?;
@@ -140,7 +141,7 @@ async fn mappings(
 
 async fn history(
     State(s): State<AppState>,
-    Query(q): Query<TableQuery>,
+    ApiQuery(q): ApiQuery<TableQuery>,
 ) -> Result<Response, ApiError> {
     let table = parse_table(q.table.as_deref())?;
     Ok(Json(s.mappings.history(table, q.key.as_deref()).await?).into_response())
@@ -163,11 +164,11 @@ async fn discard_entry(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(key): Path<String>,
-    body: Option<Json<DiscardBody>>,
+    body: Option<ApiJson<DiscardBody>>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&key)?;
     let reason = body
-        .and_then(|Json(b)| b.reason)
+        .and_then(|ApiJson(b)| b.reason)
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("`reason` is required", Some("reason".into())))?;
@@ -182,7 +183,7 @@ struct AuditQuery {
 
 async fn audit(
     State(s): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     Ok(Json(s.audit.recent(limit).await?).into_response())

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::auth::{self, Principal};
 use super::console::{audit_record, back_to, hours, parse_key, Notice, PageError};
+use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::model::{ApprovalStatus, EntryKey};
@@ -307,9 +308,9 @@ pub async fn api_list(State(s): State<AppState>) -> Result<Response, ApiError> {
 pub async fn api_post(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Option<Json<ApiBody>>,
+    body: Option<ApiJson<ApiBody>>,
 ) -> Result<Response, ApiError> {
-    let Some(Json(b)) = body else {
+    let Some(ApiJson(b)) = body else {
         return Err(ApiError::bad_request(
             "a JSON body {\"entries\": [...], \"decision\": \"approve\"|\"reject\"} is required",
             Some("entries".into()),

@@ -440,11 +440,32 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     let Some(roles) = allowed_roles(&method, &path) else {
-        return refuse(
+        // A known path with another method is 405 naming the methods it
+        // takes; an unknown path is 404.
+        let allow: Vec<&str> = ROUTES
+            .iter()
+            .map(|(m, p, _)| (*m, *p))
+            .chain(PUBLIC.iter().copied())
+            .filter(|(_, p)| matches(p, &path))
+            .map(|(m, _)| m)
+            .collect();
+        if allow.is_empty() {
+            return refuse(
+                &path,
+                StatusCode::NOT_FOUND,
+                format!("no route {method} {path}"),
+            );
+        }
+        let allow = allow.join(", ");
+        let mut r = refuse(
             &path,
-            StatusCode::NOT_FOUND,
-            format!("no route {method} {path}"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}; it takes {allow}"),
         );
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        return r;
     };
     let Some(who) = authenticate(&s, req.extensions().get::<Identity>(), req.headers()).await
     else {

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::auth::{self, Principal};
 use super::console::{audit_record, back_to, PageError};
+use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::mapping::{csv_io, MappingChange, MappingRow, MappingTable};
@@ -366,9 +367,9 @@ fn answer(c: Option<MappingChange>) -> Response {
 pub async fn api_set(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Option<Json<SetBody>>,
+    body: Option<ApiJson<SetBody>>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.ok_or_else(|| bad("a JSON body is required", "table"))?;
+    let ApiJson(b) = body.ok_or_else(|| bad("a JSON body is required", "table"))?;
     let attrs: Vec<String> = b.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let c = set_row(
         &s,
@@ -393,9 +394,9 @@ pub struct RevertBody {
 pub async fn api_revert(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Option<Json<RevertBody>>,
+    body: Option<ApiJson<RevertBody>>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.ok_or_else(|| bad("a JSON body is required", "seq"))?;
+    let ApiJson(b) = body.ok_or_else(|| bad("a JSON body is required", "seq"))?;
     let seq = b.seq.map(|n| n.to_string());
     let c = revert(&s, &who, seq.as_deref(), b.reason.as_deref()).await?;
     Ok(answer(c))

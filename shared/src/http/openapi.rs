@@ -4,23 +4,49 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+/// An entry key (`source:workspace:id`), as the server parses it.
+const KEY_PATTERN: &str = "^(clockify|toggl|harvest|csv):[^:]*:.+$";
+
+/// A JSON operation answering 200 with an object.
 fn op(summary: &str, params: Value, ok: &str) -> Value {
+    op_as(summary, params, ok, "object")
+}
+
+/// A JSON operation answering 200 with a value of JSON type `ok_type`
+/// (`object` or `array`); a JSON body that is not JSON is 415.
+fn op_as(summary: &str, params: Value, ok: &str, ok_type: &str) -> Value {
     json!({
         "summary": summary,
         "parameters": params,
         "security": [{ "bearer": [] }],
         "responses": {
-            "200": { "description": ok, "content": { "application/json": { "schema": { "type": "object" } } } },
+            "200": { "description": ok, "content": { "application/json": { "schema": { "type": ok_type } } } },
             "400": { "$ref": "#/components/responses/Error" },
             "401": { "$ref": "#/components/responses/Error" },
             "403": { "$ref": "#/components/responses/Error" },
-            "404": { "$ref": "#/components/responses/Error" }
+            "404": { "$ref": "#/components/responses/Error" },
+            "415": { "$ref": "#/components/responses/Error" }
         }
     })
 }
 
 fn path_param(name: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
+    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } })
+}
+
+fn key_param() -> Value {
+    json!({ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "pattern": KEY_PATTERN } })
+}
+
+fn enum_query_param(name: &str, values: Vec<&str>) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string", "enum": values } })
+}
+
+fn tables() -> Vec<&'static str> {
+    crate::mapping::MappingTable::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect()
 }
 
 fn query_param(name: &str) -> Value {
@@ -53,17 +79,32 @@ fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
     ]
     .iter()
     .filter(|f| signed_in != (**f == "token"))
-    .map(|f| (f.to_string(), json!({ "type": "string" })))
+    .map(|f| {
+        let schema = match *f {
+            "key" | "all_week" => json!({ "type": "string", "pattern": KEY_PATTERN }),
+            "seq" => json!({ "type": "string", "pattern": "^[0-9]{1,18}$" }),
+            "table" => json!({ "type": "string", "enum": tables() }),
+            "decision" => json!({ "type": "string", "enum": ["approve", "reject"] }),
+            "code" => json!({ "type": "string", "enum": crate::exceptions::ExceptionCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() }),
+            // Blank (or only spaces) is refused like a missing field.
+            _ if required.contains(f) => json!({ "type": "string", "pattern": "\\S" }),
+            _ => json!({ "type": "string" }),
+        };
+        (f.to_string(), schema)
+    })
     .collect();
+    let mut schema = json!({ "type": "object", "properties": props });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
     let mut o = json!({
         "summary": summary,
-        "requestBody": { "required": true, "content": { "application/x-www-form-urlencoded": { "schema": {
-            "type": "object", "required": required, "properties": props
-        } } } },
+        "requestBody": { "required": true, "content": { "application/x-www-form-urlencoded": { "schema": schema } } },
         "responses": {
             "303": { "description": "done; see the page it redirects to" },
             "400": { "description": "a field is missing or invalid (named on the page)" },
-            "401": { "description": "not signed in, or a bad token" }
+            "401": { "description": "not signed in, or a bad token" },
+            "415": { "description": "the body is not a urlencoded form" }
         }
     });
     if signed_in {
@@ -83,14 +124,14 @@ pub fn spec() -> Value {
     };
     let mut discard = op(
         "Discard an exception or held entry with a reason (it becomes ignored; audited)",
-        json!([path_param("key")]),
+        json!([key_param()]),
         "discarded",
     );
     discard["requestBody"] = json!({
         "required": true,
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["reason"],
-            "properties": { "reason": { "type": "string", "minLength": 1 } }
+            "properties": { "reason": { "type": "string", "pattern": "\\S" } }
         } } }
     });
     discard["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
@@ -104,7 +145,7 @@ pub fn spec() -> Value {
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["entries", "decision"],
             "properties": {
-                "entries": { "type": "array", "items": { "type": "string" } },
+                "entries": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": KEY_PATTERN } },
                 "decision": { "type": "string", "enum": ["approve", "reject"] }
             }
         } } }
@@ -121,10 +162,10 @@ pub fn spec() -> Value {
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["table", "key", "reason"],
             "properties": {
-                "table": { "type": "string" }, "key": { "type": "string" },
-                "target": { "type": "string" },
+                "table": { "type": "string", "enum": tables() }, "key": { "type": "string", "pattern": "\\S" },
+                "target": { "type": "string", "pattern": "\\S" },
                 "attrs": { "type": "object", "additionalProperties": { "type": "string" } },
-                "remove": { "type": "boolean" }, "reason": { "type": "string", "minLength": 1 }
+                "remove": { "type": "boolean" }, "reason": { "type": "string", "pattern": "\\S" }
             }
         } } }
     });
@@ -137,21 +178,25 @@ pub fn spec() -> Value {
         "required": true,
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["seq", "reason"],
-            "properties": { "seq": { "type": "integer", "minimum": 1 }, "reason": { "type": "string", "minLength": 1 } }
+            "properties": { "seq": { "type": "integer", "minimum": 1 }, "reason": { "type": "string", "pattern": "\\S" } }
         } } }
     });
+    // Signing out needs no body with a bearer token (a session sends its
+    // CSRF token).
+    let mut logout = form_post("Sign out (ends the session)", &[], true);
+    logout["requestBody"]["required"] = json!(false);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/healthz": { "get": { "summary": "Health and queue depth", "responses": { "200": { "description": "healthy" } } } },
             "/api/report": { "get": op("Outcome report: posted, held, waiting, exceptions, reconciliation, KPIs", json!([]), "the report") },
-            "/api/entries": { "get": op("Entries, optionally by status", json!([query_param("status"), { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }]), "entry states") },
-            "/api/entries/{key}": { "get": op("One entry's state", json!([path_param("key")]), "the entry state") },
-            "/api/entries/{key}/redrive": { "post": accepted("Re-evaluate one entry", json!([path_param("key")])) },
-            "/api/dead-letters": { "get": op("Messages parked in the dead-letter queue, with reasons", json!([]), "dead letters") },
+            "/api/entries": { "get": op_as("Entries, optionally by status", json!([enum_query_param("status", crate::state::Status::ALL.iter().map(|s| s.as_str()).collect()), { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }]), "entry states", "array") },
+            "/api/entries/{key}": { "get": op("One entry's state", json!([key_param()]), "the entry state") },
+            "/api/entries/{key}/redrive": { "post": accepted("Re-evaluate one entry", json!([key_param()])) },
+            "/api/dead-letters": { "get": op_as("Messages parked in the dead-letter queue, with reasons", json!([]), "dead letters", "array") },
             "/api/dead-letters/{id}/redrive": { "post": accepted("Put one dead letter back on the queue", json!([path_param("id")])) },
-            "/api/mappings": { "get": op("Current mappings", json!([query_param("table")]), "mapping rows"), "post": set_mapping },
+            "/api/mappings": { "get": op("Current mappings", json!([enum_query_param("table", tables())]), "mapping rows"), "post": set_mapping },
             "/api/mappings/revert": { "post": revert_mapping },
             "/console/mappings": {
                 "get": html_page("Every mapping table's rows, with the add / change / remove form for admins", true),
@@ -159,12 +204,12 @@ pub fn spec() -> Value {
             },
             "/console/mappings/history": { "get": html_page("Mapping versions (who, when, why, before → after), optionally for one `table` and `key`", true) },
             "/console/mappings/revert": { "post": form_post("Revert to the version before change `seq` (applied as a new change); `reason` required", &["csrf", "seq", "reason"], true) },
-            "/api/mappings/history": { "get": op("Mapping change log", json!([query_param("table"), query_param("key")]), "changes") },
-            "/api/exception-codes": { "get": op("Every exception code, explained", json!([]), "codes") },
+            "/api/mappings/history": { "get": op_as("Mapping change log", json!([enum_query_param("table", tables()), query_param("key")]), "changes", "array") },
+            "/api/exception-codes": { "get": op_as("Every exception code, explained", json!([]), "codes", "array") },
             "/api/entries/{key}/discard": { "post": discard },
-            "/api/audit": { "get": op("The audit log, newest first: who did what, when, to which entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }]), "audit records") },
+            "/api/audit": { "get": op_as("The audit log, newest first: who did what, when, to which entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }]), "audit records", "array") },
             "/api/approvals": {
-                "get": op("Entries awaiting approval", json!([]), "entry states"),
+                "get": op_as("Entries awaiting approval", json!([]), "entry states", "array"),
                 "post": approve
             },
             "/console/approvals": {
@@ -178,7 +223,7 @@ pub fn spec() -> Value {
             "/console": { "get": html_page("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee (CSS bars), KPIs", true) },
             "/console/hours-by-project.csv": { "get": { "summary": "Posted hours by project as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
             "/console/exceptions.csv": { "get": { "summary": "The exceptions table as CSV (formula-like cells prefixed with ')", "security": [{ "bearer": [] }, { "session": [] }], "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } }, "401": { "description": "not signed in" } } } },
-            "/console/logout": { "post": form_post("Sign out (ends the session)", &["csrf"], true) },
+            "/console/logout": { "post": logout },
             "/console/exceptions": { "get": html_page("Entries that could not be posted, grouped by reason, with fix hints", true) },
             "/console/exceptions/redrive": { "post": form_post("Redrive one entry (`key`) or every open entry of a reason (`code`) through the queue", &["csrf"], true) },
             "/console/exceptions/discard": { "post": form_post("Discard an exception or held entry with a required reason (audited)", &["csrf", "key", "reason"], true) }
