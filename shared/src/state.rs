@@ -65,6 +65,16 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Who routed an entry to the holding account, when, and the reason it
+/// could not post normally at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldingRoute {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Exception>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryState {
     /// The newest version of the entry seen so far.
@@ -90,6 +100,11 @@ pub struct EntryState {
     /// The import batch that last changed the ledger for this entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// Set when someone routed the entry to the holding account: from then
+    /// on it posts there (`pipeline::holding_decision`) whatever the
+    /// mappings say, so the routing is idempotent and survives redrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<HoldingRoute>,
     /// Optimistic-concurrency counter; the store refuses a stale write.
     pub revision: u64,
     pub first_seen_at: DateTime<Utc>,
@@ -108,6 +123,7 @@ impl EntryState {
             reason: None,
             note: None,
             batch_id: None,
+            holding: None,
             revision: 0,
             first_seen_at: now,
             updated_at: now,

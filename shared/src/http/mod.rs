@@ -9,6 +9,7 @@ pub mod auth;
 mod console;
 mod dashboard;
 mod entry_detail;
+mod holding;
 pub mod html;
 mod mappings;
 mod openapi;

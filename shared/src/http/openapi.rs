@@ -231,6 +231,32 @@ fn console_paths(paths: &mut Value) {
     );
     fix["responses"]["409"] = json!({ "description": "the row exists already" });
     paths["/console/exceptions/fix-mapping"] = json!({ "post": fix });
+    let mut hold = form_post(
+        "Route entries to the holding account: `key` (one, or repeated for a selection) or `code` (every open entry of a reason); recorded on the entry, audited, posted once through the queue",
+        &["csrf"],
+        true,
+    );
+    hold["responses"]["409"] =
+        json!({ "description": "no holding account configured, or an entry is not open" });
+    paths["/console/exceptions/holding"] = json!({ "post": hold });
+    let mut api_hold = op(
+        "Route exceptions or held entries to the configured holding (suspense) account: `entries` (keys) or `code` (every open entry of that reason); 409 when no holding account is configured or an entry is not open",
+        json!([]),
+        "routed",
+    );
+    api_hold["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object",
+            "properties": {
+                "entries": { "type": "array", "items": { "type": "string" } },
+                "code": { "type": "string" }
+            }
+        } } }
+    });
+    api_hold["responses"]["202"] = json!({ "description": "routed and queued" });
+    api_hold["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/holding"] = json!({ "post": api_hold });
 }
 
 pub async fn document() -> impl IntoResponse {
