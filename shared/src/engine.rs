@@ -471,6 +471,7 @@ impl Engine {
         sibling: bool,
     ) -> Result<Outcome, EngineError> {
         let now = Utc::now();
+        let before = state.status;
         let mut ledger_op = None;
         let mut ignored = None;
         let op = match &decision {
@@ -549,6 +550,7 @@ impl Engine {
             }
         }
         state.updated_at = now;
+        state.note_transition(before, now);
         self.entries.put(&state).await?;
         tracing::info!(entry = %state.entry.key, status = %state.status, op = ledger_op, sibling, "settled");
         Ok(Outcome {

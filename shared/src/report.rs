@@ -151,7 +151,7 @@ fn item(s: &EntryState) -> Item {
     }
 }
 
-fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
+pub(crate) fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
     let g = groups.entry(name.to_string()).or_insert_with(|| Group {
         name: name.to_string(),
         ..Group::default()

@@ -257,6 +257,18 @@ fn console_paths(paths: &mut Value) {
     api_hold["responses"]["202"] = json!({ "description": "routed and queued" });
     api_hold["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     paths["/api/holding"] = json!({ "post": api_hold });
+    // The dashboard's filters (400 naming the field when invalid).
+    let filters = json!([
+        { "name": "from", "in": "query", "required": false, "schema": { "type": "string", "format": "date" } },
+        { "name": "to", "in": "query", "required": false, "schema": { "type": "string", "format": "date" } },
+        { "name": "billable", "in": "query", "required": false, "schema": { "type": "string", "enum": ["", "all", "billable", "non_billable"] } },
+        { "name": "currency", "in": "query", "required": false, "schema": { "type": "string" } }
+    ]);
+    for p in ["/console", "/console/hours-by-project.csv"] {
+        paths[p]["get"]["parameters"] = filters.clone();
+        paths[p]["get"]["responses"]["400"] = json!({ "description": "a filter is invalid (named)" });
+    }
+    paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
 }
 
 pub async fn document() -> impl IntoResponse {
