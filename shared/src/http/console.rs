@@ -213,18 +213,15 @@ fn row(s: &AppState, st: &EntryState, who: &Principal, can_fix: bool) -> String 
     };
     format!(
         "<tr data-key=\"{k}\"><td><a class=\"detail\" href=\"{href}\"><code>{k}</code></a> <span class=\"status\">{status}</span></td><td>{w}</td><td>{d}</td>\
-         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}{fix}</td></tr>",
+         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}{fix}{hold}</td></tr>",
         k = esc(&key),
         href = esc(&super::entry_detail::detail_href(&e.key)),
-        fix = format!(
-            "{}{}",
-            super::entry_detail::fix_form(who, st),
-            if st.holding.is_some() {
-                String::new()
-            } else {
-                super::holding::row_form(s, who, &e.key)
-            }
-        ),
+        fix = super::entry_detail::fix_form(who, st),
+        hold = if st.holding.is_some() {
+            String::new()
+        } else {
+            super::holding::row_form(s, who, &e.key)
+        },
         status = st.status.as_str(),
         w = esc(worker),
         d = e.work_date,

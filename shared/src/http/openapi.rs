@@ -266,7 +266,8 @@ fn console_paths(paths: &mut Value) {
     ]);
     for p in ["/console", "/console/hours-by-project.csv"] {
         paths[p]["get"]["parameters"] = filters.clone();
-        paths[p]["get"]["responses"]["400"] = json!({ "description": "a filter is invalid (named)" });
+        paths[p]["get"]["responses"]["400"] =
+            json!({ "description": "a filter is invalid (named)" });
     }
     paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
 }
