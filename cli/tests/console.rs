@@ -122,6 +122,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/console/exceptions/redrive", "admin finance"),
     ("POST", "/console/exceptions/discard", "admin finance"),
     ("POST", "/console/exceptions/fix-mapping", "admin finance"),
+    ("POST", "/console/exceptions/holding", "admin finance"),
+    ("POST", "/api/holding", "admin finance"),
     (
         "GET",
         "/console/exceptions/{key}",

@@ -378,6 +378,7 @@ impl Engine {
             Some(&state),
             &mut NoTrace,
         );
+        let decision = self.holding_override(&state, plan.get(&key), mappings, decision);
         let mut outcomes = vec![self.apply(state, decision, batch_id, false).await?];
 
         // The week's split changed for the others only through this entry;
@@ -399,6 +400,36 @@ impl Engine {
             }
         }
         Ok(outcomes)
+    }
+
+    /// An entry routed to the holding account posts there instead of
+    /// wherever (or whether) its mappings would post it; waiting for
+    /// approval, deletions and ignored versions are not overridden.
+    pub fn holding_override(
+        &self,
+        state: &EntryState,
+        plan: Option<&pipeline::EntryPlan>,
+        mappings: &Mappings,
+        decision: Decision,
+    ) -> Decision {
+        if state.holding.is_none() {
+            return decision;
+        }
+        match decision {
+            Decision::Post(_)
+            | Decision::Update(_)
+            | Decision::Unchanged
+            | Decision::Hold(_)
+            | Decision::Exception(_) => pipeline::holding_decision(
+                &state.entry,
+                plan,
+                mappings,
+                &self.rules,
+                Some(state),
+                &mut NoTrace,
+            ),
+            other => other,
+        }
     }
 
     fn plan(&self, entry: &NormalisedEntry, siblings: &[EntryState], m: &Mappings) -> WeekPlan {
@@ -425,6 +456,7 @@ impl Engine {
             Some(&sib),
             &mut NoTrace,
         );
+        let d = self.holding_override(&sib, plan.get(&sib.entry.key), mappings, d);
         if matches!(d, Decision::Unchanged) {
             return Ok(None);
         }
@@ -439,6 +471,7 @@ impl Engine {
         sibling: bool,
     ) -> Result<Outcome, EngineError> {
         let now = Utc::now();
+        let before = state.status;
         let mut ledger_op = None;
         let mut ignored = None;
         let op = match &decision {
@@ -517,6 +550,7 @@ impl Engine {
             }
         }
         state.updated_at = now;
+        state.note_transition(before, now);
         self.entries.put(&state).await?;
         tracing::info!(entry = %state.entry.key, status = %state.status, op = ledger_op, sibling, "settled");
         Ok(Outcome {

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod exceptions;
 pub mod http;
 pub mod intake;
+pub mod kpis;
 pub mod ledger;
 pub mod local;
 pub mod mapping;

@@ -653,3 +653,114 @@ fn truncate_chars(s: &str, max: usize) -> String {
         None => s.to_string(),
     }
 }
+
+/// The decision for an entry routed to the holding account: one line of
+/// its rounded minutes (no overtime split: suspense time is reclassified
+/// in the books later) on `rules.holding_account`, not billable, for its
+/// mapped worker or else `rules.holding_employee`, keeping the customer and
+/// service item when they are mapped. Compared with what the books hold,
+/// so routing the same entry again changes nothing.
+pub fn holding_decision(
+    entry: &NormalisedEntry,
+    plan: Option<&EntryPlan>,
+    mappings: &Mappings,
+    rules: &Rules,
+    prior: Option<&EntryState>,
+    trace: &mut impl Tracer,
+) -> Decision {
+    let in_books = prior.is_some_and(|p| !p.records.is_empty());
+    let Some(account) = rules.holding_account.clone() else {
+        return Decision::Exception(Exception::missing(
+            ExceptionCode::UnmappedGlAccount,
+            "The entry was routed to the holding account, but `rules.holding_account` is not set.",
+            "gl_account",
+            "holding",
+        ));
+    };
+    let minutes = plan.map(|p| p.minutes).unwrap_or_else(|| {
+        crate::rules::rounding::to_minutes(
+            entry.duration_secs,
+            &rules.rounding,
+            entry.already_rounded,
+        )
+    });
+    if minutes <= 0 {
+        return if in_books {
+            Decision::Void
+        } else {
+            Decision::Ignore(IgnoreReason::ZeroDuration)
+        };
+    }
+    let party = match worker_mapping(entry, mappings) {
+        Some((row, WorkerKind::Employee)) => Party::Employee {
+            id: row.target.clone(),
+        },
+        Some((row, WorkerKind::Contractor)) => Party::Vendor {
+            id: row.target.clone(),
+            form_1099: row.attr("form_1099").map(str::to_string),
+        },
+        None => match &rules.holding_employee {
+            Some(id) => Party::Employee { id: id.clone() },
+            None => {
+                return Decision::Exception(Exception::missing(
+                    ExceptionCode::UnmappedEmployee,
+                    format!(
+                        "{} is not linked to an employee or vendor, and `rules.holding_employee` is not set, so the time cannot be recorded on the holding account.",
+                        who(entry)
+                    ),
+                    "employee",
+                    entry.worker.tracker_user_id.clone(),
+                ))
+            }
+        },
+    };
+    let customer = entry.project.as_ref().and_then(|p| {
+        mappings
+            .find(
+                MappingTable::Project,
+                [p.id.as_str(), p.name.as_deref().unwrap_or("")],
+            )
+            .map(|r| r.target.clone())
+    });
+    let mut item_keys: Vec<&str> = Vec::new();
+    if let Some(t) = &entry.task {
+        item_keys.push(&t.id);
+        if let Some(n) = &t.name {
+            item_keys.push(n);
+        }
+    }
+    item_keys.extend(entry.tags.iter().map(String::as_str));
+    item_keys.push("*");
+    let service_item = mappings
+        .find(MappingTable::ServiceItem, item_keys.iter().copied())
+        .map(|r| r.target.clone());
+    trace.step(|| {
+        format!(
+            "routed to the holding account {account}: {minutes} min for {}, not billable",
+            party.id()
+        )
+    });
+    let lines = vec![PostingLine {
+        tier: "regular".to_string(),
+        party,
+        txn_date: entry.work_date,
+        minutes,
+        customer,
+        service_item,
+        class: None,
+        department: None,
+        payroll_item: None,
+        account,
+        billable: false,
+        hourly_rate: None,
+        original_rate: None,
+        fx_rate: None,
+        fx_date: None,
+        description: truncate_chars(&format!("[holding] {}", entry.notes), MAX_DESCRIPTION_CHARS),
+    }];
+    match prior {
+        Some(p) if in_books && p.posted_lines == lines => Decision::Unchanged,
+        Some(_) if in_books => Decision::Update(lines),
+        _ => Decision::Post(lines),
+    }
+}

@@ -22,6 +22,10 @@ pub struct Report {
     pub held: Vec<Item>,
     pub awaiting_approval: Vec<Item>,
     pub exceptions: Vec<Item>,
+    /// Posted entries routed to the holding (suspense) account: in the
+    /// books, but still to be reclassified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_holding: Vec<Item>,
     pub voided: Vec<Item>,
     pub ignored: Vec<Item>,
     pub duplicates_ignored: Vec<String>,
@@ -147,7 +151,7 @@ fn item(s: &EntryState) -> Item {
     }
 }
 
-fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
+pub(crate) fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
     let g = groups.entry(name.to_string()).or_insert_with(|| Group {
         name: name.to_string(),
         ..Group::default()
@@ -187,6 +191,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         held: vec![],
         awaiting_approval: vec![],
         exceptions: vec![],
+        in_holding: vec![],
         voided: vec![],
         ignored: vec![],
         duplicates_ignored: input.duplicates,
@@ -207,6 +212,12 @@ pub fn build(input: ReportInput<'_>) -> Report {
         let e = &s.entry;
         match s.status {
             Status::Posted => {
+                if let Some(h) = &s.holding {
+                    let mut it = item(s);
+                    it.note = Some(format!("routed to the holding account by {}", h.by));
+                    it.reason = h.reason.clone();
+                    report.in_holding.push(it);
+                }
                 posted.entries += 1;
                 for l in &s.posted_lines {
                     posted.lines += 1;

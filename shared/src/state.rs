@@ -65,6 +65,16 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Who routed an entry to the holding account, when, and the reason it
+/// could not post normally at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldingRoute {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Exception>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryState {
     /// The newest version of the entry seen so far.
@@ -90,6 +100,23 @@ pub struct EntryState {
     /// The import batch that last changed the ledger for this entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// Set when someone routed the entry to the holding account: from then
+    /// on it posts there (`pipeline::holding_decision`) whatever the
+    /// mappings say, so the routing is idempotent and survives redrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<HoldingRoute>,
+    /// When the entry last became an exception or held (for the time to
+    /// resolve KPI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_since: Option<DateTime<Utc>>,
+    /// When it last left exception / held for the books, a discard or a
+    /// void.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// When it first reached the books (posting latency = this minus
+    /// `first_seen_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency counter; the store refuses a stale write.
     pub revision: u64,
     pub first_seen_at: DateTime<Utc>,
@@ -108,9 +135,33 @@ impl EntryState {
             reason: None,
             note: None,
             batch_id: None,
+            holding: None,
+            open_since: None,
+            resolved_at: None,
+            posted_at: None,
             revision: 0,
             first_seen_at: now,
             updated_at: now,
+        }
+    }
+
+    /// Record the timestamps of a status change from `before` at `now`.
+    pub fn note_transition(&mut self, before: Status, now: DateTime<Utc>) {
+        let open = |s: Status| matches!(s, Status::Exception | Status::Held);
+        if open(self.status) && !open(before) {
+            self.open_since = Some(now);
+            self.resolved_at = None;
+        }
+        if open(before)
+            && matches!(
+                self.status,
+                Status::Posted | Status::Ignored | Status::Voided
+            )
+        {
+            self.resolved_at = Some(now);
+        }
+        if self.status == Status::Posted && self.posted_at.is_none() {
+            self.posted_at = Some(now);
         }
     }
 

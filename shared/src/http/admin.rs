@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/exception-codes", get(codes))
         .route("/entries/{key}/discard", post(discard_entry))
         .route("/audit", get(audit))
+        .route("/holding", post(super::holding::api_post))
         .route(
             "/approvals",
             get(super::approvals::api_list).post(super::approvals::api_post),

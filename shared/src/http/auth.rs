@@ -105,6 +105,8 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     // Adds a missing row only (never changes one): finance fixes its own
     // exceptions without waiting for an admin.
     ("POST", "/console/exceptions/fix-mapping", FIXERS),
+    ("POST", "/console/exceptions/holding", FIXERS),
+    ("POST", "/api/holding", FIXERS),
     ("POST", "/console/logout", EVERYONE),
     ("GET", "/console/approvals", EVERYONE),
     ("POST", "/console/approvals", APPROVERS),

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             post(super::entry_detail::fix_mapping_post),
         )
         .route("/exceptions/{key}", get(super::entry_detail::page_get))
+        .route("/exceptions/holding", post(super::holding::page_post))
         .route(
             "/mappings",
             get(super::mappings::page_get).post(super::mappings::page_post),
@@ -172,7 +173,7 @@ pub(super) fn hours(secs: i64) -> String {
     format!("{:.2}", secs as f64 / 3600.0)
 }
 
-fn row(st: &EntryState, who: &Principal, can_fix: bool) -> String {
+fn row(s: &AppState, st: &EntryState, who: &Principal, can_fix: bool) -> String {
     let e = &st.entry;
     let worker = e
         .worker
@@ -212,10 +213,15 @@ fn row(st: &EntryState, who: &Principal, can_fix: bool) -> String {
     };
     format!(
         "<tr data-key=\"{k}\"><td><a class=\"detail\" href=\"{href}\"><code>{k}</code></a> <span class=\"status\">{status}</span></td><td>{w}</td><td>{d}</td>\
-         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}{fix}</td></tr>",
+         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}{fix}{hold}</td></tr>",
         k = esc(&key),
         href = esc(&super::entry_detail::detail_href(&e.key)),
         fix = super::entry_detail::fix_form(who, st),
+        hold = if st.holding.is_some() {
+            String::new()
+        } else {
+            super::holding::row_form(s, who, &e.key)
+        },
         status = st.status.as_str(),
         w = esc(worker),
         d = e.work_date,
@@ -263,13 +269,14 @@ async fn exceptions(
                 csrf_field(&who),
                 esc(name)
             ));
+            body.push_str(&super::holding::group_form(&s, &who, name));
         }
         body.push_str(
             "<table><thead><tr><th>Entry</th><th>Worker</th><th>Date</th><th>Hours</th>\
              <th>Project</th><th>Why</th><th></th></tr></thead><tbody>",
         );
         for st in items {
-            body.push_str(&row(st, &who, can_fix));
+            body.push_str(&row(&s, st, &who, can_fix));
         }
         body.push_str("</tbody></table></section>");
     }
@@ -354,10 +361,12 @@ pub async fn discard(
             .map(|r| r.code.as_str())
             .unwrap_or("no reason");
         let detail = format!("was {} ({was}): {reason}", st.status);
+        let before = st.status;
         st.status = Status::Ignored;
         st.note = Some(format!("discarded by {}: {reason}", who.name));
         st.reason = None;
         st.updated_at = Utc::now();
+        st.note_transition(before, st.updated_at);
         s.entries.put(&st).await?;
         s.audit
             .record(audit_record(who, "discard", Some(key), detail))

@@ -4,7 +4,9 @@
 //! no scripts, no external assets. The hours-by-project table is also
 //! served as CSV.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use rust_decimal::prelude::ToPrimitive;
@@ -14,7 +16,207 @@ use super::auth::Principal;
 use super::console::{cell, csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
+use crate::kpis::{self, DayKpis, Filter};
 use crate::report::{Group, Item, Report};
+
+/// The dashboard's filters from the query string (`from`, `to` as
+/// YYYY-MM-DD, `billable` = `billable` | `non_billable` | empty,
+/// `currency` = ISO code or empty); a bad value is a 400 naming it.
+pub(super) fn filter(q: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let date = |k: &str| {
+        get(k)
+            .map(|v| {
+                v.parse::<chrono::NaiveDate>().map_err(|_| {
+                    ApiError::bad_request(
+                        format!("`{k}` must be a date (YYYY-MM-DD)"),
+                        Some(k.into()),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let f = Filter {
+        from: date("from")?,
+        to: date("to")?,
+        billable: match get("billable") {
+            None | Some("all") => None,
+            Some("billable") => Some(true),
+            Some("non_billable") => Some(false),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`billable` must be billable, non_billable or empty",
+                    Some("billable".into()),
+                ))
+            }
+        },
+        currency: match get("currency") {
+            None => None,
+            Some(c) if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => {
+                Some(c.to_ascii_uppercase())
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`currency` must be a three-letter code",
+                    Some("currency".into()),
+                ))
+            }
+        },
+    };
+    if let (Some(a), Some(b)) = (f.from, f.to) {
+        if a > b {
+            return Err(ApiError::bad_request(
+                "`from` is after `to`",
+                Some("from".into()),
+            ));
+        }
+    }
+    Ok(f)
+}
+
+fn query_string(f: &Filter) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = f.from {
+        parts.push(format!("from={d}"));
+    }
+    if let Some(d) = f.to {
+        parts.push(format!("to={d}"));
+    }
+    match f.billable {
+        Some(true) => parts.push("billable=billable".into()),
+        Some(false) => parts.push("billable=non_billable".into()),
+        None => {}
+    }
+    if let Some(c) = &f.currency {
+        parts.push(format!("currency={c}"));
+    }
+    parts.join("&")
+}
+
+fn filter_form(f: &Filter) -> String {
+    let sel = |v: Option<bool>| if f.billable == v { " selected" } else { "" };
+    format!(
+        "<form class=\"filters\" method=\"get\" action=\"/console\">\
+         <label>From <input type=\"date\" name=\"from\" value=\"{}\"></label> \
+         <label>To <input type=\"date\" name=\"to\" value=\"{}\"></label> \
+         <label>Time <select name=\"billable\"><option value=\"\"{}>all</option>\
+         <option value=\"billable\"{}>billable</option><option value=\"non_billable\"{}>non-billable</option></select></label> \
+         <label>Currency <input type=\"text\" name=\"currency\" size=\"4\" value=\"{}\"></label> \
+         <button type=\"submit\">Filter</button></form>",
+        f.from.map(|d| d.to_string()).unwrap_or_default(),
+        f.to.map(|d| d.to_string()).unwrap_or_default(),
+        sel(None),
+        sel(Some(true)),
+        sel(Some(false)),
+        esc(f.currency.as_deref().unwrap_or("")),
+    )
+}
+
+/// A small inline SVG bar chart of one KPI per day (no scripts), with the
+/// values in a `<title>` per bar for hover and screen readers.
+fn chart(
+    title: &str,
+    days: &[DayKpis],
+    value: impl Fn(&DayKpis) -> Option<f64>,
+    unit: &str,
+) -> String {
+    let vals: Vec<Option<f64>> = days.iter().map(&value).collect();
+    let max = vals.iter().flatten().copied().fold(0.0_f64, f64::max);
+    let (w, hgt, gap) = (14.0, 48.0, 3.0);
+    let width = (days.len().max(1) as f64) * (w + gap);
+    let mut bars = String::new();
+    for (i, (d, v)) in days.iter().zip(&vals).enumerate() {
+        let x = i as f64 * (w + gap);
+        let label = match v {
+            Some(v) => format!("{}: {v:.2}{unit}", d.date),
+            None => format!("{}: no data", d.date),
+        };
+        let bh = match v {
+            Some(v) if max > 0.0 => (v / max * hgt).max(1.0),
+            _ => 0.0,
+        };
+        bars.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w}\" height=\"{bh:.1}\" fill=\"#2b5fd9\"><title>{}</title></rect>",
+            hgt - bh,
+            esc(&label)
+        ));
+    }
+    format!(
+        "<figure class=\"kpi\"><figcaption>{}</figcaption>\
+         <svg role=\"img\" aria-label=\"{}\" width=\"{width:.0}\" height=\"{hgt:.0}\" viewBox=\"0 0 {width:.0} {hgt:.0}\">{bars}</svg></figure>",
+        esc(title),
+        esc(title)
+    )
+}
+
+fn opt(v: Option<f64>, unit: &str) -> String {
+    v.map(|v| format!("{v:.1}{unit}"))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn kpi_section(days: &[DayKpis], total: &DayKpis, dup: (u64, u64)) -> String {
+    let mut out = String::from(
+        "<section class=\"group\" id=\"kpis-over-time\"><h2>Integration KPIs over the period</h2>",
+    );
+    out.push_str(&format!(
+        "<table class=\"kpi-totals\"><tbody>\
+         <tr><td>Entries</td><td class=\"num\" id=\"kpi-entries\">{}</td></tr>\
+         <tr><td>Share of entries mapped</td><td class=\"num\" id=\"kpi-mapped\">{:.1}%</td></tr>\
+         <tr><td>Unmapped rate</td><td class=\"num\" id=\"kpi-unmapped\">{:.1}%</td></tr>\
+         <tr><td>Exceptions raised</td><td class=\"num\" id=\"kpi-exceptions\">{}</td></tr>\
+         <tr><td>Resolved</td><td class=\"num\" id=\"kpi-resolved\">{}</td></tr>\
+         <tr><td>Median time to resolve</td><td class=\"num\" id=\"kpi-resolve\">{}</td></tr>\
+         <tr><td>Median posting latency</td><td class=\"num\" id=\"kpi-latency\">{}</td></tr>\
+         <tr><td>Duplicate deliveries (since start)</td><td class=\"num\" id=\"kpi-duplicates\">{} of {} messages</td></tr>\
+         </tbody></table>",
+        total.entries,
+        total.mapped_share * 100.0,
+        total.unmapped_rate * 100.0,
+        total.exceptions,
+        total.resolved,
+        opt(total.median_resolve_minutes, " min"),
+        opt(total.median_latency_minutes, " min"),
+        dup.0,
+        dup.1,
+    ));
+    if days.is_empty() {
+        out.push_str("<p>No entries in this period.</p>");
+    } else {
+        out.push_str("<p class=\"hint\">Per work day, oldest on the left.</p>");
+        out.push_str(&chart(
+            "Share mapped (%)",
+            days,
+            |d| Some(d.mapped_share * 100.0),
+            "%",
+        ));
+        out.push_str(&chart(
+            "Unmapped rate (%)",
+            days,
+            |d| Some(d.unmapped_rate * 100.0),
+            "%",
+        ));
+        out.push_str(&chart(
+            "Exceptions",
+            days,
+            |d| Some(d.exceptions as f64),
+            "",
+        ));
+        out.push_str(&chart(
+            "Median time to resolve (min)",
+            days,
+            |d| d.median_resolve_minutes,
+            " min",
+        ));
+        out.push_str(&chart(
+            "Median posting latency (min)",
+            days,
+            |d| d.median_latency_minutes,
+            " min",
+        ));
+    }
+    out.push_str("</section>");
+    out
+}
 
 async fn report(s: &AppState) -> Result<Report, ApiError> {
     s.report().await
@@ -63,8 +265,13 @@ fn bars(title: &str, groups: &[Group], extra: &str) -> String {
 pub async fn home(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
+    let f = filter(&q)?;
     let r = report(&s).await?;
+    let states = s.entries.all().await?;
+    let (by_project, by_employee) = kpis::hours(&states, &f);
+    let (days, total) = kpis::by_day(&states, &f);
     let counts = [
         ("posted", r.posted.entries),
         ("awaiting approval", r.awaiting_approval.len()),
@@ -80,8 +287,8 @@ pub async fn home(
         .filter(|i| is_unmapped(i))
         .collect();
     let backlog: Decimal = r.awaiting_approval.iter().map(|i| i.hours).sum();
-    let mut body =
-        String::from("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
+    let mut body = filter_form(&f);
+    body.push_str("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
     for (name, n) in counts {
         body.push_str(&format!(
             "<span class=\"tile\" data-status=\"{name}\"><b>{n}</b> {name}</span> "
@@ -118,12 +325,26 @@ pub async fn home(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
+    let qs = query_string(&f);
     body.push_str(&bars(
         "Hours by project",
-        &r.posted.by_project,
-        "<p><a href=\"/console/hours-by-project.csv\">Download as CSV</a></p>",
+        &by_project,
+        &format!(
+            "<p><a href=\"/console/hours-by-project.csv{}{}\">Download as CSV</a></p>",
+            if qs.is_empty() { "" } else { "?" },
+            esc(&qs)
+        ),
     ));
-    body.push_str(&bars("Hours by employee", &r.posted.by_employee, ""));
+    body.push_str(&bars("Hours by employee", &by_employee, ""));
+    let counters = s.engine.counters.snapshot();
+    body.push_str(&kpi_section(
+        &days,
+        &total,
+        (
+            counters.get("duplicates_ignored").copied().unwrap_or(0),
+            counters.get("messages_received").copied().unwrap_or(0),
+        ),
+    ));
     body.push_str("<section class=\"group\"><h2>KPIs</h2><table><tbody>");
     for (k, v) in &r.kpis {
         body.push_str(&format!(
@@ -136,13 +357,17 @@ pub async fn home(
     Ok(page("Dashboard", Some(&who), &body).into_response())
 }
 
-pub async fn hours_by_project_csv(State(s): State<AppState>) -> Result<Response, PageError> {
-    let r = report(&s).await?;
+pub async fn hours_by_project_csv(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let f = filter(&q)?;
+    let (by_project, _) = kpis::hours(&s.entries.all().await?, &f);
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["project", "lines", "hours", "billable"])
         .map_err(csv_err)?;
-    for g in &r.posted.by_project {
+    for g in &by_project {
         let billable: Vec<String> = g.billable.iter().map(|(c, a)| format!("{c} {a}")).collect();
         w.write_record([
             cell(&g.name).as_str(),

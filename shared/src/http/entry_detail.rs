@@ -81,6 +81,29 @@ pub async fn trace(s: &AppState, key: &EntryKey) -> Result<EntryTrace, ApiError>
         Some(&state),
         &mut steps,
     );
+    let decision = match &state.holding {
+        Some(h) => {
+            steps.push(format!(
+                "routed to the holding account by {} on {}",
+                h.by,
+                h.at.format("%Y-%m-%d %H:%M UTC")
+            ));
+            let d = s
+                .engine
+                .holding_override(&state, plan.get(key), &mappings, decision);
+            if let Decision::Post(l) | Decision::Update(l) = &d {
+                if let Some(l) = l.first() {
+                    steps.push(format!(
+                        "holding line: {} on account {}",
+                        fmt_minutes(l.minutes),
+                        l.account
+                    ));
+                }
+            }
+            d
+        }
+        None => decision,
+    };
     let (words, lines) = describe(&decision);
     let journal = s.engine.journal.by_entry(key).await?;
     Ok(EntryTrace {

@@ -10,6 +10,7 @@ mod console;
 mod dashboard;
 mod entry_detail;
 mod extract;
+mod holding;
 pub mod html;
 mod mappings;
 mod openapi;

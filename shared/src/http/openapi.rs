@@ -276,6 +276,45 @@ fn console_paths(paths: &mut Value) {
     );
     fix["responses"]["409"] = json!({ "description": "the row exists already" });
     paths["/console/exceptions/fix-mapping"] = json!({ "post": fix });
+    let mut hold = form_post(
+        "Route entries to the holding account: `key` (one, or repeated for a selection) or `code` (every open entry of a reason); recorded on the entry, audited, posted once through the queue",
+        &["csrf"],
+        true,
+    );
+    hold["responses"]["409"] =
+        json!({ "description": "no holding account configured, or an entry is not open" });
+    paths["/console/exceptions/holding"] = json!({ "post": hold });
+    let mut api_hold = op(
+        "Route exceptions or held entries to the configured holding (suspense) account: `entries` (keys) or `code` (every open entry of that reason); 409 when no holding account is configured or an entry is not open",
+        json!([]),
+        "routed",
+    );
+    api_hold["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object",
+            "properties": {
+                "entries": { "type": "array", "items": { "type": "string" } },
+                "code": { "type": "string" }
+            }
+        } } }
+    });
+    api_hold["responses"]["202"] = json!({ "description": "routed and queued" });
+    api_hold["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/holding"] = json!({ "post": api_hold });
+    // The dashboard's filters (400 naming the field when invalid).
+    let filters = json!([
+        { "name": "from", "in": "query", "required": false, "schema": { "type": "string", "format": "date" } },
+        { "name": "to", "in": "query", "required": false, "schema": { "type": "string", "format": "date" } },
+        { "name": "billable", "in": "query", "required": false, "schema": { "type": "string", "enum": ["", "all", "billable", "non_billable"] } },
+        { "name": "currency", "in": "query", "required": false, "schema": { "type": "string" } }
+    ]);
+    for p in ["/console", "/console/hours-by-project.csv"] {
+        paths[p]["get"]["parameters"] = filters.clone();
+        paths[p]["get"]["responses"]["400"] =
+            json!({ "description": "a filter is invalid (named)" });
+    }
+    paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
 }
 
 pub async fn document() -> impl IntoResponse {

@@ -46,6 +46,15 @@ pub struct Rules {
     /// (a timer left running over a weekend, most often).
     #[serde(default = "default_max_entry_hours")]
     pub max_entry_hours: u32,
+    /// The holding (suspense) account an exception can be routed to from
+    /// the console instead of waiting for its fix. Unset: no routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_account: Option<String>,
+    /// The employee id in the books that time of an unmapped worker is
+    /// recorded against when routed to holding (a time record needs a
+    /// person). Unset: an unmapped worker's entry cannot be routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_employee: Option<String>,
 }
 
 fn default_max_entry_hours() -> u32 {
@@ -177,6 +186,8 @@ pub fn minimal(home: Currency) -> Rules {
         },
         unmapped: UnmappedPolicies::default(),
         max_entry_hours: default_max_entry_hours(),
+        holding_account: None,
+        holding_employee: None,
     }
 }
 
