@@ -35,10 +35,7 @@ pub fn app(stack: &AwsStack, role_claim: &str) -> axum::Router {
 
 /// The identity the JWT authorizer's claims give, if the request carries
 /// them: `None` when the request did not pass a JWT authorizer.
-pub fn claims_identity(
-    req: &Request,
-    role_claim: &str,
-) -> Option<Result<Identity, IdentityError>> {
+pub fn claims_identity(req: &Request, role_claim: &str) -> Option<Result<Identity, IdentityError>> {
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions().get::<RequestContext>() else {
         return None;
     };
