@@ -17,6 +17,13 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "python tools (.venv)"
 ./scripts/pytools.sh
 
+step "SAM template (cfn-lint, sam validate --lint)"
+# Both run offline: no AWS credentials, no network. `sam validate` without
+# --lint would build an IAM client to resolve managed policies, so only the
+# --lint form is used; SAM's telemetry is switched off for the same reason.
+.venv/bin/cfn-lint infra/template.yaml
+SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+
 step "moto server"
 # shellcheck source=scripts/moto.sh
 source ./scripts/moto.sh

@@ -283,6 +283,17 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/console/exceptions/redrive", "admin finance"),
     ("POST", "/console/exceptions/discard", "admin finance"),
+    ("POST", "/console/exceptions/fix-mapping", "admin finance"),
+    (
+        "GET",
+        "/console/exceptions/{key}",
+        "admin manager finance auditor viewer",
+    ),
+    (
+        "GET",
+        "/api/entries/{key}/trace",
+        "admin manager finance auditor viewer",
+    ),
     (
         "POST",
         "/console/logout",

@@ -282,6 +282,24 @@ pub fn reevaluate(
             plan.minutes
         )
     });
+    trace.step(|| {
+        let ot: Vec<String> = plan
+            .split
+            .overtime
+            .iter()
+            .filter(|(_, m)| **m > 0)
+            .map(|(t, m)| format!("{m} min {t}"))
+            .collect();
+        if ot.is_empty() {
+            format!("overtime: none; {} min regular", plan.split.regular)
+        } else {
+            format!(
+                "overtime (the worker-week's split): {} min regular, {}",
+                plan.split.regular,
+                ot.join(", ")
+            )
+        }
+    });
     if plan.minutes <= 0 {
         return if in_books {
             Decision::Void
@@ -476,12 +494,31 @@ fn build_lines(
         None => (None, None),
     };
 
+    if let Some(c) = &class {
+        trace.step(|| format!("class mapping → {c}"));
+    }
+    if let Some(d) = &department {
+        trace.step(|| format!("department mapping → {d}"));
+    }
+
     // Which GL account.
     let role = if e.billable {
         "billable_income"
     } else {
         "labour_expense"
     };
+    trace.step(|| {
+        if e.billable {
+            match rules.billable.rate_source {
+                RateSource::Tracker => "billable: yes, at the tracker's hourly rate".to_string(),
+                RateSource::Ledger => {
+                    "billable: yes, priced by the ledger from the service item".to_string()
+                }
+            }
+        } else {
+            "billable: no (labour cost only)".to_string()
+        }
+    });
     let account = mappings
         .get(MappingTable::GlAccount, role)
         .ok_or_else(|| {
@@ -496,6 +533,7 @@ fn build_lines(
         })?
         .target
         .clone();
+    trace.step(|| format!("gl_account mapping `{role}` → {account}"));
 
     // At what rate.
     let (hourly_rate, original_rate, fx_rate, fx_date) =
@@ -525,7 +563,10 @@ fn build_lines(
                         Some(c.rate_date),
                     )
                 }
-                Ok(None) => (Some(rate.clone()), None, None, None),
+                Ok(None) => {
+                    trace.step(|| format!("rate {rate}: no currency conversion"));
+                    (Some(rate.clone()), None, None, None)
+                }
                 Err(err) => {
                     return Err(Refusal::Exception(Exception::new(
                         ExceptionCode::NoExchangeRate,

@@ -212,6 +212,12 @@ pub trait Archive: Send + Sync {
 pub trait Secrets: Send + Sync {
     async fn get(&self, name: &str) -> StoreResult<Option<String>>;
     async fn put(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// Drop any cached copy of `name`, so the next `get` reads the store
+    /// itself: a value refused by its server may have been rotated by
+    /// another instance. Stores without a cache have nothing to do.
+    async fn refresh(&self, _name: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// One console or admin-API action, as audited: who, when, what, on which

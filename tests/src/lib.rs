@@ -12,6 +12,7 @@
 
 pub mod fake_common;
 pub mod harvest_fake;
+pub mod aws_world;
 pub mod kit;
 pub mod moto;
 pub mod openapi;

@@ -9,6 +9,7 @@
 //! moto server).
 
 pub mod dynamo;
+pub mod ratelimit;
 pub mod s3;
 pub mod secrets;
 pub mod settings;
@@ -16,11 +17,12 @@ pub mod sqs;
 pub mod stack;
 
 pub use dynamo::DynamoStore;
+pub use ratelimit::DynamoPacer;
 pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
 pub use sqs::SqsQueue;
-pub use stack::AwsStack;
+pub use stack::{AwsClients, AwsStack};
 
 use crate::ports::StoreError;
 

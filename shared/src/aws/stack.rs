@@ -41,6 +41,26 @@ pub enum AwsStackError {
     Ledger(String),
 }
 
+/// One client per service.
+#[derive(Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, s3_path_style: bool) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: S3Archive::client(sdk, s3_path_style),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+        }
+    }
+}
+
 /// The AWS runtime of one deployed stack.
 pub struct AwsStack {
     pub settings: AwsSettings,
@@ -70,10 +90,18 @@ impl AwsStack {
         settings: AwsSettings,
         config: Option<Config>,
     ) -> Result<Self, AwsStackError> {
-        let archive = Arc::new(S3Archive::new(
-            S3Archive::client(sdk, settings.s3_path_style),
-            &settings.bucket,
-        ));
+        let clients = AwsClients::from_sdk(sdk, settings.s3_path_style);
+        Self::connect_with(clients, settings, config).await
+    }
+
+    /// Like [`AwsStack::connect`], with clients built by the caller (the
+    /// cost measurement adds a request-counting interceptor to each).
+    pub async fn connect_with(
+        clients: AwsClients,
+        settings: AwsSettings,
+        config: Option<Config>,
+    ) -> Result<Self, AwsStackError> {
+        let archive = Arc::new(S3Archive::new(clients.s3, &settings.bucket));
         let mut config = match config {
             Some(c) => c,
             None => load_config(archive.as_ref(), &settings).await?,
@@ -86,17 +114,14 @@ impl AwsStack {
                 other => return Err(AwsStackError::LedgerKind(other.to_string())),
             };
         }
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &settings.table,
-        ));
+        let store = Arc::new(DynamoStore::new(clients.dynamodb, &settings.table));
         let queue = Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
+            clients.sqs,
             &settings.queue_url,
             &settings.dlq_url,
         ));
         let secrets = Arc::new(SecretsManagerStore::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
+            clients.secrets,
             &settings.secret_prefix,
             SECRETS_TTL,
         ));

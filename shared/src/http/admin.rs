@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/entries", get(entries))
         .route("/entries/{key}", get(entry))
         .route("/entries/{key}/redrive", post(redrive_entry))
+        .route("/entries/{key}/trace", get(super::entry_detail::api_trace))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/{id}/redrive", post(redrive_dead_letter))
         .route("/mappings", get(mappings).post(super::mappings::api_set))

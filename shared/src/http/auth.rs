@@ -82,6 +82,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/report", EVERYONE),
     ("GET", "/api/entries", EVERYONE),
     ("GET", "/api/entries/{key}", EVERYONE),
+    ("GET", "/api/entries/{key}/trace", EVERYONE),
     ("POST", "/api/entries/{key}/redrive", FIXERS),
     ("POST", "/api/entries/{key}/discard", FIXERS),
     ("GET", "/api/dead-letters", READERS),
@@ -100,6 +101,10 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console/hours-by-project.csv", EVERYONE),
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
+    ("GET", "/console/exceptions/{key}", EVERYONE),
+    // Adds a missing row only (never changes one): finance fixes its own
+    // exceptions without waiting for an admin.
+    ("POST", "/console/exceptions/fix-mapping", FIXERS),
     ("POST", "/console/logout", EVERYONE),
     ("GET", "/console/approvals", EVERYONE),
     ("POST", "/console/approvals", APPROVERS),
@@ -154,6 +159,102 @@ pub struct Principal {
 }
 
 pub const SESSION_COOKIE: &str = "tp_session";
+
+/// A caller already authenticated by the hosting layer: in AWS, the API
+/// Gateway JWT authorizer verified the token and the admin Lambda function
+/// turns its claims into this (see [`identity_from_claims`]) and inserts it
+/// as a request extension before the router runs. [`guard`] then trusts it
+/// instead of bearer tokens and sessions. A client cannot forge it: request
+/// extensions are set by code in the process, never parsed from the wire.
+/// Like a bearer token, a JWT is no ambient credential, so no CSRF token is
+/// asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Who the claims name (email, else username, else subject).
+    pub who: String,
+    pub role: Role,
+}
+
+/// Why a set of JWT claims gives no console identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// The claims name nobody (no `email`, `username`, `cognito:username`
+    /// nor `sub`): the request is not authenticated (401).
+    #[error("the token's claims name no user (no email, username or sub)")]
+    NoSubject,
+    /// The role claim is absent: authenticated but without a role (403).
+    #[error("the token carries no `{0}` claim, so it grants no console role")]
+    NoRole(String),
+    /// The role claim names no known role (403).
+    #[error("the `{claim}` claim ({value}) names no console role (admin, manager, finance, auditor, viewer)")]
+    UnknownRole { claim: String, value: String },
+}
+
+impl IdentityError {
+    /// The HTTP status a hosting layer answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IdentityError::NoSubject => StatusCode::UNAUTHORIZED,
+            IdentityError::NoRole(_) | IdentityError::UnknownRole { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// The values of a role claim. API Gateway HTTP APIs pass every claim as a
+/// string and render a list claim (e.g. `cognito:groups`) as `[a b]`; a
+/// REST API or a test may pass a real JSON array. Both are accepted, as is
+/// a comma- or space-separated string.
+fn claim_values(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(claim_values).collect(),
+        serde_json::Value::String(s) => s
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(|p| p.trim_matches('"').trim())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The console identity a verified JWT's claims grant: the user from
+/// `email` (else `username`, `cognito:username`, `sub`), the role from the
+/// claim named `role_claim` (case-insensitive role names). When the claim
+/// holds several values (a list of groups), the most privileged known role
+/// wins (the order of [`Role::ALL`]); values that are not roles are
+/// ignored. No known role at all is a 403 ([`IdentityError::status`]).
+pub fn identity_from_claims(
+    claims: &serde_json::Value,
+    role_claim: &str,
+) -> Result<Identity, IdentityError> {
+    let who = ["email", "username", "cognito:username", "sub"]
+        .iter()
+        .filter_map(|k| claims.get(*k).and_then(serde_json::Value::as_str))
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+        .ok_or(IdentityError::NoSubject)?
+        .to_string();
+    let raw = claims
+        .get(role_claim)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| IdentityError::NoRole(role_claim.to_string()))?;
+    let values: Vec<String> = claim_values(raw)
+        .into_iter()
+        .map(|v| v.to_ascii_lowercase())
+        .collect();
+    let role = Role::ALL
+        .iter()
+        .copied()
+        .find(|r| values.iter().any(|v| v == r.as_str()))
+        .ok_or_else(|| IdentityError::UnknownRole {
+            claim: role_claim.to_string(),
+            value: raw.to_string(),
+        })?;
+    Ok(Identity { who, role })
+}
 
 struct Session {
     name: String,
@@ -268,8 +369,20 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The caller: a bearer token, else a session cookie.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+/// The caller: an [`Identity`] the hosting layer vouched for, else a bearer
+/// token, else a session cookie.
+pub async fn authenticate(
+    state: &AppState,
+    identity: Option<&Identity>,
+    headers: &HeaderMap,
+) -> Option<Principal> {
+    if let Some(id) = identity {
+        return Some(Principal {
+            name: id.who.clone(),
+            role: id.role,
+            csrf: None,
+        });
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -333,7 +446,8 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
             format!("no route {method} {path}"),
         );
     };
-    let Some(who) = authenticate(&s, req.headers()).await else {
+    let Some(who) = authenticate(&s, req.extensions().get::<Identity>(), req.headers()).await
+    else {
         return refuse(
             &path,
             StatusCode::UNAUTHORIZED,
@@ -409,6 +523,48 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, "x=1; tp_session=abc".parse().unwrap());
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+    }
+
+    #[test]
+    fn identity_from_claims_reads_user_and_role() {
+        let c =
+            serde_json::json!({"sub": "u-1", "email": "ann@example.com", "custom:role": "Finance"});
+        assert_eq!(
+            identity_from_claims(&c, "custom:role"),
+            Ok(Identity {
+                who: "ann@example.com".into(),
+                role: Role::Finance
+            })
+        );
+        // HTTP API JWT authorizers render list claims as `[a b]`.
+        let c = serde_json::json!({"sub": "u-2", "cognito:groups": "[staff viewer admin]"});
+        let id = identity_from_claims(&c, "cognito:groups").expect("identity");
+        assert_eq!((id.who.as_str(), id.role), ("u-2", Role::Admin));
+        let c = serde_json::json!({"sub": "u-3", "groups": ["staff", "auditor"]});
+        assert_eq!(
+            identity_from_claims(&c, "groups").map(|i| i.role),
+            Ok(Role::Auditor)
+        );
+    }
+
+    #[test]
+    fn identity_from_claims_refuses_unknown_or_missing_roles() {
+        let c = serde_json::json!({"sub": "u-1", "role": "superuser"});
+        let e = identity_from_claims(&c, "role").expect_err("unknown role");
+        assert!(matches!(e, IdentityError::UnknownRole { .. }));
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        let e = identity_from_claims(&c, "custom:role").expect_err("no role claim");
+        assert_eq!(e, IdentityError::NoRole("custom:role".into()));
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        let e = identity_from_claims(&serde_json::json!({"role": "admin"}), "role")
+            .expect_err("no subject");
+        assert_eq!(e, IdentityError::NoSubject);
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        let c = serde_json::json!({"sub": "  ", "email": "", "role": "admin"});
+        assert_eq!(
+            identity_from_claims(&c, "role"),
+            Err(IdentityError::NoSubject)
+        );
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub fn routes() -> Router<AppState> {
         .route("/exceptions/redrive", post(redrive_form))
         .route("/exceptions/discard", post(discard_form))
         .route(
+            "/exceptions/fix-mapping",
+            post(super::entry_detail::fix_mapping_post),
+        )
+        .route("/exceptions/{key}", get(super::entry_detail::page_get))
+        .route(
             "/mappings",
             get(super::mappings::page_get).post(super::mappings::page_post),
         )
@@ -206,9 +211,11 @@ fn row(st: &EntryState, who: &Principal, can_fix: bool) -> String {
         String::new()
     };
     format!(
-        "<tr data-key=\"{k}\"><td><code>{k}</code> <span class=\"status\">{status}</span></td><td>{w}</td><td>{d}</td>\
-         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}</td></tr>",
+        "<tr data-key=\"{k}\"><td><a class=\"detail\" href=\"{href}\"><code>{k}</code></a> <span class=\"status\">{status}</span></td><td>{w}</td><td>{d}</td>\
+         <td class=\"num\">{h}</td><td>{p}</td><td>{m}{vendor}</td><td>{actions}{fix}</td></tr>",
         k = esc(&key),
+        href = esc(&super::entry_detail::detail_href(&e.key)),
+        fix = super::entry_detail::fix_form(who, st),
         status = st.status.as_str(),
         w = esc(worker),
         d = e.work_date,

@@ -51,7 +51,7 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
 
 /// Apply one change (after = None removes) in one transaction, audit it,
 /// and re-check held entries. Returns None when nothing would change.
-async fn change(
+pub(super) async fn change(
     s: &AppState,
     who: &Principal,
     table: MappingTable,

@@ -8,6 +8,7 @@ mod approvals;
 pub mod auth;
 mod console;
 mod dashboard;
+mod entry_detail;
 pub mod html;
 mod mappings;
 mod openapi;

@@ -140,7 +140,7 @@ pub fn spec() -> Value {
             "properties": { "seq": { "type": "integer", "minimum": 1 }, "reason": { "type": "string", "minLength": 1 } }
         } } }
     });
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
@@ -199,7 +199,38 @@ pub fn spec() -> Value {
                 }
             }
         }
-    })
+    });
+    console_paths(&mut doc["paths"]);
+    doc
+}
+
+/// The console features added after the first cut (entry trace, inline
+/// mapping fix, holding account, mapping approvals), kept apart so the big
+/// literal above stays within the macro's recursion limit.
+fn console_paths(paths: &mut Value) {
+    paths["/api/entries/{key}/trace"] = json!({ "get": op(
+        "One entry's decision trace: the stored (normalised) entry, the decision re-run against the current mappings and rules with every rule and mapping row that applied, the lines it would post, and the ledger journal",
+        json!([path_param("key")]),
+        "the trace",
+    ) });
+    paths["/console/exceptions/{key}"] = json!({ "get": {
+        "summary": "One entry in detail: where it stands, the decision trace in words, what the books hold, the entry as received",
+        "parameters": [path_param("key")],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "responses": {
+            "200": { "description": "the page", "content": { "text/html": { "schema": { "type": "string" } } } },
+            "400": { "description": "not an entry key" },
+            "401": { "description": "not signed in" },
+            "404": { "description": "no such entry" }
+        }
+    } });
+    let mut fix = form_post(
+        "Add the missing mapping row an exception names (`table`, `key`, `target`, `reason`; never changes an existing row: 409), audited, then redrive every open entry missing it",
+        &["csrf", "table", "key", "target", "reason"],
+        true,
+    );
+    fix["responses"]["409"] = json!({ "description": "the row exists already" });
+    paths["/console/exceptions/fix-mapping"] = json!({ "post": fix });
 }
 
 pub async fn document() -> impl IntoResponse {

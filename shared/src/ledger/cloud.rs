@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oauth::{OAuthSettings, TokenManager};
 use super::qbo::{QboLedger, QboRequests, QboSettings, MAX_BATCH_LIMIT};
-use super::ratelimit::{Limits, Rate, RateLimiter};
+use super::ratelimit::{Limits, Rate, RateLimiter, SharedPacer};
 use super::transport::{http_client, HttpCall, Transport};
 use super::xero::{XeroLedger, XeroRequests, XeroSettings};
 use super::{Ledger, LedgerError, LedgerRequest};
@@ -239,12 +239,17 @@ fn transport(
     limits: Limits,
     secrets: Arc<dyn Secrets>,
     common_headers: Vec<(String, String)>,
+    pacer: Option<(Arc<dyn SharedPacer>, String)>,
 ) -> Result<Arc<Transport>, LedgerError> {
     let http = http_client(Duration::from_secs(timeout_secs.max(1)))?;
     let default_pause = limits.minute;
+    let mut limiter = RateLimiter::new(limits);
+    if let Some((pacer, key)) = pacer {
+        limiter = limiter.with_shared(pacer, key);
+    }
     Ok(Arc::new(Transport {
         tokens: Arc::new(TokenManager::new(http.clone(), oauth, secrets)),
-        limiter: Arc::new(RateLimiter::new(limits)),
+        limiter: Arc::new(limiter),
         http,
         common_headers,
         default_pause,
@@ -262,6 +267,16 @@ impl QboConfig {
     }
 
     pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<QboLedger, LedgerError> {
+        self.connect_paced(secrets, None)
+    }
+
+    /// [`connect`](Self::connect), pacing through `pacer` (shared by every
+    /// instance) under the key `qbo:<realm_id>` when given.
+    pub fn connect_paced(
+        &self,
+        secrets: Arc<dyn Secrets>,
+        pacer: Option<Arc<dyn SharedPacer>>,
+    ) -> Result<QboLedger, LedgerError> {
         let oauth = OAuthSettings::with_prefix(&self.secret_prefix, &self.token_url);
         let t = transport(
             self.timeout_secs,
@@ -269,6 +284,7 @@ impl QboConfig {
             self.limits.limits(),
             secrets,
             Vec::new(),
+            pacer.map(|p| (p, format!("qbo:{}", self.realm_id))),
         )?;
         Ok(QboLedger::new(self.settings(), t))
     }
@@ -283,6 +299,16 @@ impl XeroConfig {
     }
 
     pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<XeroLedger, LedgerError> {
+        self.connect_paced(secrets, None)
+    }
+
+    /// [`connect`](Self::connect), pacing through `pacer` (shared by every
+    /// instance) under the key `xero:<tenant_id>` when given.
+    pub fn connect_paced(
+        &self,
+        secrets: Arc<dyn Secrets>,
+        pacer: Option<Arc<dyn SharedPacer>>,
+    ) -> Result<XeroLedger, LedgerError> {
         let oauth = OAuthSettings::with_prefix(&self.secret_prefix, &self.token_url);
         // The tenant header is added per call by the request builder.
         let t = transport(
@@ -291,6 +317,7 @@ impl XeroConfig {
             self.limits.limits(),
             secrets,
             Vec::new(),
+            pacer.map(|p| (p, format!("xero:{}", self.tenant_id))),
         )?;
         Ok(XeroLedger::new(self.settings(), t))
     }
@@ -327,13 +354,27 @@ pub fn connect(
     xero: Option<&XeroConfig>,
     secrets: Arc<dyn Secrets>,
 ) -> Result<Arc<dyn Ledger>, LedgerError> {
+    connect_paced(kind, qbo, xero, secrets, None)
+}
+
+/// [`connect`], pacing through a shared pacer when given (the AWS stack
+/// passes its DynamoDB pacer so every `sync` instance shares one budget).
+pub fn connect_paced(
+    kind: &str,
+    qbo: Option<&QboConfig>,
+    xero: Option<&XeroConfig>,
+    secrets: Arc<dyn Secrets>,
+    pacer: Option<Arc<dyn SharedPacer>>,
+) -> Result<Arc<dyn Ledger>, LedgerError> {
     let missing = |what: &str| LedgerError::Transient(format!("[ledger.{what}] is not configured"));
     match kind {
         "qbo" => Ok(Arc::new(
-            qbo.ok_or_else(|| missing("qbo"))?.connect(secrets)?,
+            qbo.ok_or_else(|| missing("qbo"))?
+                .connect_paced(secrets, pacer)?,
         )),
         "xero" => Ok(Arc::new(
-            xero.ok_or_else(|| missing("xero"))?.connect(secrets)?,
+            xero.ok_or_else(|| missing("xero"))?
+                .connect_paced(secrets, pacer)?,
         )),
         other => Err(LedgerError::Transient(format!(
             "no cloud ledger named {other}"

@@ -214,16 +214,27 @@ impl TokenManager {
             ))
         })?;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let (used, resp) = match self.call(&client_id, &client_secret, &state.current).await {
-            Ok(r) => (state.current.clone(), r),
-            Err(RefreshError::Refused(why)) => match &state.previous {
-                Some(prev) => match self.call(&client_id, &client_secret, prev).await {
-                    Ok(r) => (prev.clone(), r),
-                    Err(RefreshError::Refused(why)) => return Err(refused(why)),
-                    Err(RefreshError::Other(e)) => return Err(e),
-                },
-                None => return Err(refused(why)),
-            },
+        let (state, used, resp) = match self.exchange(&client_id, &client_secret, &state).await {
+            Ok((used, resp)) => (state, used, resp),
+            Err(RefreshError::Refused(why)) => {
+                // Another instance (a parallel Lambda) may have rotated the
+                // refresh token and written it back while our secrets store
+                // served a cached copy: re-read past the cache, and try once
+                // more only if the stored tokens differ from those refused.
+                for name in [&s.state_secret, &s.refresh_token_secret] {
+                    self.secrets.refresh(name).await.map_err(store_failure)?;
+                }
+                match self.load().await? {
+                    Some(reread) if reread != state => {
+                        match self.exchange(&client_id, &client_secret, &reread).await {
+                            Ok((used, resp)) => (reread, used, resp),
+                            Err(RefreshError::Refused(why)) => return Err(refused(why)),
+                            Err(RefreshError::Other(e)) => return Err(e),
+                        }
+                    }
+                    _ => return Err(refused(why)),
+                }
+            }
             Err(RefreshError::Other(e)) => return Err(e),
         };
         let next = match resp.refresh_token.filter(|t| !t.is_empty()) {
@@ -248,6 +259,28 @@ impl TokenManager {
             token: resp.access_token,
             expires_at: Instant::now() + Duration::from_secs(resp.expires_in.unwrap_or(1800)),
         })
+    }
+
+    /// Exchange the current refresh token, or the previous one when the
+    /// current is refused (a rotation not yet confirmed). Returns the token
+    /// used and the answer.
+    async fn exchange(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        state: &TokenState,
+    ) -> Result<(String, TokenResponse), RefreshError> {
+        match self.call(client_id, client_secret, &state.current).await {
+            Ok(r) => Ok((state.current.clone(), r)),
+            Err(RefreshError::Refused(why)) => match &state.previous {
+                Some(prev) => {
+                    let r = self.call(client_id, client_secret, prev).await?;
+                    Ok((prev.clone(), r))
+                }
+                None => Err(RefreshError::Refused(why)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn call(

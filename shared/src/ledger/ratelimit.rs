@@ -8,11 +8,19 @@
 //! more than `limit` calls. A semaphore caps calls in flight, a counter caps
 //! calls per UTC day, and a 429 (or a server saying the minute's allowance is
 //! spent) pauses every caller of the company until the time it names.
+//!
+//! All of that is per process. Lambda runs many `sync` instances at once
+//! against one company's single allowance, so a [`SharedPacer`] (DynamoDB:
+//! `crate::aws::ratelimit`) can be plugged in: on every acquire the limiter
+//! also reserves the company's next start in the shared store, spaced by the
+//! tightest rate, and a 429 pause is published there for every instance.
 
 // `LedgerError` is the port's error type and carries the exception inline.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use chrono::{NaiveDate, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -65,6 +73,31 @@ impl Limits {
     }
 }
 
+/// A shared pacer could not be consulted.
+#[derive(Debug, thiserror::Error)]
+#[error("shared rate limit unavailable: {0}")]
+pub struct PacerError(pub String);
+
+/// Pacing shared by every process calling one company (several Lambda
+/// instances), so together they stay under the company's one allowance.
+#[async_trait]
+pub trait SharedPacer: Send + Sync {
+    /// Reserve the next start for `key`, at least `spacing` after the
+    /// previous reservation of any process and not before a shared pause.
+    /// Returns how long to wait from now before starting.
+    async fn reserve(&self, key: &str, spacing: Duration) -> Result<Duration, PacerError>;
+    /// Nobody of `key` starts before `after` from now has passed.
+    async fn pause(&self, key: &str, after: Duration) -> Result<(), PacerError>;
+}
+
+struct Shared {
+    pacer: Arc<dyn SharedPacer>,
+    key: String,
+    /// The tightest rate's spacing: one "next start" spaced by it keeps
+    /// every rate (each is a bucket of capacity one).
+    spacing: Duration,
+}
+
 struct State {
     /// Earliest start of the next call, per rate.
     next: Vec<Instant>,
@@ -81,6 +114,7 @@ pub struct RateLimiter {
     spacing: Vec<Duration>,
     state: Mutex<State>,
     in_flight: Semaphore,
+    shared: Option<Shared>,
 }
 
 /// Held while one call is in flight.
@@ -103,7 +137,20 @@ impl RateLimiter {
             in_flight: Semaphore::new(limits.concurrent.max(1) as usize),
             spacing,
             limits,
+            shared: None,
         }
+    }
+
+    /// Also pace through `pacer` under `key` (the company: `qbo:<realm>`),
+    /// shared with every other process using the same key.
+    pub fn with_shared(mut self, pacer: Arc<dyn SharedPacer>, key: impl Into<String>) -> Self {
+        let spacing = self.spacing.iter().copied().max().unwrap_or_default();
+        self.shared = Some(Shared {
+            pacer,
+            key: key.into(),
+            spacing,
+        });
+        self
     }
 
     pub fn limits(&self) -> &Limits {
@@ -150,7 +197,29 @@ impl RateLimiter {
             start
         };
         tokio::time::sleep_until(start).await;
+        if let Some(sh) = &self.shared {
+            // Unavailable shared pacing fails the call as transient (it is
+            // retried later) rather than risk the company's allowance.
+            let wait = sh
+                .pacer
+                .reserve(&sh.key, sh.spacing)
+                .await
+                .map_err(|e| LedgerError::Transient(e.to_string()))?;
+            tokio::time::sleep(wait).await;
+        }
         Ok(Slot { _permit: permit })
+    }
+
+    /// [`pause`](Self::pause), and publish the pause to every process
+    /// sharing the pacer (best effort: a failure to publish is logged, the
+    /// local pause holds regardless).
+    pub async fn pause_everywhere(&self, after: Duration) {
+        self.pause(after);
+        if let Some(sh) = &self.shared {
+            if let Err(e) = sh.pacer.pause(&sh.key, after).await {
+                tracing::warn!(error = %e, "could not share the rate-limit pause");
+            }
+        }
     }
 
     /// The server said to wait (429 `Retry-After`): nobody of this company

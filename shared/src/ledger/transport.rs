@@ -132,7 +132,9 @@ impl Transport {
                 }
                 429 => {
                     let after = retry_after(&reply.headers);
-                    self.limiter.pause(after.unwrap_or(self.default_pause));
+                    self.limiter
+                        .pause_everywhere(after.unwrap_or(self.default_pause))
+                        .await;
                     tracing::warn!(url = %call.url, ?after, "429 from the accounting API");
                     return Err(LedgerError::RateLimited(after));
                 }

@@ -16,8 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use timepost::aws::{DynamoStore, S3Archive, SqsQueue};
-use timepost::ports::{Archive, MappingStore};
 
 #[derive(Default)]
 struct Run {
@@ -49,26 +47,13 @@ async fn next(State(s): State<Emulator>) -> impl IntoResponse {
     }
     let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
     let mut h = HeaderMap::new();
-    h.insert(
-        "Lambda-Runtime-Aws-Request-Id",
-        "req-1".parse().expect("hdr"),
-    );
-    h.insert(
-        "Lambda-Runtime-Deadline-Ms",
-        deadline.to_string().parse().expect("hdr"),
-    );
+    h.insert("Lambda-Runtime-Aws-Request-Id", "req-1".parse().expect("hdr"));
+    h.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().expect("hdr"));
     h.insert(
         "Lambda-Runtime-Invoked-Function-Arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:timepost"
-            .parse()
-            .expect("hdr"),
+        "arn:aws:lambda:us-east-1:123456789012:function:timepost".parse().expect("hdr"),
     );
-    h.insert(
-        "Lambda-Runtime-Trace-Id",
-        "Root=1-00000000-000000000000000000000000"
-            .parse()
-            .expect("hdr"),
-    );
+    h.insert("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000".parse().expect("hdr"));
     (StatusCode::OK, h, s.event.as_str().to_string())
 }
 
@@ -127,10 +112,7 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
     };
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(respond),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
         .with_state(emu.clone());
@@ -166,8 +148,7 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
     let _ = child.kill();
     let _ = child.wait();
     server.abort();
-    let (init, first, ok) =
-        result.ok_or_else(|| anyhow::anyhow!("{bin} did not answer within 30 s"))?;
+    let (init, first, ok) = result.ok_or_else(|| anyhow::anyhow!("{bin} did not answer within 30 s"))?;
     Ok(Measured {
         init,
         first,
@@ -183,34 +164,8 @@ async fn setup() -> anyhow::Result<Vec<(String, String)>> {
         .load()
         .await;
     let name = format!("init-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &name);
-    store.create_table().await?;
-    let rows = timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())?;
-    let changes = timepost::mapping::diff(
-        &store.snapshot().await?,
-        &rows,
-        false,
-        "measure",
-        chrono::Utc::now(),
-        "sandbox",
-    );
-    store.apply(changes).await?;
-    let (queue, dlq) = SqsQueue::create_queues(&aws_sdk_sqs::Client::new(&sdk), &name, 5).await?;
-    let archive = S3Archive::new(S3Archive::client(&sdk, true), &name);
-    archive.create_bucket().await?;
-    archive
-        .put(
-            "config/timepost.toml",
-            timepost::demo::CONFIG.as_bytes().to_vec(),
-        )
-        .await?;
-    Ok(vec![
-        ("TIMEPOST_TABLE".into(), name.clone()),
-        ("TIMEPOST_QUEUE_URL".into(), queue),
-        ("TIMEPOST_DLQ_URL".into(), dlq),
-        ("TIMEPOST_BUCKET".into(), name),
-        ("TIMEPOST_S3_PATH_STYLE".into(), "true".into()),
-    ])
+    let settings = timepost_tests::aws_world::provision(&sdk, &name).await?;
+    Ok(timepost_tests::aws_world::environment(&settings))
 }
 
 fn arg_values(name: &str) -> Vec<String> {
@@ -230,16 +185,10 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bins = arg_values("--bin");
-    anyhow::ensure!(
-        !bins.is_empty(),
-        "usage: lambda-init --bin PATH [--bin PATH ...] [--runs N]"
-    );
+    anyhow::ensure!(!bins.is_empty(), "usage: lambda-init --bin PATH [--bin PATH ...] [--runs N]");
     let runs: usize = arg_values("--runs").first().map_or(Ok(10), |r| r.parse())?;
     let env = setup().await?;
-    println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>11} {:>8} {:>6}",
-        "function", "size MB", "init p50", "init max", "1st call", "RSS MB", "ok"
-    );
+    println!("{:<24} {:>9} {:>9} {:>9} {:>11} {:>8} {:>6}", "function", "size MB", "init p50", "init max", "1st call", "RSS MB", "ok");
     for bin in &bins {
         let size = std::fs::metadata(bin)?.len() as f64 / 1_000_000.0;
         let mut inits = Vec::new();

@@ -1,0 +1,686 @@
+//! The SAM template (`infra/template.yaml`) keeps the contract the Rust side
+//! relies on: the DynamoDB table the adapters query, the functions cargo-lambda
+//! builds, the queue settings that make "nothing lost, nothing twice" hold on
+//! SQS, the environment every function reads, and least-privilege IAM.
+//!
+//! cfn-lint and `sam validate --lint` (in `scripts/test.sh`) check that the
+//! template is valid CloudFormation; these tests check that it is *this*
+//! application's template. They read the YAML as written: SAM's intrinsic
+//! tags (`!Ref`, `!Sub`, `!GetAtt`, ...) arrive as `Value::Tagged`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+/// The four functions: logical id, crate directory under `functions/`,
+/// binary name.
+const FUNCTIONS: [(&str, &str, &str); 4] = [
+    ("WebhookFunction", "webhook", "timepost-webhook"),
+    ("AdminFunction", "admin", "timepost-admin"),
+    ("PollerFunction", "poller", "timepost-poller"),
+    ("SyncFunction", "sync", "timepost-sync"),
+];
+
+/// Environment every function reads (`AwsSettings::from_env` and the
+/// function crates), with the resource or parameter each must name.
+const ENVIRONMENT: [(&str, &str, &str); 8] = [
+    ("TIMEPOST_TABLE", "Ref", "Table"),
+    ("TIMEPOST_QUEUE_URL", "Ref", "IngestQueue"),
+    ("TIMEPOST_DLQ_URL", "Ref", "DeadLetterQueue"),
+    ("TIMEPOST_BUCKET", "Ref", "Bucket"),
+    ("TIMEPOST_SECRET_PREFIX", "Ref", "SecretPrefix"),
+    ("TIMEPOST_LEDGER", "Ref", "LedgerKind"),
+    ("TIMEPOST_CONFIG_KEY", "Ref", "ConfigKey"),
+    ("RUST_LOG", "Ref", "LogLevel"),
+];
+
+/// IAM statements allowed to grant on `Resource: "*"`, as (resource logical
+/// id, statement Sid) with the reason. Empty: every statement in the
+/// template names its resource. (SAM adds the managed
+/// AWSLambdaBasicExecutionRole to each function role for its own logs; that
+/// is not a statement of this template.)
+const WILDCARD_RESOURCE_ALLOWED: &[(&str, &str, &str)] = &[];
+
+/// The Secrets Manager resource every secrets statement must use.
+const SECRETS_ARN: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*";
+
+fn template() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let text = std::fs::read_to_string(&path).expect("read infra/template.yaml");
+    serde_yaml::from_str(&text).expect("infra/template.yaml is YAML")
+}
+
+/// `value[key]` for a mapping (never looks through a tag).
+fn at<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value
+        .as_mapping()
+        .and_then(|m| m.get(key))
+        .unwrap_or_else(|| panic!("missing `{key}` in {value:?}"))
+}
+
+fn opt<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    value.as_mapping().and_then(|m| m.get(key))
+}
+
+fn string(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value:?}"))
+}
+
+fn number(value: &Value) -> u64 {
+    match value {
+        Value::Number(n) => n.as_u64().expect("a whole number"),
+        Value::String(s) => s.parse().expect("a number in a string"),
+        other => panic!("expected a number, got {other:?}"),
+    }
+}
+
+/// The intrinsic a value is (`Ref`, `GetAtt`, `Sub`, ...) and its argument.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_string(),
+            &t.value,
+        )),
+        _ => None,
+    }
+}
+
+fn is_ref(value: &Value, target: &str) -> bool {
+    matches!(intrinsic(value), Some((tag, arg)) if tag == "Ref" && arg.as_str() == Some(target))
+}
+
+fn is_get_att(value: &Value, target: &str) -> bool {
+    matches!(intrinsic(value), Some((tag, arg)) if tag == "GetAtt" && arg.as_str() == Some(target))
+}
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    at(at(t, "Resources"), id)
+}
+
+fn props<'a>(t: &'a Value, id: &str) -> &'a Value {
+    at(resource(t, id), "Properties")
+}
+
+fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
+    at(t, "Resources")
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| opt(r, "Type").and_then(Value::as_str) == Some(ty))
+        .map(|(k, r)| (string(k), r))
+        .collect()
+}
+
+/// A function property, or the Globals value when the function has none.
+fn function_prop<'a>(t: &'a Value, id: &str, key: &str) -> &'a Value {
+    opt(props(t, id), key).unwrap_or_else(|| at(at(at(t, "Globals"), "Function"), key))
+}
+
+fn parameter<'a>(t: &'a Value, name: &str) -> &'a Value {
+    at(at(t, "Parameters"), name)
+}
+
+#[test]
+fn table_is_the_dynamodb_contract() {
+    let t = template();
+    let table = resource(&t, "Table");
+    assert_eq!(string(at(table, "Type")), "AWS::DynamoDB::Table");
+    assert_eq!(string(at(table, "DeletionPolicy")), "Retain");
+    let p = at(table, "Properties");
+    assert_eq!(string(at(p, "BillingMode")), "PAY_PER_REQUEST");
+
+    let attributes: BTreeMap<&str, &str> = at(p, "AttributeDefinitions")
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (
+                string(at(a, "AttributeName")),
+                string(at(a, "AttributeType")),
+            )
+        })
+        .collect();
+    let want: BTreeMap<&str, &str> = [
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+    ]
+    .into_iter()
+    .map(|a| (a, "S"))
+    .collect();
+    assert_eq!(attributes, want, "attribute definitions");
+
+    let keys = |schema: &Value| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .expect("KeySchema")
+            .iter()
+            .map(|k| {
+                (
+                    string(at(k, "AttributeName")).to_string(),
+                    string(at(k, "KeyType")).to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |hash: &str, range: &str| {
+        vec![
+            (hash.to_string(), "HASH".to_string()),
+            (range.to_string(), "RANGE".to_string()),
+        ]
+    };
+    assert_eq!(keys(at(p, "KeySchema")), pair("pk", "sk"));
+
+    let gsis: BTreeMap<&str, &Value> = at(p, "GlobalSecondaryIndexes")
+        .as_sequence()
+        .expect("GlobalSecondaryIndexes")
+        .iter()
+        .map(|g| (string(at(g, "IndexName")), g))
+        .collect();
+    assert_eq!(
+        gsis.keys().copied().collect::<Vec<_>>(),
+        ["gsi1", "gsi2", "gsi3"]
+    );
+    for (name, gsi) in gsis {
+        assert_eq!(
+            keys(at(gsi, "KeySchema")),
+            pair(&format!("{name}pk"), &format!("{name}sk")),
+            "{name} keys"
+        );
+        assert_eq!(
+            string(at(at(gsi, "Projection"), "ProjectionType")),
+            "ALL",
+            "{name} projection"
+        );
+    }
+
+    let ttl = at(p, "TimeToLiveSpecification");
+    assert_eq!(string(at(ttl, "AttributeName")), "expires_at");
+    assert_eq!(at(ttl, "Enabled"), &Value::Bool(true));
+    assert_eq!(
+        at(
+            at(p, "PointInTimeRecoverySpecification"),
+            "PointInTimeRecoveryEnabled"
+        ),
+        &Value::Bool(true)
+    );
+    assert_eq!(
+        at(at(p, "SSESpecification"), "SSEEnabled"),
+        &Value::Bool(true)
+    );
+    let (tag, _) = intrinsic(at(p, "DeletionProtectionEnabled")).expect("configurable");
+    assert_eq!(tag, "If", "deletion protection follows a parameter");
+}
+
+#[test]
+fn every_function_is_an_arm64_cargo_lambda_bootstrap() {
+    let t = template();
+    let declared: BTreeSet<&str> = resources_of_type(&t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let want: BTreeSet<&str> = FUNCTIONS.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(declared, want, "the four functions, no more");
+
+    let mut binaries = BTreeSet::new();
+    for (id, dir, binary) in FUNCTIONS {
+        assert_eq!(
+            string(function_prop(&t, id, "Runtime")),
+            "provided.al2023",
+            "{id}"
+        );
+        assert_eq!(
+            function_prop(&t, id, "Architectures"),
+            &Value::Sequence(vec![Value::String("arm64".into())]),
+            "{id}"
+        );
+        assert_eq!(
+            string(function_prop(&t, id, "Handler")),
+            "bootstrap",
+            "{id}"
+        );
+        let meta = at(resource(&t, id), "Metadata");
+        assert_eq!(string(at(meta, "BuildMethod")), "rust-cargolambda", "{id}");
+        assert_eq!(
+            string(at(at(meta, "BuildProperties"), "Binary")),
+            binary,
+            "{id}"
+        );
+        assert!(binaries.insert(binary), "{binary} used twice");
+
+        // CodeUri is relative to the template; it must be the crate that
+        // declares the binary.
+        let code_uri = string(at(props(&t, id), "CodeUri"));
+        assert_eq!(code_uri, format!("../functions/{dir}"), "{id}");
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../infra")
+            .join(code_uri)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|e| panic!("{id}: {}: {e}", manifest.display()));
+        assert!(
+            text.contains(&format!("name = \"{binary}\"")),
+            "{} declares no binary {binary}",
+            manifest.display()
+        );
+
+        let logging = at(props(&t, id), "LoggingConfig");
+        assert_eq!(string(at(logging, "LogFormat")), "JSON", "{id}");
+    }
+}
+
+#[test]
+fn sync_consumes_the_ingest_queue_reporting_failed_messages_only() {
+    let t = template();
+    let mappings: Vec<&Value> = resources_of_type(&t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .map(|(_, r)| at(r, "Properties"))
+        .filter(|p| is_ref(at(p, "FunctionName"), "SyncFunction"))
+        .collect();
+    assert_eq!(mappings.len(), 1, "one event source for the sync function");
+    let esm = mappings[0];
+    assert!(is_get_att(at(esm, "EventSourceArn"), "IngestQueue.Arn"));
+    assert_eq!(
+        at(esm, "FunctionResponseTypes"),
+        &Value::Sequence(vec![Value::String("ReportBatchItemFailures".into())])
+    );
+    assert!(is_ref(at(esm, "BatchSize"), "SyncBatchSize"));
+    assert!(is_ref(
+        at(esm, "MaximumBatchingWindowInSeconds"),
+        "SyncBatchWindowSeconds"
+    ));
+    assert!(is_ref(
+        at(at(esm, "ScalingConfig"), "MaximumConcurrency"),
+        "SyncMaxConcurrency"
+    ));
+    assert_eq!(
+        number(at(parameter(&t, "SyncMaxConcurrency"), "Default")),
+        2
+    );
+
+    // No SAM SQS event besides: it would attach a managed policy that can
+    // read every queue of the account.
+    for (id, _, _) in FUNCTIONS {
+        if let Some(events) = opt(props(&t, id), "Events").and_then(Value::as_mapping) {
+            for (name, event) in events {
+                assert_ne!(string(at(event, "Type")), "SQS", "{id}.{name:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn visibility_timeout_is_at_least_six_sync_timeouts_for_every_allowed_value() {
+    let t = template();
+    assert!(is_ref(
+        at(props(&t, "SyncFunction"), "Timeout"),
+        "SyncTimeout"
+    ));
+    let visibility = at(props(&t, "IngestQueue"), "VisibilityTimeout");
+    let (tag, args) = intrinsic(visibility).expect("FindInMap");
+    assert_eq!(tag, "FindInMap");
+    let args = args.as_sequence().expect("FindInMap arguments");
+    assert!(is_ref(&args[1], "SyncTimeout"), "keyed by the sync timeout");
+    let table = at(at(&t, "Mappings"), string(&args[0]));
+    let field = string(&args[2]);
+
+    let param = parameter(&t, "SyncTimeout");
+    let allowed: Vec<u64> = at(param, "AllowedValues")
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .map(number)
+        .collect();
+    assert!(allowed.contains(&number(at(param, "Default"))));
+    for timeout in allowed {
+        let vis = number(at(at(table, &timeout.to_string()), field));
+        assert!(
+            vis >= 6 * timeout,
+            "timeout {timeout}: visibility {vis} < 6x"
+        );
+        assert!(vis <= 43_200, "SQS allows at most 12 hours, got {vis}");
+        assert!(timeout <= 900, "Lambda allows at most 900 s");
+    }
+}
+
+#[test]
+fn failed_messages_retry_at_least_five_times_then_wait_fourteen_days() {
+    let t = template();
+    let ingest = props(&t, "IngestQueue");
+    let redrive = at(ingest, "RedrivePolicy");
+    assert!(is_get_att(
+        at(redrive, "deadLetterTargetArn"),
+        "DeadLetterQueue.Arn"
+    ));
+    assert!(is_ref(at(redrive, "maxReceiveCount"), "MaxReceiveCount"));
+    let param = parameter(&t, "MaxReceiveCount");
+    assert!(number(at(param, "MinValue")) >= 5);
+    assert!(number(at(param, "Default")) >= 5);
+
+    let dlq = props(&t, "DeadLetterQueue");
+    assert_eq!(number(at(dlq, "MessageRetentionPeriod")), 1_209_600);
+    for q in [ingest, dlq] {
+        assert_eq!(at(q, "SqsManagedSseEnabled"), &Value::Bool(true));
+    }
+
+    let alarm = props(&t, "DeadLetterAlarm");
+    assert_eq!(
+        string(at(alarm, "MetricName")),
+        "ApproximateNumberOfMessagesVisible"
+    );
+    assert_eq!(number(at(alarm, "Threshold")), 0);
+    assert_eq!(
+        string(at(alarm, "ComparisonOperator")),
+        "GreaterThanThreshold"
+    );
+    let dims = at(alarm, "Dimensions").as_sequence().expect("Dimensions");
+    assert!(dims
+        .iter()
+        .any(|d| is_get_att(at(d, "Value"), "DeadLetterQueue.QueueName")));
+}
+
+#[test]
+fn every_function_gets_the_timepost_environment() {
+    let t = template();
+    let globals = at(
+        at(at(at(&t, "Globals"), "Function"), "Environment"),
+        "Variables",
+    );
+    for (var, tag, target) in ENVIRONMENT {
+        let value = at(globals, var);
+        assert!(
+            matches!(intrinsic(value), Some((t, a)) if t == tag && a.as_str() == Some(target)),
+            "{var} = {value:?}, want !{tag} {target}"
+        );
+    }
+    // A function may add variables, never replace the shared ones.
+    for (id, _, _) in FUNCTIONS {
+        if let Some(vars) = opt(props(&t, id), "Environment").map(|e| at(e, "Variables")) {
+            for (var, _, _) in ENVIRONMENT {
+                assert!(opt(vars, var).is_none(), "{id} overrides {var}");
+            }
+        }
+    }
+    let admin = at(at(props(&t, "AdminFunction"), "Environment"), "Variables");
+    assert!(is_ref(at(admin, "TIMEPOST_JWT_ROLE_CLAIM"), "JwtRoleClaim"));
+    assert_eq!(
+        string(at(parameter(&t, "JwtRoleClaim"), "Default")),
+        "custom:timepost_role"
+    );
+    assert_eq!(
+        string(at(parameter(&t, "SecretPrefix"), "Default")),
+        "timepost/"
+    );
+    assert_eq!(
+        string(at(parameter(&t, "ConfigKey"), "Default")),
+        "config/timepost.toml"
+    );
+}
+
+/// Every IAM statement written in the template: (resource id, statement).
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (id, _, _) in FUNCTIONS {
+        let policies = at(props(t, id), "Policies")
+            .as_sequence()
+            .expect("Policies list");
+        for p in policies {
+            if let Some(list) = opt(p, "Statement").and_then(Value::as_sequence) {
+                out.extend(list.iter().map(|s| (id.to_string(), s.clone())));
+            }
+        }
+    }
+    for ty in [
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+    ] {
+        for (id, r) in resources_of_type(t, ty) {
+            let p = at(r, "Properties");
+            let mut docs: Vec<&Value> = opt(p, "PolicyDocument").into_iter().collect();
+            if let Some(list) = opt(p, "Policies").and_then(Value::as_sequence) {
+                docs.extend(list.iter().map(|x| at(x, "PolicyDocument")));
+            }
+            for d in docs {
+                for s in at(d, "Statement").as_sequence().expect("Statement") {
+                    out.push((id.to_string(), s.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match at(statement, "Action") {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(list) => list.iter().map(|a| string(a).to_string()).collect(),
+        other => panic!("Action {other:?}"),
+    }
+}
+
+#[test]
+fn no_iam_statement_grants_on_every_resource() {
+    let t = template();
+    let all = statements(&t);
+    assert!(!all.is_empty());
+    for (id, s) in &all {
+        let resources: Vec<&Value> = match at(s, "Resource") {
+            Value::Sequence(list) => list.iter().collect(),
+            one => vec![one],
+        };
+        if resources.iter().any(|r| r.as_str() == Some("*")) {
+            let sid = opt(s, "Sid").and_then(Value::as_str).unwrap_or("");
+            assert!(
+                WILDCARD_RESOURCE_ALLOWED
+                    .iter()
+                    .any(|(rid, rsid, _)| rid == id && *rsid == sid),
+                "{id} statement {sid:?} grants on Resource \"*\""
+            );
+        }
+        if actions(s).iter().any(|a| a.starts_with("secretsmanager:")) {
+            let (tag, arg) = intrinsic(at(s, "Resource")).expect("secrets ARN is a !Sub");
+            assert_eq!(
+                (tag.as_str(), arg.as_str()),
+                ("Sub", Some(SECRETS_ARN)),
+                "{id}"
+            );
+        }
+    }
+}
+
+/// What a function may do: SAM policy templates as `Template:Target` and the
+/// actions of its own statements.
+fn permissions(t: &Value, id: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for p in at(props(t, id), "Policies")
+        .as_sequence()
+        .expect("Policies")
+    {
+        let map = p.as_mapping().expect("policy entry");
+        for (name, arg) in map {
+            let name = string(name);
+            if name == "Statement" {
+                for s in arg.as_sequence().expect("statements") {
+                    out.extend(actions(s));
+                }
+            } else {
+                let target = arg
+                    .as_mapping()
+                    .and_then(|m| m.values().next())
+                    .map(|v| match intrinsic(v) {
+                        Some((_, a)) => string(a).trim_end_matches(".QueueName").to_string(),
+                        None => string(v).to_string(),
+                    })
+                    .unwrap_or_default();
+                out.insert(format!("{name}:{target}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_holds_only_the_permissions_it_needs() {
+    let t = template();
+    let set =
+        |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(
+        permissions(&t, "WebhookFunction"),
+        set(&[
+            "SQSSendMessagePolicy:IngestQueue",
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "s3:GetObject",
+            "secretsmanager:GetSecretValue",
+        ])
+    );
+    assert_eq!(
+        permissions(&t, "PollerFunction"),
+        set(&[
+            "DynamoDBCrudPolicy:Table",
+            "SQSSendMessagePolicy:IngestQueue",
+            "s3:GetObject",
+            "secretsmanager:GetSecretValue",
+        ])
+    );
+    assert_eq!(
+        permissions(&t, "SyncFunction"),
+        set(&[
+            "DynamoDBCrudPolicy:Table",
+            "SQSPollerPolicy:IngestQueue",
+            "SQSSendMessagePolicy:DeadLetterQueue",
+            "S3ReadPolicy:Bucket",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        ])
+    );
+    assert_eq!(
+        permissions(&t, "AdminFunction"),
+        set(&[
+            "DynamoDBCrudPolicy:Table",
+            "SQSSendMessagePolicy:IngestQueue",
+            "SQSPollerPolicy:IngestQueue",
+            "SQSSendMessagePolicy:DeadLetterQueue",
+            "SQSPollerPolicy:DeadLetterQueue",
+            "S3CrudPolicy:Bucket",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        ])
+    );
+}
+
+/// (method, path, authorizer) of a function's HTTP API events.
+fn routes(t: &Value, id: &str) -> BTreeSet<(String, String, String)> {
+    at(props(t, id), "Events")
+        .as_mapping()
+        .expect("Events")
+        .values()
+        .filter(|e| string(at(e, "Type")) == "HttpApi")
+        .map(|e| {
+            let p = at(e, "Properties");
+            assert!(is_ref(at(p, "ApiId"), "HttpApi"));
+            (
+                string(at(p, "Method")).to_string(),
+                string(at(p, "Path")).to_string(),
+                string(at(at(p, "Auth"), "Authorizer")).to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn webhooks_are_open_and_the_admin_routes_need_a_jwt() {
+    let t = template();
+    let route = |m: &str, p: &str, a: &str| (m.to_string(), p.to_string(), a.to_string());
+    assert_eq!(
+        routes(&t, "WebhookFunction"),
+        [
+            route("POST", "/webhooks/clockify", "NONE"),
+            route("POST", "/webhooks/toggl", "NONE"),
+        ]
+        .into()
+    );
+    assert_eq!(
+        routes(&t, "AdminFunction"),
+        [
+            route("ANY", "/api/{proxy+}", "JwtAuthorizer"),
+            route("GET", "/openapi.json", "JwtAuthorizer"),
+            route("ANY", "/console", "JwtAuthorizer"),
+            route("ANY", "/console/{proxy+}", "JwtAuthorizer"),
+        ]
+        .into()
+    );
+    let auth = at(props(&t, "HttpApi"), "Auth");
+    assert_eq!(string(at(auth, "DefaultAuthorizer")), "JwtAuthorizer");
+    let jwt = at(
+        at(at(auth, "Authorizers"), "JwtAuthorizer"),
+        "JwtConfiguration",
+    );
+    assert!(is_ref(at(jwt, "issuer"), "JwtIssuer"));
+    let audience = at(jwt, "audience").as_sequence().expect("audience list");
+    assert!(is_ref(&audience[0], "JwtAudience"));
+}
+
+#[test]
+fn the_poller_is_scheduled_per_source_with_explicit_input() {
+    let t = template();
+    let events = at(props(&t, "PollerFunction"), "Events");
+    for (event, source, schedule, enabled) in [
+        (
+            "HarvestPoll",
+            "harvest",
+            "HarvestPollSchedule",
+            "HarvestPollOn",
+        ),
+        ("TogglPoll", "toggl", "TogglPollSchedule", "TogglPollOn"),
+    ] {
+        let e = at(events, event);
+        assert_eq!(string(at(e, "Type")), "ScheduleV2");
+        let p = at(e, "Properties");
+        let input: serde_json::Value =
+            serde_json::from_str(string(at(p, "Input"))).expect("Input is JSON");
+        assert_eq!(input, serde_json::json!({ "source": source }));
+        assert!(is_ref(at(p, "ScheduleExpression"), schedule));
+        let (tag, args) = intrinsic(at(p, "State")).expect("State follows a parameter");
+        assert_eq!(tag, "If");
+        assert_eq!(args[0].as_str(), Some(enabled));
+    }
+}
+
+#[test]
+fn every_function_alarms_on_errors_and_throttles() {
+    let t = template();
+    let alarms: Vec<&Value> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, r)| at(r, "Properties"))
+        .collect();
+    for (id, _, _) in FUNCTIONS {
+        for metric in ["Errors", "Throttles"] {
+            let found = alarms.iter().any(|a| {
+                string(at(a, "MetricName")) == metric
+                    && at(a, "Dimensions")
+                        .as_sequence()
+                        .is_some_and(|d| d.iter().any(|d| is_ref(at(d, "Value"), id)))
+            });
+            assert!(found, "no {metric} alarm for {id}");
+        }
+    }
+    for a in alarms {
+        let actions = at(a, "AlarmActions").as_sequence().expect("AlarmActions");
+        assert!(actions.iter().any(|x| is_ref(x, "AlarmTopic")));
+    }
+    let sub = resource(&t, "AlarmEmailSubscription");
+    assert_eq!(string(at(sub, "Condition")), "HasAlarmEmail");
+}
+
+#[test]
+fn every_parameter_is_described() {
+    let t = template();
+    for (name, p) in at(&t, "Parameters").as_mapping().expect("Parameters") {
+        let d = opt(p, "Description").and_then(Value::as_str).unwrap_or("");
+        assert!(d.len() >= 20, "parameter {name:?} needs a description");
+    }
+}
