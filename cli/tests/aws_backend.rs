@@ -245,7 +245,8 @@ async fn mappings_import_then_export_round_trips_and_a_bad_csv_names_its_line() 
     let r = s.timepost(&["status", "--json"]);
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).expect("status json");
-    assert_eq!(v["dead_letters"], 0, "{}", r.out);
+    assert_eq!(v["ledger"], "sandbox", "{}", r.out);
+    assert_eq!(v["posted"]["entries"], 0, "{}", r.out);
 }
 
 #[tokio::test]

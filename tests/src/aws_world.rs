@@ -50,7 +50,10 @@ pub fn environment(settings: &AwsSettings) -> Vec<(String, String)> {
         ("TIMEPOST_QUEUE_URL".into(), settings.queue_url.clone()),
         ("TIMEPOST_DLQ_URL".into(), settings.dlq_url.clone()),
         ("TIMEPOST_BUCKET".into(), settings.bucket.clone()),
-        ("TIMEPOST_SECRET_PREFIX".into(), settings.secret_prefix.clone()),
+        (
+            "TIMEPOST_SECRET_PREFIX".into(),
+            settings.secret_prefix.clone(),
+        ),
         ("TIMEPOST_S3_PATH_STYLE".into(), "true".into()),
         ("TIMEPOST_CONFIG_KEY".into(), settings.config_key.clone()),
     ]

@@ -10,9 +10,9 @@
 //! - [`fake_common`]: injectable faults, rate windows, the token endpoint;
 //! - below: an in-memory secrets store and request builders.
 
+pub mod aws_world;
 pub mod fake_common;
 pub mod harvest_fake;
-pub mod aws_world;
 pub mod kit;
 pub mod moto;
 pub mod openapi;

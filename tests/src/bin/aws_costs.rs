@@ -171,7 +171,11 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..entries {
         let req = lambda_http::request::from_str(&delivery(100_000 + i, 2000 + i % users))?;
         let res = app.clone().oneshot(req).await?;
-        anyhow::ensure!(res.status().as_u16() == 202, "delivery {i}: {}", res.status());
+        anyhow::ensure!(
+            res.status().as_u16() == 202,
+            "delivery {i}: {}",
+            res.status()
+        );
     }
     let webhook_time = t.elapsed();
     let after_webhooks = snapshot(&counts);
@@ -193,7 +197,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
-            anyhow::ensure!(t.elapsed().as_secs() < 120, "queue drained early: {settled}/{entries}");
+            anyhow::ensure!(
+                t.elapsed().as_secs() < 120,
+                "queue drained early: {settled}/{entries}"
+            );
             continue;
         }
         let mut event = SqsEvent::default();

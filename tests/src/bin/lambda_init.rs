@@ -47,13 +47,26 @@ async fn next(State(s): State<Emulator>) -> impl IntoResponse {
     }
     let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
     let mut h = HeaderMap::new();
-    h.insert("Lambda-Runtime-Aws-Request-Id", "req-1".parse().expect("hdr"));
-    h.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().expect("hdr"));
+    h.insert(
+        "Lambda-Runtime-Aws-Request-Id",
+        "req-1".parse().expect("hdr"),
+    );
+    h.insert(
+        "Lambda-Runtime-Deadline-Ms",
+        deadline.to_string().parse().expect("hdr"),
+    );
     h.insert(
         "Lambda-Runtime-Invoked-Function-Arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:timepost".parse().expect("hdr"),
+        "arn:aws:lambda:us-east-1:123456789012:function:timepost"
+            .parse()
+            .expect("hdr"),
     );
-    h.insert("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000".parse().expect("hdr"));
+    h.insert(
+        "Lambda-Runtime-Trace-Id",
+        "Root=1-00000000-000000000000000000000000"
+            .parse()
+            .expect("hdr"),
+    );
     (StatusCode::OK, h, s.event.as_str().to_string())
 }
 
@@ -112,7 +125,10 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
     };
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(respond),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
         .with_state(emu.clone());
@@ -148,7 +164,8 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
     let _ = child.kill();
     let _ = child.wait();
     server.abort();
-    let (init, first, ok) = result.ok_or_else(|| anyhow::anyhow!("{bin} did not answer within 30 s"))?;
+    let (init, first, ok) =
+        result.ok_or_else(|| anyhow::anyhow!("{bin} did not answer within 30 s"))?;
     Ok(Measured {
         init,
         first,
@@ -185,10 +202,16 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bins = arg_values("--bin");
-    anyhow::ensure!(!bins.is_empty(), "usage: lambda-init --bin PATH [--bin PATH ...] [--runs N]");
+    anyhow::ensure!(
+        !bins.is_empty(),
+        "usage: lambda-init --bin PATH [--bin PATH ...] [--runs N]"
+    );
     let runs: usize = arg_values("--runs").first().map_or(Ok(10), |r| r.parse())?;
     let env = setup().await?;
-    println!("{:<24} {:>9} {:>9} {:>9} {:>11} {:>8} {:>6}", "function", "size MB", "init p50", "init max", "1st call", "RSS MB", "ok");
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>11} {:>8} {:>6}",
+        "function", "size MB", "init p50", "init max", "1st call", "RSS MB", "ok"
+    );
     for bin in &bins {
         let size = std::fs::metadata(bin)?.len() as f64 / 1_000_000.0;
         let mut inits = Vec::new();
