@@ -124,9 +124,9 @@ pub async fn peek(queue: &dyn Queue, limit: usize) -> StoreResult<Vec<QueueMessa
         }
         for r in batch {
             receipts.push(r.receipt);
-            if !seen.contains_key(&r.id) {
-                order.push(r.id.clone());
-                seen.insert(r.id, r.message);
+            if let std::collections::btree_map::Entry::Vacant(slot) = seen.entry(r.id.clone()) {
+                order.push(r.id);
+                slot.insert(r.message);
             }
         }
     }
