@@ -21,6 +21,18 @@ struct Cli {
         default_value = "timepost.toml"
     )]
     config: PathBuf,
+    /// Which stack to operate: `local` (the store named in the config file)
+    /// or `aws` (a deployed stack: resource names from `TIMEPOST_TABLE`,
+    /// `TIMEPOST_QUEUE_URL`, `TIMEPOST_DLQ_URL`, `TIMEPOST_BUCKET`, the rules
+    /// config from the bucket, the standard AWS credentials and region).
+    #[arg(
+        long,
+        global = true,
+        env = "TIMEPOST_BACKEND",
+        value_enum,
+        default_value = "local"
+    )]
+    backend: commands::backend::BackendKind,
     /// Log as JSON lines (as in Lambda) instead of text.
     #[arg(long, global = true)]
     log_json: bool,
@@ -77,6 +89,10 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Post a period's labour-cost accrual (QBO JournalEntry).
     Accrue(commands::accrue::Args),
+    /// Upload the rules config to a deployed stack, or download it
+    /// (`--backend aws`).
+    #[command(subcommand)]
+    Config(commands::config::Cmd),
 }
 
 /// An error with the exit code it deserves.
@@ -108,19 +124,45 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let g = commands::backend::Global {
+        config: cli.config,
+        backend: cli.backend,
+    };
     let result = rt.block_on(async {
+        use commands::backend::local_only;
         match cli.command {
-            Command::Demo { json, keep } => commands::demo::run(json, keep).await,
-            Command::Serve { bind } => commands::serve::run(&cli.config, bind).await,
-            Command::Ingest(args) => commands::ingest::run(&cli.config, args).await,
-            Command::Poll(args) => commands::poll::run(&cli.config, args).await,
-            Command::Mappings(cmd) => commands::mappings::run(&cli.config, cmd).await,
-            Command::Status { json } => commands::status::run(&cli.config, json).await,
+            Command::Demo { json, keep } => {
+                local_only(&g, "demo", "the sandbox runs on this machine")?;
+                commands::demo::run(json, keep).await
+            }
+            Command::Serve { bind } => {
+                local_only(
+                    &g,
+                    "serve",
+                    "in AWS the webhook, sync and poller functions are the server",
+                )?;
+                commands::serve::run(&g.config, bind).await
+            }
+            Command::Ingest(args) => commands::ingest::run(&g, args).await,
+            Command::Poll(args) => {
+                local_only(
+                    &g,
+                    "poll",
+                    "in AWS the scheduled poller function polls the trackers",
+                )?;
+                commands::poll::run(&g.config, args).await
+            }
+            Command::Mappings(cmd) => commands::mappings::run(&g, cmd).await,
+            Command::Status { json } => commands::status::run(&g, json).await,
             Command::Explain { code, all } => commands::explain::run(code, all),
-            Command::Redrive(args) => commands::redrive::run(&cli.config, args).await,
-            Command::Sync(args) => commands::sync::run(&cli.config, args).await,
-            Command::Rollback(args) => commands::rollback::run(&cli.config, args).await,
-            Command::Accrue(args) => commands::accrue::run(&cli.config, args).await,
+            Command::Redrive(args) => commands::redrive::run(&g, args).await,
+            Command::Sync(args) => commands::sync::run(&g, args).await,
+            Command::Rollback(args) => commands::rollback::run(&g, args).await,
+            Command::Accrue(args) => {
+                local_only(&g, "accrue", "run it against a local copy of the config")?;
+                commands::accrue::run(&g.config, args).await
+            }
+            Command::Config(cmd) => commands::config::run(&g, cmd).await,
         }
     });
     match result {

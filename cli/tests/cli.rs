@@ -336,3 +336,20 @@ fn ingest_of_a_saved_payload_names_file_position_and_field() {
     );
     assert!(o.status.success(), "{}", text(&o).1);
 }
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn backend_aws_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir.path())
+        .args(["--backend", "aws", "mappings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built without AWS support: cargo install --path cli --features aws"),
+        "{err}"
+    );
+}

@@ -1,13 +1,13 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use timepost::intake::Intake;
 use timepost::model::Source;
-use timepost::ports::{MappingStore, Queue};
 use timepost::sources::{self, csv_import, Event};
 
+use super::backend::Global;
 use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
@@ -24,13 +24,15 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// Only enqueue; leave processing to a running `timepost serve`.
+    /// Only enqueue; leave processing to a running `timepost serve`. (With
+    /// `--backend aws` this is always so: the deployed sync function
+    /// processes the queue.)
     #[arg(long)]
     no_process: bool,
 }
 
-pub async fn run(config: &Path, args: Args) -> CliResult {
-    let stack = super::open(config)?;
+pub async fn run(g: &Global, args: Args) -> CliResult {
+    let ops = super::backend::open(g).await?;
     let source: Source = args
         .source
         .parse()
@@ -38,8 +40,8 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(Failure::Input)?;
-    let mappings = stack.store.snapshot().await?;
-    let mut ctx = timepost::intake::parse_context(&stack.config.intake, &mappings);
+    let mappings = ops.mappings.snapshot().await?;
+    let mut ctx = timepost::intake::parse_context(&ops.config.intake, &mappings);
     ctx.received_at = Some(chrono::Utc::now());
     let bad = |e: sources::ParseError| Failure::Input(anyhow!("{}: {e}", args.file.display()));
 
@@ -51,7 +53,7 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
             let rows = bytes.iter().filter(|b| **b == b'\n').count() as u64;
             let bar = progress(rows);
             let mut entries = Vec::new();
-            for e in csv_import::reader(bytes.as_slice(), &stack.config.intake.csv_columns, &ctx)
+            for e in csv_import::reader(bytes.as_slice(), &ops.config.intake.csv_columns, &ctx)
                 .map_err(bad)?
             {
                 entries.push(e.map_err(bad)?);
@@ -86,18 +88,25 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     }
     let enqueued = messages.len();
     for batch in timepost::intake::batches(messages) {
-        stack.store.send_batch(&batch).await?;
+        ops.queue.send_batch(&batch).await?;
     }
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     summary.insert("messages_enqueued".into(), enqueued);
     summary.insert("events_ignored".into(), ignored);
-    if !args.no_process {
-        summary.extend(super::process_queue(&stack).await?);
+    if !args.no_process && !ops.deployed() {
+        summary.extend(super::process_queue(&ops).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("{}: {enqueued} message(s) enqueued", args.file.display());
+        println!(
+            "{}: {enqueued} message(s) enqueued on {}",
+            args.file.display(),
+            ops.queue_name()
+        );
+        if ops.deployed() {
+            println!("  the deployed sync function processes them; follow with `timepost --backend aws status`");
+        }
         for (k, v) in &summary {
             if k != "messages_enqueued" {
                 println!("  {k:<20} {v}");

@@ -1,10 +1,10 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
 use timepost::mapping::{csv_io, diff, MappingTable};
-use timepost::ports::MappingStore;
 
+use super::backend::{Global, Recheck};
 use crate::{CliResult, Failure};
 
 #[derive(Subcommand)]
@@ -47,8 +47,8 @@ pub enum Cmd {
     },
 }
 
-pub async fn run(config: &Path, cmd: Cmd) -> CliResult {
-    let stack = super::open(config)?;
+pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
+    let ops = super::backend::open(g).await?;
     match cmd {
         Cmd::Import {
             file,
@@ -62,7 +62,7 @@ pub async fn run(config: &Path, cmd: Cmd) -> CliResult {
                 .map_err(Failure::Input)?;
             let rows = csv_io::read(f)
                 .map_err(|e| Failure::Input(anyhow::anyhow!("{}: {e}", file.display())))?;
-            let current = stack.store.snapshot().await?;
+            let current = ops.mappings.snapshot().await?;
             let changes = diff(&current, &rows, replace, &by, chrono::Utc::now(), &reason);
             for c in &changes {
                 println!("{}", c.describe());
@@ -72,19 +72,22 @@ pub async fn run(config: &Path, cmd: Cmd) -> CliResult {
                 return Ok(());
             }
             let n = changes.len();
-            stack.store.apply(changes).await?;
-            let released = stack
-                .engine
-                .recheck_held(&timepost::worker::new_batch_id())
-                .await?;
-            let posted = released
-                .iter()
-                .filter(|o| o.status == timepost::state::Status::Posted)
-                .count();
-            println!("{n} change(s) applied; {posted} held entr(y/ies) now posted");
+            ops.mappings.apply(changes).await?;
+            match ops.recheck_held(&by).await? {
+                Recheck::Done(released) => {
+                    let posted = released
+                        .iter()
+                        .filter(|o| o.status == timepost::state::Status::Posted)
+                        .count();
+                    println!("{n} change(s) applied; {posted} held entr(y/ies) now posted");
+                }
+                Recheck::Queued(held) => println!(
+                    "{n} change(s) applied; {held} held entr(y/ies) queued for a re-check by the deployed sync function"
+                ),
+            }
         }
         Cmd::Export { table, out } => {
-            let m = stack.store.snapshot().await?;
+            let m = ops.mappings.snapshot().await?;
             match out {
                 Some(path) => {
                     let f = std::fs::File::create(&path)
@@ -98,7 +101,7 @@ pub async fn run(config: &Path, cmd: Cmd) -> CliResult {
             }
         }
         Cmd::List { table } => {
-            let m = stack.store.snapshot().await?;
+            let m = ops.mappings.snapshot().await?;
             for row in m.rows() {
                 if table.is_some_and(|t| t != row.table) {
                     continue;
@@ -115,7 +118,7 @@ pub async fn run(config: &Path, cmd: Cmd) -> CliResult {
             }
         }
         Cmd::History { table, key } => {
-            for c in stack.store.history(table, key.as_deref()).await? {
+            for c in ops.mappings.history(table, key.as_deref()).await? {
                 println!(
                     "#{:<5} {} {:<10} {}  ({})",
                     c.seq,

@@ -1,7 +1,10 @@
-//! One module per subcommand. Each only parses arguments, opens the stack,
+//! One module per subcommand. Each only parses arguments, opens the stack
+//! (`backend::open` for the commands that also operate a deployed stack),
 //! calls into `timepost` (the shared crate) and prints.
 
 pub mod accrue;
+pub mod backend;
+pub mod config;
 pub mod demo;
 pub mod explain;
 pub mod ingest;
@@ -36,12 +39,11 @@ pub fn open(config: &Path) -> Result<LocalStack, Failure> {
 /// count the outcomes of the entries it carried: by status, plus
 /// `duplicate`, `stale` and the dead-letter total.
 pub async fn process_queue(
-    stack: &LocalStack,
+    ops: &backend::Ops,
 ) -> Result<std::collections::BTreeMap<String, usize>, Failure> {
-    use timepost::ports::Queue;
     let outcomes = timepost::worker::drain_all(
-        &stack.engine,
-        &stack.store,
+        &ops.engine,
+        ops.queue.as_ref(),
         std::time::Duration::from_secs(120),
     )
     .await?;
@@ -56,7 +58,7 @@ pub async fn process_queue(
     }
     counts.insert(
         "dead_letters".into(),
-        stack.store.dead_letters(100_000).await?.len(),
+        ops.queue.dead_letters(100_000).await?.len(),
     );
     Ok(counts)
 }

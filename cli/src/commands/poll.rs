@@ -48,7 +48,7 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     let processed = if args.no_process {
         BTreeMap::new()
     } else {
-        super::process_queue(&stack).await?
+        super::process_queue(&super::backend::Ops::local(stack)).await?
     };
     if args.json {
         let out = serde_json::json!({ "poll": report, "processed": processed });

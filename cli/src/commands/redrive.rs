@@ -1,10 +1,10 @@
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use timepost::model::EntryKey;
-use timepost::ports::{Queue, QueueMessage};
+use timepost::ports::QueueMessage;
 
+use super::backend::{Global, Recheck};
 use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
@@ -26,13 +26,12 @@ pub struct Args {
     by: String,
 }
 
-pub async fn run(config: &Path, args: Args) -> CliResult {
-    let stack = super::open(config)?;
+pub async fn run(g: &Global, args: Args) -> CliResult {
+    let ops = super::backend::open(g).await?;
     let mut n = 0;
     if let Some(k) = &args.entry {
         let key: EntryKey = k.parse().map_err(|e: String| Failure::Input(anyhow!(e)))?;
-        stack
-            .store
+        ops.queue
             .send_batch(&[QueueMessage::Redrive {
                 key,
                 by: args.by.clone(),
@@ -41,33 +40,42 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
         n += 1;
     }
     if let Some(id) = &args.dead_letter {
-        stack
-            .store
+        ops.queue
             .redrive(id)
             .await
             .map_err(|e| Failure::Input(anyhow!(e)))?;
         n += 1;
     }
     if args.all_dead_letters {
-        for d in stack.store.dead_letters(100_000).await? {
-            stack.store.redrive(&d.id).await?;
+        for d in ops.queue.dead_letters(100_000).await? {
+            ops.queue.redrive(&d.id).await?;
             n += 1;
         }
     }
+    let mut queued_held = 0;
     if args.held {
-        let out = stack
-            .engine
-            .recheck_held(&timepost::worker::new_batch_id())
-            .await?;
-        println!("{} held entr(y/ies) re-checked", out.len());
+        match ops.recheck_held(&args.by).await? {
+            Recheck::Done(out) => println!("{} held entr(y/ies) re-checked", out.len()),
+            Recheck::Queued(k) => queued_held = k,
+        }
     }
     if n == 0 && !args.held {
         return Err(Failure::Input(anyhow!(
             "say what to redrive: --entry KEY, --dead-letter ID, --all-dead-letters or --held"
         )));
     }
+    if ops.deployed() {
+        println!(
+            "{} message(s) put on {}; the deployed sync function processes them \
+             (follow with `timepost --backend aws status`)",
+            n + queued_held,
+            ops.queue_name()
+        );
+        return Ok(());
+    }
     let outcomes =
-        timepost::worker::drain_all(&stack.engine, &stack.store, Duration::from_secs(120)).await?;
+        timepost::worker::drain_all(&ops.engine, ops.queue.as_ref(), Duration::from_secs(120))
+            .await?;
     for o in outcomes {
         println!("{}  {}", o.key, o.status);
         if let Some(r) = o.reason {

@@ -1,10 +1,9 @@
 //! `timepost rollback --batch ID`: undo one import batch in the books.
 
-use std::path::Path;
-
 use anyhow::anyhow;
 use timepost::rollback::{rollback, RollbackError, RollbackOptions};
 
+use super::backend::Global;
 use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
@@ -27,8 +26,8 @@ pub struct Args {
     by: String,
 }
 
-pub async fn run(config: &Path, args: Args) -> CliResult {
-    let stack = super::open(config)?;
+pub async fn run(g: &Global, args: Args) -> CliResult {
+    let ops = super::backend::open(g).await?;
     let opts = RollbackOptions {
         batch_id: args.batch.clone(),
         force: args.force,
@@ -36,10 +35,10 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
         by: args.by.clone(),
     };
     let report = rollback(
-        &stack.store,
-        &stack.store,
-        stack.ledger.clone(),
-        &stack.config.worker,
+        ops.entries.as_ref(),
+        ops.journal.as_ref(),
+        ops.ledger.clone(),
+        &ops.config.worker,
         &opts,
     )
     .await
@@ -57,7 +56,7 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
         "batch {}: {} entr(y/ies) rolled back in {} (journaled as {})",
         report.batch_id,
         report.entries.len(),
-        stack.ledger.name(),
+        ops.ledger.name(),
         report.journal_batch
     );
     if report.already_done > 0 {

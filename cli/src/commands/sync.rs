@@ -1,16 +1,16 @@
 //! `timepost sync`: post what is queued to the configured ledger; with
 //! `--dry-run`, print the exact HTTP requests instead (nothing is sent and
-//! the store is left untouched: the engine runs on a copy of it).
+//! the store is left untouched: the engine runs on a copy of it — locally a
+//! copy of the SQLite file, on a deployed stack a scratch store seeded with
+//! what the queued messages touch, the messages only peeked at).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use timepost::config::Config;
-use timepost::dry_run::DryRunError;
-use timepost::ports::EntryStore;
+use timepost::dry_run::{DryRun, DryRunError, DryRunSource};
 
+use super::backend::{BackendKind, Global};
 use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
@@ -24,30 +24,41 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(config: &Path, args: Args) -> CliResult {
+pub async fn run(g: &Global, args: Args) -> CliResult {
     if args.dry_run {
-        return dry_run(config, args.json).await;
+        let run = match g.backend {
+            BackendKind::Local => dry_run_local(g).await?,
+            BackendKind::Aws => dry_run_deployed(g).await?,
+        };
+        return print_dry_run(&run, g.backend, args.json);
     }
-    let stack = super::open(config)?;
+    let ops = super::backend::open(g).await?;
+    if ops.deployed() {
+        return Err(Failure::Input(anyhow!(
+            "on a deployed stack the sync function posts what is queued, as it arrives; \
+             `timepost --backend aws sync --dry-run` shows what it would send"
+        )));
+    }
     let outcomes =
-        timepost::worker::drain_all(&stack.engine, &stack.store, Duration::from_secs(600)).await?;
+        timepost::worker::drain_all(&ops.engine, ops.queue.as_ref(), Duration::from_secs(600))
+            .await?;
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     let mut batches = BTreeSet::new();
     for o in outcomes.iter().filter(|o| o.ignored.is_none()) {
         *summary.entry(o.status.to_string()).or_default() += 1;
-        if let Some(b) = stack.store.get(&o.key).await?.and_then(|s| s.batch_id) {
+        if let Some(b) = ops.entries.get(&o.key).await?.and_then(|s| s.batch_id) {
             batches.insert(b);
         }
     }
     if args.json {
-        let v = serde_json::json!({"ledger": stack.ledger.name(), "summary": summary, "batches": batches, "outcomes": outcomes});
+        let v = serde_json::json!({"ledger": ops.ledger.name(), "summary": summary, "batches": batches, "outcomes": outcomes});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
         "{} entr(y/ies) settled against {}",
         outcomes.len(),
-        stack.ledger.name()
+        ops.ledger.name()
     );
     for (k, v) in &summary {
         println!("  {k:<20} {v}");
@@ -66,23 +77,52 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     Ok(())
 }
 
-async fn dry_run(config: &Path, json: bool) -> CliResult {
-    let cfg = Config::load(config).map_err(|e| Failure::Input(anyhow!(e)))?;
+fn dry_run_failure(e: DryRunError) -> Failure {
+    match e {
+        DryRunError::NoStore(_) => Failure::Input(anyhow!(e)),
+        other => Failure::Runtime(anyhow!(other)),
+    }
+}
+
+async fn dry_run_local(g: &Global) -> Result<DryRun, Failure> {
+    let cfg = super::backend::load_local_config(&g.config)?;
     let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let run = timepost::dry_run::dry_run(&cfg, scratch.path())
+    timepost::dry_run::dry_run(&cfg, scratch.path())
         .await
-        .map_err(|e| match e {
-            DryRunError::NoStore(_) => Failure::Input(anyhow!(e)),
-            other => Failure::Runtime(anyhow!(other)),
-        })?;
+        .map_err(dry_run_failure)
+}
+
+/// Peek the SQS queue and run the engine on a scratch copy of what the
+/// messages touch in DynamoDB, against the recording ledger.
+async fn dry_run_deployed(g: &Global) -> Result<DryRun, Failure> {
+    let ops = super::backend::open(g).await?;
+    let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let source = DryRunSource {
+        entries: ops.entries.as_ref(),
+        mappings: ops.mappings.as_ref(),
+        queue: ops.queue.as_ref(),
+    };
+    timepost::dry_run::dry_run_from(&ops.config, source, scratch.path())
+        .await
+        .map_err(dry_run_failure)
+}
+
+fn print_dry_run(run: &DryRun, backend: BackendKind, json: bool) -> CliResult {
     if json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
+        println!("{}", serde_json::to_string_pretty(run)?);
         return Ok(());
     }
-    println!(
-        "# dry run against {}: nothing was sent, the store is unchanged",
-        run.ledger
-    );
+    match backend {
+        BackendKind::Local => println!(
+            "# dry run against {}: nothing was sent, the store is unchanged",
+            run.ledger
+        ),
+        BackendKind::Aws => println!(
+            "# dry run against {} of the deployed stack: the queued messages were only \
+             peeked at (still queued), nothing was sent, the table is unchanged",
+            run.ledger
+        ),
+    }
     for r in &run.requests {
         println!(
             "\n## {} — {} (idempotency key {})",

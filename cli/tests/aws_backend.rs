@@ -1,0 +1,369 @@
+//! `timepost --backend aws` as an operator runs it, against moto server:
+//! the real binary, the real AWS adapters, resources created as the SAM
+//! template would. Each test makes its own table, queues and bucket.
+//!
+//! Run: `source scripts/moto.sh && moto_start && cargo test -p timepost-cli
+//! --all-features --test aws_backend; moto_stop`.
+
+#![cfg(feature = "aws")]
+
+use std::path::Path;
+use std::process::Command;
+
+use timepost::aws::{DynamoStore, S3Archive, SqsQueue};
+use timepost::mapping::{csv_io, MappingRow};
+use timepost_tests::moto;
+
+const SANDBOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sandbox");
+
+/// One deployed stack's resources in moto.
+struct Stack {
+    sdk: aws_config::SdkConfig,
+    env: Vec<(&'static str, String)>,
+    table: String,
+    queue_url: String,
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Stack {
+    /// Create the table, queues and bucket; `None` when moto is not running
+    /// (outside CI).
+    async fn create() -> Option<Stack> {
+        let sdk = moto::sdk_config().await?;
+        let name = moto::unique("cli");
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &name)
+            .create_table()
+            .await
+            .expect("table");
+        let (queue_url, dlq_url) =
+            SqsQueue::create_queues(&aws_sdk_sqs::Client::new(&sdk), &name, 5)
+                .await
+                .expect("queues");
+        S3Archive::new(S3Archive::client(&sdk, true), &name)
+            .create_bucket()
+            .await
+            .expect("bucket");
+        let env = vec![
+            ("TIMEPOST_TABLE", name.clone()),
+            ("TIMEPOST_QUEUE_URL", queue_url.clone()),
+            ("TIMEPOST_DLQ_URL", dlq_url),
+            ("TIMEPOST_BUCKET", name.clone()),
+            ("TIMEPOST_SECRET_PREFIX", format!("{name}/")),
+            ("TIMEPOST_S3_PATH_STYLE", "1".to_string()),
+        ];
+        let dir = tempfile::tempdir().expect("dir");
+        for f in ["timepost.toml", "mappings.csv", "entries.csv"] {
+            std::fs::copy(Path::new(SANDBOX).join(f), dir.path().join(f)).expect("copy");
+        }
+        Some(Stack {
+            sdk,
+            env,
+            table: name,
+            queue_url,
+            dir,
+        })
+    }
+
+    /// `timepost --backend aws ARGS` in the stack's working directory.
+    fn timepost(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_timepost"));
+        cmd.current_dir(self.dir.path())
+            .env_remove("TIMEPOST_BACKEND")
+            .env_remove("TIMEPOST_CONFIG")
+            .env_remove("TIMEPOST_CONFIG_KEY")
+            .env_remove("TIMEPOST_LEDGER")
+            .args(["--backend", "aws"])
+            .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run timepost");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Push the config in the working directory, which must succeed.
+    fn push_config(&self) {
+        let r = self.timepost(&["config", "push"]);
+        assert_eq!(r.code, 0, "config push: {}", r.err);
+    }
+
+    /// Switch the working directory's config to QBO (an unreachable API:
+    /// only dry runs use it) so a dry run renders HTTP requests.
+    fn use_qbo(&self) {
+        let p = self.dir.path().join("timepost.toml");
+        let cfg = std::fs::read_to_string(&p).expect("config");
+        let cfg = cfg.replace("kind = \"sandbox\"", "kind = \"qbo\"")
+            + "\n[ledger.qbo]\nrealm_id = \"9130\"\napi_base = \"http://127.0.0.1:9\"\n";
+        std::fs::write(&p, cfg).expect("write config");
+    }
+
+    /// (visible, in flight) on the ingest queue, read straight from SQS.
+    async fn queue_counts(&self) -> (u64, u64) {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let attrs = aws_sdk_sqs::Client::new(&self.sdk)
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let get = |a: A| {
+            attrs
+                .attributes()
+                .and_then(|m| m.get(&a))
+                .and_then(|v| v.parse().ok())
+                .expect("attribute")
+        };
+        (
+            get(A::ApproximateNumberOfMessages),
+            get(A::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+
+    /// Every item of the table, read straight from DynamoDB, in a stable
+    /// order (what "the table is unchanged" compares).
+    async fn table_items(&self) -> Vec<String> {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                let mut fields: Vec<String> =
+                    item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                fields.sort();
+                items.push(fields.join(","));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort();
+        items
+    }
+}
+
+fn sorted_rows(csv: &str) -> Vec<MappingRow> {
+    let mut rows = csv_io::read(csv.as_bytes()).expect("mapping csv");
+    rows.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+    rows
+}
+
+#[tokio::test]
+async fn config_push_validates_and_pull_returns_what_was_pushed() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    let local = s.dir.path().join("timepost.toml");
+    let good = std::fs::read_to_string(&local).expect("config");
+
+    // A broken file is refused before anything is uploaded.
+    std::fs::write(&local, "[ledger]\nkind = 7\n").expect("write");
+    let r = s.timepost(&["config", "push"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("timepost.toml"), "{}", r.err);
+    let r = s.timepost(&["config", "pull"]);
+    assert_eq!(r.code, 2, "nothing uploaded yet: {}", r.err);
+    assert!(r.err.contains("config push"), "{}", r.err);
+
+    std::fs::write(&local, &good).expect("write");
+    let r = s.timepost(&["config", "push"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("config/timepost.toml"), "{}", r.out);
+
+    let r = s.timepost(&["config", "pull"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out, good);
+    let r = s.timepost(&["config", "pull", "--out", "pulled.toml"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(
+        std::fs::read_to_string(s.dir.path().join("pulled.toml")).expect("pulled"),
+        good
+    );
+}
+
+#[tokio::test]
+async fn mappings_import_then_export_round_trips_and_a_bad_csv_names_its_line() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    // Before any config: the command says how to provide one.
+    let r = s.timepost(&["mappings", "export"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("config push"), "{}", r.err);
+    s.push_config();
+
+    let file = std::fs::read_to_string(s.dir.path().join("mappings.csv")).expect("mappings");
+    let bad = format!("{file}nonsense,k,v,\n");
+    let bad_line = bad.lines().count();
+    std::fs::write(s.dir.path().join("bad.csv"), &bad).expect("write");
+    let r = s.timepost(&["mappings", "import", "bad.csv"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(
+        r.err.contains(&format!("line {bad_line}")),
+        "names line {bad_line}: {}",
+        r.err
+    );
+    let r = s.timepost(&["mappings", "export"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(sorted_rows(&r.out).is_empty(), "all or nothing: {}", r.out);
+
+    let r = s.timepost(&["mappings", "import", "mappings.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("held entr(y/ies) queued"), "{}", r.out);
+    let r = s.timepost(&["mappings", "export"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(sorted_rows(&r.out), sorted_rows(&file));
+
+    let r = s.timepost(&["mappings", "history", "--table", "employee"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.contains("ops") && r.out.contains("E-100"),
+        "{}",
+        r.out
+    );
+
+    // The report of the (empty) deployed stack.
+    let r = s.timepost(&["status", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).expect("status json");
+    assert_eq!(v["ledger"], "sandbox", "{}", r.out);
+    assert_eq!(v["posted"]["entries"], 0, "{}", r.out);
+}
+
+#[tokio::test]
+async fn ingest_enqueues_on_sqs_and_a_dry_run_changes_neither_queue_nor_table() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    s.use_qbo();
+    s.push_config();
+    let r = s.timepost(&["mappings", "import", "mappings.csv"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+
+    // The same file through the local backend tells how many messages it is.
+    let local = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(s.dir.path())
+        .env_remove("TIMEPOST_BACKEND")
+        .args([
+            "ingest",
+            "--source",
+            "csv",
+            "entries.csv",
+            "--no-process",
+            "--json",
+        ])
+        .output()
+        .expect("local ingest");
+    assert!(local.status.success());
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).expect("json");
+    let n = local["messages_enqueued"].as_u64().expect("count");
+    assert!(n > 30, "the sandbox has some forty entries: {n}");
+
+    let r = s.timepost(&["ingest", "--source", "csv", "entries.csv", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    assert_eq!(v["messages_enqueued"].as_u64(), Some(n), "{}", r.out);
+    assert!(v.get("posted").is_none(), "not processed here: {}", r.out);
+    assert_eq!(s.queue_counts().await, (n, 0));
+    let r = s.timepost(&["ingest", "--source", "csv", "entries.csv"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("deployed sync function"), "{}", r.out);
+    let n = 2 * n;
+    assert_eq!(s.queue_counts().await, (n, 0));
+
+    let table = s.table_items().await;
+    let r = s.timepost(&["sync", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out
+            .contains("POST http://127.0.0.1:9/v3/company/9130/batch?requestid=tp-"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("\"TimeActivity\""), "{}", r.out);
+    assert!(r.out.contains("still queued"), "{}", r.out);
+    assert_eq!(
+        s.queue_counts().await,
+        (n, 0),
+        "every message visible again"
+    );
+    assert_eq!(s.table_items().await, table, "the table is unchanged");
+
+    let r = s.timepost(&["sync", "--dry-run", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    let requests = v["requests"].as_array().expect("requests");
+    // The second copy of each entry is a duplicate: one request per entry.
+    assert!(
+        !requests.is_empty() && requests.len() as u64 <= n / 2,
+        "{}",
+        requests.len()
+    );
+    assert_eq!(s.queue_counts().await, (n, 0));
+}
+
+#[tokio::test]
+async fn rollback_of_an_unknown_batch_and_a_local_only_sync_are_bad_input() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    s.push_config();
+    let r = s.timepost(&["rollback", "--batch", "b-nope"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("b-nope"), "{}", r.err);
+    let r = s.timepost(&["sync"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("sync --dry-run"), "{}", r.err);
+    let r = s.timepost(&["serve"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+}
+
+#[test]
+fn a_missing_resource_variable_is_bad_input_naming_it() {
+    // Needs no AWS at all: the settings are read before anything is called.
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::copy(
+        Path::new(SANDBOX).join("timepost.toml"),
+        dir.path().join("timepost.toml"),
+    )
+    .expect("copy");
+    for args in [
+        &["mappings", "list"][..],
+        &["config", "push"][..],
+        &["status"][..],
+        &["sync", "--dry-run"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+            .current_dir(dir.path())
+            .env_remove("TIMEPOST_TABLE")
+            .env("TIMEPOST_QUEUE_URL", "http://127.0.0.1:9/q")
+            .env("TIMEPOST_DLQ_URL", "http://127.0.0.1:9/d")
+            .env("TIMEPOST_BUCKET", "b")
+            .env("TIMEPOST_BACKEND", "aws")
+            .args(args)
+            .output()
+            .expect("run timepost");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("TIMEPOST_TABLE"), "{args:?}: {err}");
+    }
+}
