@@ -66,3 +66,35 @@ pub fn environment(settings: &AwsSettings) -> Vec<(String, String)> {
         ("TIMEPOST_CONFIG_KEY".into(), settings.config_key.clone()),
     ]
 }
+
+/// One `ReceiveMessage` on `queue_url` (up to 10 messages), shaped as the
+/// SQS event Lambda's event source hands the sync function.
+pub async fn receive_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> anyhow::Result<aws_lambda_events::event::sqs::SqsEvent> {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(60)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await?;
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for m in out.messages.unwrap_or_default() {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = m.message_id;
+        record.receipt_handle = m.receipt_handle;
+        record.body = m.body;
+        record.attributes = m
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_string(), v))
+            .collect();
+        record.event_source = Some("aws:sqs".into());
+        event.records.push(record);
+    }
+    Ok(event)
+}

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::tower::ServiceExt;
 use serde_json::json;
 use timepost::aws::{AwsSettings, AwsStack, S3Archive, SecretsManagerStore};
@@ -19,7 +19,6 @@ use timepost_tests::moto;
 const TOGGL_SECRET: &str = "e2e-toggl-secret";
 
 struct World {
-    sdk: aws_config::SdkConfig,
     stack: AwsStack,
     sqs: aws_sdk_sqs::Client,
 }
@@ -47,7 +46,7 @@ async fn world() -> Option<World> {
         .await
         .expect("stack from the uploaded config");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    Some(World { sdk, stack, sqs })
+    Some(World { stack, sqs })
 }
 
 /// The sandbox mappings plus `extra` CSV rows, applied as one change set.
@@ -103,40 +102,45 @@ async fn deliver(w: &World, event: &str) -> u16 {
 }
 
 /// Receive what is on `queue_url` as Lambda's event source would hand it
-/// to the sync function.
+/// to the sync function (a few receives, as moto may spread messages).
 async fn sqs_event(w: &World, queue_url: &str) -> SqsEvent {
     let mut event = SqsEvent::default();
     for _ in 0..5 {
-        let out = w
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
+        let more = timepost_tests::aws_world::receive_event(&w.sqs, queue_url)
             .await
             .expect("receive");
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() && !event.records.is_empty() {
+        if more.records.is_empty() && !event.records.is_empty() {
             break;
         }
-        for m in messages {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id;
-            record.receipt_handle = m.receipt_handle;
-            record.body = m.body;
-            record.attributes = m
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_string(), v))
-                .collect();
-            record.event_source = Some("aws:sqs".into());
-            event.records.push(record);
-        }
+        event.records.extend(more.records);
     }
     event
+}
+
+/// Hand everything queued to the sync function; it must fail nothing.
+async fn sync_queued(w: &World) -> timepost_fn_sync::Summary {
+    let event = sqs_event(w, &w.stack.settings.queue_url).await;
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    summary
+}
+
+async fn state_of(w: &World, id: u64) -> timepost::state::EntryState {
+    w.stack
+        .store
+        .get(&key(id))
+        .await
+        .expect("get")
+        .expect("state")
+}
+
+async fn journal_len(w: &World, id: u64) -> usize {
+    w.stack
+        .store
+        .by_entry(&key(id))
+        .await
+        .expect("journal")
+        .len()
 }
 
 fn key(id: u64) -> EntryKey {
@@ -163,25 +167,11 @@ async fn webhook_to_sqs_to_sync_to_the_ledger_and_state_in_dynamodb() {
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     assert_eq!(summary.done, 1);
 
-    let state = w
-        .stack
-        .store
-        .get(&key(7101))
-        .await
-        .expect("get")
-        .expect("state");
+    let state = state_of(&w, 7101).await;
     assert_eq!(state.status, Status::Posted, "{state:?}");
     assert_eq!(state.records.len(), 1);
     assert_eq!(state.posted_minutes(), 60);
-    assert_eq!(
-        w.stack
-            .store
-            .by_entry(&key(7101))
-            .await
-            .expect("journal")
-            .len(),
-        1
-    );
+    assert_eq!(journal_len(&w, 7101).await, 1);
     assert_eq!(w.stack.queue.depth().await.expect("depth"), 0);
 }
 
@@ -190,18 +180,10 @@ async fn unmapped_goes_to_the_dlq_with_its_reason_and_posts_once_after_fix_and_r
     let Some(w) = world().await else { return };
     // Toggl user 101 has no employee mapping: the sandbox blocks on that.
     assert_eq!(deliver(&w, &toggl_event(7201)).await, 202);
-    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
-    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
-    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    let summary = sync_queued(&w).await;
     assert_eq!(summary.dead_lettered, 1);
 
-    let state = w
-        .stack
-        .store
-        .get(&key(7201))
-        .await
-        .expect("get")
-        .expect("state");
+    let state = state_of(&w, 7201).await;
     assert_eq!(state.status, Status::Exception);
     let reason = state.reason.clone().expect("reason");
     assert_eq!(reason.code.as_str(), "UNMAPPED_EMPLOYEE");
@@ -222,44 +204,18 @@ async fn unmapped_goes_to_the_dlq_with_its_reason_and_posts_once_after_fix_and_r
         .expect("dlq")
         .is_empty());
 
-    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
-    assert_eq!(event.records.len(), 1);
-    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
-    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(sync_queued(&w).await.done, 1);
 
-    let state = w
-        .stack
-        .store
-        .get(&key(7201))
-        .await
-        .expect("get")
-        .expect("state");
+    let state = state_of(&w, 7201).await;
     assert_eq!(state.status, Status::Posted, "{state:?}");
     assert_eq!(state.records.len(), 1);
 
     // The same delivery again (a tracker retry) posts nothing more.
     assert_eq!(deliver(&w, &toggl_event(7201)).await, 202);
-    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
-    let (response, _) = timepost_fn_sync::handle(&w.stack, event, None).await;
-    assert!(response.batch_item_failures.is_empty());
-    let state = w
-        .stack
-        .store
-        .get(&key(7201))
-        .await
-        .expect("get")
-        .expect("state");
+    sync_queued(&w).await;
+    let state = state_of(&w, 7201).await;
     assert_eq!(state.records.len(), 1);
-    assert_eq!(
-        w.stack
-            .store
-            .by_entry(&key(7201))
-            .await
-            .expect("journal")
-            .len(),
-        1
-    );
-    let _ = &w.sdk;
+    assert_eq!(journal_len(&w, 7201).await, 1);
 }
 
 #[tokio::test]
@@ -272,9 +228,7 @@ async fn a_malformed_queue_message_is_set_aside_not_lost() {
         .send()
         .await
         .expect("send");
-    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
-    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
-    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    let summary = sync_queued(&w).await;
     assert_eq!(summary.dead_lettered, 1);
     // Not a dead letter the console could redrive, but kept, unread, with
     // its reason.

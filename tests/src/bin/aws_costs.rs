@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use lambda_http::tower::ServiceExt;
@@ -192,35 +191,14 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut sync_busy = std::time::Duration::ZERO;
     while settled < entries {
-        let out = sqs
-            .receive_message()
-            .queue_url(&stack.settings.queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
+        let event =
+            timepost_tests::aws_world::receive_event(&sqs, &stack.settings.queue_url).await?;
+        if event.records.is_empty() {
             anyhow::ensure!(
                 t.elapsed().as_secs() < 120,
                 "queue drained early: {settled}/{entries}"
             );
             continue;
-        }
-        let mut event = SqsEvent::default();
-        for m in messages {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id;
-            r.receipt_handle = m.receipt_handle;
-            r.body = m.body;
-            r.attributes = m
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_string(), v))
-                .collect();
-            event.records.push(r);
         }
         let n = event.records.len() as u64;
         let started = Instant::now();
