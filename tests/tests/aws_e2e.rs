@@ -273,3 +273,87 @@ async fn a_stack_without_its_config_says_where_to_upload_it() {
         "{text}"
     );
 }
+
+/// An API Gateway v2 event for the admin function, with the claims the JWT
+/// authorizer would have verified.
+fn admin_event(method: &str, path: &str, claims: serde_json::Value) -> String {
+    json!({
+        "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api", "requestId": "admin-req", "routeKey": format!("{method} {path}"),
+            "stage": "$default", "time": "03/Mar/2026:18:00:05 +0000", "timeEpoch": 1772560805000u64,
+            "authorizer": {"jwt": {"claims": claims, "scopes": null}},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "console"}
+        },
+        "body": if method == "POST" { "{}" } else { "" },
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+async fn admin(w: &World, event: &str) -> (u16, serde_json::Value) {
+    let request = lambda_http::request::from_str(event).expect("API Gateway v2 event");
+    let app = timepost_fn_admin::app(&w.stack, timepost_fn_admin::DEFAULT_ROLE_CLAIM);
+    let response = app.oneshot(request).await.expect("router");
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_admin_function_lists_and_redrives_the_dlq_for_the_role_the_jwt_names() {
+    let Some(w) = world().await else { return };
+    assert_eq!(deliver(&w, &toggl_event(7301)).await, 202);
+    assert_eq!(sync_queued(&w).await.dead_lettered, 1);
+
+    let finance = json!({"email": "fin@example.com", "custom:timepost_role": "finance"});
+    let viewer = json!({"email": "view@example.com", "custom:timepost_role": "viewer"});
+    let nobody = json!({"email": "who@example.com"});
+
+    let (status, list) = admin(
+        &w,
+        &admin_event("GET", "/api/dead-letters", finance.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let id = list[0]["id"].as_str().expect("dead letter id").to_string();
+    assert_eq!(list[0]["code"], "UNMAPPED_EMPLOYEE", "{list}");
+
+    // A viewer may not redrive; a token without a role gets nothing.
+    let redrive = format!("/api/dead-letters/{id}/redrive");
+    assert_eq!(
+        admin(&w, &admin_event("POST", &redrive, viewer)).await.0,
+        403
+    );
+    assert_eq!(
+        admin(&w, &admin_event("GET", "/api/dead-letters", nobody))
+            .await
+            .0,
+        403
+    );
+
+    // Finance fixes the mapping and redrives that message: posted once.
+    import_mappings(&w.stack, "project,9001,C-ACME,\nemployee,101,E-100,\n").await;
+    let (status, body) = admin(&w, &admin_event("POST", &redrive, finance.clone())).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    assert_eq!(sync_queued(&w).await.done, 1);
+    let state = state_of(&w, 7301).await;
+    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(journal_len(&w, 7301).await, 1);
+
+    // The redrive is audited under the JWT's user.
+    let (_, audit) = admin(&w, &admin_event("GET", "/api/audit", finance)).await;
+    assert!(
+        audit
+            .as_array()
+            .expect("audit list")
+            .iter()
+            .any(|r| r["who"] == "fin@example.com" && r["role"] == "finance"),
+        "{audit}"
+    );
+}
