@@ -3,7 +3,9 @@
 //! `timepost demo` and the `sync` Lambda function.
 //!
 //! Order of effects for one entry, chosen so a crash at any point is safe:
-//! 1. claim the entry (conditional write; expires by itself);
+//! 1. claim the worker-week(s) the entry is and was in, in a fixed order,
+//!    then the entry (conditional writes; all expire by themselves), so
+//!    only one worker plans a given worker-week at a time;
 //! 2. decide (pure);
 //! 3. call the ledger with an idempotency key derived from identity +
 //!    version + operation: a retry after a crash gets the original answer;
@@ -11,9 +13,9 @@
 //!    revision check);
 //! 5. re-split the worker-week and post the difference for siblings whose
 //!    overtime share changed;
-//! 6. release the claim.
+//! 6. release the claims.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +34,12 @@ use crate::ports::{
 };
 use crate::rules::Rules;
 use crate::state::{EntryState, Status};
+use crate::week_claim::{week_claim_key, HeldWeeks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// Another worker holds the entry; try the message again later.
+    /// Another worker holds the entry or its worker-week; try the message
+    /// again later.
     #[error("entry {0} is being processed elsewhere")]
     Busy(EntryKey),
     /// The ledger kept failing transiently; try the message again later.
@@ -179,13 +183,24 @@ impl Engine {
         let mappings = mappings.as_ref();
         match message {
             QueueMessage::Entry { entry, .. } => {
-                self.with_claim(&entry.key, || self.entry(entry, mappings, batch_id))
-                    .await
+                // This version's week and the stored version's (read before
+                // the claims; `settle_week` checks it is still the one held).
+                let mut weeks = BTreeSet::from([WorkerWeek::of(entry)]);
+                if let Some(p) = self.entries.get(&entry.key).await? {
+                    weeks.insert(WorkerWeek::of(&p.entry));
+                }
+                self.with_weeks(weeks, |held| {
+                    self.with_claim(&entry.key, || self.entry(entry, mappings, batch_id, held))
+                })
+                .await
             }
             QueueMessage::Redrive { key, by } => {
                 tracing::info!(entry = %key, by, "redrive");
-                self.with_claim(key, || self.redrive(key, mappings, batch_id))
-                    .await
+                let weeks = self.weeks_of(key).await?;
+                self.with_weeks(weeks, |held| {
+                    self.with_claim(key, || self.redrive(key, mappings, batch_id, held))
+                })
+                .await
             }
             QueueMessage::Approval {
                 source,
@@ -207,20 +222,28 @@ impl Engine {
                         user_id: user_id.clone(),
                         week_start: crate::model::week_start(week),
                     };
-                    for st in self.entries.week(&ww).await? {
-                        let d = st.entry.work_date;
-                        if d < *from || d > *to {
-                            continue;
-                        }
-                        let key = st.entry.key.clone();
-                        let status = *status;
-                        out.extend(
-                            self.with_claim(&key, || {
-                                self.approve(&key, status, mappings, batch_id)
-                            })
-                            .await?,
-                        );
-                    }
+                    let status = *status;
+                    // One claim on the week for all its entries.
+                    let settled = self
+                        .with_weeks(BTreeSet::from([ww.clone()]), |held| async move {
+                            let mut out = Vec::new();
+                            for st in self.entries.week(&ww).await? {
+                                let d = st.entry.work_date;
+                                if d < *from || d > *to {
+                                    continue;
+                                }
+                                let key = st.entry.key.clone();
+                                out.extend(
+                                    self.with_claim(&key, || {
+                                        self.approve(&key, status, mappings, batch_id, &held)
+                                    })
+                                    .await?,
+                                );
+                            }
+                            Ok(out)
+                        })
+                        .await?;
+                    out.extend(settled);
                     week += chrono::Duration::days(7);
                 }
                 Ok(out)
@@ -228,14 +251,64 @@ impl Engine {
         }
     }
 
-    async fn with_claim<'a, F, Fut>(
-        &'a self,
-        key: &EntryKey,
+    /// The week the stored version of `key` is in (none when unknown).
+    async fn weeks_of(&self, key: &EntryKey) -> Result<BTreeSet<WorkerWeek>, EngineError> {
+        Ok(self
+            .entries
+            .get(key)
+            .await?
+            .map(|s| WorkerWeek::of(&s.entry))
+            .into_iter()
+            .collect())
+    }
+
+    /// Run `f` holding the claims of `weeks`, taken in their sorted order
+    /// (so contenders for the same weeks collide on the first, never hold
+    /// one each) and released afterwards. A week held elsewhere is
+    /// `Busy`: the message is retried shortly, as for a busy entry.
+    async fn with_weeks<F, Fut>(
+        &self,
+        weeks: BTreeSet<WorkerWeek>,
         f: F,
     ) -> Result<Vec<Outcome>, EngineError>
     where
+        F: FnOnce(HeldWeeks) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Outcome>, EngineError>>,
+    {
+        let held = HeldWeeks::new(weeks);
+        let mut taken = Vec::new();
+        let mut refused = None;
+        for week in held.iter() {
+            let key = week_claim_key(week);
+            match self.entries.claim(&key, &self.owner, CLAIM_TTL).await {
+                Ok(true) => taken.push(key),
+                Ok(false) => {
+                    refused = Some(Err(EngineError::Busy(key)));
+                    break;
+                }
+                Err(e) => {
+                    refused = Some(Err(e.into()));
+                    break;
+                }
+            }
+        }
+        let result = match refused {
+            Some(busy) => busy,
+            None => f(held).await,
+        };
+        for key in taken.iter().rev() {
+            // A failed release only delays the next claim until the TTL passes.
+            if let Err(e) = self.entries.release(key, &self.owner).await {
+                tracing::warn!(week = %key, error = %e, "could not release week claim");
+            }
+        }
+        result
+    }
+
+    async fn with_claim<F, Fut>(&self, key: &EntryKey, f: F) -> Result<Vec<Outcome>, EngineError>
+    where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<Outcome>, EngineError>> + 'a,
+        Fut: std::future::Future<Output = Result<Vec<Outcome>, EngineError>>,
     {
         if !self.entries.claim(key, &self.owner, CLAIM_TTL).await? {
             return Err(EngineError::Busy(key.clone()));
@@ -253,6 +326,7 @@ impl Engine {
         entry: &NormalisedEntry,
         mappings: &Mappings,
         batch_id: &str,
+        held: HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
         let prior = self.entries.get(&entry.key).await?;
         if let Some(p) = &prior {
@@ -293,7 +367,8 @@ impl Engine {
             .as_ref()
             .map(|p| WorkerWeek::of(&p.entry))
             .filter(|w| *w != WorkerWeek::of(entry));
-        self.settle_week(state, old_week, mappings, batch_id).await
+        self.settle_week(state, old_week, mappings, batch_id, &held)
+            .await
     }
 
     async fn redrive(
@@ -301,13 +376,15 @@ impl Engine {
         key: &EntryKey,
         mappings: &Mappings,
         batch_id: &str,
+        held: HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
         let state = self
             .entries
             .get(key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("entry {key}")))?;
-        self.settle_week(state, None, mappings, batch_id).await
+        self.settle_week(state, None, mappings, batch_id, &held)
+            .await
     }
 
     async fn approve(
@@ -316,6 +393,7 @@ impl Engine {
         status: ApprovalStatus,
         mappings: &Mappings,
         batch_id: &str,
+        held: &HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
         let Some(mut state) = self.entries.get(key).await? else {
             return Ok(Vec::new());
@@ -326,7 +404,8 @@ impl Engine {
             _ => None,
         };
         state.entry.approval = status;
-        self.settle_week(state, None, mappings, batch_id).await
+        self.settle_week(state, None, mappings, batch_id, held)
+            .await
     }
 
     /// Re-evaluate every held entry (after a mapping change, or on schedule).
@@ -336,8 +415,11 @@ impl Engine {
         let mut out = Vec::new();
         for st in self.entries.by_status(Status::Held, 10_000).await? {
             let key = st.entry.key.clone();
+            let weeks = BTreeSet::from([WorkerWeek::of(&st.entry)]);
             match self
-                .with_claim(&key, || self.redrive(&key, mappings, batch_id))
+                .with_weeks(weeks, |held| {
+                    self.with_claim(&key, || self.redrive(&key, mappings, batch_id, held))
+                })
                 .await
             {
                 Ok(o) => out.extend(o),
@@ -357,9 +439,17 @@ impl Engine {
         old_week: Option<WorkerWeek>,
         mappings: &Mappings,
         batch_id: &str,
+        held: &HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
         let key = state.entry.key.clone();
         let week = WorkerWeek::of(&state.entry);
+        // Plan only weeks this worker holds: the entry may have moved week
+        // between the read that chose the claims and the claims.
+        for w in std::iter::once(&week).chain(old_week.as_ref()) {
+            if !held.contains(w) {
+                return Err(EngineError::Busy(week_claim_key(w)));
+            }
+        }
         let mut siblings: Vec<EntryState> = self
             .entries
             .week(&week)

@@ -28,4 +28,5 @@ pub mod rules;
 pub mod schedules;
 pub mod sources;
 pub mod state;
+pub mod week_claim;
 pub mod worker;

@@ -8,6 +8,7 @@
 //!   (pagination, filters, 429 + `Retry-After`, required headers, faults);
 //! - [`moto`]: the moto server endpoint for the AWS adapter tests;
 //! - [`fake_common`]: injectable faults, rate windows, the token endpoint;
+//! - [`week_race`]: many engines settling the same worker-weeks at once;
 //! - below: an in-memory secrets store and request builders.
 
 pub mod aws_world;
@@ -18,6 +19,7 @@ pub mod moto;
 pub mod openapi;
 pub mod qbo_fake;
 pub mod toggl_fake;
+pub mod week_race;
 pub mod xero_fake;
 
 use std::collections::BTreeMap;

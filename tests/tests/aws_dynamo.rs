@@ -810,3 +810,251 @@ async fn the_engine_on_dynamodb_ends_like_on_sqlite() {
         );
     }
 }
+
+/// Counts the DynamoDB requests a client sends, by operation.
+#[derive(Debug, Clone, Default)]
+struct Counting(Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "request-counter"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let op = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("?")
+            .to_string();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(op)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The sandbox mappings on `store`, and an engine on it posting to a
+/// sandbox ledger kept in `books` (a SQLite file).
+async fn engine_on(
+    store: &DynamoStore,
+    ledger: Arc<dyn timepost::ledger::Ledger>,
+) -> timepost::engine::Engine {
+    let config =
+        timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
+    let shared = Arc::new(store.clone());
+    timepost::engine::Engine::new(
+        shared.clone(),
+        shared.clone(),
+        shared,
+        ledger,
+        config.rules.clone(),
+        config.worker.clone(),
+    )
+}
+
+async fn with_sandbox_mappings(store: &DynamoStore) {
+    let rows =
+        timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes()).expect("mappings");
+    let changes = timepost::mapping::diff(
+        &store.snapshot().await.expect("snapshot"),
+        &rows,
+        false,
+        "test",
+        Utc::now(),
+        "sandbox",
+    );
+    store.apply(changes).await.expect("mappings");
+}
+
+fn sandbox_ledger(path: &std::path::Path) -> Arc<timepost::ledger::sandbox::SandboxLedger> {
+    let config =
+        timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
+    let books = timepost::local::SqliteStore::open(path).expect("books");
+    Arc::new(timepost::ledger::sandbox::SandboxLedger::new(
+        books,
+        config.ledger.sandbox.clone(),
+    ))
+}
+
+fn lines_of(ledger: &timepost::ledger::sandbox::SandboxLedger) -> Vec<(String, String, i64)> {
+    let mut l: Vec<_> = ledger
+        .records()
+        .expect("records")
+        .into_iter()
+        .map(|r| (r.entry_key, r.line.tier, r.line.minutes))
+        .collect();
+    l.sort();
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_workers_on_dynamodb_split_each_week_like_one_sequential_worker() {
+    use timepost_tests::week_race::{
+        final_versions, messages, minutes_by_week_and_tier, race, scenario, shuffle, Paced,
+    };
+    let Some(config) = sdk_config().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entries = scenario();
+    let finals = final_versions(&entries);
+
+    // Reference: one worker, in order, on DynamoDB, counting requests.
+    let counts = Counting::default();
+    let counted = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counts.clone())
+            .build(),
+    );
+    let sequential = DynamoStore::new(counted, unique("tp-seq"));
+    sequential.create_table().await.expect("create table");
+    with_sandbox_mappings(&sequential).await;
+    let reference_books = sandbox_ledger(&dir.path().join("sequential.sqlite"));
+    let one = engine_on(&sequential, reference_books.clone()).await;
+    counts.0.lock().expect("counts").clear();
+    for m in messages(&entries) {
+        one.handle(&m, "sequential").await.expect("sequential");
+    }
+    let per_op = counts.0.lock().expect("counts").clone();
+    let total: u64 = per_op.values().sum();
+    eprintln!(
+        "DynamoDB requests for {} messages, sequential: {total} ({:.1} per message): {per_op:?}",
+        entries.len(),
+        total as f64 / entries.len() as f64
+    );
+    let want_lines = lines_of(&reference_books);
+    let want = minutes_by_week_and_tier(&finals, &want_lines);
+    assert!(
+        want.keys().any(|(_, tier)| tier == "overtime"),
+        "the scenario splits weekly overtime: {want:?}"
+    );
+
+    for seed in [7u64, 2026] {
+        let Some(store) = store().await else { return };
+        with_sandbox_mappings(&store).await;
+        let books = sandbox_ledger(&dir.path().join(format!("race-{seed}.sqlite")));
+        let ledger: Arc<dyn timepost::ledger::Ledger> = Arc::new(Paced(books.clone()));
+        let mut engines = Vec::new();
+        for _ in 0..8 {
+            engines.push(Arc::new(engine_on(&store, ledger.clone()).await));
+        }
+        let mut arrival = messages(&entries);
+        shuffle(&mut arrival, seed);
+        race(engines, arrival).await;
+
+        let lines = lines_of(&books);
+        assert_eq!(
+            minutes_by_week_and_tier(&finals, &lines),
+            want,
+            "seed {seed}: minutes per worker-week and tier"
+        );
+        assert_eq!(lines, want_lines, "seed {seed}: the same lines per entry");
+        let mut seen = BTreeSet::new();
+        for (key, tier, _) in &lines {
+            assert!(seen.insert((key, tier)), "seed {seed}: {key} {tier} twice");
+        }
+        for (k, e) in &finals {
+            let creates = store
+                .by_entry(&e.key)
+                .await
+                .expect("journal")
+                .iter()
+                .filter(|r| r.operation == "create")
+                .count();
+            assert_eq!(creates, 1, "seed {seed}: {k} created {creates} times");
+            let st = store.get(&e.key).await.expect("get").expect("state");
+            assert_eq!(st.status, Status::Posted, "seed {seed}: {k}");
+            assert_eq!(st.entry, *e, "seed {seed}: {k} ends at its newest version");
+        }
+    }
+}
+
+/// The membership item of `id` in `week`, read from the base table.
+async fn member(s: &DynamoStore, week: &str, id: &str) -> bool {
+    let config = sdk_config().await.expect("moto");
+    let out = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(s.table_name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(week.into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("entry#csv:ws:{id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get membership");
+    out.item.is_some()
+}
+
+#[tokio::test]
+async fn a_written_entry_is_listed_by_its_week_at_once_and_leaves_it_when_moved() {
+    let Some(s) = store().await else { return };
+    let week = |start: &str| WorkerWeek {
+        source: Source::Csv,
+        workspace: "ws".into(),
+        user_id: "u-ann".into(),
+        week_start: start.parse().expect("date"),
+    };
+    let (w1, w2) = (week("2026-03-02"), week("2026-03-09"));
+    let (p1, p2) = (
+        "week#csv#ws#u-ann#2026-03-02",
+        "week#csv#ws#u-ann#2026-03-09",
+    );
+    // Read after write, every time: the week is read from the base table.
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let id = format!("raw{i:02}");
+        let day = format!("2026-03-0{}", 2 + i % 7);
+        let st = state(
+            E::new(&id, "u-ann", &day, "09:00", "10:00").build(),
+            Status::Posted,
+            "2026-03-09T10:00:00Z",
+        );
+        s.put(&st).await.expect("put");
+        written.push(id.clone());
+        assert_eq!(
+            ids(&s.week(&w1).await.expect("week")),
+            written,
+            "after {id}"
+        );
+        assert!(member(&s, p1, &id).await, "{id} is a member of its week");
+    }
+    // An update in the same week keeps it there (no second membership).
+    let mut a = s.get(&key("raw00")).await.expect("get").expect("raw00");
+    a.status = Status::Held;
+    s.put(&a).await.expect("update");
+    assert_eq!(s.week(&w1).await.expect("week").len(), 20);
+    // Moving it to the next week moves its membership, atomically with the state.
+    let mut a = s.get(&key("raw00")).await.expect("get").expect("raw00");
+    a.entry = E::new("raw00", "u-ann", "2026-03-10", "09:00", "10:00").build();
+    s.put(&a).await.expect("move");
+    assert!(!ids(&s.week(&w1).await.expect("week")).contains(&"raw00".to_string()));
+    assert_eq!(ids(&s.week(&w2).await.expect("week")), ["raw00"]);
+    assert!(!member(&s, p1, "raw00").await, "left the old week");
+    assert!(member(&s, p2, "raw00").await, "joined the new week");
+    // A stale writer of the move loses, and the membership stays put.
+    a.entry = E::new("raw00", "u-ann", "2026-03-03", "09:00", "10:00").build();
+    assert!(matches!(s.put(&a).await, Err(StoreError::Conflict(_))));
+    assert!(member(&s, p2, "raw00").await && !member(&s, p1, "raw00").await);
+    // A new entry whose key exists already is a conflict, and adds no member.
+    let dup = state(
+        E::new("raw01", "u-ann", "2026-03-11", "09:00", "10:00").build(),
+        Status::Posted,
+        "2026-03-09T10:00:00Z",
+    );
+    assert!(matches!(s.put(&dup).await, Err(StoreError::Conflict(_))));
+    assert!(!member(&s, p2, "raw01").await);
+}

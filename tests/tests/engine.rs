@@ -364,3 +364,91 @@ async fn stale_writes_are_refused() {
         Err(timepost::ports::StoreError::Conflict(_))
     ));
 }
+
+/// (entry key, tier, minutes) of every record the sandbox ledger holds.
+fn ledger_lines(s: &timepost::local::stack::LocalStack) -> Vec<(String, String, i64)> {
+    s.sandbox
+        .records()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entry_key, r.line.tier, r.line.minutes))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_workers_split_each_week_like_one_sequential_worker() {
+    use std::sync::Arc;
+    use timepost::engine::Engine;
+    use timepost::ledger::Ledger;
+    use timepost_tests::week_race::{
+        final_versions, messages, minutes_by_week_and_tier, race, scenario, shuffle, Paced,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let entries = scenario();
+    let finals = final_versions(&entries);
+    let reference = sandbox_stack(&dir.path().join("sequential")).await;
+    for m in messages(&entries) {
+        reference.engine.handle(&m, "sequential").await.unwrap();
+    }
+    let want_lines = {
+        let mut l = ledger_lines(&reference);
+        l.sort();
+        l
+    };
+    let want = minutes_by_week_and_tier(&finals, &want_lines);
+    assert!(
+        want.keys().any(|(_, tier)| tier == "overtime"),
+        "the scenario splits weekly overtime: {want:?}"
+    );
+
+    for seed in [7u64, 42, 2026] {
+        let s = sandbox_stack(&dir.path().join(format!("race-{seed}"))).await;
+        let store = Arc::new(s.store.clone());
+        let ledger: Arc<dyn Ledger> = Arc::new(Paced(s.ledger.clone()));
+        let engines = (0..8)
+            .map(|_| {
+                Arc::new(Engine::new(
+                    store.clone(),
+                    store.clone(),
+                    store.clone(),
+                    ledger.clone(),
+                    s.config.rules.clone(),
+                    s.config.worker.clone(),
+                ))
+            })
+            .collect();
+        let mut arrival = messages(&entries);
+        shuffle(&mut arrival, seed);
+        race(engines, arrival).await;
+
+        let mut lines = ledger_lines(&s);
+        lines.sort();
+        assert_eq!(
+            minutes_by_week_and_tier(&finals, &lines),
+            want,
+            "seed {seed}: minutes per worker-week and tier"
+        );
+        assert_eq!(lines, want_lines, "seed {seed}: the same lines per entry");
+        // Posted exactly once: one record per entry and tier, one create
+        // per entry in the journal, every entry posted.
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, tier, _) in &lines {
+            assert!(seen.insert((key, tier)), "seed {seed}: {key} {tier} twice");
+        }
+        for (k, e) in &finals {
+            let creates = s
+                .store
+                .by_entry(&e.key)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.operation == "create")
+                .count();
+            assert_eq!(creates, 1, "seed {seed}: {k} created {creates} times");
+            let st = s.store.get(&e.key).await.unwrap().unwrap();
+            assert_eq!(st.status, Status::Posted, "seed {seed}: {k}");
+            assert_eq!(st.entry, *e, "seed {seed}: {k} ends at its newest version");
+        }
+    }
+}

@@ -1,21 +1,35 @@
 //! Entry state and claims: partition `entry#<key>`, items `state` and
-//! `claim`.
+//! `claim`; week membership: partition `week#<source>#<workspace>#<user>#<week_start>`,
+//! one item per entry (`sk` = the entry's partition).
 //!
-//! The state item carries the JSON document plus the attributes its
-//! indexes need: `gsi1` by worker-week, `gsi2` by status and age, `gsi3` by
-//! workspace and work date. Index reads are eventually consistent, so the
-//! index only says *which* entries; their documents are then read from the
-//! table with a consistent batch read and re-checked against the query
-//! (an entry that just moved week or status is not returned twice or
-//! under its old value).
+//! The state item carries the JSON document, its week (`week`, the
+//! membership partition) and the attributes its indexes need: `gsi2` by
+//! status and age, `gsi3` by workspace and work date. Index reads are
+//! eventually consistent, so the index only says *which* entries; their
+//! documents are then read from the table with a consistent batch read and
+//! re-checked against the query (an entry that just moved status is not
+//! returned twice or under its old value).
+//!
+//! A worker-week's members must never be missing (the overtime split is
+//! planned from them), so they are not an index: the membership item is
+//! written in the same transaction as a new entry's state, moved in the
+//! same transaction as the state that changes the entry's week, and read
+//! with a strongly consistent Query. A write that keeps the week — nearly
+//! every write — is a single conditional PutItem as before.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 
-use super::codec::{decode, encode, entry_pk, get_s, key, n, part, s, Item, EXPIRES_AT, PK};
+use super::codec::{
+    decode, encode, entry_pk, get_n, get_s, key, n, part, s, Item, EXPIRES_AT, PK, SK,
+};
 use super::io::{batch_get, query_all};
 use super::DynamoStore;
 use crate::aws::backend;
@@ -25,6 +39,8 @@ use crate::state::{EntryState, Status};
 
 const STATE: &str = "state";
 const CLAIM: &str = "claim";
+/// The state item's attribute naming the week partition it is a member of.
+const WEEK: &str = "week";
 
 fn week_pk(w: &WorkerWeek) -> String {
     format!(
@@ -53,8 +69,7 @@ fn state_item(stored: &EntryState) -> StoreResult<Item> {
     item.insert(STATE.into(), s(encode(stored)?));
     item.insert("revision".into(), n(stored.revision));
     item.insert("status".into(), s(stored.status.as_str()));
-    item.insert("gsi1pk".into(), s(week_pk(&WorkerWeek::of(e))));
-    item.insert("gsi1sk".into(), s(pk));
+    item.insert(WEEK.into(), s(week_pk(&WorkerWeek::of(e))));
     item.insert("gsi2pk".into(), s(status_pk(stored.status)));
     item.insert(
         "gsi2sk".into(),
@@ -68,6 +83,35 @@ fn state_item(stored: &EntryState) -> StoreResult<Item> {
     item.insert("gsi3pk".into(), s(dates_pk(e.key.source, &e.key.workspace)));
     item.insert("gsi3sk".into(), s(format!("{}#{escaped_key}", e.work_date)));
     Ok(item)
+}
+
+/// The week an old state item is a member of: its `week` attribute, or,
+/// for an item written before membership items existed, its document's.
+fn stored_week(old: &Item) -> StoreResult<String> {
+    match old.get(WEEK) {
+        Some(AttributeValue::S(w)) => Ok(w.clone()),
+        _ => {
+            let st: EntryState = decode(old, STATE)?;
+            Ok(week_pk(&WorkerWeek::of(&st.entry)))
+        }
+    }
+}
+
+/// True when a transaction was cancelled because one of its conditions
+/// failed or another transaction touched the same items: someone else
+/// changed the entry, as a failed conditional put says.
+fn lost_race(e: &TransactWriteItemsError) -> bool {
+    match e {
+        TransactWriteItemsError::TransactionCanceledException(c) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed") | Some("TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    }
 }
 
 impl DynamoStore {
@@ -108,6 +152,65 @@ impl DynamoStore {
         Ok(pks)
     }
 
+    /// Write `state` (conditional on `revision`: `None` = must not exist)
+    /// and its membership of `new_week` in one transaction, removing the
+    /// membership of `old_week` when it differs. `Err(None)` = the
+    /// condition failed (a conflict).
+    async fn put_moving(
+        &self,
+        state: Item,
+        revision: Option<u64>,
+        new_week: &str,
+        old_week: Option<&str>,
+    ) -> Result<(), Option<StoreError>> {
+        let entry = get_s(&state, PK).map_err(Some)?.to_string();
+        let build = |e| Some(backend("put entry", e));
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(state));
+        put = match revision {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(r) => put
+                .condition_expression("revision = :r")
+                .expression_attribute_values(":r", n(r)),
+        };
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(build)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(key(new_week, entry.as_str())))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            );
+        if let Some(old) = old_week.filter(|w| *w != new_week) {
+            tx = tx.transact_items(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(old, entry.as_str())))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            );
+        }
+        match tx.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(lost_race) => Err(None),
+            Err(e) => Err(Some(backend("put entry", e))),
+        }
+    }
+
     /// The current documents of these entries (consistent read).
     async fn states_of(&self, pks: Vec<String>) -> StoreResult<Vec<EntryState>> {
         let keys = pks.into_iter().map(|pk| key(pk, STATE)).collect();
@@ -146,36 +249,70 @@ impl EntryStore for DynamoStore {
         out.item.map(|item| decode(&item, STATE)).transpose()
     }
 
+    /// A new entry: its state and its week membership in one transaction.
+    /// An update in the same week: one PutItem, conditional on the revision
+    /// *and* the stored week; when only the week differs (the entry moved,
+    /// or its item predates membership items), the old item that came back
+    /// with the failed condition names the old week, and one transaction
+    /// writes the state (same revision condition), the new membership and
+    /// removes the old one.
     async fn put(&self, state: &EntryState) -> StoreResult<u64> {
         let mut stored = state.clone();
         stored.revision = state.revision + 1;
-        let mut req = self
+        let item = state_item(&stored)?;
+        let new_week = week_pk(&WorkerWeek::of(&stored.entry));
+        let conflict = || StoreError::Conflict(state.entry.key.to_string());
+        if state.revision == 0 {
+            self.put_moving(item, None, &new_week, None)
+                .await
+                .map_err(|e| e.unwrap_or_else(conflict))?;
+            return Ok(stored.revision);
+        }
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(state_item(&stored)?));
-        req = if state.revision == 0 {
-            req.condition_expression("attribute_not_exists(pk)")
-        } else {
-            req.condition_expression("revision = :r")
-                .expression_attribute_values(":r", n(state.revision))
+            .set_item(Some(item.clone()))
+            .condition_expression("revision = :r AND #w = :w")
+            .expression_attribute_names("#w", WEEK)
+            .expression_attribute_values(":r", n(state.revision))
+            .expression_attribute_values(":w", s(new_week.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(_) => return Ok(stored.revision),
+            Err(e) => match e.into_service_error() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                    c.item.ok_or_else(conflict)?
+                }
+                other => return Err(backend("put entry", other)),
+            },
         };
-        match req.send().await {
-            Ok(_) => Ok(stored.revision),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict(state.entry.key.to_string()))
-            }
-            Err(e) => Err(backend("put entry", e)),
+        if get_n::<u64>(&old, "revision")? != state.revision {
+            return Err(conflict());
         }
+        let old_week = stored_week(&old)?;
+        self.put_moving(item, Some(state.revision), &new_week, Some(&old_week))
+            .await
+            .map_err(|e| e.unwrap_or_else(conflict))?;
+        Ok(stored.revision)
     }
 
     async fn week(&self, week: &WorkerWeek) -> StoreResult<Vec<EntryState>> {
-        let pks = self
-            .index_pks("gsi1", ("gsi1pk", week_pk(week)), None, None)
-            .await?;
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", s(week_pk(week)))
+            .consistent_read(true);
+        let members = query_all(q, "query week members", None).await?;
+        let pks = members
+            .iter()
+            .map(|m| get_s(m, SK).map(str::to_string))
+            .collect::<StoreResult<Vec<_>>>()?;
         let states = self.states_of(pks).await?;
         Ok(sort_by_key(
             states
