@@ -40,7 +40,7 @@ use crate::week_claim::{week_claim_key, HeldWeeks};
 pub enum EngineError {
     /// Another worker holds the entry or its worker-week; try the message
     /// again later.
-    #[error("entry {0} is being processed elsewhere")]
+    #[error("{} is being processed by another worker", crate::week_claim::describe_claim(.0))]
     Busy(EntryKey),
     /// The ledger kept failing transiently; try the message again later.
     #[error("ledger unavailable for {key}: {error}")]

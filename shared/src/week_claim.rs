@@ -31,6 +31,19 @@ pub fn week_claim_key(week: &WorkerWeek) -> EntryKey {
     )
 }
 
+/// What a claim key stands for, in words: "entry toggl:555:7" or "the week
+/// of tracker user 101 (toggl:555) starting 2026-03-02".
+pub fn describe_claim(key: &EntryKey) -> String {
+    let mut parts = key.id.split(WEEK_MARK);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), Some("week"), Some(user), Some(start)) => format!(
+            "the week of tracker user {user} ({}:{}) starting {start}",
+            key.source, key.workspace
+        ),
+        _ => format!("entry {key}"),
+    }
+}
+
 /// The worker-weeks a settle holds the claims of. Weeks are always claimed
 /// in this set's (sorted) order, so two workers that need the same two
 /// weeks contend for the first one instead of each holding one.
@@ -56,6 +69,17 @@ impl HeldWeeks {
 mod tests {
     use super::*;
     use crate::model::Source;
+
+    #[test]
+    fn a_week_claim_reads_as_the_week_in_words() {
+        let w = week("101", "2026-03-02");
+        let text = describe_claim(&week_claim_key(&w));
+        assert!(text.starts_with("the week of tracker user 101 ("), "{text}");
+        assert!(text.ends_with("starting 2026-03-02"), "{text}");
+        assert!(!text.contains(WEEK_MARK));
+        let entry = EntryKey::new(Source::Toggl, "555", "7");
+        assert_eq!(describe_claim(&entry), format!("entry {entry}"));
+    }
 
     fn week(user: &str, start: &str) -> WorkerWeek {
         WorkerWeek {
