@@ -1,8 +1,8 @@
 //! Helpers for tests that run the `timepost` binary.
 #![allow(dead_code)]
 
-pub mod console_kit;
 pub mod console;
+pub mod console_kit;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
