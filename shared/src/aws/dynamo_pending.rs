@@ -155,7 +155,7 @@ impl PendingChanges for DynamoStore {
                 }
             }
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|p| std::cmp::Reverse(p.id));
         out.dedup_by_key(|p| p.id);
         Ok(out)
     }

@@ -115,11 +115,11 @@ pub(super) enum Saved {
     Unchanged,
     /// Applied at once (the proposal records its preview, when kept).
     Applied {
-        change: MappingChange,
-        proposal: Option<ProposedChange>,
+        change: Box<MappingChange>,
+        proposal: Option<Box<ProposedChange>>,
     },
     /// Waiting for a second admin.
-    Pending(ProposedChange),
+    Pending(Box<ProposedChange>),
 }
 
 impl Saved {
@@ -226,7 +226,7 @@ pub(super) async fn save(
         )
         .await?;
         return Ok(Saved::Applied {
-            change,
+            change: Box::new(change),
             proposal: None,
         });
     };
@@ -247,7 +247,7 @@ pub(super) async fn save(
                 ),
             ))
             .await?;
-        return Ok(Saved::Pending(p));
+        return Ok(Saved::Pending(Box::new(p)));
     }
     let change = commit(
         s,
@@ -261,14 +261,17 @@ pub(super) async fn save(
     proposal.applied_seq = Some(change.seq);
     proposal.decided_at = Some(change.changed_at);
     let proposal = match pending.propose(proposal).await {
-        Ok(p) => Some(p),
+        Ok(p) => Some(Box::new(p)),
         Err(e) => {
             // The change stands; only the record of its preview is lost.
             tracing::warn!(error = %e, seq = change.seq, "could not keep the preview of a mapping change");
             None
         }
     };
-    Ok(Saved::Applied { change, proposal })
+    Ok(Saved::Applied {
+        change: Box::new(change),
+        proposal,
+    })
 }
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
