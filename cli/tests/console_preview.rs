@@ -408,6 +408,11 @@ fn approving_after_the_mappings_moved_asks_for_a_fresh_preview() {
                 "from": "2026-03-01", "to": "2026-03-31"}),
     );
     assert_eq!((st, v["changed"].as_bool()), (200, Some(true)), "{v}");
+    let (_, page) = get(&srv, "auditor", "/console/mappings");
+    assert!(
+        page.contains("mappings changed since: preview again"),
+        "{page}"
+    );
     let (st, body) = post_json(
         &srv,
         SECOND,

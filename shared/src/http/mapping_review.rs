@@ -33,6 +33,8 @@ use crate::state::EntryState;
 const DEFAULT_DAYS: i64 = 30;
 /// The longest period one preview replays.
 const MAX_DAYS: i64 = 366;
+/// Rows a preview page lists (the JSON has them all).
+const MAX_ROWS: usize = 500;
 
 fn bad(message: impl Into<String>, field: &str) -> ApiError {
     ApiError::bad_request(message, Some(field.into()))
@@ -463,7 +465,7 @@ pub(super) fn preview_html(p: &ImpactPreview) -> String {
         "<table class=\"preview\"><thead><tr><th>Date</th><th>Entry</th><th>Worker</th><th>Project</th>\
          <th>What differs</th><th>Before</th><th>After</th></tr></thead><tbody>",
     );
-    for c in &p.changed {
+    for c in p.changed.iter().take(MAX_ROWS) {
         h.push_str(&format!(
             "<tr data-key=\"{k}\"><td>{d}</td><td><code>{k}</code></td><td>{w}</td><td>{pr}</td><td>{diff}</td><td>{b}</td><td>{a}</td></tr>",
             k = esc(&c.key),
@@ -476,6 +478,12 @@ pub(super) fn preview_html(p: &ImpactPreview) -> String {
         ));
     }
     h.push_str("</tbody></table>");
+    if p.changed.len() > MAX_ROWS {
+        h.push_str(&format!(
+            "<p>The first {MAX_ROWS} of {} are listed; <code>GET /api/mappings/preview</code> returns them all.</p>",
+            p.changed.len()
+        ));
+    }
     h
 }
 
@@ -508,6 +516,7 @@ pub(super) async fn pending_section(s: &AppState, who: &Principal) -> Result<Str
         return Ok(String::new());
     };
     let list = store.proposals(Some(ProposalStatus::Pending)).await?;
+    let version = s.mappings.version().await?;
     let mut h = format!(
         "<section class=\"group\" id=\"pending\"><h2>Changes waiting for a second admin · {}</h2>",
         list.len()
@@ -526,7 +535,14 @@ pub(super) async fn pending_section(s: &AppState, who: &Principal) -> Result<Str
             w = esc(&p.change.changed_by),
             at = p.change.changed_at.format("%Y-%m-%d %H:%M UTC"),
             why = esc(&p.change.reason),
-            n = p.preview.changed_count(),
+            n = if p.preview.mapping_version == version {
+                p.preview.changed_count().to_string()
+            } else {
+                format!(
+                    "{} <em class=\"stale\">(mappings changed since: preview again)</em>",
+                    p.preview.changed_count()
+                )
+            },
         ));
     }
     h.push_str("</tbody></table></section>");
@@ -818,4 +834,38 @@ pub async fn api_reject(
     let reason = body.and_then(|ApiJson(b)| b.reason);
     let p = reject(&s, &who, id, reason.as_deref()).await?;
     Ok(Json(json!({ "rejected": id, "proposal": p })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap_or_default()
+    }
+
+    #[test]
+    fn periods_parse_and_bad_ones_name_their_field() {
+        let p = Period::parse(Some("2026-03-01"), Some("2026-03-31")).expect("period");
+        assert_eq!((p.from, p.to), (d("2026-03-01"), d("2026-03-31")));
+        let p = Period::parse(None, Some("2026-03-31")).expect("period");
+        assert_eq!(p.from, d("2026-03-01"), "30 days back by default");
+        let p = Period::parse(Some(" "), Some("2026-03-31")).expect("blank is absent");
+        assert_eq!(p.from, d("2026-03-01"));
+        for (from, to, field) in [
+            (Some("2026-02-30"), Some("2026-03-31"), "from"),
+            (Some("2026-03-01"), Some("31/03/2026"), "to"),
+            (Some("2026-04-01"), Some("2026-03-31"), "from"),
+            (Some("2024-01-01"), Some("2026-03-31"), "from"),
+        ] {
+            let e = Period::parse(from, to).expect_err("refused");
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert_eq!(
+                e.field.as_deref(),
+                Some(field),
+                "{from:?} {to:?}: {}",
+                e.message
+            );
+        }
+    }
 }
