@@ -161,6 +161,19 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "admin manager finance auditor",
     ),
     ("POST", "/console/mappings/revert", "admin"),
+    ("GET", "/api/mappings/preview", "admin finance auditor"),
+    ("GET", "/api/mappings/pending", "admin finance auditor"),
+    ("GET", "/api/mappings/pending/{id}", "admin finance auditor"),
+    ("POST", "/api/mappings/pending/{id}/approve", "admin"),
+    ("POST", "/api/mappings/pending/{id}/reject", "admin"),
+    ("GET", "/console/mappings/preview", "admin finance auditor"),
+    (
+        "GET",
+        "/console/mappings/pending/{id}",
+        "admin finance auditor",
+    ),
+    ("POST", "/console/mappings/pending/{id}/approve", "admin"),
+    ("POST", "/console/mappings/pending/{id}/reject", "admin"),
 ];
 
 #[test]

@@ -40,10 +40,19 @@ pub struct ConsoleConfig {
     /// How long a console sign-in lasts, in minutes.
     #[serde(default = "default_session_minutes")]
     pub session_minutes: u64,
+    /// A mapping change whose impact preview touches more entries than
+    /// this waits for a second admin's approval; 0 = every console change
+    /// does.
+    #[serde(default = "default_mapping_approval_threshold")]
+    pub mapping_approval_threshold: u64,
 }
 
 fn default_session_minutes() -> u64 {
     480
+}
+
+fn default_mapping_approval_threshold() -> u64 {
+    25
 }
 
 impl Default for ConsoleConfig {
@@ -51,6 +60,7 @@ impl Default for ConsoleConfig {
         Self {
             users: Vec::new(),
             session_minutes: default_session_minutes(),
+            mapping_approval_threshold: default_mapping_approval_threshold(),
         }
     }
 }

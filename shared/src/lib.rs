@@ -13,6 +13,7 @@ pub mod dry_run;
 pub mod engine;
 pub mod exceptions;
 pub mod http;
+pub mod impact;
 pub mod intake;
 pub mod kpis;
 pub mod ledger;

@@ -243,3 +243,73 @@ pub trait AuditLog: Send + Sync {
     /// The newest records first, at most `limit`.
     async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
 }
+
+/// Where a proposed mapping change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Waiting for a second admin; the mappings do not have it yet.
+    Pending,
+    /// In the mappings (at once, below the threshold, or once approved).
+    Applied,
+    /// Refused by a second admin; never applied.
+    Rejected,
+}
+
+impl ProposalStatus {
+    pub const ALL: &'static [ProposalStatus] = &[
+        ProposalStatus::Pending,
+        ProposalStatus::Applied,
+        ProposalStatus::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalStatus::Pending => "pending",
+            ProposalStatus::Applied => "applied",
+            ProposalStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// A mapping change made through the console with the impact preview it
+/// was saved with. Kept for every console change (applied at once or after
+/// approval, or rejected), so the history shows what the change was
+/// expected to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedChange {
+    /// Assigned by the store (0 before it is stored).
+    pub id: u64,
+    /// The change as proposed (`seq` 0; `changed_by` is the proposer,
+    /// `changed_at` when it was proposed).
+    pub change: MappingChange,
+    pub preview: crate::impact::ImpactPreview,
+    pub status: ProposalStatus,
+    /// Whether the threshold asked for a second admin.
+    pub needs_approval: bool,
+    /// Who approved or rejected it, when, and (rejection) why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    /// The change-log sequence number once applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_seq: Option<u64>,
+}
+
+/// Mapping changes with their previews, and the ones waiting for a second
+/// admin.
+#[async_trait]
+pub trait PendingChanges: Send + Sync {
+    /// Store a new proposal; returns it with its id.
+    async fn propose(&self, proposal: ProposedChange) -> StoreResult<ProposedChange>;
+    async fn proposal(&self, id: u64) -> StoreResult<Option<ProposedChange>>;
+    /// Proposals in `status` (every one when None), newest first.
+    async fn proposals(&self, status: Option<ProposalStatus>) -> StoreResult<Vec<ProposedChange>>;
+    /// Replace proposal `proposal.id` if its stored status is still
+    /// `expected` (else `Conflict`: someone decided it meanwhile); what
+    /// makes two approvals of one change apply it once.
+    async fn settle(&self, proposal: &ProposedChange, expected: ProposalStatus) -> StoreResult<()>;
+}

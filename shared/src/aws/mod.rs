@@ -9,6 +9,7 @@
 //! moto server).
 
 pub mod dynamo;
+pub mod dynamo_pending;
 pub mod ratelimit;
 pub mod s3;
 pub mod secrets;

@@ -30,6 +30,20 @@ pub fn routes() -> Router<AppState> {
         .route("/mappings", get(mappings).post(super::mappings::api_set))
         .route("/mappings/revert", post(super::mappings::api_revert))
         .route("/mappings/history", get(history))
+        .route("/mappings/preview", get(super::mapping_review::api_preview))
+        .route("/mappings/pending", get(super::mapping_review::api_list))
+        .route(
+            "/mappings/pending/{id}",
+            get(super::mapping_review::api_get),
+        )
+        .route(
+            "/mappings/pending/{id}/approve",
+            post(super::mapping_review::api_approve),
+        )
+        .route(
+            "/mappings/pending/{id}/reject",
+            post(super::mapping_review::api_reject),
+        )
         .route("/exception-codes", get(codes))
         .route("/entries/{key}/discard", post(discard_entry))
         .route("/audit", get(audit))

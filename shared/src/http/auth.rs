@@ -114,6 +114,18 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/console/mappings", ADMINS),
     ("GET", "/console/mappings/history", NOT_VIEWERS),
     ("POST", "/console/mappings/revert", ADMINS),
+    // Mapping change review: previews and proposals are read by those who
+    // read the books; only admins propose (through the saves above),
+    // approve or reject.
+    ("GET", "/api/mappings/preview", READERS),
+    ("GET", "/api/mappings/pending", READERS),
+    ("GET", "/api/mappings/pending/{id}", READERS),
+    ("POST", "/api/mappings/pending/{id}/approve", ADMINS),
+    ("POST", "/api/mappings/pending/{id}/reject", ADMINS),
+    ("GET", "/console/mappings/preview", READERS),
+    ("GET", "/console/mappings/pending/{id}", READERS),
+    ("POST", "/console/mappings/pending/{id}/approve", ADMINS),
+    ("POST", "/console/mappings/pending/{id}/reject", ADMINS),
 ];
 
 /// Routes anyone may reach: the sign-in form itself.

@@ -48,6 +48,22 @@ pub fn routes() -> Router<AppState> {
         .route("/mappings/history", get(super::mappings::history_page))
         .route("/mappings/revert", post(super::mappings::revert_post))
         .route(
+            "/mappings/preview",
+            get(super::mapping_review::preview_page),
+        )
+        .route(
+            "/mappings/pending/{id}",
+            get(super::mapping_review::proposal_page),
+        )
+        .route(
+            "/mappings/pending/{id}/approve",
+            post(super::mapping_review::approve_post),
+        )
+        .route(
+            "/mappings/pending/{id}/reject",
+            post(super::mapping_review::reject_post),
+        )
+        .route(
             "/approvals",
             get(super::approvals::page_get).post(super::approvals::page_post),
         )

@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Form, Json};
+use axum::{Extension, Form};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{self, Principal};
 use super::console::{audit_record, back_to, PageError};
 use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
+use super::mapping_review::{self as review, Period, Saved};
 use super::{ApiError, AppState};
 use crate::mapping::{csv_io, MappingChange, MappingRow, MappingTable};
 
@@ -50,18 +50,16 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
-/// Apply one change (after = None removes) in one transaction, audit it,
-/// and re-check held entries. Returns None when nothing would change.
-pub(super) async fn change(
-    s: &AppState,
+/// The change that would set `key` in `table` to `after` (None removes),
+/// against the current mappings; None when nothing would change.
+pub(super) fn draft(
+    current: &crate::mapping::Mappings,
     who: &Principal,
     table: MappingTable,
     key: &str,
     after: Option<MappingRow>,
     reason: &str,
-    action: &str,
 ) -> Result<Option<MappingChange>, ApiError> {
-    let current = s.mappings.snapshot().await?;
     let key = crate::mapping::table::normalise_key(key);
     let before = current.get(table, &key).cloned();
     if before.is_none() && after.is_none() {
@@ -70,16 +68,28 @@ pub(super) async fn change(
     if before == after {
         return Ok(None);
     }
-    let c = MappingChange {
+    Ok(Some(MappingChange {
         seq: 0,
         table,
-        key: key.clone(),
+        key,
         before,
         after,
         changed_by: who.name.clone(),
         changed_at: Utc::now(),
         reason: reason.to_string(),
-    };
+    }))
+}
+
+/// Apply one drafted change in one transaction, audit it as `action`, and
+/// re-check held entries. Returns it with its sequence number.
+pub(super) async fn commit(
+    s: &AppState,
+    who: &Principal,
+    c: MappingChange,
+    action: &str,
+    note: &str,
+) -> Result<MappingChange, ApiError> {
+    let reason = c.reason.clone();
     let applied = s.mappings.apply(vec![c]).await?;
     let c = applied
         .into_iter()
@@ -90,16 +100,62 @@ pub(super) async fn change(
             who,
             action,
             None,
-            format!("#{} {}: {reason}", c.seq, c.describe()),
+            format!("#{} {}: {reason}{note}", c.seq, c.describe()),
         ))
         .await?;
+    recheck(s).await;
+    Ok(c)
+}
+
+/// Re-check held entries after a change; a failure is logged (the change
+/// stands and the scheduled re-check catches up).
+pub(super) async fn recheck(s: &AppState) {
     if let Err(e) = s.engine.recheck_held(&crate::worker::new_batch_id()).await {
         tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
     }
-    Ok(Some(c))
 }
 
-/// Set (`remove` false) or remove one row.
+/// Apply one change (after = None removes) at once, without review (the
+/// exceptions page's "add the missing row", which only adds). Returns None
+/// when nothing would change.
+pub(super) async fn change(
+    s: &AppState,
+    who: &Principal,
+    table: MappingTable,
+    key: &str,
+    after: Option<MappingRow>,
+    reason: &str,
+    action: &str,
+) -> Result<Option<MappingChange>, ApiError> {
+    let current = s.mappings.snapshot().await?;
+    match draft(&current, who, table, key, after, reason)? {
+        Some(c) => Ok(Some(commit(s, who, c, action, "").await?)),
+        None => Ok(None),
+    }
+}
+
+/// The row a form or JSON body describes: its table, key, and the row
+/// after the change (None = remove).
+pub(super) fn parse_row(
+    table: Option<&str>,
+    key: Option<&str>,
+    target: Option<&str>,
+    attrs: Option<&str>,
+    remove: bool,
+) -> Result<(MappingTable, String, Option<MappingRow>), ApiError> {
+    let table = parse_table(table)?;
+    let key = required(key, "key")?;
+    if remove {
+        return Ok((table, key, None));
+    }
+    let mut row = MappingRow::new(table, &key, &required(target, "target")?);
+    row.attrs = parse_attrs(attrs.unwrap_or(""))?;
+    csv_io::validate_attrs(&row).map_err(|m| bad(m, "attrs"))?;
+    Ok((table, key, Some(row)))
+}
+
+/// Set (`remove` false) or remove one row, through review: previewed over
+/// `period`, then applied or left pending for a second admin.
 #[allow(clippy::too_many_arguments)] // the row's fields, as given by a form or JSON
 async fn set_row(
     s: &AppState,
@@ -110,26 +166,28 @@ async fn set_row(
     attrs: Option<&str>,
     remove: bool,
     reason: Option<&str>,
-) -> Result<Option<MappingChange>, ApiError> {
-    let table = parse_table(table)?;
-    let key = required(key, "key")?;
+    period: Period,
+) -> Result<Saved, ApiError> {
+    let (table, key, after) = parse_row(table, key, target, attrs, remove)?;
     let reason = required(reason, "reason")?;
-    if remove {
-        return change(s, who, table, &key, None, &reason, "mapping_remove").await;
-    }
-    let mut row = MappingRow::new(table, &key, &required(target, "target")?);
-    row.attrs = parse_attrs(attrs.unwrap_or(""))?;
-    csv_io::validate_attrs(&row).map_err(|m| bad(m, "attrs"))?;
-    change(s, who, table, &key, Some(row), &reason, "mapping_set").await
+    let action = if remove {
+        "mapping_remove"
+    } else {
+        "mapping_set"
+    };
+    let current = s.mappings.snapshot().await?;
+    let c = draft(&current, who, table, &key, after, &reason)?;
+    review::save(s, who, &current, c, action, period).await
 }
 
-/// Apply change `seq`'s `before` as a new change.
+/// Apply change `seq`'s `before` as a new change (through review).
 async fn revert(
     s: &AppState,
     who: &Principal,
     seq: Option<&str>,
     reason: Option<&str>,
-) -> Result<Option<MappingChange>, ApiError> {
+    period: Period,
+) -> Result<Saved, ApiError> {
     let seq: u64 = required(seq, "seq")?
         .parse()
         .map_err(|_| bad("`seq` must be a change number", "seq"))?;
@@ -142,25 +200,12 @@ async fn revert(
         .find(|c| c.seq == seq)
         .ok_or_else(|| ApiError::not_found(format!("no mapping change #{seq}")))?;
     let reason = format!("revert of #{seq}: {reason}");
-    if old.before.is_none()
-        && s.mappings
-            .snapshot()
-            .await?
-            .get(old.table, &old.key)
-            .is_none()
-    {
-        return Ok(None);
+    let current = s.mappings.snapshot().await?;
+    if old.before.is_none() && current.get(old.table, &old.key).is_none() {
+        return Ok(Saved::Unchanged);
     }
-    change(
-        s,
-        who,
-        old.table,
-        &old.key,
-        old.before,
-        &reason,
-        "mapping_revert",
-    )
-    .await
+    let c = draft(&current, who, old.table, &old.key, old.before, &reason)?;
+    review::save(s, who, &current, c, "mapping_revert", period).await
 }
 
 fn row_attrs(r: &MappingRow) -> String {
@@ -216,10 +261,17 @@ pub async fn page_get(
              <input type=\"text\" name=\"attrs\" placeholder=\"name=value;…\"> \
              <input type=\"text\" name=\"reason\" placeholder=\"reason (required)\" required> \
              <button type=\"submit\">Save</button> \
-             <button class=\"secondary\" type=\"submit\" name=\"remove\" value=\"1\">Remove</button></form></section>",
-            csrf = csrf_field(&who)
+             <button class=\"secondary\" type=\"submit\" name=\"remove\" value=\"1\">Remove</button><br>\
+             Impact preview over work dates <input type=\"date\" name=\"from\" aria-label=\"from\"> to \
+             <input type=\"date\" name=\"to\" aria-label=\"to\"> (default: the last 30 days) \
+             <button class=\"secondary\" type=\"submit\" name=\"preview\" value=\"1\" formnovalidate>Preview impact</button></form>\
+             <p>Saving replays the period's entries against the change; a change touching more than {threshold} entr{pl} waits for a second admin.</p></section>",
+            csrf = csrf_field(&who),
+            threshold = s.review().threshold,
+            pl = if s.review().threshold == 1 { "y" } else { "ies" },
         ));
     }
+    body.push_str(&review::pending_section(&s, &who).await?);
     for t in MappingTable::ALL {
         let rows: Vec<_> = m.rows().into_iter().filter(|r| r.table == *t).collect();
         if rows.is_empty() {
@@ -267,13 +319,18 @@ pub async fn history_page(
     let mut list = s.mappings.history(table, key).await?;
     list.reverse();
     let can_revert = auth::may(who.role, "POST", "/console/mappings/revert");
+    let previews = if auth::may(who.role, "GET", "/console/mappings/pending/1") {
+        review::previews_by_seq(&s).await?
+    } else {
+        Default::default()
+    };
     let mut body = String::new();
     if let Some(n) = q.notice.as_deref().filter(|n| !n.is_empty()) {
         body.push_str(&format!("<p class=\"notice\">{}</p>", esc(n)));
     }
     body.push_str(&format!(
         "<p>{} change(s), newest first. <a href=\"/console/mappings\">All mappings</a></p>\
-         <table><thead><tr><th>#</th><th>Row</th><th>Who</th><th>When</th><th>Why</th><th>Before → after</th><th></th></tr></thead><tbody>",
+         <table><thead><tr><th>#</th><th>Row</th><th>Who</th><th>When</th><th>Why</th><th>Before → after</th><th>Preview</th><th></th></tr></thead><tbody>",
         list.len()
     ));
     for c in &list {
@@ -291,7 +348,7 @@ pub async fn history_page(
         };
         body.push_str(&format!(
             "<tr data-seq=\"{seq}\"><td>{seq}</td><td><code>{t}</code> <code>{k}</code></td><td>{w}</td><td>{at}</td><td>{why}</td>\
-             <td>{b} → {a}</td><td>{action}</td></tr>",
+             <td>{b} → {a}</td><td>{preview}</td><td>{action}</td></tr>",
             seq = c.seq,
             t = c.table,
             k = esc(&c.key),
@@ -300,17 +357,17 @@ pub async fn history_page(
             why = esc(&c.reason),
             b = describe_row(c.before.as_ref()),
             a = describe_row(c.after.as_ref()),
+            preview = previews
+                .get(&c.seq)
+                .map(|(id, n)| format!(
+                    "<a href=\"/console/mappings/pending/{id}\">{n} entr{} changed</a>",
+                    if *n == 1 { "y" } else { "ies" }
+                ))
+                .unwrap_or_default(),
         ));
     }
     body.push_str("</tbody></table>");
     Ok(page("Mapping history", Some(&who), &body).into_response())
-}
-
-fn notice(c: &Option<MappingChange>) -> String {
-    match c {
-        Some(c) => format!("Change #{} saved: {}", c.seq, c.describe()),
-        None => "Nothing to change: the row is already so.".into(),
-    }
 }
 
 pub async fn page_post(
@@ -319,7 +376,12 @@ pub async fn page_post(
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
     let g = |n: &str| f.get(n).map(String::as_str);
-    let c = set_row(
+    if g("preview").is_some_and(|v| !v.is_empty()) {
+        // "Preview impact" on the edit form: show, save nothing.
+        return review::render_preview(&s, &who, &f).await;
+    }
+    let period = Period::parse(g("from"), g("to"))?;
+    let saved = set_row(
         &s,
         &who,
         g("table"),
@@ -328,9 +390,10 @@ pub async fn page_post(
         g("attrs"),
         g("remove").is_some_and(|v| !v.is_empty()),
         g("reason"),
+        period,
     )
     .await?;
-    Ok(back_to("/console/mappings", &notice(&c)))
+    Ok(back_to("/console/mappings", &saved.notice()))
 }
 
 pub async fn revert_post(
@@ -338,14 +401,10 @@ pub async fn revert_post(
     Extension(who): Extension<Principal>,
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let c = revert(
-        &s,
-        &who,
-        f.get("seq").map(String::as_str),
-        f.get("reason").map(String::as_str),
-    )
-    .await?;
-    Ok(back_to("/console/mappings/history", &notice(&c)))
+    let g = |n: &str| f.get(n).map(String::as_str);
+    let period = Period::parse(g("from"), g("to"))?;
+    let saved = revert(&s, &who, g("seq"), g("reason"), period).await?;
+    Ok(back_to("/console/mappings/history", &saved.notice()))
 }
 
 #[derive(Deserialize)]
@@ -358,10 +417,9 @@ pub struct SetBody {
     #[serde(default)]
     remove: bool,
     reason: Option<String>,
-}
-
-fn answer(c: Option<MappingChange>) -> Response {
-    Json(json!({ "changed": c.is_some(), "change": c })).into_response()
+    /// The preview period (work dates, default the last 30 days).
+    from: Option<String>,
+    to: Option<String>,
 }
 
 pub async fn api_set(
@@ -370,8 +428,9 @@ pub async fn api_set(
     body: Option<ApiJson<SetBody>>,
 ) -> Result<Response, ApiError> {
     let ApiJson(b) = body.ok_or_else(|| bad("a JSON body is required", "table"))?;
+    let period = Period::parse(b.from.as_deref(), b.to.as_deref())?;
     let attrs: Vec<String> = b.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let c = set_row(
+    let saved = set_row(
         &s,
         &who,
         b.table.as_deref(),
@@ -380,15 +439,18 @@ pub async fn api_set(
         Some(&attrs.join(";")),
         b.remove,
         b.reason.as_deref(),
+        period,
     )
     .await?;
-    Ok(answer(c))
+    Ok(saved.answer())
 }
 
 #[derive(Deserialize)]
 pub struct RevertBody {
     seq: Option<u64>,
     reason: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 pub async fn api_revert(
@@ -397,7 +459,8 @@ pub async fn api_revert(
     body: Option<ApiJson<RevertBody>>,
 ) -> Result<Response, ApiError> {
     let ApiJson(b) = body.ok_or_else(|| bad("a JSON body is required", "seq"))?;
+    let period = Period::parse(b.from.as_deref(), b.to.as_deref())?;
     let seq = b.seq.map(|n| n.to_string());
-    let c = revert(&s, &who, seq.as_deref(), b.reason.as_deref()).await?;
-    Ok(answer(c))
+    let saved = revert(&s, &who, seq.as_deref(), b.reason.as_deref(), period).await?;
+    Ok(saved.answer())
 }

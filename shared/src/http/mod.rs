@@ -12,6 +12,7 @@ mod entry_detail;
 mod extract;
 mod holding;
 pub mod html;
+mod mapping_review;
 mod mappings;
 mod openapi;
 mod webhooks;
@@ -29,7 +30,7 @@ use serde_json::json;
 use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
-use crate::ports::{AuditLog, EntryStore, MappingStore, Queue, Secrets};
+use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
 
 /// Largest request body accepted (webhooks included): 1 MiB, as SQS.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -46,7 +47,19 @@ pub mod secret_names {
 }
 
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<Inner>, Arc<Review>);
+
+/// How console mapping changes are reviewed: where proposals (with their
+/// impact previews) are kept, and how many touched entries make a change
+/// wait for a second admin. Kept apart from [`Inner`] so a stack that
+/// builds `Inner` need not know about it: without a store
+/// ([`AppState::new`] alone), small changes apply and large ones are
+/// refused rather than applied unreviewed.
+pub struct Review {
+    pub pending: Option<Arc<dyn PendingChanges>>,
+    /// `[console] mapping_approval_threshold`.
+    pub threshold: u64,
+}
 
 pub struct Inner {
     pub engine: Arc<Engine>,
@@ -101,7 +114,31 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
-        Self(Arc::new(inner))
+        let threshold = crate::config::ConsoleConfig::default().mapping_approval_threshold;
+        Self(
+            Arc::new(inner),
+            Arc::new(Review {
+                pending: None,
+                threshold,
+            }),
+        )
+    }
+
+    /// Keep console mapping changes and their previews in `pending`; a
+    /// change touching more than `threshold` entries waits for a second
+    /// admin (0: every change does).
+    pub fn with_review(self, pending: Arc<dyn PendingChanges>, threshold: u64) -> Self {
+        Self(
+            self.0,
+            Arc::new(Review {
+                pending: Some(pending),
+                threshold,
+            }),
+        )
+    }
+
+    pub fn review(&self) -> &Review {
+        &self.1
     }
 
     /// The outcome report of the store as it stands.
@@ -128,13 +165,14 @@ impl AppState {
             secrets: stack.secrets.clone(),
             ledger: stack.ledger.clone(),
             intake: stack.config.intake.clone(),
-            audit: store,
+            audit: store.clone(),
             users: stack.config.console.users.clone(),
             sessions: auth::Sessions::new(std::time::Duration::from_secs(
                 stack.config.console.session_minutes * 60,
             )),
             parse_context: ParseContextCache::default(),
         })
+        .with_review(store, stack.config.console.mapping_approval_threshold)
     }
 }
 

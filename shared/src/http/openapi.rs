@@ -75,7 +75,7 @@ fn html_page(summary: &str, signed_in: bool) -> Value {
 fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
     let props: serde_json::Map<String, Value> = [
         "token", "csrf", "key", "code", "reason", "decision", "all_week", "table", "target",
-        "attrs", "seq", "remove",
+        "attrs", "seq", "remove", "from", "to", "preview",
     ]
     .iter()
     .filter(|f| signed_in != (**f == "token"))
@@ -83,6 +83,7 @@ fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
         let schema = match *f {
             "key" | "all_week" => json!({ "type": "string", "pattern": KEY_PATTERN }),
             "seq" => json!({ "type": "string", "pattern": "^[0-9]{1,18}$" }),
+            "from" | "to" => json!({ "type": "string", "format": "date" }),
             "table" => json!({ "type": "string", "enum": tables() }),
             "decision" => json!({ "type": "string", "enum": ["approve", "reject"] }),
             "code" => json!({ "type": "string", "enum": crate::exceptions::ExceptionCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() }),
@@ -314,7 +315,95 @@ fn console_paths(paths: &mut Value) {
         paths[p]["get"]["responses"]["400"] =
             json!({ "description": "a filter is invalid (named)" });
     }
+    mapping_review_paths(paths);
     paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
+}
+
+/// Mapping change review: impact previews, proposals waiting for a second
+/// admin, approve / reject.
+fn mapping_review_paths(paths: &mut Value) {
+    let date = |name: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string", "format": "date" } });
+    let row = json!([
+        enum_query_param("table", tables()),
+        query_param("key"),
+        query_param("target"),
+        query_param("attrs"),
+        query_param("remove"),
+        date("from"),
+        date("to")
+    ]);
+    paths["/api/mappings/preview"] = json!({ "get": op(
+        "The impact of one proposed row change (`table`, `key`, `target`, `attrs`, or `remove`): the entries of `from`..`to` (work dates, default the last 30 days) replayed against the current and the proposed mappings, those that would post differently (before → after lines, state moves), and whether saving it needs a second admin",
+        row.clone(),
+        "the preview",
+    ) });
+    let mut page = html_page("The impact preview of one proposed row change (same fields as the API), with the save form for admins", true);
+    page["parameters"] = row;
+    page["responses"]["400"] = json!({ "description": "a field is missing or invalid (named)" });
+    paths["/console/mappings/preview"] = json!({ "get": page });
+    paths["/api/mappings/pending"] = json!({ "get": op_as(
+        "Mapping change proposals with their previews, newest first: pending (default) or `status` applied / rejected / all",
+        json!([enum_query_param("status", vec!["pending", "applied", "rejected", "all"])]),
+        "proposals",
+        "array",
+    ) });
+    paths["/api/mappings/pending/{id}"] = json!({ "get": op("One mapping change proposal with its saved preview", json!([path_param("id")]), "the proposal") });
+    let mut approve = op(
+        "Approve a pending mapping change (another admin than the proposer: 403); applied in one transaction, audited, then held entries are re-checked; 409 when it is no longer pending or the mappings changed since its preview",
+        json!([path_param("id")]),
+        "applied",
+    );
+    approve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/mappings/pending/{id}/approve"] = json!({ "post": approve });
+    let mut reject = op("Reject a pending mapping change with a required `reason` (audited); the mappings stay unchanged", json!([path_param("id")]), "rejected");
+    reject["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["reason"],
+            "properties": { "reason": { "type": "string", "pattern": "\\S" } }
+        } } }
+    });
+    reject["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/mappings/pending/{id}/reject"] = json!({ "post": reject });
+    paths["/console/mappings/pending/{id}"] = json!({ "get": {
+        "summary": "One mapping change proposal: its preview, status, and approve / reject for admins",
+        "parameters": [path_param("id")],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "responses": {
+            "200": { "description": "the page", "content": { "text/html": { "schema": { "type": "string" } } } },
+            "400": { "description": "not a proposal number" },
+            "401": { "description": "not signed in" },
+            "403": { "description": "the role may not see this" },
+            "404": { "description": "no such proposal" }
+        }
+    } });
+    let mut approve_form = form_post(
+        "Approve and apply a pending mapping change (not your own: 403; stale preview: 409)",
+        &["csrf"],
+        true,
+    );
+    approve_form["parameters"] = json!([path_param("id")]);
+    approve_form["requestBody"]["required"] = json!(false);
+    approve_form["responses"]["409"] =
+        json!({ "description": "no longer pending, or the mappings changed since the preview" });
+    paths["/console/mappings/pending/{id}/approve"] = json!({ "post": approve_form });
+    let mut reject_form = form_post(
+        "Reject a pending mapping change with a required reason",
+        &["csrf", "reason"],
+        true,
+    );
+    reject_form["parameters"] = json!([path_param("id")]);
+    reject_form["responses"]["409"] = json!({ "description": "no longer pending" });
+    paths["/console/mappings/pending/{id}/reject"] = json!({ "post": reject_form });
+    // Saves are previewed over `from`..`to`; a large change answers 202
+    // (pending) instead of applying.
+    for p in ["/api/mappings", "/api/mappings/revert"] {
+        let props = &mut paths[p]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["properties"];
+        props["from"] = json!({ "type": "string", "format": "date" });
+        props["to"] = json!({ "type": "string", "format": "date" });
+        paths[p]["post"]["responses"]["202"] = json!({ "description": "stored as a proposal waiting for a second admin (with its preview)" });
+    }
 }
 
 pub async fn document() -> impl IntoResponse {

@@ -3,6 +3,7 @@
 //! This is what `timepost serve`, `timepost demo` and the tests run on.
 
 pub mod archive;
+pub mod pending;
 pub mod secrets;
 pub mod sqlite;
 pub mod stack;
