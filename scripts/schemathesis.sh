@@ -37,6 +37,7 @@ cp examples/sandbox/timepost.toml "$work/"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 out=$work/serve.log
+: >"$out"
 (cd "$work" && exec "$bin" serve --bind "127.0.0.1:$port") >"$out" 2>"$work/serve.err" &
 server_pid=$!
 token=

@@ -225,5 +225,11 @@ impl AwsStack {
             )),
             parse_context: crate::http::ParseContextCache::default(),
         })
+        // Mapping changes above the threshold wait for a second admin;
+        // proposals are kept in the table (`pending#<id>`).
+        .with_review(
+            self.store.clone(),
+            self.config.console.mapping_approval_threshold,
+        )
     }
 }
