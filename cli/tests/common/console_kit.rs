@@ -2,24 +2,15 @@
 //! console feature tests make (bearer tokens, so no CSRF dance; the CSRF
 //! path itself is covered in `console.rs`).
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use timepost::http::auth::sha256_hex;
 use timepost::sources::signature::sign_toggl;
 
 use super::{secrets, workdir, Server, SANDBOX};
 
-pub const TOGGL: &str = "toggl-secret";
-pub const ROLES: [&str; 5] = ["admin", "manager", "finance", "auditor", "viewer"];
-
-pub fn token(role: &str) -> String {
-    format!("tok-{role}-0123456789")
-}
-
-pub fn bearer(role: &str) -> String {
-    format!("Bearer {}", token(role))
-}
+// The shared basics of the console kit (each test file uses some).
+#[allow(unused_imports)]
+pub use super::console::{bearer, entry, token, wait_for, wait_queue_empty, ROLES, TOGGL};
 
 /// The sandbox config without approval, one user per role (plus
 /// `extra_users` as (name, role), token `tok-<name>-0123456789`), each
@@ -177,44 +168,8 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-pub fn entry(srv: &Server, key: &str) -> Value {
-    let (st, body) = get(srv, "admin", &format!("/api/entries/{key}"));
-    if st != 200 {
-        return Value::Null;
-    }
-    serde_json::from_str(&body).unwrap()
-}
-
-pub fn wait_for(srv: &Server, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let v = entry(srv, key);
-        if pred(&v) {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 pub fn wait_status(srv: &Server, key: &str, status: &str) -> Value {
     wait_for(srv, key, |v| v["status"] == status)
-}
-
-pub fn wait_queue_empty(srv: &Server) {
-    let start = Instant::now();
-    loop {
-        let (_, body) = srv.request("GET", "/healthz", &[], b"");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        if v["queue_depth"] == 0 {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "queue never drained"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The audit records of `action`, newest first.
