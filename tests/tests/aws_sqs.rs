@@ -160,7 +160,7 @@ async fn dead_letter_keeps_the_reason_and_redrive_puts_it_back() {
 
     // Selected redrive by the original (ingest) id works too.
     let done = q
-        .redrive_selected(&[b.id.clone()])
+        .redrive_selected(std::slice::from_ref(&b.id))
         .await
         .expect("redrive selected");
     assert_eq!(done.len(), 1);
@@ -274,7 +274,7 @@ async fn the_worker_drains_sqs_into_the_ledger_and_parks_unmapped_entries() {
     for i in 0..3 {
         let st = s
             .store
-            .get(&EntryKey::new(Source::Csv, "ws", &format!("g{i}")))
+            .get(&EntryKey::new(Source::Csv, "ws", format!("g{i}")))
             .await
             .expect("get")
             .expect("state");
