@@ -122,24 +122,12 @@ async fn redrive_dead_letter(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    // Which entry the parked message carries, for the audit record.
-    let entry = s
-        .queue
-        .dead_letters(10_000)
-        .await?
-        .into_iter()
-        .find(|d| d.id == id)
-        .and_then(|d| match d.message {
-            crate::ports::QueueMessage::Entry { entry, .. } => Some(entry.key),
-            crate::ports::QueueMessage::Redrive { key, .. } => Some(key),
-            crate::ports::QueueMessage::Approval { .. } => None,
-        });
     s.queue.redrive(&id).await?;
     s.audit
         .record(super::console::audit_record(
             &who,
             "redrive_dead_letter",
-            entry.as_ref(),
+            None,
             format!("dead letter {id} put back on the ingest queue"),
         ))
         .await?;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use lambda_http::tower::ServiceExt;
-use timepost::aws::{AwsClients, AwsStack, S3Archive, SecretsManagerStore};
+use timepost::aws::{AwsClients, AwsStack, SecretsManagerStore};
 use timepost::ports::{MappingStore, Secrets};
 
 type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
@@ -166,7 +166,6 @@ async fn main() -> anyhow::Result<()> {
     )
     .put(timepost::http::secret_names::TOGGL, SECRET)
     .await?;
-    let _ = S3Archive::client(&sdk, true);
     let setup = snapshot(&counts);
 
     // Webhooks: one invocation per delivery, on one warm instance.
