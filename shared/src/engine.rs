@@ -675,6 +675,7 @@ impl Engine {
             key: entry.key.clone(),
             version: entry.version.clone(),
             idempotency_key: idempotency_key(&entry.key, &entry.version, &salt),
+            intent: String::new(),
             op,
         };
         let mut attempt = 0;

@@ -210,6 +210,7 @@ async fn undo_one(
         key: p.key.clone(),
         version: state.entry.version.clone(),
         idempotency_key: idempotency_key(&p.key, &state.entry.version, &salt),
+        intent: String::new(),
         op,
     };
     let held: Vec<RecordRef> = if nothing_to_do {

@@ -134,6 +134,7 @@ pub fn request(id: &str, v: i64, op: LedgerOp) -> LedgerRequest {
         idempotency_key: idempotency_key(&k, &ver, op.name()),
         key: k,
         version: ver,
+        intent: format!("intent-{id}-{v}"),
         op,
     }
 }

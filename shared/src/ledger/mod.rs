@@ -9,6 +9,7 @@
 //!   dry-run ledger; [`journal_entry`]: the labour-cost accrual.
 
 pub mod backlog;
+pub mod books;
 pub mod cloud;
 pub mod journal_entry;
 pub mod oauth;
@@ -138,10 +139,33 @@ impl LedgerOp {
 pub struct LedgerRequest {
     pub key: EntryKey,
     pub version: Version,
-    /// Derived from identity + version + operation: a retry after a crash
-    /// sends the same key, and the ledger returns the original result.
+    /// Derived from the write-ahead intent this request carries out: a
+    /// retry of the same intent sends the same key; after a definite
+    /// failure the next attempt is a new intent with a new key, so a
+    /// vendor's cached fault is never replayed after a fix.
     pub idempotency_key: String,
+    /// The intent's id ("" for none). Each record written is marked with
+    /// [`books::fingerprint`]`(intent, tier)` in its description, so it can
+    /// be found again by reading the books.
+    #[serde(default)]
+    pub intent: String,
     pub op: LedgerOp,
+}
+
+impl LedgerRequest {
+    /// The fingerprint the record of `tier` carries (None without an intent).
+    pub fn fingerprint(&self, tier: &str) -> Option<String> {
+        (!self.intent.is_empty()).then(|| books::fingerprint(&self.intent, tier))
+    }
+
+    /// `line`'s description as sent: with the fingerprint marker, within
+    /// `max_chars` (the vendor's limit).
+    pub fn marked_description(&self, line: &PostingLine, max_chars: usize) -> String {
+        match self.fingerprint(&line.tier) {
+            Some(fp) => books::mark(&line.description, &fp, max_chars),
+            None => line.description.chars().take(max_chars).collect(),
+        }
+    }
 }
 
 /// Why the ledger did not take a request.
@@ -198,6 +222,16 @@ pub trait Ledger: Send + Sync {
     /// (entry key, line): what reconciliation compares with the tracker.
     /// `None` when the adapter cannot read back.
     async fn read_back(&self) -> Result<Option<Vec<(String, PostingLine)>>, LedgerError> {
+        Ok(None)
+    }
+    /// The time records the books hold now in `query`'s scope, whoever
+    /// wrote them, with the vendor's own paging. What resolves an uncertain
+    /// outcome (is the intent's fingerprint there?) and what reconciliation
+    /// compares. `None` when the adapter cannot read the books.
+    async fn read_books(
+        &self,
+        _query: &books::BookQuery,
+    ) -> Result<Option<Vec<books::BookRecord>>, LedgerError> {
         Ok(None)
     }
 }
