@@ -4,16 +4,23 @@
 //!
 //! Order of effects for one entry, chosen so a crash at any point is safe:
 //! 1. claim the worker-week(s) the entry is and was in, in a fixed order,
-//!    then the entry (conditional writes; all expire by themselves), so
+//!    then the entry (conditional writes under a lease renewed while the
+//!    work goes on; a dead worker's claims lapse or are taken over), so
 //!    only one worker plans a given worker-week at a time;
-//! 2. decide (pure);
-//! 3. call the ledger with an idempotency key derived from identity +
-//!    version + operation: a retry after a crash gets the original answer;
-//! 4. append the posting journal, then write the entry state (optimistic
-//!    revision check);
-//! 5. re-split the worker-week and post the difference for siblings whose
-//!    overtime share changed;
-//! 6. release the claims.
+//! 2. settle the entry's open intents (left by a crash or an uncertain
+//!    outcome): the journal's answer, else the books' (`crate::intent`);
+//! 3. decide (pure);
+//! 4. record a write-ahead intent, call the ledger with the intent's
+//!    idempotency key and fingerprints; an uncertain outcome is settled by
+//!    reading the books before anything is sent again;
+//! 5. append the posting journal, write the entry state (optimistic
+//!    revision check), close the intent;
+//! 6. converge the worker-week: every posted entry whose share of the
+//!    week's split changed is updated — on every message for the week,
+//!    duplicates included, so a week whose convergence was cut short is
+//!    finished by the retry; a week that still could not converge is
+//!    marked dirty and converged again by [`Engine::sweep`];
+//! 7. release the claims.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +32,11 @@ use serde::Serialize;
 
 use crate::config::WorkerConfig;
 use crate::exceptions::Exception;
-use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine};
+use crate::exceptions::ExceptionCode;
+use crate::intent::{Actual, Intent, IntentOutcome, Resolution};
+use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
 use crate::mapping::Mappings;
-use crate::model::{idempotency_key, ApprovalStatus, EntryKey, NormalisedEntry};
+use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry};
 use crate::pipeline::{self, Decision, IgnoreReason, NoTrace, WeekPlan};
 use crate::ports::{
     EntryStore, Journal, JournalRecord, MappingStore, QueueMessage, StoreError, WorkerWeek,
@@ -95,6 +104,14 @@ pub struct Counters {
     pub stale: AtomicU64,
     pub ledger_calls: AtomicU64,
     pub ledger_retries: AtomicU64,
+    /// Reads of the books (to settle an uncertain outcome or a sweep).
+    pub ledger_reads: AtomicU64,
+    /// Intents settled from the journal or the books after a crash or an
+    /// uncertain outcome.
+    pub intents_resolved: AtomicU64,
+    /// Records found twice with one fingerprint (a vendor that ignored
+    /// the idempotency key): left for reconciliation, logged.
+    pub stray_records: AtomicU64,
     pub posted: AtomicU64,
     pub exceptions: AtomicU64,
     pub held: AtomicU64,
@@ -109,6 +126,9 @@ impl Counters {
             ("stale_versions_ignored", g(&self.stale)),
             ("ledger_calls", g(&self.ledger_calls)),
             ("ledger_retries", g(&self.ledger_retries)),
+            ("ledger_reads", g(&self.ledger_reads)),
+            ("intents_resolved", g(&self.intents_resolved)),
+            ("stray_records", g(&self.stray_records)),
             ("postings", g(&self.posted)),
             ("exceptions_raised", g(&self.exceptions)),
             ("holds", g(&self.held)),
@@ -134,8 +154,68 @@ pub struct Engine {
     cached_mappings: tokio::sync::Mutex<Option<Arc<Mappings>>>,
 }
 
-/// Claims expire by themselves so a crashed worker never blocks an entry.
-const CLAIM_TTL: Duration = Duration::from_secs(120);
+/// Claims expire by themselves so a crashed worker never blocks an entry
+/// for long; a live worker renews its claims every third of this while it
+/// works (see [`Lease`]).
+pub const CLAIM_TTL: Duration = Duration::from_secs(30);
+
+/// How long an intent may stay open before the sweep takes it for the
+/// leftover of a crash (its worker would have renewed its claims and
+/// closed it by then).
+pub const STALE_INTENT: Duration = Duration::from_secs(90);
+
+/// The claim owner of a worker in this process: `pid:<pid>:<uuid>`, so a
+/// local store can tell a dead process's claims from a live one's
+/// ([`owner_is_dead`]).
+pub fn new_owner() -> String {
+    format!(
+        "pid:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether `owner` names a local process that is no longer running (Linux:
+/// no `/proc/<pid>`). Owners of other forms, and this process, are live.
+pub fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some("pid"), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() || !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Claims held while a message is worked on, renewed in the background
+/// every third of [`CLAIM_TTL`] until dropped. A crashed worker stops
+/// renewing, so its claims lapse within one TTL.
+struct Lease(tokio::task::JoinHandle<()>);
+
+impl Lease {
+    fn new(entries: Arc<dyn EntryStore>, owner: String, keys: Vec<EntryKey>) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CLAIM_TTL / 3).await;
+                for k in &keys {
+                    if let Err(e) = entries.claim(k, &owner, CLAIM_TTL).await {
+                        tracing::warn!(claim = %k, error = %e, "could not renew claim");
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl Engine {
     pub fn new(
@@ -154,7 +234,7 @@ impl Engine {
             rules: Arc::new(rules),
             settings,
             counters: Arc::new(Counters::default()),
-            owner: format!("worker-{}", uuid::Uuid::new_v4()),
+            owner: new_owner(),
             cached_mappings: tokio::sync::Mutex::new(None),
         }
     }
@@ -294,7 +374,10 @@ impl Engine {
         }
         let result = match refused {
             Some(busy) => busy,
-            None => f(held).await,
+            None => {
+                let _lease = Lease::new(self.entries.clone(), self.owner.clone(), taken.clone());
+                f(held).await
+            }
         };
         for key in taken.iter().rev() {
             // A failed release only delays the next claim until the TTL passes.
@@ -313,7 +396,10 @@ impl Engine {
         if !self.entries.claim(key, &self.owner, CLAIM_TTL).await? {
             return Err(EngineError::Busy(key.clone()));
         }
-        let result = f().await;
+        let result = {
+            let _lease = Lease::new(self.entries.clone(), self.owner.clone(), vec![key.clone()]);
+            f().await
+        };
         // A failed release only delays the next claim until the TTL passes.
         if let Err(e) = self.entries.release(key, &self.owner).await {
             tracing::warn!(entry = %key, error = %e, "could not release claim");
@@ -329,6 +415,7 @@ impl Engine {
         held: HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
         let prior = self.entries.get(&entry.key).await?;
+        let prior = self.settle_intents(&entry.key, prior, Some(entry)).await?;
         if let Some(p) = &prior {
             // A redriven or repeated version of an entry that is still
             // waiting for a fix is evaluated again rather than ignored.
@@ -342,14 +429,20 @@ impl Engine {
                     IgnoreReason::Stale
                 };
                 tracing::debug!(entry = %entry.key, version = %entry.version, reason = reason.describe(), "ignored");
-                return Ok(vec![Outcome {
+                let mut out = vec![Outcome {
                     key: entry.key.clone(),
                     status: p.status,
                     ledger_op: None,
                     ignored: Some(reason.describe()),
                     reason: p.reason.clone(),
                     sibling: false,
-                }]);
+                }];
+                // Level-triggered: whatever this message's fate, the
+                // stored version's week must hold what it should (a retry
+                // after a settle cut short finishes it here).
+                let week = WorkerWeek::of(&p.entry);
+                out.extend(self.converge_week(&week, mappings, batch_id, &held).await?);
+                return Ok(out);
             }
         }
         let now = Utc::now();
@@ -378,9 +471,9 @@ impl Engine {
         batch_id: &str,
         held: HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
+        let state = self.entries.get(key).await?;
         let state = self
-            .entries
-            .get(key)
+            .settle_intents(key, state, None)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("entry {key}")))?;
         self.settle_week(state, None, mappings, batch_id, &held)
@@ -395,7 +488,8 @@ impl Engine {
         batch_id: &str,
         held: &HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
-        let Some(mut state) = self.entries.get(key).await? else {
+        let state = self.entries.get(key).await?;
+        let Some(mut state) = self.settle_intents(key, state, None).await? else {
             return Ok(Vec::new());
         };
         // The approval event is the tracker's word on the current version.
@@ -430,9 +524,76 @@ impl Engine {
         Ok(out)
     }
 
+    /// Finish what crashes and cut-short settles left: settle intents that
+    /// stayed open longer than [`STALE_INTENT`] (their worker died or gave
+    /// up), then converge every worker-week marked dirty. Run on a
+    /// schedule (locally beside the held re-check); a week or entry held by
+    /// a live worker is left for the next run.
+    pub async fn sweep(&self, batch_id: &str) -> Result<SweepReport, EngineError> {
+        let mappings = self.mappings_now().await?;
+        let mappings = mappings.as_ref();
+        let mut report = SweepReport::default();
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(STALE_INTENT).unwrap_or(chrono::Duration::zero());
+        let stale = self.journal.stale_intents(cutoff, 500).await?;
+        let keys: BTreeSet<EntryKey> = stale.into_iter().map(|i| i.key).collect();
+        for key in &keys {
+            let weeks = self.weeks_of(key).await?;
+            let settled = self
+                .with_weeks(weeks, |held| {
+                    self.with_claim(key, || self.settle_leftovers(key, mappings, batch_id, held))
+                })
+                .await;
+            match settled {
+                Ok(o) => {
+                    report.intents += 1;
+                    report.outcomes.extend(o);
+                }
+                Err(EngineError::Busy(_)) => report.busy += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        for week in self.journal.dirty_weeks(500).await? {
+            let converged = self
+                .with_weeks(BTreeSet::from([week.clone()]), |held| {
+                    let week = week.clone();
+                    async move { self.converge_week(&week, mappings, batch_id, &held).await }
+                })
+                .await;
+            match converged {
+                Ok(o) => {
+                    self.journal.clear_dirty(&week).await?;
+                    report.weeks += 1;
+                    report.outcomes.extend(o);
+                }
+                Err(EngineError::Busy(_)) => report.busy += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Settle `key`'s open intents and converge the weeks held.
+    async fn settle_leftovers(
+        &self,
+        key: &EntryKey,
+        mappings: &Mappings,
+        batch_id: &str,
+        held: HeldWeeks,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let st = self.entries.get(key).await?;
+        self.settle_intents(key, st, None).await?;
+        let mut out = Vec::new();
+        for w in held.iter() {
+            out.extend(self.converge_week(w, mappings, batch_id, &held).await?);
+        }
+        Ok(out)
+    }
+
     /// Decide and apply `state` (the entry's new current version, with what
-    /// the ledger holds for it and its approval), then
-    /// post the difference for siblings whose share of the week changed.
+    /// the ledger holds for it and its approval), then converge its
+    /// worker-week (and the week it left). A settle cut short by an error
+    /// marks its weeks dirty for [`Engine::sweep`].
     async fn settle_week(
         &self,
         state: EntryState,
@@ -441,7 +602,6 @@ impl Engine {
         batch_id: &str,
         held: &HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
-        let key = state.entry.key.clone();
         let week = WorkerWeek::of(&state.entry);
         // Plan only weeks this worker holds: the entry may have moved week
         // between the read that chose the claims and the claims.
@@ -450,9 +610,34 @@ impl Engine {
                 return Err(EngineError::Busy(week_claim_key(w)));
             }
         }
-        let mut siblings: Vec<EntryState> = self
+        let result = self
+            .settle_week_inner(state, &week, old_week.as_ref(), mappings, batch_id, held)
+            .await;
+        if let Err(e) = &result {
+            if !matches!(e, EngineError::Busy(_)) {
+                for w in std::iter::once(&week).chain(old_week.as_ref()) {
+                    if let Err(m) = self.journal.mark_dirty(w, &e.to_string()).await {
+                        tracing::warn!(error = %m, "could not mark the week dirty");
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    async fn settle_week_inner(
+        &self,
+        state: EntryState,
+        week: &WorkerWeek,
+        old_week: Option<&WorkerWeek>,
+        mappings: &Mappings,
+        batch_id: &str,
+        held: &HeldWeeks,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let key = state.entry.key.clone();
+        let siblings: Vec<EntryState> = self
             .entries
-            .week(&week)
+            .week(week)
             .await?
             .into_iter()
             .filter(|s| s.entry.key != key)
@@ -473,23 +658,40 @@ impl Engine {
 
         // The week's split changed for the others only through this entry;
         // re-decide the ones in the books and post any difference.
-        for sib in siblings.drain(..) {
+        for sib in siblings {
             if let Some(o) = self.resettle(sib, &plan, mappings, batch_id).await? {
                 outcomes.push(o);
             }
         }
         if let Some(old) = old_week {
             // The entry moved to another week: the old week lost its time.
-            let others = self.entries.week(&old).await?;
-            let refs: Vec<&NormalisedEntry> = others.iter().map(|s| &s.entry).collect();
-            let old_plan = pipeline::plan_week(&refs, mappings, &self.rules);
-            for sib in others.into_iter().filter(|s| s.entry.key != key) {
-                if let Some(o) = self.resettle(sib, &old_plan, mappings, batch_id).await? {
-                    outcomes.push(o);
-                }
-            }
+            outcomes.extend(self.converge_week(old, mappings, batch_id, held).await?);
         }
         Ok(outcomes)
+    }
+
+    /// Make the books hold what `week` should: plan it from its current
+    /// entries and update every posted entry whose lines differ.
+    async fn converge_week(
+        &self,
+        week: &WorkerWeek,
+        mappings: &Mappings,
+        batch_id: &str,
+        held: &HeldWeeks,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        if !held.contains(week) {
+            return Err(EngineError::Busy(week_claim_key(week)));
+        }
+        let states = self.entries.week(week).await?;
+        let refs: Vec<&NormalisedEntry> = states.iter().map(|s| &s.entry).collect();
+        let plan = pipeline::plan_week(&refs, mappings, &self.rules);
+        let mut out = Vec::new();
+        for st in states {
+            if let Some(o) = self.resettle(st, &plan, mappings, batch_id).await? {
+                out.push(o);
+            }
+        }
+        Ok(out)
     }
 
     /// An entry routed to the holding account posts there instead of
@@ -538,6 +740,14 @@ impl Engine {
         if sib.status != Status::Posted {
             return Ok(None);
         }
+        let key = sib.entry.key.clone();
+        // What the books hold for it, with any crash's leftovers settled.
+        let Some(sib) = self.settle_intents(&key, Some(sib), None).await? else {
+            return Ok(None);
+        };
+        if sib.status != Status::Posted {
+            return Ok(None);
+        }
         let d = pipeline::reevaluate(
             &sib.entry,
             plan.get(&sib.entry.key),
@@ -579,14 +789,15 @@ impl Engine {
         };
         state.reason = None;
         state.note = None;
+        let mut done: Option<Intent> = None;
         match decision {
             Decision::Post(_) | Decision::Update(_) | Decision::Void => {
                 let op = op.unwrap_or(LedgerOp::Delete {
                     records: Vec::new(),
                 });
                 ledger_op = Some(op.name());
-                match self.post(&state, op, batch_id, now).await {
-                    Ok(last) => {
+                match self.execute(&state, op, batch_id, now).await {
+                    Ok((intent, last)) => {
                         state.records = last.records;
                         state.posted_lines = last.lines;
                         state.posted_version = Some(last.version);
@@ -597,6 +808,7 @@ impl Engine {
                             bump(&self.counters.posted);
                             Status::Posted
                         };
+                        done = Some(intent);
                     }
                     Err(LedgerError::Rejected(e)) => {
                         bump(&self.counters.exceptions);
@@ -642,6 +854,12 @@ impl Engine {
         state.updated_at = now;
         state.note_transition(before, now);
         self.entries.put(&state).await?;
+        // The state holds the outcome: only now is the intent closed (a
+        // crash before this is settled from the journal next time).
+        if let Some(mut intent) = done {
+            intent.outcome = IntentOutcome::Applied;
+            self.close(&intent).await;
+        }
         tracing::info!(entry = %state.entry.key, status = %state.status, op = ledger_op, sibling, "settled");
         Ok(Outcome {
             key: state.entry.key.clone(),
@@ -653,76 +871,327 @@ impl Engine {
         })
     }
 
-    /// Call the ledger with retries (full-jitter exponential backoff, honouring
-    /// `Retry-After`), then journal what it holds now.
-    async fn post(
+    /// Close `intent`; a failure only leaves it open for the next settle
+    /// or the sweep, which find its answer in the journal.
+    async fn close(&self, intent: &Intent) {
+        if let Err(e) = self.journal.close_intent(intent).await {
+            tracing::warn!(intent = %intent.id, error = %e, "could not close intent");
+        }
+    }
+
+    /// The request that carries out `intent`.
+    fn request_for(intent: &Intent) -> LedgerRequest {
+        LedgerRequest {
+            key: intent.key.clone(),
+            version: intent.version.clone(),
+            idempotency_key: intent.idempotency_key(),
+            intent: intent.id.clone(),
+            op: intent.op.clone(),
+        }
+    }
+
+    /// Carry out `op` for `state`'s entry through a write-ahead intent:
+    /// record the intent, call the ledger (retrying with full-jitter
+    /// backoff, honouring `Retry-After`), and journal what it holds now.
+    /// A failure that may have taken effect (timeout, lost response, 5xx)
+    /// is settled by reading the books before the same request is sent
+    /// again; a refusal closes the intent, so the next attempt is a new
+    /// intent with a new idempotency key. An intent whose outcome is still
+    /// uncertain when the attempts run out stays open for the next settle.
+    async fn execute(
         &self,
         state: &EntryState,
         op: LedgerOp,
         batch_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<JournalRecord, LedgerError> {
+    ) -> Result<(Intent, JournalRecord), LedgerError> {
         let entry = &state.entry;
-        // The idempotency key covers what is being replaced, so posting the
-        // same version again after a sibling changed is a new request.
-        let salt = match &op {
-            LedgerOp::Create { lines } | LedgerOp::Update { lines, .. } => {
-                format!("{}:{}", op.name(), lines_digest(lines))
-            }
-            LedgerOp::Delete { .. } => "delete".to_string(),
-        };
-        let request = LedgerRequest {
-            key: entry.key.clone(),
-            version: entry.version.clone(),
-            idempotency_key: idempotency_key(&entry.key, &entry.version, &salt),
-            intent: String::new(),
-            op,
-        };
-        let mut attempt = 0;
-        let records = loop {
-            bump(&self.counters.ledger_calls);
-            match self.ledger.apply(&request).await {
-                Ok(r) => break r,
-                Err(e) if e.is_retryable() && attempt + 1 < self.settings.ledger_attempts => {
-                    attempt += 1;
-                    bump(&self.counters.ledger_retries);
-                    let wait = backoff(&self.settings, attempt, &e);
-                    tracing::warn!(entry = %entry.key, attempt, error = %e, wait_ms = wait.as_millis() as u64, "ledger retry");
-                    tokio::time::sleep(wait).await;
+        let (mut op, mut before) = (op, state.posted_lines.clone());
+        let mut retargeted = false;
+        loop {
+            let mut intent = Intent::new(
+                entry.key.clone(),
+                entry.version.clone(),
+                batch_id,
+                op,
+                before,
+                now,
+            );
+            self.journal
+                .open_intent(&intent)
+                .await
+                .map_err(|e| LedgerError::Transient(format!("could not record the intent: {e}")))?;
+            let records = match self.call(&mut intent).await {
+                Ok(records) => records,
+                Err(LedgerError::Rejected(e))
+                    if !retargeted && !intent.targets().is_empty() && changed_elsewhere(&e) =>
+                {
+                    // Someone changed or deleted the entry's records in the
+                    // books since timepost wrote them: aim at what the books
+                    // hold now, once.
+                    retargeted = true;
+                    match self.read_resolution(&intent).await {
+                        Ok(Some(r)) if r.actual.records != intent.targets() => {
+                            tracing::warn!(entry = %entry.key, "records changed in the books; retargeting");
+                            op = retarget(&intent.op, r.actual.records);
+                            before = r.actual.lines;
+                            continue;
+                        }
+                        _ => return Err(LedgerError::Rejected(e)),
+                    }
                 }
                 Err(e) => return Err(e),
+            };
+            let mut record = JournalRecord {
+                seq: 0,
+                batch_id: batch_id.to_string(),
+                key: entry.key.clone(),
+                version: entry.version.clone(),
+                operation: intent.op.name().to_string(),
+                request_id: intent.idempotency_key(),
+                records,
+                lines: intent.lines().to_vec(),
+                ledger: self.ledger.name().to_string(),
+                at: now,
+                intent: intent.id.clone(),
+            };
+            record.seq = self
+                .journal
+                .append(record.clone())
+                .await
+                .map_err(|e| LedgerError::Transient(e.to_string()))?;
+            return Ok((intent, record));
+        }
+    }
+
+    /// Send `intent`'s request (retrying with full-jitter backoff,
+    /// honouring `Retry-After`). A failure that may have taken effect is
+    /// settled by reading the books before the same request is sent again;
+    /// a refusal closes the intent. Returns the records the ledger holds
+    /// for the entry now.
+    async fn call(&self, intent: &mut Intent) -> Result<Vec<RecordRef>, LedgerError> {
+        if matches!(&intent.op, LedgerOp::Delete { records } if records.is_empty()) {
+            // Nothing of it is left in the books: nothing to send.
+            return Ok(Vec::new());
+        }
+        let request = Self::request_for(intent);
+        let mut attempt = 0;
+        loop {
+            bump(&self.counters.ledger_calls);
+            let error = match self.ledger.apply(&request).await {
+                Ok(r) => return Ok(r),
+                Err(LedgerError::Rejected(e)) => {
+                    intent.outcome = IntentOutcome::Failed {
+                        reason: e.message.clone(),
+                    };
+                    self.close(intent).await;
+                    return Err(LedgerError::Rejected(e));
+                }
+                Err(e) => e,
+            };
+            attempt += 1;
+            if attempt >= self.settings.ledger_attempts {
+                return Err(error);
             }
+            bump(&self.counters.ledger_retries);
+            let wait = backoff(&self.settings, attempt, &error);
+            tracing::warn!(entry = %intent.key, attempt, error = %error, wait_ms = wait.as_millis() as u64, "ledger retry");
+            tokio::time::sleep(wait).await;
+            if matches!(error, LedgerError::RateLimited(_)) {
+                // Refused before any work: send again as it is.
+                continue;
+            }
+            // The call may have taken effect: the books decide.
+            match self.read_resolution(intent).await {
+                Ok(Some(r)) if r.outcome == IntentOutcome::Applied => return Ok(r.actual.records),
+                Ok(Some(r)) if r.outcome == IntentOutcome::NotApplied => continue,
+                // Cut short in the books: adopt what is there on the next
+                // settle and converge from it, never re-send over it.
+                Ok(Some(_)) => return Err(error),
+                // A ledger that cannot be read: its idempotency key is all
+                // there is, and the same request carries the same key.
+                Ok(None) => continue,
+                Err(read) => {
+                    tracing::warn!(entry = %intent.key, error = %read, "could not read the books");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Read the books where `intent`'s records are and compare. `None`
+    /// when the ledger cannot be read back.
+    async fn read_resolution(&self, intent: &Intent) -> Result<Option<Resolution>, LedgerError> {
+        let before = Actual {
+            records: intent.targets().to_vec(),
+            lines: intent.before.clone(),
         };
-        let lines = match &request.op {
-            LedgerOp::Create { lines } | LedgerOp::Update { lines, .. } => lines.clone(),
-            LedgerOp::Delete { .. } => Vec::new(),
+        let Some(query) = intent.book_query() else {
+            // Nothing written and nothing replaced: nothing to look for.
+            return Ok(Some(Resolution {
+                outcome: IntentOutcome::Applied,
+                actual: before,
+                strays: Vec::new(),
+            }));
         };
-        let mut record = JournalRecord {
-            seq: 0,
-            batch_id: batch_id.to_string(),
-            key: entry.key.clone(),
-            version: entry.version.clone(),
-            operation: request.op.name().to_string(),
-            request_id: request.idempotency_key.clone(),
-            records,
-            lines,
-            ledger: self.ledger.name().to_string(),
-            at: now,
+        bump(&self.counters.ledger_reads);
+        let Some(books) = self.ledger.read_books(&query).await? else {
+            return Ok(None);
         };
-        record.seq = self
-            .journal
-            .append(record.clone())
-            .await
-            .map_err(|e| LedgerError::Transient(e.to_string()))?;
-        Ok(record)
+        let request = Self::request_for(intent);
+        let resolution =
+            crate::intent::resolve(intent, &before, &books, |tier| request.fingerprint(tier));
+        if !resolution.strays.is_empty() {
+            self.counters
+                .stray_records
+                .fetch_add(resolution.strays.len() as u64, Ordering::Relaxed);
+            tracing::error!(entry = %intent.key, intent = %intent.id, strays = ?resolution.strays.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                "the books hold more than one record with one fingerprint; reconciliation lists them");
+        }
+        Ok(Some(resolution))
+    }
+
+    /// Settle the open intents of `key` (left by a crash, or by attempts
+    /// that ran out with the outcome uncertain) so `state` says what the
+    /// books hold before anything is decided: the journal's answer when the
+    /// call returned, else the books'. A state is created for an entry
+    /// whose first posting was cut short (from `incoming`). Returns the
+    /// state as it now stands.
+    async fn settle_intents(
+        &self,
+        key: &EntryKey,
+        mut state: Option<EntryState>,
+        incoming: Option<&NormalisedEntry>,
+    ) -> Result<Option<EntryState>, EngineError> {
+        let open = self.journal.open_intents(key).await?;
+        for mut intent in open {
+            let journaled = self
+                .journal
+                .by_entry(key)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|r| r.intent == intent.id);
+            let (outcome, actual) = match journaled {
+                Some(r) => (
+                    IntentOutcome::Applied,
+                    Actual {
+                        records: r.records,
+                        lines: r.lines,
+                    },
+                ),
+                None => match self.read_resolution(&intent).await {
+                    Ok(Some(r)) => (r.outcome, r.actual),
+                    Ok(None) => self.resend(&intent).await.map_err(|error| {
+                        EngineError::LedgerUnavailable {
+                            key: key.clone(),
+                            error,
+                        }
+                    })?,
+                    Err(error) => {
+                        return Err(EngineError::LedgerUnavailable {
+                            key: key.clone(),
+                            error,
+                        })
+                    }
+                },
+            };
+            bump(&self.counters.intents_resolved);
+            tracing::info!(entry = %key, intent = %intent.id, ?outcome, "intent settled");
+            let changed = state.as_ref().map_or(!actual.records.is_empty(), |s| {
+                s.records != actual.records || s.posted_lines != actual.lines
+            });
+            if changed {
+                let now = Utc::now();
+                let fresh = match (state.take(), incoming) {
+                    (Some(s), _) => Some(s),
+                    (None, Some(e)) => Some(EntryState::new(e.clone(), now)),
+                    (None, None) => None,
+                };
+                if let Some(mut s) = fresh {
+                    let before = s.status;
+                    s.records = actual.records;
+                    s.posted_lines = actual.lines;
+                    if outcome == IntentOutcome::Applied {
+                        s.posted_version = Some(intent.version.clone());
+                        s.batch_id = Some(intent.batch_id.clone());
+                    }
+                    if !s.records.is_empty() && s.revision == 0 {
+                        s.status = Status::Posted;
+                    } else if s.records.is_empty() && s.status == Status::Posted {
+                        s.status = Status::Voided;
+                    }
+                    s.updated_at = now;
+                    s.note_transition(before, now);
+                    s.revision = self.entries.put(&s).await?;
+                    state = Some(s);
+                }
+            }
+            intent.outcome = outcome;
+            self.close(&intent).await;
+        }
+        Ok(state)
+    }
+
+    /// For a ledger that cannot be read back: send the intent's own request
+    /// again (same idempotency key; the vendor's word is all there is).
+    async fn resend(&self, intent: &Intent) -> Result<(IntentOutcome, Actual), LedgerError> {
+        bump(&self.counters.ledger_calls);
+        match self.ledger.apply(&Self::request_for(intent)).await {
+            Ok(records) => Ok((
+                IntentOutcome::Applied,
+                Actual {
+                    records,
+                    lines: intent.lines().to_vec(),
+                },
+            )),
+            Err(LedgerError::Rejected(e)) => Ok((
+                IntentOutcome::Failed { reason: e.message },
+                Actual {
+                    records: intent.targets().to_vec(),
+                    lines: intent.before.clone(),
+                },
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 
-fn lines_digest(lines: &[PostingLine]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(lines).unwrap_or_default());
-    hex::encode(&h.finalize()[..8])
+/// A refusal that says the records timepost targeted changed or went
+/// away in the books (a stale sync token, an unknown record).
+fn changed_elsewhere(e: &Exception) -> bool {
+    matches!(
+        e.code,
+        ExceptionCode::LedgerStaleRecord | ExceptionCode::LedgerUnknownReference
+    )
+}
+
+/// `op` aimed at `records` (what the books hold for the entry now).
+fn retarget(op: &LedgerOp, records: Vec<RecordRef>) -> LedgerOp {
+    match op {
+        LedgerOp::Update { lines, .. } | LedgerOp::Create { lines } if records.is_empty() => {
+            LedgerOp::Create {
+                lines: lines.clone(),
+            }
+        }
+        LedgerOp::Create { lines } | LedgerOp::Update { lines, .. } => LedgerOp::Update {
+            records,
+            lines: lines.clone(),
+        },
+        LedgerOp::Delete { .. } => LedgerOp::Delete { records },
+    }
+}
+
+/// What one [`Engine::sweep`] did.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    /// Entries whose stale intents were settled.
+    pub intents: usize,
+    /// Dirty worker-weeks converged.
+    pub weeks: usize,
+    /// Entries or weeks held by a live worker, left for the next run.
+    pub busy: usize,
+    pub outcomes: Vec<Outcome>,
 }
 
 /// Full-jitter exponential backoff, capped; `Retry-After` wins when given.

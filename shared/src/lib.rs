@@ -15,6 +15,7 @@ pub mod exceptions;
 pub mod http;
 pub mod impact;
 pub mod intake;
+pub mod intent;
 pub mod kpis;
 pub mod ledger;
 pub mod local;

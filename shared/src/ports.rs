@@ -106,13 +106,40 @@ pub struct JournalRecord {
     pub lines: Vec<crate::ledger::PostingLine>,
     pub ledger: String,
     pub at: DateTime<Utc>,
+    /// The write-ahead intent this operation carried out ("" before
+    /// intents existed, and for rollbacks).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub intent: String,
 }
 
+/// The posting journal (what was done), the write-ahead intents (what is
+/// about to be done) and the worker-weeks whose convergence did not finish.
 #[async_trait]
 pub trait Journal: Send + Sync {
     async fn append(&self, record: JournalRecord) -> StoreResult<u64>;
     async fn by_batch(&self, batch_id: &str) -> StoreResult<Vec<JournalRecord>>;
     async fn by_entry(&self, key: &EntryKey) -> StoreResult<Vec<JournalRecord>>;
+    /// Record an intent before its ledger call (durably: this is what a
+    /// crash after the call is resolved from).
+    async fn open_intent(&self, intent: &crate::intent::Intent) -> StoreResult<()>;
+    /// Record the intent's outcome (not `Open`); it is no longer open.
+    async fn close_intent(&self, intent: &crate::intent::Intent) -> StoreResult<()>;
+    /// The entry's open intents, oldest first.
+    async fn open_intents(&self, key: &EntryKey) -> StoreResult<Vec<crate::intent::Intent>>;
+    /// Open intents of any entry opened before `before`, oldest first, at
+    /// most `limit` (what the sweep resolves).
+    async fn stale_intents(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::intent::Intent>>;
+    /// Remember that `week` must be converged again (a settle of it did
+    /// not finish).
+    async fn mark_dirty(&self, week: &WorkerWeek, why: &str) -> StoreResult<()>;
+    /// Weeks marked dirty, oldest first, at most `limit`.
+    async fn dirty_weeks(&self, limit: usize) -> StoreResult<Vec<WorkerWeek>>;
+    /// `week` converged: forget the mark.
+    async fn clear_dirty(&self, week: &WorkerWeek) -> StoreResult<()>;
 }
 
 /// What travels on the ingest queue.
@@ -182,6 +209,11 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, receipt: &str) -> StoreResult<()>;
     /// Make a received message visible again after `delay` (a retry).
     async fn retry_later(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// As [`Queue::retry_later`], without counting this receive toward the
+    /// message's retry budget: for a message that waited on another
+    /// worker (`Busy`) and never failed. Queues that cannot un-count a
+    /// receive put a copy back and delete the received one.
+    async fn retry_uncounted(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
     /// Move a received message to the dead-letter queue with a reason.
     async fn dead_letter(&self, receipt: &str, reason: &str, code: Option<&str>)
         -> StoreResult<()>;

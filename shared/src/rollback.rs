@@ -237,6 +237,7 @@ async fn undo_one(
             lines: lines.clone(),
             ledger: ledger.name().to_string(),
             at: now,
+            intent: String::new(),
         })
         .await?;
     let removed = current

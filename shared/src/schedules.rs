@@ -1,6 +1,7 @@
 //! The local scheduler: what EventBridge Scheduler triggers in AWS runs here
 //! on timers inside `timepost serve`: re-checking held entries against the
-//! mappings ([`run`]) and the tracker pollers ([`run_poller`]). The
+//! mappings and settling what crashes left (open intents, dirty weeks:
+//! `Engine::sweep`) ([`run`]), and the tracker pollers ([`run_poller`]). The
 //! reconciliation and archive jobs join here.
 
 use std::sync::Arc;
@@ -22,6 +23,11 @@ pub async fn run(
                     Ok(o) if !o.is_empty() => tracing::info!(rechecked = o.len(), "schedule: held entries re-checked"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
+                }
+                match engine.sweep(&crate::worker::new_batch_id()).await {
+                    Ok(r) if r.intents + r.weeks > 0 => tracing::info!(intents = r.intents, weeks = r.weeks, busy = r.busy, "schedule: leftovers settled"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "schedule: sweep failed"),
                 }
             }
             _ = shutdown.changed() => return,

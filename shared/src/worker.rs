@@ -23,11 +23,17 @@ pub fn new_batch_id() -> String {
     )
 }
 
+/// How soon a message that found its entry or week held by another worker
+/// is tried again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
 /// What became of one message.
 #[derive(Debug, Clone)]
 pub enum Settled {
     Done(Vec<Outcome>),
     Retry(String),
+    /// Put back without using up a retry (it waited on another worker).
+    Requeued(String),
     DeadLettered(String),
 }
 
@@ -62,6 +68,18 @@ pub async fn settle(
             queue.delete(&r.receipt).await?;
             Ok(Settled::Done(outcomes))
         }
+        Err(EngineError::Busy(key)) => {
+            // Waiting on another worker is not a failure: it never uses up
+            // the message's retries (a crashed worker's claims lapse or are
+            // taken over, and the message goes through then).
+            let why = format!(
+                "{} is being processed by another worker",
+                crate::week_claim::describe_claim(&key)
+            );
+            tracing::debug!(reason = %why, "busy; will retry");
+            queue.retry_uncounted(&r.receipt, BUSY_RETRY).await?;
+            Ok(Settled::Requeued(why))
+        }
         Err(e) => {
             let exhausted = r.receive_count >= engine.settings.max_receives;
             if exhausted {
@@ -76,7 +94,7 @@ pub async fn settle(
                 return Ok(Settled::DeadLettered(exc.message));
             }
             let delay = match &e {
-                EngineError::Busy(_) => Duration::from_millis(200),
+                EngineError::Busy(_) => BUSY_RETRY,
                 EngineError::LedgerUnavailable { error, .. } => {
                     backoff(&engine.settings, r.receive_count, error)
                 }
@@ -100,6 +118,26 @@ fn own_key(m: &QueueMessage) -> Option<crate::model::EntryKey> {
 /// Record an entry whose message is parked so it is visible as an exception
 /// (never silently lost), keeping what the ledger already holds for it.
 async fn park(entries: &dyn EntryStore, m: &QueueMessage, exc: &Exception) -> StoreResult<()> {
+    if let QueueMessage::Approval {
+        source,
+        workspace,
+        user_id,
+        from,
+        to,
+        status,
+        by,
+    } = m
+    {
+        return park_approval(
+            entries,
+            (source, workspace, user_id),
+            (*from, *to),
+            *status,
+            by,
+            exc,
+        )
+        .await;
+    }
     let Some(key) = own_key(m) else { return Ok(()) };
     let now = Utc::now();
     let mut state = match (entries.get(&key).await?, m) {
@@ -117,6 +155,56 @@ async fn park(entries: &dyn EntryStore, m: &QueueMessage, exc: &Exception) -> St
     state.reason = Some(exc.clone());
     state.updated_at = now;
     entries.put(&state).await.map(|_| ())
+}
+
+/// A parked approval: the entries it was to settle (still waiting for
+/// approval in its range) become exceptions that say which approval could
+/// not be applied and why, so none waits with no reason shown. Redriving
+/// the parked message applies the approval.
+async fn park_approval(
+    entries: &dyn EntryStore,
+    (source, workspace, user_id): (&crate::model::Source, &str, &str),
+    (from, to): (chrono::NaiveDate, chrono::NaiveDate),
+    status: crate::model::ApprovalStatus,
+    by: &str,
+    exc: &Exception,
+) -> StoreResult<()> {
+    let now = Utc::now();
+    let (lo, hi) = (from.min(to), from.max(to));
+    let mut week = crate::model::week_start(lo);
+    while week <= hi {
+        let ww = crate::ports::WorkerWeek {
+            source: *source,
+            workspace: workspace.to_string(),
+            user_id: user_id.to_string(),
+            week_start: week,
+        };
+        for mut st in entries.week(&ww).await? {
+            let d = st.entry.work_date;
+            if d < lo || d > hi || st.status != Status::AwaitingApproval {
+                continue;
+            }
+            let before = st.status;
+            st.status = Status::Exception;
+            st.reason = Some(Exception::new(
+                exc.code,
+                format!(
+                    "The {} of this time by {by} ({lo} to {hi}) could not be applied: {}",
+                    match status {
+                        crate::model::ApprovalStatus::Approved => "approval",
+                        crate::model::ApprovalStatus::Rejected => "rejection",
+                        _ => "approval decision",
+                    },
+                    exc.message
+                ),
+            ));
+            st.updated_at = now;
+            st.note_transition(before, now);
+            entries.put(&st).await?;
+        }
+        week += chrono::Duration::days(7);
+    }
+    Ok(())
 }
 
 /// Process until the queue holds nothing visible. Returns every outcome.

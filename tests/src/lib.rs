@@ -18,6 +18,7 @@ pub mod kit;
 pub mod moto;
 pub mod openapi;
 pub mod qbo_fake;
+pub mod sim;
 pub mod toggl_fake;
 pub mod week_race;
 pub mod xero_fake;

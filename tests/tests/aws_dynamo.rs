@@ -565,6 +565,7 @@ fn journal_record(batch: &str, id: &str, op: &str) -> JournalRecord {
         lines: vec![],
         ledger: "sandbox".into(),
         at: at("2026-03-09T10:00:00Z"),
+        intent: String::new(),
     }
 }
 

@@ -182,6 +182,9 @@ impl Queue for BrokenQueue {
     async fn retry_later(&self, _: &str, _: Duration) -> StoreResult<()> {
         Ok(())
     }
+    async fn retry_uncounted(&self, _: &str, _: Duration) -> StoreResult<()> {
+        Ok(())
+    }
     async fn dead_letter(&self, _: &str, _: &str, _: Option<&str>) -> StoreResult<()> {
         Ok(())
     }

@@ -27,7 +27,10 @@ pub struct Summary {
     pub done: usize,
     pub dead_lettered: usize,
     pub retried: usize,
+    pub requeued: usize,
     pub deferred: usize,
+    /// Crash leftovers settled after the batch (`Engine::sweep`).
+    pub swept: usize,
 }
 
 /// Handle one SQS event. `deadline` is when the invocation must have
@@ -57,6 +60,12 @@ pub async fn handle(
         }
         match process(stack, &batch_id, &id, record).await {
             Ok(Settled::Done(_)) => summary.done += 1,
+            // Waited on another worker: already put back as a fresh copy
+            // (its receive count untouched), so not a batch item failure.
+            Ok(Settled::Requeued(why)) => {
+                tracing::info!(message_id = %id, reason = %why, "requeued");
+                summary.requeued += 1;
+            }
             Ok(Settled::DeadLettered(_)) => summary.dead_lettered += 1,
             Ok(Settled::Retry(why)) => {
                 tracing::warn!(message_id = %id, reason = %why, "retry later");
@@ -68,6 +77,17 @@ pub async fn handle(
                 summary.retried += 1;
                 failures.push(id);
             }
+        }
+    }
+    // Settle what crashed or cut-short invocations left (open intents,
+    // dirty worker-weeks) while time remains: a few reads when there is
+    // nothing to do.
+    let time_left =
+        deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) > DEADLINE_MARGIN * 2);
+    if time_left {
+        match stack.engine.sweep(&batch_id).await {
+            Ok(r) => summary.swept = r.intents + r.weeks,
+            Err(e) => tracing::warn!(error = %e, "sweep after the batch failed"),
         }
     }
     let mut response = SqsBatchResponse::default();

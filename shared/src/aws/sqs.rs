@@ -365,6 +365,26 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    /// SQS counts every receive and cannot un-count one, so a message that
+    /// only waited on another worker is put back as a fresh copy (delayed
+    /// by `delay`, at most SQS's 15 minutes) and the received one deleted.
+    /// In that order: a crash between the two leaves a duplicate delivery
+    /// (the engine ignores it), never a loss.
+    async fn retry_uncounted(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        let Some(m) = self.inflight_map().get(receipt).cloned() else {
+            return self.retry_later(receipt, delay).await;
+        };
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&m.body)
+            .delay_seconds(secs(delay).min(900))
+            .send()
+            .await
+            .map_err(|e| backend("sqs send message (uncounted retry)", e))?;
+        self.delete(receipt).await
+    }
+
     /// Copy the body to the DLQ with the reason, then delete it from the
     /// ingest queue. In that order: a crash between the two leaves a
     /// duplicate (the engine is idempotent), never a loss.

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::books::{BookQuery, BookRecord};
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 use crate::local::SqliteStore;
@@ -47,6 +48,9 @@ pub struct SandboxRecord {
     pub entry_key: String,
     pub sync_token: String,
     pub line: PostingLine,
+    /// The fingerprint of the intent that last wrote it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A fault the next request will meet (tests and fault drills).
@@ -72,7 +76,17 @@ pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
             idempotency_key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, response TEXT NOT NULL
         );
         "#,
-    )
+    )?;
+    // The fingerprint marker of the intent that last wrote the record (the
+    // description suffix a cloud ledger carries); stores made before
+    // intents get the column.
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('sandbox_records') WHERE name = 'fingerprint'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE sandbox_records ADD COLUMN fingerprint TEXT")?;
+    }
+    Ok(())
 }
 
 pub struct SandboxLedger {
@@ -102,7 +116,7 @@ impl SandboxLedger {
     pub fn records(&self) -> Result<Vec<SandboxRecord>, LedgerError> {
         let conn = self.store.lock();
         let mut stmt = conn
-            .prepare("SELECT id, entry_key, sync_token, line FROM sandbox_records WHERE active = 1 ORDER BY id")
+            .prepare("SELECT id, entry_key, sync_token, line, fingerprint FROM sandbox_records WHERE active = 1 ORDER BY id")
             .map_err(transient)?;
         let rows = stmt
             .query_map([], |r| {
@@ -111,17 +125,19 @@ impl SandboxLedger {
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })
             .map_err(transient)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, entry_key, token, line) = row.map_err(transient)?;
+            let (id, entry_key, token, line, fingerprint) = row.map_err(transient)?;
             out.push(SandboxRecord {
                 id: id.to_string(),
                 entry_key,
                 sync_token: token.to_string(),
                 line: serde_json::from_str(&line).map_err(transient)?,
+                fingerprint,
             });
         }
         Ok(out)
@@ -210,7 +226,7 @@ impl SandboxLedger {
                 }
                 lines
                     .iter()
-                    .map(|l| insert(&tx, &key, l))
+                    .map(|l| insert(&tx, &key, l, req.fingerprint(&l.tier)))
                     .collect::<Result<Vec<_>, _>>()?
             }
             LedgerOp::Update { records, lines } => {
@@ -226,8 +242,13 @@ impl SandboxLedger {
                         Some(r) => {
                             let token: i64 = r.sync_token.parse().unwrap_or(0) + 1;
                             tx.execute(
-                                "UPDATE sandbox_records SET line = ?1, sync_token = ?2 WHERE id = ?3",
-                                params![serde_json::to_string(l).map_err(transient)?, token, r.id],
+                                "UPDATE sandbox_records SET line = ?1, sync_token = ?2, fingerprint = ?4 WHERE id = ?3",
+                                params![
+                                    serde_json::to_string(l).map_err(transient)?,
+                                    token,
+                                    r.id,
+                                    req.fingerprint(&l.tier)
+                                ],
                             )
                             .map_err(transient)?;
                             out.push(RecordRef {
@@ -236,7 +257,7 @@ impl SandboxLedger {
                                 tier: l.tier.clone(),
                             });
                         }
-                        None => out.push(insert(&tx, &key, l)?),
+                        None => out.push(insert(&tx, &key, l, req.fingerprint(&l.tier))?),
                     }
                 }
                 for r in records
@@ -277,10 +298,11 @@ fn insert(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
     l: &PostingLine,
+    fingerprint: Option<String>,
 ) -> Result<RecordRef, LedgerError> {
     tx.execute(
-        "INSERT INTO sandbox_records (entry_key, tier, sync_token, line, active) VALUES (?1, ?2, 0, ?3, 1)",
-        params![key, l.tier, serde_json::to_string(l).map_err(transient)?],
+        "INSERT INTO sandbox_records (entry_key, tier, sync_token, line, active, fingerprint) VALUES (?1, ?2, 0, ?3, 1, ?4)",
+        params![key, l.tier, serde_json::to_string(l).map_err(transient)?, fingerprint],
     )
     .map_err(transient)?;
     Ok(RecordRef {
@@ -305,7 +327,7 @@ fn check_token(tx: &rusqlite::Transaction<'_>, r: &RecordRef) -> Result<(), Ledg
             format!("The books have no active time record {}.", r.id),
         ))),
         Some(t) if t.to_string() != r.sync_token => Err(LedgerError::Rejected(Exception::new(
-            ExceptionCode::LedgerRejected,
+            ExceptionCode::LedgerStaleRecord,
             format!(
                 "Time record {} was changed in the books since timepost posted it (sync token {} ≠ {}).",
                 r.id, t, r.sync_token
@@ -349,6 +371,33 @@ impl Ledger for SandboxLedger {
             )),
             _ => result,
         }
+    }
+
+    async fn read_books(&self, query: &BookQuery) -> Result<Option<Vec<BookRecord>>, LedgerError> {
+        Ok(Some(
+            self.records()?
+                .into_iter()
+                .filter(|r| {
+                    query.covers(
+                        r.line.txn_date,
+                        Some(&r.line.party),
+                        r.line.customer.as_deref(),
+                    )
+                })
+                .map(|r| BookRecord {
+                    id: r.id,
+                    sync_token: r.sync_token,
+                    fingerprint: r.fingerprint,
+                    txn_date: r.line.txn_date,
+                    party: Some(r.line.party.clone()),
+                    minutes: r.line.minutes,
+                    customer: r.line.customer.clone(),
+                    billable: Some(r.line.billable),
+                    description: r.line.description,
+                    locked: false,
+                })
+                .collect(),
+        ))
     }
 
     async fn read_back(&self) -> Result<Option<Vec<(String, PostingLine)>>, LedgerError> {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::intent::Intent;
 use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
 use crate::model::{EntryKey, Source};
 use crate::ports::*;
@@ -42,6 +43,14 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_batch ON journal(batch_id);
 CREATE INDEX IF NOT EXISTS journal_key ON journal(key);
+CREATE TABLE IF NOT EXISTS intents (
+    id TEXT PRIMARY KEY, key TEXT NOT NULL, open INTEGER NOT NULL,
+    opened_at TEXT NOT NULL, intent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intents_open ON intents(open, key);
+CREATE TABLE IF NOT EXISTS dirty_weeks (
+    week TEXT PRIMARY KEY, marked_at TEXT NOT NULL, why TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -81,6 +90,9 @@ CREATE TABLE IF NOT EXISTS audit (
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     enqueuer: Option<Arc<Enqueuer>>,
+    /// Whether intents are synced to disk before the ledger call (a remote
+    /// ledger; see [`SqliteStore::set_durable_intents`]).
+    durable_intents: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One enqueue request waiting for the group commit.
@@ -202,7 +214,49 @@ impl SqliteStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             enqueuer: None,
+            durable_intents: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Sync each write-ahead intent to disk before its ledger call: for a
+    /// ledger outside this file (QuickBooks, Xero), whose records would
+    /// survive a power loss that took the intent with it.
+    pub fn set_durable_intents(&self, on: bool) {
+        self.durable_intents
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drop the claims of local processes that are no longer running (an
+    /// owner named `pid:<pid>:…` whose process is gone): a restarted
+    /// `timepost serve` takes over its dead predecessor's worker-weeks at
+    /// once instead of waiting for the claims to expire. Returns how many.
+    pub fn release_dead_claims(&self) -> StoreResult<usize> {
+        let conn = self.lock();
+        let owners: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT owner FROM claims")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut n = 0;
+        for owner in owners {
+            if crate::engine::owner_is_dead(&owner) {
+                n += conn
+                    .execute("DELETE FROM claims WHERE owner = ?1", [&owner])
+                    .map_err(backend)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Drop every claim `owner` holds (a worker known to be gone).
+    pub fn release_owner(&self, owner: &str) -> StoreResult<usize> {
+        self.lock()
+            .execute("DELETE FROM claims WHERE owner = ?1", [owner])
+            .map_err(backend)
     }
 
     /// The connection, for adapters that live in the same file (the sandbox
@@ -515,6 +569,103 @@ impl Journal for SqliteStore {
             .map_err(backend)?;
         rows.map(|r| decode(&r.map_err(backend)?)).collect()
     }
+
+    async fn open_intent(&self, intent: &Intent) -> StoreResult<()> {
+        let conn = self.lock();
+        // Written ahead of a call to a remote ledger: on disk before the
+        // call, even across a power loss (the main connection's NORMAL
+        // sync could lose its last commits). The sandbox ledger lives in
+        // this file, so its records can never outlive the intent.
+        let durable = self
+            .durable_intents
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(backend)?;
+        }
+        let written = conn.execute(
+            "INSERT INTO intents (id, key, open, opened_at, intent) VALUES (?1, ?2, 1, ?3, ?4)",
+            params![
+                intent.id,
+                intent.key.to_string(),
+                intent.opened_at.to_rfc3339(),
+                encode(intent)?
+            ],
+        );
+        if durable {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(backend)?;
+        }
+        written.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn close_intent(&self, intent: &Intent) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE intents SET open = 0, intent = ?2 WHERE id = ?1",
+                params![intent.id, encode(intent)?],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn open_intents(&self, key: &EntryKey) -> StoreResult<Vec<Intent>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT intent FROM intents WHERE open = 1 AND key = ?1 ORDER BY opened_at, id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([key.to_string()], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+
+    async fn stale_intents(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<Intent>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT intent FROM intents WHERE open = 1 AND opened_at < ?1 ORDER BY opened_at, id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![before.to_rfc3339(), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+
+    async fn mark_dirty(&self, week: &WorkerWeek, why: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO dirty_weeks (week, marked_at, why) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (week) DO UPDATE SET why = excluded.why",
+                params![encode(week)?, Utc::now().to_rfc3339(), why],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn dirty_weeks(&self, limit: usize) -> StoreResult<Vec<WorkerWeek>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT week FROM dirty_weeks ORDER BY marked_at, week LIMIT ?1")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
+    }
+
+    async fn clear_dirty(&self, week: &WorkerWeek) -> StoreResult<()> {
+        self.lock()
+            .execute("DELETE FROM dirty_weeks WHERE week = ?1", [encode(week)?])
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -620,6 +771,16 @@ impl Queue for SqliteStore {
         self.lock()
             .execute(
                 "UPDATE queue SET visible_at = ?1 WHERE receipt = ?2",
+                params![now_ms() + delay.as_millis() as i64, receipt],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn retry_uncounted(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE queue SET visible_at = ?1, receive_count = MAX(receive_count - 1, 0) WHERE receipt = ?2",
                 params![now_ms() + delay.as_millis() as i64, receipt],
             )
             .map_err(backend)?;

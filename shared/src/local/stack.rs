@@ -56,6 +56,14 @@ impl LocalStack {
             )
             .map_err(|e| StackError::Ledger(e.to_string()))?,
         };
+        // Intents must reach the disk before a call to a ledger outside
+        // this file; a dead process's claims are taken over at once.
+        store.set_durable_intents(config.ledger.kind != LedgerKind::Sandbox);
+        match store.release_dead_claims() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(claims = n, "took over the claims of a stopped process"),
+            Err(e) => tracing::warn!(error = %e, "could not check for a stopped process's claims"),
+        }
         let shared = Arc::new(store.clone());
         let engine = Arc::new(Engine::new(
             shared.clone(),
