@@ -414,9 +414,12 @@ impl Engine {
         batch_id: &str,
         held: HeldWeeks,
     ) -> Result<Vec<Outcome>, EngineError> {
-        let prior = self.entries.get(&entry.key).await?;
-        let prior = self.settle_intents(&entry.key, prior, Some(entry)).await?;
-        if let Some(p) = &prior {
+        let stored = self.entries.get(&entry.key).await?;
+        // An entry whose first posting was cut short has a state only from
+        // here on: it is settled in full, never taken for a duplicate.
+        let first = stored.is_none();
+        let prior = self.settle_intents(&entry.key, stored, Some(entry)).await?;
+        if let Some(p) = prior.as_ref().filter(|_| !first) {
             // A redriven or repeated version of an entry that is still
             // waiting for a fix is evaluated again rather than ignored.
             let retryable = matches!(p.status, Status::Exception | Status::Held);

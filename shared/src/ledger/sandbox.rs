@@ -61,6 +61,8 @@ pub enum Fault {
     /// Do the work, then lose the answer (a timeout after the record was
     /// created): the caller sees a transient error.
     LoseResponse,
+    /// No fault for this request (to let some requests through first).
+    Pass,
 }
 
 pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
@@ -110,6 +112,34 @@ impl SandboxLedger {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(fault);
+    }
+
+    /// Let `n` requests through, then meet `faults`.
+    pub fn inject_after(&self, n: usize, faults: Vec<Fault>) {
+        let mut q = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        q.extend(std::iter::repeat_n(Fault::Pass, n));
+        q.extend(faults);
+    }
+
+    /// Forget the faults not met yet.
+    pub fn clear_faults(&self) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Someone edits record `id` in the books (its sync token moves on),
+    /// as a bookkeeper would in QuickBooks.
+    pub fn touch_elsewhere(&self, id: &str) -> Result<(), LedgerError> {
+        self.store
+            .lock()
+            .execute(
+                "UPDATE sandbox_records SET sync_token = sync_token + 1 WHERE id = ?1 AND active = 1",
+                [id],
+            )
+            .map_err(transient)?;
+        Ok(())
     }
 
     /// Active records, in creation order.

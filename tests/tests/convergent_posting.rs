@@ -1,0 +1,432 @@
+//! The findings of the convergent-posting issue, one test each, on the
+//! local stack (SQLite store and queue, the sandbox ledger): what was seen
+//! under crashes and a flaky ledger, and what must hold instead. The
+//! seeded simulation (`tests/sim.rs`) covers the same ground at random.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use timepost::engine::Engine;
+use timepost::exceptions::{Exception, ExceptionCode};
+use timepost::ledger::sandbox::Fault;
+use timepost::ledger::LedgerError;
+use timepost::local::stack::LocalStack;
+use timepost::model::{ApprovalStatus, EntryKey, Source};
+use timepost::ports::{EntryStore, Journal, Queue, QueueMessage, WorkerWeek};
+use timepost::state::Status;
+use timepost::week_claim::week_claim_key;
+use timepost::worker::{settle, Settled};
+use timepost_tests::kit::{deliver, sandbox_stack, send, E};
+
+fn key(id: &str) -> EntryKey {
+    EntryKey::new(Source::Csv, "ws", id)
+}
+
+/// (entry key, tier) → minutes, as the books hold them.
+fn books(s: &LocalStack) -> BTreeMap<(String, String), i64> {
+    let mut m = BTreeMap::new();
+    for r in s.sandbox.records().expect("records") {
+        *m.entry((r.entry_key, r.line.tier)).or_default() += r.line.minutes;
+    }
+    m
+}
+
+fn overtime(b: &BTreeMap<(String, String), i64>) -> i64 {
+    b.iter()
+        .filter(|((_, t), _)| t != "regular")
+        .map(|(_, m)| m)
+        .sum()
+}
+
+/// Ann's week: five 8 h days (40 h, no overtime yet).
+fn full_week() -> Vec<timepost::model::NormalisedEntry> {
+    [
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+        "2026-03-05",
+        "2026-03-06",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, d)| E::new(&format!("w{i}"), "u-ann", d, "08:00", "16:00").build())
+    .collect()
+}
+
+/// Finding 1: a crash after the ledger call and before the entry-state
+/// write, then a newer version of the entry: the first record is adopted
+/// from the write-ahead intent, never created a second time.
+#[tokio::test]
+async fn a_crash_after_the_call_then_a_new_version_updates_the_one_record() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let v1 = E::new("a", "u-ann", "2026-03-03", "08:00", "16:00").build();
+    // The call goes through but its answer is lost, and every read of the
+    // books fails, so the worker gives up with the intent still open:
+    // what a crash right after the call leaves behind.
+    for _ in 0..3 {
+        s.sandbox.inject(Fault::LoseResponse);
+    }
+    let mut failing = (*s.engine).clone_for_test();
+    failing.ledger = std::sync::Arc::new(Unreadable(s.ledger.clone()));
+    send(&s, entry_message(&v1)).await;
+    let r = s
+        .store
+        .receive(1, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    let settled = settle(&failing, &s.store, &r[0], "b1")
+        .await
+        .expect("settle");
+    assert!(matches!(settled, Settled::Retry(_)), "{settled:?}");
+    assert_eq!(
+        s.sandbox.records().expect("records").len(),
+        1,
+        "the record was created"
+    );
+    assert_eq!(
+        s.store
+            .open_intents(&key("a"))
+            .await
+            .expect("intents")
+            .len(),
+        1,
+        "the intent stays open"
+    );
+    // A newer version arrives (the old message is still queued too).
+    let v2 = E::new("a", "u-ann", "2026-03-03", "08:00", "12:00")
+        .updated("2026-03-10T00:00:00Z")
+        .build();
+    deliver(&s, &[v2]).await;
+    timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(10))
+        .await
+        .expect("drain");
+    let b = books(&s);
+    assert_eq!(
+        b.values().sum::<i64>(),
+        240,
+        "one record of 4 h, not two: {b:?}"
+    );
+    assert_eq!(s.sandbox.records().expect("records").len(), 1);
+    assert!(s
+        .store
+        .open_intents(&key("a"))
+        .await
+        .expect("intents")
+        .is_empty());
+    let st = s.store.get(&key("a")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Posted);
+    assert_eq!(st.posted_minutes(), 240);
+}
+
+/// Finding 2: a message that finds its week held by another worker is put
+/// back without using up its retries, however often; a dead process's
+/// claims are taken over when the store is opened again.
+#[tokio::test]
+async fn waiting_on_another_worker_never_dead_letters_a_healthy_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let e = E::new("a", "u-ann", "2026-03-03", "08:00", "12:00").build();
+    let week = week_claim_key(&WorkerWeek::of(&e));
+    // Another (live) worker holds the week.
+    assert!(s
+        .store
+        .claim(&week, "someone-else", Duration::from_secs(600))
+        .await
+        .expect("claim"));
+    send(&s, entry_message(&e)).await;
+    for _ in 0..(s.engine.settings.max_receives * 3) {
+        let r = s
+            .store
+            .receive(1, Duration::from_secs(30))
+            .await
+            .expect("receive");
+        let got = settle(&s.engine, &s.store, &r[0], "b")
+            .await
+            .expect("settle");
+        assert!(matches!(got, Settled::Requeued(_)), "{got:?}");
+        assert!(
+            r[0].receive_count <= 1,
+            "a busy wait counted: {}",
+            r[0].receive_count
+        );
+        s.store
+            .retry_later(&r[0].receipt, Duration::ZERO)
+            .await
+            .expect("visible");
+    }
+    assert!(s.store.dead_letters(10).await.expect("dlq").is_empty());
+    s.store
+        .release(&week, "someone-else")
+        .await
+        .expect("release");
+    timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(10))
+        .await
+        .expect("drain");
+    assert_eq!(
+        s.store
+            .get(&key("a"))
+            .await
+            .expect("get")
+            .expect("state")
+            .status,
+        Status::Posted
+    );
+
+    // A process that died holding a claim: its pid no longer runs.
+    let dead = format!("pid:{}:gone", u32::MAX - 7);
+    assert!(s
+        .store
+        .claim(&week, &dead, Duration::from_secs(600))
+        .await
+        .expect("claim"));
+    assert_eq!(s.store.release_dead_claims().expect("release"), 1);
+    assert!(s
+        .store
+        .claim(&week, "me", Duration::from_secs(1))
+        .await
+        .expect("claim"));
+}
+
+/// Finding 2, second part: an approval parked in the dead-letter queue
+/// leaves no entry waiting without a reason.
+#[tokio::test]
+async fn a_dead_lettered_approval_shows_its_reason_on_its_entries() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let e = E::new("p", "u-ann", "2026-03-03", "08:00", "12:00")
+        .approval(ApprovalStatus::Pending)
+        .build();
+    deliver(&s, &[e]).await;
+    assert_eq!(
+        s.store
+            .get(&key("p"))
+            .await
+            .expect("get")
+            .expect("state")
+            .status,
+        Status::AwaitingApproval
+    );
+    // Every attempt to apply the approval fails transiently.
+    for _ in 0..(3 * s.engine.settings.max_receives) {
+        s.sandbox
+            .inject(Fault::Before(LedgerError::Transient("503".into())));
+    }
+    send(
+        &s,
+        QueueMessage::Approval {
+            source: Source::Csv,
+            workspace: "ws".into(),
+            user_id: "u-ann".into(),
+            from: "2026-03-02".parse().expect("date"),
+            to: "2026-03-08".parse().expect("date"),
+            status: ApprovalStatus::Approved,
+            by: "manager@example.com".into(),
+        },
+    )
+    .await;
+    timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(30))
+        .await
+        .expect("drain");
+    assert_eq!(s.store.dead_letters(10).await.expect("dlq").len(), 1);
+    let st = s.store.get(&key("p")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Exception);
+    let reason = st.reason.expect("a reason");
+    assert!(
+        reason
+            .message
+            .contains("approval of this time by manager@example.com"),
+        "{}",
+        reason.message
+    );
+}
+
+/// Finding 4: a sibling's split going A → B → A → B over ordinary edits
+/// never reuses an idempotency key for a different request.
+#[tokio::test]
+async fn a_split_going_back_and_forth_never_reuses_a_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    deliver(&s, &full_week()).await;
+    let sat = |to: &str, at: &str| {
+        E::new("sat", "u-ann", "2026-03-07", "08:00", to)
+            .updated(at)
+            .build()
+    };
+    // Saturday's length moves the weekly overtime of the week back and forth.
+    deliver(&s, &[sat("14:00", "2026-03-10T00:00:00Z")]).await;
+    deliver(&s, &[sat("10:00", "2026-03-10T01:00:00Z")]).await;
+    deliver(&s, &[sat("14:00", "2026-03-10T02:00:00Z")]).await;
+    deliver(&s, &[sat("10:00", "2026-03-10T03:00:00Z")]).await;
+    deliver(&s, &[sat("14:00", "2026-03-10T04:00:00Z")]).await;
+    for st in s.store.all().await.expect("all") {
+        assert_eq!(
+            st.status,
+            Status::Posted,
+            "{}: {:?}",
+            st.entry.key,
+            st.reason
+        );
+    }
+    let b = books(&s);
+    assert_eq!(overtime(&b), 360, "{b:?}");
+    assert_eq!(b.values().sum::<i64>(), 46 * 60);
+}
+
+/// Finding 5: a transient failure while re-splitting a sibling, then the
+/// retry meets the duplicate check: the week is converged all the same.
+#[tokio::test]
+async fn a_resplit_cut_short_by_a_transient_error_is_finished_by_the_retry() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let sat = E::new("sat", "u-ann", "2026-03-07", "08:00", "14:00").build();
+    let mut week = full_week();
+    week.push(sat);
+    deliver(&s, &week).await;
+    assert_eq!(overtime(&books(&s)), 360);
+    // Monday is edited down to 2 h: the week falls to 40 h and Saturday's
+    // overtime must become regular time. Monday's own update goes
+    // through; every attempt at Saturday's fails, so the settle stops.
+    s.sandbox.inject_after(
+        1,
+        (0..3)
+            .map(|_| Fault::Before(LedgerError::Transient("503".into())))
+            .collect(),
+    );
+    let monday = E::new("w0", "u-ann", "2026-03-02", "08:00", "10:00")
+        .updated("2026-03-10T00:00:00Z")
+        .build();
+    send(&s, entry_message(&monday)).await;
+    let r = s
+        .store
+        .receive(1, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    let got = settle(&s.engine, &s.store, &r[0], "b")
+        .await
+        .expect("settle");
+    assert!(matches!(got, Settled::Retry(_)), "{got:?}");
+    let st = s.store.get(&key("w0")).await.expect("get").expect("state");
+    assert_eq!((st.status, st.posted_minutes()), (Status::Posted, 120));
+    assert_eq!(overtime(&books(&s)), 360, "Saturday still holds overtime");
+    assert_eq!(s.store.dirty_weeks(10).await.expect("dirty").len(), 1);
+    // The retry is a duplicate of a posted version, and still converges.
+    s.store
+        .retry_later(&r[0].receipt, Duration::ZERO)
+        .await
+        .expect("visible");
+    timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(10))
+        .await
+        .expect("drain");
+    let b = books(&s);
+    assert_eq!(
+        overtime(&b),
+        0,
+        "the week's re-split reached the books: {b:?}"
+    );
+    assert_eq!(b.values().sum::<i64>(), 40 * 60);
+    // The sweep clears the mark.
+    s.engine.sweep("sweep").await.expect("sweep");
+    assert!(s.store.dirty_weeks(10).await.expect("dirty").is_empty());
+}
+
+/// Finding 6: after a definite refusal the next attempt is a new intent
+/// with a new idempotency key, so a vendor replaying the cached fault for
+/// the old key cannot keep a fixed entry out of the books.
+#[tokio::test]
+async fn a_redrive_after_a_refusal_sends_a_new_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    s.sandbox
+        .inject(Fault::Before(LedgerError::Rejected(Exception::new(
+            ExceptionCode::PeriodClosed,
+            "The accounting period is closed.",
+        ))));
+    let e = E::new("c", "u-ann", "2026-03-03", "08:00", "12:00").build();
+    deliver(&s, &[e]).await;
+    let st = s.store.get(&key("c")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Exception);
+    send(
+        &s,
+        QueueMessage::Redrive {
+            key: key("c"),
+            by: "finance".into(),
+        },
+    )
+    .await;
+    timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(10))
+        .await
+        .expect("drain");
+    let st = s.store.get(&key("c")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Posted);
+    let journal = s.store.by_entry(&key("c")).await.expect("journal");
+    assert_eq!(journal.len(), 1);
+    assert!(!journal[0].intent.is_empty());
+}
+
+/// A record changed in the books by someone else (its sync token moved):
+/// the next update reads what the books hold and aims at it, instead of
+/// ending as an exception.
+#[tokio::test]
+async fn a_record_edited_in_the_books_is_retargeted_not_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let e = E::new("x", "u-ann", "2026-03-03", "08:00", "12:00").build();
+    deliver(&s, &[e]).await;
+    let rec = &s.sandbox.records().expect("records")[0];
+    s.sandbox.touch_elsewhere(&rec.id).expect("touch");
+    let e2 = E::new("x", "u-ann", "2026-03-03", "08:00", "13:00")
+        .updated("2026-03-10T00:00:00Z")
+        .build();
+    deliver(&s, &[e2]).await;
+    let st = s.store.get(&key("x")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Posted, "{:?}", st.reason);
+    assert_eq!(books(&s).values().sum::<i64>(), 300);
+    assert_eq!(s.sandbox.records().expect("records").len(), 1);
+}
+
+fn entry_message(e: &timepost::model::NormalisedEntry) -> QueueMessage {
+    QueueMessage::Entry {
+        entry: Box::new(e.clone()),
+        received_at: chrono::Utc::now(),
+    }
+}
+
+/// A ledger whose books cannot be read right now.
+struct Unreadable(std::sync::Arc<dyn timepost::ledger::Ledger>);
+
+#[async_trait::async_trait]
+impl timepost::ledger::Ledger for Unreadable {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn apply(
+        &self,
+        request: &timepost::ledger::LedgerRequest,
+    ) -> Result<Vec<timepost::ledger::RecordRef>, LedgerError> {
+        self.0.apply(request).await
+    }
+    async fn read_books(
+        &self,
+        _: &timepost::ledger::books::BookQuery,
+    ) -> Result<Option<Vec<timepost::ledger::books::BookRecord>>, LedgerError> {
+        Err(LedgerError::Transient("read timed out".into()))
+    }
+}
+
+trait CloneForTest {
+    fn clone_for_test(&self) -> Engine;
+}
+
+impl CloneForTest for Engine {
+    fn clone_for_test(&self) -> Engine {
+        Engine::new(
+            self.entries.clone(),
+            self.mappings.clone(),
+            self.journal.clone(),
+            self.ledger.clone(),
+            (*self.rules).clone(),
+            self.settings.clone(),
+        )
+    }
+}
