@@ -1,10 +1,15 @@
 //! A fake QuickBooks Online company that behaves as documented (see
 //! `shared/VENDOR-FACTS.md`): batch endpoint with a maximum per call,
-//! `requestid` replay, `SyncToken` checks, references that must exist and be
-//! active, `CustomerRef` + `HourlyRate` required when billable, faults
-//! (also inside HTTP 200), 429 + `Retry-After` at its rate limits, OAuth
-//! with rotating refresh tokens, and injectable 5xx / timeouts / dropped
-//! connections after the work is done.
+//! `requestid` replay (or, by [`RequestIdMode::Ignore`], none: the
+//! duplicates developers report), `SyncToken` checks, references that must
+//! exist and be active, `CustomerRef` + `HourlyRate` required when billable,
+//! faults (also inside HTTP 200), the `query` endpoint with
+//! `STARTPOSITION` / `MAXRESULTS` paging, 429 + `Retry-After` at its rate
+//! limits, OAuth with rotating refresh tokens, and injectable 5xx /
+//! timeouts / dropped connections after the work is done. Tests change the
+//! books as a bookkeeper would in the QBO screens ([`QboServer::create_by_hand`],
+//! [`QboServer::edit_by_hand`], [`QboServer::delete_by_hand`],
+//! [`QboServer::bill_by_hand`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -71,8 +76,24 @@ pub struct Chart {
     pub inactive: BTreeSet<String>,
 }
 
+/// What the fake does with a `requestid` it has seen before.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum RequestIdMode {
+    /// As Intuit documents it (VENDOR-FACTS, QuickBooks Online,
+    /// "Idempotency"): a replayed `requestid` gets the original response —
+    /// including an original fault — and nothing is done again.
+    #[default]
+    Honour,
+    /// As developers report it (Intuit .NET SDK issue 352, node-quickbooks
+    /// issue 38, cited in VENDOR-FACTS): the id is not honoured and every
+    /// request is executed anew, so a re-sent create makes a second record.
+    Ignore,
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
+    /// `query` calls answered (each page is one).
+    pub queries: u64,
     pub batch_calls: u64,
     pub items: u64,
     pub creates: u64,
@@ -97,6 +118,8 @@ pub struct QboState {
     pub counters: Counters,
     /// Fingerprints of active TimeActivities (duplicate detection).
     fingerprints: HashMap<String, u32>,
+    /// How a repeated `requestid` is treated.
+    pub requestid: RequestIdMode,
 }
 
 pub struct FakeQbo {
@@ -133,11 +156,13 @@ impl QboServer {
                 injected: VecDeque::new(),
                 counters: Counters::default(),
                 fingerprints: HashMap::new(),
+                requestid: RequestIdMode::default(),
             }),
             in_flight: AtomicU32::new(0),
         });
         let app = axum::Router::new()
             .route("/v3/company/{realm}/batch", post(batch))
+            .route("/v3/company/{realm}/query", get(query))
             .route("/oauth2/v1/tokens/bearer", post(token))
             .with_state(fake.clone());
         let (addr, task) = serve(app).await;
@@ -176,6 +201,63 @@ impl QboServer {
             .filter(|(_, r)| r.active && r.entity == entity)
             .map(|(k, v)| (*k, v.clone()))
             .collect()
+    }
+
+    /// Choose how a repeated `requestid` is treated from now on.
+    pub fn set_requestid_mode(&self, mode: RequestIdMode) {
+        self.lock().requestid = mode;
+    }
+
+    /// Key a TimeActivity in as a bookkeeper would in the QBO screens
+    /// (no API call: nothing is validated, counted or replayed). Returns
+    /// its id.
+    pub fn create_by_hand(&self, time_activity: Value) -> u64 {
+        let mut s = self.lock();
+        let id = s.next_id;
+        s.next_id += 1;
+        let mut body = time_activity;
+        body["Id"] = json!(id.to_string());
+        body["SyncToken"] = json!("0");
+        body["MetaData"] = json!({"CreateTime": chrono::Utc::now().to_rfc3339()});
+        *s.fingerprints
+            .entry(QboState::fingerprint(&body))
+            .or_default() += 1;
+        s.records.insert(
+            id,
+            Stored {
+                id,
+                entity: "TimeActivity",
+                sync_token: 0,
+                active: true,
+                body,
+            },
+        );
+        id
+    }
+
+    /// Delete a record as a bookkeeper would in the QBO screens.
+    pub fn delete_by_hand(&self, id: u64) {
+        let mut s = self.lock();
+        let Some(old) = s
+            .records
+            .get(&id)
+            .filter(|r| r.active)
+            .map(|r| r.body.clone())
+        else {
+            return;
+        };
+        s.forget(&old);
+        if let Some(r) = s.records.get_mut(&id) {
+            r.active = false;
+            r.sync_token += 1;
+        }
+    }
+
+    /// Invoice a TimeActivity in QBO: its `BillableStatus` becomes
+    /// `HasBeenBilled` (Finance.xsd `BillableStatusEnum`; set only by
+    /// invoice linking, VENDOR-FACTS).
+    pub fn bill_by_hand(&self, id: u64) {
+        self.edit_by_hand(id, "BillableStatus", json!("HasBeenBilled"));
     }
 
     /// Change a record as a bookkeeper would in the QBO screens.
@@ -221,24 +303,38 @@ async fn token(State(f): State<Arc<FakeQbo>>, h: HeaderMap, body: Bytes) -> Resp
     s.oauth.token(&h, &form)
 }
 
-async fn batch(
-    State(f): State<Arc<FakeQbo>>,
-    Path(realm): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _guard = InFlight(&f.in_flight);
-    let (reply, after) = {
-        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.injected.front() == Some(&Inject::ExpireTokens) {
-            s.injected.pop_front();
-            s.oauth.access.clear();
+/// The answer to a refused call, kept as text so a `requestid` can replay it.
+fn fault_text(f: Value) -> String {
+    json!({"Fault": f, "time": chrono::Utc::now().to_rfc3339()}).to_string()
+}
+
+fn json_reply(status: u16, text: String) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [("content-type", "application/json")],
+        text,
+    )
+        .into_response()
+}
+
+impl QboState {
+    /// What every API call meets first: expired tokens, authentication,
+    /// the company, and the rate limits (a throttled call does nothing and
+    /// is not counted). `batch` calls also count against the batch limit.
+    fn gate(
+        &mut self,
+        h: &HeaderMap,
+        realm: &str,
+        in_flight: u32,
+        batch: bool,
+    ) -> Option<Response> {
+        if self.injected.front() == Some(&Inject::ExpireTokens) {
+            self.injected.pop_front();
+            self.oauth.access.clear();
         }
-        if !s.oauth.authorised(&h) {
-            s.counters.unauthorised += 1;
-            return whole_fault(
+        if !self.oauth.authorised(h) {
+            self.counters.unauthorised += 1;
+            return Some(whole_fault(
                 401,
                 fault(
                     "AUTHENTICATION",
@@ -247,10 +343,10 @@ async fn batch(
                     "",
                     None,
                 ),
-            );
+            ));
         }
-        if realm != s.realm {
-            return whole_fault(
+        if realm != self.realm {
+            return Some(whole_fault(
                 403,
                 fault(
                     "AUTHORIZATION",
@@ -259,29 +355,29 @@ async fn batch(
                     "no such company",
                     None,
                 ),
-            );
+            ));
         }
-        // Rate limits (a throttled call does nothing and is not counted).
         let now = Instant::now();
-        let over = if n > s.limits.concurrent {
-            Some(s.limits.minute / 60)
+        let over = if in_flight > self.limits.concurrent {
+            Some(self.limits.minute / 60)
         } else {
-            s.second
+            let batches = &mut self.batches;
+            self.second
                 .hit(now)
-                .and_then(|_| s.minute.hit(now))
-                .and_then(|_| s.batches.hit(now))
+                .and_then(|_| self.minute.hit(now))
+                .and_then(|_| if batch { batches.hit(now) } else { Ok(()) })
                 .err()
         };
-        let injected_throttle = match s.injected.front() {
+        let injected_throttle = match self.injected.front() {
             Some(Inject::Throttle(r)) => {
                 let r = *r;
-                s.injected.pop_front();
+                self.injected.pop_front();
                 Some(r)
             }
             _ => None,
         };
         if over.is_some() || injected_throttle.is_some() {
-            s.counters.throttled += 1;
+            self.counters.throttled += 1;
             let retry = match injected_throttle {
                 Some(r) => r,
                 None => over.map(|d| d.as_secs_f64().max(0.001)),
@@ -301,7 +397,89 @@ async fn batch(
                     resp.headers_mut().insert("retry-after", v);
                 }
             }
-            return resp;
+            return Some(resp);
+        }
+        None
+    }
+
+    /// The next injected fault that acts on a call past the gate.
+    fn take_injected(&mut self) -> Option<Inject> {
+        match self.injected.front() {
+            Some(Inject::ExpireTokens | Inject::Throttle(_)) | None => None,
+            Some(_) => self.injected.pop_front(),
+        }
+    }
+
+    /// Run one batch body: `Ok` the 200 answer, `Err` a whole-call fault
+    /// (status, body). Both are what a `requestid` replays.
+    fn run_batch(&mut self, body: &[u8], inject: Option<&Inject>) -> Result<String, (u16, String)> {
+        if inject == Some(&Inject::ErrorIn200) {
+            return Err((
+                200,
+                fault_text(fault(
+                    "ValidationFault",
+                    "6190",
+                    "Invalid Company Status",
+                    "Subscription period has ended",
+                    None,
+                )),
+            ));
+        }
+        let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+            (
+                400,
+                fault_text(fault(
+                    "ValidationFault",
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    &e.to_string(),
+                    None,
+                )),
+            )
+        })?;
+        let items = parsed
+            .get("BatchItemRequest")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if items.is_empty() || items.len() > self.limits.max_batch {
+            return Err((
+                400,
+                fault_text(fault(
+                    "ValidationFault",
+                    "2010",
+                    "Batch size",
+                    &format!(
+                        "{} items; 1..={} allowed",
+                        items.len(),
+                        self.limits.max_batch
+                    ),
+                    None,
+                )),
+            ));
+        }
+        let mut out = Vec::new();
+        for item in &items {
+            self.counters.items += 1;
+            out.push(self.item(item));
+        }
+        Ok(json!({"BatchItemResponse": out, "time": chrono::Utc::now().to_rfc3339()}).to_string())
+    }
+}
+
+async fn batch(
+    State(f): State<Arc<FakeQbo>>,
+    Path(realm): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&f.in_flight);
+    let (reply, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stop) = s.gate(&h, &realm, n, true) {
+            return stop;
         }
         s.counters.batch_calls += 1;
         let rid = q.get("requestid").cloned();
@@ -317,19 +495,83 @@ async fn batch(
                 ),
             );
         }
-        if let Some((status, body)) = rid.as_ref().and_then(|r| s.replies.get(r)).cloned() {
+        // VENDOR-FACTS, QuickBooks Online, "Idempotency": a replayed
+        // `requestid` returns the original response, an original fault
+        // included (Honour); developers report it being ignored (Ignore).
+        let honour = s.requestid == RequestIdMode::Honour;
+        let replay = rid
+            .as_ref()
+            .filter(|_| honour)
+            .and_then(|r| s.replies.get(r))
+            .cloned();
+        if let Some((status, body)) = replay {
             s.counters.replays += 1;
+            return json_reply(status, body);
+        }
+        let inject = s.take_injected();
+        if let Some(Inject::StatusBefore(code)) = inject {
             return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                [("content-type", "application/json")],
-                body,
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected",
             )
                 .into_response();
         }
-        let inject = match s.injected.front() {
-            Some(Inject::ExpireTokens | Inject::Throttle(_)) | None => None,
-            Some(_) => s.injected.pop_front(),
+        let (status, text) = match s.run_batch(&body, inject.as_ref()) {
+            Ok(text) => (200, text),
+            Err(refused) => refused,
         };
+        if let Some(r) = rid.filter(|_| honour) {
+            s.replies.insert(r, (status, text.clone()));
+        }
+        if status != 200 || inject == Some(Inject::ErrorIn200) {
+            return json_reply(status, text);
+        }
+        (text, inject)
+    };
+    match after {
+        Some(Inject::StatusAfter(code)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "injected after the work",
+        )
+            .into_response(),
+        Some(Inject::TimeoutAfter(d)) => {
+            tokio::time::sleep(d).await;
+            json_reply(200, reply)
+        }
+        Some(Inject::DropAfter) => dropped_connection(),
+        _ => json_reply(200, reply),
+    }
+}
+
+/// Intuit, "Query operations and syntax"
+/// (developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/data-queries):
+/// `GET /v3/company/{realmId}/query?query=<select statement>` with
+/// `SELECT * FROM Entity [WHERE Property Operator Value [AND …]]
+/// [ORDERBY …] [STARTPOSITION n] [MAXRESULTS n]`; no `OR`, no projections.
+/// The answer is `{"QueryResponse": {"<Entity>": […], "startPosition",
+/// "maxResults"}, "time"}` where `maxResults` is the number of entities in
+/// this answer (IntuitRestServiceDef.xsd `QueryResponse`: "the number of
+/// records in this result"); an empty result is `{"QueryResponse": {}}`.
+/// Only properties Intuit's entity reference marks filterable may be in the
+/// WHERE clause (TimeActivity: `Id`, `TxnDate`, `MetaData.CreateTime`,
+/// `MetaData.LastUpdatedTime`); another is a 400 QueryValidationError.
+/// Pages: `STARTPOSITION` is 1-based (default 1), `MAXRESULTS` defaults to
+/// 100 and may not exceed 1000.
+async fn query(
+    State(f): State<Arc<FakeQbo>>,
+    Path(realm): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&f.in_flight);
+    let (reply, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stop) = s.gate(&h, &realm, n, false) {
+            return stop;
+        }
+        s.counters.queries += 1;
+        let inject = s.take_injected();
         match inject {
             Some(Inject::StatusBefore(code)) => {
                 return (
@@ -352,49 +594,11 @@ async fn batch(
             }
             _ => {}
         }
-        let parsed: Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return whole_fault(
-                    400,
-                    fault(
-                        "ValidationFault",
-                        "2010",
-                        "Request has invalid or unsupported property",
-                        &e.to_string(),
-                        None,
-                    ),
-                )
-            }
-        };
-        let items = parsed
-            .get("BatchItemRequest")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if items.is_empty() || items.len() > s.limits.max_batch {
-            return whole_fault(
-                400,
-                fault(
-                    "ValidationFault",
-                    "2010",
-                    "Batch size",
-                    &format!("{} items; 1..={} allowed", items.len(), s.limits.max_batch),
-                    None,
-                ),
-            );
+        let select = q.get("query").map(String::as_str).unwrap_or("");
+        match s.select(select) {
+            Ok(text) => (text, inject),
+            Err(f) => return whole_fault(400, f),
         }
-        let mut out = Vec::new();
-        for item in &items {
-            s.counters.items += 1;
-            out.push(s.item(item));
-        }
-        let text =
-            json!({"BatchItemResponse": out, "time": chrono::Utc::now().to_rfc3339()}).to_string();
-        if let Some(r) = rid {
-            s.replies.insert(r, (200, text.clone()));
-        }
-        (text, inject)
     };
     match after {
         Some(Inject::StatusAfter(code)) => (
@@ -404,20 +608,206 @@ async fn batch(
             .into_response(),
         Some(Inject::TimeoutAfter(d)) => {
             tokio::time::sleep(d).await;
-            (
-                StatusCode::OK,
-                [("content-type", "application/json")],
-                reply,
-            )
-                .into_response()
+            json_reply(200, reply)
         }
         Some(Inject::DropAfter) => dropped_connection(),
-        _ => (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            reply,
-        )
-            .into_response(),
+        _ => json_reply(200, reply),
+    }
+}
+
+/// A select statement, cut into words; a quoted value is one word.
+fn words(select: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = select.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut v = String::from("'");
+            loop {
+                match chars.next() {
+                    Some('\\') => v.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => v.push(c),
+                    None => return Err("unterminated string".into()),
+                }
+            }
+            out.push(v);
+        } else if "<>=".contains(c) {
+            let mut op = String::new();
+            while let Some(&c) = chars.peek().filter(|c| "<>=".contains(**c)) {
+                op.push(c);
+                chars.next();
+            }
+            out.push(op);
+        } else {
+            let mut w = String::new();
+            while let Some(&c) = chars
+                .peek()
+                .filter(|c| !c.is_whitespace() && !"<>='".contains(**c))
+            {
+                w.push(c);
+                chars.next();
+            }
+            out.push(w);
+        }
+    }
+    Ok(out)
+}
+
+/// `field op value` of a WHERE clause.
+struct Condition {
+    field: String,
+    op: String,
+    value: String,
+}
+
+impl Condition {
+    fn holds(&self, body: &Value) -> bool {
+        let have = match self.field.as_str() {
+            "MetaData.CreateTime" => body["MetaData"]["CreateTime"].as_str(),
+            "MetaData.LastUpdatedTime" => body["MetaData"]["LastUpdatedTime"]
+                .as_str()
+                .or(body["MetaData"]["CreateTime"].as_str()),
+            f => body.get(f).and_then(Value::as_str),
+        };
+        let Some(have) = have else {
+            return false;
+        };
+        let ord = if self.field == "Id" {
+            have.parse::<u64>()
+                .ok()
+                .zip(self.value.parse::<u64>().ok())
+                .map(|(a, b)| a.cmp(&b))
+        } else {
+            Some(have.cmp(self.value.as_str()))
+        };
+        let Some(ord) = ord else {
+            return false;
+        };
+        match self.op.as_str() {
+            "=" => ord.is_eq(),
+            "<" => ord.is_lt(),
+            ">" => ord.is_gt(),
+            "<=" => ord.is_le(),
+            ">=" => ord.is_ge(),
+            _ => false,
+        }
+    }
+}
+
+/// Properties Intuit's entity reference marks filterable (TimeActivity,
+/// JournalEntry).
+const FILTERABLE: &[&str] = &[
+    "Id",
+    "TxnDate",
+    "MetaData.CreateTime",
+    "MetaData.LastUpdatedTime",
+];
+
+fn parser_error(detail: &str) -> Value {
+    fault(
+        "ValidationFault",
+        "4000",
+        "Error parsing query",
+        &format!("QueryParserError: {detail}"),
+        None,
+    )
+}
+
+impl QboState {
+    /// Answer one select statement (see [`query`]).
+    fn select(&self, select: &str) -> Result<String, Value> {
+        let w = words(select).map_err(|e| parser_error(&e))?;
+        let kw = |i: usize, k: &str| w.get(i).is_some_and(|x| x.eq_ignore_ascii_case(k));
+        if !(kw(0, "select") && kw(1, "*") && kw(2, "from")) {
+            return Err(parser_error("expected SELECT * FROM <Entity>"));
+        }
+        let entity = w.get(3).cloned().unwrap_or_default();
+        if !["TimeActivity", "JournalEntry"].contains(&entity.as_str()) {
+            return Err(fault(
+                "ValidationFault",
+                "4001",
+                "Invalid query",
+                &format!("QueryValidationError: unknown entity {entity}"),
+                None,
+            ));
+        }
+        let mut i = 4;
+        let mut conditions = Vec::new();
+        let (mut start, mut max) = (1usize, 100usize);
+        while i < w.len() {
+            if kw(i, "where") || kw(i, "and") {
+                let (Some(field), Some(op), Some(value)) =
+                    (w.get(i + 1), w.get(i + 2), w.get(i + 3))
+                else {
+                    return Err(parser_error("incomplete WHERE clause"));
+                };
+                if !FILTERABLE.contains(&field.as_str()) {
+                    return Err(fault(
+                        "ValidationFault",
+                        "4001",
+                        "Invalid query",
+                        &format!("QueryValidationError: property '{field}' is not queryable"),
+                        None,
+                    ));
+                }
+                if !["=", "<", ">", "<=", ">="].contains(&op.as_str()) {
+                    return Err(parser_error(&format!("operator {op} not supported here")));
+                }
+                conditions.push(Condition {
+                    field: field.clone(),
+                    op: op.clone(),
+                    value: value.trim_start_matches('\'').to_string(),
+                });
+                i += 4;
+            } else if kw(i, "startposition") || kw(i, "maxresults") {
+                let n: usize = w
+                    .get(i + 1)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| parser_error("expected a number"))?;
+                if kw(i, "startposition") {
+                    start = n.max(1);
+                } else {
+                    max = n;
+                }
+                i += 2;
+            } else if kw(i, "or") {
+                return Err(parser_error("OR is not supported"));
+            } else {
+                return Err(parser_error(&format!("unexpected {}", w[i])));
+            }
+        }
+        if max > 1000 {
+            return Err(fault(
+                "ValidationFault",
+                "4001",
+                "Invalid query",
+                "QueryValidationError: MAXRESULTS may not exceed 1000",
+                None,
+            ));
+        }
+        let page: Vec<Value> = self
+            .records
+            .values()
+            .filter(|r| r.active && r.entity == entity)
+            .filter(|r| conditions.iter().all(|c| c.holds(&r.body)))
+            .skip(start - 1)
+            .take(max)
+            .map(|r| {
+                let mut b = r.body.clone();
+                b["domain"] = json!("QBO");
+                b["sparse"] = json!(false);
+                b
+            })
+            .collect();
+        let response = if page.is_empty() {
+            json!({})
+        } else {
+            json!({entity.as_str(): page, "startPosition": start, "maxResults": page.len()})
+        };
+        Ok(json!({"QueryResponse": response, "time": chrono::Utc::now().to_rfc3339()}).to_string())
     }
 }
 

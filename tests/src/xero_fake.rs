@@ -7,6 +7,12 @@
 //! with 429 + `Retry-After` + `X-Rate-Limit-Problem`, remaining-allowance
 //! headers on every answer, OAuth with rotating refresh tokens, and
 //! injectable 5xx / timeouts / dropped connections after the work is done.
+//! Time entries and projects are listed with Xero's paging (`page`,
+//! `pageSize`, `pagination.pageCount`), each answer checked against the
+//! spec's `TimeEntries` / `Projects` schema. Tests change the books as
+//! someone in Xero would ([`XeroServer::create_by_hand`],
+//! [`XeroServer::edit_by_hand`], [`XeroServer::delete_by_hand`],
+//! [`XeroServer::set_status`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -60,6 +66,8 @@ pub struct Counters {
     pub throttled: u64,
     pub replays: u64,
     pub invalid_bodies: u64,
+    /// List calls answered (`GET …/Time`, `GET /Projects`; each page is one).
+    pub lists: u64,
 }
 
 pub struct XeroState {
@@ -119,7 +127,11 @@ impl XeroServer {
             in_flight: AtomicU32::new(0),
         });
         let app = axum::Router::new()
-            .route("/projects.xro/2.0/Projects/{project}/Time", post(create))
+            .route(
+                "/projects.xro/2.0/Projects/{project}/Time",
+                post(create).get(list_time),
+            )
+            .route("/projects.xro/2.0/Projects", get(list_projects))
             .route(
                 "/projects.xro/2.0/Projects/{project}/Time/{entry}",
                 put(change).delete(change),
@@ -158,7 +170,39 @@ impl XeroServer {
         self.lock().entries.clone()
     }
 
-    /// Mark a time entry as invoiced (as if billed in Xero).
+    /// Log time as someone would in Xero's screens (no API call: nothing
+    /// is validated, counted or replayed). `body` is a
+    /// `TimeEntryCreateOrUpdate`; returns the new `timeEntryId`.
+    pub fn create_by_hand(&self, project: &str, body: Value) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.lock().entries.insert(
+            id.clone(),
+            TimeEntry {
+                id: id.clone(),
+                project: project.to_string(),
+                body,
+                status: "ACTIVE".into(),
+            },
+        );
+        id
+    }
+
+    /// Change one field of a time entry as someone in Xero would.
+    pub fn edit_by_hand(&self, id: &str, field: &str, value: Value) {
+        if let Some(e) = self.lock().entries.get_mut(id) {
+            e.body[field] = value;
+        }
+    }
+
+    /// Delete a time entry as someone in Xero would.
+    pub fn delete_by_hand(&self, id: &str) {
+        if let Some(e) = self.lock().entries.get_mut(id) {
+            e.status = "DELETED".into();
+        }
+    }
+
+    /// Set a time entry's status (`INVOICED` or `LOCKED`: as if billed in
+    /// Xero; `ACTIVE` again).
     pub fn set_status(&self, id: &str, status: &str) {
         if let Some(e) = self.lock().entries.get_mut(id) {
             e.status = status.to_string();
@@ -483,6 +527,207 @@ async fn change(
         }
         s.remember(idem.as_deref(), 204, "");
         (StatusCode::NO_CONTENT.into_response(), after)
+    };
+    finish(after, resp, &f).await
+}
+
+/// `page` and `pageSize` as the Projects API documents them
+/// (xero-projects.yaml, `GET /Projects/{projectId}/Time` and
+/// `GET /Projects` parameters: `page` "set to 1 by default … must be a
+/// number greater than 0", `pageSize` "set to 50 by default … must be a
+/// number between 1 and 500").
+fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), String> {
+    let num = |k: &str, default: usize| -> Result<usize, String> {
+        q.get(k).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{k}: {v} is not a number"))
+        })
+    };
+    let page = num("page", 1)?;
+    let size = num("pageSize", 50)?;
+    if page == 0 {
+        return Err("page must be a number greater than 0".into());
+    }
+    if !(1..=500).contains(&size) {
+        return Err("pageSize must be a number between 1 and 500".into());
+    }
+    Ok((page, size))
+}
+
+/// One page of `items` and the `pagination` object (`Pagination` schema:
+/// `page`, `pageSize`, `pageCount` "number of pages available",
+/// `itemCount`; the spec's example — 9 items on one page — cannot tell the
+/// page's count from the total, so the fake gives the total, as pageCount
+/// is derived from it).
+fn page_of(items: Vec<Value>, page: usize, size: usize) -> Value {
+    let total = items.len();
+    let count = total.div_ceil(size);
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    json!({
+        "pagination": {"page": page, "pageSize": size, "pageCount": count, "itemCount": total},
+        "items": items,
+    })
+}
+
+fn instant(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+impl XeroState {
+    /// Check a list answer against the spec (a fake that answers off
+    /// contract would hide an adapter's parsing bug).
+    fn check_answer(&mut self, spec: &Spec, schema: &str, answer: &Value) {
+        let problems = spec.validate(schema, answer, true);
+        self.problems.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("answer {schema}: {p}")),
+        );
+    }
+}
+
+/// `GET /Projects/{projectId}/Time` (xero-projects.yaml, operation
+/// `getTimeEntries`; Xero "Projects › Time"): the project's time entries,
+/// filtered by `dateAfterUtc` / `dateBeforeUtc` ("on or after" / "on or
+/// before", on the `dateUtc` field), `userId`, `taskId` and `states`, paged
+/// by `page` / `pageSize`, answered as `TimeEntries` (`pagination`,
+/// `items`). Deleted entries are gone from the list.
+async fn list_time(
+    State(f): State<Arc<FakeXero>>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, None) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        s.counters.lists += 1;
+        let (page, size) = match paging(&q) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e, Value::Null),
+        };
+        if !s.projects.contains_key(&project) {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("Project {project} not found"),
+                Value::Null,
+            );
+        }
+        let mut bounds = [None, None];
+        for (slot, key) in bounds.iter_mut().zip(["dateAfterUtc", "dateBeforeUtc"]) {
+            if let Some(v) = q.get(key) {
+                match instant(v) {
+                    Some(t) => *slot = Some(t),
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("{key}: {v} is not an ISO 8601 UTC date-time"),
+                            Value::Null,
+                        )
+                    }
+                }
+            }
+        }
+        let states: Option<Vec<&str>> = q.get("states").map(|v| v.split(',').collect());
+        let items: Vec<Value> = s
+            .entries
+            .values()
+            .filter(|e| e.project == project && e.status != "DELETED")
+            .filter(|e| {
+                let at = e.body["dateUtc"].as_str().and_then(instant);
+                bounds[0].is_none_or(|b| at.is_some_and(|t| t >= b))
+                    && bounds[1].is_none_or(|b| at.is_some_and(|t| t <= b))
+            })
+            .filter(|e| {
+                q.get("userId")
+                    .is_none_or(|u| e.body["userId"].as_str() == Some(u.as_str()))
+            })
+            .filter(|e| {
+                q.get("taskId")
+                    .is_none_or(|t| e.body["taskId"].as_str() == Some(t.as_str()))
+            })
+            .filter(|e| {
+                states
+                    .as_ref()
+                    .is_none_or(|st| st.contains(&e.status.as_str()))
+            })
+            .map(|e| {
+                let mut v = e.body.clone();
+                v["timeEntryId"] = json!(e.id);
+                v["projectId"] = json!(e.project);
+                v["status"] = json!(e.status);
+                if v.get("dateEnteredUtc").is_none() {
+                    v["dateEnteredUtc"] = v["dateUtc"].clone();
+                }
+                v
+            })
+            .collect();
+        let answer = page_of(items, page, size);
+        s.check_answer(&f.spec, "TimeEntries", &answer);
+        (
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response(),
+            after,
+        )
+    };
+    finish(after, resp, &f).await
+}
+
+/// `GET /Projects` (xero-projects.yaml, operation `getProjects`; Xero
+/// "Projects › Projects"): the organisation's projects, paged by `page` /
+/// `pageSize`, answered as `Projects` (`pagination`, `items`). The fake's
+/// projects are all `INPROGRESS`.
+async fn list_projects(
+    State(f): State<Arc<FakeXero>>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, None) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        s.counters.lists += 1;
+        let (page, size) = match paging(&q) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e, Value::Null),
+        };
+        let items: Vec<Value> = s
+            .projects
+            .keys()
+            .filter(|_| q.get("states").is_none_or(|st| st.contains("INPROGRESS")))
+            .map(
+                |p| json!({"projectId": p, "name": format!("Project {p}"), "status": "INPROGRESS"}),
+            )
+            .collect();
+        let answer = page_of(items, page, size);
+        s.check_answer(&f.spec, "Projects", &answer);
+        (
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response(),
+            after,
+        )
     };
     finish(after, resp, &f).await
 }

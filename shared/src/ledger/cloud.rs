@@ -119,7 +119,10 @@ impl Default for QboLimits {
 }
 
 impl QboLimits {
-    /// Every call timepost makes to QBO is a batch call, so all three rates apply.
+    /// Every write timepost makes to QBO is a batch call, so all three rates
+    /// apply; reads (`query`) go through the same limiter and are paced as
+    /// strictly (on the safe side: QBO counts them against the per-minute
+    /// allowance but not the batch one).
     pub fn limits(&self) -> Limits {
         let minute = Duration::from_millis(self.minute_ms.max(1));
         Limits {
@@ -253,6 +256,7 @@ fn transport(
         http,
         common_headers,
         default_pause,
+        counts: Default::default(),
     }))
 }
 

@@ -14,6 +14,16 @@
 //!   crash is answered with the original result instead of new records.
 //! - A 200 that carries a `Fault` is an error; faults map to exceptions in
 //!   [`super::qbo_faults`].
+//! - Every TimeActivity created or rewritten carries its fingerprint in
+//!   `Description` ([`LedgerRequest::marked_description`], within QBO's
+//!   4000 characters), so [`QboLedger`]'s `read_books` can find it again:
+//!   `GET /v3/company/{realm}/query` with `select * from TimeActivity where
+//!   TxnDate >= … and TxnDate <= … STARTPOSITION n MAXRESULTS 1000`, paged
+//!   until a short page, through the same transport (OAuth, rate limiter) as
+//!   the writes. Only `TxnDate` goes into the query: Intuit's TimeActivity
+//!   reference marks `Id`, `TxnDate` and `MetaData` times filterable, not
+//!   `EmployeeRef`, `VendorRef` or `CustomerRef`, so parties and customers
+//!   are filtered here.
 
 // `LedgerError` is the port's error type and carries the exception inline.
 
@@ -26,13 +36,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use super::books::{fingerprint_of, unmarked, BookQuery, BookRecord};
 use super::qbo_faults::Fault;
-use super::transport::{HttpCall, HttpReply, Transport};
+use super::transport::{url_encode, HttpCall, HttpReply, Transport};
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 
 /// The most items QBO takes in one batch call (its docs say 10 and 30).
 pub const MAX_BATCH_LIMIT: usize = 30;
+
+/// `Description`'s limit on a TimeActivity, in characters.
+pub const MAX_DESCRIPTION: usize = 4000;
+
+/// Records per `query` page (`MAXRESULTS`; QBO returns at most 1000).
+pub const QUERY_PAGE: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct QboSettings {
@@ -133,6 +150,15 @@ impl TimeActivity {
             ..Default::default()
         })
     }
+
+    /// The body `request` sends for `line`: [`from_line`](Self::from_line)
+    /// with the fingerprint marker in `Description`.
+    pub fn for_request(request: &LedgerRequest, line: &PostingLine) -> Result<Self, LedgerError> {
+        let mut body = Self::from_line(line)?;
+        body.description =
+            Some(request.marked_description(line, MAX_DESCRIPTION)).filter(|d| !d.is_empty());
+        Ok(body)
+    }
 }
 
 /// One item of a batch call.
@@ -221,7 +247,7 @@ fn plan(req: &LedgerRequest) -> Result<Vec<Planned>, LedgerError> {
         Ok(Planned {
             operation: "create",
             tier: l.tier.clone(),
-            body: TimeActivity::from_line(l)?,
+            body: TimeActivity::for_request(req, l)?,
         })
     };
     let delete = |rec: &RecordRef| Planned {
@@ -241,7 +267,7 @@ fn plan(req: &LedgerRequest) -> Result<Vec<Planned>, LedgerError> {
                 match records.iter().find(|r| r.tier == l.tier) {
                     Some(rec) => {
                         validate(l)?;
-                        let mut body = TimeActivity::from_line(l)?;
+                        let mut body = TimeActivity::for_request(req, l)?;
                         body.id = Some(rec.id.clone());
                         body.sync_token = Some(rec.sync_token.clone());
                         out.push(Planned {
@@ -301,6 +327,26 @@ impl QboRequests {
             self.settings.realm_id,
             request_id,
             self.settings.minor_version
+        )
+    }
+
+    /// The `query` that reads one page of the TimeActivities dated `from`
+    /// ..= `to`, starting at `start` (1-based).
+    pub fn query_call(&self, from: NaiveDate, to: NaiveDate, start: usize) -> HttpCall {
+        let select = format!(
+            "select * from TimeActivity where TxnDate >= '{}' and TxnDate <= '{}' STARTPOSITION {start} MAXRESULTS {QUERY_PAGE}",
+            from.format("%Y-%m-%d"),
+            to.format("%Y-%m-%d"),
+        );
+        HttpCall::new(
+            "GET",
+            format!(
+                "{}/v3/company/{}/query?query={}&minorversion={}",
+                self.settings.api_base.trim_end_matches('/'),
+                self.settings.realm_id,
+                url_encode(&select),
+                self.settings.minor_version
+            ),
         )
     }
 
@@ -549,7 +595,18 @@ fn missing(what: &str) -> LedgerError {
 /// otherwise the per-item answers.
 fn interpret(reply: &HttpReply) -> Result<Vec<BatchItemResponse>, LedgerError> {
     let parsed: Option<BatchResponse> = serde_json::from_slice(&reply.body).ok();
-    if let Some(f) = parsed.as_ref().and_then(|p| p.fault.clone()) {
+    refused(reply, parsed.as_ref().and_then(|p| p.fault.clone()))?;
+    parsed.map(|p| p.items).ok_or_else(unreadable)
+}
+
+fn unreadable() -> LedgerError {
+    LedgerError::Transient("QuickBooks answered with unreadable JSON".into())
+}
+
+/// The error a reply is, if it is one: its `Fault` (even with HTTP 200),
+/// or its status.
+fn refused(reply: &HttpReply, fault: Option<Fault>) -> Result<(), LedgerError> {
+    if let Some(f) = fault {
         let e = f.into_error();
         return Err(match (reply.status, e) {
             (401 | 403, LedgerError::Rejected(mut exc)) => {
@@ -561,9 +618,7 @@ fn interpret(reply: &HttpReply) -> Result<Vec<BatchItemResponse>, LedgerError> {
         });
     }
     match reply.status {
-        200..=299 => parsed.map(|p| p.items).ok_or_else(|| {
-            LedgerError::Transient("QuickBooks answered with unreadable JSON".into())
-        }),
+        200..=299 => Ok(()),
         401 | 403 => Err(LedgerError::Rejected(Exception::new(
             ExceptionCode::LedgerNotAuthorised,
             format!(
@@ -584,6 +639,109 @@ fn interpret(reply: &HttpReply) -> Result<Vec<BatchItemResponse>, LedgerError> {
             ),
         )),
     }
+}
+
+/// `query`'s answer: `{"QueryResponse": {"TimeActivity": […],
+/// "startPosition", "maxResults"}, "time"}`; no `TimeActivity` key when
+/// nothing matched; a `Fault` beside or inside `QueryResponse` on error
+/// (IntuitRestServiceDef.xsd, `IntuitResponse` and `QueryResponse`).
+#[derive(Debug, Default, Deserialize)]
+struct QueryEnvelope {
+    #[serde(rename = "QueryResponse", default)]
+    response: Option<QueryResponse>,
+    #[serde(rename = "Fault", default)]
+    fault: Option<Fault>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct QueryResponse {
+    #[serde(rename = "TimeActivity", default)]
+    items: Vec<serde_json::Value>,
+    #[serde(rename = "Fault", default)]
+    fault: Option<Fault>,
+}
+
+/// The TimeActivities of one `query` page, as QBO sent them.
+fn interpret_query(reply: &HttpReply) -> Result<Vec<serde_json::Value>, LedgerError> {
+    let parsed: Option<QueryEnvelope> = serde_json::from_slice(&reply.body).ok();
+    let fault = parsed.as_ref().and_then(|p| {
+        p.fault
+            .clone()
+            .or_else(|| p.response.as_ref().and_then(|r| r.fault.clone()))
+    });
+    refused(reply, fault)?;
+    let parsed = parsed.ok_or_else(unreadable)?;
+    Ok(parsed.response.map(|r| r.items).unwrap_or_default())
+}
+
+/// An integer QBO sent as a number or as a numeric string.
+fn int(v: &serde_json::Value, field: &str) -> Option<i64> {
+    match v.get(field)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn text<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    v.get(field)?.as_str()
+}
+
+fn ref_value(v: &serde_json::Value, field: &str) -> Option<String> {
+    v.get(field)?.get("value")?.as_str().map(str::to_string)
+}
+
+/// One TimeActivity as the books hold it. Its duration is `Hours` +
+/// `Minutes`, or `EndTime` − `StartTime` less the break; `HasBeenBilled`
+/// locks it (QBO refuses to change billed time), and both `Billable` and
+/// `HasBeenBilled` count as billable. Time of an "other name"
+/// (`OtherNameRef`) has no party.
+pub fn book_record(v: &serde_json::Value) -> Result<BookRecord, LedgerError> {
+    let bad = |what: &str| {
+        LedgerError::Transient(format!(
+            "QuickBooks answered a TimeActivity without {what}: {}",
+            v.to_string().chars().take(300).collect::<String>()
+        ))
+    };
+    let id = text(v, "Id").ok_or_else(|| bad("an Id"))?.to_string();
+    let start = text(v, "StartTime").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let end = text(v, "EndTime").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let txn_date = text(v, "TxnDate")
+        .and_then(|d| d.get(..10))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .or_else(|| start.map(|s| s.date_naive()))
+        .ok_or_else(|| bad("a TxnDate"))?;
+    let minutes = match (int(v, "Hours"), int(v, "Minutes"), start, end) {
+        (h, m, _, _) if h.is_some() || m.is_some() => h.unwrap_or(0) * 60 + m.unwrap_or(0),
+        (_, _, Some(s), Some(e)) => {
+            let pause =
+                int(v, "BreakHours").unwrap_or(0) * 60 + int(v, "BreakMinutes").unwrap_or(0);
+            (e - s).num_minutes() - pause
+        }
+        _ => return Err(bad("Hours, Minutes or StartTime and EndTime")),
+    };
+    let party = match (ref_value(v, "EmployeeRef"), ref_value(v, "VendorRef")) {
+        (Some(id), _) => Some(Party::Employee { id }),
+        (None, Some(id)) => Some(Party::Vendor {
+            id,
+            form_1099: None,
+        }),
+        _ => None,
+    };
+    let status = text(v, "BillableStatus");
+    let description = text(v, "Description").unwrap_or("");
+    Ok(BookRecord {
+        id,
+        sync_token: text(v, "SyncToken").unwrap_or("").to_string(),
+        fingerprint: fingerprint_of(description).map(str::to_string),
+        txn_date,
+        party,
+        minutes,
+        customer: ref_value(v, "CustomerRef"),
+        billable: status.map(|s| matches!(s, "Billable" | "HasBeenBilled")),
+        description: unmarked(description).to_string(),
+        locked: status == Some("HasBeenBilled"),
+    })
 }
 
 #[async_trait]
@@ -614,5 +772,117 @@ impl Ledger for QboLedger {
             results[i] = outcome;
         }
         results
+    }
+
+    /// Every TimeActivity dated within `query`'s range, paged by
+    /// `STARTPOSITION` / `MAXRESULTS 1000` until a page comes back short,
+    /// then narrowed to `query`'s parties and customers here (QBO cannot
+    /// filter on them). Each page is one read call
+    /// ([`Transport::counts`](super::transport::Transport::counts)). A
+    /// record seen on two pages (the books changed while paging) is kept
+    /// once.
+    async fn read_books(&self, query: &BookQuery) -> Result<Option<Vec<BookRecord>>, LedgerError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        if query.from > query.to {
+            return Ok(Some(out));
+        }
+        let mut start = 1;
+        loop {
+            let call = self.requests.query_call(query.from, query.to, start);
+            let page = interpret_query(&self.transport.send(&call).await?)?;
+            for v in &page {
+                let rec = book_record(v)?;
+                if query.covers(rec.txn_date, rec.party.as_ref(), rec.customer.as_deref())
+                    && seen.insert(rec.id.clone())
+                {
+                    out.push(rec);
+                }
+            }
+            if page.len() < QUERY_PAGE {
+                break;
+            }
+            start += page.len();
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_time_activity_reads_back_as_a_book_record() {
+        let fp = super::super::books::fingerprint("i-1", "regular");
+        let desc = super::super::books::mark("Design review", &fp, MAX_DESCRIPTION);
+        let r = book_record(&json!({
+            "Id": "101", "SyncToken": "3", "TxnDate": "2026-03-02", "NameOf": "Employee",
+            "EmployeeRef": {"value": "E-100", "name": "Ada"}, "CustomerRef": {"value": "C-ACME"},
+            "Hours": 8, "Minutes": 5, "BillableStatus": "HasBeenBilled", "Description": desc
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.id.as_str(), r.sync_token.as_str()), ("101", "3"));
+        assert_eq!(r.fingerprint.as_deref(), Some(fp.as_str()));
+        assert_eq!(r.description, "Design review");
+        assert_eq!(r.minutes, 485);
+        assert_eq!(r.party, Some(Party::Employee { id: "E-100".into() }));
+        assert_eq!(r.customer.as_deref(), Some("C-ACME"));
+        assert_eq!((r.billable, r.locked), (Some(true), true));
+
+        // Start and end times less the break; a vendor; someone else's text.
+        let r = book_record(&json!({
+            "Id": "102", "SyncToken": "0", "TxnDate": "2026-03-03", "NameOf": "Vendor",
+            "VendorRef": {"value": "V-200"}, "StartTime": "2026-03-03T08:00:00-08:00",
+            "EndTime": "2026-03-03T12:30:00-08:00", "BreakHours": 0, "BreakMinutes": 30,
+            "BillableStatus": "NotBillable", "Description": "keyed in QBO"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.minutes, 240);
+        assert!(matches!(r.party, Some(Party::Vendor { ref id, .. }) if id == "V-200"));
+        assert_eq!((r.billable, r.locked), (Some(false), false));
+        assert_eq!(
+            (r.fingerprint, r.description.as_str()),
+            (None, "keyed in QBO")
+        );
+
+        assert!(book_record(&json!({"Id": "103", "TxnDate": "2026-03-03"})).is_err());
+    }
+
+    #[test]
+    fn an_empty_query_answer_is_no_records_and_a_fault_is_an_error() {
+        let reply = |status: u16, v: serde_json::Value| HttpReply {
+            status,
+            headers: Default::default(),
+            body: v.to_string().into_bytes(),
+        };
+        let empty = interpret_query(&reply(200, json!({"QueryResponse": {}, "time": "t"})));
+        assert!(empty.unwrap_or_else(|e| panic!("{e}")).is_empty());
+        let fault = json!({"Error": [{"Message": "Error parsing query", "code": "4000"}], "type": "ValidationFault"});
+        assert!(matches!(
+            interpret_query(&reply(400, json!({"Fault": fault.clone()}))),
+            Err(LedgerError::Rejected(_))
+        ));
+        assert!(interpret_query(&reply(200, json!({"QueryResponse": {"Fault": fault}}))).is_err());
+    }
+
+    #[test]
+    fn the_query_reads_only_by_date_and_is_url_encoded() {
+        let r = QboRequests {
+            settings: QboSettings {
+                realm_id: "9130".into(),
+                api_base: "https://q.example/".into(),
+                minor_version: 75,
+                max_batch: 10,
+            },
+        };
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default();
+        let call = r.query_call(d("2026-03-01"), d("2026-03-31"), 1001);
+        assert_eq!(call.method, "GET");
+        assert_eq!(
+            call.url,
+            "https://q.example/v3/company/9130/query?query=select%20%2A%20from%20TimeActivity%20where%20TxnDate%20%3E%3D%20%272026-03-01%27%20and%20TxnDate%20%3C%3D%20%272026-03-31%27%20STARTPOSITION%201001%20MAXRESULTS%201000&minorversion=75"
+        );
     }
 }

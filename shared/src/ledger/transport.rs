@@ -9,6 +9,7 @@
 // `LedgerError` is the port's error type and carries the exception inline.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +99,40 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LedgerError> {
         .map_err(|e| LedgerError::Transient(format!("cannot build the HTTP client: {e}")))
 }
 
+/// How many HTTP requests a transport has sent, reads (`GET`: QBO
+/// `query`, Xero time lists) apart from writes (every other method: QBO
+/// batch calls, Xero `POST` / `PUT` / `DELETE`). Every request
+/// attempted counts, whatever came back (a 401 answered by a refresh and a
+/// retry is two); token refreshes are not counted here (see
+/// [`TokenManager::refresh_count`]). Vendors meter reads apart (QBO's
+/// monthly read quota), so callers can budget them.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl CallCounts {
+    fn count(&self, method: &str) {
+        let c = if method.eq_ignore_ascii_case("GET") {
+            &self.reads
+        } else {
+            &self.writes
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `GET` requests sent.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Requests of any other method sent.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
 /// Sends calls for one company.
 pub struct Transport {
     pub http: reqwest::Client,
@@ -107,6 +142,8 @@ pub struct Transport {
     pub common_headers: Vec<(String, String)>,
     /// How long to hold everyone after a 429 without `Retry-After`.
     pub default_pause: Duration,
+    /// Requests sent, reads apart from writes.
+    pub counts: CallCounts,
 }
 
 impl Transport {
@@ -164,6 +201,7 @@ impl Transport {
         if let Some(b) = &call.body {
             req = req.body(b.clone());
         }
+        self.counts.count(&call.method);
         let transient = |what: &str, e: reqwest::Error| {
             let kind = if e.is_timeout() {
                 "timed out"
@@ -192,6 +230,20 @@ impl Transport {
             body,
         })
     }
+}
+
+/// Percent-encode a query parameter's value (everything but RFC 3986's
+/// unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare here; treated as

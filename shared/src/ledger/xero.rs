@@ -11,6 +11,13 @@
 //! Every call carries `xero-tenant-id` and an `Idempotency-Key` derived from
 //! the request's key (entry identity + version), the line and the action.
 //! A DELETE answered 404 is taken as done (a retry after a lost answer).
+//!
+//! Every time entry created or rewritten carries its fingerprint in
+//! `description` ([`LedgerRequest::marked_description`]), and
+//! [`XeroLedger`]'s `read_books` lists the entries back
+//! (`GET /Projects/{projectId}/Time` with `dateAfterUtc`, `dateBeforeUtc`,
+//! `page`, `pageSize`, following `pagination.pageCount`) through the same
+//! transport (OAuth, tenant header, rate limiter) as the writes.
 
 // `LedgerError` is the port's error type and carries the exception inline.
 
@@ -20,13 +27,21 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::transport::{HttpCall, HttpReply, Transport};
-use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
+use super::books::{fingerprint_of, unmarked, BookQuery, BookRecord};
+use super::transport::{url_encode, HttpCall, HttpReply, Transport};
+use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 
 /// Xero's limits on one time entry, in minutes.
 pub const MIN_MINUTES: i64 = 1;
 pub const MAX_MINUTES: i64 = 59_940;
+
+/// The longest `description` timepost sends. The Projects API publishes no
+/// limit; timepost keeps to the 4000 characters it allows everywhere.
+pub const MAX_DESCRIPTION: usize = crate::pipeline::MAX_DESCRIPTION_CHARS;
+
+/// Items per page of a list (`pageSize`: the Projects API takes 1..=500).
+pub const PAGE_SIZE: u32 = 500;
 
 #[derive(Debug, Clone)]
 pub struct XeroSettings {
@@ -76,6 +91,18 @@ pub struct XeroCall {
 
 fn refuse(code: ExceptionCode, msg: String) -> LedgerError {
     LedgerError::Rejected(Exception::new(code, msg))
+}
+
+/// The body `request` sends for `line`: [`body_for`] with the fingerprint
+/// marker in `description`.
+pub fn body_for_request(
+    request: &LedgerRequest,
+    line: &PostingLine,
+) -> Result<(String, TimeEntryBody), LedgerError> {
+    let (project, mut body) = body_for(line)?;
+    body.description =
+        Some(request.marked_description(line, MAX_DESCRIPTION)).filter(|d| !d.is_empty());
+    Ok((project, body))
 }
 
 /// The body for one line, checked against what Xero accepts.
@@ -148,7 +175,7 @@ impl XeroRequests {
         let mut out = Vec::new();
         let create =
             |n: usize, l: &PostingLine, out: &mut Vec<XeroCall>| -> Result<(), LedgerError> {
-                let (project, body) = body_for(l)?;
+                let (project, body) = body_for_request(req, l)?;
                 let call = HttpCall::new("POST", self.url(&format!("/Projects/{project}/Time")))
                     .json(&body)?;
                 out.push(XeroCall {
@@ -182,7 +209,7 @@ impl XeroRequests {
             }
             LedgerOp::Update { records, lines } => {
                 for (n, l) in lines.iter().enumerate() {
-                    let (project, body) = body_for(l)?;
+                    let (project, body) = body_for_request(req, l)?;
                     match records.iter().find(|r| r.tier == l.tier) {
                         // Same project: update in place.
                         Some(rec) if project_of(&rec.id) == project => {
@@ -228,6 +255,139 @@ impl XeroRequests {
     }
 }
 
+impl XeroRequests {
+    /// One page of `project`'s time entries dated `from` ..= `to` (whole
+    /// UTC days: timepost writes `dateUtc` as midnight UTC of the date).
+    pub fn time_list_call(
+        &self,
+        project: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        page: u32,
+    ) -> HttpCall {
+        let url = self.url(&format!(
+            "/Projects/{project}/Time?dateAfterUtc={}&dateBeforeUtc={}&page={page}&pageSize={PAGE_SIZE}",
+            url_encode(&format!("{}T00:00:00Z", from.format("%Y-%m-%d"))),
+            url_encode(&format!("{}T23:59:59Z", to.format("%Y-%m-%d"))),
+        ));
+        HttpCall::new("GET", url).header("xero-tenant-id", self.settings.tenant_id.clone())
+    }
+
+    /// One page of the organisation's projects (no `states` filter).
+    pub fn projects_call(&self, page: u32) -> HttpCall {
+        HttpCall::new(
+            "GET",
+            self.url(&format!("/Projects?page={page}&pageSize={PAGE_SIZE}")),
+        )
+        .header("xero-tenant-id", self.settings.tenant_id.clone())
+    }
+}
+
+/// `pagination` of a list answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    #[serde(default)]
+    page_count: Option<u32>,
+}
+
+/// A list answer (`TimeEntries`, `Projects`): `pagination` and `items`.
+#[derive(Debug, Deserialize)]
+struct Listing<T> {
+    #[serde(default)]
+    pagination: Option<Pagination>,
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+}
+
+impl<T> Listing<T> {
+    /// Whether a page follows page `page`: as `pagination.pageCount` says,
+    /// or (without it) when this page was full.
+    fn more_after(&self, page: u32) -> bool {
+        match self.pagination.as_ref().and_then(|p| p.page_count) {
+            Some(count) => page < count,
+            None => self.items.len() >= PAGE_SIZE as usize,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProjectItem {
+    project_id: String,
+}
+
+/// A `TimeEntry` as listed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimeEntryItem {
+    time_entry_id: String,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(default)]
+    date_utc: Option<String>,
+    #[serde(default)]
+    duration: Option<i64>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// One listed time entry as a book record. Its id is `projectId/timeEntryId`
+/// (as [`RecordRef`]s are); its date is `dateUtc`'s UTC date (timepost
+/// writes midnight UTC; an entry keyed in Xero's screens east of UTC may
+/// read as the day before); its `sync_token` is the digest of its fields as
+/// a body, so it equals the `RecordRef`'s while the entry is as timepost
+/// wrote it. `INVOICED` and `LOCKED` entries are locked. Whether time is
+/// chargeable is set on its task, so `billable` is unknown (`None`).
+fn time_record(project: &str, e: TimeEntryItem) -> Result<BookRecord, LedgerError> {
+    let date_utc = e.date_utc.unwrap_or_default();
+    let txn_date = chrono::DateTime::parse_from_rfc3339(&date_utc)
+        .map(|d| d.with_timezone(&chrono::Utc).date_naive())
+        .ok()
+        .or_else(|| {
+            date_utc
+                .get(..10)
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        })
+        .ok_or_else(|| {
+            LedgerError::Transient(format!(
+                "Xero listed time entry {} without a readable dateUtc ({date_utc:?})",
+                e.time_entry_id
+            ))
+        })?;
+    let project = e
+        .project_id
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| project.to_string());
+    let minutes = e.duration.unwrap_or(0);
+    let sync_token = digest(&TimeEntryBody {
+        user_id: e.user_id.clone().unwrap_or_default(),
+        task_id: e.task_id.unwrap_or_default(),
+        date_utc,
+        duration: minutes,
+        description: e.description.clone(),
+    });
+    let description = e.description.unwrap_or_default();
+    Ok(BookRecord {
+        id: format!("{project}/{}", e.time_entry_id),
+        sync_token,
+        fingerprint: fingerprint_of(&description).map(str::to_string),
+        txn_date,
+        party: e.user_id.map(|id| Party::Employee { id }),
+        minutes,
+        customer: Some(project),
+        billable: None,
+        description: unmarked(&description).to_string(),
+        locked: matches!(e.status.as_deref(), Some("INVOICED" | "LOCKED")),
+    })
+}
+
 pub fn project_of(id: &str) -> &str {
     id.split_once('/').map_or("", |(p, _)| p)
 }
@@ -247,6 +407,66 @@ impl XeroLedger {
         Self {
             requests: XeroRequests { settings },
             transport,
+        }
+    }
+
+    /// One list page, parsed; a non-2xx answer is the error it means.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &HttpCall,
+    ) -> Result<Listing<T>, LedgerError> {
+        let reply = self.transport.send(call).await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(rejection(&reply));
+        }
+        serde_json::from_slice(&reply.body).map_err(|e| {
+            LedgerError::Transient(format!("Xero answered a list with unreadable JSON: {e}"))
+        })
+    }
+
+    /// Every project of the organisation (`GET /Projects`, all pages).
+    pub async fn project_ids(&self) -> Result<Vec<String>, LedgerError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let listing: Listing<ProjectItem> =
+                self.list(&self.requests.projects_call(page)).await?;
+            let more = listing.more_after(page) && !listing.items.is_empty();
+            out.extend(listing.items.into_iter().map(|p| p.project_id));
+            if !more {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// `project`'s time entries in `query`'s scope, every page.
+    async fn project_time(
+        &self,
+        project: &str,
+        query: &BookQuery,
+        out: &mut Vec<BookRecord>,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Result<(), LedgerError> {
+        let mut page = 1;
+        loop {
+            let call = self
+                .requests
+                .time_list_call(project, query.from, query.to, page);
+            let listing: Listing<TimeEntryItem> = self.list(&call).await?;
+            let more = listing.more_after(page) && !listing.items.is_empty();
+            for item in listing.items {
+                let rec = time_record(project, item)?;
+                if query.covers(rec.txn_date, rec.party.as_ref(), rec.customer.as_deref())
+                    && seen.insert(rec.id.clone())
+                {
+                    out.push(rec);
+                }
+            }
+            if !more {
+                return Ok(());
+            }
+            page += 1;
         }
     }
 }
@@ -337,5 +557,84 @@ impl Ledger for XeroLedger {
             }
         }
         Ok(records)
+    }
+
+    /// The time entries of `query`'s customers — each a Xero project id, as
+    /// a posting line's customer is — dated within its range, every page
+    /// of each (`pagination.pageCount`), narrowed to its parties here.
+    ///
+    /// A query that names no customers reads **every project of the
+    /// organisation**: `GET /Projects` (all pages, no `states` filter),
+    /// then each project's time — one call per page of projects plus at
+    /// least one per project. Each page is one read call
+    /// ([`Transport::counts`](super::transport::Transport::counts)).
+    async fn read_books(&self, query: &BookQuery) -> Result<Option<Vec<BookRecord>>, LedgerError> {
+        let mut out = Vec::new();
+        if query.from > query.to {
+            return Ok(Some(out));
+        }
+        let projects = if query.customers.is_empty() {
+            self.project_ids().await?
+        } else {
+            let mut p = query.customers.clone();
+            p.sort();
+            p.dedup();
+            p
+        };
+        let mut seen = std::collections::HashSet::new();
+        for project in &projects {
+            self.project_time(project, query, &mut out, &mut seen)
+                .await?;
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(v: serde_json::Value) -> TimeEntryItem {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_listed_time_entry_reads_back_as_a_book_record() {
+        let fp = super::super::books::fingerprint("i-1", "regular");
+        let body = TimeEntryBody {
+            user_id: "u-1".into(),
+            task_id: "t-1".into(),
+            date_utc: "2026-03-02T00:00:00Z".into(),
+            duration: 95,
+            description: Some(super::super::books::mark("Deploy", &fp, MAX_DESCRIPTION)),
+        };
+        let mut v = serde_json::to_value(&body).unwrap_or_default();
+        v["timeEntryId"] = "e-1".into();
+        v["projectId"] = "p-1".into();
+        v["status"] = "INVOICED".into();
+        let r = time_record("p-1", item(v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.id, "p-1/e-1");
+        assert_eq!(
+            r.sync_token,
+            digest(&body),
+            "unchanged since timepost wrote it"
+        );
+        assert_eq!(r.fingerprint.as_deref(), Some(fp.as_str()));
+        assert_eq!(r.description, "Deploy");
+        assert_eq!(r.txn_date.to_string(), "2026-03-02");
+        assert_eq!((r.minutes, r.locked, r.billable), (95, true, None));
+        assert_eq!(r.party, Some(Party::Employee { id: "u-1".into() }));
+        assert_eq!(r.customer.as_deref(), Some("p-1"));
+
+        let active = time_record(
+            "p-1",
+            item(
+                serde_json::json!({"timeEntryId": "e-2", "dateUtc": "2026-03-02T15:00:00Z",
+                "duration": 5, "status": "ACTIVE"}),
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!active.locked && active.fingerprint.is_none());
+        assert!(time_record("p-1", item(serde_json::json!({"timeEntryId": "e-3"}))).is_err());
     }
 }
