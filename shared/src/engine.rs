@@ -979,7 +979,7 @@ impl Engine {
         }
         let request = Self::request_for(intent);
         let mut attempt = 0;
-        loop {
+        'send: loop {
             bump(&self.counters.ledger_calls);
             let error = match self.ledger.apply(&request).await {
                 Ok(r) => return Ok(r),
@@ -992,31 +992,37 @@ impl Engine {
                 }
                 Err(e) => e,
             };
-            attempt += 1;
-            if attempt >= self.settings.ledger_attempts {
-                return Err(error);
-            }
-            bump(&self.counters.ledger_retries);
-            let wait = backoff(&self.settings, attempt, &error);
-            tracing::warn!(entry = %intent.key, attempt, error = %error, wait_ms = wait.as_millis() as u64, "ledger retry");
-            tokio::time::sleep(wait).await;
-            if matches!(error, LedgerError::RateLimited(_)) {
-                // Refused before any work: send again as it is.
-                continue;
-            }
-            // The call may have taken effect: the books decide.
-            match self.read_resolution(intent).await {
-                Ok(Some(r)) if r.outcome == IntentOutcome::Applied => return Ok(r.actual.records),
-                Ok(Some(r)) if r.outcome == IntentOutcome::NotApplied => continue,
-                // Cut short in the books: adopt what is there on the next
-                // settle and converge from it, never re-send over it.
-                Ok(Some(_)) => return Err(error),
-                // A ledger that cannot be read: its idempotency key is all
-                // there is, and the same request carries the same key.
-                Ok(None) => continue,
-                Err(read) => {
-                    tracing::warn!(entry = %intent.key, error = %read, "could not read the books");
+            // Sends and reads share the attempts: an outcome still
+            // uncertain when they run out leaves the intent open.
+            loop {
+                attempt += 1;
+                if attempt >= self.settings.ledger_attempts {
                     return Err(error);
+                }
+                bump(&self.counters.ledger_retries);
+                let wait = backoff(&self.settings, attempt, &error);
+                tracing::warn!(entry = %intent.key, attempt, error = %error, wait_ms = wait.as_millis() as u64, "ledger retry");
+                tokio::time::sleep(wait).await;
+                if matches!(error, LedgerError::RateLimited(_)) {
+                    // Refused before any work: send again as it is.
+                    continue 'send;
+                }
+                // The call may have taken effect: the books decide.
+                match self.read_resolution(intent).await {
+                    Ok(Some(r)) if r.outcome == IntentOutcome::Applied => {
+                        return Ok(r.actual.records)
+                    }
+                    Ok(Some(r)) if r.outcome == IntentOutcome::NotApplied => continue 'send,
+                    // Cut short in the books: adopt what is there on the
+                    // next settle and converge from it, never re-send over it.
+                    Ok(Some(_)) => return Err(error),
+                    // A ledger that cannot be read: its idempotency key is
+                    // all there is, and the same request carries the same key.
+                    Ok(None) => continue 'send,
+                    // Not known yet: read again (never re-send blind).
+                    Err(read) => {
+                        tracing::warn!(entry = %intent.key, error = %read, "could not read the books");
+                    }
                 }
             }
         }

@@ -210,7 +210,9 @@ async fn undo_one(
         key: p.key.clone(),
         version: state.entry.version.clone(),
         idempotency_key: idempotency_key(&p.key, &state.entry.version, &salt),
-        intent: String::new(),
+        // The records get back the fingerprints they had before the batch,
+        // so they read as the intent that wrote them then.
+        intent: restore.map(|b| b.intent.clone()).unwrap_or_default(),
         op,
     };
     let held: Vec<RecordRef> = if nothing_to_do {
