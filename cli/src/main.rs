@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 
 mod commands;
+mod listener;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

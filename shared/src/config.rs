@@ -108,22 +108,86 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[server]`: where `timepost serve` listens, the limits that keep a slow
+/// or idle client from starving it, and how long a stop may take.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_bind")]
     pub bind: String,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes. Keep it under the process's file-descriptor limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this many seconds of the
+    /// client starting it (or of the connection becoming ready for the
+    /// next one); otherwise the connection is closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// A request's body must arrive within this many seconds of its
+    /// headers; otherwise the answer is 408 and the connection is closed.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in progress and no bytes moving for
+    /// this many seconds is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// On SIGTERM or Ctrl-C: how long to wait for the message in hand and
+    /// the requests in progress before exiting anyway (the queue keeps
+    /// whatever was not finished).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
 }
 
 fn default_bind() -> String {
     "127.0.0.1:8787".into()
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    30
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_shutdown_grace() -> u64 {
+    10
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            shutdown_grace_secs: default_shutdown_grace(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The first setting that cannot work, as (dotted field, message).
+    fn problem(&self) -> Option<(String, String)> {
+        if self.max_connections == 0 {
+            return Some(("server.max_connections".into(), "must be at least 1".into()));
+        }
+        for (field, v) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
+        ] {
+            if v == 0 {
+                return Some((format!("server.{field}"), "must be at least 1".into()));
+            }
+        }
+        None
     }
 }
 
@@ -559,6 +623,14 @@ impl Config {
                 ),
             });
         }
+        if let Some((field, message)) = cfg.server.problem() {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field.rsplit('.').next().unwrap_or("server")),
+                field: Some(field),
+                message,
+            });
+        }
         if let Some((field, message)) = poll_problem(&cfg.intake) {
             return Err(ConfigError::Invalid {
                 file: file.to_string(),
@@ -699,6 +771,22 @@ mod tests {
         assert!(c.rules.approval.required);
         assert_eq!(c.worker.max_receives, 5);
         assert_eq!(c.server.bind, "127.0.0.1:8787");
+        assert_eq!(c.server.max_connections, 512);
+        assert_eq!(c.server.header_read_timeout_secs, 10);
+        assert_eq!(c.server.shutdown_grace_secs, 10);
+    }
+
+    #[test]
+    fn server_limits_must_be_positive() {
+        let bad = format!("{MIN}[server]\nmax_connections = 0\n");
+        let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("`server.max_connections`"), "{e}");
+        let bad = format!("{MIN}[server]\nidle_timeout_secs = 0\n");
+        let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("line 4") && e.contains("`server.idle_timeout_secs`"),
+            "{e}"
+        );
     }
 
     #[test]

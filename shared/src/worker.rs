@@ -246,7 +246,11 @@ pub async fn drain_all(
     Ok(all)
 }
 
-/// The long-running worker loop of `timepost serve`.
+/// The long-running worker loop of `timepost serve`. A stop (`shutdown`
+/// turning true) is honoured between messages: the message in hand is
+/// finished, the rest of its batch is handed back to the queue at once, and
+/// nothing more is received. The queue is durable, so what is left waits
+/// for the next start.
 pub async fn run(
     engine: Arc<Engine>,
     queue: Arc<dyn Queue>,
@@ -257,7 +261,9 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match drain(&engine, queue.as_ref()).await {
+        match batch_until_stopped(&engine, queue.as_ref(), &shutdown).await {
+            // Something was there: look again at once.
+            Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "worker: queue failure"),
         }
@@ -266,4 +272,36 @@ pub async fn run(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Receive one batch and settle its messages one by one, checking `stop`
+/// before each. Returns how many messages were received.
+async fn batch_until_stopped(
+    engine: &Engine,
+    queue: &dyn Queue,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> StoreResult<usize> {
+    let batch = queue
+        .receive(
+            engine.settings.batch_size,
+            Duration::from_secs(engine.settings.visibility_secs),
+        )
+        .await?;
+    let batch_id = new_batch_id();
+    for (i, r) in batch.iter().enumerate() {
+        if *stop.borrow() {
+            // Not started: visible again now rather than after the
+            // visibility timeout.
+            for rest in &batch[i..] {
+                queue.retry_later(&rest.receipt, Duration::ZERO).await?;
+            }
+            tracing::info!(
+                returned = batch.len() - i,
+                "worker stopping: unstarted messages handed back to the queue"
+            );
+            break;
+        }
+        settle(engine, queue, r, &batch_id).await?;
+    }
+    Ok(batch.len())
 }

@@ -44,6 +44,15 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         }
     }
     let app = timepost::http::router(timepost::http::AppState::local(&stack));
+    // Registered before the banner, so a stop sent as soon as it is read
+    // is not lost.
+    let mut signals = StopSignals::new().context("cannot install the signal handlers")?;
+    let server = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        crate::listener::Limits::from(&stack.config.server),
+        stop_rx.clone(),
+    ));
     println!("timepost listening on http://{local}");
     println!("  webhooks: POST /webhooks/clockify, POST /webhooks/toggl · health: GET /healthz");
     if let Some(t) = token {
@@ -58,24 +67,84 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         );
     }
     println!("  console: http://{local}/console/login (sign in with a token)");
-    println!("  store: {} · Ctrl-C to stop", stack.store_path().display());
-    let mut stop = stop_rx.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = stop.changed() => {}
-            }
-        })
-        .await
-        .context("server failed")?;
-    tracing::info!("shutting down: finishing the message in hand");
+    println!(
+        "  store: {} · Ctrl-C or SIGTERM to stop",
+        stack.store_path().display()
+    );
+
+    let which = signals.next().await;
+    let grace = Duration::from_secs(stack.config.server.shutdown_grace_secs);
+    tracing::info!(
+        signal = which,
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing the message in hand; the rest stays queued"
+    );
     let _ = stop_tx.send(true);
-    let _ = worker.await;
-    let _ = schedules.await;
-    for p in pollers {
-        let _ = p.await;
+    let everything = async {
+        let _ = server.await;
+        let _ = worker.await;
+        let _ = schedules.await;
+        for p in pollers {
+            let _ = p.await;
+        }
+    };
+    let finished = tokio::select! {
+        r = tokio::time::timeout(grace, everything) => r.is_ok(),
+        again = signals.next() => {
+            tracing::warn!(signal = again, "second stop signal: exiting now");
+            false
+        }
+    };
+    if !finished {
+        // The queue is durable: a message cut short is received again on
+        // the next start, as after a crash. Exit without waiting for the
+        // tasks still running.
+        tracing::warn!("stopping without waiting any longer; unfinished work stays queued");
+        println!("timepost stopped (work still in progress stays queued)");
+        std::process::exit(0);
     }
     println!("timepost stopped");
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (systemd, containers) both ask for a
+/// graceful stop.
+struct StopSignals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    /// The next stop signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }

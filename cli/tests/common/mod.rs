@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod console_kit;
+pub mod serve_kit;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
