@@ -567,6 +567,14 @@ impl Config {
                 message,
             });
         }
+        if let Some((field, message)) = cfg.rules.bounds.problem() {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field.rsplit('.').next().unwrap_or("bounds")),
+                field: Some(field),
+                message,
+            });
+        }
         if let Some(j) = &cfg.rules.default_jurisdiction {
             if !cfg.rules.overtime.contains_key(j) {
                 return Err(ConfigError::Invalid {

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod local;
 pub mod mapping;
 pub mod model;
+pub mod money;
 pub mod pipeline;
 pub mod poll;
 pub mod ports;

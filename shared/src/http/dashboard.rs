@@ -245,7 +245,12 @@ fn bars(title: &str, groups: &[Group], extra: &str) -> String {
     );
     for g in groups {
         let pct = if max > Decimal::ZERO {
-            (g.hours / max * Decimal::from(100)).to_f64().unwrap_or(0.0)
+            // hours <= max, so the ratio fits; checked all the same.
+            g.hours
+                .checked_div(max)
+                .and_then(|r| r.checked_mul(Decimal::from(100)))
+                .and_then(|p| p.to_f64())
+                .unwrap_or(0.0)
         } else {
             0.0
         };
@@ -286,7 +291,7 @@ pub async fn home(
         .chain(&r.exceptions)
         .filter(|i| is_unmapped(i))
         .collect();
-    let backlog: Decimal = r.awaiting_approval.iter().map(|i| i.hours).sum();
+    let backlog = crate::money::saturating_sum(r.awaiting_approval.iter().map(|i| i.hours));
     let mut body = filter_form(&f);
     body.push_str("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
     for (name, n) in counts {
