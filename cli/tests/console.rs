@@ -393,14 +393,15 @@ fn forged_posts_and_viewers_are_refused() {
     );
     assert_eq!(st, 200);
     assert!(head.contains("text/csv"), "{head}");
+    // Every text field is quoted (csv_out); numbers stay bare.
     let mut lines = csv.lines();
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("code,status,entry,worker,date,hours"));
+        .starts_with("\"code\",\"status\",\"entry\",\"worker\",\"date\",\"hours\""));
     let row = lines.next().unwrap();
     assert!(
-        row.starts_with(&format!("UNMAPPED_EMPLOYEE,exception,{key},")),
+        row.starts_with(&format!("\"UNMAPPED_EMPLOYEE\",\"exception\",\"{key}\",")),
         "{row}"
     );
     let form = format!("csrf={}&key={key}", viewer.csrf);
@@ -865,7 +866,10 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     assert_eq!(st, 200);
     assert!(head.contains("text/csv"), "{head}");
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "project,lines,hours,billable");
+    assert_eq!(
+        lines.next().unwrap(),
+        "\"project\",\"lines\",\"hours\",\"billable\""
+    );
     assert_eq!(lines.count(), projects.len(), "{csv}");
     let first = &projects[0];
     assert!(csv.contains(&format!("{:.2}", num(&first["hours"]))));

@@ -8,6 +8,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod csv_out;
 pub mod demo;
 pub mod dry_run;
 pub mod engine;

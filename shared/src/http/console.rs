@@ -465,10 +465,11 @@ async fn discard_form(
     Ok(back(&format!("{key} discarded.")))
 }
 
-/// A spreadsheet cell: text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
 /// Finish a CSV writer as a download named `filename`.
-pub fn csv_download(w: csv::Writer<Vec<u8>>, filename: &str) -> Result<Response, ApiError> {
+pub fn csv_download(
+    w: crate::csv_out::SafeCsv<Vec<u8>>,
+    filename: &str,
+) -> Result<Response, ApiError> {
     let bytes = w
         .into_inner()
         .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
@@ -483,18 +484,12 @@ pub fn csv_download(w: csv::Writer<Vec<u8>>, filename: &str) -> Result<Response,
         .into_response())
 }
 
-pub fn cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
-}
-
 /// The exceptions table as CSV, one row per entry, grouped by reason.
 async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    use crate::csv_out::{Cell, SafeCsv};
+    let mut w = SafeCsv::new(Vec::new());
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
-    w.write_record([
+    w.header(&[
         "code",
         "status",
         "entry",
@@ -511,28 +506,31 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
         for st in items {
             let e = &st.entry;
             let r = st.reason.as_ref();
-            w.write_record([
-                code.map(|c| c.as_str()).unwrap_or(""),
-                st.status.as_str(),
-                &e.key.to_string(),
-                &cell(
+            let key = e.key.to_string();
+            let date = e.work_date.to_string();
+            let h = hours(e.duration_secs);
+            let project = e
+                .project
+                .as_ref()
+                .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
+                .unwrap_or_default();
+            w.row(&[
+                Cell::Text(code.map(|c| c.as_str()).unwrap_or("")),
+                Cell::Text(st.status.as_str()),
+                Cell::Text(&key),
+                Cell::Text(
                     e.worker
                         .name
                         .as_deref()
                         .or(e.worker.email.as_deref())
                         .unwrap_or(&e.worker.tracker_user_id),
                 ),
-                &e.work_date.to_string(),
-                &hours(e.duration_secs),
-                &cell(
-                    &e.project
-                        .as_ref()
-                        .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
-                        .unwrap_or_default(),
-                ),
-                &cell(r.map(|r| r.message.as_str()).unwrap_or("")),
-                &cell(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
-                &cell(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
+                Cell::Text(&date),
+                Cell::Number(&h),
+                Cell::Text(&project),
+                Cell::Text(r.map(|r| r.message.as_str()).unwrap_or("")),
+                Cell::Text(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
+                Cell::Text(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
             ])
             .map_err(csv_err)?;
         }
@@ -544,8 +542,11 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
 mod tests {
     #[test]
     fn formula_cells_are_defused() {
-        assert_eq!(super::cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(super::cell("-2"), "'-2");
-        assert_eq!(super::cell("plain"), "plain");
+        // The CSV exports' cells go through the one shared rule.
+        let cell = crate::csv_out::defuse;
+        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(cell("-2"), "'-2");
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("Proj;=1+1"), "'Proj;=1+1");
     }
 }

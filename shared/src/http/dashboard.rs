@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::auth::Principal;
-use super::console::{cell, csv_download, PageError};
+use super::console::{csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
 use crate::kpis::{self, DayKpis, Filter};
@@ -368,17 +368,19 @@ pub async fn hours_by_project_csv(
 ) -> Result<Response, PageError> {
     let f = filter(&q)?;
     let (by_project, _) = kpis::hours(&s.entries.all().await?, &f);
+    use crate::csv_out::{Cell, SafeCsv};
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["project", "lines", "hours", "billable"])
+    let mut w = SafeCsv::new(Vec::new());
+    w.header(&["project", "lines", "hours", "billable"])
         .map_err(csv_err)?;
     for g in &by_project {
         let billable: Vec<String> = g.billable.iter().map(|(c, a)| format!("{c} {a}")).collect();
-        w.write_record([
-            cell(&g.name).as_str(),
-            &g.lines.to_string(),
-            &h(g.hours),
-            &billable.join("; "),
+        let (lines, hours, billable) = (g.lines.to_string(), h(g.hours), billable.join("; "));
+        w.row(&[
+            Cell::Text(&g.name),
+            Cell::Number(&lines),
+            Cell::Number(&hours),
+            Cell::Text(&billable),
         ])
         .map_err(csv_err)?;
     }
