@@ -7,14 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use chrono::Utc;
 
-use super::auth::{self, Principal, SESSION_COOKIE};
+use super::auth::{self, Principal, LOGIN_COOKIE, SESSION_COOKIE};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
@@ -107,34 +107,101 @@ pub(super) fn field<'a>(
         .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required"), Some(name.into())))
 }
 
-async fn login_form() -> Response {
-    login_page(StatusCode::OK, None)
+async fn login_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    fresh_login_page(&s, &headers, &uri, StatusCode::OK, None)
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+/// The sign-in form with a new CSRF token, set in its cookie too (signed
+/// double submit: a cross-site page can neither read the cookie nor mint
+/// a token this server signed, so it cannot sign a victim in as someone
+/// else).
+fn fresh_login_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let token = s.sessions.login_token();
+    let mut r = login_page(status, error, &token);
+    let cookie = format!(
+        "{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console/login; Max-Age=3600{}",
+        s.sessions.secure_attr(headers, uri.scheme_str())
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn login_page(status: StatusCode, error: Option<&str>, csrf: &str) -> Response {
     let err = error
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
     let body = format!(
         "{err}<form method=\"post\" action=\"/console/login\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <p><label>Access token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label></p>\
-         <p><button type=\"submit\">Sign in</button></p></form>"
+         <p><button type=\"submit\">Sign in</button></p></form>",
+        esc(csrf)
     );
     (status, page("Sign in", None, &body)).into_response()
 }
 
-async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    // A browser says where a request comes from: a sign-in posted from
+    // another site is refused outright.
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let csrf = form.get("csrf").map(String::as_str);
+    if matches!(fetch_site, "cross-site" | "same-site")
+        || !s
+            .sessions
+            .check_login_token(auth::cookie(&headers, LOGIN_COOKIE), csrf)
+    {
+        tracing::warn!(fetch_site, "sign-in refused: CSRF token missing, stale or forged");
+        return fresh_login_page(
+            &s,
+            &headers,
+            &uri,
+            StatusCode::FORBIDDEN,
+            Some("This sign-in form expired or did not come from this server; sign in again below."),
+        );
+    }
+    let csrf = csrf.unwrap_or_default();
     let token = match field(&form, "token") {
         Ok(t) => t,
-        Err(e) => return login_page(e.status, Some("Enter your access token (field `token`).")),
+        Err(e) => {
+            return login_page(
+                e.status,
+                Some("Enter your access token (field `token`)."),
+                csrf,
+            )
+        }
     };
     let Some((name, role)) = auth::check_token(&s, &s.users, token).await else {
-        return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid."),
+            csrf,
+        );
     };
     let id = s.sessions.create(&name, role);
     let cookie = format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        s.sessions.ttl().as_secs()
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        s.sessions.ttl().as_secs(),
+        s.sessions.secure_attr(&headers, uri.scheme_str())
     );
     (
         StatusCode::SEE_OTHER,
@@ -146,7 +213,11 @@ async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, Strin
         .into_response()
 }
 
-async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
     if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
         s.sessions.remove(id);
     }
@@ -155,7 +226,10 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
         [
             (
                 header::SET_COOKIE,
-                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+                format!(
+                    "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+                    s.sessions.secure_attr(&headers, uri.scheme_str())
+                ),
             ),
             (header::LOCATION, "/console/login".to_string()),
         ],
