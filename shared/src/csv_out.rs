@@ -170,7 +170,14 @@ mod tests {
             assert!(defuse(s).starts_with('\''), "{s:?} was not defused");
             assert_eq!(restore(&defuse(s)), s);
         }
-        for s in ["plain", "Zoë — 8h", "a-b", "a=b", "jurisdiction=us-ca;time_zone=Europe/Berlin", ""] {
+        for s in [
+            "plain",
+            "Zoë — 8h",
+            "a-b",
+            "a=b",
+            "jurisdiction=us-ca;time_zone=Europe/Berlin",
+            "",
+        ] {
             assert_eq!(defuse(s), s, "{s:?} changed");
             assert_eq!(restore(s), s);
         }

@@ -15,9 +15,9 @@ use crate::exceptions::{Exception, ExceptionCode};
 use crate::ledger::{Party, PostingLine};
 use crate::mapping::{MappingTable, Mappings};
 use crate::model::{EntryKey, NormalisedEntry, WorkerKind};
+use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::overtime::{split_week, WorkItem};
 use crate::rules::rounding::{round_day, DayItem};
-use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::{RateSource, Rules, Split, UnmappedPolicy};
 use crate::state::EntryState;
 
@@ -748,7 +748,10 @@ pub fn holding_decision(
     // Holding posts hours without a rate, but on the entry's date: a date
     // no one believes does not go to the books, even to suspense.
     if let Some(p) = prior {
-        if let Err(w) = rules.bounds.check_work_date(entry.work_date, p.first_seen_at) {
+        if let Err(w) = rules
+            .bounds
+            .check_work_date(entry.work_date, p.first_seen_at)
+        {
             return Decision::Exception(date_exception(entry, p, &w));
         }
     }
@@ -873,8 +876,7 @@ mod tests {
     }
 
     fn decide_at(e: &NormalisedEntry, received: &str, rules: &Rules, m: &Mappings) -> Decision {
-        let at: chrono::DateTime<chrono::Utc> =
-            received.parse().unwrap_or_else(|e| panic!("{e}"));
+        let at: chrono::DateTime<chrono::Utc> = received.parse().unwrap_or_else(|e| panic!("{e}"));
         let prior = EntryState::new(e.clone(), at);
         reevaluate(e, None, m, rules, Some(&prior), &mut NoTrace)
     }
@@ -889,15 +891,33 @@ mod tests {
     #[test]
     fn implausible_rates_are_exceptions_with_a_sentence() {
         let (m, rules) = setup();
-        let ok = decide_at(&entry("2026-03-02", "150"), "2026-03-04T09:00:00Z", &rules, &m);
+        let ok = decide_at(
+            &entry("2026-03-02", "150"),
+            "2026-03-04T09:00:00Z",
+            &rules,
+            &m,
+        );
         assert!(matches!(ok, Decision::Post(_)), "{ok:?}");
         for rate in ["79228162514264337593543950335", "10000.01", "-150"] {
-            let d = decide_at(&entry("2026-03-02", rate), "2026-03-04T09:00:00Z", &rules, &m);
-            assert_eq!(code(&d), Some(ExceptionCode::RateOutOfBounds), "{rate}: {d:?}");
+            let d = decide_at(
+                &entry("2026-03-02", rate),
+                "2026-03-04T09:00:00Z",
+                &rules,
+                &m,
+            );
+            assert_eq!(
+                code(&d),
+                Some(ExceptionCode::RateOutOfBounds),
+                "{rate}: {d:?}"
+            );
             let Decision::Exception(e) = d else {
                 unreachable!()
             };
-            assert!(e.message.starts_with("Billable time by Ann Lee"), "{}", e.message);
+            assert!(
+                e.message.starts_with("Billable time by Ann Lee"),
+                "{}",
+                e.message
+            );
             assert!(e.message.contains("2026-03-02"), "{}", e.message);
         }
         // Without a stored state (a bare decision) the rate is still checked.
@@ -909,7 +929,12 @@ mod tests {
         wide.bounds
             .max_hourly_rate_by_currency
             .insert("USD".into(), rust_decimal::Decimal::from(20_000));
-        let d = decide_at(&entry("2026-03-02", "15000"), "2026-03-04T09:00:00Z", &wide, &m);
+        let d = decide_at(
+            &entry("2026-03-02", "15000"),
+            "2026-03-04T09:00:00Z",
+            &wide,
+            &m,
+        );
         assert!(matches!(d, Decision::Post(_)), "{d:?}");
         // Not billable: the tracker's rate is not used, so not judged.
         let mut e = entry("2026-03-02", "-1");
@@ -934,7 +959,12 @@ mod tests {
             );
         }
         // The window is the receipt's, not today's: replays stay stable.
-        let d = decide_at(&entry("2026-03-02", "150"), "2026-03-04T09:00:00Z", &rules, &m);
+        let d = decide_at(
+            &entry("2026-03-02", "150"),
+            "2026-03-04T09:00:00Z",
+            &rules,
+            &m,
+        );
         assert!(matches!(d, Decision::Post(_)));
         // Holding does not post an implausible date either.
         let mut r = rules.clone();

@@ -705,7 +705,10 @@ mod tests {
     }
 
     fn usd(amount: Decimal) -> Money {
-        Money::new(amount, "USD".parse().unwrap_or_else(|e: String| panic!("{e}")))
+        Money::new(
+            amount,
+            "USD".parse().unwrap_or_else(|e: String| panic!("{e}")),
+        )
     }
 
     fn posted(id: usize, e: NormalisedEntry, lines: Vec<PostingLine>) -> EntryState {
@@ -784,9 +787,7 @@ mod tests {
                 any::<bool>(),
                 0u32..=28
             )
-                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(
-                    lo, mid, hi, neg, scale
-                )),
+                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(lo, mid, hi, neg, scale)),
         ]
     }
 

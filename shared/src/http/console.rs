@@ -170,13 +170,18 @@ async fn login(
             .sessions
             .check_login_token(auth::cookie(&headers, LOGIN_COOKIE), csrf)
     {
-        tracing::warn!(fetch_site, "sign-in refused: CSRF token missing, stale or forged");
+        tracing::warn!(
+            fetch_site,
+            "sign-in refused: CSRF token missing, stale or forged"
+        );
         return fresh_login_page(
             &s,
             &headers,
             &uri,
             StatusCode::FORBIDDEN,
-            Some("This sign-in form expired or did not come from this server; sign in again below."),
+            Some(
+                "This sign-in form expired or did not come from this server; sign in again below.",
+            ),
         );
     }
     let csrf = csrf.unwrap_or_default();

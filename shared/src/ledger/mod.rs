@@ -100,9 +100,7 @@ impl PostingLine {
     /// Billable amount of this line (hours × rate), to the cent:
     /// `Ok(None)` when the line is not billable or has no rate, an error
     /// when hours × rate does not fit a `Decimal`.
-    pub fn checked_billable_amount(
-        &self,
-    ) -> Result<Option<Money>, crate::money::AmountOverflow> {
+    pub fn checked_billable_amount(&self) -> Result<Option<Money>, crate::money::AmountOverflow> {
         let Some(rate) = self.hourly_rate.as_ref().filter(|_| self.billable) else {
             return Ok(None);
         };

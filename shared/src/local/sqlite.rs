@@ -371,10 +371,7 @@ mod integrity {
     pub fn check(conn: &Connection, path: &Path) -> StoreResult<()> {
         let problems: Result<Vec<String>, rusqlite::Error> = conn
             .prepare("PRAGMA quick_check(5)")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| r.get::<_, String>(0))?
-                    .collect()
-            });
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
         match problems {
             Ok(rows) if rows.iter().all(|r| r == "ok") => {}
             Ok(rows) => return Err(damaged(path, &rows.join("; "))),

@@ -60,9 +60,7 @@ pub fn read(input: impl Read) -> Result<Vec<MappingRow>, MappingCsvError> {
             continue;
         }
         let cell = |i: usize| restore(rec.get(i).unwrap_or(""));
-        let table: MappingTable = cell(t)
-            .parse()
-            .map_err(|e: String| err("table", e))?;
+        let table: MappingTable = cell(t).parse().map_err(|e: String| err("table", e))?;
         let key = cell(k);
         if key.is_empty() {
             return Err(err("key", "is empty".into()));

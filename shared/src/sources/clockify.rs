@@ -306,7 +306,10 @@ fn entry(
         tags,
         billable: obj.bool("billable")?.unwrap_or(false),
         rate,
-        notes: obj.notes_str("description")?.unwrap_or_default().to_string(),
+        notes: obj
+            .notes_str("description")?
+            .unwrap_or_default()
+            .to_string(),
         approval: ApprovalStatus::Unknown,
         attachments: Vec::new(),
         origin: Origin::Web,
@@ -352,7 +355,12 @@ fn tags(obj: Obj<'_>) -> Result<Vec<String>, ParseError> {
             for (i, t) in ids.iter().enumerate() {
                 match t {
                     Value::String(s) if !s.trim().is_empty() => {
-                        check_len(&obj, &format!("tagIds[{i}]"), s.trim(), super::MAX_NAME_CHARS)?;
+                        check_len(
+                            &obj,
+                            &format!("tagIds[{i}]"),
+                            s.trim(),
+                            super::MAX_NAME_CHARS,
+                        )?;
                         out.push(s.trim().to_string())
                     }
                     Value::Number(n) => out.push(n.to_string()),

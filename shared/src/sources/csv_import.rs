@@ -1176,7 +1176,11 @@ mod tests {
             errs.iter()
                 .map(|e| (e.position, e.field.as_str()))
                 .collect::<Vec<_>>(),
-            vec![(Some(2), "notes"), (Some(3), "user_name"), (Some(4), "entry_id")]
+            vec![
+                (Some(2), "notes"),
+                (Some(3), "user_name"),
+                (Some(4), "entry_id")
+            ]
         );
         assert_eq!(
             errs[0].message,

@@ -272,7 +272,10 @@ fn entry(
         first_id(obj, &["project_id", "pid"])?,
         non_empty(obj.name_str("project_name")?),
     );
-    let client = make_ref(obj.id("client_id")?, non_empty(obj.name_str("client_name")?));
+    let client = make_ref(
+        obj.id("client_id")?,
+        non_empty(obj.name_str("client_name")?),
+    );
     let task = make_ref(
         first_id(obj, &["task_id", "tid"])?,
         non_empty(obj.name_str("task_name")?),
@@ -302,7 +305,12 @@ fn entry(
                 match t {
                     Value::Number(n) => tags.push(n.to_string()),
                     Value::String(s) if !s.trim().is_empty() => {
-                        check_len(&obj, &format!("tag_ids[{i}]"), s.trim(), super::MAX_NAME_CHARS)?;
+                        check_len(
+                            &obj,
+                            &format!("tag_ids[{i}]"),
+                            s.trim(),
+                            super::MAX_NAME_CHARS,
+                        )?;
                         tags.push(s.trim().to_string())
                     }
                     Value::String(_) | Value::Null => {}
@@ -341,7 +349,10 @@ fn entry(
         tags,
         billable: obj.bool("billable")?.unwrap_or(false),
         rate: None,
-        notes: obj.notes_str("description")?.unwrap_or_default().to_string(),
+        notes: obj
+            .notes_str("description")?
+            .unwrap_or_default()
+            .to_string(),
         approval: ApprovalStatus::Unknown,
         attachments: Vec::new(),
         origin: Origin::Web,
