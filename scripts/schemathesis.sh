@@ -42,7 +42,10 @@ out=$work/serve.log
 server_pid=$!
 token=
 for _ in $(seq 1 100); do
-  token=$(sed -n 's/.*): \(tpa_[0-9a-f]*\).*/\1/p' "$out" | head -1)
+  # serve never prints the token; it names the secrets file it wrote.
+  if grep -q 'admin API token created in' "$out"; then
+    token=$(sed -n 's/^admin_token *= *"\(tpa_[0-9a-f]*\)".*/\1/p' "$work/.timepost/secrets.toml" | head -1)
+  fi
   if [[ -n $token ]] && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
     break
   fi

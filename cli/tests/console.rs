@@ -16,13 +16,42 @@ struct Session {
     csrf: String,
 }
 
+/// The sign-in form's CSRF cookie (`tp_login=…`) and hidden field value.
+fn login_form(srv: &Server) -> (String, String) {
+    let (st, head, page) = raw(&srv.addr, "GET", "/console/login", &[], b"");
+    assert_eq!(st, 200, "{page}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: tp_login="))
+        .expect("the sign-in form sets its CSRF cookie")
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the sign-in form carries a CSRF token")
+        .to_string();
+    (cookie, csrf)
+}
+
 fn sign_in(srv: &Server, role: &str) -> Session {
-    let form = format!("token={}", token(role));
+    let (login_cookie, login_csrf) = login_form(srv);
+    let form = format!("csrf={login_csrf}&token={}", token(role));
     let (st, head, body) = raw(
         &srv.addr,
         "POST",
         "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &login_cookie),
+        ],
         form.as_bytes(),
     );
     assert_eq!(st, 303, "{head}\n{body}");
@@ -393,14 +422,15 @@ fn forged_posts_and_viewers_are_refused() {
     );
     assert_eq!(st, 200);
     assert!(head.contains("text/csv"), "{head}");
+    // Every text field is quoted (csv_out); numbers stay bare.
     let mut lines = csv.lines();
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("code,status,entry,worker,date,hours"));
+        .starts_with("\"code\",\"status\",\"entry\",\"worker\",\"date\",\"hours\""));
     let row = lines.next().unwrap();
     assert!(
-        row.starts_with(&format!("UNMAPPED_EMPLOYEE,exception,{key},")),
+        row.starts_with(&format!("\"UNMAPPED_EMPLOYEE\",\"exception\",\"{key}\",")),
         "{row}"
     );
     let form = format!("csrf={}&key={key}", viewer.csrf);
@@ -426,12 +456,16 @@ fn forged_posts_and_viewers_are_refused() {
     assert_eq!(st, 401);
 
     // A bad token does not sign in.
+    let (login_cookie, login_csrf) = login_form(&srv);
     let (st, head, _) = raw(
         &srv.addr,
         "POST",
         "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"token=guess",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &login_cookie),
+        ],
+        format!("csrf={login_csrf}&token=guess").as_bytes(),
     );
     assert_eq!(st, 401);
     assert!(!head.to_ascii_lowercase().contains("set-cookie"));
@@ -865,7 +899,10 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     assert_eq!(st, 200);
     assert!(head.contains("text/csv"), "{head}");
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "project,lines,hours,billable");
+    assert_eq!(
+        lines.next().unwrap(),
+        "\"project\",\"lines\",\"hours\",\"billable\""
+    );
     assert_eq!(lines.count(), projects.len(), "{csv}");
     let first = &projects[0];
     assert!(csv.contains(&format!("{:.2}", num(&first["hours"]))));

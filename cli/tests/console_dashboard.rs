@@ -66,9 +66,10 @@ fn filters_change_the_figures_and_kpis_follow_resolution() {
         "/console/hours-by-project.csv?from=2026-03-09",
     );
     assert_eq!(st, 200);
-    assert_eq!(csv.lines().nth(1), Some("9001,1,2.00,"), "{csv}");
+    // Text fields are quoted (an empty one too); numbers stay bare.
+    assert_eq!(csv.lines().nth(1), Some("9001,1,2.00,\"\""), "{csv}");
     let (_, csv) = get(&srv, "viewer", "/console/hours-by-project.csv");
-    assert_eq!(csv.lines().nth(1), Some("9001,2,3.00,"), "{csv}");
+    assert_eq!(csv.lines().nth(1), Some("9001,2,3.00,\"\""), "{csv}");
 
     // Billable only / a currency: nothing (all this time is non-billable).
     let (_, page) = get(&srv, "viewer", "/console?billable=billable");

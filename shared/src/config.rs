@@ -45,6 +45,16 @@ pub struct ConsoleConfig {
     /// does.
     #[serde(default = "default_mapping_approval_threshold")]
     pub mapping_approval_threshold: u64,
+    /// The address people open the console at, when it is not the bind
+    /// address (a TLS-terminating proxy in front). `https://…` makes every
+    /// console cookie `Secure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Believe the `X-Forwarded-Proto` header of the proxy in front (set
+    /// only when such a proxy sets it and is the only way in): a request it
+    /// marks `https` gets `Secure` cookies.
+    #[serde(default)]
+    pub trust_forwarded_proto: bool,
 }
 
 fn default_session_minutes() -> u64 {
@@ -61,6 +71,8 @@ impl Default for ConsoleConfig {
             users: Vec::new(),
             session_minutes: default_session_minutes(),
             mapping_approval_threshold: default_mapping_approval_threshold(),
+            public_url: None,
+            trust_forwarded_proto: false,
         }
     }
 }
@@ -631,10 +643,29 @@ impl Config {
                 message,
             });
         }
+        if let Some(u) = &cfg.console.public_url {
+            let lower = u.trim().to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    file: file.to_string(),
+                    line: line_of(text, "public_url"),
+                    field: Some("console.public_url".into()),
+                    message: "must start with https:// (or http://)".into(),
+                });
+            }
+        }
         if let Some((field, message)) = poll_problem(&cfg.intake) {
             return Err(ConfigError::Invalid {
                 file: file.to_string(),
                 line: line_of(text, field.rsplit('.').next().unwrap_or("intake")),
+                field: Some(field),
+                message,
+            });
+        }
+        if let Some((field, message)) = cfg.rules.bounds.problem() {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field.rsplit('.').next().unwrap_or("bounds")),
                 field: Some(field),
                 message,
             });

@@ -74,6 +74,12 @@ codes! {
     InvalidEntry => "INVALID_ENTRY",
         "The entry's times do not make sense (it ends before it starts, or has no duration).",
         "Correct the entry in the tracker; the corrected version will replace this one.";
+    RateOutOfBounds => "RATE_OUT_OF_BOUNDS",
+        "The hourly rate on this entry is negative or higher than any rate the rules accept; most often a typo in the tracker.",
+        "Correct the rate on the project or user in the tracker (the corrected version will flow in); if the rate is real, raise `rules.bounds.max_hourly_rate` (or the currency's ceiling in `rules.bounds.max_hourly_rate_by_currency`), then redrive.";
+    WorkDateOutOfRange => "WORK_DATE_OUT_OF_RANGE",
+        "The entry's work date lies further in the future or the past than the rules accept; most often a typo in the year.",
+        "Correct the date in the tracker (the corrected version will flow in); if the date is real, widen `rules.bounds.max_days_ahead` or `rules.bounds.max_days_back`, then redrive.";
     LedgerUnknownReference => "LEDGER_UNKNOWN_REFERENCE",
         "The books do not know an account, customer, item, employee or vendor this posting refers to (deleted or made inactive?).",
         "Check the mapping points at an active record in the books, fix the mapping, then redrive.";

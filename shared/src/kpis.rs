@@ -49,9 +49,13 @@ fn sorted(map: BTreeMap<String, Group>) -> Vec<Group> {
 }
 
 /// Posted hours by project and by employee under `f` (the report's
-/// groups, restricted to the lines the filter keeps).
+/// groups, restricted to the lines the filter keeps). Never panics: sums
+/// that do not fit saturate.
 pub fn hours(states: &[EntryState], f: &Filter) -> (Vec<Group>, Vec<Group>) {
     let (mut by_project, mut by_employee) = (BTreeMap::new(), BTreeMap::new());
+    // Sums saturate rather than panic (an absurd stored rate cannot take
+    // the dashboard down); the report's KPIs count such overflows.
+    let mut tally = crate::money::Tally::new();
     for s in states.iter().filter(|s| s.status == Status::Posted) {
         let e = &s.entry;
         let worker = e
@@ -66,12 +70,12 @@ pub fn hours(states: &[EntryState], f: &Filter) -> (Vec<Group>, Vec<Group>) {
             .map(|p| p.label().to_string())
             .unwrap_or_else(|| "(no project)".into());
         for l in s.posted_lines.iter().filter(|l| f.line(l)) {
-            add_line(&mut by_project, &project, l);
+            add_line(&mut by_project, &project, l, &mut tally);
             let who = match &l.party {
                 Party::Employee { id } => format!("{worker} (employee {id})"),
                 Party::Vendor { id, .. } => format!("{worker} (vendor {id})"),
             };
-            add_line(&mut by_employee, &who, l);
+            add_line(&mut by_employee, &who, l, &mut tally);
         }
     }
     (sorted(by_project), sorted(by_employee))

@@ -8,6 +8,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod csv_out;
 pub mod demo;
 pub mod dry_run;
 pub mod engine;
@@ -21,6 +22,7 @@ pub mod ledger;
 pub mod local;
 pub mod mapping;
 pub mod model;
+pub mod money;
 pub mod pipeline;
 pub mod poll;
 pub mod ports;

@@ -15,6 +15,7 @@ use crate::exceptions::{Exception, ExceptionCode};
 use crate::ledger::{Party, PostingLine};
 use crate::mapping::{MappingTable, Mappings};
 use crate::model::{EntryKey, NormalisedEntry, WorkerKind};
+use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::overtime::{split_week, WorkItem};
 use crate::rules::rounding::{round_day, DayItem};
 use crate::rules::{RateSource, Rules, Split, UnmappedPolicy};
@@ -241,6 +242,9 @@ pub fn reevaluate(
             ),
         ));
     }
+    if let Some(e) = out_of_bounds(entry, rules, prior, trace) {
+        return Decision::Exception(e);
+    }
     let approved_hash = prior.and_then(|p| p.approved_hash.as_deref());
     if !rules
         .approval
@@ -318,6 +322,78 @@ pub fn reevaluate(
         Some(_) if in_books => Decision::Update(lines),
         _ => Decision::Post(lines),
     }
+}
+
+/// The plausibility bounds (`rules.bounds`): the work date against when
+/// timepost first received the entry (only known with a stored state, so a
+/// bare decision without one checks the rate alone), and a billable
+/// entry's hourly rate as the tracker sent it. An entry outside them is an
+/// exception, before any amount is computed from it.
+fn out_of_bounds(
+    entry: &NormalisedEntry,
+    rules: &Rules,
+    prior: Option<&EntryState>,
+    trace: &mut impl Tracer,
+) -> Option<Exception> {
+    let b = &rules.bounds;
+    if let Some(p) = prior {
+        if let Err(w) = b.check_work_date(entry.work_date, p.first_seen_at) {
+            return Some(date_exception(entry, p, &w));
+        }
+        trace.step(|| {
+            format!(
+                "work date {} within {} days back / {} ahead of its receipt on {}",
+                entry.work_date,
+                b.max_days_back,
+                b.max_days_ahead,
+                p.first_seen_at.date_naive()
+            )
+        });
+    }
+    if let Some(rate) = entry.rate.as_ref().filter(|_| entry.billable) {
+        let message = match b.check_rate(rate) {
+            Ok(()) => {
+                trace.step(|| {
+                    format!(
+                        "hourly rate {rate} within the bound of {} {}",
+                        b.max_rate_for(rate.currency.as_str()),
+                        rate.currency
+                    )
+                });
+                return None;
+            }
+            Err(RateProblem::Negative) => format!(
+                "Billable time by {} on {} carries a negative hourly rate ({}); a rate cannot be negative.",
+                who(entry),
+                entry.work_date,
+                rate.amount
+            ),
+            Err(RateProblem::TooHigh { max }) => format!(
+                "Billable time by {} on {} carries an hourly rate of {} {}; the rules accept at most {max} {} an hour.",
+                who(entry),
+                entry.work_date,
+                rate.amount,
+                rate.currency,
+                rate.currency
+            ),
+        };
+        return Some(Exception::new(ExceptionCode::RateOutOfBounds, message));
+    }
+    None
+}
+
+fn date_exception(entry: &NormalisedEntry, prior: &EntryState, w: &DateProblem) -> Exception {
+    Exception::new(
+        ExceptionCode::WorkDateOutOfRange,
+        format!(
+            "{} has time dated {}, but timepost received it on {}; the rules accept work dates from {} to {}.",
+            who(entry),
+            entry.work_date,
+            prior.first_seen_at.date_naive(),
+            w.earliest,
+            w.latest
+        ),
+    )
 }
 
 enum Refusal {
@@ -669,6 +745,16 @@ pub fn holding_decision(
     trace: &mut impl Tracer,
 ) -> Decision {
     let in_books = prior.is_some_and(|p| !p.records.is_empty());
+    // Holding posts hours without a rate, but on the entry's date: a date
+    // no one believes does not go to the books, even to suspense.
+    if let Some(p) = prior {
+        if let Err(w) = rules
+            .bounds
+            .check_work_date(entry.work_date, p.first_seen_at)
+        {
+            return Decision::Exception(date_exception(entry, p, &w));
+        }
+    }
     let Some(account) = rules.holding_account.clone() else {
         return Decision::Exception(Exception::missing(
             ExceptionCode::UnmappedGlAccount,
@@ -762,5 +848,133 @@ pub fn holding_decision(
         Some(p) if in_books && p.posted_lines == lines => Decision::Unchanged,
         Some(_) if in_books => Decision::Update(lines),
         _ => Decision::Post(lines),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(date: &str, rate: &str) -> NormalisedEntry {
+        serde_json::from_value(serde_json::json!({
+            "key": {"source": "csv", "workspace": "w", "id": "1"},
+            "version": {"updated_at": "2026-03-04T09:00:00Z", "content_hash": "h"},
+            "worker": {"tracker_user_id": "u-ann", "name": "Ann Lee"},
+            "time_zone": "UTC", "work_date": date, "duration_secs": 3600,
+            "project": {"id": "p-acme-web"}, "billable": true,
+            "rate": {"amount": rate, "currency": "USD"},
+            "approval": "approved", "origin": "import"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn setup() -> (Mappings, Rules) {
+        let rows = crate::mapping::csv_io::read(crate::demo::MAPPINGS.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = crate::rules::minimal("USD".parse().unwrap_or_else(|e: String| panic!("{e}")));
+        (Mappings::from_rows(rows, 1), rules)
+    }
+
+    fn decide_at(e: &NormalisedEntry, received: &str, rules: &Rules, m: &Mappings) -> Decision {
+        let at: chrono::DateTime<chrono::Utc> = received.parse().unwrap_or_else(|e| panic!("{e}"));
+        let prior = EntryState::new(e.clone(), at);
+        reevaluate(e, None, m, rules, Some(&prior), &mut NoTrace)
+    }
+
+    fn code(d: &Decision) -> Option<ExceptionCode> {
+        match d {
+            Decision::Exception(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn implausible_rates_are_exceptions_with_a_sentence() {
+        let (m, rules) = setup();
+        let ok = decide_at(
+            &entry("2026-03-02", "150"),
+            "2026-03-04T09:00:00Z",
+            &rules,
+            &m,
+        );
+        assert!(matches!(ok, Decision::Post(_)), "{ok:?}");
+        for rate in ["79228162514264337593543950335", "10000.01", "-150"] {
+            let d = decide_at(
+                &entry("2026-03-02", rate),
+                "2026-03-04T09:00:00Z",
+                &rules,
+                &m,
+            );
+            assert_eq!(
+                code(&d),
+                Some(ExceptionCode::RateOutOfBounds),
+                "{rate}: {d:?}"
+            );
+            let Decision::Exception(e) = d else {
+                unreachable!()
+            };
+            assert!(
+                e.message.starts_with("Billable time by Ann Lee"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("2026-03-02"), "{}", e.message);
+        }
+        // Without a stored state (a bare decision) the rate is still checked.
+        let e = entry("2026-03-02", "79228162514264337593543950335");
+        let d = reevaluate(&e, None, &m, &rules, None, &mut NoTrace);
+        assert_eq!(code(&d), Some(ExceptionCode::RateOutOfBounds));
+        // A per-currency ceiling replaces the default.
+        let mut wide = rules.clone();
+        wide.bounds
+            .max_hourly_rate_by_currency
+            .insert("USD".into(), rust_decimal::Decimal::from(20_000));
+        let d = decide_at(
+            &entry("2026-03-02", "15000"),
+            "2026-03-04T09:00:00Z",
+            &wide,
+            &m,
+        );
+        assert!(matches!(d, Decision::Post(_)), "{d:?}");
+        // Not billable: the tracker's rate is not used, so not judged.
+        let mut e = entry("2026-03-02", "-1");
+        e.billable = false;
+        let d = decide_at(&e, "2026-03-04T09:00:00Z", &rules, &m);
+        assert!(matches!(d, Decision::Post(_)), "{d:?}");
+    }
+
+    #[test]
+    fn work_dates_far_from_receipt_are_exceptions() {
+        let (m, rules) = setup();
+        for date in ["2062-03-02", "1926-03-02"] {
+            let d = decide_at(&entry(date, "150"), "2026-03-04T09:00:00Z", &rules, &m);
+            assert_eq!(code(&d), Some(ExceptionCode::WorkDateOutOfRange), "{date}");
+            let Decision::Exception(e) = d else {
+                unreachable!()
+            };
+            assert!(
+                e.message.contains(date) && e.message.contains("received it on 2026-03-04"),
+                "{}",
+                e.message
+            );
+        }
+        // The window is the receipt's, not today's: replays stay stable.
+        let d = decide_at(
+            &entry("2026-03-02", "150"),
+            "2026-03-04T09:00:00Z",
+            &rules,
+            &m,
+        );
+        assert!(matches!(d, Decision::Post(_)));
+        // Holding does not post an implausible date either.
+        let mut r = rules.clone();
+        r.holding_account = Some("1999-holding".into());
+        let e = entry("2062-03-02", "150");
+        let at: chrono::DateTime<chrono::Utc> = "2026-03-04T09:00:00Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let prior = EntryState::new(e.clone(), at);
+        let d = holding_decision(&e, None, &m, &r, Some(&prior), &mut NoTrace);
+        assert_eq!(code(&d), Some(ExceptionCode::WorkDateOutOfRange));
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::exceptions::Exception;
 use crate::ledger::{Party, PostingLine};
 use crate::model::NormalisedEntry;
+use crate::money::{sum_i64, Tally};
 use crate::state::{EntryState, Status};
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,15 +152,36 @@ fn item(s: &EntryState) -> Item {
     }
 }
 
-pub(crate) fn add_line(groups: &mut BTreeMap<String, Group>, name: &str, line: &PostingLine) {
+/// Add one posted line to its group. Every sum saturates (see
+/// [`crate::money`]); `t` counts what did not fit.
+pub(crate) fn add_line(
+    groups: &mut BTreeMap<String, Group>,
+    name: &str,
+    line: &PostingLine,
+    t: &mut Tally,
+) {
     let g = groups.entry(name.to_string()).or_insert_with(|| Group {
         name: name.to_string(),
         ..Group::default()
     });
-    g.lines += 1;
-    g.hours += hours(line.minutes);
-    if let Some(m) = line.billable_amount() {
-        *g.billable.entry(m.currency.to_string()).or_default() += m.amount;
+    g.lines = g.lines.saturating_add(1);
+    t.add_to(&mut g.hours, hours(line.minutes));
+    add_amount(&mut g.billable, line, t);
+}
+
+/// Add a line's billable amount to a per-currency map, saturating.
+fn add_amount(map: &mut BTreeMap<String, Decimal>, line: &PostingLine, t: &mut Tally) {
+    match line.checked_billable_amount() {
+        Ok(Some(m)) => t.add_to(map.entry(m.currency.to_string()).or_default(), m.amount),
+        Ok(None) => {}
+        Err(_) => {
+            t.note_overflow();
+            if let Some(rate) = &line.hourly_rate {
+                let negative = rate.amount.is_sign_negative() != (line.minutes < 0);
+                let bound = if negative { Decimal::MIN } else { Decimal::MAX };
+                t.add_to(map.entry(rate.currency.to_string()).or_default(), bound);
+            }
+        }
     }
 }
 
@@ -205,6 +227,8 @@ pub fn build(input: ReportInput<'_>) -> Report {
             ledger_by_entry.entry(k.as_str()).or_default().push(l);
         }
     }
+    // Every sum below saturates instead of panicking; `t` counts overflows.
+    let mut t = Tally::new();
     let mut rec_emp: BTreeMap<String, RecRow> = BTreeMap::new();
     let mut rec_proj: BTreeMap<String, RecRow> = BTreeMap::new();
     let mut cur: BTreeMap<String, CurrencyRow> = BTreeMap::new();
@@ -221,20 +245,21 @@ pub fn build(input: ReportInput<'_>) -> Report {
                 posted.entries += 1;
                 for l in &s.posted_lines {
                     posted.lines += 1;
-                    posted.hours += hours(l.minutes);
-                    add_line(&mut by_account, &l.account, l);
+                    t.add_to(&mut posted.hours, hours(l.minutes));
+                    add_line(&mut by_account, &l.account, l, &mut t);
                     let who = match &l.party {
                         Party::Employee { id } => format!("{} (employee {id})", worker_label(e)),
                         Party::Vendor { id, .. } => format!("{} (vendor {id})", worker_label(e)),
                     };
-                    add_line(&mut by_employee, &who, l);
-                    add_line(&mut by_project, &project_label(e), l);
+                    add_line(&mut by_employee, &who, l, &mut t);
+                    add_line(&mut by_project, &project_label(e), l, &mut t);
                     add_line(
                         &mut by_customer,
                         l.customer.as_deref().unwrap_or("(no customer)"),
                         l,
+                        &mut t,
                     );
-                    add_line(&mut by_tier, &l.tier, l);
+                    add_line(&mut by_tier, &l.tier, l, &mut t);
                 }
             }
             Status::Held => report.held.push(item(s)),
@@ -247,7 +272,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         // Reconciliation.
         let key = e.key.to_string();
         let tracker = exact_hours(e);
-        let state_posted: i64 = s.posted_lines.iter().map(|l| l.minutes).sum();
+        let state_posted = sum_i64(s.posted_lines.iter().map(|l| l.minutes));
         let in_books = !s.records.is_empty();
         let ledger_lines: Vec<&PostingLine> = match input.ledger_records {
             Some(_) => ledger_by_entry
@@ -257,26 +282,33 @@ pub fn build(input: ReportInput<'_>) -> Report {
             None if in_books => s.posted_lines.iter().collect(),
             None => Vec::new(),
         };
-        let ledger_min: i64 = ledger_lines.iter().map(|l| l.minutes).sum();
+        let ledger_min = sum_i64(ledger_lines.iter().map(|l| l.minutes));
         let mut row = RecRow {
             tracker_hours: tracker,
             ledger_hours: hours(ledger_min),
             ..RecRow::default()
         };
         match (s.status, in_books) {
-            (Status::Posted, _) => row.rounding_hours = hours(state_posted) - tracker,
-            (_, true) => row.pending_edit_hours = tracker - hours(state_posted),
+            (Status::Posted, _) => row.rounding_hours = t.sub(hours(state_posted), tracker),
+            (_, true) => row.pending_edit_hours = t.sub(tracker, hours(state_posted)),
             (Status::Held, false) => row.held_hours = tracker,
             (Status::AwaitingApproval, false) => row.awaiting_hours = tracker,
             (Status::Exception, false) => row.exception_hours = tracker,
             _ => {}
         }
-        row.difference = row.tracker_hours
-            - (row.ledger_hours - row.rounding_hours)
-            - row.held_hours
-            - row.awaiting_hours
-            - row.exception_hours
-            - row.pending_edit_hours;
+        row.difference = {
+            let booked = t.sub(row.ledger_hours, row.rounding_hours);
+            let mut d = t.sub(row.tracker_hours, booked);
+            for h in [
+                row.held_hours,
+                row.awaiting_hours,
+                row.exception_hours,
+                row.pending_edit_hours,
+            ] {
+                d = t.sub(d, h);
+            }
+            d
+        };
         for (map, name) in [
             (&mut rec_emp, worker_label(e)),
             (&mut rec_proj, project_label(e)),
@@ -285,14 +317,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
                 name,
                 ..RecRow::default()
             });
-            r.tracker_hours += row.tracker_hours;
-            r.ledger_hours += row.ledger_hours;
-            r.rounding_hours += row.rounding_hours;
-            r.held_hours += row.held_hours;
-            r.awaiting_hours += row.awaiting_hours;
-            r.exception_hours += row.exception_hours;
-            r.pending_edit_hours += row.pending_edit_hours;
-            r.difference += row.difference;
+            add_row(r, &row, &mut t);
         }
 
         // Billable amounts by the tracker's currency.
@@ -304,16 +329,13 @@ pub fn build(input: ReportInput<'_>) -> Report {
                     ..CurrencyRow::default()
                 });
             for l in s.posted_lines.iter().filter(|l| l.billable) {
-                c.billable_hours += hours(l.minutes);
-                c.tracker_amount += (hours(l.minutes) * rate.amount).round_dp(2);
-                if let Some(m) = l.billable_amount() {
-                    *c.expected_amount.entry(m.currency.to_string()).or_default() += m.amount;
-                }
+                t.add_to(&mut c.billable_hours, hours(l.minutes));
+                let amount = t.mul(hours(l.minutes), rate.amount).round_dp(2);
+                t.add_to(&mut c.tracker_amount, amount);
+                add_amount(&mut c.expected_amount, l, &mut t);
             }
             for l in &ledger_lines {
-                if let Some(m) = l.billable_amount() {
-                    *c.ledger_amount.entry(m.currency.to_string()).or_default() += m.amount;
-                }
+                add_amount(&mut c.ledger_amount, l, &mut t);
             }
         }
     }
@@ -329,9 +351,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
     };
     for (k, lines) in &ledger_by_entry {
         if !known.contains(*k) {
-            let h: Decimal = lines.iter().map(|l| hours(l.minutes)).sum();
-            orphans.ledger_hours += h;
-            orphans.difference -= h;
+            let h = t.sum(lines.iter().map(|l| hours(l.minutes)));
+            t.add_to(&mut orphans.ledger_hours, h);
+            orphans.difference = t.sub(orphans.difference, h);
         }
     }
     if orphans.ledger_hours != Decimal::ZERO {
@@ -344,17 +366,13 @@ pub fn build(input: ReportInput<'_>) -> Report {
         ..RecRow::default()
     };
     for r in rec_emp.values() {
-        totals.tracker_hours += r.tracker_hours;
-        totals.ledger_hours += r.ledger_hours;
-        totals.rounding_hours += r.rounding_hours;
-        totals.held_hours += r.held_hours;
-        totals.awaiting_hours += r.awaiting_hours;
-        totals.exception_hours += r.exception_hours;
-        totals.pending_edit_hours += r.pending_edit_hours;
-        totals.difference += r.difference;
+        add_row(&mut totals, r, &mut t);
     }
     let amounts_agree = cur.values().all(|c| c.ledger_amount == c.expected_amount);
+    // A figure that saturated is not a figure: the books cannot be said
+    // to agree.
     let agrees = amounts_agree
+        && t.overflows() == 0
         && rec_emp.values().all(|r| r.difference.is_zero())
         && rec_proj.values().all(|r| r.difference.is_zero());
     report.reconciliation = Reconciliation {
@@ -371,7 +389,28 @@ pub fn build(input: ReportInput<'_>) -> Report {
     posted.by_tier = by_tier.into_values().collect();
     report.posted = posted;
     report.kpis = kpis(&report, input.states, &input.counters, input.dead_letters);
+    if t.overflows() > 0 {
+        tracing::warn!(
+            overflows = t.overflows(),
+            "report: some amounts are too large to compute; shown at the Decimal bound"
+        );
+        report
+            .kpis
+            .insert("amount_overflows".into(), Decimal::from(t.overflows()));
+    }
     report
+}
+
+/// `r += row`, column by column, saturating.
+fn add_row(r: &mut RecRow, row: &RecRow, t: &mut Tally) {
+    t.add_to(&mut r.tracker_hours, row.tracker_hours);
+    t.add_to(&mut r.ledger_hours, row.ledger_hours);
+    t.add_to(&mut r.rounding_hours, row.rounding_hours);
+    t.add_to(&mut r.held_hours, row.held_hours);
+    t.add_to(&mut r.awaiting_hours, row.awaiting_hours);
+    t.add_to(&mut r.exception_hours, row.exception_hours);
+    t.add_to(&mut r.pending_edit_hours, row.pending_edit_hours);
+    t.add_to(&mut r.difference, row.difference);
 }
 
 fn kpis(
@@ -597,4 +636,219 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(o, "  {k:<28} {}", v.normalize());
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::RecordRef;
+    use crate::model::*;
+    use crate::pipeline::{self, Decision, NoTrace};
+    use crate::state::EntryState;
+    use chrono::{NaiveDate, Utc};
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn entry(id: usize, secs: i64, billable: bool, rate: Option<Money>) -> NormalisedEntry {
+        NormalisedEntry {
+            key: EntryKey::new(Source::Csv, "w", id.to_string()),
+            version: Version {
+                updated_at: Utc::now(),
+                content_hash: format!("h{id}"),
+            },
+            worker: Worker {
+                tracker_user_id: "u-ann".into(),
+                email: None,
+                name: Some("Ann".into()),
+                kind: None,
+                form_1099: None,
+            },
+            time_zone: chrono_tz::UTC,
+            work_date: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default(),
+            start: None,
+            end: None,
+            duration_secs: secs,
+            project: Some(Ref::new("p-acme-web", Some("Acme".into()))),
+            client: None,
+            task: None,
+            tags: vec![],
+            billable,
+            rate,
+            notes: String::new(),
+            approval: ApprovalStatus::Approved,
+            attachments: vec![],
+            origin: Origin::Import,
+            deleted: false,
+            already_rounded: false,
+        }
+    }
+
+    fn line(minutes: i64, billable: bool, rate: Option<Money>) -> PostingLine {
+        PostingLine {
+            tier: "regular".into(),
+            party: Party::Employee { id: "E-100".into() },
+            txn_date: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default(),
+            minutes,
+            customer: Some("C-ACME".into()),
+            service_item: None,
+            class: None,
+            department: None,
+            payroll_item: None,
+            account: "4000".into(),
+            billable,
+            hourly_rate: rate,
+            original_rate: None,
+            fx_rate: None,
+            fx_date: None,
+            description: String::new(),
+        }
+    }
+
+    fn usd(amount: Decimal) -> Money {
+        Money::new(
+            amount,
+            "USD".parse().unwrap_or_else(|e: String| panic!("{e}")),
+        )
+    }
+
+    fn posted(id: usize, e: NormalisedEntry, lines: Vec<PostingLine>) -> EntryState {
+        let mut s = EntryState::new(e, Utc::now());
+        s.status = Status::Posted;
+        s.records = vec![RecordRef {
+            id: format!("r{id}"),
+            sync_token: "0".into(),
+            tier: "regular".into(),
+        }];
+        s.posted_lines = lines;
+        s
+    }
+
+    fn input<'a>(
+        states: &'a [EntryState],
+        ledger: Option<&'a [(String, PostingLine)]>,
+    ) -> ReportInput<'a> {
+        ReportInput {
+            ledger: "sandbox",
+            states,
+            ledger_records: ledger,
+            duplicates: vec![],
+            stale: vec![],
+            counters: BTreeMap::new(),
+            dead_letters: 0,
+        }
+    }
+
+    #[test]
+    fn the_largest_rate_already_in_the_books_does_not_take_the_report_down() {
+        let huge = usd(Decimal::MAX);
+        let states = vec![
+            posted(
+                1,
+                entry(1, 36_000, true, Some(huge.clone())),
+                vec![
+                    line(600, true, Some(huge.clone())),
+                    line(600, true, Some(huge.clone())),
+                ],
+            ),
+            posted(
+                2,
+                entry(2, 3_600, true, Some(usd(Decimal::from(150)))),
+                vec![line(60, true, Some(usd(Decimal::from(150))))],
+            ),
+        ];
+        let ledger: Vec<(String, PostingLine)> = vec![
+            ("csv:w:1".into(), line(i64::MAX, true, Some(huge.clone()))),
+            ("csv:w:9".into(), line(i64::MAX, true, Some(huge))),
+        ];
+        let r = build(input(&states, Some(&ledger)));
+        assert!(r.kpis["amount_overflows"] > Decimal::ZERO);
+        assert!(!r.reconciliation.agrees);
+        assert_eq!(r.posted.entries, 2);
+        let _ = render_text(&r);
+        let _ = serde_json::to_string(&r).unwrap_or_default();
+        let (by_project, _) = crate::kpis::hours(&states, &crate::kpis::Filter::default());
+        assert_eq!(by_project[0].billable["USD"], Decimal::MAX);
+        // An ordinary report has no overflow KPI.
+        let r = build(input(&states[1..], None));
+        assert!(!r.kpis.contains_key("amount_overflows"));
+        assert!(r.reconciliation.agrees, "{:?}", r.reconciliation);
+    }
+
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            Just(Decimal::MAX),
+            Just(Decimal::MIN),
+            Just(Decimal::ZERO),
+            (0i64..1_000_000, 0u32..4).prop_map(|(n, s)| Decimal::new(n, s)),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<bool>(),
+                0u32..=28
+            )
+                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(lo, mid, hi, neg, scale)),
+        ]
+    }
+
+    fn minutes() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MAX),
+            Just(i64::MIN),
+            -100_000i64..100_000,
+            any::<i64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// No rate and duration, whether decided now or already stored
+        /// (posted before bounds existed) or read back from the ledger,
+        /// makes the report, the dashboard figures or their text panic.
+        #[test]
+        fn no_rate_or_duration_makes_the_report_panic(
+            cases in proptest::collection::vec((decimal(), minutes(), minutes(), any::<bool>()), 1..6),
+        ) {
+            let mut rules = crate::rules::minimal(
+                "USD".parse().unwrap_or_else(|e: String| panic!("{e}")),
+            );
+            rules.approval.required = false;
+            let mappings = crate::mapping::Mappings::from_rows(
+                crate::mapping::csv_io::read(crate::demo::MAPPINGS.as_bytes())
+                    .unwrap_or_default(),
+                1,
+            );
+            let mut states = Vec::new();
+            let mut ledger = Vec::new();
+            for (i, (amount, mins, secs, billable)) in cases.into_iter().enumerate() {
+                let rate = Some(usd(amount));
+                let e = entry(i, secs, billable, rate.clone());
+                // What the pipeline decides for it now: never a line from
+                // an implausible rate.
+                let prior = EntryState::new(e.clone(), Utc::now());
+                let d = pipeline::reevaluate(&e, None, &mappings, &rules, Some(&prior), &mut NoTrace);
+                if let Decision::Post(lines) = &d {
+                    for l in lines {
+                        if let Some(r) = &l.hourly_rate {
+                            prop_assert!(r.amount >= Decimal::ZERO);
+                            prop_assert!(r.amount <= rules.bounds.max_hourly_rate);
+                        }
+                        prop_assert!(l.checked_billable_amount().is_ok());
+                    }
+                    states.push(posted(1000 + i, entry(1000 + i, secs, billable, rate.clone()), lines.clone()));
+                }
+                // And what an older timepost may have stored.
+                states.push(posted(i, e, vec![line(mins, billable, rate.clone()), line(mins, true, rate.clone())]));
+                ledger.push((format!("csv:w:{i}"), line(mins, true, rate)));
+            }
+            let r = build(input(&states, Some(&ledger)));
+            let _ = render_text(&r);
+            prop_assert!(serde_json::to_string(&r).is_ok());
+            let f = crate::kpis::Filter::default();
+            let _ = crate::kpis::hours(&states, &f);
+            let _ = crate::kpis::by_day(&states, &f);
+            let _ = build(input(&states, None));
+        }
+    }
 }

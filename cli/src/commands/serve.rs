@@ -55,9 +55,12 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     ));
     println!("timepost listening on http://{local}");
     println!("  webhooks: POST /webhooks/clockify, POST /webhooks/toggl · health: GET /healthz");
-    if let Some(t) = token {
+    // The token itself is never printed (terminals are logged, scrolled
+    // back and screen-shared): say where it is.
+    if token.is_some() {
         println!(
-            "  admin API token created in {} (key admin_token): {t}",
+            "  admin API token created in {} (key admin_token, readable by you only); \
+             read it there to sign in",
             stack.config.store.secrets_file.display()
         );
     } else {

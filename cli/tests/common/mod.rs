@@ -36,6 +36,15 @@ pub fn secrets(dir: &Path, toml: &str) {
     }
 }
 
+/// The `admin_token` in the secrets file of the sandbox config.
+pub fn admin_token(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(".timepost/secrets.toml")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "admin_token")
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
 /// A running `timepost serve` on a random port.
 pub struct Server {
     pub child: Child,
@@ -59,8 +68,10 @@ impl Server {
         let mut token = None;
         for l in lines.by_ref() {
             let l = l.unwrap();
-            if let Some(t) = l.split("): ").nth(1) {
-                token = Some(t.trim().to_string());
+            // The banner names the secrets file; the token is read there
+            // (it is never printed).
+            if l.contains("admin API token created in") {
+                token = admin_token(dir);
             }
             if l.contains("Ctrl-C") {
                 break;

@@ -222,6 +222,9 @@ impl AwsStack {
             users: self.config.console.users.clone(),
             sessions: crate::http::auth::Sessions::new(Duration::from_secs(
                 self.config.console.session_minutes * 60,
+            ))
+            .with_cookies(crate::http::auth::CookiePolicy::from_config(
+                &self.config.console,
             )),
             parse_context: crate::http::ParseContextCache::default(),
         })

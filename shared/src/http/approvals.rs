@@ -183,7 +183,7 @@ pub async fn page_get(
     for (week, people) in &groups {
         body.push_str(&format!("<section class=\"group\"><h2>Week of {week}</h2>"));
         for items in people.values() {
-            let total: i64 = items.iter().map(|st| st.entry.duration_secs).sum();
+            let total = crate::money::sum_i64(items.iter().map(|st| st.entry.duration_secs));
             body.push_str(&format!(
                 "<h3>{} · {} h</h3>",
                 esc(worker(items[0])),

@@ -277,11 +277,61 @@ struct Session {
     expires: Instant,
 }
 
-/// Sign-in sessions, in memory (a restart signs everyone out).
+/// Sign-in sessions, in memory (a restart signs everyone out), with the
+/// key of the sign-in form's CSRF tokens and the cookie policy.
 pub struct Sessions {
     map: std::sync::Mutex<HashMap<String, Session>>,
     ttl: Duration,
+    /// Signs the pre-session CSRF tokens of the sign-in form (random per
+    /// process: a restart only makes an open sign-in form stale).
+    login_key: [u8; 32],
+    cookies: CookiePolicy,
 }
+
+/// When the console's cookies carry `Secure` (sent over HTTPS only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookiePolicy {
+    /// `[console] public_url` is `https://…`: the console is always reached
+    /// over HTTPS (a TLS-terminating proxy in front of `timepost serve`),
+    /// so every cookie is `Secure`.
+    pub always_secure: bool,
+    /// `[console] trust_forwarded_proto`: believe `X-Forwarded-Proto:
+    /// https` from the proxy in front (only when that proxy sets it and
+    /// nothing else can reach the server).
+    pub trust_forwarded_proto: bool,
+}
+
+impl CookiePolicy {
+    pub fn from_config(c: &crate::config::ConsoleConfig) -> Self {
+        Self {
+            always_secure: c
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://")),
+            trust_forwarded_proto: c.trust_forwarded_proto,
+        }
+    }
+
+    /// Does a request arrive over HTTPS? `scheme` is the request URI's
+    /// scheme when it has one (absolute-form URIs, as Lambda's adapter
+    /// builds them from API Gateway, which only serves HTTPS).
+    pub fn secure(&self, headers: &HeaderMap, scheme: Option<&str>) -> bool {
+        self.always_secure
+            || scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"))
+            || (self.trust_forwarded_proto
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("https")))
+    }
+}
+
+/// How long a sign-in form's CSRF token is good for.
+const LOGIN_TOKEN_SECS: u64 = 3600;
+
+/// The cookie carrying the sign-in form's CSRF token (double submit).
+pub const LOGIN_COOKIE: &str = "tp_login";
 
 fn random_token() -> String {
     format!(
@@ -293,14 +343,78 @@ fn random_token() -> String {
 
 impl Sessions {
     pub fn new(ttl: Duration) -> Self {
+        let mut login_key = [0u8; 32];
+        login_key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        login_key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         Self {
             map: std::sync::Mutex::new(HashMap::new()),
             ttl,
+            login_key,
+            cookies: CookiePolicy::default(),
         }
+    }
+
+    /// Sessions whose cookies follow `policy`.
+    pub fn with_cookies(mut self, policy: CookiePolicy) -> Self {
+        self.cookies = policy;
+        self
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The `; Secure` attribute for a cookie set in answer to this
+    /// request, when it came over HTTPS (see [`CookiePolicy`]).
+    pub fn secure_attr(&self, headers: &HeaderMap, scheme: Option<&str>) -> &'static str {
+        if self.cookies.secure(headers, scheme) {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    fn login_mac(&self, nonce: &str, expires: u64) -> String {
+        use hmac::{Hmac, Mac};
+        // HMAC takes a key of any length; an empty MAC never matches.
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.login_key) else {
+            return String::new();
+        };
+        mac.update(format!("login-csrf|{nonce}|{expires}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// A fresh CSRF token for the sign-in form: `nonce.expiry.mac`, signed
+    /// with this process's key. The same value goes in the
+    /// [`LOGIN_COOKIE`] cookie and the form's hidden `csrf` field.
+    pub fn login_token(&self) -> String {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let expires = unix_now().saturating_add(LOGIN_TOKEN_SECS);
+        let mac = self.login_mac(&nonce, expires);
+        format!("{nonce}.{expires}.{mac}")
+    }
+
+    /// Does a sign-in POST carry the same token in its cookie and its form,
+    /// signed here and not expired?
+    pub fn check_login_token(&self, cookie: Option<&str>, field: Option<&str>) -> bool {
+        let (Some(cookie), Some(field)) = (cookie, field) else {
+            return false;
+        };
+        if !bool::from(cookie.as_bytes().ct_eq(field.as_bytes())) {
+            return false;
+        }
+        let mut parts = field.splitn(3, '.');
+        let (Some(nonce), Some(expires), Some(mac)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<u64>() else {
+            return false;
+        };
+        let want = self.login_mac(nonce, expires);
+        !want.is_empty()
+            && bool::from(want.as_bytes().ct_eq(mac.as_bytes()))
+            && expires >= unix_now()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -339,6 +453,13 @@ impl Sessions {
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Hex SHA-256 of a token, as written in `token_sha256`.
@@ -600,6 +721,47 @@ mod tests {
             identity_from_claims(&c, "role"),
             Err(IdentityError::NoSubject)
         );
+    }
+
+    #[test]
+    fn login_tokens_are_signed_double_submit_tokens() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let t = s.login_token();
+        assert!(s.check_login_token(Some(&t), Some(&t)));
+        assert!(!s.check_login_token(None, Some(&t)));
+        assert!(!s.check_login_token(Some(&t), None));
+        let other = s.login_token();
+        assert!(!s.check_login_token(Some(&t), Some(&other)));
+        // Forged (wrong key) or altered tokens are refused.
+        let forged = Sessions::new(Duration::from_secs(60)).login_token();
+        assert!(!s.check_login_token(Some(&forged), Some(&forged)));
+        let (head, _) = t.rsplit_once('.').unwrap();
+        let altered = format!("{head}.{}", "0".repeat(64));
+        assert!(!s.check_login_token(Some(&altered), Some(&altered)));
+        // Expired.
+        let nonce = "n";
+        let old = format!("{nonce}.1.{}", s.login_mac(nonce, 1));
+        assert!(!s.check_login_token(Some(&old), Some(&old)));
+    }
+
+    #[test]
+    fn cookies_are_secure_over_https_only() {
+        let mut h = HeaderMap::new();
+        let plain = CookiePolicy::default();
+        assert!(!plain.secure(&h, None));
+        assert!(plain.secure(&h, Some("https")));
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert!(!plain.secure(&h, None), "not trusted unless configured");
+        let proxied = CookiePolicy {
+            trust_forwarded_proto: true,
+            ..CookiePolicy::default()
+        };
+        assert!(proxied.secure(&h, None));
+        let public = CookiePolicy {
+            always_secure: true,
+            ..CookiePolicy::default()
+        };
+        assert!(public.secure(&HeaderMap::new(), None));
     }
 
     #[test]

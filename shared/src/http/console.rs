@@ -7,14 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use chrono::Utc;
 
-use super::auth::{self, Principal, SESSION_COOKIE};
+use super::auth::{self, Principal, LOGIN_COOKIE, SESSION_COOKIE};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
@@ -107,34 +107,106 @@ pub(super) fn field<'a>(
         .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required"), Some(name.into())))
 }
 
-async fn login_form() -> Response {
-    login_page(StatusCode::OK, None)
+async fn login_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    fresh_login_page(&s, &headers, &uri, StatusCode::OK, None)
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+/// The sign-in form with a new CSRF token, set in its cookie too (signed
+/// double submit: a cross-site page can neither read the cookie nor mint
+/// a token this server signed, so it cannot sign a victim in as someone
+/// else).
+fn fresh_login_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let token = s.sessions.login_token();
+    let mut r = login_page(status, error, &token);
+    let cookie = format!(
+        "{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console/login; Max-Age=3600{}",
+        s.sessions.secure_attr(headers, uri.scheme_str())
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn login_page(status: StatusCode, error: Option<&str>, csrf: &str) -> Response {
     let err = error
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
     let body = format!(
         "{err}<form method=\"post\" action=\"/console/login\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <p><label>Access token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label></p>\
-         <p><button type=\"submit\">Sign in</button></p></form>"
+         <p><button type=\"submit\">Sign in</button></p></form>",
+        esc(csrf)
     );
     (status, page("Sign in", None, &body)).into_response()
 }
 
-async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    // A browser says where a request comes from: a sign-in posted from
+    // another site is refused outright.
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let csrf = form.get("csrf").map(String::as_str);
+    if matches!(fetch_site, "cross-site" | "same-site")
+        || !s
+            .sessions
+            .check_login_token(auth::cookie(&headers, LOGIN_COOKIE), csrf)
+    {
+        tracing::warn!(
+            fetch_site,
+            "sign-in refused: CSRF token missing, stale or forged"
+        );
+        return fresh_login_page(
+            &s,
+            &headers,
+            &uri,
+            StatusCode::FORBIDDEN,
+            Some(
+                "This sign-in form expired or did not come from this server; sign in again below.",
+            ),
+        );
+    }
+    let csrf = csrf.unwrap_or_default();
     let token = match field(&form, "token") {
         Ok(t) => t,
-        Err(e) => return login_page(e.status, Some("Enter your access token (field `token`).")),
+        Err(e) => {
+            return login_page(
+                e.status,
+                Some("Enter your access token (field `token`)."),
+                csrf,
+            )
+        }
     };
     let Some((name, role)) = auth::check_token(&s, &s.users, token).await else {
-        return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid."),
+            csrf,
+        );
     };
     let id = s.sessions.create(&name, role);
     let cookie = format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        s.sessions.ttl().as_secs()
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        s.sessions.ttl().as_secs(),
+        s.sessions.secure_attr(&headers, uri.scheme_str())
     );
     (
         StatusCode::SEE_OTHER,
@@ -146,7 +218,11 @@ async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, Strin
         .into_response()
 }
 
-async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
     if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
         s.sessions.remove(id);
     }
@@ -155,7 +231,10 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
         [
             (
                 header::SET_COOKIE,
-                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+                format!(
+                    "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+                    s.sessions.secure_attr(&headers, uri.scheme_str())
+                ),
             ),
             (header::LOCATION, "/console/login".to_string()),
         ],
@@ -465,10 +544,11 @@ async fn discard_form(
     Ok(back(&format!("{key} discarded.")))
 }
 
-/// A spreadsheet cell: text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
 /// Finish a CSV writer as a download named `filename`.
-pub fn csv_download(w: csv::Writer<Vec<u8>>, filename: &str) -> Result<Response, ApiError> {
+pub fn csv_download(
+    w: crate::csv_out::SafeCsv<Vec<u8>>,
+    filename: &str,
+) -> Result<Response, ApiError> {
     let bytes = w
         .into_inner()
         .map_err(|e| ApiError::unavailable(format!("cannot write CSV: {e}")))?;
@@ -483,18 +563,12 @@ pub fn csv_download(w: csv::Writer<Vec<u8>>, filename: &str) -> Result<Response,
         .into_response())
 }
 
-pub fn cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
-}
-
 /// The exceptions table as CSV, one row per entry, grouped by reason.
 async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    use crate::csv_out::{Cell, SafeCsv};
+    let mut w = SafeCsv::new(Vec::new());
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
-    w.write_record([
+    w.header(&[
         "code",
         "status",
         "entry",
@@ -511,28 +585,31 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
         for st in items {
             let e = &st.entry;
             let r = st.reason.as_ref();
-            w.write_record([
-                code.map(|c| c.as_str()).unwrap_or(""),
-                st.status.as_str(),
-                &e.key.to_string(),
-                &cell(
+            let key = e.key.to_string();
+            let date = e.work_date.to_string();
+            let h = hours(e.duration_secs);
+            let project = e
+                .project
+                .as_ref()
+                .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
+                .unwrap_or_default();
+            w.row(&[
+                Cell::Text(code.map(|c| c.as_str()).unwrap_or("")),
+                Cell::Text(st.status.as_str()),
+                Cell::Text(&key),
+                Cell::Text(
                     e.worker
                         .name
                         .as_deref()
                         .or(e.worker.email.as_deref())
                         .unwrap_or(&e.worker.tracker_user_id),
                 ),
-                &e.work_date.to_string(),
-                &hours(e.duration_secs),
-                &cell(
-                    &e.project
-                        .as_ref()
-                        .map(|p| p.name.clone().unwrap_or_else(|| p.id.clone()))
-                        .unwrap_or_default(),
-                ),
-                &cell(r.map(|r| r.message.as_str()).unwrap_or("")),
-                &cell(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
-                &cell(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
+                Cell::Text(&date),
+                Cell::Number(&h),
+                Cell::Text(&project),
+                Cell::Text(r.map(|r| r.message.as_str()).unwrap_or("")),
+                Cell::Text(r.and_then(|r| r.vendor_message.as_deref()).unwrap_or("")),
+                Cell::Text(r.map(|r| r.fix_hint.as_str()).unwrap_or("")),
             ])
             .map_err(csv_err)?;
         }
@@ -544,8 +621,11 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
 mod tests {
     #[test]
     fn formula_cells_are_defused() {
-        assert_eq!(super::cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(super::cell("-2"), "'-2");
-        assert_eq!(super::cell("plain"), "plain");
+        // The CSV exports' cells go through the one shared rule.
+        let cell = crate::csv_out::defuse;
+        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(cell("-2"), "'-2");
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("Proj;=1+1"), "'Proj;=1+1");
     }
 }

@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::auth::Principal;
-use super::console::{cell, csv_download, PageError};
+use super::console::{csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
 use crate::kpis::{self, DayKpis, Filter};
@@ -245,7 +245,12 @@ fn bars(title: &str, groups: &[Group], extra: &str) -> String {
     );
     for g in groups {
         let pct = if max > Decimal::ZERO {
-            (g.hours / max * Decimal::from(100)).to_f64().unwrap_or(0.0)
+            // hours <= max, so the ratio fits; checked all the same.
+            g.hours
+                .checked_div(max)
+                .and_then(|r| r.checked_mul(Decimal::from(100)))
+                .and_then(|p| p.to_f64())
+                .unwrap_or(0.0)
         } else {
             0.0
         };
@@ -286,7 +291,7 @@ pub async fn home(
         .chain(&r.exceptions)
         .filter(|i| is_unmapped(i))
         .collect();
-    let backlog: Decimal = r.awaiting_approval.iter().map(|i| i.hours).sum();
+    let backlog = crate::money::saturating_sum(r.awaiting_approval.iter().map(|i| i.hours));
     let mut body = filter_form(&f);
     body.push_str("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
     for (name, n) in counts {
@@ -363,17 +368,19 @@ pub async fn hours_by_project_csv(
 ) -> Result<Response, PageError> {
     let f = filter(&q)?;
     let (by_project, _) = kpis::hours(&s.entries.all().await?, &f);
+    use crate::csv_out::{Cell, SafeCsv};
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["project", "lines", "hours", "billable"])
+    let mut w = SafeCsv::new(Vec::new());
+    w.header(&["project", "lines", "hours", "billable"])
         .map_err(csv_err)?;
     for g in &by_project {
         let billable: Vec<String> = g.billable.iter().map(|(c, a)| format!("{c} {a}")).collect();
-        w.write_record([
-            cell(&g.name).as_str(),
-            &g.lines.to_string(),
-            &h(g.hours),
-            &billable.join("; "),
+        let (lines, hours, billable) = (g.lines.to_string(), h(g.hours), billable.join("; "));
+        w.row(&[
+            Cell::Text(&g.name),
+            Cell::Number(&lines),
+            Cell::Number(&hours),
+            Cell::Text(&billable),
         ])
         .map_err(csv_err)?;
     }

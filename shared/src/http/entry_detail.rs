@@ -118,7 +118,7 @@ pub async fn trace(s: &AppState, key: &EntryKey) -> Result<EntryTrace, ApiError>
 }
 
 fn total(lines: &[PostingLine]) -> String {
-    fmt_minutes(lines.iter().map(|l| l.minutes).sum())
+    fmt_minutes(crate::money::sum_i64(lines.iter().map(|l| l.minutes)))
 }
 
 /// A decision in a bookkeeper's words, with the lines it would post.
@@ -316,7 +316,7 @@ pub async fn page_get(
                 j.at.format("%Y-%m-%d %H:%M:%S UTC"),
                 esc(&j.operation),
                 esc(&j.version.to_string()),
-                j.lines.iter().map(|l| l.minutes).sum::<i64>(),
+                crate::money::sum_i64(j.lines.iter().map(|l| l.minutes)),
                 esc(&j.batch_id)
             ));
         }

@@ -169,7 +169,8 @@ impl AppState {
             users: stack.config.console.users.clone(),
             sessions: auth::Sessions::new(std::time::Duration::from_secs(
                 stack.config.console.session_minutes * 60,
-            )),
+            ))
+            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console)),
             parse_context: ParseContextCache::default(),
         })
         .with_review(store, stack.config.console.mapping_approval_threshold)
@@ -186,7 +187,68 @@ pub fn router(state: AppState) -> Router {
         .nest("/console", console::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A body declared larger than [`MAX_BODY`] is refused (413) before a
+/// byte of it is read; one sent without a length is cut off at
+/// `MAX_BODY` by `DefaultBodyLimit`.
+async fn refuse_oversized(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        tracing::warn!(
+            declared = n,
+            path = req.uri().path(),
+            "request refused: body too large"
+        );
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is {n} bytes; at most {MAX_BODY} are accepted"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The Content-Security-Policy of every response. The console is
+/// server-rendered HTML with no script at all, so none may run
+/// (`default-src 'none'`); its one stylesheet is inline and bars are sized
+/// by `style` attributes (`style-src 'unsafe-inline'`, styles only); forms
+/// post to this server only; no page may be framed (clickjacking) or
+/// rebase its links. `connect-src 'self'` only matters to a script, and no
+/// page script can run; it lets the browser tests' injected WebDriver
+/// scripts `fetch` this server as a forged same-origin post would.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+/// Browser hardening on every response (console pages, API, webhooks):
+/// the CSP above, no MIME sniffing, no referrer leaving the console (entry
+/// keys and names are in its URLs), no framing for older browsers either.
+async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+    use axum::http::header::{self, HeaderValue};
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
 }
 
 async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {

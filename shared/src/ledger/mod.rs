@@ -89,12 +89,26 @@ pub struct PostingLine {
 }
 
 impl PostingLine {
-    /// Billable amount of this line (hours × rate), to the cent.
+    /// Billable amount of this line (hours × rate), to the cent. `None`
+    /// when the line is not billable, has no rate, or the product does not
+    /// fit a `Decimal` (see [`PostingLine::checked_billable_amount`], which
+    /// tells the last case apart). Never panics.
     pub fn billable_amount(&self) -> Option<Money> {
-        let rate = self.hourly_rate.as_ref().filter(|_| self.billable)?;
-        let amount = (crate::rules::hours(self.minutes) * rate.amount)
+        self.checked_billable_amount().ok().flatten()
+    }
+
+    /// Billable amount of this line (hours × rate), to the cent:
+    /// `Ok(None)` when the line is not billable or has no rate, an error
+    /// when hours × rate does not fit a `Decimal`.
+    pub fn checked_billable_amount(&self) -> Result<Option<Money>, crate::money::AmountOverflow> {
+        let Some(rate) = self.hourly_rate.as_ref().filter(|_| self.billable) else {
+            return Ok(None);
+        };
+        let amount = crate::rules::hours(self.minutes)
+            .checked_mul(rate.amount)
+            .ok_or(crate::money::AmountOverflow)?
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        Some(Money::new(amount, rate.currency.clone()))
+        Ok(Some(Money::new(amount, rate.currency.clone())))
     }
 }
 

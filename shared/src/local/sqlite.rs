@@ -180,15 +180,26 @@ fn now_ms() -> i64 {
 
 impl SqliteStore {
     /// Open (creating if needed) the store at `path`.
+    ///
+    /// - The store holds people's names, hours and rates: a new store file
+    ///   is created readable by its owner only (0600; SQLite gives its
+    ///   `-wal` and `-shm` files the same mode), in a directory created
+    ///   0700. An existing store file (or `-wal` / `-shm`) open to group or
+    ///   others is narrowed to 0600, with a warning.
+    /// - `PRAGMA quick_check` runs first: a damaged store is refused with
+    ///   its path and a sentence, so nothing is accepted into it.
+    /// - A store timepost cannot write (read-only file or directory) is
+    ///   refused with its path.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        files::prepare(path)?;
         let conn = Connection::open(path)
-            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
-        let mut store = Self::init(conn, "NORMAL")?;
-        store.enqueuer = Some(Arc::new(Enqueuer::start(path)?));
+            .map_err(|e| backend(format!("cannot open the store {}: {e}", path.display())))?;
+        integrity::check(&conn, path)?;
+        let mut store = Self::init(conn, "NORMAL").map_err(|e| integrity::explain(e, path))?;
+        store.enqueuer = Some(Arc::new(
+            Enqueuer::start(path).map_err(|e| integrity::explain(e, path))?,
+        ));
+        files::narrow_companions(path);
         Ok(store)
     }
 
@@ -303,6 +314,172 @@ impl SqliteStore {
             }
         }
         Ok(changes)
+    }
+}
+
+/// Who may read the store's files (see [`SqliteStore::open`]).
+mod files {
+    use std::path::{Path, PathBuf};
+
+    use super::backend;
+    use crate::ports::StoreResult;
+
+    /// The store file's companions (WAL and shared memory).
+    fn companions(path: &Path) -> [PathBuf; 2] {
+        ["-wal", "-shm"].map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        })
+    }
+
+    /// Create the directory (0700) and the file (0600) if missing; narrow
+    /// an existing file open to group or others.
+    #[cfg(unix)]
+    pub fn prepare(path: &Path) -> StoreResult<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                narrow(path);
+                Ok(())
+            }
+            // A read-only directory, a missing parent we could not make…:
+            // SQLite would fail with less to say.
+            Err(e) => Err(backend(format!(
+                "cannot create the store {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn prepare(path: &Path) -> StoreResult<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Narrow `-wal` / `-shm` left by an older timepost or another tool.
+    pub fn narrow_companions(path: &Path) {
+        for p in companions(path) {
+            narrow(&p);
+        }
+    }
+
+    /// Make `p` 0600 if it exists and group or others may use it.
+    #[cfg(unix)]
+    fn narrow(p: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => tracing::warn!(
+                path = %p.display(),
+                "store file was mode {mode:o}; narrowed to 600 (readable by its owner only)"
+            ),
+            Err(e) => tracing::warn!(
+                path = %p.display(),
+                error = %e,
+                "store file is mode {mode:o} (readable by others) and cannot be narrowed; chmod 600 it"
+            ),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn narrow(_p: &Path) {}
+}
+
+/// Refuse a store that is damaged or that timepost cannot write.
+mod integrity {
+    use std::path::Path;
+
+    use rusqlite::Connection;
+
+    use super::backend;
+    use crate::ports::{StoreError, StoreResult};
+
+    /// `PRAGMA quick_check` (structure of every page, without the slower
+    /// index cross-checks of `integrity_check`), then writability.
+    pub fn check(conn: &Connection, path: &Path) -> StoreResult<()> {
+        let problems: Result<Vec<String>, rusqlite::Error> = conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
+        match problems {
+            Ok(rows) if rows.iter().all(|r| r == "ok") => {}
+            Ok(rows) => return Err(damaged(path, &rows.join("; "))),
+            Err(e) => return Err(damaged(path, &e.to_string())),
+        }
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(read_only(path));
+        }
+        Ok(())
+    }
+
+    fn damaged(path: &Path, detail: &str) -> StoreError {
+        // SQLite's report, on one line and short.
+        let detail: Vec<&str> = detail
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("***"))
+            .take(3)
+            .collect();
+        backend(format!(
+            "the store {} is damaged, and timepost will not read or write a damaged store. \
+             Stop every timepost using it, move the file (with its -wal and -shm files) aside \
+             and restore the last backup, or start a new store and replay the trackers \
+             (SQLite found: {})",
+            path.display(),
+            detail.join("; ")
+        ))
+    }
+
+    fn read_only(path: &Path) -> StoreError {
+        backend(format!(
+            "the store {} is read-only: timepost must write to its store (check the permissions \
+             and owner of the file and its directory)",
+            path.display()
+        ))
+    }
+
+    /// An error while setting the store up, with the store's path and,
+    /// for the usual causes, what they mean.
+    pub fn explain(e: StoreError, path: &Path) -> StoreError {
+        let text = match &e {
+            StoreError::Backend(m) => m.clone(),
+            other => other.to_string(),
+        };
+        if text.contains("readonly") || text.contains("read-only") {
+            return read_only(path);
+        }
+        if text.contains("malformed") || text.contains("not a database") {
+            return damaged(path, &text);
+        }
+        if text.contains(&path.display().to_string()) {
+            return e;
+        }
+        backend(format!("the store {}: {text}", path.display()))
     }
 }
 
@@ -962,6 +1139,57 @@ mod tests {
     use crate::sources::{harvest, ParseContext};
 
     const PAGE: &str = include_str!("../../../tests/fixtures/harvest/time_entries_page.json");
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_store_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/nested/timepost.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .put(&EntryState::new(entries()[0].clone(), Utc::now()))
+            .await
+            .unwrap();
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&dir.path().join("new/nested")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        for companion in ["timepost.sqlite-wal", "timepost.sqlite-shm"] {
+            let p = dir.path().join("new/nested").join(companion);
+            assert!(p.exists(), "{companion}");
+            assert_eq!(mode(&p), 0o600, "{companion}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timepost.sqlite");
+        drop(SqliteStore::open(&path).unwrap());
+        // The enqueue thread closes its connection once the store is gone;
+        // then everything is checkpointed into the file.
+        std::thread::sleep(Duration::from_millis(300));
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        drop(c);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > 4096);
+        let mut bytes = std::fs::read(&path).unwrap();
+        for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+            *b = (i * 31 + 7) as u8;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let err = SqliteStore::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("is damaged"),
+            "{err}"
+        );
+    }
 
     fn entries() -> Vec<crate::model::NormalisedEntry> {
         let mut ctx = ParseContext::new(chrono_tz::UTC);

@@ -1,10 +1,15 @@
 //! Mapping tables as CSV: `table,key,target,attrs,note`, where `attrs` is
 //! `name=value` pairs separated by `;`. A bad row is reported with its line
 //! and field, and nothing is imported from that file.
+//!
+//! The export quotes and defuses every cell like every CSV timepost writes
+//! ([`crate::csv_out`]); the import removes exactly the `'` the export
+//! added ([`crate::csv_out::restore`]), so export → import is lossless.
 
 use std::io::{Read, Write};
 
 use super::table::{normalise_key, MappingRow, MappingTable, Mappings};
+use crate::csv_out::{restore, Cell, SafeCsv};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingCsvError {
@@ -54,21 +59,18 @@ pub fn read(input: impl Read) -> Result<Vec<MappingRow>, MappingCsvError> {
         if rec.iter().all(str::is_empty) {
             continue;
         }
-        let table: MappingTable = rec
-            .get(t)
-            .unwrap_or("")
-            .parse()
-            .map_err(|e: String| err("table", e))?;
-        let key = rec.get(k).unwrap_or("");
+        let cell = |i: usize| restore(rec.get(i).unwrap_or(""));
+        let table: MappingTable = cell(t).parse().map_err(|e: String| err("table", e))?;
+        let key = cell(k);
         if key.is_empty() {
             return Err(err("key", "is empty".into()));
         }
-        let target = rec.get(v).unwrap_or("");
+        let target = cell(v);
         if target.is_empty() {
             return Err(err("target", "is empty".into()));
         }
         let mut row = MappingRow::new(table, key, target);
-        if let Some(attrs) = a.and_then(|a| rec.get(a)) {
+        if let Some(attrs) = a.and_then(|a| rec.get(a)).map(restore) {
             for pair in attrs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
                 let (name, value) = pair
                     .split_once('=')
@@ -104,19 +106,20 @@ pub fn write(
     table: Option<MappingTable>,
     out: impl Write,
 ) -> Result<usize, MappingCsvError> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(HEADER)?;
+    let mut w = SafeCsv::new(out);
+    w.header(&HEADER)?;
     let mut n = 0;
     for row in mappings.rows() {
         if table.is_some_and(|t| t != row.table) {
             continue;
         }
         let attrs: Vec<String> = row.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        w.write_record([
-            row.table.as_str(),
-            row.key.as_str(),
-            row.target.as_str(),
-            attrs.join(";").as_str(),
+        let attrs = attrs.join(";");
+        w.row(&[
+            Cell::Text(row.table.as_str()),
+            Cell::Text(&row.key),
+            Cell::Text(&row.target),
+            Cell::Text(&attrs),
         ])?;
         n += 1;
     }
@@ -138,6 +141,37 @@ mod tests {
         let m = Mappings::from_rows(rows, 1);
         let mut out = Vec::new();
         write(&m, None, &mut out).unwrap();
+        let again = read(out.as_slice()).unwrap();
+        assert_eq!(Mappings::from_rows(again, 1).rows(), m.rows());
+    }
+
+    #[test]
+    fn export_defuses_every_cell_and_import_restores_it() {
+        let rows = vec![
+            MappingRow::new(MappingTable::Project, "=HYPERLINK(\"x\")", "C-1")
+                .with_attr("-y", "2")
+                .with_attr("x", "@1"),
+            MappingRow::new(MappingTable::Project, "Proj;=1+1", "+C-2"),
+            MappingRow::new(MappingTable::Employee, "'quoted", "E-1"),
+            MappingRow::new(MappingTable::Employee, "plain", "E-2"),
+        ];
+        let m = Mappings::from_rows(rows, 1);
+        let mut out = Vec::new();
+        write(&m, None, &mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        for line in text.lines().skip(1) {
+            // Every text cell is quoted, and none starts a formula.
+            for cell in line.split("\",\"") {
+                let cell = cell.trim_matches('"');
+                assert!(
+                    cell.starts_with('\'') || !crate::csv_out::formula_like(cell),
+                    "{line}"
+                );
+            }
+            assert!(line.starts_with('"') && line.ends_with('"'), "{line}");
+        }
+        assert!(text.contains("\"'Proj;=1+1\""), "{text}");
+        assert!(text.contains("\"'+C-2\""), "{text}");
         let again = read(out.as_slice()).unwrap();
         assert_eq!(Mappings::from_rows(again, 1).rows(), m.rows());
     }

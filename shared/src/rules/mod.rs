@@ -4,8 +4,10 @@
 //! - [`rounding`]: increment, mode, scope and where rounding happens;
 //! - [`overtime`]: the regular / overtime split of a worker-week;
 //! - [`currency`]: dated exchange rates and the conversion point;
+//! - [`bounds`]: plausibility bounds on rates and work dates;
 //! - approval and billable rules are small enough to sit in this file.
 
+pub mod bounds;
 pub mod currency;
 pub mod overtime;
 pub mod rounding;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ApprovalStatus, Currency};
 
+pub use bounds::Bounds;
 pub use currency::{ConversionPoint, CurrencyRules, ExchangeRate};
 pub use overtime::{OvertimePolicy, OvertimeTier, Split};
 pub use rounding::{Rounding, RoundingMode, RoundingScope, RoundingWhere};
@@ -46,6 +49,10 @@ pub struct Rules {
     /// (a timer left running over a weekend, most often).
     #[serde(default = "default_max_entry_hours")]
     pub max_entry_hours: u32,
+    /// `[rules.bounds]`: the highest believable hourly rate and the
+    /// work-date window; an entry outside them is an exception.
+    #[serde(default)]
+    pub bounds: Bounds,
     /// The holding (suspense) account an exception can be routed to from
     /// the console instead of waiting for its fix. Unset: no routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +193,7 @@ pub fn minimal(home: Currency) -> Rules {
         },
         unmapped: UnmappedPolicies::default(),
         max_entry_hours: default_max_entry_hours(),
+        bounds: Bounds::default(),
         holding_account: None,
         holding_employee: None,
     }

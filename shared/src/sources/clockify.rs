@@ -41,7 +41,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::util::{
-    is_midnight, kind, parse_instant, parse_iso_duration, parse_json, parse_tz, secs_between, Obj,
+    check_len, is_midnight, kind, parse_instant, parse_iso_duration, parse_json, parse_tz,
+    secs_between, Obj,
 };
 use super::{Event, ParseContext, ParseError, Parsed};
 use crate::model::{
@@ -193,15 +194,15 @@ fn entry(
         .ok_or_else(|| obj.err("userId", "required field is missing"))?,
     };
     let name = match user {
-        Some(u) => non_empty(u.str("name")?),
+        Some(u) => non_empty(u.name_str("name")?),
         None => None,
     }
-    .or(non_empty(obj.str("userName")?));
+    .or(non_empty(obj.name_str("userName")?));
     let email = match user {
-        Some(u) => non_empty(u.str("email")?),
+        Some(u) => non_empty(u.name_str("email")?),
         None => None,
     }
-    .or(non_empty(obj.str("userEmail")?));
+    .or(non_empty(obj.name_str("userEmail")?));
 
     let ti_path = format!("{}timeInterval.", obj.path);
     let ti = obj
@@ -253,26 +254,26 @@ fn entry(
     let (project_id, project_name, client_id, client_name) = match project_obj {
         Some(p) => (
             p.id("id")?,
-            non_empty(p.str("name")?),
+            non_empty(p.name_str("name")?),
             p.id("clientId")?,
-            non_empty(p.str("clientName")?),
+            non_empty(p.name_str("clientName")?),
         ),
         None => (None, None, None, None),
     };
     let project = make_ref(
         project_id.or(obj.id("projectId")?),
-        project_name.or(non_empty(obj.str("projectName")?)),
+        project_name.or(non_empty(obj.name_str("projectName")?)),
     );
     let client = make_ref(
         client_id.or(obj.id("clientId")?),
-        client_name.or(non_empty(obj.str("clientName")?)),
+        client_name.or(non_empty(obj.name_str("clientName")?)),
     );
     let task_path = format!("{}task.", obj.path);
     let task_obj = obj
         .object("task")?
         .map(|m| Obj::new(m, &task_path, obj.pos));
     let (task_id, task_name) = match task_obj {
-        Some(t) => (t.id("id")?, non_empty(t.str("name")?)),
+        Some(t) => (t.id("id")?, non_empty(t.name_str("name")?)),
         None => (None, None),
     };
     let task = make_ref(task_id.or(obj.id("taskId")?), task_name);
@@ -305,7 +306,10 @@ fn entry(
         tags,
         billable: obj.bool("billable")?.unwrap_or(false),
         rate,
-        notes: obj.str("description")?.unwrap_or_default().to_string(),
+        notes: obj
+            .notes_str("description")?
+            .unwrap_or_default()
+            .to_string(),
         approval: ApprovalStatus::Unknown,
         attachments: Vec::new(),
         origin: Origin::Web,
@@ -341,6 +345,7 @@ fn tags(obj: Obj<'_>) -> Result<Vec<String>, ParseError> {
                 }
             };
             if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+                check_len(&obj, &format!("tags[{i}]"), n, super::MAX_NAME_CHARS)?;
                 out.push(n.to_string());
             }
         }
@@ -349,7 +354,15 @@ fn tags(obj: Obj<'_>) -> Result<Vec<String>, ParseError> {
         if let Some(ids) = obj.array("tagIds")? {
             for (i, t) in ids.iter().enumerate() {
                 match t {
-                    Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_string()),
+                    Value::String(s) if !s.trim().is_empty() => {
+                        check_len(
+                            &obj,
+                            &format!("tagIds[{i}]"),
+                            s.trim(),
+                            super::MAX_NAME_CHARS,
+                        )?;
+                        out.push(s.trim().to_string())
+                    }
                     Value::Number(n) => out.push(n.to_string()),
                     Value::String(_) | Value::Null => {}
                     v => {

@@ -439,6 +439,8 @@ pub struct CsvEntries<R: Read> {
     ctx: ParseContext,
     seen: HashMap<String, u32>,
     record: StringRecord,
+    /// The header row as written (names the column of an error).
+    headers: Vec<String>,
     done: bool,
 }
 
@@ -550,6 +552,7 @@ pub fn reader<R: Read>(
         ctx: ctx.clone(),
         seen: HashMap::new(),
         record: StringRecord::new(),
+        headers: header.cells.clone(),
         done: false,
     })
 }
@@ -572,6 +575,9 @@ impl<R: Read> Iterator for CsvEntries<R> {
                     .position()
                     .map(|p| usize::try_from(p.line()).unwrap_or(usize::MAX))
                     .unwrap_or(0);
+                if let Some(e) = oversized_cell(&self.record, &self.plan, &self.headers, line) {
+                    return Some(Err(e));
+                }
                 let row = Row {
                     record: &self.record,
                     line,
@@ -602,6 +608,49 @@ impl<R: Read> Iterator for CsvEntries<R> {
             }
         }
     }
+}
+
+/// The first cell of a row over its cap (see the module docs of
+/// `sources`): notes / description and the list columns take
+/// [`super::MAX_NOTES_CHARS`] characters, every other cell
+/// [`super::MAX_NAME_CHARS`].
+fn oversized_cell(
+    record: &StringRecord,
+    plan: &Plan,
+    headers: &[String],
+    line: usize,
+) -> Option<ParseError> {
+    let long: Vec<&Col> = match plan {
+        Plan::Generic(c) => [&c.notes, &c.tags, &c.attachments]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Plan::Vendor(_, c) => [&c.description, &c.tags].into_iter().flatten().collect(),
+    };
+    for (idx, cell) in record.iter().enumerate() {
+        let max = if long.iter().any(|c| c.idx == idx) {
+            super::MAX_NOTES_CHARS
+        } else {
+            super::MAX_NAME_CHARS
+        };
+        // Bytes bound characters from above: most cells never count.
+        if cell.len() <= max {
+            continue;
+        }
+        let n = cell.trim().chars().count();
+        if n > max {
+            return Some(ParseError::new(
+                Some(line),
+                headers
+                    .get(idx)
+                    .filter(|h| !h.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| format!("column {}", idx + 1)),
+                super::util::too_long(n, max),
+            ));
+        }
+    }
+    None
 }
 
 struct Row<'a> {
@@ -1101,6 +1150,50 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn fields_over_their_cap_name_the_row_and_the_column() {
+        let head = "entry_id,updated_at,user_id,user_name,date,duration,tags,notes\n";
+        let row = |id: &str, name: &str, tags: &str, notes: &str| {
+            format!("{id},2026-03-03T18:00:00Z,u-1,{name},2026-03-03,1:00,{tags},{notes}\n")
+        };
+        let ok = format!(
+            "{head}{}",
+            row("a", &"é".repeat(255), &"t".repeat(4000), &"ü".repeat(4000))
+        );
+        let (_, rows) = all(&ok, &ctx());
+        assert!(rows[0].is_ok(), "{:?}", rows[0]);
+        let bad = format!(
+            "{head}{}{}{}",
+            row("b", "Ann", "", &"x".repeat(4001)),
+            row("c", &"n".repeat(256), "", ""),
+            row(&"i".repeat(256), "Ann", "", "")
+        );
+        let (_, rows) = all(&bad, &ctx());
+        let errs: Vec<ParseError> = rows.into_iter().map(|r| r.unwrap_err()).collect();
+        assert_eq!(
+            errs.iter()
+                .map(|e| (e.position, e.field.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some(2), "notes"),
+                (Some(3), "user_name"),
+                (Some(4), "entry_id")
+            ]
+        );
+        assert_eq!(
+            errs[0].message,
+            "is 4001 characters long; at most 4000 are accepted"
+        );
+        // A vendor export: its Description column takes notes' cap.
+        let clockify = format!(
+            "Project,Description,User,Email,Start Date,Start Time,Duration (h)\nP,{},Ann,a@x.io,03/03/2026,09:00 AM,01:00:00\n",
+            "d".repeat(4001)
+        );
+        let (_, rows) = all(&clockify, &ctx());
+        let e = rows[0].clone().unwrap_err();
+        assert_eq!((e.position, e.field.as_str()), (Some(2), "Description"));
     }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {

@@ -155,7 +155,7 @@ fn entry(obj: Obj<'_>, ctx: &ParseContext) -> Result<NormalisedEntry, ParseError
     let user = child(obj, "user", &user_path)?
         .ok_or_else(|| obj.err("user.id", "required field is missing"))?;
     let user_id = user.req_id("id")?;
-    let user_name = non_empty(user.str("name")?);
+    let user_name = non_empty(user.name_str("name")?);
 
     let spent = obj
         .str("spent_date")?
@@ -223,7 +223,7 @@ fn entry(obj: Obj<'_>, ctx: &ParseContext) -> Result<NormalisedEntry, ParseError
     let as_ref = |o: Option<Obj<'_>>| -> Result<Option<crate::model::Ref>, ParseError> {
         match o {
             None => Ok(None),
-            Some(o) => Ok(make_ref(o.id("id")?, non_empty(o.str("name")?))),
+            Some(o) => Ok(make_ref(o.id("id")?, non_empty(o.name_str("name")?))),
         }
     };
 
@@ -278,7 +278,7 @@ fn entry(obj: Obj<'_>, ctx: &ParseContext) -> Result<NormalisedEntry, ParseError
         tags: Vec::new(),
         billable: obj.bool("billable")?.unwrap_or(false),
         rate,
-        notes: obj.str("notes")?.unwrap_or_default().to_string(),
+        notes: obj.notes_str("notes")?.unwrap_or_default().to_string(),
         approval,
         attachments: Vec::new(),
         origin: Origin::Web,

@@ -32,6 +32,19 @@
 //! work date). That last fallback cannot order two edits of the same entry:
 //! callers that can know the delivery time must set `received_at`.
 //!
+//! ## Field sizes
+//!
+//! Every field read is capped, so one hostile cell cannot fill the queue,
+//! the store or a page: free text (notes, descriptions) at
+//! [`MAX_NOTES_CHARS`] (4,000 characters, QuickBooks Online's limit for a
+//! time record's description), names, e-mails, ids and each tag at
+//! [`MAX_NAME_CHARS`] (255). In a CSV file the list columns (`tags`,
+//! `attachments`) take [`MAX_NOTES_CHARS`] too, every other cell
+//! [`MAX_NAME_CHARS`]. A longer field is a [`ParseError`] naming the field
+//! (and the CSV line): the webhook answers 400, the import reports the row.
+//! Fields timepost does not read are not checked (the body limit of the
+//! HTTP router, 1 MiB, bounds them).
+//!
 //! ## Local times
 //!
 //! Local wall-clock times (CSV, Harvest `started_time`) are resolved in the
@@ -57,6 +70,13 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ApprovalStatus, NormalisedEntry, Source};
+
+/// The longest notes / description accepted, in characters (QuickBooks
+/// Online's limit for a time record's description).
+pub const MAX_NOTES_CHARS: usize = crate::pipeline::MAX_DESCRIPTION_CHARS;
+
+/// The longest name, e-mail, id or tag accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
 
 /// What a parser needs beyond the bytes: time zones for local work dates.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::clockify::make_ref;
-use super::util::{clip, kind, parse_json, secs_between, Obj};
+use super::util::{check_len, clip, kind, parse_json, secs_between, Obj};
 use super::{Event, ParseContext, ParseError, Parsed};
 use crate::model::{
     local_date, ApprovalStatus, EntryKey, NormalisedEntry, Origin, Source, Version, Worker,
@@ -270,19 +270,25 @@ fn entry(
 
     let project = make_ref(
         first_id(obj, &["project_id", "pid"])?,
-        non_empty(obj.str("project_name")?),
+        non_empty(obj.name_str("project_name")?),
     );
-    let client = make_ref(obj.id("client_id")?, non_empty(obj.str("client_name")?));
+    let client = make_ref(
+        obj.id("client_id")?,
+        non_empty(obj.name_str("client_name")?),
+    );
     let task = make_ref(
         first_id(obj, &["task_id", "tid"])?,
-        non_empty(obj.str("task_name")?),
+        non_empty(obj.name_str("task_name")?),
     );
 
     let mut tags = Vec::new();
     if let Some(items) = obj.array("tags")? {
         for (i, t) in items.iter().enumerate() {
             match t {
-                Value::String(s) if !s.trim().is_empty() => tags.push(s.trim().to_string()),
+                Value::String(s) if !s.trim().is_empty() => {
+                    check_len(&obj, &format!("tags[{i}]"), s.trim(), super::MAX_NAME_CHARS)?;
+                    tags.push(s.trim().to_string())
+                }
                 Value::String(_) | Value::Null => {}
                 v => {
                     return Err(obj.err(
@@ -298,7 +304,15 @@ fn entry(
             for (i, t) in items.iter().enumerate() {
                 match t {
                     Value::Number(n) => tags.push(n.to_string()),
-                    Value::String(s) if !s.trim().is_empty() => tags.push(s.trim().to_string()),
+                    Value::String(s) if !s.trim().is_empty() => {
+                        check_len(
+                            &obj,
+                            &format!("tag_ids[{i}]"),
+                            s.trim(),
+                            super::MAX_NAME_CHARS,
+                        )?;
+                        tags.push(s.trim().to_string())
+                    }
                     Value::String(_) | Value::Null => {}
                     v => {
                         return Err(obj.err(
@@ -335,7 +349,10 @@ fn entry(
         tags,
         billable: obj.bool("billable")?.unwrap_or(false),
         rate: None,
-        notes: obj.str("description")?.unwrap_or_default().to_string(),
+        notes: obj
+            .notes_str("description")?
+            .unwrap_or_default()
+            .to_string(),
         approval: ApprovalStatus::Unknown,
         attachments: Vec::new(),
         origin: Origin::Web,

@@ -69,12 +69,36 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A string of at most `max` characters (see [`super::MAX_NAME_CHARS`]
+    /// and [`super::MAX_NOTES_CHARS`]).
+    pub fn capped_str(&self, key: &str, max: usize) -> Result<Option<&'a str>, ParseError> {
+        let s = self.str(key)?;
+        if let Some(s) = s {
+            check_len(self, key, s, max)?;
+        }
+        Ok(s)
+    }
+
+    /// A name (user, e-mail, project, client, task): at most
+    /// [`super::MAX_NAME_CHARS`] characters.
+    pub fn name_str(&self, key: &str) -> Result<Option<&'a str>, ParseError> {
+        self.capped_str(key, super::MAX_NAME_CHARS)
+    }
+
+    /// Free text (notes, description): at most [`super::MAX_NOTES_CHARS`]
+    /// characters.
+    pub fn notes_str(&self, key: &str) -> Result<Option<&'a str>, ParseError> {
+        self.capped_str(key, super::MAX_NOTES_CHARS)
+    }
+
     /// A string or a number, as text: vendors send ids both ways. Empty → absent.
+    /// At most [`super::MAX_NAME_CHARS`] characters.
     pub fn id(&self, key: &str) -> Result<Option<String>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => {
                 let t = s.trim();
+                check_len(self, key, t, super::MAX_NAME_CHARS)?;
                 Ok((!t.is_empty()).then(|| t.to_string()))
             }
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
@@ -135,6 +159,23 @@ impl<'a> Obj<'a> {
             Some(v) => Err(self.err(key, format!("expected an array, found {}", kind(v)))),
         }
     }
+}
+
+/// Refuse a field longer than `max` characters, naming it and the limit.
+pub(crate) fn check_len(obj: &Obj<'_>, key: &str, s: &str, max: usize) -> Result<(), ParseError> {
+    // Bytes bound characters from above: most fields never count.
+    if s.len() > max {
+        let n = s.chars().count();
+        if n > max {
+            return Err(obj.err(key, too_long(n, max)));
+        }
+    }
+    Ok(())
+}
+
+/// The message for a field over its cap.
+pub(crate) fn too_long(chars: usize, max: usize) -> String {
+    format!("is {chars} characters long; at most {max} are accepted")
 }
 
 /// At most 60 characters of untrusted text for an error message.
