@@ -533,11 +533,19 @@ impl Engine {
     /// schedule (locally beside the held re-check); a week or entry held by
     /// a live worker is left for the next run.
     pub async fn sweep(&self, batch_id: &str) -> Result<SweepReport, EngineError> {
+        self.sweep_older_than(batch_id, STALE_INTENT).await
+    }
+
+    /// [`Engine::sweep`], taking intents open for longer than `age`.
+    pub async fn sweep_older_than(
+        &self,
+        batch_id: &str,
+        age: Duration,
+    ) -> Result<SweepReport, EngineError> {
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
         let mut report = SweepReport::default();
-        let cutoff = Utc::now()
-            - chrono::Duration::from_std(STALE_INTENT).unwrap_or(chrono::Duration::zero());
+        let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
         let stale = self.journal.stale_intents(cutoff, 500).await?;
         let keys: BTreeSet<EntryKey> = stale.into_iter().map(|i| i.key).collect();
         for key in &keys {
@@ -613,9 +621,21 @@ impl Engine {
                 return Err(EngineError::Busy(week_claim_key(w)));
             }
         }
+        // An entry moving week leaves its old week to re-split. A retry of
+        // this message converges only the week the entry is in now, so
+        // the old one is marked before anything is done and cleared once
+        // converged: a crash in between leaves it to the sweep.
+        if let Some(old) = &old_week {
+            self.journal
+                .mark_dirty(old, "an entry moved out of this week")
+                .await?;
+        }
         let result = self
             .settle_week_inner(state, &week, old_week.as_ref(), mappings, batch_id, held)
             .await;
+        if let (Ok(_), Some(old)) = (&result, &old_week) {
+            self.journal.clear_dirty(old).await?;
+        }
         if let Err(e) = &result {
             if !matches!(e, EngineError::Busy(_)) {
                 for w in std::iter::once(&week).chain(old_week.as_ref()) {

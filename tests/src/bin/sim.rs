@@ -16,6 +16,12 @@ fn arg(args: &[String], name: &str) -> Option<u64> {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let (from, count) = match arg(&args, "--seed") {
         Some(s) => (s, 1),
