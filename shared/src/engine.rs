@@ -545,7 +545,8 @@ impl Engine {
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
         let mut report = SweepReport::default();
-        let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
         let stale = self.journal.stale_intents(cutoff, 500).await?;
         let keys: BTreeSet<EntryKey> = stale.into_iter().map(|i| i.key).collect();
         for key in &keys {

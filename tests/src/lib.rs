@@ -12,6 +12,7 @@
 //! - below: an in-memory secrets store and request builders.
 
 pub mod aws_world;
+pub mod contracts;
 pub mod fake_common;
 pub mod harvest_fake;
 pub mod kit;

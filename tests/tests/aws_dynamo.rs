@@ -1059,3 +1059,9 @@ async fn a_written_entry_is_listed_by_its_week_at_once_and_leaves_it_when_moved(
     assert!(matches!(s.put(&dup).await, Err(StoreError::Conflict(_))));
     assert!(!member(&s, p2, "raw01").await);
 }
+
+#[tokio::test]
+async fn intents_and_dirty_weeks_meet_the_journal_contract() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::journal_intents(&s).await;
+}

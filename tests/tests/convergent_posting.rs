@@ -430,3 +430,10 @@ impl CloneForTest for Engine {
         )
     }
 }
+
+#[tokio::test]
+async fn intents_and_dirty_weeks_meet_the_journal_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = timepost::local::SqliteStore::open(&dir.path().join("j.sqlite")).expect("store");
+    timepost_tests::contracts::journal_intents(&store).await;
+}
