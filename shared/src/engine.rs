@@ -1133,29 +1133,30 @@ impl Engine {
             });
             if changed {
                 let now = Utc::now();
-                let fresh = match (state.take(), incoming) {
-                    (Some(s), _) => Some(s),
-                    (None, Some(e)) => Some(EntryState::new(e.clone(), now)),
-                    (None, None) => None,
+                let mut s = match (state.take(), incoming) {
+                    (Some(s), _) => s,
+                    (None, Some(e)) => EntryState::new(e.clone(), now),
+                    // Records of an entry with no state yet, met by a sweep
+                    // or a redrive: left open for the entry's own message
+                    // (still queued or parked), which adopts them.
+                    (None, None) => continue,
                 };
-                if let Some(mut s) = fresh {
-                    let before = s.status;
-                    s.records = actual.records;
-                    s.posted_lines = actual.lines;
-                    if outcome == IntentOutcome::Applied {
-                        s.posted_version = Some(intent.version.clone());
-                        s.batch_id = Some(intent.batch_id.clone());
-                    }
-                    if !s.records.is_empty() && s.revision == 0 {
-                        s.status = Status::Posted;
-                    } else if s.records.is_empty() && s.status == Status::Posted {
-                        s.status = Status::Voided;
-                    }
-                    s.updated_at = now;
-                    s.note_transition(before, now);
-                    s.revision = self.entries.put(&s).await?;
-                    state = Some(s);
+                let before = s.status;
+                s.records = actual.records;
+                s.posted_lines = actual.lines;
+                if outcome == IntentOutcome::Applied {
+                    s.posted_version = Some(intent.version.clone());
+                    s.batch_id = Some(intent.batch_id.clone());
                 }
+                if !s.records.is_empty() && s.revision == 0 {
+                    s.status = Status::Posted;
+                } else if s.records.is_empty() && s.status == Status::Posted {
+                    s.status = Status::Voided;
+                }
+                s.updated_at = now;
+                s.note_transition(before, now);
+                s.revision = self.entries.put(&s).await?;
+                state = Some(s);
             }
             intent.outcome = outcome;
             self.close(&intent).await;
