@@ -76,6 +76,8 @@ fn proposal(key: &str, status: ProposalStatus) -> ProposedChange {
                 },
                 differs: vec!["customer".into()],
             }],
+            entries_replayed: 9,
+            entries_affected: 3,
         },
         status,
         needs_approval: status == ProposalStatus::Pending,

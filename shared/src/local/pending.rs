@@ -140,6 +140,8 @@ mod tests {
                 mapping_version: 3,
                 entries_checked: 0,
                 changed: vec![],
+                entries_replayed: 0,
+                entries_affected: 0,
             },
             status,
             needs_approval: status == ProposalStatus::Pending,
