@@ -55,6 +55,7 @@ fn proposal(key: &str, status: ProposalStatus) -> ProposedChange {
                 .expect("instant"),
             reason: "client renamed".into(),
         },
+        further: vec![],
         preview: ImpactPreview {
             from: "2026-03-01".parse().expect("date"),
             to: "2026-03-31".parse().expect("date"),

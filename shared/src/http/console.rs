@@ -128,10 +128,10 @@ async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, Strin
         Ok(t) => t,
         Err(e) => return login_page(e.status, Some("Enter your access token (field `token`).")),
     };
-    let Some((name, role)) = auth::check_token(&s, &s.users, token).await else {
+    let Some(who) = auth::check_token(&s, &s.users, token).await else {
         return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
     };
-    let id = s.sessions.create(&name, role);
+    let id = s.sessions.create(&who);
     let cookie = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         s.sessions.ttl().as_secs()

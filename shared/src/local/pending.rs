@@ -134,6 +134,7 @@ mod tests {
                 changed_at: Utc::now(),
                 reason: "new client".into(),
             },
+            further: vec![],
             preview: ImpactPreview {
                 from: d,
                 to: d,
