@@ -736,3 +736,52 @@ fn finance_inline_fix_is_reviewed_and_only_for_a_row_an_open_entry_misses() {
         assert_eq!(entry(&srv, k)["posted_lines"][0]["customer"], "C-ACME");
     }
 }
+
+#[test]
+fn an_approved_inline_fix_redrives_the_exceptions_it_fixes() {
+    let (_d, srv) = serve_review();
+    // Toggl user 202 is mapped to nobody: both entries are exceptions.
+    let keys: Vec<String> = [(21, "2026-03-03"), (22, "2026-03-04")]
+        .into_iter()
+        .map(|(id, date)| {
+            Toggl {
+                date,
+                user: 202,
+                ..Toggl::new(id)
+            }
+            .send(&srv)
+        })
+        .collect();
+    for k in &keys {
+        let v = wait_status(&srv, k, "exception");
+        assert_eq!(v["reason"]["code"], "UNMAPPED_EMPLOYEE", "{v}");
+    }
+    let (st, body) = post_form(
+        &srv,
+        &bearer("finance"),
+        "/console/exceptions/fix-mapping",
+        &[
+            ("table", "employee"),
+            ("key", "202"),
+            ("target", "E-101"),
+            ("reason", "new hire"),
+        ],
+    );
+    assert_eq!(st, 303, "{body}");
+    let pending = get_json(&srv, "auditor", "/api/mappings/pending");
+    let id = pending[0]["id"].as_u64().expect("a proposal");
+    for k in &keys {
+        assert_eq!(entry(&srv, k)["status"], "exception");
+    }
+    let (st, body) = post_json(
+        &srv,
+        &bearer("admin"),
+        &format!("/api/mappings/pending/{id}/approve"),
+        &json!({}),
+    );
+    assert_eq!(st, 200, "{body}");
+    for k in &keys {
+        wait_status(&srv, k, "posted");
+    }
+    assert_eq!(audit(&srv, "redrive").len(), 2);
+}

@@ -382,7 +382,7 @@ impl MappingReview<'_> {
         if needs && approver.is_none() {
             if !who.is_named() {
                 return Err(ReviewError::Forbidden(format!(
-                    "This change touches {n} stored entries, so it needs two named admins, and {} is a shared credential that names nobody: sign in with your own token to propose it. Nothing was changed.",
+                    "This change touches {n} stored entries, so two named admins must propose and approve it; `{}` is a shared credential that names nobody, so it cannot propose it. Sign in with your own token. Nothing was changed.",
                     who.name
                 )));
             }
@@ -618,13 +618,29 @@ impl MappingReview<'_> {
         table: MappingTable,
         key: &str,
     ) -> ReviewResult<Vec<EntryKey>> {
-        let key = normalise_key(key);
+        self.open_entries_missing_any(&[(table, key.to_string())])
+            .await
+    }
+
+    /// The open (held or exception) entries whose reason names one of
+    /// `rows` (table, key) as the missing mapping row.
+    pub async fn open_entries_missing_any(
+        &self,
+        rows: &[(MappingTable, String)],
+    ) -> ReviewResult<Vec<EntryKey>> {
+        let rows: std::collections::HashSet<(&str, String)> = rows
+            .iter()
+            .map(|(t, k)| (t.as_str(), normalise_key(k)))
+            .collect();
         let mut out = Vec::new();
+        if rows.is_empty() {
+            return Ok(out);
+        }
         for status in [Status::Exception, Status::Held] {
             for st in self.entries.by_status(status, 100_000).await? {
                 let missing = st.reason.as_ref().and_then(|r| r.missing_mapping.as_ref());
                 if missing
-                    .is_some_and(|m| m.table == table.as_str() && normalise_key(&m.key) == key)
+                    .is_some_and(|m| rows.contains(&(m.table.as_str(), normalise_key(&m.key))))
                 {
                     out.push(st.entry.key);
                 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{self, Principal};
-use super::console::{back_to, PageError};
+use super::console::{back_to, redrive, PageError};
 use super::extract::{ApiJson, ApiQuery};
 use super::html::{csrf_field, esc, page};
 use super::mappings::{parse_row, recheck};
@@ -89,10 +89,23 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
 }
 
 /// Approve proposal `id` (`crate::review`: a named admin other than the
-/// proposer), then re-check held entries.
+/// proposer), then re-check held entries and redrive the open entries
+/// still missing a row it added (exceptions, e.g. after an inline fix that
+/// needed review).
 async fn approve(s: &AppState, who: &Principal, id: u64) -> Result<Vec<MappingChange>, ApiError> {
-    let done = s.mapping_review().approve(&who.actor(), id).await?;
+    let review = s.mapping_review();
+    let done = review.approve(&who.actor(), id).await?;
     recheck(s).await;
+    let added: Vec<_> = done
+        .changes
+        .iter()
+        .filter(|c| c.before.is_none() && c.after.is_some())
+        .map(|c| (c.table, c.key.clone()))
+        .collect();
+    let keys = review.open_entries_missing_any(&added).await?;
+    if !keys.is_empty() {
+        redrive(s, who, &keys, &format!("after approving proposal #{id}")).await?;
+    }
     Ok(done.changes)
 }
 

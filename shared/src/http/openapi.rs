@@ -350,7 +350,7 @@ fn mapping_review_paths(paths: &mut Value) {
     ) });
     paths["/api/mappings/pending/{id}"] = json!({ "get": op("One mapping change proposal with its saved preview", json!([path_param("id")]), "the proposal") });
     let mut approve = op(
-        "Approve a pending mapping change: a named admin other than the proposer (the proposer, or the shared admin token that names nobody: 403); applied in one transaction, audited, then held entries are re-checked; 409 when it is no longer pending or the mappings changed since its preview",
+        "Approve a pending mapping change: a named admin other than the proposer (the proposer, or the shared admin token that names nobody: 403); applied in one transaction, audited, then held entries are re-checked and open entries missing a row it added redriven; 409 when it is no longer pending or the mappings changed since its preview",
         json!([path_param("id")]),
         "applied",
     );
