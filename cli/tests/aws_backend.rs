@@ -367,3 +367,95 @@ fn a_missing_resource_variable_is_bad_input_naming_it() {
         assert!(err.contains("TIMEPOST_TABLE"), "{args:?}: {err}");
     }
 }
+
+/// `mappings import --backend aws` is reviewed like a console change: two
+/// held entries from long ago on the table make adding their project a
+/// change for a second admin (threshold 1), stored as a proposal on
+/// DynamoDB; `--approve-as` the importer is refused, another admin applies.
+#[tokio::test]
+async fn an_import_touching_stored_entries_waits_for_a_second_admin() {
+    use timepost::ports::{EntryStore, PendingChanges, ProposalStatus};
+    use timepost::state::{EntryState, Status};
+    use timepost_tests::kit::E;
+
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    let cfg_path = s.dir.path().join("timepost.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).expect("config");
+    std::fs::write(
+        &cfg_path,
+        cfg.replacen(
+            "[rules]\n",
+            "[console]\nmapping_approval_threshold = 1\n\n[rules]\n",
+            1,
+        ),
+    )
+    .expect("write config");
+    s.push_config();
+    let r = s.timepost(&["mappings", "import", "mappings.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "an empty table: nothing affected: {}", r.err);
+
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&s.sdk), &s.table);
+    for (id, date) in [("old-1", "2025-01-06"), ("old-2", "2025-01-07")] {
+        let entry = E::new(id, "u-ann", date, "09:00", "11:00")
+            .project("p-new")
+            .build();
+        let mut st = EntryState::new(entry, chrono::Utc::now());
+        st.status = Status::Held;
+        store.put(&st).await.expect("put held entry");
+    }
+    let file = std::fs::read_to_string(s.dir.path().join("mappings.csv")).expect("mappings");
+    std::fs::write(
+        s.dir.path().join("new.csv"),
+        format!("{file}project,p-new,C-ACME,\n"),
+    )
+    .expect("write");
+    let has_p_new = |s: &Stack| {
+        let r = s.timepost(&["mappings", "export"]);
+        assert_eq!(r.code, 0, "{}", r.err);
+        r.out.contains("p-new")
+    };
+
+    let r = s.timepost(&["mappings", "import", "new.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("wait for a second admin"), "{}", r.out);
+    assert!(!has_p_new(&s), "nothing applied");
+    let pending = store
+        .proposals(Some(ProposalStatus::Pending))
+        .await
+        .expect("proposals");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].preview.affected_count(), 2);
+    assert!(
+        r.out.contains(&format!("proposal #{}", pending[0].id)),
+        "{}",
+        r.out
+    );
+
+    let r = s.timepost(&[
+        "mappings",
+        "import",
+        "new.csv",
+        "--by",
+        "ops",
+        "--approve-as",
+        "ops",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.out);
+    assert!(!has_p_new(&s));
+
+    let r = s.timepost(&[
+        "mappings",
+        "import",
+        "new.csv",
+        "--by",
+        "ops",
+        "--approve-as",
+        "kim",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("approved by kim"), "{}", r.out);
+    assert!(r.out.contains("2 held entr(y/ies) queued"), "{}", r.out);
+    assert!(has_p_new(&s));
+}

@@ -351,3 +351,237 @@ fn backend_aws_without_the_feature_says_how_to_get_it() {
         "{err}"
     );
 }
+
+/// A working directory whose mapping changes need a second admin as soon
+/// as they touch more than one stored entry, with the sandbox mappings
+/// imported and the sandbox entries (March 2026, long before the default
+/// 30-day preview window) posted.
+fn reviewed_workdir() -> tempfile::TempDir {
+    let d = workdir();
+    let cfg = d.path().join("timepost.toml");
+    let toml = std::fs::read_to_string(&cfg).unwrap();
+    assert!(toml.contains("[rules]\n") && !toml.contains("[console]"));
+    std::fs::write(
+        &cfg,
+        toml.replacen(
+            "[rules]\n",
+            "[console]\nmapping_approval_threshold = 1\n\n[rules]\n",
+            1,
+        ),
+    )
+    .unwrap();
+    // On an empty store an import touches no entry: it applies at once.
+    let o = timepost(
+        d.path(),
+        &["mappings", "import", &format!("{SANDBOX}/mappings.csv")],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = timepost(
+        d.path(),
+        &[
+            "ingest",
+            "--source",
+            "csv",
+            &format!("{SANDBOX}/entries.csv"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    d
+}
+
+/// The sandbox mappings with Acme's website billed to Globex instead.
+fn rerouting_file(dir: &Path) -> PathBuf {
+    let rows = std::fs::read_to_string(format!("{SANDBOX}/mappings.csv")).unwrap();
+    assert!(rows.contains("project,p-acme-web,C-ACME,"));
+    let f = dir.join("reroute.csv");
+    std::fs::write(
+        &f,
+        rows.replace("project,p-acme-web,C-ACME,", "project,p-acme-web,C-GLOBEX,"),
+    )
+    .unwrap();
+    f
+}
+
+fn acme_web_target(dir: &Path) -> String {
+    let o = timepost(dir, &["mappings", "list", "--table", "project"]);
+    assert!(o.status.success());
+    let out = text(&o).0;
+    let line = out
+        .lines()
+        .find(|l| l.contains("p-acme-web"))
+        .unwrap_or_else(|| panic!("{out}"));
+    line.split('→')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// (who, action, detail) of every audit record, oldest first.
+fn audit_log(dir: &Path) -> Vec<(String, String, String)> {
+    let store = timepost::local::SqliteStore::open(&dir.join(".timepost/timepost.sqlite")).unwrap();
+    let conn = store.lock();
+    let mut st = conn
+        .prepare("SELECT who, action, detail FROM audit ORDER BY seq")
+        .unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+/// (id, status) of every stored mapping change proposal.
+fn proposals(dir: &Path) -> Vec<(i64, String)> {
+    let store = timepost::local::SqliteStore::open(&dir.join(".timepost/timepost.sqlite")).unwrap();
+    let conn = store.lock();
+    let Ok(mut st) = conn.prepare("SELECT id, status FROM mapping_proposals ORDER BY id") else {
+        return Vec::new();
+    };
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+#[test]
+fn an_import_above_the_threshold_waits_for_a_second_admin() {
+    let d = reviewed_workdir();
+    let file = rerouting_file(d.path());
+    let file = file.to_str().unwrap();
+    let before = proposals(d.path()).len();
+
+    // The dry run shows the change and its impact, and changes nothing.
+    let o = timepost(d.path(), &["mappings", "import", file, "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("project `p-acme-web`: C-ACME → C-GLOBEX"),
+        "{out}"
+    );
+    assert!(out.contains("stored entries of"), "{out}");
+    assert!(out.contains("would wait for a second admin"), "{out}");
+    assert!(out.contains("1 change(s) would be made (dry run)"), "{out}");
+    assert_eq!(acme_web_target(d.path()), "C-ACME");
+    assert_eq!(proposals(d.path()).len(), before);
+
+    // Imported for real: stored as a proposal (exit 0), nothing applied.
+    let o = timepost(
+        d.path(),
+        &[
+            "mappings",
+            "import",
+            file,
+            "--by",
+            "ann",
+            "--reason",
+            "Acme sold",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("project `p-acme-web`: C-ACME → C-GLOBEX"),
+        "{out}"
+    );
+    let all = proposals(d.path());
+    let (id, status) = all.last().cloned().unwrap();
+    assert_eq!(status, "pending");
+    assert!(
+        out.contains(&format!("proposal #{id}")) && out.contains("wait for a second admin"),
+        "{out}"
+    );
+    assert_eq!(acme_web_target(d.path()), "C-ACME");
+    let o = timepost(d.path(), &["mappings", "history", "--table", "project"]);
+    let h = text(&o).0;
+    assert!(!h.contains("C-ACME → C-GLOBEX"), "no change logged: {h}");
+    let log = audit_log(d.path());
+    let (who, _, detail) = log
+        .iter()
+        .find(|(_, a, _)| a == "mapping_propose")
+        .expect("proposal audited");
+    assert_eq!(who, "ann");
+    assert!(detail.contains(&format!("proposal #{id}")), "{detail}");
+}
+
+#[test]
+fn an_import_approved_as_the_importer_is_refused_and_by_another_admin_applies() {
+    let d = reviewed_workdir();
+    let file = rerouting_file(d.path());
+    let file = file.to_str().unwrap();
+    for same in ["ann", "Ann", " ann "] {
+        let o = timepost(
+            d.path(),
+            &[
+                "mappings",
+                "import",
+                file,
+                "--by",
+                "ann",
+                "--approve-as",
+                same,
+            ],
+        );
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{same}: {err}");
+        assert!(err.contains("another person, must approve"), "{err}");
+    }
+    let o = timepost(
+        d.path(),
+        &[
+            "mappings",
+            "import",
+            file,
+            "--by",
+            "ann",
+            "--approve-as",
+            "",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert_eq!(acme_web_target(d.path()), "C-ACME");
+    assert!(proposals(d.path()).iter().all(|(_, s)| s != "pending"));
+
+    // A second admin, named: applied at once, both names audited.
+    let o = timepost(
+        d.path(),
+        &[
+            "mappings",
+            "import",
+            file,
+            "--by",
+            "ann",
+            "--approve-as",
+            "bob",
+            "--reason",
+            "Acme sold",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("approved by bob as second admin"), "{out}");
+    assert!(out.contains("1 change(s) applied"), "{out}");
+    assert_eq!(acme_web_target(d.path()), "C-GLOBEX");
+    let o = timepost(d.path(), &["mappings", "history", "--table", "project"]);
+    let h = text(&o).0;
+    assert!(h.contains("Acme sold (approved by bob)"), "{h}");
+    let log = audit_log(d.path());
+    let import = log
+        .iter()
+        .find(|(_, a, d)| a == "mapping_import" && d.contains("C-GLOBEX"))
+        .expect("import audited");
+    assert_eq!(import.0, "ann");
+    assert!(import.2.contains("approved by bob"), "{}", import.2);
+    let approval = log
+        .iter()
+        .find(|(_, a, _)| a == "mapping_approve")
+        .expect("approval audited");
+    assert_eq!(approval.0, "bob");
+    let (_, status) = proposals(d.path()).last().cloned().unwrap();
+    assert_eq!(status, "applied");
+}

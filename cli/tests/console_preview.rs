@@ -1,10 +1,14 @@
 //! Mapping change review in the console, over HTTP against `timepost
-//! serve`: the impact preview of a proposed change (entries of a period
-//! replayed against the current and the proposed mappings), changes below
+//! serve`: the impact preview of a proposed change (every stored entry
+//! replayed against the current and the proposed mappings, those of a
+//! period listed), changes touching no more stored entries than
 //! `[console] mapping_approval_threshold` applied at once with their
-//! preview kept, larger ones waiting for a second admin (not the proposer:
-//! 403), approved (applied, held entries post) or rejected (nothing
-//! changes), and a stale preview refused (409). Every step audited.
+//! preview kept, larger ones waiting for a second admin (not the proposer,
+//! not the shared admin token: 403), approved (applied, held entries post)
+//! or rejected (nothing changes), and a stale preview refused (409). Every
+//! step audited. And each way around review that used to work ends as a
+//! proposal or a 403: an empty preview period, old entries outside the
+//! default window, finance's inline fix, the admin token.
 
 mod common;
 
@@ -116,7 +120,8 @@ fn preview_shows_the_lines_that_would_post_differently() {
     );
     assert_eq!(c["before"]["code"], "UNMAPPED_PROJECT");
 
-    // A narrower period replays fewer entries.
+    // A narrower period lists fewer entries, but counts them all: review
+    // is decided by every stored entry the change affects.
     let v = get_json(
         &srv,
         "admin",
@@ -129,6 +134,8 @@ fn preview_shows_the_lines_that_would_post_differently() {
         ),
         (Some(1), Some(1))
     );
+    assert_eq!(v["entries_affected"], 2, "{v}");
+    assert_eq!(v["needs_approval"], true, "{v}");
 
     // The page: counts, the list with before → after, the save form for
     // admins only.
@@ -190,21 +197,31 @@ fn preview_shows_the_lines_that_would_post_differently() {
 #[test]
 fn small_changes_apply_at_once_and_keep_their_preview() {
     let (_d, srv) = serve_review();
-    let (_, held) = scenario(&srv);
-    // Only 5 March in the period: one entry changes (held → postable), at
-    // the threshold, so it applies at once and held entries post.
+    scenario(&srv);
+    // One held entry on project 9003: mapping it changes one stored entry
+    // (held → postable), at the threshold, so it applies at once and the
+    // held entry posts.
+    let lone = Toggl {
+        date: "2026-03-07",
+        project: 9003,
+        ..Toggl::new(5)
+    }
+    .send(&srv);
+    wait_status(&srv, &lone, "held");
+    let held = [lone];
     let (st, v) = post_json(
         &srv,
         &bearer("admin"),
         "/api/mappings",
-        &json!({"table": "project", "key": "9002", "target": "C-INITECH", "reason": "new client",
-                "from": "2026-03-05", "to": "2026-03-05"}),
+        &json!({"table": "project", "key": "9003", "target": "C-INITECH", "reason": "new client",
+                "from": "2026-03-07", "to": "2026-03-07"}),
     );
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["changed"], true);
     assert_eq!(v["preview"]["changed"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["preview"]["entries_affected"], 1);
     let seq = v["change"]["seq"].as_u64().expect("seq");
-    assert_eq!(project_target(&srv, "9002").as_deref(), Some("C-INITECH"));
+    assert_eq!(project_target(&srv, "9003").as_deref(), Some("C-INITECH"));
     for k in &held {
         wait_status(&srv, k, "posted");
     }
@@ -430,4 +447,341 @@ fn approving_after_the_mappings_moved_asks_for_a_fresh_preview() {
     assert_eq!(project_target(&srv, "9001").as_deref(), Some("C-ACME"));
     let p = get_json(&srv, "admin", &format!("/api/mappings/pending/{id}"));
     assert_eq!(p["status"], "pending", "still open to be rejected");
+}
+
+/// The change every bypass attempt below tries to push through: mapping
+/// project 9002 re-routes both held entries (two stored entries, above the
+/// threshold of one).
+fn map_9002(from: &str, to: &str) -> Value {
+    json!({"table": "project", "key": "9002", "target": "C-INITECH", "reason": "Initech signed",
+           "from": from, "to": to})
+}
+
+#[test]
+fn an_empty_preview_period_does_not_skip_review() {
+    let (_d, srv) = serve_review();
+    let (_, held) = scenario(&srv);
+    // A period with no entries at all used to count nothing and apply.
+    let (st, v) = post_json(
+        &srv,
+        &bearer("admin"),
+        "/api/mappings",
+        &map_9002("2020-01-01", "2020-01-02"),
+    );
+    assert_eq!(st, 202, "{v}");
+    let p = &v["pending"]["preview"];
+    assert_eq!(p["entries_checked"], 0, "nothing listed: {p}");
+    assert_eq!(p["entries_affected"], 2, "both counted: {p}");
+    assert_eq!(project_target(&srv, "9002"), None, "nothing applied");
+    for k in &held {
+        assert_eq!(entry(&srv, k)["status"], "held");
+    }
+    // The same through the page form.
+    let (st, body) = post_form(
+        &srv,
+        &bearer("admin"),
+        "/console/mappings",
+        &[
+            ("table", "project"),
+            ("key", "9002"),
+            ("target", "C-INITECH"),
+            ("reason", "again"),
+            ("from", "2020-01-01"),
+            ("to", "2020-01-01"),
+        ],
+    );
+    assert_eq!(st, 303, "{body}");
+    assert_eq!(project_target(&srv, "9002"), None);
+    let pending = get_json(&srv, "auditor", "/api/mappings/pending");
+    assert_eq!(pending.as_array().map(Vec::len), Some(2), "{pending}");
+}
+
+#[test]
+fn old_entries_outside_the_default_window_count() {
+    let (_d, srv) = serve_review();
+    // Held entries from long ago: the default preview (the last 30 days of
+    // work dates) lists none of them.
+    let old: Vec<String> = [(11, "2025-01-06"), (12, "2025-01-07")]
+        .into_iter()
+        .map(|(id, date)| {
+            Toggl {
+                date,
+                project: 9002,
+                ..Toggl::new(id)
+            }
+            .send(&srv)
+        })
+        .collect();
+    for k in &old {
+        wait_status(&srv, k, "held");
+    }
+    let (st, v) = post_json(
+        &srv,
+        &bearer("admin"),
+        "/api/mappings",
+        &json!({"table": "project", "key": "9002", "target": "C-INITECH", "reason": "no period given"}),
+    );
+    assert_eq!(st, 202, "{v}");
+    let p = &v["pending"]["preview"];
+    assert_eq!(
+        (
+            p["entries_checked"].as_u64(),
+            p["entries_affected"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{p}"
+    );
+    let keys: Vec<&str> = p["changed"]
+        .as_array()
+        .expect("changed")
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.is_empty(), "the period only limits the list: {keys:?}");
+    assert_eq!(project_target(&srv, "9002"), None);
+    // The preview page says how many stored entries it affects in all.
+    let (_, page) = get(
+        &srv,
+        "auditor",
+        "/console/mappings/preview?table=project&key=9002&target=C-INITECH",
+    );
+    assert!(page.contains("data-affected=\"2\""), "{page}");
+    assert!(page.contains("data-changed=\"0\""), "{page}");
+}
+
+#[test]
+fn the_admin_token_can_neither_approve_nor_propose() {
+    let (_d, srv) = serve_review();
+    let (_, held) = scenario(&srv);
+    let token = format!("Bearer {}", srv.token.clone().expect("admin token"));
+    // Proposed by a named admin…
+    let (st, v) = post_json(
+        &srv,
+        &bearer("admin"),
+        "/api/mappings",
+        &map_9002("2026-03-01", "2026-03-31"),
+    );
+    assert_eq!(st, 202, "{v}");
+    let id = v["pending"]["id"].as_u64().expect("id");
+    // …the shared token is not a second admin, on the API or the page.
+    let path = format!("/api/mappings/pending/{id}/approve");
+    let (st, body) = post_json(&srv, &token, &path, &json!({}));
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("named admin"),
+        "{body}"
+    );
+    let (st, body) = post_form(
+        &srv,
+        &token,
+        &format!("/console/mappings/pending/{id}/approve"),
+        &[],
+    );
+    assert_eq!(st, 403, "{body}");
+    let (_, page) = get_as(&srv, &token, &format!("/console/mappings/pending/{id}"));
+    assert!(!page.contains("Approve and apply"), "{page}");
+    assert!(page.contains("names nobody"), "{page}");
+    assert_eq!(project_target(&srv, "9002"), None);
+    assert_eq!(
+        get_json(&srv, "auditor", &format!("/api/mappings/pending/{id}"))["status"],
+        "pending"
+    );
+    // Nor can the token propose a change that needs review (it could then
+    // be approved by the very person holding it).
+    let (st, body) = post_json(
+        &srv,
+        &token,
+        "/api/mappings",
+        &json!({"table": "project", "key": "9001", "target": "C-GLOBEX", "reason": "r",
+                "from": "2026-03-01", "to": "2026-03-31"}),
+    );
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("shared credential"),
+        "{body}"
+    );
+    assert_eq!(project_target(&srv, "9001").as_deref(), Some("C-ACME"));
+    // A named second admin approves.
+    let (st, body) = post_json(&srv, SECOND, &path, &json!({}));
+    assert_eq!(st, 200, "{body}");
+    for k in &held {
+        wait_status(&srv, k, "posted");
+    }
+}
+
+#[test]
+fn the_proposer_cannot_approve_on_the_api_or_the_page() {
+    let (_d, srv) = serve_review();
+    scenario(&srv);
+    let (st, v) = post_json(
+        &srv,
+        SECOND,
+        "/api/mappings",
+        &map_9002("2026-03-01", "2026-03-31"),
+    );
+    assert_eq!(st, 202, "{v}");
+    let id = v["pending"]["id"].as_u64().expect("id");
+    let path = format!("/api/mappings/pending/{id}/approve");
+    let (st, body) = post_json(&srv, SECOND, &path, &json!({}));
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("another admin must approve"),
+        "{body}"
+    );
+    // Signed in through the form (a session) it is the same person.
+    let (st, body) = post_form(
+        &srv,
+        SECOND,
+        &format!("/console/mappings/pending/{id}/approve"),
+        &[],
+    );
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(project_target(&srv, "9002"), None);
+    let (st, body) = post_json(&srv, &bearer("admin"), &path, &json!({}));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(project_target(&srv, "9002").as_deref(), Some("C-INITECH"));
+}
+
+#[test]
+fn finance_inline_fix_is_reviewed_and_only_for_a_row_an_open_entry_misses() {
+    let (_d, srv) = serve_review();
+    let (posted, held) = scenario(&srv);
+    let path = "/console/exceptions/fix-mapping";
+    // A row no open entry is missing: refused, whatever it is.
+    for (table, key) in [
+        ("project", "4242"),
+        ("employee", "999"),
+        ("project", "p-new"),
+    ] {
+        let (st, body) = post_form(
+            &srv,
+            &bearer("finance"),
+            path,
+            &[
+                ("table", table),
+                ("key", key),
+                ("target", "C-EVIL"),
+                ("reason", "sneak in"),
+            ],
+        );
+        assert_eq!(st, 403, "{table} {key}: {body}");
+        assert!(
+            body.contains("No held or exception entry is missing"),
+            "{body}"
+        );
+    }
+    // A row that exists is not changed from here (the posted entries' project).
+    let (st, body) = post_form(
+        &srv,
+        &bearer("finance"),
+        path,
+        &[
+            ("table", "project"),
+            ("key", "9001"),
+            ("target", "C-EVIL"),
+            ("reason", "re-route"),
+        ],
+    );
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(project_target(&srv, "9001").as_deref(), Some("C-ACME"));
+    assert!(audit(&srv, "mapping_fix").is_empty());
+
+    // The row the held entries miss, but touching two stored entries:
+    // above the threshold, so it waits for an admin instead of applying.
+    let (st, body) = post_form(
+        &srv,
+        &bearer("finance"),
+        path,
+        &[
+            ("table", "project"),
+            ("key", "9002"),
+            ("target", "C-INITECH"),
+            ("reason", "Initech signed"),
+        ],
+    );
+    assert_eq!(st, 303, "{body}");
+    assert_eq!(project_target(&srv, "9002"), None, "not applied");
+    for k in &held {
+        assert_eq!(entry(&srv, k)["status"], "held");
+    }
+    let pending = get_json(&srv, "auditor", "/api/mappings/pending");
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
+    let p = &pending[0];
+    assert_eq!(p["change"]["changed_by"], "finance-user");
+    assert_eq!(p["preview"]["entries_affected"], 2);
+    let id = p["id"].as_u64().expect("id");
+    assert!(audit(&srv, "mapping_propose")[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("proposal #{id}")));
+    // Finance cannot approve its own proposal (nor any: admins only); an
+    // admin does, and the held entries post.
+    let approve = format!("/api/mappings/pending/{id}/approve");
+    assert_eq!(
+        post_json(&srv, &bearer("finance"), &approve, &json!({})).0,
+        403
+    );
+    let (st, body) = post_json(&srv, &bearer("admin"), &approve, &json!({}));
+    assert_eq!(st, 200, "{body}");
+    for k in &held {
+        wait_status(&srv, k, "posted");
+    }
+    for k in &posted {
+        assert_eq!(entry(&srv, k)["posted_lines"][0]["customer"], "C-ACME");
+    }
+}
+
+#[test]
+fn an_approved_inline_fix_redrives_the_exceptions_it_fixes() {
+    let (_d, srv) = serve_review();
+    // Toggl user 202 is mapped to nobody: both entries are exceptions.
+    let keys: Vec<String> = [(21, "2026-03-03"), (22, "2026-03-04")]
+        .into_iter()
+        .map(|(id, date)| {
+            Toggl {
+                date,
+                user: 202,
+                ..Toggl::new(id)
+            }
+            .send(&srv)
+        })
+        .collect();
+    for k in &keys {
+        let v = wait_status(&srv, k, "exception");
+        assert_eq!(v["reason"]["code"], "UNMAPPED_EMPLOYEE", "{v}");
+    }
+    let (st, body) = post_form(
+        &srv,
+        &bearer("finance"),
+        "/console/exceptions/fix-mapping",
+        &[
+            ("table", "employee"),
+            ("key", "202"),
+            ("target", "E-101"),
+            ("reason", "new hire"),
+        ],
+    );
+    assert_eq!(st, 303, "{body}");
+    let pending = get_json(&srv, "auditor", "/api/mappings/pending");
+    let id = pending[0]["id"].as_u64().expect("a proposal");
+    for k in &keys {
+        assert_eq!(entry(&srv, k)["status"], "exception");
+    }
+    let (st, body) = post_json(
+        &srv,
+        &bearer("admin"),
+        &format!("/api/mappings/pending/{id}/approve"),
+        &json!({}),
+    );
+    assert_eq!(st, 200, "{body}");
+    for k in &keys {
+        wait_status(&srv, k, "posted");
+    }
+    assert_eq!(audit(&srv, "redrive").len(), 2);
 }

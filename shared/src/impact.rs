@@ -1,10 +1,13 @@
-//! The impact of a proposed mapping change, before it is saved: the stored
-//! entries of a period replayed through the pure decision twice — with the
-//! current mappings and with the proposed ones — and the entries whose
-//! outcome would differ (other posting lines, or another state: postable,
-//! held, exception…). No ledger call, no write, no clock: the same inputs
-//! always give the same preview, so a preview saved with a change is an
-//! honest record of what the approver was shown.
+//! The impact of a proposed mapping change, before it is saved: every
+//! stored entry replayed through the pure decision twice — with the current
+//! mappings and with the proposed ones — counting the entries whose outcome
+//! would differ (other posting lines, or another state: postable, held,
+//! exception…) whatever their work date, and listing those of a period.
+//! The count over all stored entries is what decides whether a change needs
+//! a second admin (`crate::review`); the period only limits the list. No
+//! ledger call, no write, no clock: the same inputs always give the same
+//! preview, so a preview saved with a change is an honest record of what
+//! the approver was shown.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -149,9 +152,11 @@ pub struct EntryImpact {
     pub differs: Vec<String>,
 }
 
-/// The preview of one proposed change over one period.
+/// The preview of one proposed change: counted over every stored entry,
+/// listed over one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImpactPreview {
+    /// The work dates whose changed entries are listed.
     pub from: NaiveDate,
     pub to: NaiveDate,
     /// The mapping version the preview was computed against: a change
@@ -159,18 +164,40 @@ pub struct ImpactPreview {
     pub mapping_version: u64,
     /// Entries of the period replayed.
     pub entries_checked: usize,
-    /// Entries whose outcome would differ (lines or state), by date.
+    /// Entries of the period whose outcome would differ (lines or state),
+    /// by date.
     pub changed: Vec<EntryImpact>,
+    /// Every stored entry replayed, whatever its work date (discarded ones
+    /// aside). 0 in previews saved before every entry was counted.
+    #[serde(default)]
+    pub entries_replayed: usize,
+    /// Every stored entry whose outcome would differ, whatever its work
+    /// date and state (held and exception entries included): what the
+    /// review threshold counts. 0 in previews saved before every entry was
+    /// counted (their `changed` list is the count then).
+    #[serde(default)]
+    pub entries_affected: usize,
 }
 
 impl ImpactPreview {
-    /// How many entries the change would touch (what the approval
-    /// threshold counts).
+    /// How many stored entries the change would touch, in every period
+    /// (what the approval threshold counts).
+    pub fn affected_count(&self) -> usize {
+        self.entries_affected.max(self.changed.len())
+    }
+
+    /// How many entries of the listed period would change.
     pub fn changed_count(&self) -> usize {
         self.changed.len()
     }
 
-    /// How many would move between states (e.g. held → postable).
+    /// How many entries outside the listed period would change too.
+    pub fn affected_outside_period(&self) -> usize {
+        self.affected_count() - self.changed.len()
+    }
+
+    /// How many of the listed ones would move between states (e.g. held →
+    /// postable).
     pub fn moved_count(&self) -> usize {
         self.changed
             .iter()
@@ -237,11 +264,13 @@ pub fn reevaluate_with(
     }
 }
 
-/// Replay every entry of `entries` whose work date is in `from..=to`
-/// against `current` and `proposed`. Each worker-week with an entry in the
-/// period is planned whole (with every entry of `entries` in that week), as
-/// the engine does, since overtime depends on the worker's mapping.
-/// Ignored entries (running timers, discards) are planned but not listed.
+/// Replay every entry of `entries` against `current` and `proposed`:
+/// count each one whose outcome would differ, whatever its work date, and
+/// list those whose work date is in `from..=to`. Each worker-week is
+/// planned whole, as the engine does, since overtime depends on the
+/// worker's mapping. Ignored entries (running timers, discards) are
+/// planned but neither counted nor listed: the engine never re-decides
+/// them.
 pub fn preview(
     entries: &[EntryState],
     from: NaiveDate,
@@ -257,23 +286,27 @@ pub fn preview(
         weeks.entry(WorkerWeek::of(&st.entry)).or_default().push(st);
     }
     let mut checked = 0;
+    let mut replayed = 0;
+    let mut affected = 0;
     let mut changed = Vec::new();
     for week in weeks.values() {
-        if !week.iter().any(|st| in_period(st)) {
-            continue;
-        }
         let refs: Vec<_> = week.iter().map(|st| &st.entry).collect();
         let plan_now = pipeline::plan_week(&refs, current, rules);
         let plan_new = pipeline::plan_week(&refs, proposed, rules);
-        for st in week
-            .iter()
-            .filter(|st| in_period(st) && st.status != Status::Ignored)
-        {
-            checked += 1;
+        for st in week.iter().filter(|st| st.status != Status::Ignored) {
+            replayed += 1;
+            let listed = in_period(st);
+            if listed {
+                checked += 1;
+            }
             let key = &st.entry.key;
             let before = Outcome::of(st, decide(st, plan_now.get(key), current));
             let after = Outcome::of(st, decide(st, plan_new.get(key), proposed));
             if before == after {
+                continue;
+            }
+            affected += 1;
+            if !listed {
                 continue;
             }
             changed.push(EntryImpact {
@@ -300,6 +333,8 @@ pub fn preview(
         mapping_version: current.version,
         entries_checked: checked,
         changed,
+        entries_replayed: replayed,
+        entries_affected: affected,
     }
 }
 
@@ -399,6 +434,10 @@ mod tests {
         assert_eq!(p.mapping_version, 7);
         let keys: Vec<&str> = p.changed.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["csv:ws:1", "csv:ws:2"]);
+        // The April entry is not listed, but it is counted: the count is
+        // over every stored entry, the period only limits the list.
+        assert_eq!((p.entries_replayed, p.entries_affected), (4, 3));
+        assert_eq!((p.affected_count(), p.affected_outside_period()), (3, 1));
         let c = &p.changed[0];
         assert_eq!(c.differs, ["customer"]);
         assert_eq!(c.before.lines()[0].customer.as_deref(), Some("C-ACME"));
@@ -457,17 +496,49 @@ mod tests {
     }
 
     #[test]
+    fn held_and_exception_entries_outside_the_period_are_counted() {
+        // Old held entries (January) and one far in the future: nothing is
+        // listed for March, yet all three count toward review.
+        let mut held = state("1", "u-ann", "2026-01-05", 2, "p-new");
+        held.status = Status::Held;
+        let mut exception = state("2", "u-bob", "2026-01-06", 1, "p-new");
+        exception.status = Status::Exception;
+        let later = state("3", "u-ann", "2027-06-01", 1, "p-new");
+        let mut proposed = mappings();
+        proposed.insert(MappingRow::new(MappingTable::Project, "p-new", "C-ACME"));
+        let p = run(&[held, exception, later], &proposed);
+        assert_eq!((p.entries_checked, p.changed_count()), (0, 0));
+        assert_eq!(p.affected_count(), 3, "{p:?}");
+        // An empty period lists nothing and counts the same.
+        let r = rules();
+        let decide = reevaluate_with(&r);
+        let d = |s: &str| s.parse().unwrap_or_default();
+        let empty = preview(
+            &[state("4", "u-ann", "2025-12-01", 1, "p-new")],
+            d("2030-01-01"),
+            d("2030-01-01"),
+            &mappings(),
+            &proposed,
+            &r,
+            &decide,
+        );
+        assert_eq!((empty.entries_checked, empty.affected_count()), (0, 1));
+    }
+
+    #[test]
     fn no_change_means_an_empty_preview() {
         let entries = vec![state("1", "u-ann", "2026-03-03", 2, "p-acme-web")];
         let p = run(&entries, &mappings());
         assert_eq!(p.entries_checked, 1);
         assert!(p.changed.is_empty());
+        assert_eq!(p.affected_count(), 0);
         // Discarded (ignored) entries are not replayed.
         let mut discarded = entries[0].clone();
         discarded.status = Status::Ignored;
         let mut proposed = mappings();
         proposed.remove(MappingTable::Project, "p-acme-web");
-        assert_eq!(run(&[discarded], &proposed).entries_checked, 0);
+        let p = run(&[discarded], &proposed);
+        assert_eq!((p.entries_checked, p.affected_count()), (0, 0));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod poll;
 pub mod ports;
 pub mod report;
+pub mod review;
 pub mod rollback;
 pub mod rules;
 pub mod schedules;

@@ -304,10 +304,10 @@ impl ProposalStatus {
     }
 }
 
-/// A mapping change made through the console with the impact preview it
-/// was saved with. Kept for every console change (applied at once or after
-/// approval, or rejected), so the history shows what the change was
-/// expected to do.
+/// A mapping change (console, inline fix or CLI import) with the impact
+/// preview it was saved with. Kept for every reviewed change (applied at
+/// once or after approval, or rejected), so the history shows what the
+/// change was expected to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposedChange {
     /// Assigned by the store (0 before it is stored).
@@ -315,6 +315,10 @@ pub struct ProposedChange {
     /// The change as proposed (`seq` 0; `changed_by` is the proposer,
     /// `changed_at` when it was proposed).
     pub change: MappingChange,
+    /// Further changes proposed together with `change` (a CSV import),
+    /// applied with it in one transaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub further: Vec<MappingChange>,
     pub preview: crate::impact::ImpactPreview,
     pub status: ProposalStatus,
     /// Whether the threshold asked for a second admin.
@@ -329,6 +333,27 @@ pub struct ProposedChange {
     /// The change-log sequence number once applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_seq: Option<u64>,
+}
+
+impl ProposedChange {
+    /// Every change of the proposal, `change` first.
+    pub fn changes(&self) -> Vec<MappingChange> {
+        std::iter::once(self.change.clone())
+            .chain(self.further.iter().cloned())
+            .collect()
+    }
+
+    /// The proposal in words: the change, or how many with the first.
+    pub fn describe(&self) -> String {
+        match self.further.len() {
+            0 => self.change.describe(),
+            n => format!(
+                "{} mapping changes ({}, and {n} more)",
+                n + 1,
+                self.change.describe()
+            ),
+        }
+    }
 }
 
 /// Mapping changes with their previews, and the ones waiting for a second

@@ -55,6 +55,7 @@ fn proposal(key: &str, status: ProposalStatus) -> ProposedChange {
                 .expect("instant"),
             reason: "client renamed".into(),
         },
+        further: vec![],
         preview: ImpactPreview {
             from: "2026-03-01".parse().expect("date"),
             to: "2026-03-31".parse().expect("date"),
@@ -76,6 +77,8 @@ fn proposal(key: &str, status: ProposalStatus) -> ProposedChange {
                 },
                 differs: vec!["customer".into()],
             }],
+            entries_replayed: 9,
+            entries_affected: 3,
         },
         status,
         needs_approval: status == ProposalStatus::Pending,

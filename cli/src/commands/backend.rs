@@ -13,7 +13,9 @@ use timepost::config::Config;
 use timepost::engine::Engine;
 use timepost::ledger::Ledger;
 use timepost::local::stack::LocalStack;
-use timepost::ports::{EntryStore, Journal, MappingStore, Queue, QueueMessage};
+use timepost::ports::{
+    AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue, QueueMessage,
+};
 
 use crate::Failure;
 
@@ -43,6 +45,9 @@ pub struct Ops {
     pub mappings: Arc<dyn MappingStore>,
     pub journal: Arc<dyn Journal>,
     pub queue: Arc<dyn Queue>,
+    /// Where mapping changes wait for a second admin (with their previews).
+    pub pending: Arc<dyn PendingChanges>,
+    pub audit: Arc<dyn AuditLog>,
     pub engine: Arc<Engine>,
     pub ledger: Arc<dyn Ledger>,
 }
@@ -55,7 +60,9 @@ impl Ops {
             entries: store.clone(),
             mappings: store.clone(),
             journal: store.clone(),
-            queue: store,
+            queue: store.clone(),
+            pending: store.clone(),
+            audit: store,
             engine: stack.engine,
             ledger: stack.ledger,
             config: stack.config,
@@ -69,10 +76,25 @@ impl Ops {
             entries: stack.store.clone(),
             mappings: stack.store.clone(),
             journal: stack.store.clone(),
+            pending: stack.store.clone(),
+            audit: stack.store.clone(),
             queue: stack.queue,
             engine: stack.engine,
             ledger: stack.ledger,
             config: stack.config,
+        }
+    }
+
+    /// The mapping change review on this stack (the same workflow as the
+    /// console's, with the config's `mapping_approval_threshold`).
+    pub fn mapping_review(&self) -> timepost::review::MappingReview<'_> {
+        timepost::review::MappingReview {
+            entries: self.entries.as_ref(),
+            mappings: self.mappings.as_ref(),
+            audit: self.audit.as_ref(),
+            pending: Some(self.pending.as_ref()),
+            engine: self.engine.as_ref(),
+            threshold: self.config.console.mapping_approval_threshold,
         }
     }
 

@@ -102,8 +102,8 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/console/exceptions/redrive", FIXERS),
     ("POST", "/console/exceptions/discard", FIXERS),
     ("GET", "/console/exceptions/{key}", EVERYONE),
-    // Adds a missing row only (never changes one): finance fixes its own
-    // exceptions without waiting for an admin.
+    // Adds only a row an open entry is missing (never changes one), through
+    // review: above the threshold it waits for an admin's approval.
     ("POST", "/console/exceptions/fix-mapping", FIXERS),
     ("POST", "/console/exceptions/holding", FIXERS),
     ("POST", "/api/holding", FIXERS),
@@ -115,8 +115,8 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console/mappings/history", NOT_VIEWERS),
     ("POST", "/console/mappings/revert", ADMINS),
     // Mapping change review: previews and proposals are read by those who
-    // read the books; only admins propose (through the saves above),
-    // approve or reject.
+    // read the books; admins propose (through the saves above; finance
+    // only through the inline fix), and only admins approve or reject.
     ("GET", "/api/mappings/preview", READERS),
     ("GET", "/api/mappings/pending", READERS),
     ("GET", "/api/mappings/pending/{id}", READERS),
@@ -170,6 +170,22 @@ pub struct Principal {
     /// The session's CSRF token when signed in through the form; None for a
     /// bearer token (no ambient credential, so no CSRF to fear).
     pub csrf: Option<String>,
+    /// True when the credential is one person's (a configured user's
+    /// token, or an identity the hosting layer verified); false for the
+    /// shared `admin_token`, which names nobody and so can neither approve
+    /// a mapping change nor propose one that needs review.
+    pub named: bool,
+}
+
+impl Principal {
+    /// The caller as the review workflow sees it.
+    pub fn actor(&self) -> crate::review::Actor {
+        crate::review::Actor {
+            name: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            person: self.named,
+        }
+    }
 }
 
 pub const SESSION_COOKIE: &str = "tp_session";
@@ -273,6 +289,7 @@ pub fn identity_from_claims(
 struct Session {
     name: String,
     role: Role,
+    named: bool,
     csrf: String,
     expires: Instant,
 }
@@ -421,8 +438,9 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start a session; returns its id (the cookie value).
-    pub fn create(&self, name: &str, role: Role) -> String {
+    /// Start a session for `who` (as its token identified them); returns
+    /// its id (the cookie value).
+    pub fn create(&self, who: &Principal) -> String {
         let id = random_token();
         let now = Instant::now();
         let mut map = self.lock();
@@ -430,8 +448,9 @@ impl Sessions {
         map.insert(
             id.clone(),
             Session {
-                name: name.to_string(),
-                role,
+                name: who.name.clone(),
+                role: who.role,
+                named: who.named,
                 csrf: random_token(),
                 expires: now + self.ttl,
             },
@@ -447,6 +466,7 @@ impl Sessions {
                 name: s.name.clone(),
                 role: s.role,
                 csrf: Some(s.csrf.clone()),
+                named: s.named,
             })
     }
 
@@ -467,13 +487,16 @@ pub fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The user a token belongs to. Every comparison is constant-time and every
-/// candidate is compared, so timing tells nothing about which one matched.
+/// The user a token belongs to (a configured user is a named person; the
+/// `admin_token` is an admin named `admin` who is nobody in particular).
+/// Every comparison is constant-time and every candidate is compared, so
+/// timing tells nothing about which one matched. The CSRF token is None
+/// (a session adds its own).
 pub async fn check_token(
     state: &AppState,
     users: &[ConsoleUser],
     token: &str,
-) -> Option<(String, Role)> {
+) -> Option<Principal> {
     if token.is_empty() {
         return None;
     }
@@ -482,14 +505,24 @@ pub async fn check_token(
     for u in users {
         let want = hex::decode(&u.token_sha256).unwrap_or_default();
         if bool::from(want.as_slice().ct_eq(digest.as_slice())) && found.is_none() {
-            found = Some((u.name.clone(), u.role));
+            found = Some(Principal {
+                name: u.name.clone(),
+                role: u.role,
+                csrf: None,
+                named: true,
+            });
         }
     }
     let mut admin = false;
     for t in secret_list(state.secrets.as_ref(), secret_names::ADMIN).await {
         admin |= bool::from(t.as_bytes().ct_eq(token.as_bytes()));
     }
-    found.or(admin.then(|| ("admin".to_string(), Role::Admin)))
+    found.or(admin.then(|| Principal {
+        name: "admin".to_string(),
+        role: Role::Admin,
+        csrf: None,
+        named: false,
+    }))
 }
 
 /// The value of cookie `name` in the request, if any.
@@ -516,6 +549,7 @@ pub async fn authenticate(
             name: id.who.clone(),
             role: id.role,
             csrf: None,
+            named: !id.who.trim().is_empty(),
         });
     }
     let bearer = headers
@@ -523,13 +557,7 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return check_token(state, &state.users, token.trim())
-            .await
-            .map(|(name, role)| Principal {
-                name,
-                role,
-                csrf: None,
-            });
+        return check_token(state, &state.users, token.trim()).await;
     }
     cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id))
 }

@@ -195,14 +195,14 @@ async fn login(
             )
         }
     };
-    let Some((name, role)) = auth::check_token(&s, &s.users, token).await else {
+    let Some(who) = auth::check_token(&s, &s.users, token).await else {
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("That token is not valid."),
             csrf,
         );
     };
-    let id = s.sessions.create(&name, role);
+    let id = s.sessions.create(&who);
     let cookie = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         s.sessions.ttl().as_secs(),

@@ -13,20 +13,20 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::Serialize;
 
 use super::auth::{self, Principal};
-use super::console::{back_to, field, open_items, parse_key, redrive, PageError};
+use super::console::{back_to, field, parse_key, redrive, PageError};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::ledger::{Party, PostingLine};
-use crate::mapping::{MappingRow, MappingTable};
+use crate::mapping::MappingTable;
 use crate::model::{EntryKey, NormalisedEntry};
 use crate::pipeline::{self, fmt_minutes, Decision};
 use crate::ports::{JournalRecord, WorkerWeek};
+use crate::review::Saved;
 use crate::state::EntryState;
 
 /// The decision trace of one entry, as the API returns it.
@@ -341,9 +341,12 @@ pub async fn page_get(
 }
 
 /// `POST /console/exceptions/fix-mapping`: add the one missing mapping row
-/// an exception names (never change an existing row: that is the mappings
-/// page, for admins), audited as `mapping_fix`; held entries are re-checked
-/// by the change itself and every open item missing the same row is
+/// an open (held or exception) entry names, through the same review as any
+/// change (`crate::review`: counted over every stored entry; under the
+/// threshold it applies, above it it waits as a proposal for an admin).
+/// Never changes an existing row (409: that is the mappings page, for
+/// admins), and refuses a row no open entry is missing (403). Once applied,
+/// held entries are re-checked and every open entry missing the row is
 /// redriven.
 pub async fn fix_mapping_post(
     State(s): State<AppState>,
@@ -353,54 +356,42 @@ pub async fn fix_mapping_post(
     let table: MappingTable = field(&form, "table")?
         .parse()
         .map_err(|e: String| ApiError::bad_request(e, Some("table".into())))?;
-    let key = crate::mapping::table::normalise_key(field(&form, "key")?);
+    let key = field(&form, "key")?;
     let target = field(&form, "target")?;
     let reason = field(&form, "reason")?;
-    if let Some(existing) = s.mappings.snapshot().await?.get(table, &key) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "{table} `{key}` is already mapped to {}; change it on the mappings page",
-                existing.target
-            ),
-        )
-        .into());
-    }
-    let row = MappingRow::new(table, &key, target);
-    let c = super::mappings::change(
-        &s,
-        &who,
-        table,
-        &key,
-        Some(row),
-        &format!("fix from the exceptions page: {reason}"),
-        "mapping_fix",
-    )
-    .await?;
-    let keys: Vec<EntryKey> = open_items(&s)
-        .await?
-        .into_values()
-        .flatten()
-        .filter(|st| {
-            st.reason
-                .as_ref()
-                .and_then(|r| r.missing_mapping.as_ref())
-                .is_some_and(|m| {
-                    m.table == table.as_str() && crate::mapping::table::normalise_key(&m.key) == key
-                })
-        })
-        .map(|st| st.entry.key)
-        .collect();
-    if !keys.is_empty() {
-        redrive(&s, &who, &keys, &format!("after adding {table} `{key}`")).await?;
-    }
-    let seq = c.map(|c| c.seq).unwrap_or_default();
-    Ok(back_to(
-        "/console/exceptions",
-        &format!(
-            "Change #{seq}: {table} `{key}` now maps to {target}; {} entr{} redriven.",
+    let (saved, keys) = s
+        .mapping_review()
+        .add_missing_row(&who.actor(), table, key, target, reason)
+        .await?;
+    let key = crate::mapping::table::normalise_key(key);
+    let notice = match &saved {
+        Saved::Pending(p) => format!(
+            "{table} `{key}` → {target} touches {} stored entr{}, more than allowed without review: it waits as proposal #{} for an admin's approval; the {} open entr{} missing it stay as they are until then.",
+            p.preview.affected_count(),
+            plural(p.preview.affected_count()),
+            p.id,
             keys.len(),
-            if keys.len() == 1 { "y" } else { "ies" }
+            plural(keys.len()),
         ),
-    ))
+        Saved::Applied { changes, .. } => {
+            super::mappings::recheck(&s).await;
+            redrive(&s, &who, &keys, &format!("after adding {table} `{key}`")).await?;
+            format!(
+                "Change #{}: {table} `{key}` now maps to {target}; {} entr{} redriven.",
+                changes.first().map(|c| c.seq).unwrap_or_default(),
+                keys.len(),
+                plural(keys.len()),
+            )
+        }
+        Saved::Unchanged => saved.notice(),
+    };
+    Ok(back_to("/console/exceptions", &notice))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        "y"
+    } else {
+        "ies"
+    }
 }

@@ -96,6 +96,7 @@ mod tests {
             name: "<b>eve</b>".into(),
             role: crate::http::auth::Role::Viewer,
             csrf: Some("t\"x".into()),
+            named: true,
         };
         let h = page("<x>", Some(&p), "").0;
         assert!(!h.contains("<b>eve"));

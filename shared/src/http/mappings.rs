@@ -1,25 +1,26 @@
 //! Mapping administration: every table's rows, add / change / remove one
 //! row with a required reason, a row's history (who, when, why, before →
 //! after) and "revert to this version", which applies a change's `before`
-//! as a new change. Every change goes through `MappingStore::apply` (one
-//! transaction), is audited, and is followed by `Engine::recheck_held` so
-//! held entries post by themselves.
+//! as a new change. Every change goes through `crate::review` (previewed
+//! over every stored entry, applied in one `MappingStore::apply` and
+//! audited, or left for a second admin), and one that applied is followed
+//! by `Engine::recheck_held` so held entries post by themselves.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::{self, Principal};
-use super::console::{audit_record, back_to, PageError};
+use super::console::{back_to, PageError};
 use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
-use super::mapping_review::{self as review, Period, Saved};
+use super::mapping_review::{self as review, after_save};
 use super::{ApiError, AppState};
-use crate::mapping::{csv_io, MappingChange, MappingRow, MappingTable};
+use crate::mapping::{csv_io, MappingRow, MappingTable};
+use crate::review::{draft, Period, Saved};
 
 fn bad(message: impl Into<String>, field: &str) -> ApiError {
     ApiError::bad_request(message, Some(field.into()))
@@ -50,87 +51,11 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
-/// The change that would set `key` in `table` to `after` (None removes),
-/// against the current mappings; None when nothing would change.
-pub(super) fn draft(
-    current: &crate::mapping::Mappings,
-    who: &Principal,
-    table: MappingTable,
-    key: &str,
-    after: Option<MappingRow>,
-    reason: &str,
-) -> Result<Option<MappingChange>, ApiError> {
-    let key = crate::mapping::table::normalise_key(key);
-    let before = current.get(table, &key).cloned();
-    if before.is_none() && after.is_none() {
-        return Err(ApiError::not_found(format!("no {table} mapping `{key}`")));
-    }
-    if before == after {
-        return Ok(None);
-    }
-    Ok(Some(MappingChange {
-        seq: 0,
-        table,
-        key,
-        before,
-        after,
-        changed_by: who.name.clone(),
-        changed_at: Utc::now(),
-        reason: reason.to_string(),
-    }))
-}
-
-/// Apply one drafted change in one transaction, audit it as `action`, and
-/// re-check held entries. Returns it with its sequence number.
-pub(super) async fn commit(
-    s: &AppState,
-    who: &Principal,
-    c: MappingChange,
-    action: &str,
-    note: &str,
-) -> Result<MappingChange, ApiError> {
-    let reason = c.reason.clone();
-    let applied = s.mappings.apply(vec![c]).await?;
-    let c = applied
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::unavailable("the change was not recorded"))?;
-    s.audit
-        .record(audit_record(
-            who,
-            action,
-            None,
-            format!("#{} {}: {reason}{note}", c.seq, c.describe()),
-        ))
-        .await?;
-    recheck(s).await;
-    Ok(c)
-}
-
 /// Re-check held entries after a change; a failure is logged (the change
 /// stands and the scheduled re-check catches up).
 pub(super) async fn recheck(s: &AppState) {
     if let Err(e) = s.engine.recheck_held(&crate::worker::new_batch_id()).await {
         tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
-    }
-}
-
-/// Apply one change (after = None removes) at once, without review (the
-/// exceptions page's "add the missing row", which only adds). Returns None
-/// when nothing would change.
-pub(super) async fn change(
-    s: &AppState,
-    who: &Principal,
-    table: MappingTable,
-    key: &str,
-    after: Option<MappingRow>,
-    reason: &str,
-    action: &str,
-) -> Result<Option<MappingChange>, ApiError> {
-    let current = s.mappings.snapshot().await?;
-    match draft(&current, who, table, key, after, reason)? {
-        Some(c) => Ok(Some(commit(s, who, c, action, "").await?)),
-        None => Ok(None),
     }
 }
 
@@ -154,8 +79,9 @@ pub(super) fn parse_row(
     Ok((table, key, Some(row)))
 }
 
-/// Set (`remove` false) or remove one row, through review: previewed over
-/// `period`, then applied or left pending for a second admin.
+/// Set (`remove` false) or remove one row, through review: counted over
+/// every stored entry (`period` only limits the list), then applied or left
+/// pending for a second admin.
 #[allow(clippy::too_many_arguments)] // the row's fields, as given by a form or JSON
 async fn set_row(
     s: &AppState,
@@ -176,8 +102,19 @@ async fn set_row(
         "mapping_set"
     };
     let current = s.mappings.snapshot().await?;
-    let c = draft(&current, who, table, &key, after, &reason)?;
-    review::save(s, who, &current, c, action, period).await
+    let c = draft(&current, &who.name, table, &key, after, &reason)?;
+    let saved = s
+        .mapping_review()
+        .save(
+            &who.actor(),
+            None,
+            &current,
+            c.into_iter().collect(),
+            action,
+            Some(period),
+        )
+        .await?;
+    Ok(after_save(s, saved).await)
 }
 
 /// Apply change `seq`'s `before` as a new change (through review).
@@ -204,8 +141,21 @@ async fn revert(
     if old.before.is_none() && current.get(old.table, &old.key).is_none() {
         return Ok(Saved::Unchanged);
     }
-    let c = draft(&current, who, old.table, &old.key, old.before, &reason)?;
-    review::save(s, who, &current, c, "mapping_revert", period).await
+    let c = draft(
+        &current, &who.name, old.table, &old.key, old.before, &reason,
+    )?;
+    let saved = s
+        .mapping_review()
+        .save(
+            &who.actor(),
+            None,
+            &current,
+            c.into_iter().collect(),
+            "mapping_revert",
+            Some(period),
+        )
+        .await?;
+    Ok(after_save(s, saved).await)
 }
 
 fn row_attrs(r: &MappingRow) -> String {
@@ -262,10 +212,10 @@ pub async fn page_get(
              <input type=\"text\" name=\"reason\" placeholder=\"reason (required)\" required> \
              <button type=\"submit\">Save</button> \
              <button class=\"secondary\" type=\"submit\" name=\"remove\" value=\"1\">Remove</button><br>\
-             Impact preview over work dates <input type=\"date\" name=\"from\" aria-label=\"from\"> to \
+             List the impact on work dates <input type=\"date\" name=\"from\" aria-label=\"from\"> to \
              <input type=\"date\" name=\"to\" aria-label=\"to\"> (default: the last 30 days) \
              <button class=\"secondary\" type=\"submit\" name=\"preview\" value=\"1\" formnovalidate>Preview impact</button></form>\
-             <p>Saving replays the period's entries against the change; a change touching more than {threshold} entr{pl} waits for a second admin.</p></section>",
+             <p>Saving replays every stored entry against the change, whatever its date; a change touching more than {threshold} entr{pl} waits for a second admin. The dates only choose which of them are listed.</p></section>",
             csrf = csrf_field(&who),
             threshold = s.review().threshold,
             pl = if s.review().threshold == 1 { "y" } else { "ies" },
@@ -417,7 +367,8 @@ pub struct SetBody {
     #[serde(default)]
     remove: bool,
     reason: Option<String>,
-    /// The preview period (work dates, default the last 30 days).
+    /// The work dates whose affected entries the preview lists (default
+    /// the last 30 days); review counts every stored entry regardless.
     from: Option<String>,
     to: Option<String>,
 }
@@ -442,7 +393,7 @@ pub async fn api_set(
         period,
     )
     .await?;
-    Ok(saved.answer())
+    Ok(review::answer(saved))
 }
 
 #[derive(Deserialize)]
@@ -462,5 +413,5 @@ pub async fn api_revert(
     let period = Period::parse(b.from.as_deref(), b.to.as_deref())?;
     let seq = b.seq.map(|n| n.to_string());
     let saved = revert(&s, &who, seq.as_deref(), b.reason.as_deref(), period).await?;
-    Ok(saved.answer())
+    Ok(review::answer(saved))
 }

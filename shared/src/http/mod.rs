@@ -141,6 +141,18 @@ impl AppState {
         &self.1
     }
 
+    /// The mapping change review workflow on this state's ports.
+    pub fn mapping_review(&self) -> crate::review::MappingReview<'_> {
+        crate::review::MappingReview {
+            entries: self.entries.as_ref(),
+            mappings: self.mappings.as_ref(),
+            audit: self.audit.as_ref(),
+            pending: self.1.pending.as_deref(),
+            engine: self.engine.as_ref(),
+            threshold: self.1.threshold,
+        }
+    }
+
     /// The outcome report of the store as it stands.
     pub async fn report(&self) -> Result<crate::report::Report, ApiError> {
         crate::report::collect(
@@ -314,6 +326,20 @@ impl From<crate::ports::StoreError> for ApiError {
                 tracing::error!(error = %other, "store failure");
                 Self::unavailable("storage is unavailable; nothing was changed")
             }
+        }
+    }
+}
+
+impl From<crate::review::ReviewError> for ApiError {
+    fn from(e: crate::review::ReviewError) -> Self {
+        use crate::review::ReviewError as E;
+        match e {
+            E::Invalid { message, field } => Self::bad_request(message, field),
+            E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            E::NotFound(m) => Self::not_found(m),
+            E::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            E::Unavailable(m) => Self::unavailable(m),
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -154,7 +154,7 @@ pub fn spec() -> Value {
     approve["responses"]["202"] = json!({ "description": "queued" });
     approve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     let mut set_mapping = op(
-        "Add, change (`target`, `attrs`) or remove (`remove: true`) one mapping row with a required reason; one transaction, audited, then held entries are re-checked",
+        "Add, change (`target`, `attrs`) or remove (`remove: true`) one mapping row with a required reason, through review: when it would change more stored entries (any work date) than `mapping_approval_threshold` it is stored as a proposal (202) for a second named admin (the shared admin token may not propose it: 403); otherwise one transaction, audited, then held entries are re-checked",
         json!([]),
         "the change (or changed: false when the row is already so)",
     );
@@ -271,11 +271,12 @@ fn console_paths(paths: &mut Value) {
         }
     } });
     let mut fix = form_post(
-        "Add the missing mapping row an exception names (`table`, `key`, `target`, `reason`; never changes an existing row: 409), audited, then redrive every open entry missing it",
+        "Add the mapping row an open (held or exception) entry is missing (`table`, `key`, `target`, `reason`), through the same review as any change: applied, audited and every open entry missing it redriven, or, when it would change more stored entries than `mapping_approval_threshold`, stored as a proposal for an admin; never changes an existing row (409) nor adds one no open entry is missing (403)",
         &["csrf", "table", "key", "target", "reason"],
         true,
     );
     fix["responses"]["409"] = json!({ "description": "the row exists already" });
+    fix["responses"]["403"] = json!({ "description": "role without the right, CSRF token missing, or no open entry is missing this row" });
     paths["/console/exceptions/fix-mapping"] = json!({ "post": fix });
     let mut hold = form_post(
         "Route entries to the holding account: `key` (one, or repeated for a selection) or `code` (every open entry of a reason); recorded on the entry, audited, posted once through the queue",
@@ -333,7 +334,7 @@ fn mapping_review_paths(paths: &mut Value) {
         date("to")
     ]);
     paths["/api/mappings/preview"] = json!({ "get": op(
-        "The impact of one proposed row change (`table`, `key`, `target`, `attrs`, or `remove`): the entries of `from`..`to` (work dates, default the last 30 days) replayed against the current and the proposed mappings, those that would post differently (before → after lines, state moves), and whether saving it needs a second admin",
+        "The impact of one proposed row change (`table`, `key`, `target`, `attrs`, or `remove`): every stored entry replayed against the current and the proposed mappings; `entries_affected` counts those that would post differently whatever their work date (what decides whether saving it needs a second admin), and those of `from`..`to` (work dates, default the last 30 days) are listed (before → after lines, state moves)",
         row.clone(),
         "the preview",
     ) });
@@ -349,7 +350,7 @@ fn mapping_review_paths(paths: &mut Value) {
     ) });
     paths["/api/mappings/pending/{id}"] = json!({ "get": op("One mapping change proposal with its saved preview", json!([path_param("id")]), "the proposal") });
     let mut approve = op(
-        "Approve a pending mapping change (another admin than the proposer: 403); applied in one transaction, audited, then held entries are re-checked; 409 when it is no longer pending or the mappings changed since its preview",
+        "Approve a pending mapping change: a named admin other than the proposer (the proposer, or the shared admin token that names nobody: 403); applied in one transaction, audited, then held entries are re-checked and open entries missing a row it added redriven; 409 when it is no longer pending or the mappings changed since its preview",
         json!([path_param("id")]),
         "applied",
     );
@@ -378,7 +379,7 @@ fn mapping_review_paths(paths: &mut Value) {
         }
     } });
     let mut approve_form = form_post(
-        "Approve and apply a pending mapping change (not your own: 403; stale preview: 409)",
+        "Approve and apply a pending mapping change (not your own, not with the shared admin token: 403; stale preview: 409)",
         &["csrf"],
         true,
     );
@@ -395,8 +396,8 @@ fn mapping_review_paths(paths: &mut Value) {
     reject_form["parameters"] = json!([path_param("id")]);
     reject_form["responses"]["409"] = json!({ "description": "no longer pending" });
     paths["/console/mappings/pending/{id}/reject"] = json!({ "post": reject_form });
-    // Saves are previewed over `from`..`to`; a large change answers 202
-    // (pending) instead of applying.
+    // Saves are counted over every stored entry and list `from`..`to`; a
+    // large change answers 202 (pending) instead of applying.
     for p in ["/api/mappings", "/api/mappings/revert"] {
         let props = &mut paths[p]["post"]["requestBody"]["content"]["application/json"]["schema"]
             ["properties"];
