@@ -186,6 +186,20 @@ async fn connection(
 /// on. Every handler reads its body whole anyway (1 MiB at most), so this
 /// only bounds how long a client may take to send it.
 async fn body_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // A body declared over the limit is refused before any of it is
+    // awaited (the router would refuse it too, but only once it was read).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        tracing::warn!(declared = n, path = %req.uri().path(), "request refused: body too large");
+        return closing(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is {n} bytes; at most {MAX_BODY} are accepted"),
+        ));
+    }
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(bytes)) => {

@@ -360,7 +360,7 @@ fn reviewed_workdir() -> tempfile::TempDir {
     let d = workdir();
     let cfg = d.path().join("timepost.toml");
     let toml = std::fs::read_to_string(&cfg).unwrap();
-    assert!(toml.contains("[rules]\n") && !toml.contains("[console]"));
+    assert!(toml.contains("[rules]\n") && !toml.lines().any(|l| l.trim() == "[console]"));
     std::fs::write(
         &cfg,
         toml.replacen(

@@ -497,13 +497,13 @@ mod tests {
 
     #[test]
     fn held_and_exception_entries_outside_the_period_are_counted() {
-        // Old held entries (January) and one far in the future: nothing is
+        // Old held entries (January) and one after the period: nothing is
         // listed for March, yet all three count toward review.
         let mut held = state("1", "u-ann", "2026-01-05", 2, "p-new");
         held.status = Status::Held;
         let mut exception = state("2", "u-bob", "2026-01-06", 1, "p-new");
         exception.status = Status::Exception;
-        let later = state("3", "u-ann", "2027-06-01", 1, "p-new");
+        let later = state("3", "u-ann", "2026-06-01", 1, "p-new");
         let mut proposed = mappings();
         proposed.insert(MappingRow::new(MappingTable::Project, "p-new", "C-ACME"));
         let p = run(&[held, exception, later], &proposed);
