@@ -293,15 +293,7 @@ impl Engine {
             } => {
                 tracing::info!(%source, workspace, user_id, %from, %to, ?status, by, "approval");
                 let mut out = Vec::new();
-                let mut week = chrono::NaiveDate::min(*from, *to);
-                let end = chrono::NaiveDate::max(*from, *to);
-                while crate::model::week_start(week) <= end {
-                    let ww = WorkerWeek {
-                        source: *source,
-                        workspace: workspace.clone(),
-                        user_id: user_id.clone(),
-                        week_start: crate::model::week_start(week),
-                    };
+                for ww in WorkerWeek::spanning(*source, workspace, user_id, *from, *to) {
                     let status = *status;
                     // One claim on the week for all its entries.
                     let settled = self
@@ -324,7 +316,6 @@ impl Engine {
                         })
                         .await?;
                     out.extend(settled);
-                    week += chrono::Duration::days(7);
                 }
                 Ok(out)
             }

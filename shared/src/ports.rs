@@ -36,6 +36,30 @@ pub struct WorkerWeek {
 }
 
 impl WorkerWeek {
+    /// The weeks of one tracker user that the dates `from..=to` touch (in
+    /// either order), earliest first: what an approval of a range settles.
+    pub fn spanning(
+        source: Source,
+        workspace: &str,
+        user_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Vec<Self> {
+        let (lo, hi) = (from.min(to), from.max(to));
+        let mut out = Vec::new();
+        let mut start = crate::model::week_start(lo);
+        while start <= hi {
+            out.push(Self {
+                source,
+                workspace: workspace.to_string(),
+                user_id: user_id.to_string(),
+                week_start: start,
+            });
+            start += chrono::Duration::days(7);
+        }
+        out
+    }
+
     pub fn of(e: &NormalisedEntry) -> Self {
         Self {
             source: e.key.source,

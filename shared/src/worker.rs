@@ -171,14 +171,7 @@ async fn park_approval(
 ) -> StoreResult<()> {
     let now = Utc::now();
     let (lo, hi) = (from.min(to), from.max(to));
-    let mut week = crate::model::week_start(lo);
-    while week <= hi {
-        let ww = crate::ports::WorkerWeek {
-            source: *source,
-            workspace: workspace.to_string(),
-            user_id: user_id.to_string(),
-            week_start: week,
-        };
+    for ww in crate::ports::WorkerWeek::spanning(*source, workspace, user_id, lo, hi) {
         for mut st in entries.week(&ww).await? {
             let d = st.entry.work_date;
             if d < lo || d > hi || st.status != Status::AwaitingApproval {
@@ -202,7 +195,6 @@ async fn park_approval(
             st.note_transition(before, now);
             entries.put(&st).await?;
         }
-        week += chrono::Duration::days(7);
     }
     Ok(())
 }
