@@ -236,3 +236,198 @@ pub fn resolve(
         strays,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::books::fingerprint;
+    use crate::ledger::Party;
+    use crate::model::Source;
+
+    fn line(tier: &str, minutes: i64) -> PostingLine {
+        PostingLine {
+            tier: tier.into(),
+            party: Party::Employee { id: "E-1".into() },
+            txn_date: "2026-03-03".parse().expect("date"),
+            minutes,
+            customer: Some("C-1".into()),
+            service_item: None,
+            class: None,
+            department: None,
+            payroll_item: None,
+            account: "4000".into(),
+            billable: true,
+            hourly_rate: None,
+            original_rate: None,
+            fx_rate: None,
+            fx_date: None,
+            description: "work".into(),
+        }
+    }
+
+    fn rec(id: &str, token: &str, tier: &str) -> RecordRef {
+        RecordRef {
+            id: id.into(),
+            sync_token: token.into(),
+            tier: tier.into(),
+        }
+    }
+
+    fn book(id: &str, token: &str, fp: Option<String>, minutes: i64) -> BookRecord {
+        BookRecord {
+            id: id.into(),
+            sync_token: token.into(),
+            fingerprint: fp,
+            txn_date: "2026-03-03".parse().expect("date"),
+            party: Some(Party::Employee { id: "E-1".into() }),
+            minutes,
+            customer: Some("C-1".into()),
+            billable: Some(true),
+            description: "work".into(),
+            locked: false,
+        }
+    }
+
+    fn intent(op: LedgerOp, before: Vec<PostingLine>) -> Intent {
+        Intent::new(
+            EntryKey::new(Source::Csv, "ws", "e"),
+            crate::model::Version {
+                updated_at: "2026-03-09T00:00:00Z".parse().expect("instant"),
+                content_hash: "h".into(),
+            },
+            "b",
+            op,
+            before,
+            "2026-03-09T00:00:00Z".parse().expect("instant"),
+        )
+    }
+
+    fn run(i: &Intent, before: Actual, books: &[BookRecord]) -> Resolution {
+        resolve(i, &before, books, |tier| Some(fingerprint(&i.id, tier)))
+    }
+
+    #[test]
+    fn a_create_found_by_its_fingerprint_is_applied_and_absent_is_not() {
+        let i = intent(
+            LedgerOp::Create {
+                lines: vec![line("regular", 480), line("overtime", 60)],
+            },
+            vec![],
+        );
+        let fp = |t: &str| Some(fingerprint(&i.id, t));
+        let found = [
+            book("7", "0", fp("regular"), 480),
+            book("8", "0", fp("overtime"), 60),
+        ];
+        let r = run(&i, Actual::default(), &found);
+        assert_eq!(r.outcome, IntentOutcome::Applied);
+        assert_eq!(
+            r.actual.records,
+            vec![rec("7", "0", "regular"), rec("8", "0", "overtime")]
+        );
+        assert_eq!(r.actual.lines, i.lines());
+        // Someone else's record on the same day is not ours.
+        let r = run(&i, Actual::default(), &[book("9", "0", None, 480)]);
+        assert_eq!(
+            (r.outcome, r.actual),
+            (IntentOutcome::NotApplied, Actual::default())
+        );
+        // One line of two made it (a batch cut short).
+        let r = run(&i, Actual::default(), &found[..1]);
+        assert_eq!(r.outcome, IntentOutcome::Partial);
+        assert_eq!(r.actual.records, vec![rec("7", "0", "regular")]);
+    }
+
+    #[test]
+    fn an_update_in_place_is_told_apart_by_the_new_fingerprint() {
+        let old = line("regular", 480);
+        let before = Actual {
+            records: vec![rec("7", "0", "regular"), rec("8", "0", "overtime")],
+            lines: vec![old.clone(), line("overtime", 60)],
+        };
+        // The week lost its overtime: regular rewritten, overtime deleted.
+        let i = intent(
+            LedgerOp::Update {
+                records: before.records.clone(),
+                lines: vec![line("regular", 420)],
+            },
+            before.lines.clone(),
+        );
+        let new_fp = Some(fingerprint(&i.id, "regular"));
+        let applied = run(&i, before.clone(), &[book("7", "1", new_fp.clone(), 420)]);
+        assert_eq!(applied.outcome, IntentOutcome::Applied);
+        assert_eq!(applied.actual.records, vec![rec("7", "1", "regular")]);
+        let untouched = [
+            book("7", "0", Some("oldfingerprnt".into()), 480),
+            book("8", "0", None, 60),
+        ];
+        let not = run(&i, before.clone(), &untouched);
+        assert_eq!(not.outcome, IntentOutcome::NotApplied);
+        assert_eq!(not.actual, before);
+        // Rewritten but the extra record still there: partial.
+        let part = run(
+            &i,
+            before.clone(),
+            &[book("7", "1", new_fp, 420), book("8", "0", None, 60)],
+        );
+        assert_eq!(part.outcome, IntentOutcome::Partial);
+        assert_eq!(
+            part.actual.records,
+            vec![rec("7", "1", "regular"), rec("8", "0", "overtime")]
+        );
+    }
+
+    #[test]
+    fn a_delete_is_applied_when_its_records_are_gone_and_copies_are_strays() {
+        let before = Actual {
+            records: vec![rec("7", "3", "regular")],
+            lines: vec![line("regular", 480)],
+        };
+        let i = intent(
+            LedgerOp::Delete {
+                records: before.records.clone(),
+            },
+            before.lines.clone(),
+        );
+        assert_eq!(run(&i, before.clone(), &[]).outcome, IntentOutcome::Applied);
+        // Still there, with a token someone else moved: not applied, and
+        // the fresh token is what the next attempt must quote.
+        let r = run(&i, before.clone(), &[book("7", "4", None, 480)]);
+        assert_eq!(r.outcome, IntentOutcome::NotApplied);
+        assert_eq!(r.actual.records, vec![rec("7", "4", "regular")]);
+
+        let create = intent(
+            LedgerOp::Create {
+                lines: vec![line("regular", 480)],
+            },
+            vec![],
+        );
+        let fp = Some(fingerprint(&create.id, "regular"));
+        let r = run(
+            &create,
+            Actual::default(),
+            &[book("7", "0", fp.clone(), 480), book("9", "0", fp, 480)],
+        );
+        assert_eq!(r.outcome, IntentOutcome::Applied);
+        assert_eq!(r.strays, vec![rec("9", "0", "regular")]);
+    }
+
+    #[test]
+    fn each_attempt_has_its_own_key_and_the_query_covers_old_and_new_lines() {
+        let mut moved = line("regular", 60);
+        moved.txn_date = "2026-03-10".parse().expect("date");
+        let a = intent(
+            LedgerOp::Create { lines: vec![moved] },
+            vec![line("regular", 60)],
+        );
+        let b = intent(LedgerOp::Create { lines: vec![] }, vec![]);
+        assert_ne!(a.idempotency_key(), b.idempotency_key());
+        assert!(a.idempotency_key().len() <= 36);
+        let q = a.book_query().expect("query");
+        assert_eq!(
+            (q.from.to_string(), q.to.to_string()),
+            ("2026-03-03".into(), "2026-03-10".into())
+        );
+        assert_eq!(b.book_query(), None);
+    }
+}
