@@ -12,7 +12,7 @@ use timepost::ledger::sandbox::Fault;
 use timepost::ledger::LedgerError;
 use timepost::local::stack::LocalStack;
 use timepost::model::{ApprovalStatus, EntryKey, Source};
-use timepost::ports::{EntryStore, Journal, Queue, QueueMessage, WorkerWeek};
+use timepost::ports::{EntryStore, Journal, Queue, QueueMessage, Received, WorkerWeek};
 use timepost::state::Status;
 use timepost::week_claim::week_claim_key;
 use timepost::worker::{settle, Settled};
@@ -70,14 +70,7 @@ async fn a_crash_after_the_call_then_a_new_version_updates_the_one_record() {
     let mut failing = (*s.engine).clone_for_test();
     failing.ledger = std::sync::Arc::new(Unreadable(s.ledger.clone()));
     send(&s, entry_message(&v1)).await;
-    let r = s
-        .store
-        .receive(1, Duration::from_secs(30))
-        .await
-        .expect("receive");
-    let settled = settle(&failing, &s.store, &r[0], "b1")
-        .await
-        .expect("settle");
+    let (_, settled) = next_settled(&s, &failing).await;
     assert!(matches!(settled, Settled::Retry(_)), "{settled:?}");
     assert_eq!(
         s.sandbox.records().expect("records").len(),
@@ -136,22 +129,15 @@ async fn waiting_on_another_worker_never_dead_letters_a_healthy_message() {
         .expect("claim"));
     send(&s, entry_message(&e)).await;
     for _ in 0..(s.engine.settings.max_receives * 3) {
-        let r = s
-            .store
-            .receive(1, Duration::from_secs(30))
-            .await
-            .expect("receive");
-        let got = settle(&s.engine, &s.store, &r[0], "b")
-            .await
-            .expect("settle");
+        let (r, got) = next_settled(&s, &s.engine).await;
         assert!(matches!(got, Settled::Requeued(_)), "{got:?}");
         assert!(
-            r[0].receive_count <= 1,
+            r.receive_count <= 1,
             "a busy wait counted: {}",
-            r[0].receive_count
+            r.receive_count
         );
         s.store
-            .retry_later(&r[0].receipt, Duration::ZERO)
+            .retry_later(&r.receipt, Duration::ZERO)
             .await
             .expect("visible");
     }
@@ -297,14 +283,7 @@ async fn a_resplit_cut_short_by_a_transient_error_is_finished_by_the_retry() {
         .updated("2026-03-10T00:00:00Z")
         .build();
     send(&s, entry_message(&monday)).await;
-    let r = s
-        .store
-        .receive(1, Duration::from_secs(30))
-        .await
-        .expect("receive");
-    let got = settle(&s.engine, &s.store, &r[0], "b")
-        .await
-        .expect("settle");
+    let (r, got) = next_settled(&s, &s.engine).await;
     assert!(matches!(got, Settled::Retry(_)), "{got:?}");
     let st = s.store.get(&key("w0")).await.expect("get").expect("state");
     assert_eq!((st.status, st.posted_minutes()), (Status::Posted, 120));
@@ -312,7 +291,7 @@ async fn a_resplit_cut_short_by_a_transient_error_is_finished_by_the_retry() {
     assert_eq!(s.store.dirty_weeks(10).await.expect("dirty").len(), 1);
     // The retry is a duplicate of a posted version, and still converges.
     s.store
-        .retry_later(&r[0].receipt, Duration::ZERO)
+        .retry_later(&r.receipt, Duration::ZERO)
         .await
         .expect("visible");
     timepost::worker::drain_all(&s.engine, &s.store, Duration::from_secs(10))
@@ -383,6 +362,20 @@ async fn a_record_edited_in_the_books_is_retargeted_not_refused() {
     assert_eq!(st.status, Status::Posted, "{:?}", st.reason);
     assert_eq!(books(&s).values().sum::<i64>(), 300);
     assert_eq!(s.sandbox.records().expect("records").len(), 1);
+}
+
+/// Receive the next queued message and settle it with `engine`.
+async fn next_settled(s: &LocalStack, engine: &Engine) -> (Received, Settled) {
+    let r = s
+        .store
+        .receive(1, Duration::from_secs(30))
+        .await
+        .expect("receive")
+        .into_iter()
+        .next()
+        .expect("a queued message");
+    let got = settle(engine, &s.store, &r, "b").await.expect("settle");
+    (r, got)
 }
 
 fn entry_message(e: &timepost::model::NormalisedEntry) -> QueueMessage {
