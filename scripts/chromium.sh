@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure headless Chromium and its WebDriver are installed for the
-# browser tests (cli/tests/browser.rs): Debian's `chromium` and
+# browser tests (cli/tests/it/browser.rs): Debian's `chromium` and
 # `chromium-driver`. Never fails the caller: when they cannot be installed
 # it says why and exits 0; the browser tests then skip locally and fail
 # under CI=true.

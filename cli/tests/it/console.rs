@@ -3,7 +3,7 @@
 //! redrive through the exceptions page posting exactly once, discard with a
 //! required reason, and the audit log.
 
-mod common;
+use crate::common;
 
 use common::console::*;
 use common::Server;

@@ -2,7 +2,7 @@
 //! port: signatures (with rotation), validation pings, bad input, replays,
 //! and updates and deletes flowing through to the sandbox ledger.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@
 //! proposal or a 403: an empty preview period, old entries outside the
 //! default window, finance's inline fix, the admin token.
 
-mod common;
+use crate::common;
 
 use common::console_kit::*;
 use common::Server;

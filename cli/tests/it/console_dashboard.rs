@@ -3,7 +3,7 @@
 //! unmapped rate, exceptions, time to resolve, posting latency) as inline
 //! SVG charts, on a real `timepost serve`.
 
-mod common;
+use crate::common;
 
 use common::console_kit::*;
 use common::Server;

@@ -3,7 +3,7 @@
 //! recorded on the entry, audited, posted exactly once, reported as in
 //! holding.
 
-mod common;
+use crate::common;
 
 use common::console_kit::*;
 use common::Server;

@@ -5,7 +5,7 @@
 //!
 //! Waits here are liveness bounds (fail rather than hang), never figures.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 //! never printed; a damaged store is refused with its path; oversized
 //! fields and bodies are refused naming what was too large.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -11,7 +11,7 @@
 //! (`scripts/chromium.sh` installs them). Without them a test prints
 //! "skipped: ..." and passes, except under `CI=true`, where it fails.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

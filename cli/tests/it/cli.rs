@@ -1,7 +1,7 @@
 //! The `timepost` binary as a user meets it: exit codes, messages, and the
 //! local server over real HTTP.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! words, the books) on the console and the API, and the inline fix of a
 //! missing mapping from the exceptions page, on a real `timepost serve`.
 
-mod common;
+use crate::common;
 
 use common::console_kit::*;
 use common::Server;

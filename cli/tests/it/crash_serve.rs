@@ -12,7 +12,7 @@
 //! The seed is fixed (`TIMEPOST_CRASH_SEED` overrides it); a failure
 //! prints the seed, the kill points and every difference.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
