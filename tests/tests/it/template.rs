@@ -206,10 +206,12 @@ fn table_is_the_dynamodb_contract() {
         ),
         &Value::Bool(true)
     );
-    assert_eq!(
-        at(at(p, "SSESpecification"), "SSEEnabled"),
-        &Value::Bool(true)
-    );
+    // Encrypted at rest either way: the AWS-owned key by default, a named
+    // customer key when given (see a_flood_is_bounded_...).
+    let (tag, args) = intrinsic(at(p, "SSESpecification")).expect("SSESpecification is an If");
+    assert_eq!(tag, "If");
+    assert_eq!(at(&args[1], "SSEEnabled"), &Value::Bool(true));
+    assert!(is_ref(at(&args[1], "KMSMasterKeyId"), "TableKmsKeyArn"));
     let (tag, _) = intrinsic(at(p, "DeletionProtectionEnabled")).expect("configurable");
     assert_eq!(tag, "If", "deletion protection follows a parameter");
 }
@@ -660,7 +662,7 @@ fn every_function_alarms_on_errors_and_throttles() {
     for (id, _, _) in FUNCTIONS {
         for metric in ["Errors", "Throttles"] {
             let found = alarms.iter().any(|a| {
-                string(at(a, "MetricName")) == metric
+                opt(a, "MetricName").and_then(Value::as_str) == Some(metric)
                     && at(a, "Dimensions")
                         .as_sequence()
                         .is_some_and(|d| d.iter().any(|d| is_ref(at(d, "Value"), id)))
@@ -683,4 +685,135 @@ fn every_parameter_is_described() {
         let d = opt(p, "Description").and_then(Value::as_str).unwrap_or("");
         assert!(d.len() >= 20, "parameter {name:?} needs a description");
     }
+}
+
+/// An alarm on one SQS metric of one queue: (threshold, has OK actions).
+fn queue_alarms(t: &Value, metric: &str, queue: &str) -> Vec<(u64, bool)> {
+    resources_of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, r)| at(r, "Properties"))
+        .filter(|a| {
+            opt(a, "MetricName").and_then(Value::as_str) == Some(metric)
+                && at(a, "Dimensions").as_sequence().is_some_and(|d| {
+                    d.iter()
+                        .any(|d| is_get_att(at(d, "Value"), &format!("{queue}.QueueName")))
+                })
+        })
+        .map(|a| (number(at(a, "Threshold")), opt(a, "OKActions").is_some()))
+        .collect()
+}
+
+#[test]
+fn alarms_keep_telling_while_exceptions_wait() {
+    let t = template();
+    // Each new arrival in the dead-letter queue notifies again: the growth
+    // of the visible count (DIFF), not only its first rise above zero.
+    let new = props(&t, "NewExceptionsAlarm");
+    let metrics = at(new, "Metrics").as_sequence().expect("Metrics");
+    let waiting = metrics
+        .iter()
+        .find(|m| opt(m, "MetricStat").is_some())
+        .expect("a metric");
+    let stat = at(at(waiting, "MetricStat"), "Metric");
+    assert_eq!(
+        string(at(stat, "MetricName")),
+        "ApproximateNumberOfMessagesVisible"
+    );
+    assert!(is_get_att(
+        at(&at(stat, "Dimensions")[0], "Value"),
+        "DeadLetterQueue.QueueName"
+    ));
+    let id = string(at(waiting, "Id"));
+    assert!(metrics
+        .iter()
+        .any(|m| opt(m, "Expression").and_then(Value::as_str)
+            == Some(format!("DIFF({id})").as_str())
+            && opt(m, "ReturnData").and_then(Value::as_bool) == Some(true)));
+    assert_eq!(number(at(new, "Threshold")), 0);
+
+    // An exception that waits is told again after a day and a week, and
+    // before SQS's 14-day retention deletes it.
+    let ages: BTreeSet<u64> = queue_alarms(&t, "ApproximateAgeOfOldestMessage", "DeadLetterQueue")
+        .into_iter()
+        .map(|(threshold, _)| threshold)
+        .collect();
+    let retention = number(at(props(&t, "DeadLetterQueue"), "MessageRetentionPeriod"));
+    assert!(ages.contains(&86_400), "{ages:?}");
+    assert!(ages.contains(&604_800), "{ages:?}");
+    assert!(
+        ages.iter()
+            .any(|a| *a < retention && retention - a >= 86_400),
+        "no alarm at least a day before the dead-letter queue's retention ends: {ages:?}"
+    );
+
+    // Entries that wait to be posted, and server errors of the router.
+    let backlog = queue_alarms(&t, "ApproximateAgeOfOldestMessage", "IngestQueue");
+    assert_eq!(backlog.len(), 1);
+    assert!(backlog[0].1, "the backlog alarm says when it clears");
+    let api = props(&t, "ApiServerErrorsAlarm");
+    assert_eq!(string(at(api, "Namespace")), "AWS/ApiGateway");
+    assert_eq!(string(at(api, "MetricName")), "5xx");
+    assert!(is_ref(at(&at(api, "Dimensions")[0], "Value"), "HttpApi"));
+}
+
+#[test]
+fn a_flood_is_bounded_and_every_name_fits_any_stack_name() {
+    let t = template();
+    // The HTTP API throttles every route.
+    let routes = at(props(&t, "HttpApi"), "DefaultRouteSettings");
+    assert!(is_ref(
+        at(routes, "ThrottlingRateLimit"),
+        "ApiThrottleRateLimit"
+    ));
+    assert!(is_ref(
+        at(routes, "ThrottlingBurstLimit"),
+        "ApiThrottleBurstLimit"
+    ));
+    // The open webhook function can be given a reserved concurrency.
+    let (tag, args) = intrinsic(at(
+        props(&t, "WebhookFunction"),
+        "ReservedConcurrentExecutions",
+    ))
+    .expect("If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("WebhookReserved"));
+    assert!(is_ref(&args[1], "WebhookReservedConcurrency"));
+    // A failed poll is not retried: the next schedule catches up.
+    for event in ["HarvestPoll", "TogglPoll"] {
+        let e = at(at(props(&t, "PollerFunction"), "Events"), event);
+        let retry = at(at(e, "Properties"), "RetryPolicy");
+        assert_eq!(number(at(retry, "MaximumRetryAttempts")), 0, "{event}");
+    }
+    // Only the ingest queue may use the dead-letter queue.
+    let allow = at(props(&t, "DeadLetterQueue"), "RedriveAllowPolicy");
+    assert_eq!(string(at(allow, "redrivePermission")), "byQueue");
+    // No name is built from the stack name (function, schedule, log group
+    // and queue names have limits a long stack name would break).
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("${AWS::StackName}"),
+        "a resource name is built from the stack name"
+    );
+    // The table uses the AWS-owned key unless a customer key is named.
+    let (tag, args) =
+        intrinsic(at(props(&t, "Table"), "SSESpecification")).expect("SSESpecification is an If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("TableCustomerKey"));
+    assert!(is_ref(&args[2], "AWS::NoValue"));
+}
+
+#[test]
+fn sam_builds_are_never_cached() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samconfig.toml");
+    let config: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let build = &config["default"]["build"]["parameters"];
+    // SAM's cache key covers only functions/<name>/: a cached build keeps a
+    // stale binary after a change in the library or Cargo.lock.
+    assert_ne!(
+        build.get("cached").and_then(toml::Value::as_bool),
+        Some(true)
+    );
 }
