@@ -1,4 +1,5 @@
-# Source this: `moto_start` runs moto server (from ./.venv) on a free
+# Source this: `moto_start` runs moto server (from ./.venv, through
+# scripts/moto_server.py) on a free
 # loopback port and exports AWS_ENDPOINT_URL and dummy credentials for it;
 # `moto_stop` stops it. The AWS adapter tests use whatever
 # AWS_ENDPOINT_URL names.
@@ -6,7 +7,10 @@
 moto_start() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+  # moto's server with DynamoDB's atomic conditional writes kept (see
+  # scripts/moto_server.py).
+  mkdir -p target
+  .venv/bin/python scripts/moto_server.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
   MOTO_PID=$!
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing

@@ -6,7 +6,15 @@ use timepost::aws::AwsStack;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let stack = AwsStack::from_env().await?;
+    // A start-up failure (a missing or invalid rules file) is logged and
+    // reported to Lambda in its sentence, not as a `Debug` dump.
+    let stack = match AwsStack::from_env().await {
+        Ok(stack) => stack,
+        Err(e) => {
+            timepost::aws::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     let role_claim = std::env::var("TIMEPOST_JWT_ROLE_CLAIM")
         .ok()
         .filter(|c| !c.is_empty())

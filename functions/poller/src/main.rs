@@ -9,7 +9,15 @@ use timepost_fn_poller::PollInput;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let stack = Arc::new(AwsStack::from_env().await?);
+    // A start-up failure (a missing or invalid rules file) is logged and
+    // reported to Lambda in its sentence, not as a `Debug` dump.
+    let stack = match AwsStack::from_env().await {
+        Ok(stack) => Arc::new(stack),
+        Err(e) => {
+            timepost::aws::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<PollInput>| {
         let stack = stack.clone();
         async move {

@@ -9,12 +9,20 @@
 //! Messages are handled one at a time, so one instance has at most one
 //! ledger call in flight (the event source's maximum concurrency then caps
 //! the company's concurrent calls).
+//!
+//! An instance whose rules file is missing or invalid still starts
+//! ([`Instance`]): it logs the reason and hands every message back to the
+//! ingest queue as a fresh copy delayed by [`HOLD_DELAY`], so a broken
+//! rules file never spends the messages' receive counts and SQS never
+//! drains the queue into the dead-letter queue. Each invocation tries the
+//! rules file again, so a fixed file takes effect without a redeploy.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use timepost::aws::sqs::RawMessage;
-use timepost::aws::AwsStack;
+use timepost::aws::{AwsClients, AwsSettings, AwsStack};
 use timepost::worker::{new_batch_id, settle, Settled};
 
 /// Stop starting new messages when less than this is left before the
@@ -31,6 +39,144 @@ pub struct Summary {
     pub deferred: usize,
     /// Crash leftovers settled after the batch (`Engine::sweep`).
     pub swept: usize,
+    /// Handed back unprocessed because the stack could not start (a
+    /// missing or invalid rules file), their receive counts untouched.
+    pub held: usize,
+}
+
+/// How long a message handed back while the stack cannot start waits
+/// before it is offered again (SQS allows at most 15 minutes).
+pub const HOLD_DELAY: Duration = Duration::from_secs(300);
+
+/// One sync function instance: the stack once it could be built from the
+/// rules file, and what it needs to hand messages back until then.
+pub struct Instance {
+    sdk: aws_config::SdkConfig,
+    settings: AwsSettings,
+    sqs: aws_sdk_sqs::Client,
+    stack: tokio::sync::Mutex<Option<Arc<AwsStack>>>,
+    hold_delay: Duration,
+}
+
+impl Instance {
+    /// Start: build the stack if the rules file allows it, else log why
+    /// (the sentence, e.g. where to upload the rules file) and start
+    /// anyway, holding messages back.
+    pub async fn start(sdk: aws_config::SdkConfig, settings: AwsSettings) -> Self {
+        let sqs = AwsClients::from_sdk(&sdk, settings.s3_path_style).sqs;
+        let instance = Self {
+            sdk,
+            settings,
+            sqs,
+            stack: tokio::sync::Mutex::new(None),
+            hold_delay: HOLD_DELAY,
+        };
+        if let Err(e) = instance.stack().await {
+            tracing::error!(
+                error = %e,
+                "the sync function cannot post yet: queued entries are held back, not consumed, until this is fixed"
+            );
+        }
+        instance
+    }
+
+    /// The same instance handing messages back after `delay` instead of
+    /// [`HOLD_DELAY`] (tests).
+    pub fn with_hold_delay(mut self, delay: Duration) -> Self {
+        self.hold_delay = delay;
+        self
+    }
+
+    /// The stack, built now if it was not yet.
+    pub async fn stack(&self) -> Result<Arc<AwsStack>, timepost::aws::stack::AwsStackError> {
+        let mut slot = self.stack.lock().await;
+        if let Some(stack) = slot.as_ref() {
+            return Ok(stack.clone());
+        }
+        let stack = Arc::new(AwsStack::connect(&self.sdk, self.settings.clone(), None).await?);
+        *slot = Some(stack.clone());
+        Ok(stack)
+    }
+
+    /// Handle one SQS event: as [`handle`] when the stack is up, else hand
+    /// every message back (see [`hold`]).
+    pub async fn invoke(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> (SqsBatchResponse, Summary) {
+        match self.stack().await {
+            Ok(stack) => handle(&stack, event, deadline).await,
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    messages = event.records.len(),
+                    "the sync function cannot post: messages handed back to the queue, their receive counts untouched"
+                );
+                hold(&self.sqs, &self.settings.queue_url, event, self.hold_delay).await
+            }
+        }
+    }
+}
+
+/// Hand every message of `event` back to the queue at `queue_url` as a
+/// fresh copy delayed by `delay`, then delete the one received. In that
+/// order: a failure between the two leaves a duplicate (the engine posts
+/// an entry once), never a loss. A copy that cannot be sent is reported
+/// as a batch item failure, so SQS offers it again.
+pub async fn hold(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    event: SqsEvent,
+    delay: Duration,
+) -> (SqsBatchResponse, Summary) {
+    let mut summary = Summary::default();
+    let mut failures = Vec::new();
+    for record in event.records {
+        let Some(id) = record.message_id else {
+            continue;
+        };
+        let sent = sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(record.body.unwrap_or_default())
+            .delay_seconds(delay.as_secs().min(900) as i32)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(message_id = %id, error = %e, "could not hand the message back");
+            summary.retried += 1;
+            failures.push(id);
+            continue;
+        }
+        let receipt = record.receipt_handle.unwrap_or_default();
+        if let Err(e) = sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            // The copy is queued; this one comes back after its visibility
+            // timeout and is handed back (or posted) again, harmlessly.
+            tracing::warn!(message_id = %id, error = %e, "handed back, but the original could not be deleted");
+        }
+        summary.held += 1;
+    }
+    (batch_response(failures), summary)
+}
+
+fn batch_response(failures: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
 }
 
 /// Handle one SQS event. `deadline` is when the invocation must have
@@ -90,16 +236,7 @@ pub async fn handle(
             Err(e) => tracing::warn!(error = %e, "sweep after the batch failed"),
         }
     }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    (response, summary)
+    (batch_response(failures), summary)
 }
 
 async fn process(

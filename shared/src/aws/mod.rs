@@ -10,6 +10,7 @@
 
 pub mod dynamo;
 pub mod dynamo_pending;
+pub mod init_error;
 pub mod ratelimit;
 pub mod s3;
 pub mod secrets;

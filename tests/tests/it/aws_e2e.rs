@@ -12,7 +12,7 @@ use lambda_http::tower::ServiceExt;
 use serde_json::json;
 use timepost::aws::{AwsSettings, AwsStack, S3Archive, SecretsManagerStore};
 use timepost::model::EntryKey;
-use timepost::ports::{EntryStore, Journal, MappingStore, Queue, Secrets};
+use timepost::ports::{Archive, EntryStore, Journal, MappingStore, Queue, Secrets};
 use timepost::state::Status;
 use timepost_tests::moto;
 
@@ -21,6 +21,7 @@ const TOGGL_SECRET: &str = "e2e-toggl-secret";
 struct World {
     stack: AwsStack,
     sqs: aws_sdk_sqs::Client,
+    sdk: aws_config::SdkConfig,
 }
 
 /// Create every resource the SAM template would, upload the sandbox rules
@@ -46,7 +47,7 @@ async fn world() -> Option<World> {
         .await
         .expect("stack from the uploaded config");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    Some(World { stack, sqs })
+    Some(World { stack, sqs, sdk })
 }
 
 /// The sandbox mappings plus `extra` CSV rows, applied as one change set.
@@ -356,4 +357,69 @@ async fn the_admin_function_lists_and_redrives_the_dlq_for_the_role_the_jwt_name
             .any(|r| r["who"] == "fin@example.com" && r["role"] == "finance"),
         "{audit}"
     );
+}
+
+/// A rules file broken after deploy must not drain the ingest queue into
+/// the dead-letter queue: the sync function starts anyway, hands every
+/// message back as a fresh copy (its receive count untouched) and posts
+/// them once the file is fixed, without a restart.
+#[tokio::test]
+async fn a_broken_rules_file_holds_messages_back_until_it_is_fixed() {
+    let Some(w) = world().await else { return };
+    import_mappings(&w.stack, "project,9001,C-ACME,\nemployee,101,E-100,\n").await;
+    assert_eq!(deliver(&w, &toggl_event(7401)).await, 202);
+
+    let settings = w.stack.settings.clone();
+    let archive = S3Archive::new(S3Archive::client(&w.sdk, true), &settings.bucket);
+    let good = timepost_tests::aws_world::config_without_approval();
+    archive
+        .put(&settings.config_key, b"[rules\nthis is not toml".to_vec())
+        .await
+        .expect("put broken config");
+
+    let instance = timepost_fn_sync::Instance::start(w.sdk.clone(), settings.clone())
+        .await
+        .with_hold_delay(Duration::ZERO);
+    let why = instance
+        .stack()
+        .await
+        .err()
+        .expect("the broken file is refused");
+    assert!(why.to_string().contains("config"), "{why}");
+
+    // More invocations than the queue's maxReceiveCount (5): nothing is
+    // dead-lettered and the message is offered each time as a fresh copy.
+    for round in 0..7 {
+        let event = sqs_event(&w, &settings.queue_url).await;
+        assert_eq!(event.records.len(), 1, "round {round}");
+        assert_eq!(
+            event.records[0]
+                .attributes
+                .get("ApproximateReceiveCount")
+                .map(String::as_str),
+            Some("1"),
+            "round {round}: the receive count was spent"
+        );
+        let (response, summary) = instance.invoke(event, None).await;
+        assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+        assert_eq!(summary.held, 1, "{summary:?}");
+    }
+    assert!(w
+        .stack
+        .queue
+        .dead_letters(10)
+        .await
+        .expect("dlq")
+        .is_empty());
+
+    // The file is fixed: the next invocation builds the stack and posts.
+    archive
+        .put(&settings.config_key, good.into_bytes())
+        .await
+        .expect("put config");
+    let event = sqs_event(&w, &settings.queue_url).await;
+    let (response, summary) = instance.invoke(event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(summary.done, 1, "{summary:?}");
+    assert_eq!(state_of(&w, 7401).await.status, Status::Posted);
 }
