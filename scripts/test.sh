@@ -40,7 +40,7 @@ step "browser (chromium)"
 ./scripts/chromium.sh
 
 step "tests"
-cargo test --workspace --all-features --locked
+cargo test --workspace --all-features --locked --no-fail-fast
 
 step "api fuzz (schemathesis)"
 ./scripts/schemathesis.sh
