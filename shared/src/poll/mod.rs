@@ -388,24 +388,6 @@ pub(crate) async fn secret(ports: &PollPorts, name: &str) -> Result<String, Poll
         .ok_or_else(|| PollError::MissingSecret(name.to_string()))
 }
 
-/// Enqueue, then (only then) advance the watermark. Returns how many were
-/// enqueued and the watermark now stored.
-pub(crate) async fn enqueue_and_advance(
-    ports: &PollPorts,
-    name: &str,
-    since: DateTime<Utc>,
-    before: Option<DateTime<Utc>>,
-    entries: Vec<NormalisedEntry>,
-    overlap: Duration,
-) -> Result<(usize, Option<DateTime<Utc>>), PollError> {
-    let newest = entries.iter().map(|e| e.version.updated_at).max();
-    let n = intake::enqueue_entries(ports.queue.as_ref(), entries)
-        .await
-        .map_err(PollError::Enqueue)?;
-    let after = store_watermark(ports, name, since, before, newest, overlap).await?;
-    Ok((n, after))
-}
-
 /// Store the next watermark (see [`advance`]) unless it would not move.
 pub(crate) async fn store_watermark(
     ports: &PollPorts,
