@@ -759,7 +759,10 @@ fn poll_problem(intake: &IntakeConfig) -> Option<(String, String)> {
             ));
         }
         if !(1..=1000).contains(&t.page_size) {
-            return Some((format!("{s}.page_size"), "must be between 1 and 1000".into()));
+            return Some((
+                format!("{s}.page_size"),
+                "must be between 1 and 1000".into(),
+            ));
         }
         if !url_ok(&t.base_url) {
             return Some((

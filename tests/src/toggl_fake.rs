@@ -209,7 +209,10 @@ fn gate(s: &mut TogglState, h: &HeaderMap) -> Result<(u64, bool), Response> {
     }
     let Some(user) = user_of(h, s) else {
         s.counters.unauthorised += 1;
-        return Err(error(StatusCode::FORBIDDEN, "Incorrect username and/or password"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "Incorrect username and/or password",
+        ));
     };
     if let Err(wait) = s.window.hit(Instant::now()) {
         s.counters.throttled += 1;
@@ -259,7 +262,10 @@ async fn list(
 }
 
 fn date_of(v: &Value) -> Option<chrono::NaiveDate> {
-    v.as_str()?.parse::<DateTime<Utc>>().ok().map(|d| d.date_naive())
+    v.as_str()?
+        .parse::<DateTime<Utc>>()
+        .ok()
+        .map(|d| d.date_naive())
 }
 
 async fn report(
@@ -281,12 +287,21 @@ async fn report(
         return error(StatusCode::BAD_REQUEST, "Invalid JSON body");
     };
     s.report_bodies.push(q.clone());
-    let day = |k: &str| q[k].as_str().and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+    let day = |k: &str| {
+        q[k].as_str()
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+    };
     let (Some(from), Some(to)) = (day("start_date"), day("end_date")) else {
-        return error(StatusCode::BAD_REQUEST, "start_date and end_date are required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "start_date and end_date are required",
+        );
     };
     if to < from {
-        return error(StatusCode::BAD_REQUEST, "End date should be greater than Start date");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "End date should be greater than Start date",
+        );
     }
     let ids: Option<Vec<u64>> = q["time_entry_ids"]
         .as_array()
@@ -302,12 +317,22 @@ async fn report(
         .filter(|e| e["workspace_id"].as_u64().map(|w| w.to_string()) == Some(workspace.clone()))
         .filter(|e| e["server_deleted_at"].is_null())
         .filter(|e| date_of(&e["start"]).is_some_and(|d| d >= from && d <= to))
-        .filter(|e| ids.as_ref().is_none_or(|ids| e["id"].as_u64().is_some_and(|i| ids.contains(&i))))
-        .filter(|e| users.as_ref().is_none_or(|u| e["user_id"].as_u64().is_some_and(|i| u.contains(&i))))
+        .filter(|e| {
+            ids.as_ref()
+                .is_none_or(|ids| e["id"].as_u64().is_some_and(|i| ids.contains(&i)))
+        })
+        .filter(|e| {
+            users
+                .as_ref()
+                .is_none_or(|u| e["user_id"].as_u64().is_some_and(|i| u.contains(&i)))
+        })
         .collect();
     // Newest start first, then id, as a detailed report lists them.
     matching.sort_by(|a, b| {
-        b["start"].as_str().cmp(&a["start"].as_str()).then(a["id"].as_u64().cmp(&b["id"].as_u64()))
+        b["start"]
+            .as_str()
+            .cmp(&a["start"].as_str())
+            .then(a["id"].as_u64().cmp(&b["id"].as_u64()))
     });
     let rows: Vec<Value> = matching
         .iter()

@@ -155,7 +155,10 @@ impl XeroServer {
                 post(create).get(list_time),
             )
             .route("/projects.xro/2.0/Projects", get(list_projects))
-            .route("/projects.xro/2.0/Projects/{project}/Tasks", get(list_tasks))
+            .route(
+                "/projects.xro/2.0/Projects/{project}/Tasks",
+                get(list_tasks),
+            )
             .route(
                 "/projects.xro/2.0/Projects/{project}/Time/{entry}",
                 put(change).delete(change),

@@ -260,7 +260,12 @@ impl RateLimiter {
     /// leaves the 24-hour window (an hour when it knows none). The app's
     /// minute is shared by every tenant of the app, so it is honoured
     /// exactly like the tenant's.
-    pub fn observe_remaining(&self, minute: Option<u32>, day: Option<u32>, app_minute: Option<u32>) {
+    pub fn observe_remaining(
+        &self,
+        minute: Option<u32>,
+        day: Option<u32>,
+        app_minute: Option<u32>,
+    ) {
         if minute == Some(0) || app_minute == Some(0) {
             self.pause(self.limits.minute);
         }
@@ -363,7 +368,10 @@ mod tests {
         for _ in 0..3 {
             drop(l.acquire().await.unwrap());
         }
-        assert!(l.acquire().await.is_err(), "the later two are still in the window");
+        assert!(
+            l.acquire().await.is_err(),
+            "the later two are still in the window"
+        );
         // The server has seen more calls than this process: trusted.
         let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
         l.observe_remaining(None, Some(1), None);
@@ -377,7 +385,11 @@ mod tests {
         l.observe_remaining(Some(40), None, Some(0));
         let t0 = Instant::now();
         drop(l.acquire().await.unwrap());
-        assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            t0.elapsed()
+        );
         let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
         l.observe_remaining(Some(0), None, Some(500));
         let t0 = Instant::now();

@@ -850,7 +850,12 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(!active.locked && active.fingerprint.is_none());
-        assert!(time_record("p-1", item(serde_json::json!({"timeEntryId": "e-3"})), Tz::UTC).is_err());
+        assert!(time_record(
+            "p-1",
+            item(serde_json::json!({"timeEntryId": "e-3"})),
+            Tz::UTC
+        )
+        .is_err());
         // Read in the organisation's zone: 11:00Z on 1 March is 2 March in
         // Auckland, 05:00Z on 2 March is 2 March in New York.
         let at = |d: &str, tz: Tz| {
@@ -863,8 +868,14 @@ mod tests {
             .txn_date
             .to_string()
         };
-        assert_eq!(at("2026-03-01T11:00:00Z", chrono_tz::Pacific::Auckland), "2026-03-02");
-        assert_eq!(at("2026-03-02T05:00:00Z", chrono_tz::America::New_York), "2026-03-02");
+        assert_eq!(
+            at("2026-03-01T11:00:00Z", chrono_tz::Pacific::Auckland),
+            "2026-03-02"
+        );
+        assert_eq!(
+            at("2026-03-02T05:00:00Z", chrono_tz::America::New_York),
+            "2026-03-02"
+        );
         assert_eq!(at("2026-03-02T05:00:00Z", Tz::UTC), "2026-03-02");
     }
 }

@@ -183,9 +183,7 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
         }
         t += chrono::Duration::minutes(15);
     }
-    date.and_hms_opt(12, 0, 0)
-        .unwrap_or_default()
-        .and_utc()
+    date.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc()
 }
 
 /// `dateUtc` for a work date: its start in the organisation's zone, as a
@@ -214,8 +212,14 @@ mod tests {
         for (k, v) in ZONES {
             assert!(v.parse::<Tz>().is_ok(), "{k} → {v}");
         }
-        assert_eq!(iana("NEWZEALANDSTANDARDTIME"), Some(chrono_tz::Pacific::Auckland));
-        assert_eq!(iana("Eastern Standard Time"), Some(chrono_tz::America::New_York));
+        assert_eq!(
+            iana("NEWZEALANDSTANDARDTIME"),
+            Some(chrono_tz::Pacific::Auckland)
+        );
+        assert_eq!(
+            iana("Eastern Standard Time"),
+            Some(chrono_tz::America::New_York)
+        );
         assert_eq!(
             iana("EASTERNSTANDARDTIME(MEXICO)"),
             Some(chrono_tz::America::Cancun)
@@ -232,9 +236,18 @@ mod tests {
         // East of UTC: the local midnight is the previous UTC day.
         let akl = chrono_tz::Pacific::Auckland;
         assert_eq!(date_utc(d("2026-03-02"), akl), "2026-03-01T11:00:00Z");
-        for tz in [ny, akl, chrono_tz::Pacific::Honolulu, chrono_tz::Pacific::Kiritimati] {
+        for tz in [
+            ny,
+            akl,
+            chrono_tz::Pacific::Honolulu,
+            chrono_tz::Pacific::Kiritimati,
+        ] {
             for day in ["2026-01-01", "2026-03-08", "2026-11-01", "2026-12-31"] {
-                assert_eq!(local_date(start_of_day(d(day), tz), tz), d(day), "{tz} {day}");
+                assert_eq!(
+                    local_date(start_of_day(d(day), tz), tz),
+                    d(day),
+                    "{tz} {day}"
+                );
             }
         }
         // A zone that skips midnight (Santiago, start of DST 2026-09-06).

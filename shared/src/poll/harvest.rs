@@ -38,8 +38,8 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 
 use super::{
-    parse_context, record_unreadable, secret, store_watermark, Auth, Fetcher, PollError,
-    PollPorts, PollReport, Unreadable,
+    parse_context, record_unreadable, secret, store_watermark, Auth, Fetcher, PollError, PollPorts,
+    PollReport, Unreadable,
 };
 use crate::config::{HarvestPollConfig, IntakeConfig};
 use crate::intake;
@@ -133,7 +133,10 @@ impl HarvestPoller {
             // Clients need an Administrator or a Manager who may edit them
             // (Harvest API v2, "Clients" → "Required permissions").
             Err(PollError::Unauthorized { status: 403, .. }) => {
-                tracing::warn!(client = id, "poll: harvest client not readable (403); using the configured currency");
+                tracing::warn!(
+                    client = id,
+                    "poll: harvest client not readable (403); using the configured currency"
+                );
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -359,13 +362,8 @@ impl HarvestPoller {
                 tracing::info!(key = %e.key, "poll: harvest entry deleted");
                 deleted.push(e.seal());
             } else {
-                self.client_currencies(
-                    &page_of(&reply.body),
-                    token,
-                    ctx,
-                    report,
-                )
-                .await?;
+                self.client_currencies(&page_of(&reply.body), token, ctx, report)
+                    .await?;
                 match parse_many(&reply.body, ctx) {
                     Ok(entries) => moved.extend(entries),
                     // Unreadable now: shown as an exception, never a stall.

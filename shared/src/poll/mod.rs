@@ -32,7 +32,6 @@ use crate::intake;
 use crate::ledger::ratelimit::{Limits, Rate, RateLimiter};
 use crate::ledger::transport::{http_client, retry_after};
 use crate::ledger::LedgerError;
-use crate::model::NormalisedEntry;
 use crate::ports::{EntryStore, MappingStore, Queue, Secrets, StoreError, WatermarkStore};
 use crate::sources::{ParseContext, ParseError};
 

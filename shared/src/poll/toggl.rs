@@ -33,7 +33,9 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use super::{parse_context, secret, store_watermark, Auth, Fetcher, PollError, PollPorts, PollReport};
+use super::{
+    parse_context, secret, store_watermark, Auth, Fetcher, PollError, PollPorts, PollReport,
+};
 use crate::config::{IntakeConfig, TogglPollConfig};
 use crate::intake;
 use crate::ledger::ratelimit::Rate;
@@ -120,7 +122,9 @@ impl TogglPoller {
             };
             match (header("x-next-id"), header("x-next-row-number")) {
                 (Some(id), Some(row)) => {
-                    if pages >= MAX_PAGES || (body["first_id"] == id && body["first_row_number"] == row) {
+                    if pages >= MAX_PAGES
+                        || (body["first_id"] == id && body["first_row_number"] == row)
+                    {
                         return Err(PollError::Protocol(format!(
                             "pagination does not end (page {pages}, next id {id})"
                         )));
@@ -197,10 +201,7 @@ impl TogglPoller {
                 .iter()
                 .filter_map(|e| e.key.id.parse::<i64>().ok().map(Value::from))
                 .collect();
-            let mut body = self.window_body(
-                today - chrono::Duration::days(MOVED_SEARCH_DAYS),
-                to,
-            );
+            let mut body = self.window_body(today - chrono::Duration::days(MOVED_SEARCH_DAYS), to);
             body["time_entry_ids"] = Value::Array(numeric);
             let (found, _) = self.search(body, &token, &ctx, &mut report).await?;
             let found_ids: HashSet<String> = found.iter().map(|e| e.key.id.clone()).collect();
@@ -228,7 +229,8 @@ impl TogglPoller {
 
         // 3. Only now the watermark moves.
         let overlap = Duration::from_secs(self.cfg.overlap_secs);
-        report.watermark_after = store_watermark(ports, &name, since, before, newest, overlap).await?;
+        report.watermark_after =
+            store_watermark(ports, &name, since, before, newest, overlap).await?;
         tracing::info!(
             watermark = ?report.watermark_after,
             enqueued = report.enqueued,

@@ -625,10 +625,16 @@ mod tests {
     #[test]
     fn time_zone_from_mapping_else_user_settings_else_default() {
         let mut v: Value = serde_json::from_str(NEW_ENTRY).unwrap();
-        v["user"]["settings"] = serde_json::json!({"timeZone": "Asia/Tokyo", "weekStart": "MONDAY"});
+        v["user"]["settings"] =
+            serde_json::json!({"timeZone": "Asia/Tokyo", "weekStart": "MONDAY"});
         let body = serde_json::to_vec(&v).unwrap();
         // 2026-03-02T23:30Z is Tuesday 3 March in Tokyo, Monday 2 March in UTC.
-        let e = one(parse(&body, Some("NEW_TIME_ENTRY"), &ParseContext::new(chrono_tz::UTC)).unwrap());
+        let e = one(parse(
+            &body,
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
         assert_eq!(e.time_zone, chrono_tz::Asia::Tokyo);
         assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 3).unwrap());
         // The mapping's time zone wins over the worker's own setting.
@@ -636,16 +642,29 @@ mod tests {
         assert_eq!(e.time_zone, chrono_tz::America::New_York);
         assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
         // No setting, no mapping: the default.
-        let e = one(
-            parse(NEW_ENTRY.as_bytes(), Some("NEW_TIME_ENTRY"), &ParseContext::new(chrono_tz::Asia::Tokyo)).unwrap(),
-        );
+        let e = one(parse(
+            NEW_ENTRY.as_bytes(),
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::Asia::Tokyo),
+        )
+        .unwrap());
         assert_eq!(e.time_zone, chrono_tz::Asia::Tokyo);
-        let e = one(parse(NEW_ENTRY.as_bytes(), Some("NEW_TIME_ENTRY"), &ParseContext::new(chrono_tz::UTC)).unwrap());
+        let e = one(parse(
+            NEW_ENTRY.as_bytes(),
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
         assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
         // An unknown zone name in the settings falls back to the default.
         v["user"]["settings"]["timeZone"] = "Mars/Olympus".into();
         let body = serde_json::to_vec(&v).unwrap();
-        let e = one(parse(&body, Some("NEW_TIME_ENTRY"), &ParseContext::new(chrono_tz::UTC)).unwrap());
+        let e = one(parse(
+            &body,
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
         assert_eq!(e.time_zone, chrono_tz::UTC);
     }
 

@@ -140,7 +140,12 @@ pub fn parse_report_rows(
                 m.insert("duration".into(), sec.clone());
             }
             m.insert("workspace_id".into(), Value::String(workspace.to_string()));
-            let e = entry(Obj::new(&m, &te_path, Some(i)), false, &Fallbacks::default(), ctx)?;
+            let e = entry(
+                Obj::new(&m, &te_path, Some(i)),
+                false,
+                &Fallbacks::default(),
+                ctx,
+            )?;
             out.push(e);
         }
     }

@@ -709,7 +709,12 @@ fn billable(id: u64, date: NaiveDate, rate: f64) -> serde_json::Value {
 }
 
 async fn stored_rate(stack: &LocalStack, id: u64) -> Option<(String, String)> {
-    let s = stack.store.get(&hkey(id)).await.expect("get").expect("known");
+    let s = stack
+        .store
+        .get(&hkey(id))
+        .await
+        .expect("get")
+        .expect("known");
     s.entry
         .rate
         .map(|m| (m.amount.to_string(), m.currency.as_str().to_string()))
@@ -794,14 +799,22 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
     let poller = harvest_poller(&stack);
     let ports = PollPorts::local(&stack);
     let name = format!("harvest:{ACCOUNT}");
-    let r = poller.run(&ports).await.expect("one bad entry never fails the poll");
+    let r = poller
+        .run(&ports)
+        .await
+        .expect("one bad entry never fails the poll");
     assert_eq!((r.fetched, r.rejected, r.deleted), (2, 1, 0), "{r:?}");
     // The watermark moved past the bad entry (newest change minus overlap).
     let newest = fake
         .state()
         .entries
         .values()
-        .filter_map(|e| e["updated_at"].as_str()?.parse::<chrono::DateTime<Utc>>().ok())
+        .filter_map(|e| {
+            e["updated_at"]
+                .as_str()?
+                .parse::<chrono::DateTime<Utc>>()
+                .ok()
+        })
         .max()
         .expect("newest");
     assert_eq!(
@@ -810,7 +823,12 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
     );
     drain(&stack).await;
     assert_eq!(status(&stack, &hkey(321)).await, Some(Status::Posted));
-    let s = stack.store.get(&hkey(323)).await.expect("get").expect("recorded");
+    let s = stack
+        .store
+        .get(&hkey(323))
+        .await
+        .expect("get")
+        .expect("recorded");
     assert_eq!(s.status, Status::Exception);
     let reason = s.reason.expect("reason");
     assert_eq!(reason.code.as_str(), "TRACKER_ENTRY_UNREADABLE");
@@ -826,7 +844,12 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
     let r = poller.run(&ports).await.expect("poll 3");
     assert_eq!(r.rejected, 0, "{r:?}");
     drain(&stack).await;
-    let s = stack.store.get(&hkey(323)).await.expect("get").expect("known");
+    let s = stack
+        .store
+        .get(&hkey(323))
+        .await
+        .expect("get")
+        .expect("known");
     assert_eq!(s.status, Status::Posted, "{:?}", s.reason);
     assert_eq!(s.entry.duration_secs, 7200);
 }
@@ -861,7 +884,10 @@ async fn harvest_fake_serves_the_documented_client_shapes() {
         .expect("json");
     assert_eq!(c["currency"], "USD");
     fake.state().clients_forbidden = true;
-    let s = get("/v2/clients/5735776".into()).await.expect("send").status();
+    let s = get("/v2/clients/5735776".into())
+        .await
+        .expect("send")
+        .status();
     assert_eq!(s.as_u16(), 403);
 }
 
@@ -874,7 +900,14 @@ async fn toggl_me_endpoint_is_user_scoped_but_the_poller_sees_every_user() {
     fake.add_user("member-token", 4001, false);
     // Three people's time in workspace 777; 4001 is the only mapped one.
     for (id, user) in [(11, 4001), (12, 4002), (13, toggl_fake::ADMIN_USER)] {
-        fake.put(toggl_fake::entry(id, 777, user, 5001, &start_days_ago(1), 1800));
+        fake.put(toggl_fake::entry(
+            id,
+            777,
+            user,
+            5001,
+            &start_days_ago(1),
+            1800,
+        ));
     }
     // The documented `/me` scope: a member sees only their own entries.
     let http = reqwest::Client::new();
@@ -915,7 +948,10 @@ async fn toggl_me_endpoint_is_user_scoped_but_the_poller_sees_every_user() {
     let e = poller.run(&ports).await.expect_err("403");
     assert!(e.is_config(), "{e}");
     assert_eq!(fake.counters().forbidden, 1);
-    assert_eq!(stack.store.get_watermark("toggl:777").await.expect("wm"), wm);
+    assert_eq!(
+        stack.store.get_watermark("toggl:777").await.expect("wm"),
+        wm
+    );
 }
 
 #[tokio::test]
@@ -923,7 +959,14 @@ async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
     let dir = tempfile::tempdir().expect("dir");
     let fake = TogglServer::start(TOGGL_TOKEN, 1000, Duration::from_secs(3600)).await;
     for id in 21..=25 {
-        fake.put(toggl_fake::entry(id, 777, 4001, 5001, &start_days_ago(2), 900));
+        fake.put(toggl_fake::entry(
+            id,
+            777,
+            4001,
+            5001,
+            &start_days_ago(2),
+            900,
+        ));
     }
     let text = format!(
         "{}\n[intake.toggl_poll]\nbase_url = \"{}\"\nworkspace = \"777\"\nrequests_per_hour = 36000\n\
@@ -934,7 +977,11 @@ async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
     let mut stack = stack_with(dir.path(), &text, MAPPINGS).await;
     stack.config.rules.approval.required = false;
     let stack = LocalStack::with_store(stack.config.clone(), stack.store.clone()).expect("stack");
-    stack.secrets.put("toggl_token", TOGGL_TOKEN).await.expect("secret");
+    stack
+        .secrets
+        .put("toggl_token", TOGGL_TOKEN)
+        .await
+        .expect("secret");
     let poller = Poller::for_source("toggl", &stack.config.intake)
         .expect("poller")
         .expect("configured");
@@ -955,7 +1002,12 @@ async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
     let r = poller.run(&ports).await.expect("poll 2");
     assert_eq!(r.deleted, 0, "{r:?}");
     drain(&stack).await;
-    let s = stack.store.get(&tkey(21)).await.expect("get").expect("known");
+    let s = stack
+        .store
+        .get(&tkey(21))
+        .await
+        .expect("get")
+        .expect("known");
     assert_eq!(s.status, Status::Posted);
     assert_eq!(s.entry.work_date, days_ago(40));
 }

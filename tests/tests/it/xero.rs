@@ -409,7 +409,10 @@ async fn date_utc_is_the_work_date_start_in_the_organisation_zone() {
         assert!(
             entries.values().all(|e| e.body["dateUtc"] == expected),
             "{zone}: {:?}",
-            entries.values().map(|e| &e.body["dateUtc"]).collect::<Vec<_>>()
+            entries
+                .values()
+                .map(|e| &e.body["dateUtc"])
+                .collect::<Vec<_>>()
         );
         // Read once per connection, then cached.
         assert_eq!(server.counters().organisation_reads, 1, "{zone}");
@@ -428,13 +431,18 @@ async fn date_utc_is_the_work_date_start_in_the_organisation_zone() {
         assert_eq!(books.len(), 2, "{zone}");
         assert!(books.iter().all(|b| b.txn_date.to_string() == "2026-03-02"));
         assert!(books.iter().any(|b| b.id == refs[0].id));
-        assert!(server.lock().problems.is_empty(), "{:?}", server.lock().problems);
+        assert!(
+            server.lock().problems.is_empty(),
+            "{:?}",
+            server.lock().problems
+        );
     }
 }
 
 #[tokio::test]
 async fn configured_time_zone_is_used_and_an_unknown_one_is_refused() {
-    let Some(spec) = xero_spec_or_skip("configured_time_zone_is_used_and_an_unknown_one_is_refused")
+    let Some(spec) =
+        xero_spec_or_skip("configured_time_zone_is_used_and_an_unknown_one_is_refused")
     else {
         return;
     };
@@ -480,7 +488,11 @@ async fn configured_time_zone_is_used_and_an_unknown_one_is_refused() {
     match e {
         LedgerError::Rejected(x) => {
             assert_eq!(x.code, ExceptionCode::LedgerValidation);
-            assert!(x.message.contains("[ledger.xero] time_zone"), "{}", x.message);
+            assert!(
+                x.message.contains("[ledger.xero] time_zone"),
+                "{}",
+                x.message
+            );
         }
         other => panic!("{other}"),
     }
@@ -524,12 +536,16 @@ async fn non_billable_time_never_lands_on_a_chargeable_task() {
     };
     let (server, ledger) = setup(spec, fast_fake(), fast()).await;
     // TASK is chargeable by the hour; TASK_OT is not chargeable.
-    server.lock().charge_types.insert(TASK.into(), "TIME".into());
-    let post = |id: &str, l: PostingLine| {
-        request(id, 1, LedgerOp::Create { lines: vec![l] })
-    };
+    server
+        .lock()
+        .charge_types
+        .insert(TASK.into(), "TIME".into());
+    let post = |id: &str, l: PostingLine| request(id, 1, LedgerOp::Create { lines: vec![l] });
     // Non-billable time mapped to the chargeable task: refused, nothing sent.
-    let e = ledger.apply(&post("nb1", xline(30, "Internal"))).await.unwrap_err();
+    let e = ledger
+        .apply(&post("nb1", xline(30, "Internal")))
+        .await
+        .unwrap_err();
     match e {
         LedgerError::Rejected(x) => {
             assert_eq!(x.code, ExceptionCode::LedgerValidation);
@@ -575,11 +591,19 @@ async fn non_billable_time_never_lands_on_a_chargeable_task() {
         matches!(&e, LedgerError::Rejected(x) if x.message.contains("NON_CHARGEABLE")),
         "{e}"
     );
-    let sent: Vec<_> = server.entries().into_values().map(|e| e.body["taskId"].clone()).collect();
+    let sent: Vec<_> = server
+        .entries()
+        .into_values()
+        .map(|e| e.body["taskId"].clone())
+        .collect();
     assert_eq!(sent.len(), 2, "{sent:?}");
     // The project's tasks were read once for all four.
     assert_eq!(server.counters().task_lists, 1);
-    assert!(server.lock().problems.is_empty(), "{:?}", server.lock().problems);
+    assert!(
+        server.lock().problems.is_empty(),
+        "{:?}",
+        server.lock().problems
+    );
 }
 
 /// Issue 11, point 11: dry-run renders a Xero update and delete in their
@@ -607,7 +631,11 @@ async fn dry_run_shows_updates_and_deletes_as_sent() {
         ))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(created[0].id.starts_with(&format!("{PROJECT}/")), "{:?}", created);
+    assert!(
+        created[0].id.starts_with(&format!("{PROJECT}/")),
+        "{:?}",
+        created
+    );
     let updated = dry
         .apply(&request(
             "d1",
@@ -658,10 +686,19 @@ async fn dry_run_shows_updates_and_deletes_as_sent() {
         shape,
         vec![
             ("POST".to_string(), format!("/Projects/{PROJECT}/Time")),
-            ("PUT".to_string(), format!("/Projects/{PROJECT}/Time/{entry}")),
-            ("DELETE".to_string(), format!("/Projects/{PROJECT}/Time/{entry}")),
+            (
+                "PUT".to_string(),
+                format!("/Projects/{PROJECT}/Time/{entry}")
+            ),
+            (
+                "DELETE".to_string(),
+                format!("/Projects/{PROJECT}/Time/{entry}")
+            ),
             ("POST".to_string(), format!("/Projects/{PROJECT_2}/Time")),
-            ("DELETE".to_string(), format!("/Projects/{PROJECT_2}/Time/{entry2}")),
+            (
+                "DELETE".to_string(),
+                format!("/Projects/{PROJECT_2}/Time/{entry2}")
+            ),
         ]
     );
     // Every body shown is one Xero accepts, dated in the organisation zone.
