@@ -711,3 +711,78 @@ async fn dry_run_shows_updates_and_deletes_as_sent() {
         }
     }
 }
+
+/// The names of the query parameters the spec declares for `GET path`.
+fn query_params(spec: &Spec, path: &str) -> Vec<String> {
+    let resolve = |p: &serde_json::Value| -> serde_json::Value {
+        match p["$ref"].as_str() {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap_or("");
+                spec.doc["components"]["parameters"][name].clone()
+            }
+            None => p.clone(),
+        }
+    };
+    let mut params: Vec<serde_json::Value> = Vec::new();
+    for at in [&spec.doc["paths"][path], &spec.doc["paths"][path]["get"]] {
+        if let Some(a) = at["parameters"].as_array() {
+            params.extend(a.iter().map(resolve));
+        }
+    }
+    params
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Issue 11: every read the Xero adapter sends (tasks, time) uses only
+/// query parameters the published document declares, with its required
+/// headers.
+#[test]
+fn adapter_reads_match_the_spec() {
+    let Some(spec) = xero_spec_or_skip("adapter_reads_match_the_spec") else {
+        return;
+    };
+    let r = XeroRequests {
+        settings: XeroSettings {
+            tenant_id: "tenant-1".into(),
+            api_base: "https://api.xero.com/projects.xro/2.0".into(),
+            accounting_base: "https://api.xero.com/api.xro/2.0".into(),
+            time_zone: None,
+        },
+    };
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap_or_default();
+    for (call, path) in [
+        (r.tasks_call(PROJECT, 1), "/Projects/{projectId}/Tasks"),
+        (
+            r.time_list_call(PROJECT, day(1), day(31), 2, chrono_tz::Pacific::Auckland),
+            "/Projects/{projectId}/Time",
+        ),
+        (r.projects_call(1), "/Projects"),
+    ] {
+        let declared = query_params(&spec, path);
+        let query = call.url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or("");
+            assert!(
+                declared.iter().any(|d| d == name),
+                "{path}: `{name}` is not a declared parameter ({declared:?})"
+            );
+        }
+        for h in spec.required_headers(path, "get") {
+            assert!(
+                call.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(&h)),
+                "GET {path} lacks required header {h}"
+            );
+        }
+    }
+    // The time list is bounded by the organisation's days, as instants.
+    let call = r.time_list_call(PROJECT, day(2), day(2), 1, chrono_tz::Pacific::Auckland);
+    assert!(
+        call.url.contains("dateAfterUtc=2026-03-01T11%3A00%3A00Z")
+            && call.url.contains("dateBeforeUtc=2026-03-02T10%3A59%3A59Z"),
+        "{}",
+        call.url
+    );
+}
