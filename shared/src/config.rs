@@ -273,18 +273,36 @@ pub struct HarvestPollConfig {
     /// Timeout of one HTTP request, in seconds.
     #[serde(default = "default_poll_timeout")]
     pub timeout_secs: u64,
+    /// The account's currency (ISO 4217), for billable rates whose client's
+    /// currency cannot be read. A time entry names only its client's id and
+    /// name; the poller reads each client's `currency` (`GET
+    /// /v2/clients/{id}`, which needs an Administrator or a Manager allowed
+    /// to edit clients) and caches it. Harvest's company endpoint has no
+    /// currency, so without this setting such a rate is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::model::Currency>,
 }
 
-/// `[intake.toggl_poll]`: the Toggl Track API poller.
+/// `[intake.toggl_poll]`: the Toggl Track poller, reading every user's
+/// time of one workspace through the Reports API v3 detailed search. The
+/// token must be a workspace admin's: `/me/time_entries` would return only
+/// the token user's own time, and the Reports API shows other users' time
+/// only to admins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TogglPollConfig {
     #[serde(default = "default_toggl_url")]
     pub base_url: String,
-    /// Keep only entries of this workspace id (default: every workspace
-    /// the token's user sees).
+    /// The workspace id to read (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// Days (back from today) listed on every poll: changes and deletions
+    /// of entries dated in this window are found.
+    #[serde(default = "default_lookback")]
+    pub lookback_days: u32,
+    /// Rows per report page.
+    #[serde(default = "default_toggl_page_size")]
+    pub page_size: u32,
     /// Pace requests at this many per hour (Toggl allows 30–600 by plan).
     #[serde(default = "default_toggl_rate")]
     pub requests_per_hour: u32,
@@ -376,6 +394,9 @@ fn default_toggl_url() -> String {
 }
 fn default_toggl_rate() -> u32 {
     30
+}
+fn default_toggl_page_size() -> u32 {
+    50
 }
 fn default_toggl_secret() -> String {
     "toggl_token".into()
@@ -731,6 +752,18 @@ fn poll_problem(intake: &IntakeConfig) -> Option<(String, String)> {
     }
     if let Some(t) = &intake.toggl_poll {
         let s = "intake.toggl_poll";
+        if t.workspace.as_deref().is_none_or(|w| w.trim().is_empty()) {
+            return Some((
+                format!("{s}.workspace"),
+                "must name the workspace id to read (the Reports API reads one workspace; the token must be a workspace admin's)".into(),
+            ));
+        }
+        if !(1..=1000).contains(&t.page_size) {
+            return Some((
+                format!("{s}.page_size"),
+                "must be between 1 and 1000".into(),
+            ));
+        }
         if !url_ok(&t.base_url) {
             return Some((
                 format!("{s}.base_url"),

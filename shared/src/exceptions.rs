@@ -110,6 +110,9 @@ codes! {
     LedgerRecordLocked => "LEDGER_RECORD_LOCKED",
         "The time record is locked or already invoiced in the books, so it cannot be changed or removed.",
         "Credit or adjust the invoice in the books if the time must change; otherwise leave it and dismiss this exception.";
+    TrackerEntryUnreadable => "TRACKER_ENTRY_UNREADABLE",
+        "The time tracker sent this entry in a form timepost cannot read, so it is not in the books as the tracker shows it.",
+        "Read the reason below (it names the field); correct the entry in the tracker and the corrected version flows in with the next poll, or dismiss this exception if the entry should not be posted.";
     RolledBack => "ROLLED_BACK",
         "This entry was taken back out of the books by a rollback of its import batch.",
         "Fix whatever the rollback was for, then redrive the entry to post it again.";

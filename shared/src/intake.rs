@@ -21,6 +21,9 @@ pub const MAX_BATCH_BYTES: usize = 1024 * 1024 - 16 * 1024;
 pub fn parse_context(intake: &IntakeConfig, mappings: &Mappings) -> ParseContext {
     let mut ctx = ParseContext::new(intake.default_time_zone);
     ctx.harvest_use_rounded = intake.harvest_use_rounded;
+    // A saved Harvest listing names only its clients' ids and names: its
+    // rates are in the account's currency when one is configured.
+    ctx.harvest_account_currency = intake.harvest.as_ref().and_then(|h| h.currency.clone());
     for row in mappings.rows() {
         if matches!(row.table, MappingTable::Employee | MappingTable::Vendor) {
             if let Some(tz) = row.attr("time_zone").and_then(|t| t.parse().ok()) {

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 
 use crate::exceptions::{Exception, ExceptionCode};
 use crate::ledger::{Party, PostingLine};
-use crate::mapping::{MappingTable, Mappings};
+use crate::mapping::{MappingRow, MappingTable, Mappings};
 use crate::model::{EntryKey, NormalisedEntry, WorkerKind};
 use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::overtime::{split_week, WorkItem};
@@ -557,6 +557,10 @@ fn build_lines(
             )
         })?;
     trace.step(|| format!("service item mapping `{}` → {}", item.key, item.target));
+    // Non-billable time goes to the row's `non_billable` target when it
+    // names one (Xero: a NON_CHARGEABLE task; chargeability is a property
+    // of the task, not of the time).
+    let item_target = non_billable_target(item, e.billable);
 
     let (class, department) = match &project_keys {
         Some(keys) => (
@@ -661,7 +665,7 @@ fn build_lines(
         txn_date: e.work_date,
         minutes: 0,
         customer,
-        service_item: Some(item.target.clone()),
+        service_item: Some(item_target),
         class,
         department,
         payroll_item: None,
@@ -819,7 +823,7 @@ pub fn holding_decision(
     item_keys.push("*");
     let service_item = mappings
         .find(MappingTable::ServiceItem, item_keys.iter().copied())
-        .map(|r| r.target.clone());
+        .map(|r| non_billable_target(r, false));
     trace.step(|| {
         format!(
             "routed to the holding account {account}: {minutes} min for {}, not billable",
@@ -848,6 +852,17 @@ pub fn holding_decision(
         Some(p) if in_books && p.posted_lines == lines => Decision::Unchanged,
         Some(_) if in_books => Decision::Update(lines),
         _ => Decision::Post(lines),
+    }
+}
+
+/// The service item a line of this row goes to: the row's `non_billable`
+/// attribute for non-billable time when it names one, else its target. A
+/// ledger where chargeability belongs to the item (Xero: a task's
+/// `chargeType`) needs the two told apart.
+pub fn non_billable_target(row: &MappingRow, billable: bool) -> String {
+    match row.attr("non_billable").map(str::trim) {
+        Some(t) if !billable && !t.is_empty() => t.to_string(),
+        _ => row.target.clone(),
     }
 }
 
@@ -976,5 +991,22 @@ mod tests {
         let prior = EntryState::new(e.clone(), at);
         let d = holding_decision(&e, None, &m, &r, Some(&prior), &mut NoTrace);
         assert_eq!(code(&d), Some(ExceptionCode::WorkDateOutOfRange));
+    }
+}
+
+#[cfg(test)]
+mod non_billable_tests {
+    use super::*;
+
+    /// Issue 11, point 9: a `service_item` row tells billable and
+    /// non-billable time apart with its `non_billable` attribute.
+    #[test]
+    fn non_billable_time_takes_the_rows_non_billable_target() {
+        let row = MappingRow::new(MappingTable::ServiceItem, "Design", "task-time")
+            .with_attr("non_billable", "task-nc");
+        assert_eq!(non_billable_target(&row, true), "task-time");
+        assert_eq!(non_billable_target(&row, false), "task-nc");
+        let plain = MappingRow::new(MappingTable::ServiceItem, "Design", "task-time");
+        assert_eq!(non_billable_target(&plain, false), "task-time");
     }
 }

@@ -1,10 +1,21 @@
-//! A fake Harvest API v2 account (see `shared/VENDOR-FACTS.md`):
+//! A fake Harvest API v2 account (see `shared/VENDOR-FACTS.md`, "Harvest"):
 //! `GET /v2/time_entries` filtered by `updated_since` / `from` / `to`,
 //! cursor pagination through `links.next`, `GET /v2/time_entries/{id}`
-//! (404 once deleted), the documented headers required (400 without
-//! `User-Agent`, 401 without or with a wrong token or account id), a
-//! sliding-window rate limit answered with 429 + `Retry-After`, and
-//! injectable faults. The test changes the data between polls.
+//! (404 once deleted), `GET /v2/clients/{id}` (the client object, with its
+//! `currency`; 403 when the token's user may not see clients), the
+//! documented headers required (400 without `User-Agent`, 401 without or
+//! with a wrong token or account id), a sliding-window rate limit answered
+//! with 429 + `Retry-After`, and injectable faults. The test changes the
+//! data between polls.
+//!
+//! Shapes (Harvest API v2 reference, help.getharvest.com/api-v2):
+//! - "Time Entries" → "The time entry object": `client` is "an object
+//!   containing the id and name of the associated client"; the documented
+//!   example is `"client":{"id":5735774,"name":"ABC Corp"}` — no currency.
+//! - "Clients" → "The client object": `id`, `name`, `is_active`, `address`,
+//!   `statement_key`, `currency` ("The currency code associated with this
+//!   client"), `created_at`, `updated_at`; "Required permissions": an
+//!   Administrator or a Manager allowed to edit clients, else 403 Forbidden.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,6 +36,7 @@ use crate::fake_common::{serve, Inject, Window};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HarvestCounters {
     pub requests: u64,
+    pub client_gets: u64,
     pub list_pages: u64,
     pub single_gets: u64,
     pub throttled: u64,
@@ -55,6 +67,11 @@ pub struct HarvestState {
     pub fail_window_listings: u32,
     /// Query strings of list requests, in order.
     pub list_queries: Vec<HashMap<String, String>>,
+    /// Client records by id, as `GET /v2/clients/{id}` returns them.
+    pub clients: BTreeMap<u64, Value>,
+    /// The token's user may not see clients: `/v2/clients` answers 403
+    /// (Harvest API v2, "Clients" → "Required permissions").
+    pub clients_forbidden: bool,
     cursors: HashMap<String, Cursor>,
     next_cursor: u64,
     base: String,
@@ -80,6 +97,8 @@ impl HarvestServer {
             injected: VecDeque::new(),
             counters: HarvestCounters::default(),
             list_queries: Vec::new(),
+            clients: BTreeMap::from([(5735776, client(5735776, "ABC Ltd", "USD"))]),
+            clients_forbidden: false,
             cursors: HashMap::new(),
             next_cursor: 1,
             base: String::new(),
@@ -87,6 +106,7 @@ impl HarvestServer {
         let app = axum::Router::new()
             .route("/v2/time_entries", get(list))
             .route("/v2/time_entries/{id}", get(one))
+            .route("/v2/clients/{id}", get(one_client))
             .with_state(state.clone());
         let (addr, task) = serve(app).await;
         state.lock().unwrap_or_else(|p| p.into_inner()).base = format!("http://{addr}");
@@ -158,11 +178,27 @@ pub fn entry(id: u64, user: u64, project: u64, task: u64, date: NaiveDate, hours
         "started_time": null,
         "ended_time": null,
         "user": {"id": user, "name": format!("User {user}")},
-        "client": {"id": 5735776, "name": "ABC Ltd", "currency": "USD"},
+        // Harvest API v2, "The time entry object": the client's id and name.
+        "client": {"id": 5735776, "name": "ABC Ltd"},
         "project": {"id": project, "name": format!("Project {project}"), "code": null},
         "task": {"id": task, "name": format!("Task {task}")},
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z"
+    })
+}
+
+/// A client record as `GET /v2/clients/{id}` returns it (Harvest API v2,
+/// "Clients" → "The client object").
+pub fn client(id: u64, name: &str, currency: &str) -> Value {
+    json!({
+        "id": id,
+        "name": name,
+        "is_active": true,
+        "address": "123 Main St.\r\nAnytown, LA 71223",
+        "statement_key": "0a39d3e33c8058cf7c3f8097d854c64e",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "currency": currency
     })
 }
 
@@ -356,6 +392,22 @@ async fn one(State(st): Shared, h: HeaderMap, Path(id): Path<String>) -> Respons
     s.counters.single_gets += 1;
     match id.parse::<u64>().ok().and_then(|id| s.entries.get(&id)) {
         Some(e) => axum::Json(e.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn one_client(State(st): Shared, h: HeaderMap, Path(id): Path<String>) -> Response {
+    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(r) = gate(&mut s, &h) {
+        return r;
+    }
+    s.counters.client_gets += 1;
+    // "Insufficient permissions will result in a 403 Forbidden status code."
+    if s.clients_forbidden {
+        return error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    match id.parse::<u64>().ok().and_then(|id| s.clients.get(&id)) {
+        Some(c) => axum::Json(c.clone()).into_response(),
         None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }

@@ -167,6 +167,8 @@ pub fn xero_config(
     timepost::ledger::cloud::XeroConfig {
         tenant_id: "tenant-1".into(),
         api_base: server.api_base(),
+        accounting_base: server.accounting_base(),
+        time_zone: None,
         token_url: server.token_url(),
         secret_prefix: "xero".into(),
         timeout_secs: 2,

@@ -3,7 +3,8 @@
 //! (`shared/specs/xero-projects.yaml`), `xero-tenant-id` is required,
 //! `Idempotency-Key` replays the original answer, time entries that are
 //! LOCKED or INVOICED refuse changes (Xero's answer to a concurrent edit —
-//! it has no sync tokens), 60 calls/min, 5 in flight and 5000/day answered
+//! it has no sync tokens), 60 calls/min, 5 in flight and 5000 per rolling
+//! 24 hours (VENDOR-FACTS.md "Xero": "not a calendar day") answered
 //! with 429 + `Retry-After` + `X-Rate-Limit-Problem`, remaining-allowance
 //! headers on every answer, OAuth with rotating refresh tokens, and
 //! injectable 5xx / timeouts / dropped connections after the work is done.
@@ -13,6 +14,12 @@
 //! someone in Xero would ([`XeroServer::create_by_hand`],
 //! [`XeroServer::edit_by_hand`], [`XeroServer::delete_by_hand`],
 //! [`XeroServer::set_status`]).
+//!
+//! The organisation (Accounting API `GET /api.xro/2.0/Organisation`, Xero
+//! "Accounting API › Organisation"): `{"Organisations": [{…, "Timezone"}]}`
+//! with `Timezone` one of the API's `TimeZone` values (Windows zone ids in
+//! capitals, e.g. `NEWZEALANDSTANDARDTIME`); it dates time entries, since
+//! `dateUtc` is an instant shown in that zone (VENDOR-FACTS.md "Xero").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -68,6 +75,10 @@ pub struct Counters {
     pub invalid_bodies: u64,
     /// List calls answered (`GET …/Time`, `GET /Projects`; each page is one).
     pub lists: u64,
+    /// `GET /Organisation` calls answered.
+    pub organisation_reads: u64,
+    /// `GET /Projects/{projectId}/Tasks` pages answered.
+    pub task_lists: u64,
 }
 
 pub struct XeroState {
@@ -79,12 +90,21 @@ pub struct XeroState {
     replies: HashMap<String, (u16, String)>,
     pub oauth: OAuthFake,
     minute: Window,
-    day_count: u32,
+    /// Starts of the calls of the last 24 hours (the rolling daily window).
+    day_calls: VecDeque<Instant>,
+    /// What `X-AppMinLimit-Remaining` says (the app-wide 10,000 per minute,
+    /// shared by every tenant; tests set 0 to play another tenant's load).
+    pub app_minute_remaining: u32,
     pub limits: XeroFakeLimits,
     pub injected: VecDeque<Inject>,
     pub counters: Counters,
     /// Every validation problem seen (for assertions).
     pub problems: Vec<String>,
+    /// The organisation's `Timezone` (Accounting API `TimeZone` value).
+    pub org_timezone: String,
+    /// Task id → `chargeType` (`TIME`, `FIXED`, `NON_CHARGEABLE`); a task
+    /// not listed here is `NON_CHARGEABLE`.
+    pub charge_types: HashMap<String, String>,
 }
 
 pub struct FakeXero {
@@ -117,11 +137,14 @@ impl XeroServer {
                 replies: HashMap::new(),
                 oauth: OAuthFake::new(refresh_token),
                 minute: Window::new(limits.per_minute, limits.minute),
-                day_count: 0,
+                day_calls: VecDeque::new(),
+                app_minute_remaining: 9_999,
                 limits,
                 injected: VecDeque::new(),
                 counters: Counters::default(),
                 problems: Vec::new(),
+                org_timezone: "UTC".into(),
+                charge_types: HashMap::new(),
             }),
             spec,
             in_flight: AtomicU32::new(0),
@@ -133,9 +156,14 @@ impl XeroServer {
             )
             .route("/projects.xro/2.0/Projects", get(list_projects))
             .route(
+                "/projects.xro/2.0/Projects/{project}/Tasks",
+                get(list_tasks),
+            )
+            .route(
                 "/projects.xro/2.0/Projects/{project}/Time/{entry}",
                 put(change).delete(change),
             )
+            .route("/api.xro/2.0/Organisation", get(organisation))
             .route("/connect/token", post(token))
             .with_state(fake.clone());
         let (addr, task) = serve(app).await;
@@ -148,6 +176,11 @@ impl XeroServer {
 
     pub fn api_base(&self) -> String {
         format!("http://{}/projects.xro/2.0", self.addr)
+    }
+
+    /// The Accounting API base (`…/api.xro/2.0`).
+    pub fn accounting_base(&self) -> String {
+        format!("http://{}/api.xro/2.0", self.addr)
     }
 
     pub fn token_url(&self) -> String {
@@ -237,15 +270,24 @@ enum Gate {
 }
 
 impl XeroState {
+    /// Calls in the rolling 24 hours before `now`.
+    fn day_in_window(&mut self, now: Instant) -> u32 {
+        let day = Duration::from_secs(24 * 3600);
+        while self.day_calls.front().is_some_and(|t| *t + day <= now) {
+            self.day_calls.pop_front();
+        }
+        u32::try_from(self.day_calls.len()).unwrap_or(u32::MAX)
+    }
+
     fn limit_headers(&mut self, r: &mut Response) {
         let now = Instant::now();
         let min = self.minute.remaining(now);
-        let day = self.limits.per_day.saturating_sub(self.day_count);
+        let day = self.limits.per_day.saturating_sub(self.day_in_window(now));
         let h = r.headers_mut();
         for (k, v) in [
             ("x-minlimit-remaining", min),
             ("x-daylimit-remaining", day),
-            ("x-appminlimit-remaining", 9_999),
+            ("x-appminlimit-remaining", self.app_minute_remaining),
         ] {
             if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
                 h.insert(k, v);
@@ -273,7 +315,7 @@ impl XeroState {
         let now = Instant::now();
         let problem = if in_flight > self.limits.concurrent {
             Some(("concurrent", Duration::from_secs(1)))
-        } else if self.day_count >= self.limits.per_day {
+        } else if self.day_in_window(now) >= self.limits.per_day {
             Some(("day", Duration::from_secs(3600)))
         } else {
             self.minute.hit(now).err().map(|d| ("minute", d))
@@ -303,7 +345,7 @@ impl XeroState {
             self.limit_headers(&mut r);
             return Gate::Stop(r);
         }
-        self.day_count += 1;
+        self.day_calls.push_back(now);
         self.counters.calls += 1;
         if let Some((status, body)) = idem.and_then(|k| self.replies.get(k)).cloned() {
             self.counters.replays += 1;
@@ -719,6 +761,106 @@ async fn list_projects(
             .collect();
         let answer = page_of(items, page, size);
         s.check_answer(&f.spec, "Projects", &answer);
+        (
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response(),
+            after,
+        )
+    };
+    finish(after, resp, &f).await
+}
+
+/// `GET /api.xro/2.0/Organisation` (Xero Accounting API › Organisation): the
+/// connected organisation, its `Timezone` among the fields. Counted toward
+/// the tenant's limits like every call (Xero's limits are per tenant and
+/// app, across its APIs).
+async fn organisation(State(f): State<Arc<FakeXero>>, h: HeaderMap) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, None) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        s.counters.organisation_reads += 1;
+        let answer = json!({
+            "Id": uuid::Uuid::new_v4().to_string(),
+            "Status": "OK",
+            "ProviderName": "timepost tests",
+            "Organisations": [{
+                "OrganisationID": s.tenant,
+                "Name": "Demo Company",
+                "BaseCurrency": "USD",
+                "CountryCode": "US",
+                "OrganisationType": "COMPANY",
+                "Timezone": s.org_timezone,
+            }]
+        });
+        (
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response(),
+            after,
+        )
+    };
+    finish(after, resp, &f).await
+}
+
+/// `GET /Projects/{projectId}/Tasks` (xero-projects.yaml, operation
+/// `getTasks`): the project's tasks with their `chargeType` ("Can be `TIME`,
+/// `FIXED` or `NON_CHARGEABLE`, defines how the task will be charged"),
+/// paged, answered as `Tasks` and checked against that schema. Whether time
+/// is chargeable is the task's, not the time entry's (VENDOR-FACTS.md
+/// "Xero", corrected).
+async fn list_tasks(
+    State(f): State<Arc<FakeXero>>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _g = InFlight(&f.in_flight);
+    let (resp, after) = {
+        let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = match s.gate(&h, n, None) {
+            Gate::Stop(r) => return r,
+            Gate::Go(i) => i,
+        };
+        s.counters.task_lists += 1;
+        let (page, size) = match paging(&q) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e, Value::Null),
+        };
+        let Some(tasks) = s.projects.get(&project) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("Project {project} not found"),
+                Value::Null,
+            );
+        };
+        let items: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                let ct = s
+                    .charge_types
+                    .get(t)
+                    .cloned()
+                    .unwrap_or_else(|| "NON_CHARGEABLE".into());
+                json!({"taskId": t, "name": format!("Task {t}"), "chargeType": ct,
+                       "rate": {"currency": "USD", "value": 0.0},
+                       "projectId": project, "status": "ACTIVE", "estimateMinutes": 0})
+            })
+            .collect();
+        let answer = page_of(items, page, size);
+        s.check_answer(&f.spec, "Tasks", &answer);
         (
             (
                 StatusCode::OK,

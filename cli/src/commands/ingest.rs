@@ -17,8 +17,10 @@ pub struct Args {
     source: String,
     /// A saved payload (one event or a JSON array) or a CSV export.
     file: PathBuf,
-    /// Clockify only: the event type the body is (Clockify sends it in a
-    /// header), e.g. TIME_ENTRY_DELETED. Default: created/updated.
+    /// Clockify only: the event type the body is (Clockify sends it in the
+    /// `Clockify-Webhook-Event-Type` header, not in the body), e.g.
+    /// TIME_ENTRY_UPDATED or TIME_ENTRY_DELETED. Required for time entries:
+    /// without it a deletion would read as an edit.
     #[arg(long)]
     event: Option<String>,
     /// Print the summary as JSON.
@@ -65,6 +67,16 @@ pub async fn run(g: &Global, args: Args) -> CliResult {
                 b.finish_and_clear();
             }
             vec![Event::Entries { entries }]
+        }
+        Source::Clockify
+            if args.event.is_none() && sources::clockify::kind_is_ambiguous(&bytes) =>
+        {
+            return Err(Failure::Input(anyhow!(
+                "{}: a Clockify time entry does not say whether it was created, updated or deleted \
+                 (Clockify sends that in the Clockify-Webhook-Event-Type header); \
+                 say which with --event, e.g. --event TIME_ENTRY_UPDATED or --event TIME_ENTRY_DELETED",
+                args.file.display()
+            )))
         }
         Source::Clockify => sources::clockify::parse_many(&bytes, args.event.as_deref(), &ctx)
             .map_err(bad)?

@@ -335,6 +335,51 @@ fn ingest_of_a_saved_payload_names_file_position_and_field() {
     assert!(o.status.success(), "{}", text(&o).1);
 }
 
+/// Issue 11, point 13: a Clockify body does not carry its event kind, so a
+/// saved deletion must never be ingested as a new entry.
+#[test]
+fn ingest_clockify_without_event_refuses_an_entry_and_names_the_flag() {
+    let d = workdir();
+    let deleted = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/clockify/time_entry_deleted.json"
+    );
+    let o = timepost(d.path(), &["ingest", "--source", "clockify", deleted]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--event") && err.contains("TIME_ENTRY_DELETED"),
+        "{err}"
+    );
+    let o = timepost(d.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kpis"]["entries_known"], "0", "nothing was enqueued");
+    // With the event named, the same file goes through as a deletion.
+    let o = timepost(
+        d.path(),
+        &[
+            "ingest",
+            "--source",
+            "clockify",
+            deleted,
+            "--event",
+            "TIME_ENTRY_DELETED",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    // An approval body is not ambiguous: no --event needed.
+    let approval = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/clockify/approval_status_updated.json"
+    );
+    let o = timepost(
+        d.path(),
+        &["ingest", "--source", "clockify", approval, "--json"],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
 #[cfg(not(feature = "aws"))]
 #[test]
 fn backend_aws_without_the_feature_says_how_to_get_it() {

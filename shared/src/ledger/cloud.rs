@@ -43,6 +43,9 @@ fn d_timeout() -> u64 {
 fn d_xero_api() -> String {
     "https://api.xero.com/projects.xro/2.0".into()
 }
+fn d_xero_accounting() -> String {
+    "https://api.xero.com/api.xro/2.0".into()
+}
 fn d_xero_token() -> String {
     "https://identity.xero.com/connect/token".into()
 }
@@ -145,6 +148,15 @@ pub struct XeroConfig {
     pub tenant_id: String,
     #[serde(default = "d_xero_api")]
     pub api_base: String,
+    /// The Accounting API, read once per connection for the organisation's
+    /// time zone (`GET /Organisation` → `Timezone`).
+    #[serde(default = "d_xero_accounting")]
+    pub accounting_base: String,
+    /// The organisation's time zone (IANA name). Optional: without it the
+    /// organisation's own is read from Xero; with it nothing is read and
+    /// dry-run dates time entries as the real run does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<chrono_tz::Tz>,
     #[serde(default = "d_xero_token")]
     pub token_url: String,
     #[serde(default = "d_xero_prefix")]
@@ -299,6 +311,8 @@ impl XeroConfig {
         XeroSettings {
             tenant_id: self.tenant_id.clone(),
             api_base: self.api_base.clone(),
+            accounting_base: self.accounting_base.clone(),
+            time_zone: self.time_zone,
         }
     }
 

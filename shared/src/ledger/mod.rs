@@ -20,6 +20,7 @@ pub mod recording;
 pub mod sandbox;
 pub mod transport;
 pub mod xero;
+pub mod xero_timezone;
 
 use std::time::Duration;
 

@@ -5,9 +5,11 @@
 //! Each rate (`limit` calls per `window`) is paced with a token bucket of
 //! capacity one: calls are spaced `window / (limit × 0.98)` apart and never
 //! catch up after a pause, so no sliding window of the server's ever sees
-//! more than `limit` calls. A semaphore caps calls in flight, a counter caps
-//! calls per UTC day, and a 429 (or a server saying the minute's allowance is
-//! spent) pauses every caller of the company until the time it names.
+//! more than `limit` calls. A semaphore caps calls in flight, a window caps
+//! calls per rolling 24 hours (Xero's daily limit is rolling, not a calendar
+//! day: VENDOR-FACTS.md "Xero", corrected), and a 429 (or a server saying a
+//! minute's allowance — the tenant's or the app's — is spent) pauses every
+//! caller of the company until the time it names.
 //!
 //! All of that is per process. Lambda runs many `sync` instances at once
 //! against one company's single allowance, so a [`SharedPacer`] (DynamoDB:
@@ -17,12 +19,12 @@
 
 // `LedgerError` is the port's error type and carries the exception inline.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use chrono::{NaiveDate, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
@@ -56,7 +58,7 @@ pub struct Limits {
     pub rates: Vec<Rate>,
     /// Calls in flight at once.
     pub concurrent: u32,
-    /// Calls per UTC day, if the vendor caps them.
+    /// Calls per rolling 24 hours, if the vendor caps them.
     pub per_day: Option<u32>,
     /// How long a "minute" lasts (60 s; shorter in tests and benchmarks
     /// that compress time against a fake).
@@ -103,14 +105,21 @@ struct State {
     next: Vec<Instant>,
     /// Nobody starts before this (after a 429 or an exhausted allowance).
     paused_until: Option<Instant>,
-    day: NaiveDate,
-    day_count: u32,
-    day_exhausted: bool,
+    /// Starts of the calls of the last 24 hours (oldest first), when a
+    /// daily cap applies.
+    day_calls: VecDeque<Instant>,
+    /// The server said the day's allowance is spent: no call before this.
+    day_blocked_until: Option<Instant>,
 }
+
+/// The rolling window of the daily limit.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The limiter for one company (QBO realm, Xero tenant).
 pub struct RateLimiter {
     limits: Limits,
+    /// The window of the daily cap: 24 hours (shorter only in tests).
+    day_window: Duration,
     spacing: Vec<Duration>,
     state: Mutex<State>,
     in_flight: Semaphore,
@@ -130,11 +139,11 @@ impl RateLimiter {
             state: Mutex::new(State {
                 next: vec![now; limits.rates.len()],
                 paused_until: None,
-                day: Utc::now().date_naive(),
-                day_count: 0,
-                day_exhausted: false,
+                day_calls: VecDeque::new(),
+                day_blocked_until: None,
             }),
             in_flight: Semaphore::new(limits.concurrent.max(1) as usize),
+            day_window: DAY,
             spacing,
             limits,
             shared: None,
@@ -153,6 +162,13 @@ impl RateLimiter {
         self
     }
 
+    /// The daily cap's rolling window (24 hours unless set; tests shorten
+    /// it to watch it roll).
+    pub fn with_day_window(mut self, window: Duration) -> Self {
+        self.day_window = window;
+        self
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -162,7 +178,8 @@ impl RateLimiter {
     }
 
     /// Wait for a slot: a free concurrency permit and the next start time
-    /// every rate allows. Fails only when the day's allowance is spent.
+    /// every rate allows. Fails only when the allowance of the last 24
+    /// hours is spent (with the time until the oldest call leaves it).
     pub async fn acquire(&self) -> Result<Slot<'_>, LedgerError> {
         let permit = self
             .in_flight
@@ -171,18 +188,22 @@ impl RateLimiter {
             .map_err(|_| LedgerError::Transient("rate limiter closed".into()))?;
         let start = {
             let mut s = self.lock();
-            let today = Utc::now().date_naive();
-            if s.day != today {
-                s.day = today;
-                s.day_count = 0;
-                s.day_exhausted = false;
-            }
+            let now = Instant::now();
             if let Some(cap) = self.limits.per_day {
-                if s.day_exhausted || s.day_count >= cap {
-                    return Err(LedgerError::RateLimited(Some(until_utc_midnight())));
+                let window = self.day_window;
+                while s.day_calls.front().is_some_and(|t| *t + window <= now) {
+                    s.day_calls.pop_front();
+                }
+                if let Some(until) = s.day_blocked_until.filter(|u| *u > now) {
+                    return Err(LedgerError::RateLimited(Some(until - now)));
+                }
+                if s.day_calls.len() >= cap as usize {
+                    let oldest = s.day_calls.front().copied().unwrap_or(now);
+                    return Err(LedgerError::RateLimited(Some(
+                        (oldest + window).saturating_duration_since(now),
+                    )));
                 }
             }
-            let now = Instant::now();
             let mut start = now;
             for n in &s.next {
                 start = start.max(*n);
@@ -193,7 +214,9 @@ impl RateLimiter {
             for (n, gap) in s.next.iter_mut().zip(&self.spacing) {
                 *n = start + *gap;
             }
-            s.day_count += 1;
+            if self.limits.per_day.is_some() {
+                s.day_calls.push_back(start);
+            }
             start
         };
         tokio::time::sleep_until(start).await;
@@ -230,34 +253,44 @@ impl RateLimiter {
         s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
     }
 
-    /// What the server reports is left (Xero's `X-MinLimit-Remaining` and
-    /// `X-DayLimit-Remaining`): a spent minute pauses for a minute, a spent
-    /// day refuses further calls until midnight UTC.
-    pub fn observe_remaining(&self, minute: Option<u32>, day: Option<u32>) {
-        if minute == Some(0) {
+    /// What the server reports is left (Xero's `X-MinLimit-Remaining`,
+    /// `X-DayLimit-Remaining` and `X-AppMinLimit-Remaining`): a spent
+    /// minute, the tenant's or the app's, pauses for a minute; a spent day
+    /// refuses further calls until the oldest call this limiter knows of
+    /// leaves the 24-hour window (an hour when it knows none). The app's
+    /// minute is shared by every tenant of the app, so it is honoured
+    /// exactly like the tenant's.
+    pub fn observe_remaining(
+        &self,
+        minute: Option<u32>,
+        day: Option<u32>,
+        app_minute: Option<u32>,
+    ) {
+        if minute == Some(0) || app_minute == Some(0) {
             self.pause(self.limits.minute);
         }
         if let Some(left) = day {
+            let now = Instant::now();
             let mut s = self.lock();
             if left == 0 {
-                s.day_exhausted = true;
+                let until = s
+                    .day_calls
+                    .front()
+                    .map(|t| *t + self.day_window)
+                    .filter(|u| *u > now)
+                    .unwrap_or(now + Duration::from_secs(3600));
+                s.day_blocked_until = Some(until);
             } else if let Some(cap) = self.limits.per_day {
                 // Trust the server's count when it has seen more calls
-                // (other processes share the allowance).
-                s.day_count = s.day_count.max(cap.saturating_sub(left));
+                // (other processes share the allowance): the calls it saw
+                // and this limiter did not count from now.
+                let seen = cap.saturating_sub(left) as usize;
+                while s.day_calls.len() < seen {
+                    s.day_calls.push_back(now);
+                }
             }
         }
     }
-}
-
-fn until_utc_midnight() -> Duration {
-    let now = Utc::now();
-    let midnight = (now.date_naive() + chrono::Duration::days(1))
-        .and_hms_opt(0, 0, 0)
-        .map(|m| m.and_utc());
-    midnight
-        .and_then(|m| (m - now).to_std().ok())
-        .unwrap_or(Duration::from_secs(3600))
 }
 
 #[cfg(test)]
@@ -304,7 +337,68 @@ mod tests {
         let t0 = Instant::now();
         drop(l.acquire().await.unwrap());
         assert!(t0.elapsed() >= Duration::from_millis(45));
-        l.observe_remaining(None, Some(0));
+        l.observe_remaining(None, Some(0), None);
         assert!(l.acquire().await.is_err());
+    }
+
+    /// Issue 11, point 10: the daily allowance is a rolling window (24
+    /// hours; shortened here to 400 ms), not a calendar day.
+    #[tokio::test]
+    async fn the_daily_allowance_rolls_over_its_window_not_at_midnight() {
+        let window = Duration::from_millis(400);
+        let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]))
+            .with_day_window(window);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            drop(l.acquire().await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..2 {
+            drop(l.acquire().await.unwrap());
+        }
+        // Five calls within the window: the sixth must wait until the first
+        // three leave it, about 200 ms on.
+        match l.acquire().await {
+            Err(LedgerError::RateLimited(Some(w))) => {
+                assert!(w <= Duration::from_millis(200), "{w:?}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        tokio::time::sleep_until(t0 + window + Duration::from_millis(20)).await;
+        for _ in 0..3 {
+            drop(l.acquire().await.unwrap());
+        }
+        assert!(
+            l.acquire().await.is_err(),
+            "the later two are still in the window"
+        );
+        // The server has seen more calls than this process: trusted.
+        let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
+        l.observe_remaining(None, Some(1), None);
+        drop(l.acquire().await.unwrap());
+        assert!(l.acquire().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_spent_app_minute_pauses_like_a_spent_tenant_minute() {
+        let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
+        l.observe_remaining(Some(40), None, Some(0));
+        let t0 = Instant::now();
+        drop(l.acquire().await.unwrap());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            t0.elapsed()
+        );
+        let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
+        l.observe_remaining(Some(0), None, Some(500));
+        let t0 = Instant::now();
+        drop(l.acquire().await.unwrap());
+        assert!(t0.elapsed() >= Duration::from_millis(600));
+        let l = RateLimiter::new(limits(vec![Rate::new(1000, Duration::from_secs(1))]));
+        l.observe_remaining(Some(3), Some(9), Some(500));
+        let t0 = Instant::now();
+        drop(l.acquire().await.unwrap());
+        assert!(t0.elapsed() < Duration::from_millis(600));
     }
 }

@@ -55,14 +55,28 @@ impl RecordingLedger {
             .clone()
     }
 
-    fn fresh(&self, tier: &str) -> RecordRef {
+    /// A made-up record for `line`, in the shape the ledger's ids have:
+    /// Xero's are `projectId/timeEntryId` (every URL needs both), so a
+    /// later update or delete of it in the same dry run renders as the real
+    /// `PUT` / `DELETE …/Projects/{projectId}/Time/{timeEntryId}` would.
+    fn fresh(&self, line: &super::PostingLine) -> RecordRef {
         let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
+        let id = match (self.name.as_str(), line.customer.as_deref()) {
+            ("xero", Some(project)) => format!("{project}/dry-run-{n}"),
+            _ => format!("dry-run-{n}"),
+        };
         RecordRef {
-            id: format!("dry-run-{n}"),
+            id,
             sync_token: "0".into(),
-            tier: tier.to_string(),
+            tier: line.tier.clone(),
         }
+    }
+
+    /// Whether an update keeps `record` for `line` (Xero: a time entry
+    /// cannot move between projects; it is deleted and created anew).
+    fn keeps(&self, record: &RecordRef, line: &super::PostingLine) -> bool {
+        self.name != "xero" || line.customer.as_deref() == Some(super::xero::project_of(&record.id))
     }
 }
 
@@ -96,15 +110,15 @@ impl Ledger for RecordingLedger {
             return Err(e);
         }
         Ok(match &request.op {
-            LedgerOp::Create { lines } => lines.iter().map(|l| self.fresh(&l.tier)).collect(),
+            LedgerOp::Create { lines } => lines.iter().map(|l| self.fresh(l)).collect(),
             LedgerOp::Update { records, lines } => lines
                 .iter()
                 .map(|l| match records.iter().find(|r| r.tier == l.tier) {
-                    Some(r) => RecordRef {
+                    Some(r) if self.keeps(r, l) => RecordRef {
                         sync_token: format!("{}+1", r.sync_token),
                         ..r.clone()
                     },
-                    None => self.fresh(&l.tier),
+                    _ => self.fresh(l),
                 })
                 .collect(),
             LedgerOp::Delete { .. } => Vec::new(),

@@ -160,6 +160,7 @@ impl Transport {
             self.limiter.observe_remaining(
                 reply.header_u32("x-minlimit-remaining"),
                 reply.header_u32("x-daylimit-remaining"),
+                reply.header_u32("x-appminlimit-remaining"),
             );
             match reply.status {
                 401 if !retried_auth => {

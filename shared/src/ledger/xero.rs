@@ -12,6 +12,24 @@
 //! the request's key (entry identity + version), the line and the action.
 //! A DELETE answered 404 is taken as done (a retry after a lost answer).
 //!
+//! Dates: `dateUtc` is an instant, shown in the organisation's time zone
+//! (Xero Projects API, `TimeEntry.dateUtc`; VENDOR-FACTS.md "Xero"). A
+//! line's work date is sent as the start of that date in the organisation's
+//! zone, as UTC ([`xero_timezone::date_utc`]), so it reads as that date in
+//! Xero whatever side of UTC the organisation is on; listed entries read
+//! back in the same zone. The zone is `[ledger.xero] time_zone` when set,
+//! else the organisation's own (`GET /api.xro/2.0/Organisation` →
+//! `Timezone`, read once per connection and cached).
+//!
+//! Chargeable time: whether time is invoiceable, and at what rate, is set
+//! on the Xero task (`Task.chargeType` TIME | FIXED | NON_CHARGEABLE), not
+//! on the time entry (VENDOR-FACTS.md "Xero"). Before anything is sent,
+//! each line's task is looked up (`GET /Projects/{projectId}/Tasks`, once
+//! per project and connection): non-billable time on a chargeable task, or
+//! billable time on a NON_CHARGEABLE one, is refused with the mapping to
+//! fix (a `service_item` row's `non_billable` attribute names the task for
+//! non-billable time).
+//!
 //! Every time entry created or rewritten carries its fingerprint in
 //! `description` ([`LedgerRequest::marked_description`]), and
 //! [`XeroLedger`]'s `read_books` lists the entries back
@@ -21,14 +39,17 @@
 
 // `LedgerError` is the port's error type and carries the exception inline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::books::{fingerprint_of, unmarked, BookQuery, BookRecord};
 use super::transport::{url_encode, HttpCall, HttpReply, Transport};
+use super::xero_timezone;
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 
@@ -48,6 +69,12 @@ pub struct XeroSettings {
     pub tenant_id: String,
     /// `https://api.xero.com/projects.xro/2.0` (tests: a fake).
     pub api_base: String,
+    /// `https://api.xero.com/api.xro/2.0`: the Accounting API, read for the
+    /// organisation's time zone.
+    pub accounting_base: String,
+    /// The organisation's time zone when configured (then the
+    /// `Organisation` endpoint is not read).
+    pub time_zone: Option<Tz>,
 }
 
 /// The `TimeEntryCreateOrUpdate` body of the Projects API.
@@ -98,15 +125,17 @@ fn refuse(code: ExceptionCode, msg: String) -> LedgerError {
 pub fn body_for_request(
     request: &LedgerRequest,
     line: &PostingLine,
+    tz: Tz,
 ) -> Result<(String, TimeEntryBody), LedgerError> {
-    let (project, mut body) = body_for(line)?;
+    let (project, mut body) = body_for(line, tz)?;
     body.description =
         Some(request.marked_description(line, MAX_DESCRIPTION)).filter(|d| !d.is_empty());
     Ok((project, body))
 }
 
-/// The body for one line, checked against what Xero accepts.
-pub fn body_for(line: &PostingLine) -> Result<(String, TimeEntryBody), LedgerError> {
+/// The body for one line, checked against what Xero accepts; `tz` is the
+/// organisation's time zone (`dateUtc` is the work date's start there).
+pub fn body_for(line: &PostingLine, tz: Tz) -> Result<(String, TimeEntryBody), LedgerError> {
     let project = line.customer.clone().ok_or_else(|| {
         refuse(
             ExceptionCode::LedgerValidation,
@@ -137,7 +166,7 @@ pub fn body_for(line: &PostingLine) -> Result<(String, TimeEntryBody), LedgerErr
         TimeEntryBody {
             user_id: line.party.id().to_string(),
             task_id: task,
-            date_utc: format!("{}T00:00:00Z", line.txn_date.format("%Y-%m-%d")),
+            date_utc: xero_timezone::date_utc(line.txn_date, tz),
             duration: line.minutes,
             description: Some(line.description.clone()).filter(|d| !d.is_empty()),
         },
@@ -170,12 +199,19 @@ impl XeroRequests {
             .header("Idempotency-Key", key)
     }
 
-    /// Every call one request needs, in order.
+    /// Every call one request needs, in order, dated in the configured
+    /// time zone (UTC when none is configured: what a planner without a
+    /// connection can know). [`XeroLedger`] plans with the organisation's.
     pub fn plan(&self, req: &LedgerRequest) -> Result<Vec<XeroCall>, LedgerError> {
+        self.plan_in(req, self.settings.time_zone.unwrap_or(Tz::UTC))
+    }
+
+    /// Every call one request needs, in order, dates in `tz`.
+    pub fn plan_in(&self, req: &LedgerRequest, tz: Tz) -> Result<Vec<XeroCall>, LedgerError> {
         let mut out = Vec::new();
         let create =
             |n: usize, l: &PostingLine, out: &mut Vec<XeroCall>| -> Result<(), LedgerError> {
-                let (project, body) = body_for_request(req, l)?;
+                let (project, body) = body_for_request(req, l, tz)?;
                 let call = HttpCall::new("POST", self.url(&format!("/Projects/{project}/Time")))
                     .json(&body)?;
                 out.push(XeroCall {
@@ -209,7 +245,7 @@ impl XeroRequests {
             }
             LedgerOp::Update { records, lines } => {
                 for (n, l) in lines.iter().enumerate() {
-                    let (project, body) = body_for_request(req, l)?;
+                    let (project, body) = body_for_request(req, l, tz)?;
                     match records.iter().find(|r| r.tier == l.tier) {
                         // Same project: update in place.
                         Some(rec) if project_of(&rec.id) == project => {
@@ -256,21 +292,54 @@ impl XeroRequests {
 }
 
 impl XeroRequests {
-    /// One page of `project`'s time entries dated `from` ..= `to` (whole
-    /// UTC days: timepost writes `dateUtc` as midnight UTC of the date).
+    /// One page of `project`'s time entries dated `from` ..= `to` in `tz`
+    /// (the organisation's zone: from the start of `from` there to the
+    /// second before the start of the day after `to`).
     pub fn time_list_call(
         &self,
         project: &str,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
         page: u32,
+        tz: Tz,
     ) -> HttpCall {
+        let utc = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let after = xero_timezone::start_of_day(from, tz);
+        let before = to
+            .succ_opt()
+            .map(|d| xero_timezone::start_of_day(d, tz) - chrono::Duration::seconds(1))
+            .unwrap_or(after);
         let url = self.url(&format!(
             "/Projects/{project}/Time?dateAfterUtc={}&dateBeforeUtc={}&page={page}&pageSize={PAGE_SIZE}",
-            url_encode(&format!("{}T00:00:00Z", from.format("%Y-%m-%d"))),
-            url_encode(&format!("{}T23:59:59Z", to.format("%Y-%m-%d"))),
+            url_encode(&utc(after)),
+            url_encode(&utc(before)),
         ));
         HttpCall::new("GET", url).header("xero-tenant-id", self.settings.tenant_id.clone())
+    }
+
+    /// `GET /api.xro/2.0/Organisation` (Accounting API): the organisation,
+    /// whose `Timezone` dates the time entries.
+    pub fn organisation_call(&self) -> HttpCall {
+        HttpCall::new(
+            "GET",
+            format!(
+                "{}/Organisation",
+                self.settings.accounting_base.trim_end_matches('/')
+            ),
+        )
+        .header("xero-tenant-id", self.settings.tenant_id.clone())
+        .header("Accept", "application/json".to_string())
+    }
+
+    /// One page of `project`'s tasks (`GET /Projects/{projectId}/Tasks`).
+    pub fn tasks_call(&self, project: &str, page: u32) -> HttpCall {
+        HttpCall::new(
+            "GET",
+            self.url(&format!(
+                "/Projects/{project}/Tasks?page={page}&pageSize={PAGE_SIZE}"
+            )),
+        )
+        .header("xero-tenant-id", self.settings.tenant_id.clone())
     }
 
     /// One page of the organisation's projects (no `states` filter).
@@ -311,6 +380,15 @@ impl<T> Listing<T> {
     }
 }
 
+/// A `Task` as listed: its id and `chargeType`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskItem {
+    task_id: String,
+    #[serde(default)]
+    charge_type: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProjectItem {
@@ -339,16 +417,15 @@ struct TimeEntryItem {
 }
 
 /// One listed time entry as a book record. Its id is `projectId/timeEntryId`
-/// (as [`RecordRef`]s are); its date is `dateUtc`'s UTC date (timepost
-/// writes midnight UTC; an entry keyed in Xero's screens east of UTC may
-/// read as the day before); its `sync_token` is the digest of its fields as
+/// (as [`RecordRef`]s are); its date is the date `dateUtc` reads as in the
+/// organisation's zone `tz` (as Xero's screens show it); its `sync_token` is the digest of its fields as
 /// a body, so it equals the `RecordRef`'s while the entry is as timepost
 /// wrote it. `INVOICED` and `LOCKED` entries are locked. Whether time is
 /// chargeable is set on its task, so `billable` is unknown (`None`).
-fn time_record(project: &str, e: TimeEntryItem) -> Result<BookRecord, LedgerError> {
+fn time_record(project: &str, e: TimeEntryItem, tz: Tz) -> Result<BookRecord, LedgerError> {
     let date_utc = e.date_utc.unwrap_or_default();
     let txn_date = chrono::DateTime::parse_from_rfc3339(&date_utc)
-        .map(|d| d.with_timezone(&chrono::Utc).date_naive())
+        .map(|d| xero_timezone::local_date(d.with_timezone(&chrono::Utc), tz))
         .ok()
         .or_else(|| {
             date_utc
@@ -400,14 +477,148 @@ pub fn entry_of(id: &str) -> &str {
 pub struct XeroLedger {
     pub requests: XeroRequests,
     pub transport: Arc<Transport>,
+    /// The organisation's time zone, once read (per connection).
+    org_tz: OnceLock<Tz>,
+    /// Each project's tasks → `chargeType`, once read (per connection).
+    charge_types: Mutex<HashMap<String, HashMap<String, String>>>,
+}
+
+/// `GET /Organisation`'s answer: `Organisations[0].Timezone`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Organisations {
+    #[serde(default)]
+    organisations: Vec<OrganisationItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OrganisationItem {
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 impl XeroLedger {
     pub fn new(settings: XeroSettings, transport: Arc<Transport>) -> Self {
+        let org_tz = OnceLock::new();
+        if let Some(tz) = settings.time_zone {
+            let _ = org_tz.set(tz);
+        }
         Self {
             requests: XeroRequests { settings },
             transport,
+            org_tz,
+            charge_types: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `task`'s `chargeType` in `project` (`None`: not a task of the
+    /// project; Xero answers for that itself).
+    async fn charge_type(&self, project: &str, task: &str) -> Result<Option<String>, LedgerError> {
+        let cached = self
+            .charge_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project)
+            .map(|t| t.get(task).cloned());
+        if let Some(ct) = cached {
+            return Ok(ct);
+        }
+        let mut tasks = HashMap::new();
+        let mut page = 1;
+        loop {
+            let listing: Listing<TaskItem> =
+                self.list(&self.requests.tasks_call(project, page)).await?;
+            let more = listing.more_after(page) && !listing.items.is_empty();
+            for t in listing.items {
+                tasks.insert(t.task_id, t.charge_type.unwrap_or_default());
+            }
+            if !more {
+                break;
+            }
+            page += 1;
+        }
+        let ct = tasks.get(task).cloned();
+        self.charge_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project.to_string(), tasks);
+        Ok(ct)
+    }
+
+    /// Refuse, before anything is sent, a line whose billability the
+    /// task's `chargeType` contradicts.
+    async fn check_chargeable(&self, request: &LedgerRequest, tz: Tz) -> Result<(), LedgerError> {
+        let lines = match &request.op {
+            LedgerOp::Create { lines } | LedgerOp::Update { lines, .. } => lines,
+            LedgerOp::Delete { .. } => return Ok(()),
+        };
+        for line in lines {
+            let (project, body) = body_for(line, tz)?;
+            let Some(ct) = self.charge_type(&project, &body.task_id).await? else {
+                continue;
+            };
+            let task = &body.task_id;
+            let where_ = if line.tier == "regular" {
+                "the `service_item` mapping row of this work".to_string()
+            } else {
+                format!("the `payroll_item` mapping row of tier `{}`", line.tier)
+            };
+            if !line.billable && ct != "NON_CHARGEABLE" {
+                return Err(refuse(
+                    ExceptionCode::LedgerValidation,
+                    format!(
+                        "This time is not billable, but Xero task {task} is chargeable ({ct}), so it would become invoiceable. Map a NON_CHARGEABLE task for non-billable time: add `non_billable=<task id>` to the attributes of {where_}, then redrive."
+                    ),
+                ));
+            }
+            if line.billable && ct == "NON_CHARGEABLE" {
+                return Err(refuse(
+                    ExceptionCode::LedgerValidation,
+                    format!(
+                        "This time is billable, but Xero task {task} is NON_CHARGEABLE, so it would never be invoiced. Point {where_} at a chargeable task (chargeType TIME), then redrive."
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The organisation's time zone: `[ledger.xero] time_zone`, else read
+    /// once from `GET /Organisation` (`Timezone`) and kept. A zone timepost
+    /// cannot translate is refused with the setting to use instead.
+    pub async fn organisation_time_zone(&self) -> Result<Tz, LedgerError> {
+        if let Some(tz) = self.org_tz.get() {
+            return Ok(*tz);
+        }
+        let reply = self
+            .transport
+            .send(&self.requests.organisation_call())
+            .await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(rejection(&reply));
+        }
+        let org: Organisations = serde_json::from_slice(&reply.body).map_err(|e| {
+            LedgerError::Transient(format!(
+                "Xero answered the Organisation request with unreadable JSON: {e}"
+            ))
+        })?;
+        let name = org
+            .organisations
+            .into_iter()
+            .next()
+            .and_then(|o| o.timezone)
+            .unwrap_or_default();
+        let tz = xero_timezone::iana(&name).ok_or_else(|| {
+            refuse(
+                ExceptionCode::LedgerValidation,
+                format!(
+                    "Xero says the organisation's time zone is `{name}`, which timepost cannot translate; set `[ledger.xero] time_zone` to its IANA name (e.g. \"Pacific/Auckland\"), then redrive."
+                ),
+            )
+        })?;
+        let _ = self.org_tz.set(tz);
+        Ok(tz)
     }
 
     /// One list page, parsed; a non-2xx answer is the error it means.
@@ -448,15 +659,16 @@ impl XeroLedger {
         out: &mut Vec<BookRecord>,
         seen: &mut std::collections::HashSet<String>,
     ) -> Result<(), LedgerError> {
+        let tz = self.organisation_time_zone().await?;
         let mut page = 1;
         loop {
             let call = self
                 .requests
-                .time_list_call(project, query.from, query.to, page);
+                .time_list_call(project, query.from, query.to, page, tz);
             let listing: Listing<TimeEntryItem> = self.list(&call).await?;
             let more = listing.more_after(page) && !listing.items.is_empty();
             for item in listing.items {
-                let rec = time_record(project, item)?;
+                let rec = time_record(project, item, tz)?;
                 if query.covers(rec.txn_date, rec.party.as_ref(), rec.customer.as_deref())
                     && seen.insert(rec.id.clone())
                 {
@@ -518,7 +730,9 @@ impl Ledger for XeroLedger {
     }
 
     async fn apply(&self, request: &LedgerRequest) -> Result<Vec<RecordRef>, LedgerError> {
-        let calls = self.requests.plan(request)?;
+        let tz = self.organisation_time_zone().await?;
+        let calls = self.requests.plan_in(request, tz)?;
+        self.check_chargeable(request, tz).await?;
         let mut records = Vec::new();
         for c in calls {
             let reply = self.transport.send(&c.call).await?;
@@ -612,7 +826,7 @@ mod tests {
         v["timeEntryId"] = "e-1".into();
         v["projectId"] = "p-1".into();
         v["status"] = "INVOICED".into();
-        let r = time_record("p-1", item(v)).unwrap_or_else(|e| panic!("{e}"));
+        let r = time_record("p-1", item(v), Tz::UTC).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.id, "p-1/e-1");
         assert_eq!(
             r.sync_token,
@@ -632,9 +846,36 @@ mod tests {
                 serde_json::json!({"timeEntryId": "e-2", "dateUtc": "2026-03-02T15:00:00Z",
                 "duration": 5, "status": "ACTIVE"}),
             ),
+            Tz::UTC,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(!active.locked && active.fingerprint.is_none());
-        assert!(time_record("p-1", item(serde_json::json!({"timeEntryId": "e-3"}))).is_err());
+        assert!(time_record(
+            "p-1",
+            item(serde_json::json!({"timeEntryId": "e-3"})),
+            Tz::UTC
+        )
+        .is_err());
+        // Read in the organisation's zone: 11:00Z on 1 March is 2 March in
+        // Auckland, 05:00Z on 2 March is 2 March in New York.
+        let at = |d: &str, tz: Tz| {
+            time_record(
+                "p-1",
+                item(serde_json::json!({"timeEntryId": "e-4", "dateUtc": d, "duration": 5})),
+                tz,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+            .txn_date
+            .to_string()
+        };
+        assert_eq!(
+            at("2026-03-01T11:00:00Z", chrono_tz::Pacific::Auckland),
+            "2026-03-02"
+        );
+        assert_eq!(
+            at("2026-03-02T05:00:00Z", chrono_tz::America::New_York),
+            "2026-03-02"
+        );
+        assert_eq!(at("2026-03-02T05:00:00Z", Tz::UTC), "2026-03-02");
     }
 }

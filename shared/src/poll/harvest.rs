@@ -17,20 +17,35 @@
 //! A listing that fails part-way finds no deletions at all, and the run
 //! fails without moving the watermark (what it enqueued before is listed
 //! again next time).
+//!
+//! Rates: a time entry's `client` has only `id` and `name` (Harvest API v2,
+//! "Time Entries" → "The time entry object"); the currency of its
+//! `billable_rate` is the client's (`GET /v2/clients/{id}` → `currency`,
+//! Harvest API v2 "Clients" → "The client object"), read once per client and
+//! cached for the poller's life, else `[intake.harvest] currency`. A client
+//! that cannot be read (403: the token's user may not see clients; 404)
+//! falls back to that setting; without it the rate is left out.
+//!
+//! Bad entries: an entry of a page that cannot be read is recorded as an
+//! exception with its reason (`TRACKER_ENTRY_UNREADABLE`), counted in
+//! `rejected`, and the run goes on; the watermark moves past it (the
+//! corrected entry, with a later `updated_at`, is listed again).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 
 use super::{
-    parse_context, secret, store_watermark, Auth, Fetcher, PollError, PollPorts, PollReport,
+    parse_context, record_unreadable, secret, store_watermark, Auth, Fetcher, PollError, PollPorts,
+    PollReport, Unreadable,
 };
 use crate::config::{HarvestPollConfig, IntakeConfig};
 use crate::intake;
 use crate::ledger::ratelimit::Rate;
-use crate::model::{NormalisedEntry, Source};
-use crate::sources::harvest::{parse_many, parse_page};
+use crate::model::{Currency, NormalisedEntry, Source};
+use crate::sources::harvest::{parse_many, parse_page, rate_client_ids, Rejected};
 use crate::sources::ParseContext;
 use crate::state::Status;
 
@@ -42,6 +57,17 @@ pub struct HarvestPoller {
     cfg: HarvestPollConfig,
     intake: IntakeConfig,
     fetch: Fetcher,
+    /// Each client's currency as read (`None`: could not be read), kept
+    /// for the poller's life.
+    client_currency: Mutex<HashMap<String, Option<Currency>>>,
+}
+
+/// What one listing found: the entries read, those that could not be read,
+/// and how many pages.
+struct Listing {
+    entries: Vec<NormalisedEntry>,
+    rejected: Vec<Rejected>,
+    pages: u32,
 }
 
 impl HarvestPoller {
@@ -50,7 +76,81 @@ impl HarvestPoller {
             Rate::new(cfg.requests_per_15s.max(1), Duration::from_secs(15)),
             cfg.retry(),
         )?;
-        Ok(Self { cfg, intake, fetch })
+        Ok(Self {
+            cfg,
+            intake,
+            fetch,
+            client_currency: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Currency>>> {
+        self.client_currency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the currency of every client of `body` whose entries carry a
+    /// rate known to `ctx`: from the cache, else `GET /v2/clients/{id}`.
+    async fn client_currencies(
+        &self,
+        body: &[u8],
+        token: &str,
+        ctx: &mut ParseContext,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        for id in rate_client_ids(body) {
+            let known = self.cached().get(&id).cloned();
+            let currency = match known {
+                Some(c) => c,
+                None => {
+                    let c = self.fetch_client_currency(&id, token, report).await?;
+                    self.cached().insert(id.clone(), c.clone());
+                    c
+                }
+            };
+            match currency {
+                Some(c) => {
+                    ctx.harvest_client_currency.insert(id, c);
+                }
+                None => {
+                    ctx.harvest_client_currency.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_client_currency(
+        &self,
+        id: &str,
+        token: &str,
+        report: &mut PollReport,
+    ) -> Result<Option<Currency>, PollError> {
+        let url = format!("{}/v2/clients/{}", self.base(), encode_id(id));
+        let reply = match self.get(&url, token, true, report).await {
+            Ok(r) => r,
+            // Clients need an Administrator or a Manager who may edit them
+            // (Harvest API v2, "Clients" → "Required permissions").
+            Err(PollError::Unauthorized { status: 403, .. }) => {
+                tracing::warn!(
+                    client = id,
+                    "poll: harvest client not readable (403); using the configured currency"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let currency = serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("currency")?.as_str()?.parse::<Currency>().ok());
+        if currency.is_none() {
+            tracing::warn!(client = id, "poll: harvest client has no readable currency");
+        }
+        Ok(currency)
     }
 
     /// `harvest:<account id>`.
@@ -89,22 +189,29 @@ impl HarvestPoller {
         &self,
         first: String,
         token: &str,
-        ctx: &ParseContext,
+        ctx: &mut ParseContext,
         report: &mut PollReport,
-    ) -> Result<(Vec<NormalisedEntry>, u32), PollError> {
+    ) -> Result<Listing, PollError> {
         let mut url = first;
-        let mut entries = Vec::new();
-        let mut pages = 0u32;
+        let mut out = Listing {
+            entries: Vec::new(),
+            rejected: Vec::new(),
+            pages: 0,
+        };
         loop {
             let reply = self.get(&url, token, false, report).await?;
-            pages += 1;
+            out.pages += 1;
+            self.client_currencies(&reply.body, token, ctx, report)
+                .await?;
             let page = parse_page(&reply.body, ctx).map_err(|source| PollError::Parse {
-                what: format!("Harvest time entries page {pages}"),
+                what: format!("Harvest time entries page {}", out.pages),
                 source,
             })?;
-            entries.extend(page.entries);
+            out.entries.extend(page.entries);
+            out.rejected.extend(page.rejected);
+            let pages = out.pages;
             match page.next {
-                None => return Ok((entries, pages)),
+                None => return Ok(out),
                 Some(next) => {
                     // The token only ever goes to the configured host.
                     if !next.starts_with(self.base()) {
@@ -134,6 +241,7 @@ impl HarvestPoller {
         let token = secret(ports, &self.cfg.token_secret).await?;
         let mut ctx = parse_context(ports, &self.intake).await?;
         ctx.harvest_account_id = Some(self.cfg.account_id.clone());
+        ctx.harvest_account_currency = self.cfg.currency.clone();
 
         // 1. Changes since the watermark.
         let before = ports.watermarks.get_watermark(&name).await?;
@@ -147,18 +255,39 @@ impl HarvestPoller {
             since.to_rfc3339_opts(SecondsFormat::Secs, true),
             self.cfg.per_page
         );
-        let (changed, pages) = self.list(url, &token, &ctx, &mut report).await?;
+        let Listing {
+            entries: changed,
+            rejected,
+            pages,
+        } = self.list(url, &token, &mut ctx, &mut report).await?;
         report.pages = pages;
         report.fetched = changed.len();
-        let seen: HashSet<String> = changed.iter().map(|e| e.key.id.clone()).collect();
-        let newest = changed.iter().map(|e| e.version.updated_at).max();
+        let mut seen: HashSet<String> = changed.iter().map(|e| e.key.id.clone()).collect();
+        seen.extend(rejected.iter().filter_map(|r| r.id.clone()));
+        let newest = changed
+            .iter()
+            .map(|e| e.version.updated_at)
+            .chain(rejected.iter().filter_map(|r| r.updated_at))
+            .max();
         report.enqueued = intake::enqueue_entries(ports.queue.as_ref(), changed)
             .await
             .map_err(PollError::Enqueue)?;
+        report.rejected = rejected.len();
+        record_unreadable(
+            ports,
+            Source::Harvest,
+            &self.cfg.account_id,
+            &ctx,
+            "Harvest",
+            rejected.into_iter().map(unreadable).collect(),
+        )
+        .await?;
 
         // 2. Deletions within the look-back window.
         if self.cfg.lookback_days > 0 {
-            let (deleted, moved) = self.sweep(ports, &token, &ctx, &seen, &mut report).await?;
+            let (deleted, moved) = self
+                .sweep(ports, &token, &mut ctx, &seen, &mut report)
+                .await?;
             report.deleted = deleted.len();
             let mut out = deleted;
             out.extend(moved);
@@ -188,7 +317,7 @@ impl HarvestPoller {
         &self,
         ports: &PollPorts,
         token: &str,
-        ctx: &ParseContext,
+        ctx: &mut ParseContext,
         seen: &HashSet<String>,
         report: &mut PollReport,
     ) -> Result<(Vec<NormalisedEntry>, Vec<NormalisedEntry>), PollError> {
@@ -200,8 +329,14 @@ impl HarvestPoller {
             self.base(),
             self.cfg.per_page
         );
-        let (listed, _) = self.list(url, token, ctx, report).await?;
-        let listed: HashSet<String> = listed.into_iter().map(|e| e.key.id).collect();
+        let listing = self.list(url, token, ctx, report).await?;
+        // An entry listed but unreadable still exists: it is not deleted.
+        let listed: HashSet<String> = listing
+            .entries
+            .into_iter()
+            .map(|e| e.key.id)
+            .chain(listing.rejected.into_iter().filter_map(|r| r.id))
+            .collect();
         let known = ports
             .entries
             .by_source_dates(Source::Harvest, &self.cfg.account_id, from, to)
@@ -227,16 +362,53 @@ impl HarvestPoller {
                 tracing::info!(key = %e.key, "poll: harvest entry deleted");
                 deleted.push(e.seal());
             } else {
-                moved.extend(
-                    parse_many(&reply.body, ctx).map_err(|source| PollError::Parse {
-                        what: format!("Harvest time entry {id}"),
-                        source,
-                    })?,
-                );
+                self.client_currencies(&page_of(&reply.body), token, ctx, report)
+                    .await?;
+                match parse_many(&reply.body, ctx) {
+                    Ok(entries) => moved.extend(entries),
+                    // Unreadable now: shown as an exception, never a stall.
+                    Err(e) => {
+                        let bad = Unreadable {
+                            id: Some(id.clone()),
+                            user_id: Some(state.entry.worker.tracker_user_id.clone()),
+                            work_date: None,
+                            updated_at: None,
+                            reason: e.to_string(),
+                        };
+                        report.rejected += 1;
+                        record_unreadable(
+                            ports,
+                            Source::Harvest,
+                            &self.cfg.account_id,
+                            ctx,
+                            "Harvest",
+                            vec![bad],
+                        )
+                        .await?;
+                    }
+                }
             }
         }
         Ok((deleted, moved))
     }
+}
+
+fn unreadable(r: Rejected) -> Unreadable {
+    Unreadable {
+        id: r.id,
+        user_id: r.user_id,
+        work_date: r.work_date,
+        updated_at: r.updated_at,
+        reason: r.error.to_string(),
+    }
+}
+
+/// A single entry's body wrapped as a page (for [`rate_client_ids`]).
+fn page_of(entry: &[u8]) -> Vec<u8> {
+    let mut out = b"{\"time_entries\":[".to_vec();
+    out.extend_from_slice(entry);
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// An entry id as a path segment (Harvest ids are numbers; anything else is

@@ -14,8 +14,9 @@
 //!
 //! - [`harvest`]: Harvest API v2 (cursor pagination; deletions found by
 //!   re-listing a look-back window);
-//! - [`toggl`]: Toggl Track API v9 (`since`, deletions included), a fallback
-//!   for its webhooks.
+//! - [`toggl`]: Toggl Track Reports API v3 (every user's time of one
+//!   workspace, for an admin's token; deletions found by re-listing a
+//!   look-back window), a fallback for its webhooks.
 
 pub mod harvest;
 pub mod toggl;
@@ -31,7 +32,6 @@ use crate::intake;
 use crate::ledger::ratelimit::{Limits, Rate, RateLimiter};
 use crate::ledger::transport::{http_client, retry_after};
 use crate::ledger::LedgerError;
-use crate::model::NormalisedEntry;
 use crate::ports::{EntryStore, MappingStore, Queue, Secrets, StoreError, WatermarkStore};
 use crate::sources::{ParseContext, ParseError};
 
@@ -129,6 +129,10 @@ pub struct PollReport {
     pub deleted: usize,
     /// Requests retried after a 429, 5xx or network failure.
     pub retries: u32,
+    /// Entries the tracker listed that could not be read: each is recorded
+    /// as an exception with its reason (`TRACKER_ENTRY_UNREADABLE`) and the
+    /// watermark moves past it.
+    pub rejected: usize,
 }
 
 /// The pollers a config asks for.
@@ -185,6 +189,7 @@ pub(crate) enum Auth<'a> {
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// GETs for one vendor account: paced by the ledger adapters' token bucket,
@@ -228,6 +233,32 @@ impl Fetcher {
         allow_404: bool,
         report: &mut PollReport,
     ) -> Result<Reply, PollError> {
+        self.send(url, None, headers, auth, allow_404, report).await
+    }
+
+    /// POST `body` (JSON) to `url`; answers as [`get`](Self::get).
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+        auth: &Auth<'_>,
+        report: &mut PollReport,
+    ) -> Result<Reply, PollError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| PollError::Client(e.to_string()))?;
+        self.send(url, Some(bytes), headers, auth, false, report)
+            .await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        json: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+        auth: &Auth<'_>,
+        allow_404: bool,
+        report: &mut PollReport,
+    ) -> Result<Reply, PollError> {
         let host = host_of(url).to_string();
         let max_wait = Duration::from_secs(self.retry.max_wait_secs);
         let attempts = self.retry.max_attempts.max(1);
@@ -243,7 +274,14 @@ impl Fetcher {
                 },
                 other => PollError::Client(other.to_string()),
             })?;
-            let mut req = self.http.get(url);
+            let mut req = match &json {
+                None => self.http.get(url),
+                Some(b) => self
+                    .http
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(b.clone()),
+            };
             req = match auth {
                 Auth::Bearer(t) => req.bearer_auth(t),
                 Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
@@ -265,6 +303,7 @@ impl Fetcher {
             };
             let status = resp.status().as_u16();
             let wait = retry_after(resp.headers());
+            let reply_headers = resp.headers().clone();
             let body = match resp.bytes().await {
                 Ok(b) => b.to_vec(),
                 Err(e) => {
@@ -274,8 +313,20 @@ impl Fetcher {
                 }
             };
             match status {
-                200..=299 => return Ok(Reply { status, body }),
-                404 if allow_404 => return Ok(Reply { status, body }),
+                200..=299 => {
+                    return Ok(Reply {
+                        status,
+                        body,
+                        headers: reply_headers,
+                    })
+                }
+                404 if allow_404 => {
+                    return Ok(Reply {
+                        status,
+                        body,
+                        headers: reply_headers,
+                    })
+                }
                 429 => {
                     let w = wait.unwrap_or_else(|| self.backoff(attempt));
                     if w > max_wait {
@@ -336,24 +387,6 @@ pub(crate) async fn secret(ports: &PollPorts, name: &str) -> Result<String, Poll
         .ok_or_else(|| PollError::MissingSecret(name.to_string()))
 }
 
-/// Enqueue, then (only then) advance the watermark. Returns how many were
-/// enqueued and the watermark now stored.
-pub(crate) async fn enqueue_and_advance(
-    ports: &PollPorts,
-    name: &str,
-    since: DateTime<Utc>,
-    before: Option<DateTime<Utc>>,
-    entries: Vec<NormalisedEntry>,
-    overlap: Duration,
-) -> Result<(usize, Option<DateTime<Utc>>), PollError> {
-    let newest = entries.iter().map(|e| e.version.updated_at).max();
-    let n = intake::enqueue_entries(ports.queue.as_ref(), entries)
-        .await
-        .map_err(PollError::Enqueue)?;
-    let after = store_watermark(ports, name, since, before, newest, overlap).await?;
-    Ok((n, after))
-}
-
 /// Store the next watermark (see [`advance`]) unless it would not move.
 pub(crate) async fn store_watermark(
     ports: &PollPorts,
@@ -370,6 +403,113 @@ pub(crate) async fn store_watermark(
     } else {
         Ok(before)
     }
+}
+
+/// One listed entry that could not be read: what identifies it and why.
+pub(crate) struct Unreadable {
+    pub id: Option<String>,
+    pub user_id: Option<String>,
+    pub work_date: Option<chrono::NaiveDate>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
+/// Record each unreadable entry as an exception with its reason, so one bad
+/// entry never stalls a poll: the entry's stored state (if any) keeps its
+/// version and what the ledger holds, and only its status and reason
+/// change; an entry never seen before is stored as a placeholder (no time)
+/// whose version is older than anything the tracker says, so the corrected
+/// entry supersedes it. An entry without a readable id cannot be shown and
+/// is logged. Returns how many were recorded.
+pub(crate) async fn record_unreadable(
+    ports: &PollPorts,
+    source: crate::model::Source,
+    workspace: &str,
+    ctx: &ParseContext,
+    vendor: &str,
+    bad: Vec<Unreadable>,
+) -> Result<usize, PollError> {
+    use crate::exceptions::{Exception, ExceptionCode};
+    use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry, Origin, Version, Worker};
+    use crate::state::{EntryState, Status};
+    let mut recorded = 0;
+    for u in bad {
+        let Some(id) = u.id.clone() else {
+            tracing::warn!(source = %source, reason = %u.reason, "poll: an entry without a readable id was skipped");
+            continue;
+        };
+        let key = EntryKey::new(source, workspace, id.clone());
+        let exc = Exception::new(
+            ExceptionCode::TrackerEntryUnreadable,
+            format!(
+                "{vendor} time entry {id} could not be read ({}), so timepost left this version out.",
+                u.reason
+            ),
+        );
+        let now = Utc::now();
+        for attempt in 1..=2 {
+            let mut state = match ports.entries.get(&key).await? {
+                Some(s) => s,
+                None => {
+                    let user = u.user_id.clone().unwrap_or_else(|| "unknown".into());
+                    let tz = ctx.tz_for(&user);
+                    let stamp = u.updated_at.unwrap_or(now) - chrono::Duration::seconds(1);
+                    let entry = NormalisedEntry {
+                        key: key.clone(),
+                        version: Version {
+                            updated_at: stamp,
+                            content_hash: String::new(),
+                        },
+                        worker: Worker {
+                            tracker_user_id: user,
+                            email: None,
+                            name: None,
+                            kind: None,
+                            form_1099: None,
+                        },
+                        time_zone: tz,
+                        work_date: u
+                            .work_date
+                            .unwrap_or_else(|| now.with_timezone(&tz).date_naive()),
+                        start: None,
+                        end: None,
+                        duration_secs: 0,
+                        project: None,
+                        client: None,
+                        task: None,
+                        tags: Vec::new(),
+                        billable: false,
+                        rate: None,
+                        notes: String::new(),
+                        approval: ApprovalStatus::Pending,
+                        attachments: Vec::new(),
+                        origin: Origin::Web,
+                        deleted: false,
+                        already_rounded: false,
+                    };
+                    EntryState::new(entry.seal(), now)
+                }
+            };
+            let before = state.status;
+            state.status = Status::Exception;
+            state.reason = Some(exc.clone());
+            state.updated_at = now;
+            state.note_transition(before, now);
+            match ports.entries.put(&state).await {
+                Ok(_) => {
+                    recorded += 1;
+                    break;
+                }
+                Err(StoreError::Conflict(_)) if attempt == 1 => continue,
+                Err(e) => {
+                    tracing::warn!(entry = %key, error = %e, "poll: could not record the unreadable entry");
+                    break;
+                }
+            }
+        }
+        tracing::warn!(entry = %key, reason = %u.reason, "poll: entry unreadable, recorded as an exception");
+    }
+    Ok(recorded)
 }
 
 /// The next watermark: the newest change seen minus the overlap, never

@@ -2,7 +2,8 @@
 //! `Clockify-Webhook-Event-Type` header.
 //!
 //! Entry fields read: `id`, `workspaceId`, `userId` (or `user.id`),
-//! `user{name,email}` (or `userName`/`userEmail`), `description`, `billable`,
+//! `user{name,email,settings.timeZone}` (or `userName`/`userEmail`),
+//! `description`, `billable`,
 //! `timeInterval{start,end,duration}`, `projectId`/`project{id,name,clientId,
 //! clientName}`, `taskId`/`task{id,name}`, `tags[].name` (else `tagIds`),
 //! `hourlyRate{amount (minor units),currency}`, and `lastUpdated`/`updatedAt`
@@ -97,6 +98,29 @@ pub fn parse(
 ) -> Result<Parsed, ParseError> {
     let v = parse_json(body)?;
     parse_value(&v, event_type, ctx, None, "")
+}
+
+/// Whether a saved body (one delivery or a JSON array of them) holds a time
+/// entry, whose kind only the `Clockify-Webhook-Event-Type` header says: the
+/// body of a deletion is the same bare entry as that of a new or updated
+/// one (Clockify webhooks send the entry itself, no envelope; see
+/// `shared/VENDOR-FACTS.md`, "Clockify"). Read without its event type, such
+/// a body cannot be told apart from an edit, so `timepost ingest` refuses
+/// it without `--event`. Approval requests (a `dateRange` or an
+/// `approvalRequest`, no `timeInterval`) are not ambiguous. Unreadable JSON
+/// answers `false` (the parse reports it).
+pub fn kind_is_ambiguous(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let ambiguous = |v: &Value| match v {
+        Value::Object(root) => matches!(classify(None, root), Kind::Upsert),
+        _ => false,
+    };
+    match &v {
+        Value::Array(items) => items.iter().any(ambiguous),
+        other => ambiguous(other),
+    }
 }
 
 /// Parse one delivery or a JSON array of them (saved replays for `timepost
@@ -280,7 +304,25 @@ fn entry(
 
     let tags = tags(obj)?;
     let rate = rate(obj)?;
-    let tz = ctx.tz_for(&user_id);
+    // The worker's time zone: the mapping's when it sets one, else the
+    // worker's own Clockify setting (`user.settings.timeZone`, an IANA
+    // name), else the default. The work date, week and overtime follow.
+    let settings_tz = match user {
+        Some(u) => {
+            let settings_path = format!("{}settings.", u.path);
+            match u.object("settings")? {
+                Some(m) => Obj::new(m, &settings_path, obj.pos)
+                    .str("timeZone")?
+                    .and_then(parse_tz),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    let tz = ctx
+        .mapped_tz(&user_id)
+        .or(settings_tz)
+        .unwrap_or(ctx.default_tz);
 
     let entry = NormalisedEntry {
         key: EntryKey::new(Source::Clockify, workspace, id),
@@ -475,7 +517,9 @@ fn approval(obj: Obj<'_>, ctx: &ParseContext) -> Result<Event, ParseError> {
         }
     };
 
-    let mut tz = None;
+    // As for entries: the mapping's time zone, else the owner's, else the
+    // default, so an approval covers the dates its entries fall on.
+    let mut tz = ctx.mapped_tz(&user_id);
     if let Some(o) = owner {
         for key in ["timeZone", "timezone"] {
             if tz.is_none() {
@@ -483,7 +527,7 @@ fn approval(obj: Obj<'_>, ctx: &ParseContext) -> Result<Event, ParseError> {
             }
         }
     }
-    let tz = tz.unwrap_or_else(|| ctx.tz_for(&user_id));
+    let tz = tz.unwrap_or(ctx.default_tz);
 
     let range_path = format!("{}dateRange.", req.path);
     let range = req
@@ -565,6 +609,64 @@ mod tests {
     const NEW_PROJECT: &str = include_str!("../../../tests/fixtures/clockify/new_project.json");
     const NO_END_DURATION: &str =
         include_str!("../../../tests/fixtures/clockify/duration_only.json");
+
+    #[test]
+    fn a_time_entry_without_its_event_type_is_ambiguous() {
+        let entry = br#"{"id":"e1","workspaceId":"w","userId":"u","timeInterval":{"start":"2026-03-02T09:00:00Z","end":"2026-03-02T10:00:00Z"}}"#;
+        assert!(kind_is_ambiguous(entry));
+        let list = format!("[{}]", String::from_utf8_lossy(entry));
+        assert!(kind_is_ambiguous(list.as_bytes()));
+        let approval = br#"{"id":"a1","workspaceId":"w","dateRange":{"start":"2026-03-02T00:00:00Z","end":"2026-03-08T23:59:59Z"},"owner":{"userId":"u"},"status":{"state":"APPROVED"}}"#;
+        assert!(!kind_is_ambiguous(approval));
+        assert!(!kind_is_ambiguous(b"not json"));
+    }
+
+    /// Issue 11, point 12: mapping → `user.settings.timeZone` → default.
+    #[test]
+    fn time_zone_from_mapping_else_user_settings_else_default() {
+        let mut v: Value = serde_json::from_str(NEW_ENTRY).unwrap();
+        v["user"]["settings"] =
+            serde_json::json!({"timeZone": "Asia/Tokyo", "weekStart": "MONDAY"});
+        let body = serde_json::to_vec(&v).unwrap();
+        // 2026-03-02T23:30Z is Tuesday 3 March in Tokyo, Monday 2 March in UTC.
+        let e = one(parse(
+            &body,
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
+        assert_eq!(e.time_zone, chrono_tz::Asia::Tokyo);
+        assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 3).unwrap());
+        // The mapping's time zone wins over the worker's own setting.
+        let e = one(parse(&body, Some("NEW_TIME_ENTRY"), &ctx()).unwrap());
+        assert_eq!(e.time_zone, chrono_tz::America::New_York);
+        assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
+        // No setting, no mapping: the default.
+        let e = one(parse(
+            NEW_ENTRY.as_bytes(),
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::Asia::Tokyo),
+        )
+        .unwrap());
+        assert_eq!(e.time_zone, chrono_tz::Asia::Tokyo);
+        let e = one(parse(
+            NEW_ENTRY.as_bytes(),
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
+        assert_eq!(e.work_date, NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
+        // An unknown zone name in the settings falls back to the default.
+        v["user"]["settings"]["timeZone"] = "Mars/Olympus".into();
+        let body = serde_json::to_vec(&v).unwrap();
+        let e = one(parse(
+            &body,
+            Some("NEW_TIME_ENTRY"),
+            &ParseContext::new(chrono_tz::UTC),
+        )
+        .unwrap());
+        assert_eq!(e.time_zone, chrono_tz::UTC);
+    }
 
     fn ctx() -> ParseContext {
         let mut c = ParseContext::new(chrono_tz::UTC);

@@ -4,7 +4,7 @@
 //! Entry fields read: `id`, `spent_date` (the local work date, as is),
 //! `hours` / `rounded_hours` (decimal hours), `notes`, `is_closed`
 //! (approved), `is_running`, `billable`, `billable_rate`, `user{id,name}`,
-//! `client{id,name,currency}`, `project{id,name}`, `task{id,name}`,
+//! `client{id,name}`, `project{id,name}`, `task{id,name}`,
 //! `started_time` / `ended_time` (local clock times such as `8:00am`),
 //! `updated_at`. Everything else (`cost_rate`, `invoice`, `external_reference`,
 //! …) is dropped.
@@ -15,8 +15,21 @@
 //!
 //! `duration_secs` is `round(hours × 3600)` (half away from zero), even when
 //! start and end clock times are known: those have minute resolution and
-//! Harvest's hours are what it bills. A rate without a client currency is an
-//! error (`client.currency`): money is never guessed.
+//! Harvest's hours are what it bills.
+//!
+//! Currency: a time entry's `client` holds only `id` and `name` (Harvest API
+//! v2, "Time Entries" → "The time entry object": "An object containing the
+//! id and name of the associated client"; the documented example has no
+//! currency), so the currency of `billable_rate` is the client's
+//! (`GET /v2/clients/{id}` → `currency`, which the poller fetches and hands
+//! in as [`ParseContext::harvest_client_currency`]), else the account's
+//! ([`ParseContext::harvest_account_currency`]). When neither is known the
+//! rate is left out (money is never guessed) and the entry still parses:
+//! the rules then treat it as time without a tracker rate.
+//!
+//! One bad entry in a page does not fail the page: [`parse_page`] lists it
+//! in [`HarvestPage::rejected`] with its reason (and whatever identifies
+//! it), so a poll moves on and the entry is shown as an exception.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
@@ -25,7 +38,7 @@ use super::clockify::make_ref;
 use super::util::{clip, hours_to_secs, kind, parse_json, parse_local_time, resolve_local, Obj};
 use super::{ParseContext, ParseError};
 use crate::model::{
-    ApprovalStatus, Currency, EntryKey, Money, NormalisedEntry, Origin, Source, Version, Worker,
+    ApprovalStatus, EntryKey, Money, NormalisedEntry, Origin, Source, Version, Worker,
 };
 
 /// One page of `GET /v2/time_entries`.
@@ -35,6 +48,63 @@ pub struct HarvestPage {
     /// `links.next`: the URL of the next page, `None` on the last one.
     pub next: Option<String>,
     pub total_pages: Option<u32>,
+    /// Entries of the page that could not be read, with the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A time entry of a page that could not be read: what identifies it (as
+/// far as it can be read) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub id: Option<String>,
+    pub user_id: Option<String>,
+    pub work_date: Option<NaiveDate>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub error: ParseError,
+}
+
+/// The ids of the clients of a page's entries that carry a `billable_rate`
+/// (whose currency the poller must know). Unreadable parts are skipped.
+pub fn rate_client_ids(body: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let Some(Value::Array(items)) = m.get("time_entries") else {
+        return out;
+    };
+    for item in items {
+        if item.get("billable_rate").is_none_or(Value::is_null) {
+            continue;
+        }
+        let id = match item.get("client").and_then(|c| c.get("id")) {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => continue,
+        };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+fn rejected(obj: Obj<'_>, error: ParseError) -> Rejected {
+    let user_path = format!("{}user.", obj.path);
+    Rejected {
+        id: obj.id("id").ok().flatten(),
+        user_id: child(obj, "user", &user_path)
+            .ok()
+            .flatten()
+            .and_then(|u| u.id("id").ok().flatten()),
+        work_date: obj
+            .str("spent_date")
+            .ok()
+            .flatten()
+            .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()),
+        updated_at: obj.instant("updated_at").ok().flatten(),
+        error,
+    }
 }
 
 /// Parse one page of the time entry list.
@@ -69,7 +139,7 @@ pub fn parse_many(body: &[u8], ctx: &ParseContext) -> Result<Vec<NormalisedEntry
                 };
                 let obj = Obj::new(m, &path, Some(i));
                 if obj.map.contains_key("time_entries") {
-                    out.extend(page(obj, ctx)?.entries);
+                    out.extend(strict(page(obj, ctx)?)?);
                 } else {
                     out.push(entry(obj, ctx)?);
                 }
@@ -79,7 +149,7 @@ pub fn parse_many(body: &[u8], ctx: &ParseContext) -> Result<Vec<NormalisedEntry
         Value::Object(m) => {
             let obj = Obj::new(m, "", None);
             if obj.map.contains_key("time_entries") {
-                Ok(page(obj, ctx)?.entries)
+                strict(page(obj, ctx)?)
             } else {
                 Ok(vec![entry(obj, ctx)?])
             }
@@ -95,21 +165,42 @@ pub fn parse_many(body: &[u8], ctx: &ParseContext) -> Result<Vec<NormalisedEntry
     }
 }
 
+/// A saved listing is read whole or not at all: its first bad entry is the
+/// error.
+fn strict(p: HarvestPage) -> Result<Vec<NormalisedEntry>, ParseError> {
+    match p.rejected.into_iter().next() {
+        Some(r) => Err(r.error),
+        None => Ok(p.entries),
+    }
+}
+
 fn page(obj: Obj<'_>, ctx: &ParseContext) -> Result<HarvestPage, ParseError> {
     let items = obj
         .array("time_entries")?
         .ok_or_else(|| obj.err("time_entries", "required field is missing"))?;
     let mut entries = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("{}time_entries[{i}].", obj.path);
         let Value::Object(m) = item else {
-            return Err(ParseError::new(
-                Some(i),
-                format!("{}time_entries[{i}]", obj.path),
-                format!("expected an object, found {}", kind(item)),
-            ));
+            bad.push(Rejected {
+                id: None,
+                user_id: None,
+                work_date: None,
+                updated_at: None,
+                error: ParseError::new(
+                    Some(i),
+                    format!("{}time_entries[{i}]", obj.path),
+                    format!("expected an object, found {}", kind(item)),
+                ),
+            });
+            continue;
         };
-        entries.push(entry(Obj::new(m, &path, Some(i)), ctx)?);
+        let o = Obj::new(m, &path, Some(i));
+        match entry(o, ctx) {
+            Ok(e) => entries.push(e),
+            Err(error) => bad.push(rejected(o, error)),
+        }
     }
     let links_path = format!("{}links.", obj.path);
     let next = match obj.object("links")? {
@@ -136,6 +227,7 @@ fn page(obj: Obj<'_>, ctx: &ParseContext) -> Result<HarvestPage, ParseError> {
         entries,
         next,
         total_pages,
+        rejected: bad,
     })
 }
 
@@ -227,25 +319,19 @@ fn entry(obj: Obj<'_>, ctx: &ParseContext) -> Result<NormalisedEntry, ParseError
         }
     };
 
-    let rate = match obj.decimal("billable_rate")? {
+    // The currency of `billable_rate`: the client's, else the account's;
+    // unknown → no rate (never guessed, never a parse failure).
+    let client_id = match client_obj {
+        Some(c) => c.id("id")?,
         None => None,
-        Some(amount) => {
-            let code = match client_obj {
-                Some(c) => c.str("currency")?,
-                None => None,
-            }
-            .ok_or_else(|| {
-                ParseError::new(
-                    obj.pos,
-                    format!("{}client.currency", obj.path),
-                    "a billable_rate needs the client's currency",
-                )
-            })?;
-            let currency: Currency = code.parse().map_err(|e: String| {
-                ParseError::new(obj.pos, format!("{}client.currency", obj.path), e)
-            })?;
-            Some(Money::new(amount.normalize(), currency))
-        }
+    };
+    let currency = client_id
+        .as_ref()
+        .and_then(|id| ctx.harvest_client_currency.get(id))
+        .or(ctx.harvest_account_currency.as_ref());
+    let rate = match (obj.decimal("billable_rate")?, currency) {
+        (Some(amount), Some(currency)) => Some(Money::new(amount.normalize(), currency.clone())),
+        _ => None,
     };
 
     let approval = if obj.bool("is_closed")?.unwrap_or(false) {
@@ -299,6 +385,9 @@ mod tests {
     fn ctx() -> ParseContext {
         let mut c = ParseContext::new(chrono_tz::America::Chicago);
         c.harvest_account_id = Some("987654".into());
+        // As the poller fetches it: GET /v2/clients/5735776 → currency.
+        c.harvest_client_currency
+            .insert("5735776".into(), "USD".parse().unwrap());
         c
     }
 
@@ -381,14 +470,65 @@ mod tests {
     fn errors_name_the_field() {
         let e = parse_page(b"{\"time_entries\": [", &ctx()).unwrap_err();
         assert_eq!(e.field, "$");
-        let e = parse_page(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","updated_at":"2026-03-02T10:00:00Z"}]}"#, &ctx()).unwrap_err();
+        let one = |body: &[u8]| {
+            let p = parse_page(body, &ctx()).unwrap();
+            assert!(p.entries.is_empty());
+            assert_eq!(p.rejected.len(), 1);
+            p.rejected.into_iter().next().unwrap()
+        };
+        let r = one(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","updated_at":"2026-03-02T10:00:00Z"}]}"#);
+        assert_eq!(r.error.field, "time_entries[0].hours");
+        assert_eq!(r.error.position, Some(0));
+        assert_eq!(r.id.as_deref(), Some("1"));
+        assert_eq!(r.user_id.as_deref(), Some("2"));
+        assert_eq!(r.updated_at, Some(t("2026-03-02T10:00:00Z")));
+        let r = one(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"03/02/2026","hours":1,"updated_at":"2026-03-02T10:00:00Z"}]}"#);
+        assert_eq!(r.error.field, "time_entries[0].spent_date");
+        assert_eq!(r.work_date, None);
+        let r = one(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","hours":-1,"updated_at":"2026-03-02T10:00:00Z"}]}"#);
+        assert_eq!(r.error.field, "time_entries[0].hours");
+        assert_eq!(r.work_date, NaiveDate::from_ymd_opt(2026, 3, 2));
+        // A saved listing is strict: the bad entry is the error.
+        let e = parse_many(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","hours":-1,"updated_at":"2026-03-02T10:00:00Z"}]}"#, &ctx()).unwrap_err();
         assert_eq!(e.field, "time_entries[0].hours");
-        assert_eq!(e.position, Some(0));
-        let e = parse_page(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"03/02/2026","hours":1,"updated_at":"2026-03-02T10:00:00Z"}]}"#, &ctx()).unwrap_err();
-        assert_eq!(e.field, "time_entries[0].spent_date");
-        let e = parse_page(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","hours":1,"billable_rate":100,"updated_at":"2026-03-02T10:00:00Z"}]}"#, &ctx()).unwrap_err();
-        assert_eq!(e.field, "time_entries[0].client.currency");
-        let e = parse_page(br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","hours":-1,"updated_at":"2026-03-02T10:00:00Z"}]}"#, &ctx()).unwrap_err();
-        assert_eq!(e.field, "time_entries[0].hours");
+    }
+
+    #[test]
+    fn one_bad_entry_does_not_fail_the_page() {
+        let mut v: serde_json::Value = serde_json::from_str(PAGE).unwrap();
+        v["time_entries"][1]["hours"] = serde_json::json!("lots");
+        let body = serde_json::to_vec(&v).unwrap();
+        let p = parse_page(&body, &ctx()).unwrap();
+        assert_eq!(p.entries.len(), 2);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].id.as_deref(), Some("636708723"));
+        assert_eq!(p.rejected[0].error.field, "time_entries[1].hours");
+        assert!(p.next.is_some());
+    }
+
+    #[test]
+    fn rate_currency_comes_from_the_client_else_the_account_else_none() {
+        // The documented entry shape: `client` has id and name only.
+        let body = br#"{"time_entries":[{"id":1,"user":{"id":2},"spent_date":"2026-03-02","hours":1,"billable":true,"billable_rate":100.0,"client":{"id":5735774,"name":"ABC Corp"},"updated_at":"2026-03-02T10:00:00Z"}]}"#;
+        assert_eq!(rate_client_ids(body), vec!["5735774".to_string()]);
+        // Unknown currency: the entry parses, without a rate.
+        let p = parse_page(body, &ctx()).unwrap();
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.entries[0].rate, None);
+        assert!(p.entries[0].billable);
+        // The account's currency.
+        let mut c = ctx();
+        c.harvest_account_currency = Some("GBP".parse().unwrap());
+        let e = &parse_page(body, &c).unwrap().entries[0];
+        assert_eq!(e.rate.as_ref().unwrap().currency.as_str(), "GBP");
+        // The client's own currency wins.
+        c.harvest_client_currency
+            .insert("5735774".into(), "EUR".parse().unwrap());
+        let e = &parse_page(body, &c).unwrap().entries[0];
+        assert_eq!(e.rate.as_ref().unwrap().currency.as_str(), "EUR");
+        assert_eq!(e.rate.as_ref().unwrap().amount, Decimal::new(100, 0));
+        // Entries without a rate need no currency.
+        assert!(rate_client_ids(PAGE.as_bytes()).contains(&"5735776".to_string()));
+        assert_eq!(rate_client_ids(b"not json"), Vec::<String>::new());
     }
 }

@@ -69,7 +69,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ApprovalStatus, NormalisedEntry, Source};
+use crate::model::{ApprovalStatus, Currency, NormalisedEntry, Source};
 
 /// The longest notes / description accepted, in characters (QuickBooks
 /// Online's limit for a time record's description).
@@ -93,6 +93,13 @@ pub struct ParseContext {
     /// Harvest: the account id (`Harvest-Account-Id`), used as the entry key's
     /// workspace since Harvest entries do not carry it. `None` → `"default"`.
     pub harvest_account_id: Option<String>,
+    /// Harvest: the currency of each client's rates, by client id (from
+    /// `GET /v2/clients/{id}`, whose client object has `currency`). A time
+    /// entry's `client` holds only `id` and `name`.
+    pub harvest_client_currency: HashMap<String, Currency>,
+    /// Harvest: the account's currency (`[intake.harvest] currency`), for a
+    /// client whose own currency is not known.
+    pub harvest_account_currency: Option<Currency>,
 }
 
 impl ParseContext {
@@ -103,6 +110,8 @@ impl ParseContext {
             harvest_use_rounded: false,
             received_at: None,
             harvest_account_id: None,
+            harvest_client_currency: HashMap::new(),
+            harvest_account_currency: None,
         }
     }
 
@@ -112,6 +121,12 @@ impl ParseContext {
             .get(user_id)
             .copied()
             .unwrap_or(self.default_tz)
+    }
+
+    /// The time zone the mapping sets for a tracker user, if any (a
+    /// payload's own time zone comes next, then the default).
+    pub fn mapped_tz(&self, user_id: &str) -> Option<Tz> {
+        self.user_tz.get(user_id).copied()
     }
 
     /// The Harvest account id used as workspace (`"default"` when unset).

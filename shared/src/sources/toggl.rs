@@ -80,6 +80,78 @@ pub fn parse_api_entries(
         .collect()
 }
 
+/// Parse one page of the Reports API v3 detailed search (`POST
+/// /reports/api/v3/workspace/{workspace_id}/search/time_entries`): an array
+/// of rows, each a user / project / task / description group (`user_id`,
+/// `username`, `project_id`, `task_id`, `billable`, `description`,
+/// `tag_ids`, …) holding its `time_entries` (`id`, `seconds`, `start`,
+/// `stop`, `at`). Each time entry becomes one entry of `workspace`, read
+/// exactly as the API v9 entry of the same fields would be, so a webhook
+/// and a poll of one version agree (the row's `username` is not read: a v9
+/// entry carries no name either). The report lists entries that exist:
+/// deletions are found by the poller, not here.
+pub fn parse_report_rows(
+    body: &[u8],
+    workspace: &str,
+    ctx: &ParseContext,
+) -> Result<Vec<NormalisedEntry>, ParseError> {
+    let v = parse_json(body)?;
+    let Value::Array(rows) = &v else {
+        return Err(ParseError::new(
+            None,
+            "$",
+            format!("expected an array of report rows, found {}", kind(&v)),
+        ));
+    };
+    let mut out = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let path = format!("[{i}].");
+        let r = as_object(row, Some(i), &path)?;
+        let Some(Value::Array(items)) = r.get("time_entries") else {
+            return Err(ParseError::new(
+                Some(i),
+                format!("{path}time_entries"),
+                "required field is missing",
+            ));
+        };
+        for (j, te) in items.iter().enumerate() {
+            let te_path = format!("{path}time_entries[{j}].");
+            let t = as_object(te, Some(i), &te_path)?;
+            // The v9 shape of this entry: the row's fields, the item's own.
+            let mut m = Map::new();
+            for k in [
+                "user_id",
+                "project_id",
+                "task_id",
+                "billable",
+                "description",
+                "tag_ids",
+            ] {
+                if let Some(v) = r.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            for k in ["id", "start", "stop", "at"] {
+                if let Some(v) = t.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            if let Some(sec) = t.get("seconds") {
+                m.insert("duration".into(), sec.clone());
+            }
+            m.insert("workspace_id".into(), Value::String(workspace.to_string()));
+            let e = entry(
+                Obj::new(&m, &te_path, Some(i)),
+                false,
+                &Fallbacks::default(),
+                ctx,
+            )?;
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
 fn as_object<'a>(
     v: &'a Value,
     pos: Option<usize>,
@@ -373,6 +445,25 @@ mod tests {
     const PING: &str = include_str!("../../../tests/fixtures/toggl/ping.json");
     const PROJECT: &str = include_str!("../../../tests/fixtures/toggl/project_created.json");
     const API: &str = include_str!("../../../tests/fixtures/toggl/api_time_entries.json");
+
+    /// Issue 11, point 14: a detailed-report page (Reports API v3) reads as
+    /// the v9 entries of the same fields.
+    #[test]
+    fn report_rows_read_as_api_entries() {
+        let rows = br#"[{"user_id":4001,"username":"Kim","project_id":5001,"task_id":null,
+            "billable":true,"description":"Review","tag_ids":[],"hourly_rate_in_cents":null,
+            "billable_amount_in_cents":null,"currency":"USD","row_number":1,
+            "time_entries":[{"id":11,"seconds":1800,"start":"2026-03-02T17:00:00Z",
+              "stop":"2026-03-02T17:30:00Z","at":"2026-03-02T18:00:00Z","at_tz":"2026-03-02T18:00:00Z"}]}]"#;
+        let got = parse_report_rows(rows, "777", &ctx()).unwrap();
+        let api = br#"[{"id":11,"workspace_id":777,"user_id":4001,"project_id":5001,"task_id":null,
+            "billable":true,"start":"2026-03-02T17:00:00Z","stop":"2026-03-02T17:30:00Z",
+            "duration":1800,"description":"Review","tag_ids":[],"at":"2026-03-02T18:00:00Z"}]"#;
+        assert_eq!(got, parse_api_entries(api, &ctx()).unwrap());
+        assert_eq!(got[0].duration_secs, 1800);
+        let e = parse_report_rows(br#"[{"user_id":1}]"#, "777", &ctx()).unwrap_err();
+        assert_eq!(e.field, "[0].time_entries");
+    }
 
     fn ctx() -> ParseContext {
         let mut c = ParseContext::new(chrono_tz::UTC);

@@ -579,14 +579,11 @@ fn harvest_json(s: &HarvestSpec) -> Value {
     if let Some(n) = &s.user_name {
         user.insert("name".into(), json!(n));
     }
-    // A rate needs a client currency: the client carries it.
-    let client_currency = s
-        .rate
-        .as_ref()
-        .map(|(_, c)| ("currency", json!(c.as_str())));
+    // The documented shape: `client` holds id and name only; a rate's
+    // currency is the client record's (handed to the parser by the poller).
     let client = match (&s.client, &s.rate) {
-        (None, Some(_)) => refj(&Some((Id::Num(1), None)), client_currency),
-        _ => refj(&s.client, client_currency),
+        (None, Some(_)) => refj(&Some((Id::Num(1), None)), None),
+        _ => refj(&s.client, None),
     };
     json!({
         "id": s.id.json(),
@@ -932,6 +929,10 @@ proptest! {
         let mut c = ctx();
         c.harvest_use_rounded = s.use_rounded;
         c.harvest_account_id = account.clone();
+        if let Some((_, currency)) = &s.rate {
+            let client = s.client.as_ref().map_or_else(|| Id::Num(1).text(), |(id, _)| id.text());
+            c.harvest_client_currency.insert(client, currency.clone());
+        }
         let expected = harvest_expected(&s, account.as_deref().unwrap_or("default"));
         prop_assume!(expected.is_some());
         let page = json!({

@@ -586,7 +586,10 @@ async fn toggl_poll_since_watermark_brings_edits_and_deletions() {
         .expect("configured");
     let ports = PollPorts::local(&stack);
     let r = poller.run(&ports).await.expect("poll 1");
+    // User 4001's time, read with the admin's token (user 9001): the
+    // workspace report sees everyone.
     assert_eq!(r.fetched, 2, "{r:?}");
+    assert_eq!(fake.counters().served, fake.counters().report_pages);
     drain(&stack).await;
     assert_eq!(status(&stack, &tkey(1)).await, Some(Status::Posted));
     assert_eq!(status(&stack, &tkey(2)).await, Some(Status::Posted));
@@ -600,11 +603,13 @@ async fn toggl_poll_since_watermark_brings_edits_and_deletions() {
     fake.edit(1, |e| e["description"] = "edited".into());
     fake.delete(2);
     let r = poller.run(&ports).await.expect("poll 2");
-    assert_eq!(
-        fake.state().sinces.last().copied().flatten(),
-        Some(wm.timestamp())
-    );
-    assert!(r.fetched >= 2);
+    // The edit is listed (its `at` is past the watermark), the deletion
+    // found by its absence and a search by id.
+    assert_eq!((r.fetched, r.deleted), (1, 1), "{r:?}");
+    let bodies = fake.state().report_bodies.clone();
+    let by_id = bodies.last().expect("searched by id");
+    assert_eq!(by_id["time_entry_ids"], serde_json::json!([2]));
+    assert!(stack.store.get_watermark("toggl:777").await.expect("wm") >= Some(wm));
     drain(&stack).await;
     let s = stack
         .store
@@ -692,4 +697,317 @@ async fn unconfigured_pollers_are_absent_and_config_is_strict() {
         .expect_err("range")
         .to_string();
     assert!(e.contains("intake.harvest.per_page"), "{e}");
+}
+
+// ---- Harvest rates and unreadable entries (issue 11, point 15) ----
+
+fn billable(id: u64, date: NaiveDate, rate: f64) -> serde_json::Value {
+    let mut e = harvest_fake::entry(id, 1001, 2001, 3001, date, "1");
+    e["billable"] = true.into();
+    e["billable_rate"] = rate.into();
+    e
+}
+
+async fn stored_rate(stack: &LocalStack, id: u64) -> Option<(String, String)> {
+    let s = stack
+        .store
+        .get(&hkey(id))
+        .await
+        .expect("get")
+        .expect("known");
+    s.entry
+        .rate
+        .map(|m| (m.amount.to_string(), m.currency.as_str().to_string()))
+}
+
+#[tokio::test]
+async fn harvest_rate_currency_is_read_from_the_client_record_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
+    let stack = harvest_stack(dir.path(), &fake.base_url(), "lookback_days = 0\n").await;
+    fake.put(billable(301, days_ago(2), 120.0));
+    fake.put(billable(302, days_ago(2), 80.0));
+    let poller = harvest_poller(&stack);
+    let ports = PollPorts::local(&stack);
+    let r = poller.run(&ports).await.expect("poll");
+    assert_eq!((r.fetched, r.rejected), (2, 0), "{r:?}");
+    // One client, read once for both entries.
+    assert_eq!(fake.counters().client_gets, 1);
+    drain(&stack).await;
+    assert_eq!(
+        stored_rate(&stack, 301).await,
+        Some(("120".into(), "USD".into()))
+    );
+    // Cached: an edit does not read the client again.
+    fake.edit(301, |e| e["billable_rate"] = 130.0.into());
+    poller.run(&ports).await.expect("poll 2");
+    assert_eq!(fake.counters().client_gets, 1);
+    drain(&stack).await;
+    assert_eq!(
+        stored_rate(&stack, 301).await,
+        Some(("130".into(), "USD".into()))
+    );
+}
+
+#[tokio::test]
+async fn harvest_client_not_readable_falls_back_to_the_account_currency() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
+    fake.state().clients_forbidden = true;
+    fake.put(billable(311, days_ago(2), 95.0));
+
+    // With `currency` set: the account's currency.
+    let stack = harvest_stack(
+        dir.path(),
+        &fake.base_url(),
+        "lookback_days = 0\ncurrency = \"EUR\"\n",
+    )
+    .await;
+    let r = harvest_poller(&stack)
+        .run(&PollPorts::local(&stack))
+        .await
+        .expect("poll");
+    assert_eq!((r.fetched, r.rejected), (1, 0), "{r:?}");
+    drain(&stack).await;
+    assert_eq!(
+        stored_rate(&stack, 311).await,
+        Some(("95".into(), "EUR".into()))
+    );
+
+    // Without it: the entry still parses, without a rate; the poll moves on.
+    let dir2 = tempfile::tempdir().expect("dir");
+    let stack = harvest_stack(dir2.path(), &fake.base_url(), "lookback_days = 0\n").await;
+    let r = harvest_poller(&stack)
+        .run(&PollPorts::local(&stack))
+        .await
+        .expect("poll");
+    assert_eq!((r.fetched, r.rejected), (1, 0), "{r:?}");
+    assert!(r.watermark_after.is_some());
+    drain(&stack).await;
+    assert_eq!(stored_rate(&stack, 311).await, None);
+}
+
+#[tokio::test]
+async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
+    let stack = harvest_stack(dir.path(), &fake.base_url(), "lookback_days = 14\n").await;
+    seed(&fake, &[321, 322]);
+    let mut bad = harvest_fake::entry(323, 1001, 2001, 3001, days_ago(1), "1");
+    bad["hours"] = "lots".into();
+    fake.put(bad);
+    let poller = harvest_poller(&stack);
+    let ports = PollPorts::local(&stack);
+    let name = format!("harvest:{ACCOUNT}");
+    let r = poller
+        .run(&ports)
+        .await
+        .expect("one bad entry never fails the poll");
+    assert_eq!((r.fetched, r.rejected, r.deleted), (2, 1, 0), "{r:?}");
+    // The watermark moved past the bad entry (newest change minus overlap).
+    let newest = fake
+        .state()
+        .entries
+        .values()
+        .filter_map(|e| {
+            e["updated_at"]
+                .as_str()?
+                .parse::<chrono::DateTime<Utc>>()
+                .ok()
+        })
+        .max()
+        .expect("newest");
+    assert_eq!(
+        stack.store.get_watermark(&name).await.expect("wm"),
+        Some(newest - chrono::Duration::seconds(60))
+    );
+    drain(&stack).await;
+    assert_eq!(status(&stack, &hkey(321)).await, Some(Status::Posted));
+    let s = stack
+        .store
+        .get(&hkey(323))
+        .await
+        .expect("get")
+        .expect("recorded");
+    assert_eq!(s.status, Status::Exception);
+    let reason = s.reason.expect("reason");
+    assert_eq!(reason.code.as_str(), "TRACKER_ENTRY_UNREADABLE");
+    assert!(reason.message.contains("hours"), "{}", reason.message);
+    assert_eq!(records_of(&stack, &hkey(323)), 0);
+
+    // Listed again by the look-back but unreadable: not taken for deleted.
+    let r = poller.run(&ports).await.expect("poll 2");
+    assert_eq!(r.deleted, 0, "{r:?}");
+
+    // Corrected in Harvest: the new version flows in and posts.
+    fake.edit(323, |e| e["hours"] = 2.0.into());
+    let r = poller.run(&ports).await.expect("poll 3");
+    assert_eq!(r.rejected, 0, "{r:?}");
+    drain(&stack).await;
+    let s = stack
+        .store
+        .get(&hkey(323))
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(s.status, Status::Posted, "{:?}", s.reason);
+    assert_eq!(s.entry.duration_secs, 7200);
+}
+
+#[tokio::test]
+async fn harvest_fake_serves_the_documented_client_shapes() {
+    let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
+    fake.put(harvest_fake::entry(331, 1001, 2001, 3001, days_ago(1), "1"));
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("{}{path}", fake.base_url()))
+            .bearer_auth(TOKEN)
+            .header("Harvest-Account-Id", ACCOUNT)
+            .header("User-Agent", "t (a@b.c)")
+            .send()
+    };
+    let e: serde_json::Value = get("/v2/time_entries/331".into())
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let client = e["client"].as_object().expect("client");
+    let mut keys: Vec<&str> = client.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["id", "name"]);
+    let c: serde_json::Value = get("/v2/clients/5735776".into())
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(c["currency"], "USD");
+    fake.state().clients_forbidden = true;
+    let s = get("/v2/clients/5735776".into())
+        .await
+        .expect("send")
+        .status();
+    assert_eq!(s.as_u16(), 403);
+}
+
+// ---- Toggl: every user's time (issue 11, point 14) ----
+
+#[tokio::test]
+async fn toggl_me_endpoint_is_user_scoped_but_the_poller_sees_every_user() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = TogglServer::start(TOGGL_TOKEN, 1000, Duration::from_secs(3600)).await;
+    fake.add_user("member-token", 4001, false);
+    // Three people's time in workspace 777; 4001 is the only mapped one.
+    for (id, user) in [(11, 4001), (12, 4002), (13, toggl_fake::ADMIN_USER)] {
+        fake.put(toggl_fake::entry(
+            id,
+            777,
+            user,
+            5001,
+            &start_days_ago(1),
+            1800,
+        ));
+    }
+    // The documented `/me` scope: a member sees only their own entries.
+    let http = reqwest::Client::new();
+    let mine: Vec<serde_json::Value> = http
+        .get(format!("{}/api/v9/me/time_entries", fake.base_url()))
+        .basic_auth("member-token", Some("api_token"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["user_id"], 4001);
+
+    // The poller, with the admin's token, reads all three.
+    let stack = toggl_stack(dir.path(), &fake.base_url()).await;
+    let poller = Poller::for_source("toggl", &stack.config.intake)
+        .expect("poller")
+        .expect("configured");
+    let ports = PollPorts::local(&stack);
+    let r = poller.run(&ports).await.expect("poll");
+    assert_eq!(r.fetched, 3, "{r:?}");
+    drain(&stack).await;
+    assert_eq!(status(&stack, &tkey(11)).await, Some(Status::Posted));
+    for id in [12, 13] {
+        assert!(status(&stack, &tkey(id)).await.is_some(), "{id} was seen");
+    }
+
+    // A member's token cannot read the workspace report: a configuration
+    // error (the token must be an admin's), nothing moves.
+    stack
+        .secrets
+        .put("toggl_token", "member-token")
+        .await
+        .expect("secret");
+    let wm = stack.store.get_watermark("toggl:777").await.expect("wm");
+    let e = poller.run(&ports).await.expect_err("403");
+    assert!(e.is_config(), "{e}");
+    assert_eq!(fake.counters().forbidden, 1);
+    assert_eq!(
+        stack.store.get_watermark("toggl:777").await.expect("wm"),
+        wm
+    );
+}
+
+#[tokio::test]
+async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = TogglServer::start(TOGGL_TOKEN, 1000, Duration::from_secs(3600)).await;
+    for id in 21..=25 {
+        fake.put(toggl_fake::entry(
+            id,
+            777,
+            4001,
+            5001,
+            &start_days_ago(2),
+            900,
+        ));
+    }
+    let text = format!(
+        "{}\n[intake.toggl_poll]\nbase_url = \"{}\"\nworkspace = \"777\"\nrequests_per_hour = 36000\n\
+         page_size = 2\nlookback_days = 7\nfirst_poll_days = 7\nbackoff_base_ms = 10\nbackoff_cap_ms = 50\nmax_wait_secs = 5\n",
+        timepost::demo::CONFIG,
+        fake.base_url()
+    );
+    let mut stack = stack_with(dir.path(), &text, MAPPINGS).await;
+    stack.config.rules.approval.required = false;
+    let stack = LocalStack::with_store(stack.config.clone(), stack.store.clone()).expect("stack");
+    stack
+        .secrets
+        .put("toggl_token", TOGGL_TOKEN)
+        .await
+        .expect("secret");
+    let poller = Poller::for_source("toggl", &stack.config.intake)
+        .expect("poller")
+        .expect("configured");
+    let ports = PollPorts::local(&stack);
+    let r = poller.run(&ports).await.expect("poll");
+    assert_eq!((r.pages, r.fetched), (3, 5), "{r:?}");
+    let bodies = fake.state().report_bodies.clone();
+    assert_eq!(bodies[1]["first_row_number"], 3);
+    assert!(bodies[1]["first_id"].is_u64());
+    drain(&stack).await;
+
+    // Re-dated out of the window: found by id, so moved, not deleted.
+    fake.edit(21, |e| {
+        let start = format!("{}T17:00:00Z", days_ago(40));
+        e["start"] = start.clone().into();
+        e["stop"] = format!("{}T17:15:00Z", days_ago(40)).into();
+    });
+    let r = poller.run(&ports).await.expect("poll 2");
+    assert_eq!(r.deleted, 0, "{r:?}");
+    drain(&stack).await;
+    let s = stack
+        .store
+        .get(&tkey(21))
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(s.status, Status::Posted);
+    assert_eq!(s.entry.work_date, days_ago(40));
 }
