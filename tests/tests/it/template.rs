@@ -42,9 +42,27 @@ const ENVIRONMENT: [(&str, &str, &str); 8] = [
 /// is not a statement of this template.)
 const WILDCARD_RESOURCE_ALLOWED: &[(&str, &str, &str)] = &[];
 
-/// The Secrets Manager resource every secrets statement must use.
-const SECRETS_ARN: &str =
-    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*";
+/// How every secret resource starts: the stack's own `SecretPrefix`.
+const SECRETS_ARN_PREFIX: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}";
+
+/// The secrets each function may read (names after the prefix; `*` covers
+/// Secrets Manager's random suffix and a longer name), and whether it may
+/// write them back.
+const SECRETS: [(&str, &[&str], bool); 4] = [
+    (
+        "WebhookFunction",
+        &["toggl_webhook_secret*", "clockify_webhook_secret*"],
+        false,
+    ),
+    (
+        "AdminFunction",
+        &["admin_token*", "token_key*", "qbo*", "xero*"],
+        true,
+    ),
+    ("PollerFunction", &["harvest_token*", "toggl_token*"], false),
+    ("SyncFunction", &["qbo*", "xero*"], true),
+];
 
 fn template() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
@@ -430,7 +448,10 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
             .expect("Policies list");
         for p in policies {
             if let Some(list) = opt(p, "Statement").and_then(Value::as_sequence) {
-                out.extend(list.iter().map(|s| (id.to_string(), s.clone())));
+                out.extend(
+                    list.iter()
+                        .map(|s| (id.to_string(), conditional(s).clone())),
+                );
             }
         }
     }
@@ -453,6 +474,37 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
         }
     }
     out
+}
+
+/// A statement written as `!If [condition, statement, !Ref AWS::NoValue]`
+/// is the statement it grants when the condition holds.
+fn conditional(statement: &Value) -> &Value {
+    match intrinsic(statement) {
+        Some((tag, args)) if tag == "If" => {
+            assert!(is_ref(&args[2], "AWS::NoValue"), "{statement:?}");
+            &args[1]
+        }
+        _ => statement,
+    }
+}
+
+/// The secret names (after the prefix) a statement names.
+fn secret_names(statement: &Value) -> BTreeSet<String> {
+    let resources: Vec<&Value> = match at(statement, "Resource") {
+        Value::Sequence(list) => list.iter().collect(),
+        one => vec![one],
+    };
+    resources
+        .into_iter()
+        .map(|r| {
+            let (tag, arg) = intrinsic(r).expect("a secret ARN is a !Sub");
+            assert_eq!(tag, "Sub");
+            let arn = string(arg);
+            arn.strip_prefix(SECRETS_ARN_PREFIX)
+                .unwrap_or_else(|| panic!("{arn} is not under SecretPrefix"))
+                .to_string()
+        })
+        .collect()
 }
 
 fn actions(statement: &Value) -> Vec<String> {
@@ -483,12 +535,11 @@ fn no_iam_statement_grants_on_every_resource() {
             );
         }
         if actions(s).iter().any(|a| a.starts_with("secretsmanager:")) {
-            let (tag, arg) = intrinsic(at(s, "Resource")).expect("secrets ARN is a !Sub");
-            assert_eq!(
-                (tag.as_str(), arg.as_str()),
-                ("Sub", Some(SECRETS_ARN)),
-                "{id}"
-            );
+            // Names a secret of this stack, never every secret under the
+            // prefix.
+            for name in secret_names(s) {
+                assert!(name != "*" && !name.is_empty(), "{id}: {name}");
+            }
         }
     }
 }
@@ -506,7 +557,7 @@ fn permissions(t: &Value, id: &str) -> BTreeSet<String> {
             let name = string(name);
             if name == "Statement" {
                 for s in arg.as_sequence().expect("statements") {
-                    out.extend(actions(s));
+                    out.extend(actions(conditional(s)));
                 }
             } else {
                 let target = arg
@@ -535,14 +586,37 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "SQSSendMessagePolicy:IngestQueue",
             "dynamodb:GetItem",
             "dynamodb:Query",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
             "s3:GetObject",
             "secretsmanager:GetSecretValue",
         ])
     );
+    // Poller and sync: the table's item actions the code calls (no Scan,
+    // no table administration); sync reads only the rules file.
+    let items = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:TransactWriteItems",
+        "dynamodb:ConditionCheckItem",
+    ];
+    let kms = ["kms:Decrypt", "kms:GenerateDataKey"];
+    let with = |extra: &[&str]| -> BTreeSet<String> {
+        items
+            .iter()
+            .chain(kms.iter())
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
     assert_eq!(
         permissions(&t, "PollerFunction"),
-        set(&[
-            "DynamoDBCrudPolicy:Table",
+        with(&[
             "SQSSendMessagePolicy:IngestQueue",
             "s3:GetObject",
             "secretsmanager:GetSecretValue",
@@ -550,11 +624,10 @@ fn each_function_holds_only_the_permissions_it_needs() {
     );
     assert_eq!(
         permissions(&t, "SyncFunction"),
-        set(&[
-            "DynamoDBCrudPolicy:Table",
+        with(&[
             "SQSPollerPolicy:IngestQueue",
             "SQSSendMessagePolicy:DeadLetterQueue",
-            "S3ReadPolicy:Bucket",
+            "s3:GetObject",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
@@ -568,6 +641,8 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "SQSSendMessagePolicy:DeadLetterQueue",
             "SQSPollerPolicy:DeadLetterQueue",
             "S3CrudPolicy:Bucket",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
@@ -816,4 +891,52 @@ fn sam_builds_are_never_cached() {
         build.get("cached").and_then(toml::Value::as_bool),
         Some(true)
     );
+}
+
+#[test]
+fn each_function_reads_only_its_own_secrets() {
+    let t = template();
+    let all = statements(&t);
+    for (id, names, writes) in SECRETS {
+        let mut granted = BTreeSet::new();
+        let mut actions_seen = BTreeSet::new();
+        for (_, s) in all.iter().filter(|(sid, _)| sid == id) {
+            let acts = actions(s);
+            if acts.iter().any(|a| a.starts_with("secretsmanager:")) {
+                granted.extend(secret_names(s));
+                actions_seen.extend(acts);
+            }
+        }
+        let want: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(granted, want, "{id}");
+        assert_eq!(
+            actions_seen.contains("secretsmanager:PutSecretValue"),
+            writes,
+            "{id}"
+        );
+    }
+    // The webhook, open to the internet, cannot read a ledger credential.
+    let webhook = SECRETS[0].1;
+    assert!(webhook
+        .iter()
+        .all(|n| !n.starts_with("qbo") && !n.starts_with("xero")));
+}
+
+#[test]
+fn a_customer_table_key_is_granted_to_exactly_the_roles_that_use_the_table() {
+    let t = template();
+    for (id, _, _) in FUNCTIONS {
+        let keyed: Vec<&Value> = at(props(&t, id), "Policies")
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|p| opt(p, "Statement").and_then(Value::as_sequence))
+            .flatten()
+            .filter(|s| matches!(intrinsic(s), Some((tag, args)) if tag == "If" && args[0].as_str() == Some("TableCustomerKey")))
+            .collect();
+        assert_eq!(keyed.len(), 1, "{id}: one conditional key statement");
+        let s = conditional(keyed[0]);
+        assert!(is_ref(at(s, "Resource"), "TableKmsKeyArn"), "{id}");
+        assert!(actions(s).contains(&"kms:Decrypt".to_string()), "{id}");
+    }
 }
