@@ -13,9 +13,11 @@ mod entries;
 mod io;
 mod journal;
 mod mappings;
+mod rekey;
 mod table;
 mod watermarks;
 
+pub use rekey::KeyMigration;
 use crate::ports::StoreResult;
 
 /// Every store of the AWS stack on one DynamoDB table. Cheap to clone (the
