@@ -932,7 +932,15 @@ fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
     assert!(secrets_text.contains("token_key"), "the key is in the secrets file");
     let cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap() + &block + "\n";
     std::fs::write(d.path().join("timepost.toml"), &cfg).unwrap();
-    assert!(!cfg.contains("token_key"));
+    let key = secrets_text
+        .lines()
+        .find_map(|l| l.strip_prefix("token_key = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert_eq!(key.len(), 64, "{secrets_text}");
+    assert!(!cfg.contains(&key), "the key never goes into timepost.toml");
+    assert_eq!(hmac, timepost::http::tokens::hmac_hex(&key, &token));
 
     let srv = Server::start(d.path());
     let auth = format!("Bearer {token}");

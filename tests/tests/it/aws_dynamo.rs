@@ -1113,7 +1113,9 @@ async fn migrate_entry_keys_moves_unescaped_partitions() {
         .expect("append");
     // Rewrite what this timepost wrote as an older one would have.
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await.expect("moto"));
-    let (new_pk, old_pk) = ("entry#csv:ws:a%3A1", "entry#csv:ws:a:1");
+    // The entry key text `csv:ws:a%3A1`, escaped again as a DynamoDB key
+    // part (`%` → `%25`).
+    let (new_pk, old_pk) = ("entry#csv:ws:a%253A1", "entry#csv:ws:a:1");
     let items = client
         .scan()
         .table_name(s.table_name())
