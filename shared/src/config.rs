@@ -862,19 +862,32 @@ mod tests {
     #[test]
     fn console_users_carry_exactly_one_well_formed_hash() {
         let hex = "ab".repeat(32);
-        let user = |lines: &str| format!("{MIN}[[console.users]]\nname = \"fran\"\nrole = \"finance\"\n{lines}");
+        let user = |lines: &str| {
+            format!("{MIN}[[console.users]]\nname = \"fran\"\nrole = \"finance\"\n{lines}")
+        };
         let c = Config::parse(&user(&format!("token_hmac = \"{hex}\"\n")), "t.toml").unwrap();
         assert!(c.console.users[0].unkeyed_warning().is_none());
         // The older unkeyed hash is accepted, with a warning saying what to do.
         let c = Config::parse(&user(&format!("token_sha256 = \"{hex}\"\n")), "t.toml").unwrap();
         let w = c.console.users[0].unkeyed_warning().expect("warned");
-        assert!(w.contains("timepost token new --user fran --role finance"), "{w}");
+        assert!(
+            w.contains("timepost token new --user fran --role finance"),
+            "{w}"
+        );
         for (lines, says) in [
-            (format!("token_hmac = \"{hex}\"\ntoken_sha256 = \"{hex}\"\n"), "keep only token_hmac"),
+            (
+                format!("token_hmac = \"{hex}\"\ntoken_sha256 = \"{hex}\"\n"),
+                "keep only token_hmac",
+            ),
             (String::new(), "has no token"),
-            ("token_hmac = \"xyz\"\n".to_string(), "token_hmac must be 64 hex digits"),
+            (
+                "token_hmac = \"xyz\"\n".to_string(),
+                "token_hmac must be 64 hex digits",
+            ),
         ] {
-            let e = Config::parse(&user(&lines), "t.toml").unwrap_err().to_string();
+            let e = Config::parse(&user(&lines), "t.toml")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("user `fran`") && e.contains(says), "{e}");
         }
     }

@@ -19,7 +19,11 @@ pub async fn run(g: &Global) -> CliResult {
                 "{}: {} entr{} re-keyed; entry keys are escaped (store schema version 1)",
                 stack.config.store.path.display(),
                 stack.store.rekeyed_at_open(),
-                if stack.store.rekeyed_at_open() == 1 { "y" } else { "ies" }
+                if stack.store.rekeyed_at_open() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
             );
             Ok(())
         }

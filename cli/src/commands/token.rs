@@ -47,9 +47,9 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
         Cmd::New { user, role } => (user, role, tokens::generate(), true),
         Cmd::Hash { user, role } => {
             let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|e| Failure::Input(anyhow!("cannot read the token from standard input: {e}")))?;
+            std::io::stdin().read_to_string(&mut input).map_err(|e| {
+                Failure::Input(anyhow!("cannot read the token from standard input: {e}"))
+            })?;
             let token = input.trim().to_string();
             tokens::check_strength(&token).map_err(|e| Failure::Input(anyhow!(e)))?;
             (user, role, token, false)
@@ -98,11 +98,14 @@ async fn secrets(g: &Global) -> Result<Arc<dyn Secrets>, Failure> {
                         .recursive(true)
                         .mode(0o700)
                         .create(dir)
-                        .map_err(|e| Failure::Runtime(anyhow!("cannot create {}: {e}", dir.display())))?;
+                        .map_err(|e| {
+                            Failure::Runtime(anyhow!("cannot create {}: {e}", dir.display()))
+                        })?;
                 }
                 #[cfg(not(unix))]
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Failure::Runtime(anyhow!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Failure::Runtime(anyhow!("cannot create {}: {e}", dir.display()))
+                })?;
             }
             let file = timepost::local::SecretsFile::open(&cfg.store.secrets_file)
                 .map_err(|e| Failure::Runtime(anyhow!(e)))?;

@@ -746,13 +746,20 @@ fn entries_whose_identities_collided_are_stored_and_posted_as_two() {
             if st == 200 && v["status"] != "awaiting_approval" && v["status"] != Value::Null {
                 break v;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "{key}: {st} {body}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{key}: {st} {body}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         assert_eq!(v["entry"]["key"]["workspace"], workspace, "{v}");
         assert_eq!(v["entry"]["key"]["id"], id, "{v}");
         // The console's detail page of each is its own.
-        let (st, page) = get(&srv, "viewer", &format!("/console/exceptions/{}", key_path(key)));
+        let (st, page) = get(
+            &srv,
+            "viewer",
+            &format!("/console/exceptions/{}", key_path(key)),
+        );
         assert_eq!(st, 200, "{key}: {page}");
     }
     common::console::wait_queue_empty(&srv);
@@ -862,7 +869,10 @@ fn failed_sign_ins_and_bearer_tokens_are_throttled_with_backoff() {
     assert!(log.contains("too many failed attempts"), "{log}");
     assert!(log.contains("client 127.0.0.1"), "{log}");
     for n in [0, 1, 2, 3, 9] {
-        assert!(!log.contains(&format!("wrong-guess-{n}")), "a token in the log");
+        assert!(
+            !log.contains(&format!("wrong-guess-{n}")),
+            "a token in the log"
+        );
     }
     assert!(!log.contains("wrong-sign-in"), "a token in the log");
 }
@@ -908,28 +918,43 @@ fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("admin_token") && err.contains("secrets.toml") && err.contains("timepost token new"),
+        err.contains("admin_token")
+            && err.contains("secrets.toml")
+            && err.contains("timepost token new"),
         "{err}"
     );
     secrets(d.path(), "");
 
     // A new token for a user: shown once, kept as a keyed hash.
-    let o = timepost(d.path(), &["token", "new", "--user", "ann", "--role", "viewer"]);
+    let o = timepost(
+        d.path(),
+        &["token", "new", "--user", "ann", "--role", "viewer"],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let token = out.lines().next().unwrap().trim().to_string();
     assert!(token.starts_with("tpu_") && token.len() > 60, "{out}");
     let block = out[out.find("[[console.users]]").expect("the lines to add")..].to_string();
-    assert!(block.contains("token_hmac = \"") && !block.contains(&token), "{block}");
+    assert!(
+        block.contains("token_hmac = \"") && !block.contains(&token),
+        "{block}"
+    );
     let hmac = block
         .split("token_hmac = \"")
         .nth(1)
         .and_then(|r| r.split('"').next())
         .unwrap()
         .to_string();
-    assert_ne!(hmac, timepost::http::auth::sha256_hex(&token), "keyed, not a plain SHA-256");
+    assert_ne!(
+        hmac,
+        timepost::http::auth::sha256_hex(&token),
+        "keyed, not a plain SHA-256"
+    );
     let secrets_text = std::fs::read_to_string(d.path().join(".timepost/secrets.toml")).unwrap();
-    assert!(secrets_text.contains("token_key"), "the key is in the secrets file");
+    assert!(
+        secrets_text.contains("token_key"),
+        "the key is in the secrets file"
+    );
     let cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap() + &block + "\n";
     std::fs::write(d.path().join("timepost.toml"), &cfg).unwrap();
     let key = secrets_text

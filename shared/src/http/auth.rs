@@ -749,8 +749,13 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         .extensions()
         .get::<super::throttle::ClientAddr>()
         .map(|c| c.0);
-    let who = match authenticate(&s, req.extensions().get::<Identity>(), client, req.headers())
-        .await
+    let who = match authenticate(
+        &s,
+        req.extensions().get::<Identity>(),
+        client,
+        req.headers(),
+    )
+    .await
     {
         Ok(who) => who,
         Err(AuthFailure::Invalid) => {

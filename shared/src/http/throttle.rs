@@ -55,7 +55,6 @@ pub enum Scope {
 }
 
 impl Scope {
-
     /// For the log: which scope engaged.
     pub fn describe(self) -> String {
         match self {

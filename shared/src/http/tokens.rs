@@ -24,7 +24,9 @@ pub const HOW_TO_MAKE_ONE: &str = "use a random token of at least 24 characters:
 /// Why a token is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WeakToken {
-    #[error("the token has {chars} characters; at least {MIN_CHARS} are needed: {HOW_TO_MAKE_ONE}")]
+    #[error(
+        "the token has {chars} characters; at least {MIN_CHARS} are needed: {HOW_TO_MAKE_ONE}"
+    )]
     TooShort { chars: usize },
     #[error(
         "the token is too predictable (about {bits} bits of randomness, at least 96 needed: \
@@ -155,6 +157,10 @@ mod tests {
         assert_eq!(stored, hmac_hex(&key, &token));
         assert_ne!(stored, hmac_hex(&generate_key(), &token), "another key");
         assert_ne!(stored, hmac_hex("", &token), "no key");
-        assert_ne!(stored, crate::http::auth::sha256_hex(&token), "an unkeyed hash");
+        assert_ne!(
+            stored,
+            crate::http::auth::sha256_hex(&token),
+            "an unkeyed hash"
+        );
     }
 }

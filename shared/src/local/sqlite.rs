@@ -554,8 +554,13 @@ fn migrate_entry_keys(conn: &Connection) -> StoreResult<usize> {
 fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, String>> {
     use std::collections::HashMap;
     /// Which key a row's JSON document names (None: not readable, left as is).
-    fn key_of<T: serde::de::DeserializeOwned>(json: &str, f: impl Fn(T) -> EntryKey) -> Option<String> {
-        serde_json::from_str::<T>(json).ok().map(|v| f(v).to_string())
+    fn key_of<T: serde::de::DeserializeOwned>(
+        json: &str,
+        f: impl Fn(T) -> EntryKey,
+    ) -> Option<String> {
+        serde_json::from_str::<T>(json)
+            .ok()
+            .map(|v| f(v).to_string())
     }
     let rows = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
         let mut stmt = tx.prepare(sql)?;
@@ -607,7 +612,10 @@ fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, 
     // lease that lapses anyway; it is dropped rather than moved.
     for (old, new) in &renamed {
         tx.execute("DELETE FROM claims WHERE key = ?1", [old])?;
-        tx.execute("UPDATE audit SET entry = ?1 WHERE entry = ?2", params![new, old])?;
+        tx.execute(
+            "UPDATE audit SET entry = ?1 WHERE entry = ?2",
+            params![new, old],
+        )?;
         tx.execute(
             "UPDATE sandbox_records SET entry_key = ?1 WHERE entry_key = ?2",
             params![new, old],
@@ -1398,7 +1406,10 @@ mod tests {
         {
             let store = SqliteStore::open(&path).unwrap();
             for e in [&colon, &plain] {
-                store.put(&EntryState::new(e.clone(), Utc::now())).await.unwrap();
+                store
+                    .put(&EntryState::new(e.clone(), Utc::now()))
+                    .await
+                    .unwrap();
             }
             store
                 .append(JournalRecord {
@@ -1421,10 +1432,16 @@ mod tests {
             let legacy = "csv:acme:row:1";
             let escaped = colon.key.to_string();
             assert_eq!(escaped, "csv:acme:row%3A1");
-            conn.execute("UPDATE entries SET key = ?1 WHERE key = ?2", params![legacy, escaped])
-                .unwrap();
-            conn.execute("UPDATE journal SET key = ?1 WHERE key = ?2", params![legacy, escaped])
-                .unwrap();
+            conn.execute(
+                "UPDATE entries SET key = ?1 WHERE key = ?2",
+                params![legacy, escaped],
+            )
+            .unwrap();
+            conn.execute(
+                "UPDATE journal SET key = ?1 WHERE key = ?2",
+                params![legacy, escaped],
+            )
+            .unwrap();
             conn.execute(
                 "INSERT INTO audit (at, who, role, action, entry, detail) VALUES ('2026-03-02T00:00:00Z', 'ann', 'finance', 'redrive', ?1, '')",
                 [legacy],
@@ -1439,7 +1456,9 @@ mod tests {
         assert_eq!(store.by_entry(&colon.key).await.unwrap().len(), 1);
         let (keys, audit_entry, version): (Vec<String>, String, i64) = {
             let conn = store.lock();
-            let mut stmt = conn.prepare("SELECT key FROM entries ORDER BY key").unwrap();
+            let mut stmt = conn
+                .prepare("SELECT key FROM entries ORDER BY key")
+                .unwrap();
             let keys = stmt
                 .query_map([], |r| r.get(0))
                 .unwrap()
@@ -1472,7 +1491,10 @@ mod tests {
         let mut b = entries().remove(1);
         b.key = EntryKey::new(Source::Csv, "ws", "x:y");
         for e in [&a, &b] {
-            store.put(&EntryState::new(e.clone(), Utc::now())).await.unwrap();
+            store
+                .put(&EntryState::new(e.clone(), Utc::now()))
+                .await
+                .unwrap();
         }
         assert_eq!(store.get(&a.key).await.unwrap().unwrap().entry.key, a.key);
         assert_eq!(store.get(&b.key).await.unwrap().unwrap().entry.key, b.key);

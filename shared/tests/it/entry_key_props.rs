@@ -17,14 +17,15 @@ fn source() -> impl Strategy<Value = Source> {
 /// Parts built mostly from the characters that matter (`:`, `%`, the
 /// escapes' letters), so near-collisions are tried, not just random text.
 fn part() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[:%3Aa2-5]{0,8}",
-        any::<String>(),
-    ]
+    prop_oneof!["[:%3Aa2-5]{0,8}", any::<String>(),]
 }
 
 fn key() -> impl Strategy<Value = EntryKey> {
-    (source(), part(), part().prop_filter("an id is never empty", |p| !p.is_empty()))
+    (
+        source(),
+        part(),
+        part().prop_filter("an id is never empty", |p| !p.is_empty()),
+    )
         .prop_map(|(s, w, i)| EntryKey::new(s, w, i))
 }
 

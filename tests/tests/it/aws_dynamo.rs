@@ -1159,7 +1159,10 @@ async fn migrate_entry_keys_moves_unescaped_partitions() {
 
     let done = s.migrate_entry_keys().await.expect("migrate");
     assert_eq!((done.entries, done.moved), (2, 1));
-    assert_eq!(s.get(&colon.key).await.expect("get").expect("moved").entry, colon);
+    assert_eq!(
+        s.get(&colon.key).await.expect("get").expect("moved").entry,
+        colon
+    );
     assert_eq!(s.by_entry(&colon.key).await.expect("journal").len(), 1);
     let week = WorkerWeek::of(&colon);
     assert_eq!(ids(&s.week(&week).await.expect("week")), ["a:1", "b"]);

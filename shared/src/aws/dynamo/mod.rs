@@ -17,8 +17,8 @@ mod rekey;
 mod table;
 mod watermarks;
 
-pub use rekey::KeyMigration;
 use crate::ports::StoreResult;
+pub use rekey::KeyMigration;
 
 /// Every store of the AWS stack on one DynamoDB table. Cheap to clone (the
 /// SDK client is shared).
