@@ -4,7 +4,10 @@
 //! responses carry the browser hardening headers and the sign-in form is
 //! CSRF-protected; the store's files are private and the admin token is
 //! never printed; a damaged store is refused with its path; oversized
-//! fields and bodies are refused naming what was too large.
+//! fields and bodies are refused naming what was too large; entries whose
+//! identities collided in the unescaped key text are two entries, and an
+//! old store is re-keyed; failed tokens are throttled; weak tokens are
+//! refused and a copied config cannot check one.
 
 use crate::common;
 
@@ -981,4 +984,51 @@ fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
     let (st, _) = srv.request("GET", "/api/report", &[("Authorization", &auth)], b"");
     assert_eq!(st, 401);
     srv.stop();
+}
+
+/// A store written before keys were escaped (an id holding `:` stored
+/// under `csv:legacy:a:1`): `timepost migrate-keys` says it re-keyed the
+/// entry, `status` finds it, and a second run has nothing to do.
+#[test]
+fn migrate_keys_re_keys_a_store_written_the_old_way() {
+    use timepost::ports::EntryStore;
+    let d = workdir();
+    let db = d.path().join(".timepost/timepost.sqlite");
+    {
+        let store = timepost::local::SqliteStore::open(&db).unwrap();
+        let entry: timepost::model::NormalisedEntry = serde_json::from_value(json!({
+            "key": {"source": "csv", "workspace": "legacy", "id": "a:1"},
+            "version": {"updated_at": "2026-03-02T18:00:00Z", "content_hash": "h"},
+            "worker": {"tracker_user_id": "u-ann", "name": "Ann Lee"},
+            "time_zone": "UTC", "work_date": "2026-03-02", "duration_secs": 3600,
+            "billable": false, "approval": "approved", "origin": "import"
+        }))
+        .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.put(&timepost::state::EntryState::new(entry, chrono::Utc::now())))
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE entries SET key = 'csv:legacy:a:1' WHERE key = 'csv:legacy:a%3A1'",
+        [],
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", 0).unwrap();
+    drop(conn);
+
+    let o = timepost(d.path(), &["migrate-keys"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("1 entry re-keyed"), "{out}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let key: String = conn
+        .query_row("SELECT key FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(key, "csv:legacy:a%3A1");
+    drop(conn);
+    let o = timepost(d.path(), &["migrate-keys"]);
+    assert!(text(&o).0.contains("0 entries re-keyed"), "{}", text(&o).0);
 }

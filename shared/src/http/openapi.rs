@@ -68,7 +68,8 @@ fn html_page(summary: &str, signed_in: bool) -> Value {
         o["security"] = json!([{ "bearer": [] }, { "session": [] }]);
         o["responses"]["401"] = json!({ "description": "not signed in" });
         o["responses"]["403"] = json!({ "description": "the role may not see this" });
-        o["responses"]["429"] = json!({ "description": "too many failed tokens from this client (see Retry-After)" });
+        o["responses"]["429"] =
+            json!({ "description": "too many failed tokens from this client (see Retry-After)" });
     }
     o
 }
