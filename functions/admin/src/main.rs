@@ -7,6 +7,11 @@ use timepost::aws::AwsStack;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let stack = AwsStack::from_env().await?;
+    for u in &stack.config.console.users {
+        if let Some(warning) = u.unkeyed_warning() {
+            tracing::warn!("{warning} (with --backend aws)");
+        }
+    }
     let role_claim = std::env::var("TIMEPOST_JWT_ROLE_CLAIM")
         .ok()
         .filter(|c| !c.is_empty())

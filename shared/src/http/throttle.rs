@@ -34,8 +34,10 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// A scope with no failure for this long starts afresh.
 pub const FORGET_AFTER: Duration = Duration::from_secs(30 * 60);
-/// At most this many clients are remembered (the oldest are forgotten
-/// first), so a flood of addresses cannot exhaust memory.
+/// At most this many clients are remembered, so a flood of addresses
+/// cannot exhaust memory: past it, quiet clients are forgotten first, then
+/// every client (the all-accounts scope is always kept, so such a flood
+/// still waits there).
 const MAX_CLIENTS: usize = 100_000;
 
 /// The address a request came from, as the hosting layer saw it (the
