@@ -569,10 +569,16 @@ fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, 
             .collect();
         out
     };
+    // Only a text with more than two `:` or with a `%` can change (any
+    // other's parts hold neither), so only those rows are read.
+    const MAY_CHANGE: &str =
+        "(instr(key, '%') > 0 OR length(key) - length(replace(key, ':', '')) > 2)";
     // Entries: through a temporary name, so a new key equal to another
     // row's old text (an id that really held `%3A`) never clashes.
     let mut renamed: HashMap<String, String> = HashMap::new();
-    for (old, json) in rows("SELECT key, state FROM entries")? {
+    for (old, json) in rows(&format!(
+        "SELECT key, state FROM entries WHERE {MAY_CHANGE}"
+    ))? {
         if let Some(new) = key_of(&json, |st: EntryState| st.entry.key) {
             if new != old {
                 renamed.insert(old, new);
@@ -592,7 +598,9 @@ fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, 
         )?;
     }
     // Journal records and intents carry their own identity.
-    for (seq, json) in rows("SELECT CAST(seq AS TEXT), record FROM journal")? {
+    for (seq, json) in rows(&format!(
+        "SELECT CAST(seq AS TEXT), record FROM journal WHERE {MAY_CHANGE}"
+    ))? {
         if let Some(new) = key_of(&json, |r: JournalRecord| r.key) {
             tx.execute(
                 "UPDATE journal SET key = ?1 WHERE seq = CAST(?2 AS INTEGER) AND key <> ?1",
@@ -600,7 +608,9 @@ fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, 
             )?;
         }
     }
-    for (id, json) in rows("SELECT id, intent FROM intents")? {
+    for (id, json) in rows(&format!(
+        "SELECT id, intent FROM intents WHERE {MAY_CHANGE}"
+    ))? {
         if let Some(new) = key_of(&json, |i: Intent| i.key) {
             tx.execute(
                 "UPDATE intents SET key = ?1 WHERE id = ?2 AND key <> ?1",
