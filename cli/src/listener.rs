@@ -115,6 +115,7 @@ pub async fn serve(
         tracing::trace!(%peer, "connection accepted");
         tokio::spawn(connection(
             stream,
+            peer,
             app.clone(),
             limits,
             permit,
@@ -129,6 +130,7 @@ pub async fn serve(
 /// Drive one connection; `_slot` is released when it closes.
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     app: Router,
     limits: Limits,
     _slot: OwnedSemaphorePermit,
@@ -143,6 +145,7 @@ async fn connection(
     let service = Counted {
         inner: TowerToHyperService::new(app),
         activity: activity.clone(),
+        peer: timepost::http::throttle::ClientAddr(peer.ip()),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -347,6 +350,9 @@ impl AsyncWrite for Tracked {
 struct Counted<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// The connection's peer, given to every request (the sign-in and
+    /// bearer throttle counts failures per client).
+    peer: timepost::http::throttle::ClientAddr,
 }
 
 /// One request in progress; when it ends, the connection counts as active
@@ -367,16 +373,17 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, R> hyper::service::Service<R> for Counted<S>
+impl<S, B> hyper::service::Service<hyper::Request<B>> for Counted<S>
 where
-    S: hyper::service::Service<R>,
+    S: hyper::service::Service<hyper::Request<B>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn call(&self, req: R) -> Self::Future {
+    fn call(&self, mut req: hyper::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
         let guard = InFlight::new(self.activity.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {

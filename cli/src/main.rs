@@ -94,6 +94,15 @@ enum Command {
     /// (`--backend aws`).
     #[command(subcommand)]
     Config(commands::config::Cmd),
+    /// Move entries stored by an older timepost under an unescaped key (a
+    /// `:` or `%` inside a workspace or tracker id) to their escaped key:
+    /// locally every open does it; `--backend aws` migrates the DynamoDB
+    /// table (run once after upgrading, with the sync function paused).
+    MigrateKeys,
+    /// Console tokens: make one (`new`) or hash one you have (`hash`),
+    /// printing the `[[console.users]]` lines for timepost.toml.
+    #[command(subcommand)]
+    Token(commands::token::Cmd),
 }
 
 /// An error with the exit code it deserves.
@@ -164,6 +173,8 @@ fn main() -> ExitCode {
                 commands::accrue::run(&g.config, args).await
             }
             Command::Config(cmd) => commands::config::run(&g, cmd).await,
+            Command::MigrateKeys => commands::migrate_keys::run(&g).await,
+            Command::Token(cmd) => commands::token::run(&g, cmd).await,
         }
     });
     match result {

@@ -55,6 +55,15 @@ pub struct ConsoleConfig {
     /// marks `https` gets `Secure` cookies.
     #[serde(default)]
     pub trust_forwarded_proto: bool,
+    /// Failed bearer tokens or sign-ins one client may make before each
+    /// further attempt waits (1 s, doubling, at most 15 min); all clients
+    /// together may make ten times as many (see `http::throttle`).
+    #[serde(default = "default_failed_tokens_per_client")]
+    pub failed_tokens_per_client: u32,
+}
+
+fn default_failed_tokens_per_client() -> u32 {
+    crate::http::throttle::CLIENT_FREE
 }
 
 fn default_session_minutes() -> u64 {
@@ -73,18 +82,43 @@ impl Default for ConsoleConfig {
             mapping_approval_threshold: default_mapping_approval_threshold(),
             public_url: None,
             trust_forwarded_proto: false,
+            failed_tokens_per_client: default_failed_tokens_per_client(),
         }
     }
 }
 
-/// One console user: a name, a role and the hex SHA-256 of their token
-/// (the token itself is never stored).
+/// One console user: a name, a role and a hash of their token (the token
+/// itself is never stored). `token_hmac` is keyed with the server's
+/// `token_key` secret (see `http::tokens`); `token_sha256`, unkeyed, is
+/// what older configs hold: still accepted, warned about at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleUser {
     pub name: String,
     pub role: crate::http::auth::Role,
-    pub token_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hmac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+impl ConsoleUser {
+    /// The sentence logged at start for a user whose token is kept as an
+    /// unkeyed SHA-256 (None when it is keyed).
+    pub fn unkeyed_warning(&self) -> Option<String> {
+        self.token_hmac.is_none().then(|| {
+            format!(
+                "console user `{}` has `token_sha256`, an unkeyed hash: anyone with a copy of \
+                 timepost.toml can test guesses of the token offline. Issue a new token with \
+                 `timepost token new --user {} --role {}` and replace the user's token_sha256 \
+                 line with the token_hmac line it prints (or, knowing the token, \
+                 `timepost token hash`)",
+                self.name,
+                self.name,
+                self.role.as_str()
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -643,18 +677,36 @@ impl Config {
                 message,
             });
         }
-        if let Some(u) = cfg.console.users.iter().find(|u| {
-            u.token_sha256.len() != 64 || !u.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
-        }) {
-            return Err(ConfigError::Invalid {
-                file: file.to_string(),
-                line: line_of(text, "token_sha256"),
-                field: Some("console.users.token_sha256".into()),
-                message: format!(
-                    "user `{}`: token_sha256 must be 64 hex digits (the SHA-256 of the token)",
-                    u.name
-                ),
-            });
+        let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        for u in &cfg.console.users {
+            let problem = match (&u.token_hmac, &u.token_sha256) {
+                (Some(h), None) if hex64(h) => None,
+                (None, Some(h)) if hex64(h) => None,
+                (Some(_), None) => Some((
+                    "token_hmac",
+                    "token_hmac must be 64 hex digits (what `timepost token new` or `timepost token hash` prints)",
+                )),
+                (None, Some(_)) => Some((
+                    "token_sha256",
+                    "token_sha256 must be 64 hex digits (the SHA-256 of the token)",
+                )),
+                (Some(_), Some(_)) => Some((
+                    "token_sha256",
+                    "has both token_hmac and token_sha256; keep only token_hmac",
+                )),
+                (None, None) => Some((
+                    "name",
+                    "has no token: add the token_hmac line `timepost token new` prints",
+                )),
+            };
+            if let Some((field, message)) = problem {
+                return Err(ConfigError::Invalid {
+                    file: file.to_string(),
+                    line: line_of(text, field),
+                    field: Some(format!("console.users.{field}")),
+                    message: format!("user `{}`: {message}", u.name),
+                });
+            }
         }
         if let Some((field, message)) = cfg.server.problem() {
             return Err(ConfigError::Invalid {
@@ -838,6 +890,39 @@ mod tests {
         assert_eq!(c.server.max_connections, 512);
         assert_eq!(c.server.header_read_timeout_secs, 10);
         assert_eq!(c.server.shutdown_grace_secs, 10);
+    }
+
+    #[test]
+    fn console_users_carry_exactly_one_well_formed_hash() {
+        let hex = "ab".repeat(32);
+        let user = |lines: &str| {
+            format!("{MIN}[[console.users]]\nname = \"fran\"\nrole = \"finance\"\n{lines}")
+        };
+        let c = Config::parse(&user(&format!("token_hmac = \"{hex}\"\n")), "t.toml").unwrap();
+        assert!(c.console.users[0].unkeyed_warning().is_none());
+        // The older unkeyed hash is accepted, with a warning saying what to do.
+        let c = Config::parse(&user(&format!("token_sha256 = \"{hex}\"\n")), "t.toml").unwrap();
+        let w = c.console.users[0].unkeyed_warning().expect("warned");
+        assert!(
+            w.contains("timepost token new --user fran --role finance"),
+            "{w}"
+        );
+        for (lines, says) in [
+            (
+                format!("token_hmac = \"{hex}\"\ntoken_sha256 = \"{hex}\"\n"),
+                "keep only token_hmac",
+            ),
+            (String::new(), "has no token"),
+            (
+                "token_hmac = \"xyz\"\n".to_string(),
+                "token_hmac must be 64 hex digits",
+            ),
+        ] {
+            let e = Config::parse(&user(&lines), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("user `fran`") && e.contains(says), "{e}");
+        }
     }
 
     #[test]

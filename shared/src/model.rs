@@ -75,21 +75,70 @@ impl EntryKey {
     }
 }
 
+/// The text form of an entry key is `source:workspace:id`, each part
+/// escaped so that the text is injective: `%` is written `%25` and `:`
+/// `%3A` (nothing else changes, so a key whose parts contain neither reads
+/// exactly as it always has). Workspace `ws:x` + id `y` is
+/// `csv:ws%3Ax:y`, workspace `ws` + id `x:y` is `csv:ws:x%3Ay`: two keys,
+/// never one. Stores key entries by this text; a key in a URL path is this
+/// text, percent-encoded once more by the URL.
 impl fmt::Display for EntryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.source, self.workspace, self.id)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.source,
+            escape_key_part(&self.workspace),
+            escape_key_part(&self.id)
+        )
     }
+}
+
+/// One part of an entry key's text form: `%` → `%25`, `:` → `%3A`.
+pub fn escape_key_part(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['%', ':']) {
+        std::borrow::Cow::Owned(part.replace('%', "%25").replace(':', "%3A"))
+    } else {
+        std::borrow::Cow::Borrowed(part)
+    }
+}
+
+/// The inverse of [`escape_key_part`]; only `%25` and `%3A` are accepted
+/// after a `%` (so every text has at most one reading).
+fn unescape_key_part(part: &str) -> Option<String> {
+    let mut out = String::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let esc = rest.get(i..i + 3)?;
+        out.push(match esc {
+            "%25" => '%',
+            "%3A" => ':',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 impl FromStr for EntryKey {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.splitn(3, ':');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(src), Some(ws), Some(id)) if !id.is_empty() => {
-                Ok(EntryKey::new(src.parse()?, ws, id))
-            }
-            _ => Err(format!("`{s}` is not an entry key (source:workspace:id)")),
+        let bad = || {
+            format!(
+                "`{s}` is not an entry key (source:workspace:id, with a `:` inside the \
+                 workspace or id written %3A and a `%` written %25)"
+            )
+        };
+        let mut parts = s.split(':');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(src), Some(ws), Some(id), None) if !id.is_empty() => Ok(EntryKey::new(
+                src.parse()?,
+                unescape_key_part(ws).ok_or_else(bad)?,
+                unescape_key_part(id).ok_or_else(bad)?,
+            )),
+            _ => Err(bad()),
         }
     }
 }
@@ -410,7 +459,41 @@ mod tests {
     #[test]
     fn entry_key_round_trips_through_text() {
         let k = EntryKey::new(Source::Toggl, "123", "abc:def");
+        assert_eq!(k.to_string(), "toggl:123:abc%3Adef");
         assert_eq!(k.to_string().parse::<EntryKey>().unwrap(), k);
+        let k = EntryKey::new(Source::Csv, "w%s:", "%3A");
+        assert_eq!(k.to_string(), "csv:w%25s%3A:%253A");
+        assert_eq!(k.to_string().parse::<EntryKey>().unwrap(), k);
+    }
+
+    #[test]
+    fn keys_without_colon_or_percent_read_as_before() {
+        let k = EntryKey::new(Source::Clockify, "5f1e2d3c", "64a0b1c2-x_y.z#1");
+        assert_eq!(k.to_string(), "clockify:5f1e2d3c:64a0b1c2-x_y.z#1");
+    }
+
+    #[test]
+    fn colliding_identities_have_distinct_keys() {
+        let a = EntryKey::new(Source::Csv, "ws:x", "y");
+        let b = EntryKey::new(Source::Csv, "ws", "x:y");
+        assert_ne!(a.to_string(), b.to_string());
+        assert_eq!(a.to_string().parse::<EntryKey>().unwrap(), a);
+        assert_eq!(b.to_string().parse::<EntryKey>().unwrap(), b);
+    }
+
+    #[test]
+    fn text_that_is_no_canonical_key_is_refused() {
+        for bad in [
+            "csv:ws:x:y",
+            "csv:ws",
+            "csv:ws:",
+            "csv:ws:a%3a",
+            "csv:ws:a%",
+            "csv:w%zz:a",
+            "nope:ws:a",
+        ] {
+            assert!(bad.parse::<EntryKey>().is_err(), "{bad}");
+        }
     }
 
     #[test]

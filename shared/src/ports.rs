@@ -191,7 +191,9 @@ pub enum QueueMessage {
 
 impl QueueMessage {
     /// Messages for the same entry share a group, so a FIFO queue keeps
-    /// their order and a standard one can at least batch by it.
+    /// their order and a standard one can at least batch by it. Parts are
+    /// escaped as in an entry key, so no two users' approvals (nor an
+    /// approval and an entry) share a group by accident.
     pub fn group(&self) -> String {
         match self {
             QueueMessage::Entry { entry, .. } => entry.key.to_string(),
@@ -201,7 +203,11 @@ impl QueueMessage {
                 workspace,
                 user_id,
                 ..
-            } => format!("{source}:{workspace}:user:{user_id}"),
+            } => format!(
+                "{source}:{}:user:{}",
+                crate::model::escape_key_part(workspace),
+                crate::model::escape_key_part(user_id)
+            ),
         }
     }
 }

@@ -9,12 +9,14 @@ pub mod demo;
 pub mod explain;
 pub mod ingest;
 pub mod mappings;
+pub mod migrate_keys;
 pub mod poll;
 pub mod redrive;
 pub mod rollback;
 pub mod serve;
 pub mod status;
 pub mod sync;
+pub mod token;
 
 use std::path::Path;
 

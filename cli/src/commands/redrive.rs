@@ -9,7 +9,8 @@ use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// One entry, by key (`source:workspace:id`).
+    /// One entry, by key (`source:workspace:id`; a `:` inside the
+    /// workspace or id is written `%3A`, a `%` `%25`).
     #[arg(long)]
     entry: Option<String>,
     /// One dead-lettered message, by id.

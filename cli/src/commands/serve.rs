@@ -15,6 +15,28 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let token = timepost::http::ensure_admin_token(stack.secrets.as_ref()).await?;
+    let secrets_file = stack.config.store.secrets_file.display().to_string();
+    if let Some(weak) = timepost::http::weak_admin_token(stack.secrets.as_ref()).await {
+        return Err(crate::Failure::Input(anyhow::anyhow!(
+            "the admin_token in {secrets_file} is refused: {weak}. Delete its line and start \
+             again (timepost then creates a strong one there)"
+        )));
+    }
+    let (_, key_created) = timepost::http::ensure_token_key(stack.secrets.as_ref()).await?;
+    for u in &stack.config.console.users {
+        if let Some(warning) = u.unkeyed_warning() {
+            tracing::warn!("{warning}");
+        } else if key_created {
+            tracing::warn!(
+                "console user `{}` has a token_hmac, but the token_key secret was missing and a \
+                 new one was created in {secrets_file}: that token no longer signs in; issue a \
+                 new one with `timepost token new --user {} --role {}`",
+                u.name,
+                u.name,
+                u.role.as_str()
+            );
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let queue: Arc<dyn Queue> = Arc::new(stack.store.clone());

@@ -215,7 +215,13 @@ fn rbac_matrix_every_role_on_every_route() {
             "{m} {p} is not in the test matrix"
         );
     }
-    let (_d, srv) = serve();
+    // Every route is also tried with a wrong token: far more failures than
+    // the throttle allows one client by default (that is tested in
+    // hardening.rs).
+    let d = prepare_with(false, "project,9001,C-ACME,\n", |cfg| {
+        cfg + "\n[console]\nfailed_tokens_per_client = 1000\n"
+    });
+    let srv = Server::start(d.path());
     for (method, pattern, allowed) in MATRIX {
         let path = pattern
             .replace("{key}", "toggl:555:424242")

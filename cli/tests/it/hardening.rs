@@ -4,7 +4,10 @@
 //! responses carry the browser hardening headers and the sign-in form is
 //! CSRF-protected; the store's files are private and the admin token is
 //! never printed; a damaged store is refused with its path; oversized
-//! fields and bodies are refused naming what was too large.
+//! fields and bodies are refused naming what was too large; entries whose
+//! identities collided in the unescaped key text are two entries, and an
+//! old store is re-keyed; failed tokens are throttled; weak tokens are
+//! refused and a copied config cannot check one.
 
 use crate::common;
 
@@ -667,4 +670,365 @@ fn oversized_webhook_fields_and_bodies_are_refused() {
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// An entry key in a URL path: every byte but letters, digits, `-` `.`
+/// `_` percent-encoded (so the key's own `%3A` travels as `%253A`).
+fn key_path(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Workspace `ws:x` + id `y` and workspace `ws` + id `x:y` joined to the
+/// same text when key parts were not escaped, and the second overwrote the
+/// first. Imported from a file and delivered by a signed webhook, they are
+/// two entries, both posted, each reachable by its own key in a URL.
+#[test]
+fn entries_whose_identities_collided_are_stored_and_posted_as_two() {
+    let d = prepare(&[], &[], "");
+    secrets(
+        d.path(),
+        &format!("toggl_webhook_secret = \"{TOGGL}\"\nclockify_webhook_secret = \"{CLOCKIFY}\"\n"),
+    );
+    let csv = d.path().join("colliding.csv");
+    std::fs::write(
+        &csv,
+        "entry_id,workspace,updated_at,user_id,date,duration,project_id,billable,rate,currency,approval\n\
+         y,ws:x,2026-03-03T18:00:00Z,u-ann,2026-03-03,2:00,p-acme-web,true,150,USD,approved\n\
+         x:y,ws,2026-03-03T18:00:00Z,u-ann,2026-03-04,3:00,p-acme-web,true,150,USD,approved\n",
+    )
+    .unwrap();
+    let o = timepost(
+        d.path(),
+        &["ingest", "--source", "csv", csv.to_str().unwrap(), "--json"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["posted"], 2, "{v}");
+
+    let srv = Server::start(d.path());
+    let deliver = |workspace: &str, id: &str, day: &str| {
+        let body = serde_json::to_vec(&json!({
+            "id": id, "workspaceId": workspace, "userId": "u-ann",
+            "description": "Colliding ids", "billable": true, "projectId": "p-acme-web",
+            "timeInterval": {"start": format!("{day}T16:00:00Z"), "end": format!("{day}T18:00:00Z")},
+            "hourlyRate": {"amount": 15000, "currency": "USD"}
+        }))
+        .unwrap();
+        let (st, b) = srv.request(
+            "POST",
+            "/webhooks/clockify",
+            &[
+                ("Clockify-Signature", CLOCKIFY),
+                ("Clockify-Webhook-Event-Type", "NEW_TIME_ENTRY"),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        );
+        assert_eq!(st, 202, "{b}");
+    };
+    deliver("cw:x", "y", "2026-03-05");
+    deliver("cw", "x:y", "2026-03-06");
+    let pairs = [
+        ("csv:ws%3Ax:y", "ws:x", "y"),
+        ("csv:ws:x%3Ay", "ws", "x:y"),
+        ("clockify:cw%3Ax:y", "cw:x", "y"),
+        ("clockify:cw:x%3Ay", "cw", "x:y"),
+    ];
+    for (key, workspace, id) in pairs {
+        let path = format!("/api/entries/{}", key_path(key));
+        let start = Instant::now();
+        let v = loop {
+            let (st, body) = get(&srv, "admin", &path);
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if st == 200 && v["status"] != "awaiting_approval" && v["status"] != Value::Null {
+                break v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{key}: {st} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(v["entry"]["key"]["workspace"], workspace, "{v}");
+        assert_eq!(v["entry"]["key"]["id"], id, "{v}");
+        // The console's detail page of each is its own.
+        let (st, page) = get(
+            &srv,
+            "viewer",
+            &format!("/console/exceptions/{}", key_path(key)),
+        );
+        assert_eq!(st, 200, "{key}: {page}");
+    }
+    common::console::wait_queue_empty(&srv);
+    for (key, _, _) in pairs {
+        let (_, body) = get(&srv, "admin", &format!("/api/entries/{}", key_path(key)));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "posted", "{key}: {v}");
+    }
+    let (st, body) = get(&srv, "viewer", "/api/report");
+    assert_eq!(st, 200, "{body}");
+    let (status, _) = srv.stop();
+    assert!(status.success());
+}
+
+/// `timepost serve` with its log (stderr) written to `log`.
+fn serve_logging(dir: &Path, log: &Path) -> Server {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TIMEPOST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_string();
+    for l in lines.by_ref() {
+        if l.unwrap().contains("Ctrl-C") {
+            break;
+        }
+    }
+    Server {
+        child,
+        addr,
+        token: None,
+        lines,
+    }
+}
+
+/// Failed bearer tokens and sign-ins from one client count together: after
+/// five, the next attempt is answered 429 with `Retry-After` before its
+/// token is looked at (a valid one too), for a wait that doubles with each
+/// further failure; once the wait is over a valid token works again. The
+/// log says what engaged and never holds a token tried.
+#[test]
+fn failed_sign_ins_and_bearer_tokens_are_throttled_with_backoff() {
+    let d = prepare(&[], &[], "");
+    let log = d.path().join("serve.log");
+    let srv = serve_logging(d.path(), &log);
+    let bad = |n: usize| format!("Bearer wrong-guess-{n}-0123456789abcdef");
+    for n in 0..4 {
+        let (st, body) = get_as_raw(&srv, &bad(n));
+        assert_eq!(st, 401, "{body}");
+    }
+    // The fifth failure is a sign-in.
+    let (cookie, csrf, _) = login_form(&srv, &[]);
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let (st, _) = post_login(
+        &srv,
+        Some(&cookie),
+        &format!("csrf={csrf}&token=wrong-sign-in-0123456789abcdef"),
+        &[],
+    );
+    assert_eq!(st, 401);
+    // Now even a good token waits, in the API and in the sign-in form.
+    let (st, head, body) = raw(
+        &srv.addr,
+        "GET",
+        "/api/report",
+        &[("Authorization", &bearer("viewer"))],
+        b"",
+    );
+    assert_eq!(st, 429, "{body}");
+    let wait: u64 = header_value(&head, "retry-after").unwrap().parse().unwrap();
+    assert_eq!(wait, 1);
+    assert!(body.contains("too many failed"), "{body}");
+    let (st, head) = post_login(
+        &srv,
+        Some(&cookie),
+        &format!("csrf={csrf}&token={}", common::console::token("viewer")),
+        &[],
+    );
+    assert_eq!(st, 429);
+    assert!(header_value(&head, "retry-after").is_some(), "{head}");
+
+    // Released after the wait.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (st, body) = get(&srv, "viewer", "/api/report");
+    assert_eq!(st, 200, "{body}");
+    // One more failure: twice the wait.
+    let (st, _) = get_as_raw(&srv, &bad(9));
+    assert_eq!(st, 401);
+    let (st, head, _) = raw(
+        &srv.addr,
+        "GET",
+        "/api/report",
+        &[("Authorization", &bearer("viewer"))],
+        b"",
+    );
+    assert_eq!(st, 429);
+    assert_eq!(header_value(&head, "retry-after").as_deref(), Some("2"));
+    // A signed-in session is not a token guess: it is never throttled.
+    srv.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("too many failed attempts"), "{log}");
+    assert!(log.contains("client 127.0.0.1"), "{log}");
+    for n in [0, 1, 2, 3, 9] {
+        assert!(
+            !log.contains(&format!("wrong-guess-{n}")),
+            "a token in the log"
+        );
+    }
+    assert!(!log.contains("wrong-sign-in"), "a token in the log");
+}
+
+fn get_as_raw(srv: &Server, auth: &str) -> (u16, String) {
+    srv.request("GET", "/api/report", &[("Authorization", auth)], b"")
+}
+
+/// A weak token is refused wherever timepost sees one: hashing it for a
+/// user, or as the admin token at start; `token new` makes a strong one
+/// whose keyed hash signs in. A copy of `timepost.toml` holds only that
+/// keyed hash: with another server secret (another machine, the copy
+/// alone) the same token does not check out.
+#[test]
+fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
+    let d = workdir();
+    // Hashing a weak token for a user.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(d.path())
+        .args(["token", "hash", "--user", "ann", "--role", "viewer"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"password123\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("at least 24 characters") && err.contains("timepost token new"),
+        "{err}"
+    );
+
+    // A weak admin token: serve refuses to start, naming the file.
+    secrets(d.path(), "admin_token = \"admin\"\n");
+    let o = timepost(d.path(), &["serve", "--bind", "127.0.0.1:0"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("admin_token")
+            && err.contains("secrets.toml")
+            && err.contains("timepost token new"),
+        "{err}"
+    );
+    secrets(d.path(), "");
+
+    // A new token for a user: shown once, kept as a keyed hash.
+    let o = timepost(
+        d.path(),
+        &["token", "new", "--user", "ann", "--role", "viewer"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let token = out.lines().next().unwrap().trim().to_string();
+    assert!(token.starts_with("tpu_") && token.len() > 60, "{out}");
+    let block = out[out.find("[[console.users]]").expect("the lines to add")..].to_string();
+    assert!(
+        block.contains("token_hmac = \"") && !block.contains(&token),
+        "{block}"
+    );
+    let hmac = block
+        .split("token_hmac = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    assert_ne!(
+        hmac,
+        timepost::http::auth::sha256_hex(&token),
+        "keyed, not a plain SHA-256"
+    );
+    let secrets_text = std::fs::read_to_string(d.path().join(".timepost/secrets.toml")).unwrap();
+    assert!(
+        secrets_text.contains("token_key"),
+        "the key is in the secrets file"
+    );
+    let cfg = std::fs::read_to_string(d.path().join("timepost.toml")).unwrap() + &block + "\n";
+    std::fs::write(d.path().join("timepost.toml"), &cfg).unwrap();
+    let key = secrets_text
+        .lines()
+        .find_map(|l| l.strip_prefix("token_key = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert_eq!(key.len(), 64, "{secrets_text}");
+    assert!(!cfg.contains(&key), "the key never goes into timepost.toml");
+    assert_eq!(hmac, timepost::http::tokens::hmac_hex(&key, &token));
+
+    let srv = Server::start(d.path());
+    let auth = format!("Bearer {token}");
+    let (st, body) = srv.request("GET", "/api/report", &[("Authorization", &auth)], b"");
+    assert_eq!(st, 200, "{body}");
+    srv.stop();
+
+    // The same timepost.toml with another server secret: the token is
+    // not recognised.
+    let copy = workdir();
+    std::fs::write(copy.path().join("timepost.toml"), &cfg).unwrap();
+    let srv = Server::start(copy.path());
+    let (st, _) = srv.request("GET", "/api/report", &[("Authorization", &auth)], b"");
+    assert_eq!(st, 401);
+    srv.stop();
+}
+
+/// A store written before keys were escaped (an id holding `:` stored
+/// under `csv:legacy:a:1`): `timepost migrate-keys` says it re-keyed the
+/// entry, `status` finds it, and a second run has nothing to do.
+#[test]
+fn migrate_keys_re_keys_a_store_written_the_old_way() {
+    use timepost::ports::EntryStore;
+    let d = workdir();
+    let db = d.path().join(".timepost/timepost.sqlite");
+    {
+        let store = timepost::local::SqliteStore::open(&db).unwrap();
+        let entry: timepost::model::NormalisedEntry = serde_json::from_value(json!({
+            "key": {"source": "csv", "workspace": "legacy", "id": "a:1"},
+            "version": {"updated_at": "2026-03-02T18:00:00Z", "content_hash": "h"},
+            "worker": {"tracker_user_id": "u-ann", "name": "Ann Lee"},
+            "time_zone": "UTC", "work_date": "2026-03-02", "duration_secs": 3600,
+            "billable": false, "approval": "approved", "origin": "import"
+        }))
+        .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.put(&timepost::state::EntryState::new(entry, chrono::Utc::now())))
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE entries SET key = 'csv:legacy:a:1' WHERE key = 'csv:legacy:a%3A1'",
+        [],
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", 0).unwrap();
+    drop(conn);
+
+    let o = timepost(d.path(), &["migrate-keys"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("1 entry re-keyed"), "{out}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let key: String = conn
+        .query_row("SELECT key FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(key, "csv:legacy:a%3A1");
+    drop(conn);
+    let o = timepost(d.path(), &["migrate-keys"]);
+    assert!(text(&o).0.contains("0 entries re-keyed"), "{}", text(&o).0);
 }

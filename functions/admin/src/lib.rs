@@ -44,7 +44,23 @@ pub fn claims_identity(req: &Request, role_claim: &str) -> Option<Result<Identit
     Some(identity_from_claims(&claims, role_claim))
 }
 
+/// API Gateway's `requestContext.http.sourceIp` (the HTTP API the stack
+/// deploys).
+pub fn source_ip(req: &Request) -> Option<std::net::IpAddr> {
+    match req.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Response {
+    // The caller's address as API Gateway saw it: failed bearer tokens and
+    // sign-ins are throttled per client.
+    if let Some(ip) = source_ip(&req) {
+        req.extensions_mut()
+            .insert(timepost::http::throttle::ClientAddr(ip));
+    }
     match claims_identity(&req, role_claim) {
         None => next.run(req).await,
         Some(Ok(identity)) => {

@@ -15,6 +15,11 @@ async fn main() -> Result<(), Error> {
             return Err(e.into());
         }
     };
+    for u in &stack.config.console.users {
+        if let Some(warning) = u.unkeyed_warning() {
+            tracing::warn!("{warning} (with --backend aws)");
+        }
+    }
     let role_claim = std::env::var("TIMEPOST_JWT_ROLE_CLAIM")
         .ok()
         .filter(|c| !c.is_empty())

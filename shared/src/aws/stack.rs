@@ -225,6 +225,9 @@ impl AwsStack {
             ))
             .with_cookies(crate::http::auth::CookiePolicy::from_config(
                 &self.config.console,
+            ))
+            .with_throttle(crate::http::throttle::Throttle::from_config(
+                &self.config.console,
             )),
             parse_context: crate::http::ParseContextCache::default(),
         })

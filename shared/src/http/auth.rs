@@ -1,5 +1,6 @@
 //! Who is calling and what they may do: the five roles, the configured
-//! users (`[[console.users]]`, tokens kept only as SHA-256), the `admin_token`
+//! users (`[[console.users]]`, tokens kept only as a keyed hash, see
+//! [`super::tokens`]), failed attempts throttled ([`super::throttle`]), the `admin_token`
 //! secret (an admin), sign-in sessions with their CSRF token, and the one
 //! permission table every `/api` and `/console` route is checked against.
 
@@ -303,6 +304,8 @@ pub struct Sessions {
     /// process: a restart only makes an open sign-in form stale).
     login_key: [u8; 32],
     cookies: CookiePolicy,
+    /// Failed sign-ins and bearer tokens, per client and for all accounts.
+    throttle: super::throttle::Throttle,
 }
 
 /// When the console's cookies carry `Secure` (sent over HTTPS only).
@@ -368,7 +371,20 @@ impl Sessions {
             ttl,
             login_key,
             cookies: CookiePolicy::default(),
+            throttle: super::throttle::Throttle::default(),
         }
+    }
+
+    /// Sessions whose failed credential checks are counted by `throttle`
+    /// (tests give it a clock they step).
+    pub fn with_throttle(mut self, throttle: super::throttle::Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The failed-credential throttle.
+    pub fn throttle(&self) -> &super::throttle::Throttle {
+        &self.throttle
     }
 
     /// Sessions whose cookies follow `policy`.
@@ -489,9 +505,11 @@ pub fn sha256_hex(token: &str) -> String {
 
 /// The user a token belongs to (a configured user is a named person; the
 /// `admin_token` is an admin named `admin` who is nobody in particular).
-/// Every comparison is constant-time and every candidate is compared, so
-/// timing tells nothing about which one matched. The CSRF token is None
-/// (a session adds its own).
+/// A user's `token_hmac` is compared with the HMAC of the token under the
+/// `token_key` secret; an older `token_sha256` with its SHA-256. Every
+/// comparison is constant-time and every candidate is compared, so timing
+/// tells nothing about which one matched. The CSRF token is None (a
+/// session adds its own).
 pub async fn check_token(
     state: &AppState,
     users: &[ConsoleUser],
@@ -501,10 +519,28 @@ pub async fn check_token(
         return None;
     }
     let digest = Sha256::digest(token.as_bytes());
+    let keyed: Vec<Vec<u8>> = secret_list(state.secrets.as_ref(), secret_names::TOKEN_KEY)
+        .await
+        .iter()
+        .map(|k| super::tokens::hmac_bytes(k, token))
+        .collect();
     let mut found = None;
     for u in users {
-        let want = hex::decode(&u.token_sha256).unwrap_or_default();
-        if bool::from(want.as_slice().ct_eq(digest.as_slice())) && found.is_none() {
+        let hit = match (&u.token_hmac, &u.token_sha256) {
+            (Some(h), _) => {
+                let want = hex::decode(h).unwrap_or_default();
+                // Every key while one is being rotated.
+                keyed.iter().fold(false, |hit, mac| {
+                    hit | (!want.is_empty() && bool::from(want.as_slice().ct_eq(mac)))
+                })
+            }
+            (None, Some(h)) => {
+                let want = hex::decode(h).unwrap_or_default();
+                bool::from(want.as_slice().ct_eq(digest.as_slice()))
+            }
+            (None, None) => false,
+        };
+        if hit && found.is_none() {
             found = Some(Principal {
                 name: u.name.clone(),
                 role: u.role,
@@ -515,6 +551,12 @@ pub async fn check_token(
     }
     let mut admin = false;
     for t in secret_list(state.secrets.as_ref(), secret_names::ADMIN).await {
+        // A weak admin token is never accepted (`serve` refuses to start
+        // with one; a deployed stack logs why it is ignored).
+        if let Err(e) = super::tokens::check_strength(&t) {
+            tracing::error!("the admin_token secret is ignored: {e}");
+            continue;
+        }
         admin |= bool::from(t.as_bytes().ct_eq(token.as_bytes()));
     }
     found.or(admin.then(|| Principal {
@@ -523,6 +565,59 @@ pub async fn check_token(
         csrf: None,
         named: false,
     }))
+}
+
+/// Why a request carries no usable credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential, or one that is not valid (401).
+    Invalid,
+    /// Too many failed attempts from this client or overall: try again
+    /// after this long (429 with `Retry-After`).
+    Throttled(Duration),
+}
+
+/// Check a token someone presented (a bearer token or the sign-in form),
+/// through the throttle: a client (or all clients) that failed too often
+/// is refused before the token is looked at; a failure is counted and
+/// logged (the client and the scope that engaged, never the token).
+pub async fn check_token_throttled(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    via: &str,
+    token: &str,
+) -> Result<Principal, AuthFailure> {
+    let throttle = state.sessions.throttle();
+    if let Err((scope, wait)) = throttle.check(client) {
+        tracing::warn!(
+            via,
+            client = ?client,
+            scope = %scope.describe(),
+            retry_after_secs = wait.as_secs().max(1),
+            "credential refused unchecked: too many failed attempts"
+        );
+        return Err(AuthFailure::Throttled(wait));
+    }
+    if let Some(who) = check_token(state, &state.users, token).await {
+        return Ok(who);
+    }
+    match throttle.fail(client) {
+        Some((scope, wait)) => tracing::warn!(
+            via,
+            client = ?client,
+            scope = %scope.describe(),
+            backoff_secs = wait.as_secs().max(1),
+            "invalid credential; further attempts wait"
+        ),
+        None => tracing::info!(via, client = ?client, "invalid credential"),
+    }
+    Err(AuthFailure::Invalid)
+}
+
+/// The seconds of a `Retry-After` header for a wait (rounded up, at least 1).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The value of cookie `name` in the request, if any.
@@ -538,14 +633,16 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The caller: an [`Identity`] the hosting layer vouched for, else a bearer
-/// token, else a session cookie.
+/// token (checked through the throttle, see [`check_token_throttled`]),
+/// else a session cookie.
 pub async fn authenticate(
     state: &AppState,
     identity: Option<&Identity>,
+    client: Option<std::net::IpAddr>,
     headers: &HeaderMap,
-) -> Option<Principal> {
+) -> Result<Principal, AuthFailure> {
     if let Some(id) = identity {
-        return Some(Principal {
+        return Ok(Principal {
             name: id.who.clone(),
             role: id.role,
             csrf: None,
@@ -557,9 +654,11 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return check_token(state, &state.users, token.trim()).await;
+        return check_token_throttled(state, client, "bearer", token.trim()).await;
     }
-    cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id))
+    cookie(headers, SESSION_COOKIE)
+        .and_then(|id| state.sessions.get(id))
+        .ok_or(AuthFailure::Invalid)
 }
 
 /// A refusal in the caller's language: JSON for the API, a page for the
@@ -578,6 +677,22 @@ fn refuse(path: &str, status: StatusCode, message: String) -> Response {
     } else {
         ApiError::new(status, message).into_response()
     }
+}
+
+/// 429 with `Retry-After` after too many failed credentials.
+pub fn too_many(path: &str, wait: Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    let mut r = refuse(
+        path,
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many failed sign-in attempts; try again in {secs} s (each further failure doubles the wait)"
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// The value of form field `name` in an urlencoded body (CSRF tokens are
@@ -630,13 +745,27 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         }
         return r;
     };
-    let Some(who) = authenticate(&s, req.extensions().get::<Identity>(), req.headers()).await
-    else {
-        return refuse(
-            &path,
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid credentials".into(),
-        );
+    let client = req
+        .extensions()
+        .get::<super::throttle::ClientAddr>()
+        .map(|c| c.0);
+    let who = match authenticate(
+        &s,
+        req.extensions().get::<Identity>(),
+        client,
+        req.headers(),
+    )
+    .await
+    {
+        Ok(who) => who,
+        Err(AuthFailure::Invalid) => {
+            return refuse(
+                &path,
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid credentials".into(),
+            )
+        }
+        Err(AuthFailure::Throttled(wait)) => return too_many(&path, wait),
     };
     if !roles.contains(&who.role) {
         return refuse(

@@ -156,6 +156,7 @@ async fn login(
     State(s): State<AppState>,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
+    client: Option<Extension<super::throttle::ClientAddr>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     // A browser says where a request comes from: a sign-in posted from
@@ -195,12 +196,30 @@ async fn login(
             )
         }
     };
-    let Some(who) = auth::check_token(&s, &s.users, token).await else {
-        return login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("That token is not valid."),
-            csrf,
-        );
+    let client = client.map(|Extension(c)| c.0);
+    let who = match auth::check_token_throttled(&s, client, "sign-in", token).await {
+        Ok(who) => who,
+        Err(auth::AuthFailure::Invalid) => {
+            return login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("That token is not valid."),
+                csrf,
+            )
+        }
+        Err(auth::AuthFailure::Throttled(wait)) => {
+            let secs = auth::retry_after_secs(wait);
+            let mut r = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "Too many failed sign-in attempts. Try again in {secs} seconds; each further failure doubles the wait."
+                )),
+                csrf,
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
     };
     let id = s.sessions.create(&who);
     let cookie = format!(

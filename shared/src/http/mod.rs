@@ -15,6 +15,8 @@ pub mod html;
 mod mapping_review;
 mod mappings;
 mod openapi;
+pub mod throttle;
+pub mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub mod secret_names {
     pub const CLOCKIFY: &str = "clockify_webhook_secret";
     /// Bearer token of the admin API.
     pub const ADMIN: &str = "admin_token";
+    /// The key of the console users' `token_hmac` (several while rotating).
+    pub const TOKEN_KEY: &str = "token_key";
 }
 
 #[derive(Clone)]
@@ -182,7 +186,8 @@ impl AppState {
             sessions: auth::Sessions::new(std::time::Duration::from_secs(
                 stack.config.console.session_minutes * 60,
             ))
-            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console)),
+            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console))
+            .with_throttle(throttle::Throttle::from_config(&stack.config.console)),
             parse_context: ParseContextCache::default(),
         })
         .with_review(store, stack.config.console.mapping_approval_threshold)
@@ -358,6 +363,32 @@ pub async fn secret_list(secrets: &dyn Secrets, name: &str) -> Vec<String> {
             Vec::new()
         }
     }
+}
+
+/// The `token_key` secret (the key of the console users' `token_hmac`),
+/// created on first need. Returns the key in use (the first, while
+/// several are listed for a rotation) and whether it was just created.
+pub async fn ensure_token_key(
+    secrets: &dyn Secrets,
+) -> Result<(String, bool), crate::ports::StoreError> {
+    if let Some(k) = secret_list(secrets, secret_names::TOKEN_KEY)
+        .await
+        .into_iter()
+        .next()
+    {
+        return Ok((k, false));
+    }
+    let key = tokens::generate_key();
+    secrets.put(secret_names::TOKEN_KEY, &key).await?;
+    Ok((key, true))
+}
+
+/// The refusal of the first `admin_token` too weak to be a credential.
+pub async fn weak_admin_token(secrets: &dyn Secrets) -> Option<tokens::WeakToken> {
+    secret_list(secrets, secret_names::ADMIN)
+        .await
+        .iter()
+        .find_map(|t| tokens::check_strength(t).err())
 }
 
 /// Create an admin token on first start. Returns it when it was created.

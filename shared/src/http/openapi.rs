@@ -4,8 +4,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-/// An entry key (`source:workspace:id`), as the server parses it.
-const KEY_PATTERN: &str = "^(clockify|toggl|harvest|csv):[^:]*:.+$";
+/// An entry key (`source:workspace:id`, a `:` inside a part written `%3A`
+/// and a `%` `%25`), as the server parses it.
+const KEY_PATTERN: &str = "^(clockify|toggl|harvest|csv):([^:%]|%25|%3A)*:([^:%]|%25|%3A)+$";
 
 /// A JSON operation answering 200 with an object.
 fn op(summary: &str, params: Value, ok: &str) -> Value {
@@ -25,7 +26,8 @@ fn op_as(summary: &str, params: Value, ok: &str, ok_type: &str) -> Value {
             "401": { "$ref": "#/components/responses/Error" },
             "403": { "$ref": "#/components/responses/Error" },
             "404": { "$ref": "#/components/responses/Error" },
-            "415": { "$ref": "#/components/responses/Error" }
+            "415": { "$ref": "#/components/responses/Error" },
+            "429": { "$ref": "#/components/responses/Error" }
         }
     })
 }
@@ -66,6 +68,8 @@ fn html_page(summary: &str, signed_in: bool) -> Value {
         o["security"] = json!([{ "bearer": [] }, { "session": [] }]);
         o["responses"]["401"] = json!({ "description": "not signed in" });
         o["responses"]["403"] = json!({ "description": "the role may not see this" });
+        o["responses"]["429"] =
+            json!({ "description": "too many failed tokens from this client (see Retry-After)" });
     }
     o
 }
@@ -105,7 +109,8 @@ fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
             "303": { "description": "done; see the page it redirects to" },
             "400": { "description": "a field is missing or invalid (named on the page)" },
             "401": { "description": "not signed in, or a bad token" },
-            "415": { "description": "the body is not a urlencoded form" }
+            "415": { "description": "the body is not a urlencoded form" },
+            "429": { "description": "too many failed tokens from this client (see Retry-After)" }
         }
     });
     if signed_in {

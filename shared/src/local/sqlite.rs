@@ -93,6 +93,9 @@ pub struct SqliteStore {
     /// Whether intents are synced to disk before the ledger call (a remote
     /// ledger; see [`SqliteStore::set_durable_intents`]).
     durable_intents: Arc<std::sync::atomic::AtomicBool>,
+    /// How many entries the key migration re-keyed when this store was
+    /// opened (see `migrate_entry_keys`).
+    rekeyed: usize,
 }
 
 /// One enqueue request waiting for the group commit.
@@ -222,11 +225,19 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate_work_date(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
+        let rekeyed = migrate_entry_keys(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             enqueuer: None,
             durable_intents: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            rekeyed,
         })
+    }
+
+    /// How many entries were re-keyed to the escaped key form when this
+    /// store was opened (0 once a store is migrated).
+    pub fn rekeyed_at_open(&self) -> usize {
+        self.rekeyed
     }
 
     /// Sync each write-ahead intent to disk before its ledger call: for a
@@ -498,6 +509,129 @@ fn migrate_work_date(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS entries_date ON entries(source, workspace, work_date);",
     )
+}
+
+/// The schema version (`PRAGMA user_version`) from which entry keys are
+/// stored in their escaped text form (`EntryKey`'s `Display`: `%` → `%25`,
+/// `:` → `%3A` inside the workspace and the id).
+const ESCAPED_KEYS_VERSION: i64 = 1;
+
+/// Stores written before [`ESCAPED_KEYS_VERSION`] keyed entries by
+/// `source:workspace:id` unescaped. Each entry's key is recomputed from the
+/// identity its own document holds (`state.entry.key`), each journal record
+/// and intent from its own, and the tables that only hold the old text
+/// (claims, the audit log's `entry`, the sandbox ledger's `entry_key`)
+/// follow the entries' renames. Keys whose parts hold neither `:` nor `%`
+/// are unchanged, so on most stores this rewrites nothing. One
+/// transaction: either every key is migrated and the version set, or
+/// nothing changed. Returns how many entries were re-keyed.
+///
+/// Two entries that had already collided under the old form were one row:
+/// the migration cannot bring the overwritten one back (replay it from its
+/// tracker: `timepost ingest`, or a redelivery).
+fn migrate_entry_keys(conn: &Connection) -> StoreResult<usize> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if version >= ESCAPED_KEYS_VERSION {
+        return Ok(0);
+    }
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let renamed = rekey(&tx).map_err(backend)?;
+    tx.pragma_update(None, "user_version", ESCAPED_KEYS_VERSION)
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    if !renamed.is_empty() {
+        tracing::info!(
+            entries = renamed.len(),
+            "store migrated: entry keys holding `:` or `%` are now escaped"
+        );
+    }
+    Ok(renamed.len())
+}
+
+/// The renames of [`migrate_entry_keys`]: old text → new text.
+fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, String>> {
+    use std::collections::HashMap;
+    /// Which key a row's JSON document names (None: not readable, left as is).
+    fn key_of<T: serde::de::DeserializeOwned>(
+        json: &str,
+        f: impl Fn(T) -> EntryKey,
+    ) -> Option<String> {
+        serde_json::from_str::<T>(json)
+            .ok()
+            .map(|v| f(v).to_string())
+    }
+    let rows = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt = tx.prepare(sql)?;
+        let out = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect();
+        out
+    };
+    // Only a text with more than two `:` or with a `%` can change (any
+    // other's parts hold neither), so only those rows are read.
+    const MAY_CHANGE: &str =
+        "(instr(key, '%') > 0 OR length(key) - length(replace(key, ':', '')) > 2)";
+    // Entries: through a temporary name, so a new key equal to another
+    // row's old text (an id that really held `%3A`) never clashes.
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for (old, json) in rows(&format!(
+        "SELECT key, state FROM entries WHERE {MAY_CHANGE}"
+    ))? {
+        if let Some(new) = key_of(&json, |st: EntryState| st.entry.key) {
+            if new != old {
+                renamed.insert(old, new);
+            }
+        }
+    }
+    for old in renamed.keys() {
+        tx.execute(
+            "UPDATE entries SET key = ?1 WHERE key = ?2",
+            params![format!("\u{1}{old}"), old],
+        )?;
+    }
+    for (old, new) in &renamed {
+        tx.execute(
+            "UPDATE entries SET key = ?1 WHERE key = ?2",
+            params![new, format!("\u{1}{old}")],
+        )?;
+    }
+    // Journal records and intents carry their own identity.
+    for (seq, json) in rows(&format!(
+        "SELECT CAST(seq AS TEXT), record FROM journal WHERE {MAY_CHANGE}"
+    ))? {
+        if let Some(new) = key_of(&json, |r: JournalRecord| r.key) {
+            tx.execute(
+                "UPDATE journal SET key = ?1 WHERE seq = CAST(?2 AS INTEGER) AND key <> ?1",
+                params![new, seq],
+            )?;
+        }
+    }
+    for (id, json) in rows(&format!(
+        "SELECT id, intent FROM intents WHERE {MAY_CHANGE}"
+    ))? {
+        if let Some(new) = key_of(&json, |i: Intent| i.key) {
+            tx.execute(
+                "UPDATE intents SET key = ?1 WHERE id = ?2 AND key <> ?1",
+                params![new, id],
+            )?;
+        }
+    }
+    // The rest only holds the old text: follow the entries. A claim is a
+    // lease that lapses anyway; it is dropped rather than moved.
+    for (old, new) in &renamed {
+        tx.execute("DELETE FROM claims WHERE key = ?1", [old])?;
+        tx.execute(
+            "UPDATE audit SET entry = ?1 WHERE entry = ?2",
+            params![new, old],
+        )?;
+        tx.execute(
+            "UPDATE sandbox_records SET entry_key = ?1 WHERE entry_key = ?2",
+            params![new, old],
+        )?;
+    }
+    Ok(renamed)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<T> {
@@ -1264,5 +1398,116 @@ mod tests {
             .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].entry.key, e.key);
+    }
+
+    /// A store written by a timepost that joined key parts unescaped is
+    /// re-keyed when opened: the entry, its journal and its audit rows are
+    /// found under the escaped key; a plain key is untouched; the second
+    /// open changes nothing.
+    #[tokio::test]
+    async fn a_store_with_unescaped_keys_is_migrated_at_open() {
+        use crate::model::{EntryKey, Source};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timepost.sqlite");
+        let mut colon = entries().remove(0);
+        colon.key = EntryKey::new(Source::Csv, "acme", "row:1");
+        let mut plain = entries().remove(1);
+        plain.key = EntryKey::new(Source::Csv, "acme", "row-2");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for e in [&colon, &plain] {
+                store
+                    .put(&EntryState::new(e.clone(), Utc::now()))
+                    .await
+                    .unwrap();
+            }
+            store
+                .append(JournalRecord {
+                    seq: 0,
+                    batch_id: "b1".into(),
+                    key: colon.key.clone(),
+                    version: colon.version.clone(),
+                    operation: "create".into(),
+                    request_id: "r1".into(),
+                    records: vec![],
+                    lines: vec![],
+                    ledger: "sandbox".into(),
+                    at: Utc::now(),
+                    intent: String::new(),
+                })
+                .await
+                .unwrap();
+            // What an older timepost wrote: the parts joined as they are.
+            let conn = store.lock();
+            let legacy = "csv:acme:row:1";
+            let escaped = colon.key.to_string();
+            assert_eq!(escaped, "csv:acme:row%3A1");
+            conn.execute(
+                "UPDATE entries SET key = ?1 WHERE key = ?2",
+                params![legacy, escaped],
+            )
+            .unwrap();
+            conn.execute(
+                "UPDATE journal SET key = ?1 WHERE key = ?2",
+                params![legacy, escaped],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO audit (at, who, role, action, entry, detail) VALUES ('2026-03-02T00:00:00Z', 'ann', 'finance', 'redrive', ?1, '')",
+                [legacy],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 0).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let found = store.get(&colon.key).await.unwrap().expect("re-keyed");
+        assert_eq!(found.entry.key, colon.key);
+        assert!(store.get(&plain.key).await.unwrap().is_some());
+        assert_eq!(store.by_entry(&colon.key).await.unwrap().len(), 1);
+        let (keys, audit_entry, version): (Vec<String>, String, i64) = {
+            let conn = store.lock();
+            let mut stmt = conn
+                .prepare("SELECT key FROM entries ORDER BY key")
+                .unwrap();
+            let keys = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let audit = conn
+                .query_row("SELECT entry FROM audit", [], |r| r.get(0))
+                .unwrap();
+            let v = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            (keys, audit, v)
+        };
+        assert_eq!(keys, vec!["csv:acme:row%3A1", "csv:acme:row-2"]);
+        assert_eq!(audit_entry, "csv:acme:row%3A1");
+        assert_eq!(version, ESCAPED_KEYS_VERSION);
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(migrate_entry_keys(&again.lock()).unwrap(), 0);
+    }
+
+    /// Two entries whose identities the unescaped form confused are two
+    /// rows.
+    #[tokio::test]
+    async fn entries_with_colliding_unescaped_keys_are_two_rows() {
+        use crate::model::{EntryKey, Source};
+        let store = SqliteStore::in_memory().unwrap();
+        let mut a = entries().remove(0);
+        a.key = EntryKey::new(Source::Csv, "ws:x", "y");
+        let mut b = entries().remove(1);
+        b.key = EntryKey::new(Source::Csv, "ws", "x:y");
+        for e in [&a, &b] {
+            store
+                .put(&EntryState::new(e.clone(), Utc::now()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.get(&a.key).await.unwrap().unwrap().entry.key, a.key);
+        assert_eq!(store.get(&b.key).await.unwrap().unwrap().entry.key, b.key);
+        assert_eq!(store.all().await.unwrap().len(), 2);
     }
 }

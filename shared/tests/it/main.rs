@@ -5,6 +5,7 @@
 //! binaries instead of one per file. Run one module with
 //! `cargo test -p <crate> --test it <module>::`.
 
+mod entry_key_props;
 mod rules_props;
 mod sources_fuzz;
 mod sources_minimisation;

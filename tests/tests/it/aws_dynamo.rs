@@ -1065,3 +1065,115 @@ async fn intents_and_dirty_weeks_meet_the_journal_contract() {
     let Some(s) = store().await else { return };
     timepost_tests::contracts::journal_intents(&s).await;
 }
+
+/// Workspace `ws:x` + id `y` and workspace `ws` + id `x:y` are two
+/// entries, each in its own partition.
+#[tokio::test]
+async fn entries_whose_unescaped_keys_collide_are_two_entries() {
+    let Some(s) = store().await else { return };
+    let a = E::new("y", "u-ann", "2026-03-02", "09:00", "12:00")
+        .with(|e| e.key.workspace = "ws:x".into())
+        .build();
+    let b = E::new("x:y", "u-ann", "2026-03-02", "13:00", "15:00").build();
+    for e in [&a, &b] {
+        s.put(&state(e.clone(), Status::Held, "2026-03-09T10:00:00Z"))
+            .await
+            .expect("put");
+    }
+    assert_eq!(s.get(&a.key).await.expect("get").expect("a").entry, a);
+    assert_eq!(s.get(&b.key).await.expect("get").expect("b").entry, b);
+    assert_eq!(s.all().await.expect("all").len(), 2);
+    s.append(JournalRecord {
+        key: b.key.clone(),
+        ..journal_record("b1", "x:y", "create")
+    })
+    .await
+    .expect("append");
+    assert!(s.by_entry(&a.key).await.expect("a").is_empty());
+    assert_eq!(s.by_entry(&b.key).await.expect("b").len(), 1);
+}
+
+/// A table an older timepost wrote (an entry whose id holds `:` under the
+/// unescaped partition `entry#csv:ws:a:1`) is moved by
+/// `migrate_entry_keys`: state, journal and week membership under the
+/// escaped key, nothing left under the old one; a second run moves nothing.
+#[tokio::test]
+async fn migrate_entry_keys_moves_unescaped_partitions() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some(s) = store().await else { return };
+    let colon = E::new("a:1", "u-ann", "2026-03-02", "09:00", "12:00").build();
+    let plain = E::new("b", "u-ann", "2026-03-03", "09:00", "12:00").build();
+    for e in [&colon, &plain] {
+        s.put(&state(e.clone(), Status::Held, "2026-03-09T10:00:00Z"))
+            .await
+            .expect("put");
+    }
+    s.append(journal_record("b1", "a:1", "create"))
+        .await
+        .expect("append");
+    // Rewrite what this timepost wrote as an older one would have.
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await.expect("moto"));
+    // The entry key text `csv:ws:a%3A1`, escaped again as a DynamoDB key
+    // part (`%` → `%25`).
+    let (new_pk, old_pk) = ("entry#csv:ws:a%253A1", "entry#csv:ws:a:1");
+    let items = client
+        .scan()
+        .table_name(s.table_name())
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let mut rewritten = 0;
+    for item in items {
+        let pk = item["pk"].as_s().expect("pk").clone();
+        let sk = item["sk"].as_s().expect("sk").clone();
+        if pk != new_pk && sk != new_pk {
+            continue;
+        }
+        let mut old = item.clone();
+        if pk == new_pk {
+            old.insert("pk".into(), AttributeValue::S(old_pk.into()));
+        } else {
+            old.insert("sk".into(), AttributeValue::S(old_pk.into()));
+        }
+        client
+            .put_item()
+            .table_name(s.table_name())
+            .set_item(Some(old))
+            .send()
+            .await
+            .expect("put legacy");
+        client
+            .delete_item()
+            .table_name(s.table_name())
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .send()
+            .await
+            .expect("delete new");
+        rewritten += 1;
+    }
+    assert_eq!(rewritten, 3, "state, journal record, week membership");
+    assert!(s.get(&colon.key).await.expect("get").is_none());
+
+    let done = s.migrate_entry_keys().await.expect("migrate");
+    assert_eq!((done.entries, done.moved), (2, 1));
+    assert_eq!(
+        s.get(&colon.key).await.expect("get").expect("moved").entry,
+        colon
+    );
+    assert_eq!(s.by_entry(&colon.key).await.expect("journal").len(), 1);
+    let week = WorkerWeek::of(&colon);
+    assert_eq!(ids(&s.week(&week).await.expect("week")), ["a:1", "b"]);
+    let left = client
+        .query()
+        .table_name(s.table_name())
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", AttributeValue::S(old_pk.into()))
+        .send()
+        .await
+        .expect("query old");
+    assert_eq!(left.count(), 0);
+    assert_eq!(s.migrate_entry_keys().await.expect("again").moved, 0);
+}

@@ -422,4 +422,46 @@ async fn a_broken_rules_file_holds_messages_back_until_it_is_fixed() {
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     assert_eq!(summary.done, 1, "{summary:?}");
     assert_eq!(state_of(&w, 7401).await.status, Status::Posted);
+
+/// Failed bearer tokens reaching the admin function (no JWT authorizer in
+/// front of that route) are throttled per API Gateway `sourceIp`: the
+/// sixth from one address is 429 with `Retry-After`; another address is
+/// still answered.
+#[tokio::test]
+async fn the_admin_function_throttles_failed_bearer_tokens_per_source_ip() {
+    let Some(w) = world().await else { return };
+    let app = timepost_fn_admin::app(&w.stack, timepost_fn_admin::DEFAULT_ROLE_CLAIM);
+    let event = |ip: &str| {
+        json!({
+            "version": "2.0", "routeKey": "GET /api/report", "rawPath": "/api/report", "rawQueryString": "",
+            "headers": {"authorization": "Bearer not-a-token-0123456789abcdef"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+                "domainPrefix": "api", "requestId": "admin-req", "routeKey": "GET /api/report",
+                "stage": "$default", "time": "03/Mar/2026:18:00:05 +0000", "timeEpoch": 1772560805000u64,
+                "http": {"method": "GET", "path": "/api/report", "protocol": "HTTP/1.1",
+                         "sourceIp": ip, "userAgent": "guesser"}
+            },
+            "body": "", "isBase64Encoded": false
+        })
+        .to_string()
+    };
+    let call = |ip: &str| {
+        let app = app.clone();
+        let request = lambda_http::request::from_str(&event(ip)).expect("API Gateway v2 event");
+        async move {
+            let r = app.oneshot(request).await.expect("router");
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (r.status().as_u16(), retry)
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(call("203.0.113.9").await, (401, None));
+    }
+    assert_eq!(call("203.0.113.9").await, (429, Some("1".to_string())));
+    assert_eq!(call("198.51.100.7").await, (401, None));
 }

@@ -42,7 +42,7 @@ const CLAIM: &str = "claim";
 /// The state item's attribute naming the week partition it is a member of.
 const WEEK: &str = "week";
 
-fn week_pk(w: &WorkerWeek) -> String {
+pub(super) fn week_pk(w: &WorkerWeek) -> String {
     format!(
         "week#{}#{}#{}#{}",
         w.source.as_str(),
@@ -61,7 +61,7 @@ fn dates_pk(source: Source, workspace: &str) -> String {
 }
 
 /// The state item for `stored` (whose revision is the one being written).
-fn state_item(stored: &EntryState) -> StoreResult<Item> {
+pub(super) fn state_item(stored: &EntryState) -> StoreResult<Item> {
     let e = &stored.entry;
     let pk = entry_pk(&e.key);
     let escaped_key = part(&e.key.to_string());

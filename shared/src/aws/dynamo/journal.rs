@@ -39,7 +39,7 @@ const INTENT: &str = "intent";
 const OPEN_INTENTS: &str = "intents#open";
 const DIRTY: &str = "dirty#weeks";
 
-fn intent_item(intent: &Intent) -> StoreResult<Item> {
+pub(super) fn intent_item(intent: &Intent) -> StoreResult<Item> {
     let mut item = key(entry_pk(&intent.key), format!("intent#{}", intent.id));
     item.insert(INTENT.into(), s(encode(intent)?));
     let open = matches!(intent.outcome, IntentOutcome::Open);

@@ -13,10 +13,12 @@ mod entries;
 mod io;
 mod journal;
 mod mappings;
+mod rekey;
 mod table;
 mod watermarks;
 
 use crate::ports::StoreResult;
+pub use rekey::KeyMigration;
 
 /// Every store of the AWS stack on one DynamoDB table. Cheap to clone (the
 /// SDK client is shared).
