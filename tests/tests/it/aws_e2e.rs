@@ -422,6 +422,7 @@ async fn a_broken_rules_file_holds_messages_back_until_it_is_fixed() {
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     assert_eq!(summary.done, 1, "{summary:?}");
     assert_eq!(state_of(&w, 7401).await.status, Status::Posted);
+}
 
 /// Failed bearer tokens reaching the admin function (no JWT authorizer in
 /// front of that route) are throttled per API Gateway `sourceIp`: the
