@@ -450,6 +450,14 @@ pub struct LedgerConfig {
     pub xero: Option<crate::ledger::cloud::XeroConfig>,
 }
 
+impl LedgerConfig {
+    /// The books are a QuickBooks company without payroll
+    /// (`[ledger.qbo] payroll = false`): see `Rules::no_payroll`.
+    pub fn has_no_payroll(&self) -> bool {
+        matches!(self.kind, LedgerKind::Qbo) && self.qbo.as_ref().is_some_and(|q| !q.payroll)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
@@ -575,7 +583,7 @@ impl Config {
 
     /// Parse config text; `file` is only used in error messages.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
@@ -622,6 +630,7 @@ impl Config {
                 message,
             });
         }
+        cfg.rules.no_payroll = cfg.ledger.has_no_payroll();
         if let Some(u) = cfg.console.users.iter().find(|u| {
             u.token_sha256.len() != 64 || !u.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
         }) {

@@ -110,6 +110,12 @@ codes! {
     LedgerRecordLocked => "LEDGER_RECORD_LOCKED",
         "The time record is locked or already invoiced in the books, so it cannot be changed or removed.",
         "Credit or adjust the invoice in the books if the time must change; otherwise leave it and dismiss this exception.";
+    LedgerCompanySetting => "LEDGER_COMPANY_SETTING",
+        "A company setting in the books does not allow a field this time record uses (class or location tracking is off).",
+        "Turn the setting the message names on in the books (QuickBooks: Settings → Account and settings → Advanced → Categories), or remove the class / department mapping, then redrive.";
+    LedgerForeignCurrency => "LEDGER_FOREIGN_CURRENCY",
+        "The billable rate is in another currency than the books' home currency, and the books keep time rates in the home currency only.",
+        "Let timepost convert: set `rules.currency.conversion_point = \"timepost\"` and add a rate for the pair to `rules.currency.rates` (or correct `rules.currency.home`), then redrive.";
     RolledBack => "ROLLED_BACK",
         "This entry was taken back out of the books by a rollback of its import batch.",
         "Fix whatever the rollback was for, then redrive the entry to post it again.";
