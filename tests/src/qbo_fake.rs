@@ -620,9 +620,18 @@ async fn batch(
         let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
         let items = serde_json::from_slice::<Value>(&body)
             .ok()
-            .and_then(|v| v.get("BatchItemRequest").and_then(Value::as_array).map(Vec::len))
+            .and_then(|v| {
+                v.get("BatchItemRequest")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+            })
             .unwrap_or(1);
-        if let Some(stop) = s.gate(&h, &realm, n, Some(u32::try_from(items).unwrap_or(u32::MAX))) {
+        if let Some(stop) = s.gate(
+            &h,
+            &realm,
+            n,
+            Some(u32::try_from(items).unwrap_or(u32::MAX)),
+        ) {
             return stop;
         }
         s.counters.batch_calls += 1;
@@ -1151,14 +1160,20 @@ impl QboState {
         for (field, allowed, setting) in [
             ("PayrollItemRef", self.prefs.payroll, "QuickBooks Payroll"),
             ("ClassRef", self.prefs.class_tracking, "Track classes"),
-            ("DepartmentRef", self.prefs.department_tracking, "Track locations"),
+            (
+                "DepartmentRef",
+                self.prefs.department_tracking,
+                "Track locations",
+            ),
         ] {
             if ta.get(field).is_some() && !allowed {
                 return Err(fault(
                     "ValidationFault",
                     "2010",
                     "Request has invalid or unsupported property",
-                    &format!("Property Name:{field} is not supported by this company ({setting} is off)"),
+                    &format!(
+                        "Property Name:{field} is not supported by this company ({setting} is off)"
+                    ),
                     Some(field),
                 ));
             }

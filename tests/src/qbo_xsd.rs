@@ -86,7 +86,11 @@ fn parse_xml(text: &str) -> Result<Node, String> {
                 ElementEnd::Open => {}
                 ElementEnd::Empty | ElementEnd::Close(..) => {
                     let done = stack.pop().ok_or("unbalanced XML")?;
-                    stack.last_mut().ok_or("unbalanced XML")?.children.push(done);
+                    stack
+                        .last_mut()
+                        .ok_or("unbalanced XML")?
+                        .children
+                        .push(done);
                 }
             },
             _ => {}
@@ -141,8 +145,8 @@ impl Schema {
         let mut s = Schema::default();
         for f in FILES {
             let path = dir.join(f);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let root = parse_xml(text.trim_start_matches('\u{feff}'))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             s.add(&root);
@@ -238,7 +242,9 @@ impl Schema {
                         );
                         continue;
                     }
-                    let Some(name) = ch.attr("name") else { continue };
+                    let Some(name) = ch.attr("name") else {
+                        continue;
+                    };
                     let ty = match ch.attr("type") {
                         Some(t) => Some(local(t).to_string()),
                         None => ch
@@ -338,7 +344,14 @@ impl Schema {
         self.check_simple(ty, v, path, errors);
     }
 
-    fn check_complex(&self, c: &Complex, ty: &str, v: &Value, path: &str, errors: &mut Vec<String>) {
+    fn check_complex(
+        &self,
+        c: &Complex,
+        ty: &str,
+        v: &Value,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         let Some(obj) = v.as_object() else {
             errors.push(format!("{path}: expected an object ({ty}), got {v}"));
             return;
@@ -347,11 +360,7 @@ impl Schema {
             .fields
             .iter()
             .filter_map(|(k, f)| k.strip_prefix("@ref:").map(|h| (h.to_string(), f.repeats)))
-            .flat_map(|(h, rep)| {
-                self.refs(&h)
-                    .into_iter()
-                    .map(move |(n, t)| (n, t, rep))
-            })
+            .flat_map(|(h, rep)| self.refs(&h).into_iter().map(move |(n, t)| (n, t, rep)))
             .collect();
         for (key, value) in obj {
             let at = format!("{path}.{key}");
@@ -369,12 +378,16 @@ impl Schema {
         }
         for (name, f) in &c.fields {
             if f.required && !name.starts_with("@ref:") && !obj.contains_key(name) {
-                errors.push(format!("{path}: required element {name} of {ty} is missing"));
+                errors.push(format!(
+                    "{path}: required element {name} of {ty} is missing"
+                ));
             }
         }
         for (name, (_, required)) in &c.attributes {
             if *required && !obj.contains_key(name) {
-                errors.push(format!("{path}: required attribute {name} of {ty} is missing"));
+                errors.push(format!(
+                    "{path}: required attribute {name} of {ty} is missing"
+                ));
             }
         }
         if c.simple.is_some() && !obj.contains_key("value") {
@@ -382,7 +395,14 @@ impl Schema {
         }
     }
 
-    fn check_field(&self, ty: Option<&str>, repeats: bool, v: &Value, path: &str, errors: &mut Vec<String>) {
+    fn check_field(
+        &self,
+        ty: Option<&str>,
+        repeats: bool,
+        v: &Value,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         let Some(ty) = ty else { return };
         match (repeats, v) {
             (true, Value::Array(items)) => {

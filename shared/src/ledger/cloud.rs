@@ -240,7 +240,7 @@ pub fn problem(
         "qbo" => match qbo {
             None => Some((
                 "ledger.qbo".into(),
-                "ledger.kind = \"qbo\" needs a [ledger.qbo] table with realm_id".into(),
+                "ledger.kind = \"qbo\" needs a [ledger.qbo] table with realm_id, environment and payroll".into(),
             )),
             Some(q) if q.max_batch == 0 || q.max_batch > MAX_BATCH_LIMIT => Some((
                 "ledger.qbo.max_batch".into(),

@@ -10,7 +10,9 @@
 //!   timepost owns (those [`TimeActivity::from_line`] fills) with the
 //!   record's `SyncToken`, so what others set in QuickBooks (`Taxable`,
 //!   `CostRate`, `ProjectRef`, links) survives: a full update would reset
-//!   every field it omits (VENDOR-FACTS, QuickBooks Online, corrected).
+//!   every field it omits (VENDOR-FACTS, QuickBooks Online, corrected). The
+//!   price: a reference the new line no longer names (a class taken off
+//!   the mapping) is not cleared.
 //!   Deletes are batch `delete` items with `Id` + `SyncToken`.
 //! - Before an update or delete the records are read (`query … where Id
 //!   in (…)`): one QuickBooks marks `HasBeenBilled` is invoiced time, and
@@ -288,9 +290,8 @@ pub struct Company<'a> {
 
 /// Check what the company's settings would not let QuickBooks record.
 pub fn check_company(line: &PostingLine, prefs: &CompanyPrefs) -> Result<(), LedgerError> {
-    let refuse = |code: ExceptionCode, msg: String| {
-        Err(LedgerError::Rejected(Exception::new(code, msg)))
-    };
+    let refuse =
+        |code: ExceptionCode, msg: String| Err(LedgerError::Rejected(Exception::new(code, msg)));
     if let Some(class) = &line.class {
         if !prefs.class_tracking {
             return refuse(
@@ -647,7 +648,8 @@ impl QboLedger {
         let mut out = Vec::new();
         for chunk in ids.chunks(QUERY_PAGE) {
             let call = self.requests.ids_call(chunk);
-            let page = interpret_query(&self.transport.send(&call).await?, &self.requests.settings)?;
+            let page =
+                interpret_query(&self.transport.send(&call).await?, &self.requests.settings)?;
             for v in &page {
                 let rec = book_record(v)?;
                 if rec.locked {
@@ -1186,15 +1188,23 @@ mod tests {
             headers: Default::default(),
             body: xml.to_vec(),
         };
-        let Err(LedgerError::Rejected(e)) = interpret(&reply, &settings(QboEnvironment::Production))
+        let Err(LedgerError::Rejected(e)) =
+            interpret(&reply, &settings(QboEnvironment::Production))
         else {
             panic!("not refused");
         };
         assert_eq!(e.code, ExceptionCode::LedgerNotAuthorised);
-        assert!(e.message.contains("quickbooks.api.intuit.com") && e.message.contains("production"), "{}", e.message);
+        assert!(
+            e.message.contains("quickbooks.api.intuit.com") && e.message.contains("production"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("sandbox company"), "{}", e.message);
         let v = e.vendor_message.unwrap_or_default();
-        assert!(v.contains("General Authentication Error") && v.contains("SRV-110"), "{v}");
+        assert!(
+            v.contains("General Authentication Error") && v.contains("SRV-110"),
+            "{v}"
+        );
         let lower = br#"{"fault":{"error":[{"message":"message=AuthorizationFailed; errorCode=003100; statusCode=403","detail":null,"code":"3100","element":null}],"type":"SERVICE"},"time":1543012192555}"#;
         let reply = HttpReply {
             status: 403,
@@ -1205,8 +1215,15 @@ mod tests {
         else {
             panic!("not refused");
         };
-        assert!(e.message.contains("sandbox-quickbooks.api.intuit.com"), "{}", e.message);
-        assert!(e.vendor_message.unwrap_or_default().contains("AuthorizationFailed"));
+        assert!(
+            e.message.contains("sandbox-quickbooks.api.intuit.com"),
+            "{}",
+            e.message
+        );
+        assert!(e
+            .vendor_message
+            .unwrap_or_default()
+            .contains("AuthorizationFailed"));
     }
 
     #[test]
@@ -1256,7 +1273,10 @@ mod tests {
         assert_eq!(c, ExceptionCode::LedgerForeignCurrency);
         assert!(m.contains("EUR") && m.contains("USD"), "{m}");
         l.billable = false;
-        assert!(check_company(&l, &prefs).is_ok(), "a non-billable rate is not sent");
+        assert!(
+            check_company(&l, &prefs).is_ok(),
+            "a non-billable rate is not sent"
+        );
         let off = CompanyPrefs {
             class_tracking: false,
             ..prefs

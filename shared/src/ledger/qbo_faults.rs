@@ -13,7 +13,9 @@
 //! - the same failures as XML even to a JSON client: `<IntuitResponse>
 //!   <Fault type="AuthenticationFault"><Error code="100"><Message>…
 //!   </Message><Detail>…</Detail></Error></Fault></IntuitResponse>`
-//!   (python-quickbooks issue 120, oauth-jsclient issue 135). Every code below maps to an exception
+//!   (python-quickbooks issue 120, oauth-jsclient issue 135).
+//!
+//! Every code below maps to an exception
 //! code with a sentence a bookkeeper can act on; the vendor's own words are
 //! kept verbatim beside it. A code not listed keeps the vendor's message as
 //! the sentence (`LEDGER_REJECTED`), so nothing QBO says is lost.
@@ -32,7 +34,12 @@ use crate::exceptions::{Exception, ExceptionCode};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Fault {
-    #[serde(rename = "Error", alias = "error", default, deserialize_with = "nullable")]
+    #[serde(
+        rename = "Error",
+        alias = "error",
+        default,
+        deserialize_with = "nullable"
+    )]
     pub errors: Vec<FaultError>,
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -75,7 +82,9 @@ impl Fault {
     /// The fault an answer body carries, in any of QBO's three shapes
     /// (see the module comment); `None` when it carries none.
     pub fn parse(body: &[u8]) -> Option<Fault> {
-        let text = std::str::from_utf8(body).ok()?.trim_start_matches('\u{feff}');
+        let text = std::str::from_utf8(body)
+            .ok()?
+            .trim_start_matches('\u{feff}');
         let trimmed = text.trim_start();
         if trimmed.starts_with('<') {
             return parse_xml(trimmed);
@@ -126,10 +135,8 @@ fn parse_xml(text: &str) -> Option<Fault> {
                     _ => {}
                 }
             }
-            Token::ElementEnd { end, .. } => {
-                if !matches!(end, ElementEnd::Open) {
-                    open.pop();
-                }
+            Token::ElementEnd { end, .. } if !matches!(end, ElementEnd::Open) => {
+                open.pop();
             }
             Token::Text { text } => {
                 let value = unescape(text.as_str().trim());
@@ -448,7 +455,9 @@ mod tests {
             f.errors[0].message.as_deref(),
             Some("General Authentication Error")
         );
-        assert!(f.vendor_message().contains("SRV-110-Authentication Failure , statusCode: 401 & more"));
+        assert!(f
+            .vendor_message()
+            .contains("SRV-110-Authentication Failure , statusCode: 401 & more"));
         assert_eq!(f.exception().code, ExceptionCode::LedgerNotAuthorised);
         // Not a fault.
         assert!(Fault::parse(br#"{"BatchItemResponse":[]}"#).is_none());

@@ -447,12 +447,20 @@ mod tests {
         drop(l.acquire_cost(Cost::batch(30)).await.unwrap());
         // … so a read waits for it, though it is no batch.
         drop(l.acquire().await.unwrap());
-        assert!(t0.elapsed() >= Duration::from_millis(28), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(28),
+            "{:?}",
+            t0.elapsed()
+        );
         // A one-item batch then starts at once: the batch spacing (20 ms)
         // passed meanwhile, and the read did not move it.
         let t1 = Instant::now();
         drop(l.acquire_cost(Cost::batch(1)).await.unwrap());
-        assert!(t1.elapsed() < Duration::from_millis(15), "{:?}", t1.elapsed());
+        assert!(
+            t1.elapsed() < Duration::from_millis(15),
+            "{:?}",
+            t1.elapsed()
+        );
         assert_eq!(Cost::batch(0).items, 1);
     }
 

@@ -30,7 +30,15 @@ fn requests(payroll: bool) -> QboRequests {
 
 /// A line with every field timepost can fill.
 fn full_line(tier: &str, minutes: i64) -> PostingLine {
-    let mut l = billable(line(Party::Employee { id: "55".into() }, minutes, "Homepage sprint"), "58", "150.25");
+    let mut l = billable(
+        line(
+            Party::Employee { id: "55".into() },
+            minutes,
+            "Homepage sprint",
+        ),
+        "58",
+        "150.25",
+    );
     l.tier = tier.into();
     l.service_item = Some("3".into());
     l.class = Some("5000000000000000001".into());
@@ -83,7 +91,13 @@ fn every_body_the_adapter_can_send_validates_against_the_xsd() {
             },
         ),
         // Create: contractor, not billable.
-        request("c2", 1, LedgerOp::Create { lines: vec![vendor] }),
+        request(
+            "c2",
+            1,
+            LedgerOp::Create {
+                lines: vec![vendor],
+            },
+        ),
         // Update: one record rewritten (sparse), one created, one deleted.
         request(
             "u1",
@@ -121,12 +135,28 @@ fn every_body_the_adapter_can_send_validates_against_the_xsd() {
             .and_then(|b| b["BatchItemRequest"].as_array())
             .map(|a| a.iter().collect())
             .unwrap_or_default();
-        let ops: Vec<&str> = items.iter().filter_map(|i| i["operation"].as_str()).collect();
-        assert_eq!(ops, ["create", "create", "create", "update", "create", "delete", "delete"]);
+        let ops: Vec<&str> = items
+            .iter()
+            .filter_map(|i| i["operation"].as_str())
+            .collect();
+        assert_eq!(
+            ops,
+            ["create", "create", "create", "update", "create", "delete", "delete"]
+        );
         let update = items[3]["TimeActivity"].clone();
-        assert_eq!(update["sparse"], json!(true), "updates are sparse: {update}");
-        assert_eq!((update["Id"].as_str(), update["SyncToken"].as_str()), (Some("101"), Some("2")));
-        let delete = items[6]["TimeActivity"].as_object().cloned().unwrap_or_default();
+        assert_eq!(
+            update["sparse"],
+            json!(true),
+            "updates are sparse: {update}"
+        );
+        assert_eq!(
+            (update["Id"].as_str(), update["SyncToken"].as_str()),
+            (Some("101"), Some("2"))
+        );
+        let delete = items[6]["TimeActivity"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(delete.keys().collect::<Vec<_>>(), ["Id", "SyncToken"]);
         assert_eq!(
             items[0]["TimeActivity"].get("PayrollItemRef").is_some(),
@@ -139,7 +169,8 @@ fn every_body_the_adapter_can_send_validates_against_the_xsd() {
     use timepost::ledger::journal_entry::{JournalEntry, JournalLine, LineDetail};
     use timepost::ledger::qbo::{decimal_number, Ref};
     let je_line = |posting_type: &'static str, account: &str| JournalLine {
-        amount: decimal_number("1234.50".parse().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}")),
+        amount: decimal_number("1234.50".parse().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}")),
         description: "Labour accrual March".into(),
         detail_type: "JournalEntryLineDetail",
         journal_entry_line_detail: LineDetail {
@@ -176,9 +207,14 @@ fn the_validator_refuses_what_the_xsd_does_not_allow() {
         }
         json!({"BatchItemRequest": [{"bId": "0-0", "operation": "create", "TimeActivity": t}]})
     };
-    assert!(schema.validate_element("IntuitBatchRequest", &ta(json!({}))).is_empty());
+    assert!(schema
+        .validate_element("IntuitBatchRequest", &ta(json!({})))
+        .is_empty());
     let cases = [
-        (ta(json!({"Currency": "EUR"})), "no element or attribute Currency"),
+        (
+            ta(json!({"Currency": "EUR"})),
+            "no element or attribute Currency",
+        ),
         (ta(json!({"Hours": "1"})), "is not an xs:int"),
         (ta(json!({"HourlyRate": "150.25"})), "is not an xs:decimal"),
         (ta(json!({"TxnDate": "02/03/2026"})), "is not an xs:date"),
@@ -187,7 +223,10 @@ fn the_validator_refuses_what_the_xsd_does_not_allow() {
         (ta(json!({"EmployeeRef": "55"})), "expected an object"),
         (ta(json!({"sparse": "yes"})), "is not an xs:boolean"),
         (json!({}), "required element BatchItemRequest"),
-        (json!({"BatchItemRequest": {"bId": "1"}}), "must be an array"),
+        (
+            json!({"BatchItemRequest": {"bId": "1"}}),
+            "must be an array",
+        ),
         (
             json!({"BatchItemRequest": [{"bId": "1", "operation": "upsert"}]}),
             "OperationEnum",
@@ -204,7 +243,13 @@ fn the_validator_refuses_what_the_xsd_does_not_allow() {
 
 #[tokio::test]
 async fn the_fake_refuses_a_body_the_xsd_does_not_allow_and_its_answers_validate() {
-    let server = QboServer::start("9130", sandbox_chart(), QboFakeLimits::default(), "rt-initial").await;
+    let server = QboServer::start(
+        "9130",
+        sandbox_chart(),
+        QboFakeLimits::default(),
+        "rt-initial",
+    )
+    .await;
     if !server.validates() {
         return; // the XSD is missing outside CI (the start said so)
     }
@@ -217,20 +262,32 @@ async fn the_fake_refuses_a_body_the_xsd_does_not_allow_and_its_answers_validate
     );
     let post = |body: Value| {
         reqwest::Client::new()
-            .post(format!("{}/v3/company/9130/batch?requestid=raw-{}", server.base(), body.to_string().len()))
+            .post(format!(
+                "{}/v3/company/9130/batch?requestid=raw-{}",
+                server.base(),
+                body.to_string().len()
+            ))
             .bearer_auth("direct")
             .json(&body)
             .send()
     };
-    let resp = post(json!({"BatchItemRequest": [{"bId": "1", "operation": "create", "TimeActivity": {
+    let resp = post(
+        json!({"BatchItemRequest": [{"bId": "1", "operation": "create", "TimeActivity": {
         "NameOf": "Employee", "EmployeeRef": {"value": "E-100"}, "TxnDate": "2026-03-02",
-        "Hours": 1, "Minutes": 0, "Colour": "blue"}}]}))
+        "Hours": 1, "Minutes": 0, "Colour": "blue"}}]}),
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap_or_default();
     assert_eq!(v["Fault"]["Error"][0]["code"], "2010", "{v}");
-    assert!(v["Fault"]["Error"][0]["Detail"].as_str().unwrap_or("").contains("Colour"), "{v}");
+    assert!(
+        v["Fault"]["Error"][0]["Detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Colour"),
+        "{v}"
+    );
     assert_eq!(server.counters().schema_refusals, 1);
     assert_eq!(server.counters().creates, 0);
     // What the fake answers for the company's preferences is a Preferences.
@@ -241,14 +298,26 @@ async fn the_fake_refuses_a_body_the_xsd_does_not_allow_and_its_answers_validate
 
 #[tokio::test]
 async fn every_read_the_adapter_makes_is_a_query_quickbooks_accepts() {
-    let server = QboServer::start("9130", sandbox_chart(), QboFakeLimits::default(), "rt-initial").await;
+    let server = QboServer::start(
+        "9130",
+        sandbox_chart(),
+        QboFakeLimits::default(),
+        "rt-initial",
+    )
+    .await;
     server.set_company(CompanyFacts::default());
     let ledger = qbo_config(&server, 10, QboLimits::default())
         .connect(Arc::new(oauth_secrets("qbo", "rt-initial")))
         .unwrap_or_else(|e| panic!("{e}"));
     let refs = timepost::ledger::Ledger::apply(
         &ledger,
-        &request("q1", 1, LedgerOp::Create { lines: vec![line(Party::Employee { id: "E-100".into() }, 60, "q")] }),
+        &request(
+            "q1",
+            1,
+            LedgerOp::Create {
+                lines: vec![line(Party::Employee { id: "E-100".into() }, 60, "q")],
+            },
+        ),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -264,7 +333,13 @@ async fn every_read_the_adapter_makes_is_a_query_quickbooks_accepts() {
             .send(&call)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reply.status, 200, "{}: {}", call.url, String::from_utf8_lossy(&reply.body));
+        assert_eq!(
+            reply.status,
+            200,
+            "{}: {}",
+            call.url,
+            String::from_utf8_lossy(&reply.body)
+        );
     }
     let ids = ledger
         .transport
@@ -272,5 +347,8 @@ async fn every_read_the_adapter_makes_is_a_query_quickbooks_accepts() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let v: Value = serde_json::from_slice(&ids.body).unwrap_or_default();
-    assert_eq!(v["QueryResponse"]["TimeActivity"][0]["Id"], json!(refs[0].id));
+    assert_eq!(
+        v["QueryResponse"]["TimeActivity"][0]["Id"],
+        json!(refs[0].id)
+    );
 }

@@ -70,10 +70,8 @@ fn the_environment_is_required_and_selects_the_host() {
         assert_eq!(q.settings().api_base, host);
         assert!(cfg.rules.no_payroll, "payroll = false reaches the rules");
     }
-    let wrong = timepost::config::Config::parse(
-        &qbo_toml("environment = \"staging\"\n"),
-        "timepost.toml",
-    );
+    let wrong =
+        timepost::config::Config::parse(&qbo_toml("environment = \"staging\"\n"), "timepost.toml");
     assert!(wrong.is_err());
 }
 
@@ -94,11 +92,22 @@ async fn a_refused_company_names_the_host_and_asks_whether_it_is_a_sandbox() {
             .unwrap_err(),
     );
     assert_eq!(e.code, ExceptionCode::LedgerNotAuthorised);
-    assert!(e.message.contains(&server.addr.to_string()), "{}", e.message);
-    assert!(e.message.contains("Is it a sandbox company?"), "{}", e.message);
+    assert!(
+        e.message.contains(&server.addr.to_string()),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("Is it a sandbox company?"),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("environment"), "{}", e.message);
     let vendor = e.vendor_message.unwrap_or_default();
-    assert!(vendor.contains("3100") && vendor.contains("AuthorizationFailed"), "{vendor}");
+    assert!(
+        vendor.contains("3100") && vendor.contains("AuthorizationFailed"),
+        "{vendor}"
+    );
 }
 
 // 2. Every fault shape is read.
@@ -189,7 +198,9 @@ async fn with_payroll_pay_types_are_sent_and_a_company_without_refuses_them() {
         .unwrap_or_else(|e| panic!("{e}"));
     let held = server.active("TimeActivity");
     assert_eq!(
-        held.values().next().map(|r| r.body["PayrollItemRef"]["value"].clone()),
+        held.values()
+            .next()
+            .map(|r| r.body["PayrollItemRef"]["value"].clone()),
         Some(json!("PI-REG"))
     );
     // A company without payroll refuses a pay type (what `payroll = true`
@@ -200,7 +211,9 @@ async fn with_payroll_pay_types_are_sent_and_a_company_without_refuses_them() {
     });
     let e = refused(ledger.apply(&create("p3", vec![l])).await.unwrap_err());
     assert!(
-        e.vendor_message.unwrap_or_default().contains("PayrollItemRef"),
+        e.vendor_message
+            .unwrap_or_default()
+            .contains("PayrollItemRef"),
         "the fake names the field"
     );
 }
@@ -222,7 +235,11 @@ async fn a_company_without_payroll_gets_the_sandbox_week_with_overtime_apart_and
     // No payroll_item rows at all: nothing may wait for one.
     let mappings = {
         use timepost::ports::MappingStore;
-        stack.store.snapshot().await.unwrap_or_else(|e| panic!("{e}"))
+        stack
+            .store
+            .snapshot()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     };
     for e in entries_from_csv_lenient(&stack, &mappings, timepost::demo::ENTRIES) {
         timepost::intake::enqueue_entries(&stack.store, vec![e])
@@ -244,7 +261,9 @@ async fn a_company_without_payroll_gets_the_sandbox_week_with_overtime_apart_and
     }
     let active = server.active("TimeActivity");
     assert!(!active.is_empty());
-    assert!(active.values().all(|r| r.body.get("PayrollItemRef").is_none()));
+    assert!(active
+        .values()
+        .all(|r| r.body.get("PayrollItemRef").is_none()));
     let overtime: Vec<_> = active
         .values()
         .filter(|r| {
@@ -292,16 +311,16 @@ async fn updates_are_sparse_and_keep_what_was_set_in_quickbooks() {
             2,
             LedgerOp::Update {
                 records: vec![current],
-                lines: vec![PostingLine {
-                    minutes: 90,
-                    ..l
-                }],
+                lines: vec![PostingLine { minutes: 90, ..l }],
             },
         ))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let rec = &server.active("TimeActivity")[&id];
-    assert_eq!((rec.body["Hours"].as_i64(), rec.body["Minutes"].as_i64()), (Some(1), Some(30)));
+    assert_eq!(
+        (rec.body["Hours"].as_i64(), rec.body["Minutes"].as_i64()),
+        (Some(1), Some(30))
+    );
     assert_eq!(rec.body["Taxable"], json!(true), "{}", rec.body);
     assert_eq!(rec.body["CostRate"], json!(42.5), "{}", rec.body);
 }
@@ -336,11 +355,22 @@ async fn a_billed_record_is_refused_before_anything_is_sent() {
     ] {
         let e = refused(ledger.apply(&request("b1", 2, op)).await.unwrap_err());
         assert_eq!(e.code, ExceptionCode::LedgerRecordLocked);
-        assert!(e.message.contains(&refs[0].id) && e.message.contains("invoice"), "{}", e.message);
-        assert!(e.message.contains("redrive"), "tells finance what to do: {}", e.message);
+        assert!(
+            e.message.contains(&refs[0].id) && e.message.contains("invoice"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("redrive"),
+            "tells finance what to do: {}",
+            e.message
+        );
     }
     assert_eq!(server.counters().batch_calls, batches, "nothing was sent");
-    assert_eq!(server.active("TimeActivity")[&id].body["BillableStatus"], "HasBeenBilled");
+    assert_eq!(
+        server.active("TimeActivity")[&id].body["BillableStatus"],
+        "HasBeenBilled"
+    );
     // Other requests of the same call still go through.
     let results = ledger
         .apply_many(&[
@@ -370,7 +400,11 @@ async fn a_rate_in_another_currency_is_refused_never_sent_as_home_currency() {
     ));
     let e = refused(ledger.apply(&create("c1", vec![l])).await.unwrap_err());
     assert_eq!(e.code, ExceptionCode::LedgerForeignCurrency);
-    assert!(e.message.contains("EUR") && e.message.contains("USD"), "{}", e.message);
+    assert!(
+        e.message.contains("EUR") && e.message.contains("USD"),
+        "{}",
+        e.message
+    );
     assert_eq!(server.counters().batch_calls, 0);
     // In the home currency it is sent as is.
     let usd = billable(line(employee(), 60, "us work"), "C-ACME", "140");
@@ -386,13 +420,19 @@ async fn a_rate_in_another_currency_is_refused_never_sent_as_home_currency() {
 fn no_per_second_limit_is_kept() {
     let limits = QboLimits::default().limits();
     assert_eq!(limits.rates.len(), 2, "{limits:?}");
-    assert!(limits.rates.iter().all(|r| r.window == Duration::from_secs(60)));
+    assert!(limits
+        .rates
+        .iter()
+        .all(|r| r.window == Duration::from_secs(60)));
     let old = timepost::config::Config::parse(
         &qbo_toml("environment = \"sandbox\"\n[ledger.qbo.limits]\nrequests_per_second = 10\n"),
         "timepost.toml",
     );
     let e = old.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(e.contains("requests_per_second"), "the invented per-second limit is gone: {e}");
+    assert!(
+        e.contains("requests_per_second"),
+        "the invented per-second limit is gone: {e}"
+    );
 }
 
 #[tokio::test]
@@ -431,7 +471,9 @@ async fn every_batch_item_counts_toward_the_minute() {
     );
     let results = careless.apply_many(&reqs).await;
     assert!(
-        results.iter().any(|r| matches!(r, Err(LedgerError::RateLimited(_)))),
+        results
+            .iter()
+            .any(|r| matches!(r, Err(LedgerError::RateLimited(_)))),
         "{results:?}"
     );
     assert!(server.counters().throttled >= 1);
@@ -465,12 +507,22 @@ async fn class_and_location_follow_the_company_preferences() {
     let ledger = connect(&server, QboLimits::default());
     let mut classed = line(employee(), 60, "classed");
     classed.class = Some("CL-PRODUCT".into());
-    let e = refused(ledger.apply(&create("k1", vec![classed.clone()])).await.unwrap_err());
+    let e = refused(
+        ledger
+            .apply(&create("k1", vec![classed.clone()]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, ExceptionCode::LedgerCompanySetting);
     assert!(e.message.contains("Track classes"), "{}", e.message);
     let mut located = line(employee(), 60, "located");
     located.department = Some("D-EU".into());
-    let e = refused(ledger.apply(&create("k2", vec![located.clone()])).await.unwrap_err());
+    let e = refused(
+        ledger
+            .apply(&create("k2", vec![located.clone()]))
+            .await
+            .unwrap_err(),
+    );
     assert!(e.message.contains("Track locations"), "{}", e.message);
     assert_eq!(server.counters().batch_calls, 0, "refused before sending");
     assert_eq!(server.counters().preferences, 1, "read once per connection");
