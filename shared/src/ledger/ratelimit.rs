@@ -279,6 +279,9 @@ impl RateLimiter {
             // Room in each rate's window for this call's units: the
             // earliest start at which the window's units plus this call's
             // fit (later starts only see fewer), then recorded.
+            // A call is counted where it arrives, a little after it starts
+            // here: an entry is kept a window / 0.98 (the safety share of
+            // the window again) so the server has let it go first.
             let mut room = start;
             for (log, rate) in s.log.iter().zip(&self.limits.rates) {
                 let units = rate.units(cost);
@@ -286,25 +289,27 @@ impl RateLimiter {
                     continue;
                 }
                 let cap = ((f64::from(rate.limit) * SAFETY).floor() as u32).max(1);
+                let held = rate.window.div_f64(SAFETY);
                 let live: Vec<&(Instant, u32)> = log
                     .iter()
-                    .filter(|(t, _)| start.saturating_duration_since(*t) < rate.window)
+                    .filter(|(t, _)| start.saturating_duration_since(*t) < held)
                     .collect();
                 let mut used: u32 = live.iter().map(|(_, u)| *u).sum();
                 for (t, u) in live {
                     if used.saturating_add(units) <= cap {
                         break;
                     }
-                    room = room.max(*t + rate.window);
+                    room = room.max(*t + held);
                     used -= u;
                 }
             }
             start = room;
             for (log, rate) in s.log.iter_mut().zip(&self.limits.rates) {
                 let units = rate.units(cost);
+                let held = rate.window.div_f64(SAFETY);
                 while log
                     .front()
-                    .is_some_and(|(t, _)| start.saturating_duration_since(*t) >= rate.window)
+                    .is_some_and(|(t, _)| start.saturating_duration_since(*t) >= held)
                 {
                     log.pop_front();
                 }
