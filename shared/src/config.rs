@@ -505,6 +505,14 @@ pub struct LedgerConfig {
     pub xero: Option<crate::ledger::cloud::XeroConfig>,
 }
 
+impl LedgerConfig {
+    /// The books are a QuickBooks company without payroll
+    /// (`[ledger.qbo] payroll = false`): see `Rules::no_payroll`.
+    pub fn has_no_payroll(&self) -> bool {
+        matches!(self.kind, LedgerKind::Qbo) && self.qbo.as_ref().is_some_and(|q| !q.payroll)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
@@ -630,7 +638,7 @@ impl Config {
 
     /// Parse config text; `file` is only used in error messages.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
@@ -677,6 +685,7 @@ impl Config {
                 message,
             });
         }
+        cfg.rules.no_payroll = cfg.ledger.has_no_payroll();
         let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
         for u in &cfg.console.users {
             let problem = match (&u.token_hmac, &u.token_sha256) {

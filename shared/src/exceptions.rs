@@ -113,6 +113,12 @@ codes! {
     TrackerEntryUnreadable => "TRACKER_ENTRY_UNREADABLE",
         "The time tracker sent this entry in a form timepost cannot read, so it is not in the books as the tracker shows it.",
         "Read the reason below (it names the field); correct the entry in the tracker and the corrected version flows in with the next poll, or dismiss this exception if the entry should not be posted.";
+    LedgerCompanySetting => "LEDGER_COMPANY_SETTING",
+        "A company setting in the books does not allow a field this time record uses (class or location tracking is off).",
+        "Turn the setting the message names on in the books (QuickBooks: Settings → Account and settings → Advanced → Categories), or remove the class / department mapping, then redrive.";
+    LedgerForeignCurrency => "LEDGER_FOREIGN_CURRENCY",
+        "The billable rate is in another currency than the books' home currency, and the books keep time rates in the home currency only.",
+        "Let timepost convert: set `rules.currency.conversion_point = \"timepost\"` and add a rate for the pair to `rules.currency.rates` (or correct `rules.currency.home`), then redrive.";
     RolledBack => "ROLLED_BACK",
         "This entry was taken back out of the books by a rollback of its import batch.",
         "Fix whatever the rollback was for, then redrive the entry to post it again.";

@@ -690,12 +690,31 @@ fn build_lines(
     if plan.split.regular > 0 {
         lines.push(PostingLine {
             minutes: plan.split.regular,
-            payroll_item: payroll("regular").map(|r| r.target.clone()),
+            payroll_item: payroll("regular")
+                .filter(|_| !rules.no_payroll)
+                .map(|r| r.target.clone()),
             ..base.clone()
         });
     }
     for (tier, &minutes) in &plan.split.overtime {
         if minutes == 0 {
+            continue;
+        }
+        if rules.no_payroll {
+            // No payroll in the books: no pay type to name, so the tier
+            // goes into the description and the line stands apart.
+            trace.step(|| format!("{minutes} min of {tier}: no payroll, tier in the description"));
+            let description = truncate_chars(
+                &format!("{tier}: {}", base.description),
+                MAX_DESCRIPTION_CHARS,
+            );
+            lines.push(PostingLine {
+                tier: tier.clone(),
+                minutes,
+                payroll_item: None,
+                description,
+                ..base.clone()
+            });
             continue;
         }
         let item = payroll(tier).ok_or_else(|| {

@@ -91,6 +91,25 @@ impl Window {
         }
         self.limit.saturating_sub(self.log.len() as u32)
     }
+
+    /// Count `n` calls now (a batch of `n` items), or say how long until
+    /// all `n` would fit; nothing is counted then.
+    pub fn hit_n(&mut self, now: Instant, n: u32) -> Result<(), Duration> {
+        let left = self.remaining(now);
+        if n > self.limit {
+            return Err(self.window);
+        }
+        if left < n {
+            // The oldest calls that must leave first.
+            let must_leave = (n - left) as usize;
+            let t = self.log.get(must_leave - 1).copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(t)));
+        }
+        for _ in 0..n {
+            self.log.push_back(now);
+        }
+        Ok(())
+    }
 }
 
 /// The OAuth side of a fake: one client, rotating refresh tokens, access

@@ -19,6 +19,7 @@ pub mod kit;
 pub mod moto;
 pub mod openapi;
 pub mod qbo_fake;
+pub mod qbo_xsd;
 pub mod sim;
 pub mod toggl_fake;
 pub mod week_race;
@@ -149,7 +150,9 @@ pub fn qbo_config(
 ) -> timepost::ledger::cloud::QboConfig {
     timepost::ledger::cloud::QboConfig {
         realm_id: "9130".into(),
-        api_base: server.base(),
+        environment: timepost::ledger::cloud::QboEnvironment::Sandbox,
+        payroll: server.lock().prefs.payroll,
+        api_base: Some(server.base()),
         token_url: server.token_url(),
         minor_version: 75,
         max_batch,
@@ -216,6 +219,8 @@ pub async fn sandbox_stack(
         );
         cfg.ledger.kind = timepost::config::LedgerKind::Qbo;
         cfg.ledger.qbo = Some(qbo_config(s, 10, fast_qbo_limits()));
+        // As `Config::parse` does for `[ledger.qbo] payroll = false`.
+        cfg.rules.no_payroll = cfg.ledger.has_no_payroll();
     }
     let store =
         timepost::local::SqliteStore::open(&cfg.store.path).unwrap_or_else(|e| panic!("{e}"));

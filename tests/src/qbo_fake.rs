@@ -1,5 +1,13 @@
 //! A fake QuickBooks Online company that behaves as documented (see
-//! `shared/VENDOR-FACTS.md`): batch endpoint with a maximum per call,
+//! `shared/VENDOR-FACTS.md`, QuickBooks Online, and the v3 XSD in
+//! `../shared/specs/qbo/`): every batch body it receives is validated
+//! against the XSD ([`crate::qbo_xsd`]; a body that does not validate is a
+//! 400 `ValidationFault`, and under `CI=true` a missing XSD fails the
+//! start), authentication failures answered in the vendor's real shapes
+//! (XML or lowercase JSON, [`AuthShape`]), the company's `Preferences`
+//! (payroll, class and location tracking, home currency:
+//! [`CompanyFacts`]), sparse and full updates, `HasBeenBilled` kept,
+//! limits counted per batch item, batch endpoint with a maximum per call,
 //! `requestid` replay (or, by [`RequestIdMode::Ignore`], none: the
 //! duplicates developers report), `SyncToken` checks, references that must
 //! exist and be active, `CustomerRef` + `HourlyRate` required when billable,
@@ -28,10 +36,12 @@ use tokio::time::Instant;
 
 use crate::fake_common::{dropped_connection, parse_form, serve, Inject, OAuthFake, Window};
 
-/// The fake's limits (scale `minute` down to compress time).
+/// The fake's limits (scale `minute` down to compress time). VENDOR-FACTS,
+/// QuickBooks Online, "Limits" (corrected): 500 requests a minute per
+/// company with **each batch item counted**, 40 batch requests a minute,
+/// 10 concurrent; no per-second limit is published.
 #[derive(Debug, Clone)]
 pub struct QboFakeLimits {
-    pub per_second: u32,
     pub per_minute: u32,
     pub batches_per_minute: u32,
     pub concurrent: u32,
@@ -42,7 +52,6 @@ pub struct QboFakeLimits {
 impl Default for QboFakeLimits {
     fn default() -> Self {
         Self {
-            per_second: 10,
             per_minute: 500,
             batches_per_minute: 40,
             concurrent: 10,
@@ -90,6 +99,61 @@ pub enum RequestIdMode {
     Ignore,
 }
 
+/// How the fake answers a failed authentication (HTTP 401). Both are what
+/// QuickBooks sends, even to a JSON client (VENDOR-FACTS, QuickBooks
+/// Online, "Errors", corrected).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum AuthShape {
+    /// `<IntuitResponse><Fault type="AuthenticationFault"><Error
+    /// code="100">…` (python-quickbooks issue 120, oauth-jsclient issue 135).
+    #[default]
+    Xml,
+    /// `{"fault":{"error":[{"message":"message=AuthenticationFailed;
+    /// errorCode=003200; statusCode=401","detail":…,"code":"3200",
+    /// "element":null}],"type":"AUTHENTICATION"}}` (python-quickbooks
+    /// issue 250).
+    LowercaseJson,
+}
+
+/// What the company is: VENDOR-FACTS, QuickBooks Online (corrected): pay
+/// types (`PayrollItemRef`) exist only with QuickBooks Payroll; class and
+/// location tracking are company preferences (`GET …/preferences`,
+/// Finance.xsd `CompanyAccountingPrefs.ClassTrackingPerTxn`,
+/// `ClassTrackingPerTxnLine`, `TrackDepartments`); a TimeActivity has no
+/// currency, `HourlyRate` is in `CurrencyPrefs.HomeCurrency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyFacts {
+    pub payroll: bool,
+    pub class_tracking: bool,
+    pub department_tracking: bool,
+    pub home_currency: String,
+}
+
+impl Default for CompanyFacts {
+    fn default() -> Self {
+        Self {
+            payroll: true,
+            class_tracking: true,
+            department_tracking: true,
+            home_currency: "USD".into(),
+        }
+    }
+}
+
+impl CompanyFacts {
+    /// A company made at developer.intuit.com's sandbox page: no payroll
+    /// (Intuit: no sandbox with QuickBooks Payroll), classes and locations
+    /// not tracked until switched on.
+    pub fn fresh_sandbox() -> Self {
+        Self {
+            payroll: false,
+            class_tracking: false,
+            department_tracking: false,
+            home_currency: "USD".into(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
     /// `query` calls answered (each page is one).
@@ -101,6 +165,10 @@ pub struct Counters {
     pub throttled: u64,
     pub replays: u64,
     pub unauthorised: u64,
+    /// `GET …/preferences` answered.
+    pub preferences: u64,
+    /// Bodies refused because they do not validate against the XSD.
+    pub schema_refusals: u64,
 }
 
 pub struct QboState {
@@ -111,7 +179,6 @@ pub struct QboState {
     replies: HashMap<String, (u16, String)>,
     pub oauth: OAuthFake,
     pub limits: QboFakeLimits,
-    second: Window,
     minute: Window,
     batches: Window,
     pub injected: VecDeque<Inject>,
@@ -120,6 +187,15 @@ pub struct QboState {
     fingerprints: HashMap<String, u32>,
     /// How a repeated `requestid` is treated.
     pub requestid: RequestIdMode,
+    /// The company's payroll and preferences.
+    pub prefs: CompanyFacts,
+    /// How a failed authentication is answered.
+    pub auth_shape: AuthShape,
+    /// The XSD every batch body is validated against (`None`: not found,
+    /// outside CI).
+    schema: Option<Arc<crate::qbo_xsd::Schema>>,
+    /// Every schema problem found, with the body's path (for tests).
+    pub schema_errors: Vec<String>,
 }
 
 pub struct FakeQbo {
@@ -149,7 +225,6 @@ impl QboServer {
                 next_id: 100,
                 replies: HashMap::new(),
                 oauth: OAuthFake::new(refresh_token),
-                second: Window::new(limits.per_second, limits.minute / 60),
                 minute: Window::new(limits.per_minute, limits.minute),
                 batches: Window::new(limits.batches_per_minute, limits.minute),
                 limits,
@@ -157,12 +232,17 @@ impl QboServer {
                 counters: Counters::default(),
                 fingerprints: HashMap::new(),
                 requestid: RequestIdMode::default(),
+                prefs: CompanyFacts::default(),
+                auth_shape: AuthShape::default(),
+                schema: crate::qbo_xsd::qbo_schema_or_skip("the QuickBooks fake").map(Arc::new),
+                schema_errors: Vec::new(),
             }),
             in_flight: AtomicU32::new(0),
         });
         let app = axum::Router::new()
             .route("/v3/company/{realm}/batch", post(batch))
             .route("/v3/company/{realm}/query", get(query))
+            .route("/v3/company/{realm}/preferences", get(preferences))
             .route("/oauth2/v1/tokens/bearer", post(token))
             .with_state(fake.clone());
         let (addr, task) = serve(app).await;
@@ -201,6 +281,17 @@ impl QboServer {
             .filter(|(_, r)| r.active && r.entity == entity)
             .map(|(k, v)| (*k, v.clone()))
             .collect()
+    }
+
+    /// Set what the company is (payroll, tracking, home currency).
+    pub fn set_company(&self, facts: CompanyFacts) {
+        self.lock().prefs = facts;
+    }
+
+    /// Whether the fake validates bodies against the XSD (false only when
+    /// the XSD is missing outside CI).
+    pub fn validates(&self) -> bool {
+        self.lock().schema.is_some()
     }
 
     /// Choose how a repeated `requestid` is treated from now on.
@@ -317,16 +408,57 @@ fn json_reply(status: u16, text: String) -> Response {
         .into_response()
 }
 
+/// A failed authentication as QuickBooks answers it (see [`AuthShape`]),
+/// whatever the client asked for.
+fn auth_failure(shape: AuthShape) -> Response {
+    match shape {
+        AuthShape::Xml => (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/xml")],
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{}"><Fault type="AuthenticationFault"><Error code="100"><Message>General Authentication Error</Message><Detail>AuthenticationErrorGeneral: SRV-110-Authentication Failure , statusCode: 401</Detail></Error></Fault></IntuitResponse>"#,
+                chrono::Utc::now().to_rfc3339()
+            ),
+        )
+            .into_response(),
+        AuthShape::LowercaseJson => json_reply(
+            401,
+            json!({"warnings": null, "intuitObject": null, "fault": {"error": [{
+                "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                "detail": "Token expired", "code": "3200", "element": null}],
+                "type": "AUTHENTICATION"}, "time": chrono::Utc::now().timestamp_millis()})
+            .to_string(),
+        ),
+    }
+}
+
+/// A company the token may not reach (another realm, or a company of the
+/// other environment): 403 in lowercase JSON, code 3100
+/// (node-quickbooks issue 154, oauth-jsclient issue 2).
+fn authorisation_failure() -> Response {
+    json_reply(
+        403,
+        json!({"warnings": null, "intuitObject": null, "fault": {"error": [{
+            "message": "message=AuthorizationFailed; errorCode=003100; statusCode=403",
+            "detail": null, "code": "3100", "element": null}], "type": "SERVICE"},
+            "time": chrono::Utc::now().timestamp_millis()})
+        .to_string(),
+    )
+}
+
 impl QboState {
     /// What every API call meets first: expired tokens, authentication,
     /// the company, and the rate limits (a throttled call does nothing and
-    /// is not counted). `batch` calls also count against the batch limit.
+    /// is not counted). A batch call of `items` items counts each item
+    /// against the per-minute limit and itself against the batch limit; any
+    /// other call counts once against the per-minute limit (VENDOR-FACTS,
+    /// "Limits", corrected).
     fn gate(
         &mut self,
         h: &HeaderMap,
         realm: &str,
         in_flight: u32,
-        batch: bool,
+        batch: Option<u32>,
     ) -> Option<Response> {
         if self.injected.front() == Some(&Inject::ExpireTokens) {
             self.injected.pop_front();
@@ -334,39 +466,27 @@ impl QboState {
         }
         if !self.oauth.authorised(h) {
             self.counters.unauthorised += 1;
-            return Some(whole_fault(
-                401,
-                fault(
-                    "AUTHENTICATION",
-                    "3200",
-                    "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                    "",
-                    None,
-                ),
-            ));
+            return Some(auth_failure(self.auth_shape));
         }
         if realm != self.realm {
-            return Some(whole_fault(
-                403,
-                fault(
-                    "AUTHORIZATION",
-                    "120",
-                    "AuthorizationFailure",
-                    "no such company",
-                    None,
-                ),
-            ));
+            return Some(authorisation_failure());
         }
         let now = Instant::now();
+        let items = batch.unwrap_or(1).max(1);
         let over = if in_flight > self.limits.concurrent {
             Some(self.limits.minute / 60)
+        } else if batch.is_some() && self.batches.remaining(now) == 0 {
+            self.batches.hit(now).err()
         } else {
-            let batches = &mut self.batches;
-            self.second
-                .hit(now)
-                .and_then(|_| self.minute.hit(now))
-                .and_then(|_| if batch { batches.hit(now) } else { Ok(()) })
-                .err()
+            match self.minute.hit_n(now, items) {
+                Err(wait) => Some(wait),
+                Ok(()) => {
+                    if batch.is_some() {
+                        let _ = self.batches.hit(now);
+                    }
+                    None
+                }
+            }
         };
         let injected_throttle = match self.injected.front() {
             Some(Inject::Throttle(r)) => {
@@ -437,6 +557,26 @@ impl QboState {
                 )),
             )
         })?;
+        // IntuitRestServiceDef.xsd: the body is an `IntuitBatchRequest`;
+        // whatever it does not declare, or declares otherwise, is refused
+        // as QuickBooks refuses an invalid property (code 2010).
+        if let Some(schema) = &self.schema {
+            let problems = schema.validate_element("IntuitBatchRequest", &parsed);
+            if !problems.is_empty() {
+                self.counters.schema_refusals += 1;
+                self.schema_errors.extend(problems.iter().cloned());
+                return Err((
+                    400,
+                    fault_text(fault(
+                        "ValidationFault",
+                        "2010",
+                        "Request has invalid or unsupported property",
+                        &problems.join("; "),
+                        None,
+                    )),
+                ));
+            }
+        }
         let items = parsed
             .get("BatchItemRequest")
             .and_then(Value::as_array)
@@ -478,7 +618,20 @@ async fn batch(
     let _guard = InFlight(&f.in_flight);
     let (reply, after) = {
         let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(stop) = s.gate(&h, &realm, n, true) {
+        let items = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("BatchItemRequest")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+            })
+            .unwrap_or(1);
+        if let Some(stop) = s.gate(
+            &h,
+            &realm,
+            n,
+            Some(u32::try_from(items).unwrap_or(u32::MAX)),
+        ) {
             return stop;
         }
         s.counters.batch_calls += 1;
@@ -543,6 +696,49 @@ async fn batch(
     }
 }
 
+/// Intuit, Preferences entity ("Read preferences": `GET
+/// /v3/company/{realmId}/preferences`; the answer is `{"Preferences": {…},
+/// "time"}` with the Finance.xsd `Preferences` elements). Only what the
+/// fake's company knows is filled in: class and location tracking
+/// (`AccountingInfoPrefs`), the home currency (`CurrencyPrefs`). Whether the
+/// company has payroll is not among them (Finance.xsd has no payroll
+/// preference).
+async fn preferences(
+    State(f): State<Arc<FakeQbo>>,
+    Path(realm): Path<String>,
+    h: HeaderMap,
+) -> Response {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&f.in_flight);
+    let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(stop) = s.gate(&h, &realm, n, None) {
+        return stop;
+    }
+    s.counters.preferences += 1;
+    json_reply(200, s.preferences_body().to_string())
+}
+
+impl QboState {
+    /// The `Preferences` the company answers with.
+    pub fn preferences_body(&self) -> Value {
+        let p = &self.prefs;
+        json!({"Preferences": {
+            "AccountingInfoPrefs": {
+                "TrackDepartments": p.department_tracking,
+                "DepartmentTerminology": "Location",
+                "ClassTrackingPerTxn": p.class_tracking,
+                "ClassTrackingPerTxnLine": false,
+            },
+            "CurrencyPrefs": {
+                "MultiCurrencyEnabled": false,
+                "HomeCurrency": {"value": p.home_currency},
+            },
+            "TimeTrackingPrefs": {"UseServices": true, "BillCustomers": true},
+            "domain": "QBO", "sparse": false, "Id": "1", "SyncToken": "0",
+        }, "time": chrono::Utc::now().to_rfc3339()})
+    }
+}
+
 /// Intuit, "Query operations and syntax"
 /// (developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/data-queries):
 /// `GET /v3/company/{realmId}/query?query=<select statement>` with
@@ -567,7 +763,7 @@ async fn query(
     let _guard = InFlight(&f.in_flight);
     let (reply, after) = {
         let mut s = f.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(stop) = s.gate(&h, &realm, n, false) {
+        if let Some(stop) = s.gate(&h, &realm, n, None) {
             return stop;
         }
         s.counters.queries += 1;
@@ -641,11 +837,14 @@ fn words(select: &str) -> Result<Vec<String>, String> {
                 chars.next();
             }
             out.push(op);
+        } else if "(),".contains(c) {
+            out.push(c.to_string());
+            chars.next();
         } else {
             let mut w = String::new();
             while let Some(&c) = chars
                 .peek()
-                .filter(|c| !c.is_whitespace() && !"<>='".contains(**c))
+                .filter(|c| !c.is_whitespace() && !"<>='(),".contains(**c))
             {
                 w.push(c);
                 chars.next();
@@ -656,15 +855,27 @@ fn words(select: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// `field op value` of a WHERE clause.
+/// `field op value` of a WHERE clause (`IN`: `values`).
 struct Condition {
     field: String,
     op: String,
     value: String,
+    values: Vec<String>,
 }
 
 impl Condition {
     fn holds(&self, body: &Value) -> bool {
+        if self.op == "in" {
+            return self.values.iter().any(|v| {
+                Condition {
+                    field: self.field.clone(),
+                    op: "=".into(),
+                    value: v.clone(),
+                    values: Vec::new(),
+                }
+                .holds(body)
+            });
+        }
         let have = match self.field.as_str() {
             "MetaData.CreateTime" => body["MetaData"]["CreateTime"].as_str(),
             "MetaData.LastUpdatedTime" => body["MetaData"]["LastUpdatedTime"]
@@ -744,6 +955,41 @@ impl QboState {
                 else {
                     return Err(parser_error("incomplete WHERE clause"));
                 };
+                // `field IN ('a', 'b')` (Intuit, "Query operations and
+                // syntax": IN is among the operators).
+                if op.eq_ignore_ascii_case("in") {
+                    if value != "(" {
+                        return Err(parser_error("expected ( after IN"));
+                    }
+                    let mut values = Vec::new();
+                    let mut j = i + 4;
+                    loop {
+                        match w.get(j).map(String::as_str) {
+                            Some(")") => break,
+                            Some(",") => {}
+                            Some(v) => values.push(v.trim_start_matches('\'').to_string()),
+                            None => return Err(parser_error("unterminated IN list")),
+                        }
+                        j += 1;
+                    }
+                    if !FILTERABLE.contains(&field.as_str()) {
+                        return Err(fault(
+                            "ValidationFault",
+                            "4001",
+                            "Invalid query",
+                            &format!("QueryValidationError: property '{field}' is not queryable"),
+                            None,
+                        ));
+                    }
+                    conditions.push(Condition {
+                        field: field.clone(),
+                        op: "in".into(),
+                        value: String::new(),
+                        values,
+                    });
+                    i = j + 1;
+                    continue;
+                }
                 if !FILTERABLE.contains(&field.as_str()) {
                     return Err(fault(
                         "ValidationFault",
@@ -760,6 +1006,7 @@ impl QboState {
                     field: field.clone(),
                     op: op.clone(),
                     value: value.trim_start_matches('\'').to_string(),
+                    values: Vec::new(),
                 });
                 i += 4;
             } else if kw(i, "startposition") || kw(i, "maxresults") {
@@ -905,6 +1152,32 @@ impl QboState {
                 .filter(|r| r.is_number())
                 .ok_or_else(|| missing("HourlyRate"))?;
         }
+        // VENDOR-FACTS, QuickBooks Online (corrected): pay types exist only
+        // with QuickBooks Payroll; class and location tracking are company
+        // preferences. A reference the company cannot hold is refused as an
+        // unsupported property (the fake's choice of code: Intuit does not
+        // publish which fault it answers).
+        for (field, allowed, setting) in [
+            ("PayrollItemRef", self.prefs.payroll, "QuickBooks Payroll"),
+            ("ClassRef", self.prefs.class_tracking, "Track classes"),
+            (
+                "DepartmentRef",
+                self.prefs.department_tracking,
+                "Track locations",
+            ),
+        ] {
+            if ta.get(field).is_some() && !allowed {
+                return Err(fault(
+                    "ValidationFault",
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    &format!(
+                        "Property Name:{field} is not supported by this company ({setting} is off)"
+                    ),
+                    Some(field),
+                ));
+            }
+        }
         self.check_ref(ta, "CustomerRef", &self.chart.customers)?;
         self.check_ref(ta, "ItemRef", &self.chart.items)?;
         self.check_ref(ta, "ClassRef", &self.chart.classes)?;
@@ -995,13 +1268,44 @@ impl QboState {
             }
             "update" => {
                 let id = self.existing(ta)?;
-                self.validate_ta(ta)?;
+                let old = self
+                    .records
+                    .get(&id)
+                    .map(|r| r.body.clone())
+                    .unwrap_or(Value::Null);
+                // VENDOR-FACTS (corrected): a sparse update changes only the
+                // fields it sends; a full update sets every field it omits to
+                // its default (here: removes it).
+                let mut body = if ta.get("sparse") == Some(&json!(true)) {
+                    let mut merged = old.clone();
+                    if let (Some(m), Some(new)) = (merged.as_object_mut(), ta.as_object()) {
+                        for (k, v) in new {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                    merged
+                } else {
+                    let mut full = ta.clone();
+                    if let Some(meta) = old.get("MetaData") {
+                        full["MetaData"] = meta.clone();
+                    }
+                    full
+                };
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("sparse");
+                }
+                // Finance.xsd `BillableStatusEnum`: `HasBeenBilled` is set
+                // only by linking the time to an invoice (VENDOR-FACTS), so
+                // no API update takes it away: the record stays billed.
+                if old.get("BillableStatus") == Some(&json!("HasBeenBilled")) {
+                    body["BillableStatus"] = json!("HasBeenBilled");
+                }
+                self.validate_ta(&body)?;
                 let rec = self
                     .records
                     .get_mut(&id)
                     .ok_or_else(|| fault("SystemFault", "10000", "gone", "", None))?;
                 rec.sync_token += 1;
-                let mut body = ta.clone();
                 body["SyncToken"] = json!(rec.sync_token.to_string());
                 let old = std::mem::replace(&mut rec.body, body.clone());
                 self.forget(&old);

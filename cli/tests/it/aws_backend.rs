@@ -103,7 +103,7 @@ impl Stack {
         let p = self.dir.path().join("timepost.toml");
         let cfg = std::fs::read_to_string(&p).expect("config");
         let cfg = cfg.replace("kind = \"sandbox\"", "kind = \"qbo\"")
-            + "\n[ledger.qbo]\nrealm_id = \"9130\"\napi_base = \"http://127.0.0.1:9\"\n";
+            + "\n[ledger.qbo]\nrealm_id = \"9130\"\napi_base = \"http://127.0.0.1:9\"\nenvironment = \"sandbox\"\npayroll = true\n";
         std::fs::write(&p, cfg).expect("write config");
     }
 

@@ -23,7 +23,7 @@ fn qbo_dir() -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sandbox");
     let cfg = std::fs::read_to_string(root.join("timepost.toml")).unwrap_or_default();
     let cfg = cfg.replace("kind = \"sandbox\"", "kind = \"qbo\"")
-        + "\n[ledger.qbo]\nrealm_id = \"9130\"\napi_base = \"http://127.0.0.1:9\"\n";
+        + "\n[ledger.qbo]\nrealm_id = \"9130\"\napi_base = \"http://127.0.0.1:9\"\nenvironment = \"sandbox\"\npayroll = true\n";
     std::fs::write(dir.path().join("timepost.toml"), cfg).unwrap_or_else(|e| panic!("{e}"));
     std::fs::copy(root.join("mappings.csv"), dir.path().join("mappings.csv"))
         .unwrap_or_else(|e| panic!("{e}"));

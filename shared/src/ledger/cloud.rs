@@ -22,9 +22,6 @@ use super::xero::{XeroLedger, XeroRequests, XeroSettings};
 use super::{Ledger, LedgerError, LedgerRequest};
 use crate::ports::Secrets;
 
-fn d_qbo_api() -> String {
-    "https://quickbooks.api.intuit.com".into()
-}
 fn d_qbo_token() -> String {
     "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer".into()
 }
@@ -56,14 +53,50 @@ fn d_minute_ms() -> u64 {
     60_000
 }
 
+/// Which of Intuit's hosts serves the company (VENDOR-FACTS, QuickBooks
+/// Online, "Hosts", corrected): a sandbox company is served only at
+/// `sandbox-quickbooks.api.intuit.com`, a real one only at
+/// `quickbooks.api.intuit.com`; the OAuth token endpoint is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QboEnvironment {
+    Sandbox,
+    Production,
+}
+
+impl QboEnvironment {
+    pub fn api_base(self) -> &'static str {
+        match self {
+            QboEnvironment::Sandbox => "https://sandbox-quickbooks.api.intuit.com",
+            QboEnvironment::Production => "https://quickbooks.api.intuit.com",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QboEnvironment::Sandbox => "sandbox",
+            QboEnvironment::Production => "production",
+        }
+    }
+}
+
 /// `[ledger.qbo]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QboConfig {
     /// The company (realm) id.
     pub realm_id: String,
-    #[serde(default = "d_qbo_api")]
-    pub api_base: String,
+    /// `sandbox` or `production` (required): selects the API host.
+    pub environment: QboEnvironment,
+    /// Whether the company has QuickBooks Payroll (required). Pay types
+    /// (`PayrollItemRef`) exist only there, and the company's
+    /// `Preferences` do not say (Finance.xsd `Preferences` has no payroll
+    /// element), so the admin states it. Without payroll no pay type is
+    /// sent and overtime is never held for want of one.
+    pub payroll: bool,
+    /// Another API host than `environment`'s (a test fake); unset in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
     #[serde(default = "d_qbo_token")]
     pub token_url: String,
     #[serde(default = "d_minor")]
@@ -79,28 +112,26 @@ pub struct QboConfig {
     pub limits: QboLimits,
 }
 
-/// QBO's published limits per company.
+/// QBO's published limits per company (VENDOR-FACTS, QuickBooks Online,
+/// "Limits", corrected): 500 requests a minute, **each batch item counting
+/// as one request**; 40 batch requests a minute; 10 concurrent requests. No
+/// per-second limit is published, so none is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QboLimits {
     #[serde(default = "qbo_per_minute")]
     pub requests_per_minute: u32,
-    #[serde(default = "qbo_per_second")]
-    pub requests_per_second: u32,
     #[serde(default = "qbo_batches")]
     pub batches_per_minute: u32,
     #[serde(default = "qbo_concurrent")]
     pub concurrent: u32,
-    /// Length of a "minute" (and a second is 1/60 of it): 60000 in
-    /// production; shorter against a fake that compresses time.
+    /// Length of a "minute": 60000 in production; shorter against a fake
+    /// that compresses time.
     #[serde(default = "d_minute_ms")]
     pub minute_ms: u64,
 }
 fn qbo_per_minute() -> u32 {
     500
-}
-fn qbo_per_second() -> u32 {
-    10
 }
 fn qbo_batches() -> u32 {
     40
@@ -113,7 +144,6 @@ impl Default for QboLimits {
     fn default() -> Self {
         Self {
             requests_per_minute: qbo_per_minute(),
-            requests_per_second: qbo_per_second(),
             batches_per_minute: qbo_batches(),
             concurrent: qbo_concurrent(),
             minute_ms: d_minute_ms(),
@@ -122,17 +152,16 @@ impl Default for QboLimits {
 }
 
 impl QboLimits {
-    /// Every write timepost makes to QBO is a batch call, so all three rates
-    /// apply; reads (`query`) go through the same limiter and are paced as
-    /// strictly (on the safe side: QBO counts them against the per-minute
-    /// allowance but not the batch one).
+    /// Every write timepost makes to QBO is a batch call: it costs one
+    /// request per item against the per-minute allowance and one against
+    /// the batch allowance. A read (`query`, `preferences`) costs one
+    /// request and no batch.
     pub fn limits(&self) -> Limits {
         let minute = Duration::from_millis(self.minute_ms.max(1));
         Limits {
             rates: vec![
-                Rate::new(self.requests_per_second, minute / 60),
-                Rate::new(self.requests_per_minute, minute),
-                Rate::new(self.batches_per_minute, minute),
+                Rate::per_item(self.requests_per_minute, minute),
+                Rate::per_batch(self.batches_per_minute, minute),
             ],
             concurrent: self.concurrent,
             per_day: None,
@@ -223,7 +252,7 @@ pub fn problem(
         "qbo" => match qbo {
             None => Some((
                 "ledger.qbo".into(),
-                "ledger.kind = \"qbo\" needs a [ledger.qbo] table with realm_id".into(),
+                "ledger.kind = \"qbo\" needs a [ledger.qbo] table with realm_id, environment and payroll".into(),
             )),
             Some(q) if q.max_batch == 0 || q.max_batch > MAX_BATCH_LIMIT => Some((
                 "ledger.qbo.max_batch".into(),
@@ -276,7 +305,12 @@ impl QboConfig {
     pub fn settings(&self) -> QboSettings {
         QboSettings {
             realm_id: self.realm_id.clone(),
-            api_base: self.api_base.clone(),
+            api_base: self
+                .api_base
+                .clone()
+                .unwrap_or_else(|| self.environment.api_base().to_string()),
+            environment: self.environment,
+            payroll: self.payroll,
             minor_version: self.minor_version,
             max_batch: self.max_batch,
         }
@@ -350,7 +384,8 @@ pub fn qbo_planner(cfg: &QboConfig) -> Planner {
         settings: cfg.settings(),
     };
     Arc::new(move |req| {
-        let (batches, errors) = r.plan_batches(std::slice::from_ref(req));
+        // Dry-run plans offline: the company's preferences are not read.
+        let (batches, errors) = r.plan_batches(std::slice::from_ref(req), r.offline());
         if let Some(Some(e)) = errors.into_iter().next() {
             return Err(e);
         }

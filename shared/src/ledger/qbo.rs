@@ -6,8 +6,28 @@
 //!   department and payroll item (overtime tiers carry their own) come from
 //!   the posting line; billable lines carry `HourlyRate` and need a
 //!   customer (checked before sending, as QBO would refuse them).
-//! - Updates send the record's current `SyncToken`; deletes are batch
-//!   `delete` items with `Id` + `SyncToken`.
+//! - Updates are sparse (`"sparse": true`) and carry only the fields
+//!   timepost owns (those [`TimeActivity::from_line`] fills) with the
+//!   record's `SyncToken`, so what others set in QuickBooks (`Taxable`,
+//!   `CostRate`, `ProjectRef`, links) survives: a full update would reset
+//!   every field it omits (VENDOR-FACTS, QuickBooks Online, corrected). The
+//!   price: a reference the new line no longer names (a class taken off
+//!   the mapping) is not cleared.
+//!   Deletes are batch `delete` items with `Id` + `SyncToken`.
+//! - Before an update or delete the records are read (`query … where Id
+//!   in (…)`): one QuickBooks marks `HasBeenBilled` is invoiced time, and
+//!   the change is refused before anything is sent (`LEDGER_RECORD_LOCKED`).
+//! - The company's `Preferences` are read once per connection and kept
+//!   ([`CompanyPrefs`]): a class or location (department) is sent only
+//!   where the company tracks them, else the line is refused naming the
+//!   setting; a billable rate is sent only in the company's home currency
+//!   (`CurrencyPrefs.HomeCurrency`; a TimeActivity has no currency), else
+//!   refused. Whether the company has QuickBooks Payroll is not in its
+//!   preferences, so `[ledger.qbo] payroll` says it: pay types
+//!   (`PayrollItemRef`) are sent only then.
+//! - Faults come in three shapes (see [`super::qbo_faults`]); a 401 / 403
+//!   names the host it came from and asks whether the company is a
+//!   sandbox one (`[ledger.qbo] environment`).
 //! - Every batch call carries `requestid`: a single request's own
 //!   idempotency key (36 characters, from entry identity + version), or for
 //!   a batch of several requests a digest of theirs, so a call retried after a
@@ -37,8 +57,9 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::books::{fingerprint_of, unmarked, BookQuery, BookRecord};
+use super::cloud::QboEnvironment;
 use super::qbo_faults::Fault;
-use super::transport::{url_encode, HttpCall, HttpReply, Transport};
+use super::transport::{host_of, url_encode, HttpCall, HttpReply, Transport};
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 
@@ -57,6 +78,10 @@ pub struct QboSettings {
     /// `https://quickbooks.api.intuit.com` (sandbox:
     /// `https://sandbox-quickbooks.api.intuit.com`; tests: a fake).
     pub api_base: String,
+    /// Which kind of company `realm_id` is (named in 401 / 403 exceptions).
+    pub environment: QboEnvironment,
+    /// The company has QuickBooks Payroll: pay types are sent.
+    pub payroll: bool,
     pub minor_version: u32,
     /// Items per batch call (default 10; at most 30).
     pub max_batch: usize,
@@ -77,6 +102,10 @@ fn r(id: &Option<String>) -> Option<Ref> {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TimeActivity {
+    /// `true` on an update: fields not sent keep their value
+    /// (IntuitBaseTypes.xsd `IntuitEntity` attribute `sparse`).
+    #[serde(rename = "sparse", skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,8 +212,6 @@ pub struct BatchRequest {
 struct BatchResponse {
     #[serde(rename = "BatchItemResponse", default)]
     items: Vec<BatchItemResponse>,
-    #[serde(rename = "Fault", default)]
-    fault: Option<Fault>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +242,102 @@ struct Planned {
     body: TimeActivity,
 }
 
+/// What the company allows, from its `Preferences` (Finance.xsd
+/// `Preferences`: `AccountingInfoPrefs.ClassTrackingPerTxn` /
+/// `ClassTrackingPerTxnLine`, `TrackDepartments`,
+/// `CurrencyPrefs.HomeCurrency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyPrefs {
+    /// "Track classes" is on (per transaction or per line).
+    pub class_tracking: bool,
+    /// "Track locations" (departments) is on.
+    pub department_tracking: bool,
+    /// The home currency code; `HourlyRate` is in it.
+    pub home_currency: Option<String>,
+}
+
+impl CompanyPrefs {
+    /// From the answer to `GET …/preferences`: `{"Preferences": {…}}`.
+    pub fn from_answer(v: &serde_json::Value) -> Option<Self> {
+        let p = v.get("Preferences")?;
+        let flag = |group: &str, name: &str| {
+            p.get(group)
+                .and_then(|g| g.get(name))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        Some(Self {
+            class_tracking: flag("AccountingInfoPrefs", "ClassTrackingPerTxn")
+                || flag("AccountingInfoPrefs", "ClassTrackingPerTxnLine"),
+            department_tracking: flag("AccountingInfoPrefs", "TrackDepartments"),
+            home_currency: p
+                .get("CurrencyPrefs")
+                .and_then(|c| c.get("HomeCurrency"))
+                .and_then(|h| h.get("value"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+        })
+    }
+}
+
+/// What planning knows of the company: whether it has payroll, and its
+/// preferences when they were read (dry-run plans without them).
+#[derive(Debug, Clone, Copy)]
+pub struct Company<'a> {
+    pub payroll: bool,
+    pub prefs: Option<&'a CompanyPrefs>,
+}
+
+/// Check what the company's settings would not let QuickBooks record.
+pub fn check_company(line: &PostingLine, prefs: &CompanyPrefs) -> Result<(), LedgerError> {
+    let refuse =
+        |code: ExceptionCode, msg: String| Err(LedgerError::Rejected(Exception::new(code, msg)));
+    if let Some(class) = &line.class {
+        if !prefs.class_tracking {
+            return refuse(
+                ExceptionCode::LedgerCompanySetting,
+                format!(
+                    "This time is mapped to class {class}, but class tracking is off in the QuickBooks company (Settings → Account and settings → Advanced → Categories → Track classes)."
+                ),
+            );
+        }
+    }
+    if let Some(dept) = &line.department {
+        if !prefs.department_tracking {
+            return refuse(
+                ExceptionCode::LedgerCompanySetting,
+                format!(
+                    "This time is mapped to location {dept}, but location tracking is off in the QuickBooks company (Settings → Account and settings → Advanced → Categories → Track locations)."
+                ),
+            );
+        }
+    }
+    if let Some(rate) = line.hourly_rate.as_ref().filter(|_| line.billable) {
+        let currency = rate.currency.to_string();
+        match prefs.home_currency.as_deref() {
+            Some(home) if home.eq_ignore_ascii_case(&currency) => {}
+            Some(home) => {
+                return refuse(
+                    ExceptionCode::LedgerForeignCurrency,
+                    format!(
+                        "The billable rate {} {currency} is not in the company's home currency {home}; QuickBooks keeps a time record's rate in {home} only and does not convert it.",
+                        rate.amount
+                    ),
+                )
+            }
+            None => {
+                return refuse(
+                    ExceptionCode::LedgerForeignCurrency,
+                    format!(
+                        "QuickBooks did not say the company's home currency, so timepost cannot tell whether the billable rate in {currency} may be sent."
+                    ),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check what QBO would refuse, before anything is sent.
 pub fn validate(line: &PostingLine) -> Result<(), LedgerError> {
     let refuse = |msg: String| {
@@ -241,13 +364,23 @@ pub fn validate(line: &PostingLine) -> Result<(), LedgerError> {
     Ok(())
 }
 
-fn plan(req: &LedgerRequest) -> Result<Vec<Planned>, LedgerError> {
-    let create = |l: &PostingLine| -> Result<Planned, LedgerError> {
+fn plan(req: &LedgerRequest, company: Company<'_>) -> Result<Vec<Planned>, LedgerError> {
+    let body = |l: &PostingLine| -> Result<TimeActivity, LedgerError> {
         validate(l)?;
+        if let Some(prefs) = company.prefs {
+            check_company(l, prefs)?;
+        }
+        let mut body = TimeActivity::for_request(req, l)?;
+        if !company.payroll {
+            body.payroll_item_ref = None;
+        }
+        Ok(body)
+    };
+    let create = |l: &PostingLine| -> Result<Planned, LedgerError> {
         Ok(Planned {
             operation: "create",
             tier: l.tier.clone(),
-            body: TimeActivity::for_request(req, l)?,
+            body: body(l)?,
         })
     };
     let delete = |rec: &RecordRef| Planned {
@@ -266,8 +399,8 @@ fn plan(req: &LedgerRequest) -> Result<Vec<Planned>, LedgerError> {
             for l in lines {
                 match records.iter().find(|r| r.tier == l.tier) {
                     Some(rec) => {
-                        validate(l)?;
-                        let mut body = TimeActivity::for_request(req, l)?;
+                        let mut body = body(l)?;
+                        body.sparse = Some(true);
                         body.id = Some(rec.id.clone());
                         body.sync_token = Some(rec.sync_token.clone());
                         out.push(Planned {
@@ -350,12 +483,59 @@ impl QboRequests {
         )
     }
 
+    /// The `query` that reads the TimeActivities with these ids (Intuit,
+    /// "Query operations and syntax": `IN` on `Id`).
+    pub fn ids_call(&self, ids: &[String]) -> HttpCall {
+        let list: Vec<String> = ids
+            .iter()
+            .map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
+            .collect();
+        let select = format!(
+            "select * from TimeActivity where Id in ({}) MAXRESULTS {QUERY_PAGE}",
+            list.join(", ")
+        );
+        HttpCall::new(
+            "GET",
+            format!(
+                "{}/v3/company/{}/query?query={}&minorversion={}",
+                self.settings.api_base.trim_end_matches('/'),
+                self.settings.realm_id,
+                url_encode(&select),
+                self.settings.minor_version
+            ),
+        )
+    }
+
+    /// `GET /v3/company/{realm}/preferences`: the company's preferences.
+    pub fn preferences_call(&self) -> HttpCall {
+        HttpCall::new(
+            "GET",
+            format!(
+                "{}/v3/company/{}/preferences?minorversion={}",
+                self.settings.api_base.trim_end_matches('/'),
+                self.settings.realm_id,
+                self.settings.minor_version
+            ),
+        )
+    }
+
     pub fn batch_call(
         &self,
         request_id: &str,
         body: &BatchRequest,
     ) -> Result<HttpCall, LedgerError> {
-        HttpCall::new("POST", self.batch_url(request_id)).json(body)
+        Ok(HttpCall::new("POST", self.batch_url(request_id))
+            .json(body)?
+            .batch_of(body.items.len()))
+    }
+
+    /// The company as far as planning without a connection knows it (the
+    /// dry-run): its payroll setting, no preferences.
+    pub fn offline(&self) -> Company<'static> {
+        Company {
+            payroll: self.settings.payroll,
+            prefs: None,
+        }
     }
 
     /// Group requests into batch calls of at most `max_batch` items (a
@@ -364,13 +544,14 @@ impl QboRequests {
     pub fn plan_batches(
         &self,
         reqs: &[LedgerRequest],
+        company: Company<'_>,
     ) -> (Vec<PlannedBatch>, Vec<Option<LedgerError>>) {
         let max = self.settings.max_batch.clamp(1, MAX_BATCH_LIMIT);
         let mut errors: Vec<Option<LedgerError>> = vec![None; reqs.len()];
         let mut groups: Vec<Vec<(usize, Vec<Planned>)>> = Vec::new();
         let mut size = 0;
         for (i, req) in reqs.iter().enumerate() {
-            let items = match plan(req) {
+            let items = match plan(req, company) {
                 Ok(items) => items,
                 Err(e) => {
                     errors[i] = Some(e);
@@ -424,6 +605,8 @@ impl QboRequests {
 pub struct QboLedger {
     pub requests: QboRequests,
     pub transport: Arc<Transport>,
+    /// The company's preferences, read once per connection.
+    prefs: tokio::sync::Mutex<Option<CompanyPrefs>>,
 }
 
 type Outcome = Result<Vec<RecordRef>, LedgerError>;
@@ -433,7 +616,93 @@ impl QboLedger {
         Self {
             requests: QboRequests { settings },
             transport,
+            prefs: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The company's preferences: read on first use, then kept for the
+    /// connection (a failed read is tried again next time).
+    pub async fn company_prefs(&self) -> Result<CompanyPrefs, LedgerError> {
+        let mut held = self.prefs.lock().await;
+        if let Some(p) = held.as_ref() {
+            return Ok(p.clone());
+        }
+        let reply = self
+            .transport
+            .send(&self.requests.preferences_call())
+            .await?;
+        refused(&reply, &self.requests.settings)?;
+        let prefs = serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .as_ref()
+            .and_then(CompanyPrefs::from_answer)
+            .ok_or_else(|| {
+                LedgerError::Transient("QuickBooks answered the preferences unreadably".into())
+            })?;
+        *held = Some(prefs.clone());
+        Ok(prefs)
+    }
+
+    /// The ids among `ids` QuickBooks marks `HasBeenBilled`.
+    async fn billed(&self, ids: &[String]) -> Result<Vec<String>, LedgerError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(QUERY_PAGE) {
+            let call = self.requests.ids_call(chunk);
+            let page =
+                interpret_query(&self.transport.send(&call).await?, &self.requests.settings)?;
+            for v in &page {
+                let rec = book_record(v)?;
+                if rec.locked {
+                    out.push(rec.id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuse, before sending, every update or delete of a record
+    /// QuickBooks marks `HasBeenBilled`: `Some(error)` per such request.
+    async fn refuse_billed(&self, reqs: &[LedgerRequest]) -> Vec<Option<LedgerError>> {
+        let touched = |r: &LedgerRequest| -> Vec<String> {
+            match &r.op {
+                LedgerOp::Create { .. } => Vec::new(),
+                LedgerOp::Update { records, .. } | LedgerOp::Delete { records } => {
+                    records.iter().map(|rec| rec.id.clone()).collect()
+                }
+            }
+        };
+        let mut ids: Vec<String> = reqs.iter().flat_map(touched).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return vec![None; reqs.len()];
+        }
+        let billed = match self.billed(&ids).await {
+            Ok(b) => b,
+            Err(e) => {
+                return reqs
+                    .iter()
+                    .map(|r| (!touched(r).is_empty()).then(|| e.clone()))
+                    .collect()
+            }
+        };
+        reqs.iter()
+            .map(|r| {
+                let locked: Vec<String> = touched(r)
+                    .into_iter()
+                    .filter(|id| billed.contains(id))
+                    .collect();
+                (!locked.is_empty()).then(|| {
+                    LedgerError::Rejected(Exception::new(
+                        ExceptionCode::LedgerRecordLocked,
+                        format!(
+                            "QuickBooks shows time record {} as billed (HasBeenBilled: it is on an invoice), so timepost did not change or remove it. Finance: if the books must follow the tracker, edit or credit the invoice in QuickBooks so the time is no longer billed, then redrive; otherwise dismiss this exception.",
+                            locked.join(", ")
+                        ),
+                    ))
+                })
+            })
+            .collect()
     }
 
     async fn run_batch(
@@ -442,7 +711,7 @@ impl QboLedger {
         reqs: &[LedgerRequest],
     ) -> Vec<(usize, Outcome)> {
         let reply = self.transport.send(&batch.call).await;
-        let parsed = reply.and_then(|r| interpret(&r));
+        let parsed = reply.and_then(|r| interpret(&r, &self.requests.settings));
         let per_item = match parsed {
             Ok(items) => items,
             Err(e) => {
@@ -532,7 +801,11 @@ impl QboLedger {
         }
         let rid = format!("tc-{}", &hex::encode(h.finalize())[..33]);
         let result = match self.requests.batch_call(&rid, &body) {
-            Ok(call) => self.transport.send(&call).await.and_then(|r| interpret(&r)),
+            Ok(call) => self
+                .transport
+                .send(&call)
+                .await
+                .and_then(|r| interpret(&r, &self.requests.settings)),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -550,7 +823,7 @@ impl QboLedger {
         let call = self
             .requests
             .batch_call(request_id, &journal_batch(entry))?;
-        let items = interpret(&self.transport.send(&call).await?)?;
+        let items = interpret(&self.transport.send(&call).await?, &self.requests.settings)?;
         let item = items
             .into_iter()
             .next()
@@ -593,9 +866,12 @@ fn missing(what: &str) -> LedgerError {
 
 /// Sort a reply: a whole-call Fault (even with HTTP 200) is an error;
 /// otherwise the per-item answers.
-fn interpret(reply: &HttpReply) -> Result<Vec<BatchItemResponse>, LedgerError> {
+fn interpret(
+    reply: &HttpReply,
+    settings: &QboSettings,
+) -> Result<Vec<BatchItemResponse>, LedgerError> {
+    refused(reply, settings)?;
     let parsed: Option<BatchResponse> = serde_json::from_slice(&reply.body).ok();
-    refused(reply, parsed.as_ref().and_then(|p| p.fault.clone()))?;
     parsed.map(|p| p.items).ok_or_else(unreadable)
 }
 
@@ -603,29 +879,37 @@ fn unreadable() -> LedgerError {
     LedgerError::Transient("QuickBooks answered with unreadable JSON".into())
 }
 
-/// The error a reply is, if it is one: its `Fault` (even with HTTP 200),
-/// or its status.
-fn refused(reply: &HttpReply, fault: Option<Fault>) -> Result<(), LedgerError> {
+/// The error a reply is, if it is one: its `Fault` in any of QBO's three
+/// shapes (even with HTTP 200), or its status. A 401 / 403 names the host
+/// and asks whether the company is a sandbox one.
+fn refused(reply: &HttpReply, settings: &QboSettings) -> Result<(), LedgerError> {
+    let fault = Fault::parse(&reply.body);
+    if matches!(reply.status, 401 | 403) {
+        let host = host_of(&settings.api_base);
+        let other = match settings.environment {
+            QboEnvironment::Sandbox => "production",
+            QboEnvironment::Production => "sandbox",
+        };
+        let mut exc = Exception::new(
+            ExceptionCode::LedgerNotAuthorised,
+            format!(
+                "QuickBooks refused timepost's access to company {} at {host} (HTTP {}). Is it a {} company? `[ledger.qbo] environment = \"{}\"` reaches only those; a {other} company answers like this there.",
+                settings.realm_id,
+                reply.status,
+                settings.environment.as_str(),
+                settings.environment.as_str(),
+            ),
+        );
+        if let Some(f) = fault {
+            exc = exc.with_vendor_message(f.vendor_message());
+        }
+        return Err(LedgerError::Rejected(exc));
+    }
     if let Some(f) = fault {
-        let e = f.into_error();
-        return Err(match (reply.status, e) {
-            (401 | 403, LedgerError::Rejected(mut exc)) => {
-                exc.code = ExceptionCode::LedgerNotAuthorised;
-                exc.fix_hint = exc.code.fix_hint().into();
-                LedgerError::Rejected(exc)
-            }
-            (_, e) => e,
-        });
+        return Err(f.into_error());
     }
     match reply.status {
         200..=299 => Ok(()),
-        401 | 403 => Err(LedgerError::Rejected(Exception::new(
-            ExceptionCode::LedgerNotAuthorised,
-            format!(
-                "QuickBooks refused timepost's access (HTTP {}).",
-                reply.status
-            ),
-        ))),
         s => Err(LedgerError::Rejected(
             Exception::new(
                 ExceptionCode::LedgerRejected,
@@ -649,27 +933,21 @@ fn refused(reply: &HttpReply, fault: Option<Fault>) -> Result<(), LedgerError> {
 struct QueryEnvelope {
     #[serde(rename = "QueryResponse", default)]
     response: Option<QueryResponse>,
-    #[serde(rename = "Fault", default)]
-    fault: Option<Fault>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct QueryResponse {
     #[serde(rename = "TimeActivity", default)]
     items: Vec<serde_json::Value>,
-    #[serde(rename = "Fault", default)]
-    fault: Option<Fault>,
 }
 
 /// The TimeActivities of one `query` page, as QBO sent them.
-fn interpret_query(reply: &HttpReply) -> Result<Vec<serde_json::Value>, LedgerError> {
+fn interpret_query(
+    reply: &HttpReply,
+    settings: &QboSettings,
+) -> Result<Vec<serde_json::Value>, LedgerError> {
+    refused(reply, settings)?;
     let parsed: Option<QueryEnvelope> = serde_json::from_slice(&reply.body).ok();
-    let fault = parsed.as_ref().and_then(|p| {
-        p.fault
-            .clone()
-            .or_else(|| p.response.as_ref().and_then(|r| r.fault.clone()))
-    });
-    refused(reply, fault)?;
     let parsed = parsed.ok_or_else(unreadable)?;
     Ok(parsed.response.map(|r| r.items).unwrap_or_default())
 }
@@ -757,19 +1035,39 @@ impl Ledger for QboLedger {
             .unwrap_or_else(|| Err(LedgerError::Transient("no result".into())))
     }
 
+    /// Reads the company's preferences (once per connection) and the
+    /// records an update or delete would touch (refusing billed ones), then
+    /// sends the rest in batches.
     async fn apply_many(&self, reqs: &[LedgerRequest]) -> Vec<Result<Vec<RecordRef>, LedgerError>> {
-        let (batches, errors) = self.requests.plan_batches(reqs);
-        let mut results: Vec<Outcome> = errors
+        let prefs = match self.company_prefs().await {
+            Ok(p) => p,
+            Err(e) => return reqs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let company = Company {
+            payroll: self.requests.settings.payroll,
+            prefs: Some(&prefs),
+        };
+        let locked = self.refuse_billed(reqs).await;
+        // Plan only what is not refused; refused requests keep their error.
+        let open: Vec<usize> = (0..reqs.len()).filter(|i| locked[*i].is_none()).collect();
+        let sendable: Vec<LedgerRequest> = open.iter().map(|i| reqs[*i].clone()).collect();
+        let (batches, errors) = self.requests.plan_batches(&sendable, company);
+        let mut results: Vec<Outcome> = locked
             .into_iter()
             .map(|e| e.map_or_else(|| Err(LedgerError::Transient("not sent".into())), Err))
             .collect();
-        let runs = batches.into_iter().map(|b| self.run_batch(b, reqs));
-        for (i, outcome) in futures_util::future::join_all(runs)
+        for (k, e) in errors.into_iter().enumerate() {
+            if let Some(e) = e {
+                results[open[k]] = Err(e);
+            }
+        }
+        let runs = batches.into_iter().map(|b| self.run_batch(b, &sendable));
+        for (k, outcome) in futures_util::future::join_all(runs)
             .await
             .into_iter()
             .flatten()
         {
-            results[i] = outcome;
+            results[open[k]] = outcome;
         }
         results
     }
@@ -790,7 +1088,8 @@ impl Ledger for QboLedger {
         let mut start = 1;
         loop {
             let call = self.requests.query_call(query.from, query.to, start);
-            let page = interpret_query(&self.transport.send(&call).await?)?;
+            let page =
+                interpret_query(&self.transport.send(&call).await?, &self.requests.settings)?;
             for v in &page {
                 let rec = book_record(v)?;
                 if query.covers(rec.txn_date, rec.party.as_ref(), rec.customer.as_deref())
@@ -850,6 +1149,17 @@ mod tests {
         assert!(book_record(&json!({"Id": "103", "TxnDate": "2026-03-03"})).is_err());
     }
 
+    fn settings(environment: QboEnvironment) -> QboSettings {
+        QboSettings {
+            realm_id: "9130".into(),
+            api_base: environment.api_base().into(),
+            environment,
+            payroll: false,
+            minor_version: 75,
+            max_batch: 10,
+        }
+    }
+
     #[test]
     fn an_empty_query_answer_is_no_records_and_a_fault_is_an_error() {
         let reply = |status: u16, v: serde_json::Value| HttpReply {
@@ -857,26 +1167,129 @@ mod tests {
             headers: Default::default(),
             body: v.to_string().into_bytes(),
         };
-        let empty = interpret_query(&reply(200, json!({"QueryResponse": {}, "time": "t"})));
+        let s = settings(QboEnvironment::Production);
+        let empty = interpret_query(&reply(200, json!({"QueryResponse": {}, "time": "t"})), &s);
         assert!(empty.unwrap_or_else(|e| panic!("{e}")).is_empty());
         let fault = json!({"Error": [{"Message": "Error parsing query", "code": "4000"}], "type": "ValidationFault"});
         assert!(matches!(
-            interpret_query(&reply(400, json!({"Fault": fault.clone()}))),
+            interpret_query(&reply(400, json!({"Fault": fault.clone()})), &s),
             Err(LedgerError::Rejected(_))
         ));
-        assert!(interpret_query(&reply(200, json!({"QueryResponse": {"Fault": fault}}))).is_err());
+        assert!(
+            interpret_query(&reply(200, json!({"QueryResponse": {"Fault": fault}})), &s).is_err()
+        );
+    }
+
+    #[test]
+    fn a_refused_access_names_the_host_and_asks_about_the_sandbox() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="t"><Fault type="AuthenticationFault"><Error code="100"><Message>General Authentication Error</Message><Detail>AuthenticationErrorGeneral: SRV-110-Authentication Failure , statusCode: 401</Detail></Error></Fault></IntuitResponse>"#;
+        let reply = HttpReply {
+            status: 401,
+            headers: Default::default(),
+            body: xml.to_vec(),
+        };
+        let Err(LedgerError::Rejected(e)) =
+            interpret(&reply, &settings(QboEnvironment::Production))
+        else {
+            panic!("not refused");
+        };
+        assert_eq!(e.code, ExceptionCode::LedgerNotAuthorised);
+        assert!(
+            e.message.contains("quickbooks.api.intuit.com") && e.message.contains("production"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("sandbox company"), "{}", e.message);
+        let v = e.vendor_message.unwrap_or_default();
+        assert!(
+            v.contains("General Authentication Error") && v.contains("SRV-110"),
+            "{v}"
+        );
+        let lower = br#"{"fault":{"error":[{"message":"message=AuthorizationFailed; errorCode=003100; statusCode=403","detail":null,"code":"3100","element":null}],"type":"SERVICE"},"time":1543012192555}"#;
+        let reply = HttpReply {
+            status: 403,
+            headers: Default::default(),
+            body: lower.to_vec(),
+        };
+        let Err(LedgerError::Rejected(e)) = interpret(&reply, &settings(QboEnvironment::Sandbox))
+        else {
+            panic!("not refused");
+        };
+        assert!(
+            e.message.contains("sandbox-quickbooks.api.intuit.com"),
+            "{}",
+            e.message
+        );
+        assert!(e
+            .vendor_message
+            .unwrap_or_default()
+            .contains("AuthorizationFailed"));
+    }
+
+    #[test]
+    fn preferences_decide_class_location_and_currency() {
+        let prefs = CompanyPrefs::from_answer(&json!({"Preferences": {
+            "AccountingInfoPrefs": {"TrackDepartments": false, "ClassTrackingPerTxnLine": true},
+            "CurrencyPrefs": {"HomeCurrency": {"value": "USD"}, "MultiCurrencyEnabled": false}
+        }}))
+        .unwrap_or_else(|| panic!("no prefs"));
+        assert!(prefs.class_tracking && !prefs.department_tracking);
+        let code = |r: Result<(), LedgerError>| match r {
+            Err(LedgerError::Rejected(e)) => Some((e.code, e.message)),
+            _ => None,
+        };
+        let mut l = PostingLine {
+            tier: "regular".into(),
+            party: Party::Employee { id: "55".into() },
+            txn_date: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default(),
+            minutes: 60,
+            customer: Some("58".into()),
+            service_item: None,
+            class: Some("5000000000000001".into()),
+            department: None,
+            payroll_item: None,
+            account: "80".into(),
+            billable: true,
+            hourly_rate: Some(crate::model::Money::new(
+                rust_decimal::Decimal::new(15000, 2),
+                "USD".parse().unwrap_or_else(|e: String| panic!("{e}")),
+            )),
+            original_rate: None,
+            fx_rate: None,
+            fx_date: None,
+            description: "x".into(),
+        };
+        assert!(check_company(&l, &prefs).is_ok());
+        l.department = Some("1".into());
+        let (c, m) = code(check_company(&l, &prefs)).unwrap_or_else(|| panic!("allowed"));
+        assert_eq!(c, ExceptionCode::LedgerCompanySetting);
+        assert!(m.contains("Track locations"), "{m}");
+        l.department = None;
+        l.hourly_rate = Some(crate::model::Money::new(
+            rust_decimal::Decimal::new(140, 0),
+            "EUR".parse().unwrap_or_else(|e: String| panic!("{e}")),
+        ));
+        let (c, m) = code(check_company(&l, &prefs)).unwrap_or_else(|| panic!("allowed"));
+        assert_eq!(c, ExceptionCode::LedgerForeignCurrency);
+        assert!(m.contains("EUR") && m.contains("USD"), "{m}");
+        l.billable = false;
+        assert!(
+            check_company(&l, &prefs).is_ok(),
+            "a non-billable rate is not sent"
+        );
+        let off = CompanyPrefs {
+            class_tracking: false,
+            ..prefs
+        };
+        let (_, m) = code(check_company(&l, &off)).unwrap_or_else(|| panic!("allowed"));
+        assert!(m.contains("Track classes"), "{m}");
     }
 
     #[test]
     fn the_query_reads_only_by_date_and_is_url_encoded() {
-        let r = QboRequests {
-            settings: QboSettings {
-                realm_id: "9130".into(),
-                api_base: "https://q.example/".into(),
-                minor_version: 75,
-                max_batch: 10,
-            },
-        };
+        let mut s = settings(QboEnvironment::Production);
+        s.api_base = "https://q.example/".into();
+        let r = QboRequests { settings: s };
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default();
         let call = r.query_call(d("2026-03-01"), d("2026-03-31"), 1001);
         assert_eq!(call.method, "GET");

@@ -1,7 +1,21 @@
 //! QuickBooks Online faults → timepost exceptions.
 //!
-//! QBO answers `{"Fault":{"Error":[{"Message","Detail","code","element"}],
-//! "type"}}`, sometimes with HTTP 200. Every code below maps to an exception
+//! QBO answers faults in three shapes, all read by [`Fault::parse`]:
+//!
+//! - validation and business faults: `{"Fault":{"Error":[{"Message",
+//!   "Detail","code","element"}],"type"}}`, sometimes with HTTP 200
+//!   (IntuitRestServiceDef.xsd `Fault` / `Error`);
+//! - authentication and authorisation failures (401 / 403) as lowercase
+//!   JSON: `{"fault":{"error":[{"message","detail","code","element"}],
+//!   "type":"AUTHENTICATION"}}` (VENDOR-FACTS, QuickBooks Online, "Errors",
+//!   corrected; seen in python-quickbooks issue 250 and node-quickbooks
+//!   issue 154);
+//! - the same failures as XML even to a JSON client: `<IntuitResponse>
+//!   <Fault type="AuthenticationFault"><Error code="100"><Message>…
+//!   </Message><Detail>…</Detail></Error></Fault></IntuitResponse>`
+//!   (python-quickbooks issue 120, oauth-jsclient issue 135).
+//!
+//! Every code below maps to an exception
 //! code with a sentence a bookkeeper can act on; the vendor's own words are
 //! kept verbatim beside it. A code not listed keeps the vendor's message as
 //! the sentence (`LEDGER_REJECTED`), so nothing QBO says is lost.
@@ -20,7 +34,12 @@ use crate::exceptions::{Exception, ExceptionCode};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Fault {
-    #[serde(rename = "Error", default)]
+    #[serde(
+        rename = "Error",
+        alias = "error",
+        default,
+        deserialize_with = "nullable"
+    )]
     pub errors: Vec<FaultError>,
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -28,14 +47,145 @@ pub struct Fault {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FaultError {
-    #[serde(rename = "Message", default)]
+    #[serde(rename = "Message", alias = "message", default)]
     pub message: Option<String>,
-    #[serde(rename = "Detail", default)]
+    #[serde(rename = "Detail", alias = "detail", default)]
     pub detail: Option<String>,
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
     pub element: Option<String>,
+}
+
+/// A list QBO may send as `null`.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FaultError>, D::Error> {
+    Ok(Option::<Vec<FaultError>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Where a JSON answer may carry its fault: at the top (`Fault`, or
+/// `fault` for authentication failures) or inside `QueryResponse`.
+#[derive(Debug, Default, Deserialize)]
+struct Envelope {
+    #[serde(rename = "Fault", alias = "fault", default)]
+    fault: Option<Fault>,
+    #[serde(rename = "QueryResponse", default)]
+    query: Option<QueryFault>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct QueryFault {
+    #[serde(rename = "Fault", default)]
+    fault: Option<Fault>,
+}
+
+impl Fault {
+    /// The fault an answer body carries, in any of QBO's three shapes
+    /// (see the module comment); `None` when it carries none.
+    pub fn parse(body: &[u8]) -> Option<Fault> {
+        let text = std::str::from_utf8(body)
+            .ok()?
+            .trim_start_matches('\u{feff}');
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('<') {
+            return parse_xml(trimmed);
+        }
+        let env: Envelope = serde_json::from_str(trimmed).ok()?;
+        env.fault.or(env.query.and_then(|q| q.fault))
+    }
+}
+
+/// `<IntuitResponse><Fault type="…"><Error code="…" element="…">
+/// <Message>…</Message><Detail>…</Detail></Error></Fault></IntuitResponse>`.
+fn parse_xml(text: &str) -> Option<Fault> {
+    use xmlparser::{ElementEnd, Token, Tokenizer};
+    let mut fault: Option<Fault> = None;
+    let mut open: Vec<String> = Vec::new();
+    for token in Tokenizer::from(text) {
+        match token.ok()? {
+            Token::ElementStart { local, .. } => {
+                let name = local.as_str().to_string();
+                match name.as_str() {
+                    "Fault" => fault = Some(Fault::default()),
+                    "Error" => {
+                        if let Some(f) = fault.as_mut() {
+                            f.errors.push(FaultError::default());
+                        }
+                    }
+                    _ => {}
+                }
+                open.push(name);
+            }
+            Token::Attribute { local, value, .. } => {
+                let value = Some(unescape(value.as_str()));
+                match (open.last().map(String::as_str), local.as_str()) {
+                    (Some("Fault"), "type") => {
+                        if let Some(f) = fault.as_mut() {
+                            f.kind = value;
+                        }
+                    }
+                    (Some("Error"), "code" | "element") => {
+                        if let Some(e) = fault.as_mut().and_then(|f| f.errors.last_mut()) {
+                            if local.as_str() == "code" {
+                                e.code = value;
+                            } else {
+                                e.element = value;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Token::ElementEnd { end, .. } if !matches!(end, ElementEnd::Open) => {
+                open.pop();
+            }
+            Token::Text { text } => {
+                let value = unescape(text.as_str().trim());
+                if let Some(e) = fault.as_mut().and_then(|f| f.errors.last_mut()) {
+                    match open.last().map(String::as_str) {
+                        Some("Message") => e.message = Some(value),
+                        Some("Detail") => e.detail = Some(value),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fault
+}
+
+/// XML's five predefined entities and numeric character references.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let ch = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e => e
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => out.push(c),
+            None => out.push_str(&tail[..=end]),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What one code means for timepost.
@@ -277,5 +427,41 @@ mod tests {
             fault("777", "AuthenticationFault").exception().code,
             ExceptionCode::LedgerNotAuthorised
         );
+    }
+
+    #[test]
+    fn all_three_fault_shapes_are_read() {
+        // Validation: capitalised JSON, also inside QueryResponse.
+        let v = br#"{"Fault":{"Error":[{"Message":"Stale Object Error","Detail":"d","code":"5010","element":"SyncToken"}],"type":"ValidationFault"},"time":"t"}"#;
+        let f = Fault::parse(v).unwrap_or_else(|| panic!("no fault"));
+        assert_eq!(f.errors[0].code.as_deref(), Some("5010"));
+        assert_eq!(f.errors[0].element.as_deref(), Some("SyncToken"));
+        let q = br#"{"QueryResponse":{"Fault":{"Error":[{"Message":"m","code":"4000"}],"type":"ValidationFault"}}}"#;
+        assert!(Fault::parse(q).is_some());
+        // Authentication: lowercase JSON (python-quickbooks issue 250),
+        // nulls included.
+        let lower = br#"{"warnings":null,"intuitObject":null,"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401","detail":"Malformed bearer token: too short or too long","code":"3200","element":null}],"type":"AUTHENTICATION"},"report":null,"queryResponse":null,"batchItemResponse":[],"time":1633520295688}"#;
+        let f = Fault::parse(lower).unwrap_or_else(|| panic!("no fault"));
+        assert_eq!(f.kind.as_deref(), Some("AUTHENTICATION"));
+        assert_eq!(f.errors[0].code.as_deref(), Some("3200"));
+        assert!(f.vendor_message().contains("Malformed bearer token"));
+        assert_eq!(f.exception().code, ExceptionCode::LedgerNotAuthorised);
+        // Authentication: XML (python-quickbooks issue 120).
+        let xml = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="2018-08-20T02:23:36.095-07:00"><Fault type="AuthenticationFault"><Error code="100"><Message>General Authentication Error</Message><Detail>AuthenticationErrorGeneral: SRV-110-Authentication Failure , statusCode: 401 &amp; more</Detail></Error></Fault></IntuitResponse>"#;
+        let f = Fault::parse(xml).unwrap_or_else(|| panic!("no fault"));
+        assert_eq!(f.kind.as_deref(), Some("AuthenticationFault"));
+        assert_eq!(f.errors[0].code.as_deref(), Some("100"));
+        assert_eq!(
+            f.errors[0].message.as_deref(),
+            Some("General Authentication Error")
+        );
+        assert!(f
+            .vendor_message()
+            .contains("SRV-110-Authentication Failure , statusCode: 401 & more"));
+        assert_eq!(f.exception().code, ExceptionCode::LedgerNotAuthorised);
+        // Not a fault.
+        assert!(Fault::parse(br#"{"BatchItemResponse":[]}"#).is_none());
+        assert!(Fault::parse(b"<html>502</html>").is_none());
+        assert!(Fault::parse(b"gateway").is_none());
     }
 }

@@ -2,12 +2,15 @@
 //! limiter that keeps timepost under an API's
 //! published limits in steady state, so 429s are the exception.
 //!
-//! Each rate (`limit` calls per `window`) is paced with a token bucket of
-//! capacity one: calls are spaced `window / (limit × 0.98)` apart and never
-//! catch up after a pause, so no sliding window of the server's ever sees
-//! more than `limit` calls. A semaphore caps calls in flight, a window caps
-//! calls per rolling 24 hours (Xero's daily limit is rolling, not a calendar
-//! day: VENDOR-FACTS.md "Xero", corrected), and a 429 (or a server saying a
+//! Each rate (`limit` units per `window`; a unit is a call, a batch item or
+//! a batch call: [`Unit`]) is paced with a token bucket of capacity one:
+//! calls are spaced `window / (limit × 0.98)` apart per unit they use and
+//! never catch up after a pause; and a call of several units (a QBO batch,
+//! each item counting) also waits until the last `window` holds room for
+//! all of them, so no sliding window of the server's ever sees more than
+//! `limit` units. A semaphore caps calls in flight, a window caps calls per
+//! rolling 24 hours (Xero's daily limit is rolling, not a calendar day:
+//! VENDOR-FACTS.md "Xero", corrected), and a 429 (or a server saying a
 //! minute's allowance — the tenant's or the app's — is spent) pauses every
 //! caller of the company until the time it names.
 //!
@@ -34,16 +37,84 @@ use super::LedgerError;
 /// network jitter between timepost and the server's window.
 const SAFETY: f64 = 0.98;
 
-/// `limit` calls per `window`.
+/// What one unit of a [`Rate`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// Every call counts once.
+    #[default]
+    Call,
+    /// Every item a call carries counts once (QBO counts each batch item
+    /// as a request); a call without items counts once.
+    Item,
+    /// Only batch calls count, once each (QBO's batch allowance).
+    Batch,
+}
+
+/// What one call costs against the rates: its items, and whether it is a
+/// batch call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cost {
+    pub items: u32,
+    pub batch: bool,
+}
+
+impl Cost {
+    /// A plain call (a read).
+    pub const ONE: Cost = Cost {
+        items: 1,
+        batch: false,
+    };
+
+    /// A batch call of `items` items.
+    pub fn batch(items: usize) -> Cost {
+        Cost {
+            items: u32::try_from(items).unwrap_or(u32::MAX).max(1),
+            batch: true,
+        }
+    }
+}
+
+/// `limit` units per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     pub limit: u32,
     pub window: Duration,
+    pub unit: Unit,
 }
 
 impl Rate {
+    /// `limit` calls per `window`.
     pub fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window }
+        Self {
+            limit,
+            window,
+            unit: Unit::Call,
+        }
+    }
+
+    /// `limit` items per `window`, each item of a batch counting once.
+    pub fn per_item(limit: u32, window: Duration) -> Self {
+        Self {
+            unit: Unit::Item,
+            ..Self::new(limit, window)
+        }
+    }
+
+    /// `limit` batch calls per `window`; other calls do not count.
+    pub fn per_batch(limit: u32, window: Duration) -> Self {
+        Self {
+            unit: Unit::Batch,
+            ..Self::new(limit, window)
+        }
+    }
+
+    /// How many units a call of `cost` uses of this rate.
+    fn units(&self, cost: Cost) -> u32 {
+        match self.unit {
+            Unit::Call => 1,
+            Unit::Item => cost.items.max(1),
+            Unit::Batch => u32::from(cost.batch),
+        }
     }
 
     fn spacing(&self) -> Duration {
@@ -103,6 +174,11 @@ struct Shared {
 struct State {
     /// Earliest start of the next call, per rate.
     next: Vec<Instant>,
+    /// Per rate, the starts of the last window and the units each used:
+    /// a call of several units (a batch of items) also waits until the
+    /// window has room for all of them, since spacing alone lets the
+    /// window hold up to one call's units too many.
+    log: Vec<std::collections::VecDeque<(Instant, u32)>>,
     /// Nobody starts before this (after a 429 or an exhausted allowance).
     paused_until: Option<Instant>,
     /// Starts of the calls of the last 24 hours (oldest first), when a
@@ -138,6 +214,7 @@ impl RateLimiter {
         Self {
             state: Mutex::new(State {
                 next: vec![now; limits.rates.len()],
+                log: vec![std::collections::VecDeque::new(); limits.rates.len()],
                 paused_until: None,
                 day_calls: VecDeque::new(),
                 day_blocked_until: None,
@@ -177,10 +254,17 @@ impl RateLimiter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wait for a slot: a free concurrency permit and the next start time
-    /// every rate allows. Fails only when the allowance of the last 24
-    /// hours is spent (with the time until the oldest call leaves it).
+    /// Wait for a slot for one plain call ([`Cost::ONE`]).
     pub async fn acquire(&self) -> Result<Slot<'_>, LedgerError> {
+        self.acquire_cost(Cost::ONE).await
+    }
+
+    /// Wait for a slot for a call of `cost`: a free concurrency permit and
+    /// the next start time every rate allows, each rate then moving on by
+    /// its spacing times the units the call uses of it. Fails only when the
+    /// allowance of the last 24 hours is spent (with the time until the
+    /// oldest call leaves it).
+    pub async fn acquire_cost(&self, cost: Cost) -> Result<Slot<'_>, LedgerError> {
         let permit = self
             .in_flight
             .acquire()
@@ -205,14 +289,60 @@ impl RateLimiter {
                 }
             }
             let mut start = now;
-            for n in &s.next {
-                start = start.max(*n);
+            for (n, rate) in s.next.iter().zip(&self.limits.rates) {
+                if rate.units(cost) > 0 {
+                    start = start.max(*n);
+                }
             }
             if let Some(p) = s.paused_until {
                 start = start.max(p);
             }
-            for (n, gap) in s.next.iter_mut().zip(&self.spacing) {
-                *n = start + *gap;
+            // Room in each rate's window for this call's units: the
+            // earliest start at which the window's units plus this call's
+            // fit (later starts only see fewer), then recorded.
+            // A call is counted where it arrives, a little after it starts
+            // here: an entry is kept a window / 0.98 (the safety share of
+            // the window again) so the server has let it go first.
+            let mut room = start;
+            for (log, rate) in s.log.iter().zip(&self.limits.rates) {
+                let units = rate.units(cost);
+                if units == 0 {
+                    continue;
+                }
+                let cap = ((f64::from(rate.limit) * SAFETY).floor() as u32).max(1);
+                let held = rate.window.div_f64(SAFETY);
+                let live: Vec<&(Instant, u32)> = log
+                    .iter()
+                    .filter(|(t, _)| start.saturating_duration_since(*t) < held)
+                    .collect();
+                let mut used: u32 = live.iter().map(|(_, u)| *u).sum();
+                for (t, u) in live {
+                    if used.saturating_add(units) <= cap {
+                        break;
+                    }
+                    room = room.max(*t + held);
+                    used -= u;
+                }
+            }
+            start = room;
+            for (log, rate) in s.log.iter_mut().zip(&self.limits.rates) {
+                let units = rate.units(cost);
+                let held = rate.window.div_f64(SAFETY);
+                while log
+                    .front()
+                    .is_some_and(|(t, _)| start.saturating_duration_since(*t) >= held)
+                {
+                    log.pop_front();
+                }
+                if units > 0 {
+                    log.push_back((start, units));
+                }
+            }
+            for ((n, gap), rate) in s.next.iter_mut().zip(&self.spacing).zip(&self.limits.rates) {
+                let units = rate.units(cost);
+                if units > 0 {
+                    *n = start + *gap * units;
+                }
             }
             if self.limits.per_day.is_some() {
                 s.day_calls.push_back(start);
@@ -223,9 +353,17 @@ impl RateLimiter {
         if let Some(sh) = &self.shared {
             // Unavailable shared pacing fails the call as transient (it is
             // retried later) rather than risk the company's allowance.
+            let spacing = self
+                .spacing
+                .iter()
+                .zip(&self.limits.rates)
+                .map(|(gap, rate)| *gap * rate.units(cost))
+                .max()
+                .unwrap_or_default()
+                .max(sh.spacing);
             let wait = sh
                 .pacer
-                .reserve(&sh.key, sh.spacing)
+                .reserve(&sh.key, spacing)
                 .await
                 .map_err(|e| LedgerError::Transient(e.to_string()))?;
             tokio::time::sleep(wait).await;
@@ -328,6 +466,40 @@ mod tests {
             l.acquire().await,
             Err(LedgerError::RateLimited(Some(_)))
         ));
+    }
+
+    #[tokio::test]
+    async fn items_count_each_and_batches_count_apart_from_reads() {
+        // 100 items per 100 ms (1 ms apart), 5 batches per 100 ms (20 ms).
+        let l = RateLimiter::new(Limits {
+            rates: vec![
+                Rate::per_item(100, Duration::from_millis(100)),
+                Rate::per_batch(5, Duration::from_millis(100)),
+            ],
+            concurrent: 4,
+            per_day: None,
+            minute: Duration::from_millis(100),
+        });
+        let t0 = Instant::now();
+        // A 30-item batch holds the item rate for ~30 ms …
+        drop(l.acquire_cost(Cost::batch(30)).await.unwrap());
+        // … so a read waits for it, though it is no batch.
+        drop(l.acquire().await.unwrap());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(28),
+            "{:?}",
+            t0.elapsed()
+        );
+        // A one-item batch then starts at once: the batch spacing (20 ms)
+        // passed meanwhile, and the read did not move it.
+        let t1 = Instant::now();
+        drop(l.acquire_cost(Cost::batch(1)).await.unwrap());
+        assert!(
+            t1.elapsed() < Duration::from_millis(15),
+            "{:?}",
+            t1.elapsed()
+        );
+        assert_eq!(Cost::batch(0).items, 1);
     }
 
     #[tokio::test]

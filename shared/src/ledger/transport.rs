@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::oauth::TokenManager;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{Cost, RateLimiter};
 use super::LedgerError;
 
 /// One HTTP request an adapter would send. `body` is the exact JSON text.
@@ -28,6 +28,10 @@ pub struct HttpCall {
     pub headers: Vec<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// What the call costs against the company's rate limits (items of a
+    /// batch count one each).
+    #[serde(skip)]
+    pub cost: Cost,
 }
 
 impl HttpCall {
@@ -37,7 +41,14 @@ impl HttpCall {
             url,
             headers: vec![("Accept".into(), "application/json".into())],
             body: None,
+            cost: Cost::ONE,
         }
+    }
+
+    /// The call is a batch of `items` items.
+    pub fn batch_of(mut self, items: usize) -> Self {
+        self.cost = Cost::batch(items);
+        self
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -152,7 +163,7 @@ impl Transport {
     pub async fn send(&self, call: &HttpCall) -> Result<HttpReply, LedgerError> {
         let mut retried_auth = false;
         loop {
-            let slot = self.limiter.acquire().await?;
+            let slot = self.limiter.acquire_cost(call.cost).await?;
             let token = self.tokens.access_token().await?;
             let reply = self.send_once(call, &token).await;
             drop(slot);
@@ -257,7 +268,8 @@ pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-fn host_of(url: &str) -> &str {
+/// The host of a URL (`https://host/path` → `host`).
+pub(crate) fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest)
 }

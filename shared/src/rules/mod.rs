@@ -62,6 +62,13 @@ pub struct Rules {
     /// person). Unset: an unmapped worker's entry cannot be routed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holding_employee: Option<String>,
+    /// The books have no payroll (`[ledger.qbo] payroll = false`; set from
+    /// the ledger's settings when the config is read, never written in
+    /// `[rules]`): lines carry no payroll item, overtime still gets its own
+    /// lines (its tier named in the description) and is never held for
+    /// want of a payroll item.
+    #[serde(skip)]
+    pub no_payroll: bool,
 }
 
 fn default_max_entry_hours() -> u32 {
@@ -196,6 +203,7 @@ pub fn minimal(home: Currency) -> Rules {
         bounds: Bounds::default(),
         holding_account: None,
         holding_employee: None,
+        no_payroll: false,
     }
 }
 

@@ -6,7 +6,8 @@
 //! [--batch B] [--scale S]`
 //!
 //! Prints entries per API call, sustained entries per (compressed) minute
-//! as a share of the ceiling (batch calls per minute × batch size), the
+//! as a share of the ceiling (the lesser of the items per minute and batch
+//! calls per minute × batch size: each batch item counts as a request), the
 //! 429s and the duplicates. Exits 1 if anything was posted twice or not at
 //! all.
 
@@ -58,7 +59,6 @@ async fn main() -> ExitCode {
         "9130",
         sandbox_chart(),
         QboFakeLimits {
-            per_second: published.requests_per_second,
             per_minute: published.requests_per_minute,
             batches_per_minute: published.batches_per_minute,
             concurrent: published.concurrent,
@@ -100,8 +100,8 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     println!(
-        "posting {entries} entries to the fake QBO: batch {batch}, limits {}/min, {}/s, {} batch calls/min, {} in flight; 1 min = {:?}",
-        limits.requests_per_minute, limits.requests_per_second, limits.batches_per_minute, limits.concurrent, minute
+        "posting {entries} entries to the fake QBO: batch {batch}, limits {} items/min, {} batch calls/min, {} in flight; 1 min = {:?}",
+        limits.requests_per_minute, limits.batches_per_minute, limits.concurrent, minute
     );
     let t0 = Instant::now();
     let results = post_backlog(
@@ -119,13 +119,10 @@ async fn main() -> ExitCode {
     let held = server.active("TimeActivity").len() as u64;
     let minutes = elapsed.as_secs_f64() / minute.as_secs_f64();
     let per_minute = ok as f64 / minutes;
-    let calls_per_minute = f64::from(
-        limits
-            .batches_per_minute
-            .min(limits.requests_per_minute)
-            .min(limits.requests_per_second * 60),
-    );
-    let ceiling = calls_per_minute * batch as f64;
+    // Each batch item counts as a request: at most `requests_per_minute`
+    // items, and at most `batches_per_minute` batches of `batch` items.
+    let ceiling = f64::from(limits.requests_per_minute)
+        .min(f64::from(limits.batches_per_minute) * batch as f64);
     let ratio = per_minute / ceiling;
     println!(
         "elapsed                  {:.2} s ({minutes:.2} compressed minutes)",
@@ -140,7 +137,10 @@ async fn main() -> ExitCode {
         "entries per API call     {:.2}",
         ok as f64 / c.batch_calls.max(1) as f64
     );
-    println!("sustained entries/min    {per_minute:.1} (ceiling {ceiling:.0} = {calls_per_minute:.0} calls/min × {batch})");
+    println!(
+        "sustained entries/min    {per_minute:.1} (ceiling {ceiling:.0} = min({} items/min, {} batches/min × {batch}))",
+        limits.requests_per_minute, limits.batches_per_minute
+    );
     println!("ratio of ceiling         {ratio:.3}");
     println!("429 responses            {}", c.throttled);
     println!("duplicates               {}", c.duplicates);

@@ -24,6 +24,8 @@ mod engine;
 mod engine_qbo;
 mod pollers;
 mod qbo;
+mod qbo_contract;
+mod qbo_vendor;
 mod sim;
 mod template;
 mod xero;
