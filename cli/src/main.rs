@@ -94,6 +94,14 @@ enum Command {
     /// (`--backend aws`).
     #[command(subcommand)]
     Config(commands::config::Cmd),
+    /// Check a deployed stack's after-deploy steps in order (`--backend
+    /// aws`): resources, rules file, secrets, mappings, queue depths.
+    /// Exit 0 when every required step is done, 1 otherwise.
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An error with the exit code it deserves.
@@ -164,6 +172,7 @@ fn main() -> ExitCode {
                 commands::accrue::run(&g.config, args).await
             }
             Command::Config(cmd) => commands::config::run(&g, cmd).await,
+            Command::Doctor { json } => commands::doctor::run(&g, json).await,
         }
     });
     match result {
