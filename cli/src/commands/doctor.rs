@@ -144,7 +144,10 @@ pub fn required_secrets(cfg: &timepost::config::Config) -> Vec<(String, String)>
     };
     if let Some(p) = ledger_prefix {
         let kind = cfg.ledger.kind.as_str();
-        out.push((format!("{p}_client_id"), format!("the {kind} app's client id")));
+        out.push((
+            format!("{p}_client_id"),
+            format!("the {kind} app's client id"),
+        ));
         out.push((
             format!("{p}_client_secret"),
             format!("the {kind} app's client secret"),
@@ -184,10 +187,7 @@ pub const WEBHOOK_SECRETS: [(&str, &str); 2] = [
         timepost::http::secret_names::TOGGL,
         "Toggl webhook subscriptions",
     ),
-    (
-        timepost::http::secret_names::CLOCKIFY,
-        "Clockify webhooks",
-    ),
+    (timepost::http::secret_names::CLOCKIFY, "Clockify webhooks"),
 ];
 
 /// The fix for a missing secret.
@@ -257,8 +257,8 @@ mod aws {
 
     use super::*;
 
-    const OUTPUTS_FIX: &str = "export the stack's outputs (docs/deploy.md, \
-        \"The CLI's environment\"), or deploy the stack first: sam deploy --guided";
+    const OUTPUTS_FIX: &str = "export the stack's outputs as TIMEPOST_* (docs/deploy.md \
+        \u{a7}9, step 1), or deploy the stack first: sam deploy --guided";
 
     /// An SDK error with its causes (the service's own message).
     fn chain(e: &dyn std::error::Error) -> String {
@@ -332,8 +332,16 @@ mod aws {
                 }
             }
         }
-        match clients.s3.head_bucket().bucket(&settings.bucket).send().await {
-            Ok(_) => s1.detail.push(format!("bucket {} answers", settings.bucket)),
+        match clients
+            .s3
+            .head_bucket()
+            .bucket(&settings.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => s1
+                .detail
+                .push(format!("bucket {} answers", settings.bucket)),
             Err(e) => s1.missing(
                 format!(
                     "bucket {} (TIMEPOST_BUCKET) does not answer: {}",
@@ -366,10 +374,7 @@ mod aws {
                 None
             }
             Err(e) => {
-                s2.missing(
-                    e.to_string(),
-                    format!("correct timepost.toml, then {push}"),
-                );
+                s2.missing(e.to_string(), format!("correct timepost.toml, then {push}"));
                 None
             }
         };
@@ -417,8 +422,7 @@ mod aws {
         match store.snapshot().await {
             Err(e) => s4.missing(format!("cannot read the mappings: {e}"), String::new()),
             Ok(m) => {
-                let count =
-                    |t: MappingTable| m.rows().iter().filter(|r| r.table == t).count();
+                let count = |t: MappingTable| m.rows().iter().filter(|r| r.table == t).count();
                 let (emp, proj) = (count(MappingTable::Employee), count(MappingTable::Project));
                 s4.detail.push(format!(
                     "{} mapping rows: {emp} employee, {proj} project",
@@ -495,7 +499,10 @@ mod aws {
     ) {
         // Values are read only to learn whether they exist, then dropped.
         let exists = |name: String| async move {
-            secrets.get(&name).await.map(|v| v.is_some_and(|v| !v.is_empty()))
+            secrets
+                .get(&name)
+                .await
+                .map(|v| v.is_some_and(|v| !v.is_empty()))
         };
         let mut checked = 0;
         for (name, what) in required_secrets(cfg) {
