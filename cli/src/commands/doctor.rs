@@ -13,6 +13,10 @@
 //! every local command already validates the config file and opens the
 //! store, and `timepost mappings export` / `timepost status` show the rest.
 
+// Without the `aws` feature only step 1 is reported (the build cannot
+// reach a stack), so the helpers of the later steps go unused.
+#![cfg_attr(not(feature = "aws"), allow(dead_code))]
+
 use serde_json::json;
 
 use super::backend::{BackendKind, Global};
@@ -265,8 +269,12 @@ mod aws {
         let mut s = e.to_string();
         let mut cur = e.source();
         while let Some(c) = cur {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
+            let t = c.to_string();
+            // The SDK's outer message often repeats its source's.
+            if !s.contains(&t) {
+                s.push_str(": ");
+                s.push_str(&t);
+            }
             cur = c.source();
         }
         s
