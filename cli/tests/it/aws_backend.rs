@@ -616,3 +616,30 @@ fn doctor_without_the_environment_names_the_variable_and_local_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A rules file that does not parse (uploaded around `config push`, which
+/// would refuse it) is step 2 missing with the parser's own sentence, and
+/// the secrets it would name are not guessed.
+#[tokio::test]
+async fn doctor_quotes_why_the_rules_file_in_the_bucket_does_not_parse() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    use timepost::ports::Archive;
+    let bucket = &s.table; // the stack's bucket has the same unique name
+    S3Archive::new(S3Archive::client(&s.sdk, true), bucket)
+        .put("config/timepost.toml", b"[ledger]\nkind = 7\n".to_vec())
+        .await
+        .expect("upload");
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    let s2 = step(&v, 2);
+    assert_eq!(s2["status"], "missing", "{v}");
+    let detail = texts(s2, "detail");
+    assert!(
+        detail.contains(&format!("s3://{bucket}/config/timepost.toml")) && detail.contains("kind"),
+        "{v}"
+    );
+    assert!(texts(s2, "fix").contains("config push"), "{v}");
+    assert_eq!(step(&v, 3)["status"], "skipped", "{v}");
+}
