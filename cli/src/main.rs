@@ -103,6 +103,14 @@ enum Command {
     /// printing the `[[console.users]]` lines for timepost.toml.
     #[command(subcommand)]
     Token(commands::token::Cmd),
+    /// Check a deployed stack's after-deploy steps in order (`--backend
+    /// aws`): resources, rules file, secrets, mappings, queue depths.
+    /// Exit 0 when every required step is done, 1 otherwise.
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An error with the exit code it deserves.
@@ -175,6 +183,7 @@ fn main() -> ExitCode {
             Command::Config(cmd) => commands::config::run(&g, cmd).await,
             Command::MigrateKeys => commands::migrate_keys::run(&g).await,
             Command::Token(cmd) => commands::token::run(&g, cmd).await,
+            Command::Doctor { json } => commands::doctor::run(&g, json).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@ pub mod accrue;
 pub mod backend;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod explain;
 pub mod ingest;
 pub mod mappings;

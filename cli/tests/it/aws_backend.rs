@@ -459,3 +459,187 @@ async fn an_import_touching_stored_entries_waits_for_a_second_admin() {
     assert!(r.out.contains("2 held entr(y/ies) queued"), "{}", r.out);
     assert!(has_p_new(&s));
 }
+
+/// `doctor --json` on the stack: (exit code, the report).
+fn doctor(s: &Stack) -> (i32, serde_json::Value, String) {
+    let r = s.timepost(&["doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.out)
+        .unwrap_or_else(|e| panic!("doctor json ({e}): {} / {}", r.out, r.err));
+    (r.code, v, r.out)
+}
+
+/// The status of step `n` (1-based) of a doctor report.
+fn step(v: &serde_json::Value, n: usize) -> &serde_json::Value {
+    let s = &v["steps"][n - 1];
+    assert_eq!(s["step"], n, "{v}");
+    s
+}
+
+fn texts(s: &serde_json::Value, field: &str) -> String {
+    s[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// The after-deploy steps on a fresh stack: the rules file and the
+/// mappings are reported missing with the commands that provide them (exit
+/// 1); once provided every required step is OK (exit 0). Then a QBO rules
+/// file names the QBO secrets it lacks (never a value), and once they
+/// exist the stack is ready again.
+#[tokio::test]
+async fn doctor_walks_an_empty_stack_to_ready_naming_each_fix() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(step(&v, 1)["status"], "ok", "{v}");
+    let s2 = step(&v, 2);
+    assert_eq!(s2["status"], "missing", "{v}");
+    assert!(texts(s2, "detail").contains("s3://"), "{v}");
+    assert!(texts(s2, "fix").contains("config push"), "{v}");
+    assert_eq!(step(&v, 3)["status"], "skipped", "{v}");
+    let s4 = step(&v, 4);
+    assert_eq!(s4["status"], "missing", "{v}");
+    assert!(
+        texts(s4, "detail").contains("no employee mapping row"),
+        "{v}"
+    );
+    assert!(texts(s4, "fix").contains("mappings import"), "{v}");
+    assert_eq!(step(&v, 5)["status"], "info", "{v}");
+    assert!(
+        texts(step(&v, 5), "detail").contains("dead-letter queue: 0"),
+        "{v}"
+    );
+    // The text form says the same per step.
+    let r = s.timepost(&["doctor"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.out.contains("step 2 rules file: MISSING"), "{}", r.out);
+    assert!(r.out.contains("fix: timepost --backend aws"), "{}", r.out);
+
+    s.push_config();
+    let r = s.timepost(&["mappings", "import", "mappings.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    for n in 1..=4 {
+        assert_eq!(step(&v, n)["status"], "ok", "step {n}: {v}");
+    }
+    assert!(
+        texts(step(&v, 3), "detail").contains("need no secret"),
+        "{v}"
+    );
+
+    // A QBO ledger needs its app's credentials and a refresh token.
+    s.use_qbo();
+    s.push_config();
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    let s3 = step(&v, 3);
+    assert_eq!(s3["status"], "missing", "{v}");
+    let prefix = &s
+        .env
+        .iter()
+        .find(|(k, _)| *k == "TIMEPOST_SECRET_PREFIX")
+        .expect("prefix")
+        .1;
+    for name in ["qbo_client_id", "qbo_client_secret", "qbo_refresh_token"] {
+        assert!(
+            texts(s3, "fix").contains(&format!(
+                "aws secretsmanager create-secret --name '{prefix}{name}'"
+            )),
+            "{name}: {v}"
+        );
+    }
+    let secrets = timepost::aws::SecretsManagerStore::new(
+        timepost::aws::AwsClients::from_sdk(&s.sdk, true).secrets,
+        prefix.as_str(),
+        std::time::Duration::ZERO,
+    );
+    use timepost::ports::Secrets;
+    for (name, value) in [
+        ("qbo_client_id", "id-VALUE-1"),
+        ("qbo_client_secret", "secret-VALUE-2"),
+        ("qbo_refresh_token", "refresh-VALUE-3"),
+    ] {
+        secrets.put(name, value).await.expect("secret");
+    }
+    let (code, v, raw) = doctor(&s);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(step(&v, 3)["status"], "ok", "{v}");
+    assert!(!raw.contains("VALUE"), "never a secret's value: {raw}");
+}
+
+/// Without the environment the first step names the variable and the
+/// later ones wait for it (no AWS needed); locally the command is refused.
+#[test]
+fn doctor_without_the_environment_names_the_variable_and_local_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir.path())
+        .env_remove("TIMEPOST_TABLE")
+        .env("TIMEPOST_QUEUE_URL", "http://127.0.0.1:9/q")
+        .env("TIMEPOST_DLQ_URL", "http://127.0.0.1:9/d")
+        .env("TIMEPOST_BUCKET", "b")
+        .args(["--backend", "aws", "doctor", "--json"])
+        .output()
+        .expect("run timepost");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["steps"][0]["status"], "missing", "{v}");
+    assert!(
+        texts(&v["steps"][0], "detail").contains("TIMEPOST_TABLE"),
+        "{v}"
+    );
+    for n in 1..5 {
+        assert_eq!(v["steps"][n]["status"], "skipped", "{v}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir.path())
+        .env_remove("TIMEPOST_BACKEND")
+        .args(["doctor"])
+        .output()
+        .expect("run timepost");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--backend aws"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A rules file that does not parse (uploaded around `config push`, which
+/// would refuse it) is step 2 missing with the parser's own sentence, and
+/// the secrets it would name are not guessed.
+#[tokio::test]
+async fn doctor_quotes_why_the_rules_file_in_the_bucket_does_not_parse() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    use timepost::ports::Archive;
+    let bucket = &s.table; // the stack's bucket has the same unique name
+    S3Archive::new(S3Archive::client(&s.sdk, true), bucket)
+        .put("config/timepost.toml", b"[ledger]\nkind = 7\n".to_vec())
+        .await
+        .expect("upload");
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    let s2 = step(&v, 2);
+    assert_eq!(s2["status"], "missing", "{v}");
+    let detail = texts(s2, "detail");
+    assert!(
+        detail.contains(&format!("s3://{bucket}/config/timepost.toml")) && detail.contains("kind"),
+        "{v}"
+    );
+    assert!(texts(s2, "fix").contains("config push"), "{v}");
+    assert_eq!(step(&v, 3)["status"], "skipped", "{v}");
+}
