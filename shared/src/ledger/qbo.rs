@@ -471,16 +471,7 @@ impl QboRequests {
             from.format("%Y-%m-%d"),
             to.format("%Y-%m-%d"),
         );
-        HttpCall::new(
-            "GET",
-            format!(
-                "{}/v3/company/{}/query?query={}&minorversion={}",
-                self.settings.api_base.trim_end_matches('/'),
-                self.settings.realm_id,
-                url_encode(&select),
-                self.settings.minor_version
-            ),
-        )
+        self.select_call(&select)
     }
 
     /// The `query` that reads the TimeActivities with these ids (Intuit,
@@ -494,13 +485,18 @@ impl QboRequests {
             "select * from TimeActivity where Id in ({}) MAXRESULTS {QUERY_PAGE}",
             list.join(", ")
         );
+        self.select_call(&select)
+    }
+
+    /// A `GET …/query` of `select` (Intuit, "Query operations and syntax").
+    fn select_call(&self, select: &str) -> HttpCall {
         HttpCall::new(
             "GET",
             format!(
                 "{}/v3/company/{}/query?query={}&minorversion={}",
                 self.settings.api_base.trim_end_matches('/'),
                 self.settings.realm_id,
-                url_encode(&select),
+                url_encode(select),
                 self.settings.minor_version
             ),
         )
