@@ -262,7 +262,7 @@ mod aws {
     use super::*;
 
     const OUTPUTS_FIX: &str = "export the stack's outputs as TIMEPOST_* (docs/deploy.md \
-        \u{a7}9, step 1), or deploy the stack first: sam deploy --guided";
+        \u{a7}8, step 1), or deploy the stack first: sam deploy --guided";
 
     /// An SDK error with its causes (the service's own message).
     fn chain(e: &dyn std::error::Error) -> String {
