@@ -267,7 +267,7 @@ async fn undo_one(
     // hold, and a posted entry would be re-posted by the next change in
     // its week.
     if opts.hold {
-        state.status = Status::Held;
+        state.set_status(Status::Held, now);
         state.note = None;
         state.reason = Some(Exception::new(
             ExceptionCode::RolledBack,
@@ -277,7 +277,7 @@ async fn undo_one(
             ),
         ));
     } else {
-        state.status = Status::Ignored;
+        state.set_status(Status::Ignored, now);
         state.note = Some(format!(
             "{what}: rolled back with batch {} by {}; redrive to post it again",
             opts.batch_id, opts.by

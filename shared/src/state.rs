@@ -145,6 +145,16 @@ impl EntryState {
         }
     }
 
+    /// Move to `status` at `now`, recording the transition (the open and
+    /// resolved times the KPIs read). Every status change outside the
+    /// engine's own decision goes through here.
+    pub fn set_status(&mut self, status: Status, now: DateTime<Utc>) {
+        let before = self.status;
+        self.status = status;
+        self.updated_at = now;
+        self.note_transition(before, now);
+    }
+
     /// Record the timestamps of a status change from `before` at `now`.
     pub fn note_transition(&mut self, before: Status, now: DateTime<Utc>) {
         let open = |s: Status| matches!(s, Status::Exception | Status::Held);
@@ -168,5 +178,41 @@ impl EntryState {
     /// Total minutes now in the books for this entry.
     pub fn posted_minutes(&self) -> i64 {
         self.posted_lines.iter().map(|l| l.minutes).sum()
+    }
+}
+
+#[cfg(test)]
+mod set_status_tests {
+    use super::*;
+
+    fn state() -> EntryState {
+        let entry: NormalisedEntry = serde_json::from_value(serde_json::json!({
+            "key": {"source": "toggl", "workspace": "1", "id": "1"},
+            "version": {"updated_at": "2026-03-02T00:00:00Z", "content_hash": "h"},
+            "worker": {"tracker_user_id": "u"}, "time_zone": "UTC", "work_date": "2026-03-02",
+            "duration_secs": 3600, "billable": false, "approval": "approved", "origin": "web"
+        }))
+        .expect("entry");
+        EntryState::new(entry, Utc::now())
+    }
+
+    #[test]
+    fn every_status_change_records_when_it_opened_and_resolved() {
+        let t0 = Utc::now();
+        let t1 = t0 + chrono::Duration::minutes(90);
+        let mut s = state();
+        s.set_status(Status::Exception, t0);
+        assert_eq!(
+            (s.open_since, s.resolved_at, s.updated_at),
+            (Some(t0), None, t0)
+        );
+        // Exception → held stays open from the first moment.
+        s.set_status(Status::Held, t1);
+        assert_eq!(s.open_since, Some(t0));
+        s.set_status(Status::Posted, t1);
+        assert_eq!((s.resolved_at, s.posted_at), (Some(t1), Some(t1)));
+        // A later posted → ignored move resolves nothing new.
+        s.set_status(Status::Ignored, t1 + chrono::Duration::minutes(5));
+        assert_eq!(s.resolved_at, Some(t1));
     }
 }

@@ -151,9 +151,8 @@ async fn park(entries: &dyn EntryStore, m: &QueueMessage, exc: &Exception) -> St
         (None, QueueMessage::Entry { entry, .. }) => EntryState::new((**entry).clone(), now),
         (None, _) => return Ok(()),
     };
-    state.status = Status::Exception;
+    state.set_status(Status::Exception, now);
     state.reason = Some(exc.clone());
-    state.updated_at = now;
     entries.put(&state).await.map(|_| ())
 }
 
@@ -177,8 +176,7 @@ async fn park_approval(
             if d < lo || d > hi || st.status != Status::AwaitingApproval {
                 continue;
             }
-            let before = st.status;
-            st.status = Status::Exception;
+            st.set_status(Status::Exception, now);
             st.reason = Some(Exception::new(
                 exc.code,
                 format!(
@@ -191,8 +189,6 @@ async fn park_approval(
                     exc.message
                 ),
             ));
-            st.updated_at = now;
-            st.note_transition(before, now);
             entries.put(&st).await?;
         }
     }

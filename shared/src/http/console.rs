@@ -475,12 +475,9 @@ pub async fn discard(
             .map(|r| r.code.as_str())
             .unwrap_or("no reason");
         let detail = format!("was {} ({was}): {reason}", st.status);
-        let before = st.status;
-        st.status = Status::Ignored;
+        st.set_status(Status::Ignored, Utc::now());
         st.note = Some(format!("discarded by {}: {reason}", who.name));
         st.reason = None;
-        st.updated_at = Utc::now();
-        st.note_transition(before, st.updated_at);
         s.entries.put(&st).await?;
         s.audit
             .record(audit_record(who, "discard", Some(key), detail))

@@ -490,11 +490,8 @@ pub(crate) async fn record_unreadable(
                     EntryState::new(entry.seal(), now)
                 }
             };
-            let before = state.status;
-            state.status = Status::Exception;
+            state.set_status(Status::Exception, now);
             state.reason = Some(exc.clone());
-            state.updated_at = now;
-            state.note_transition(before, now);
             match ports.entries.put(&state).await {
                 Ok(_) => {
                     recorded += 1;

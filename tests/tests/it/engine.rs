@@ -79,6 +79,10 @@ async fn transient_failures_retry_then_park_in_the_dlq_with_a_reason() {
         .unwrap();
     let st = s.store.get(&key("a")).await.unwrap().unwrap();
     assert_eq!(st.status, Status::Exception);
+    assert!(
+        st.open_since.is_some(),
+        "a parked entry counts as open from when it was parked (time-to-resolve KPI)"
+    );
     assert_eq!(st.reason.unwrap().code, ExceptionCode::LedgerUnavailable);
     let dl = s.store.dead_letters(10).await.unwrap();
     assert_eq!(dl.len(), 1);
@@ -88,6 +92,14 @@ async fn transient_failures_retry_then_park_in_the_dlq_with_a_reason() {
     s.store.redrive(&dl[0].id).await.unwrap();
     timepost::worker::drain(&s.engine, &s.store).await.unwrap();
     assert_eq!(status(&s, "a").await, Status::Posted);
+    assert!(s
+        .store
+        .get(&key("a"))
+        .await
+        .unwrap()
+        .unwrap()
+        .resolved_at
+        .is_some());
     assert_eq!(s.sandbox.records().unwrap().len(), 1);
 }
 

@@ -305,6 +305,10 @@ async fn rollback_puts_the_books_back_as_they_were_before_the_batch() {
         .flatten()
         .unwrap_or_else(|| panic!("r-4"));
     assert_eq!(r4.status, Status::Held);
+    assert!(
+        r4.open_since.is_some(),
+        "a rolled-back, held entry counts as open from the rollback (time-to-resolve KPI)"
+    );
     assert_eq!(
         r4.reason.map(|r| r.code),
         Some(timepost::exceptions::ExceptionCode::RolledBack)
