@@ -6,7 +6,10 @@
 //! and nothing is enqueued.
 //!
 //! It serves the same axum router as `timepost serve`; API Gateway sends it
-//! only the `/webhooks/*` routes.
+//! only the `/webhooks/*` routes. When the current rules file does not load
+//! it starts on the newest earlier version that does
+//! (`AwsStack::from_env_last_good`), so a broken upload never turns
+//! deliveries away.
 
 use timepost::aws::AwsStack;
 

@@ -6,10 +6,17 @@ use timepost::aws::AwsStack;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    // A start-up failure (a missing or invalid rules file) is logged and
-    // reported to Lambda in its sentence, not as a `Debug` dump.
-    let stack = match AwsStack::from_env().await {
-        Ok(stack) => stack,
+    // A broken rules file must not turn tracker deliveries away: the
+    // function starts on the newest version of the file that loads (and
+    // says so in the log); the sync function holds messages back until the
+    // current file is fixed. A missing file, or no version that loads, is
+    // logged and reported to Lambda in its sentence, not as a `Debug` dump.
+    let stack = match AwsStack::from_env_last_good().await {
+        Ok((stack, None)) => stack,
+        Ok((stack, Some(fallback))) => {
+            tracing::error!(%fallback, "started on an earlier rules file");
+            stack
+        }
         Err(e) => {
             timepost::aws::init_error::report(&e).await;
             return Err(e.into());

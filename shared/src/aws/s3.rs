@@ -105,6 +105,92 @@ impl S3Archive {
     }
 }
 
+/// One stored version of an object (the bucket is versioned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub version_id: String,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    pub is_latest: bool,
+}
+
+impl S3Archive {
+    /// The stored versions of `key`, newest first, at most `limit` of them
+    /// (`ListObjectVersions` lists a key's versions newest first; delete
+    /// markers are not versions and are left out).
+    pub async fn versions(&self, key: &str, limit: usize) -> StoreResult<Vec<ObjectVersion>> {
+        let mut out = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .max_keys(self.page_size)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| backend(&format!("s3 list versions of {key}"), e))?;
+            for v in page.versions() {
+                if v.key() != Some(key) || out.len() >= limit {
+                    continue;
+                }
+                let Some(id) = v.version_id() else { continue };
+                out.push(ObjectVersion {
+                    version_id: id.to_string(),
+                    last_modified: v
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    is_latest: v.is_latest().unwrap_or(false),
+                });
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One stored version of `key`, `None` when it is gone.
+    pub async fn get_version(&self, key: &str, version_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.fetch(key, Some(version_id)).await
+    }
+
+    /// The object's bytes (its current version unless one is named).
+    async fn fetch(&self, key: &str, version_id: Option<&str>) -> StoreResult<Option<Vec<u8>>> {
+        let what = match version_id {
+            Some(v) => format!("{key} version {v}"),
+            None => key.to_string(),
+        };
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_string))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(backend(&format!("s3 get {what}"), e)),
+        };
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| backend(&format!("s3 read {what}"), e))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+}
+
 #[async_trait]
 impl Archive for S3Archive {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
@@ -127,24 +213,7 @@ impl Archive for S3Archive {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(backend(&format!("s3 get {key}"), e)),
-        };
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| backend(&format!("s3 read {key}"), e))?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        self.fetch(key, None).await
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<String>> {

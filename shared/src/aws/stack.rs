@@ -82,6 +82,28 @@ impl AwsStack {
         Self::connect(&sdk, settings, None).await
     }
 
+    /// Like [`AwsStack::from_env`], starting on the newest version of the
+    /// rules file that loads when the current one does not (the webhook:
+    /// see [`load_last_good_config`]). The fallback, when taken, is
+    /// returned for the caller to log.
+    pub async fn from_env_last_good() -> Result<(Self, Option<ConfigFallback>), AwsStackError> {
+        let sdk = super::sdk_config().await;
+        let settings = AwsSettings::from_env()?;
+        Self::connect_last_good(&sdk, settings).await
+    }
+
+    /// [`AwsStack::connect`] on the last rules file that loads.
+    pub async fn connect_last_good(
+        sdk: &aws_config::SdkConfig,
+        settings: AwsSettings,
+    ) -> Result<(Self, Option<ConfigFallback>), AwsStackError> {
+        let clients = AwsClients::from_sdk(sdk, settings.s3_path_style);
+        let archive = S3Archive::new(clients.s3.clone(), &settings.bucket);
+        let (config, fallback) = load_last_good_config(&archive, &settings).await?;
+        let stack = Self::connect_with(clients, settings, Some(config)).await?;
+        Ok((stack, fallback))
+    }
+
     /// Connect to the resources `settings` names. `config` is used as given
     /// when present (tests, the CLI with a local file); otherwise it is read
     /// from `s3://<bucket>/<config_key>`.
@@ -192,6 +214,83 @@ pub async fn load_config(
     })?;
     let location = format!("s3://{}/{}", settings.bucket, settings.config_key);
     Ok(Config::parse(&text, &location)?)
+}
+
+/// How many earlier versions of the rules file the webhook tries when the
+/// current one does not parse.
+const LAST_GOOD_VERSIONS: usize = 20;
+
+/// The rules file a function started on when the current one is broken.
+#[derive(Debug, Clone)]
+pub struct ConfigFallback {
+    /// Why the current rules file was refused (the parser's sentence).
+    pub current_error: String,
+    /// The S3 version used instead, and when it was uploaded.
+    pub version_id: String,
+    pub uploaded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl std::fmt::Display for ConfigFallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the rules config does not load ({}); started on the last version that does \
+             (S3 version {}",
+            self.current_error, self.version_id
+        )?;
+        if let Some(at) = self.uploaded_at {
+            write!(f, ", uploaded {}", at.format("%Y-%m-%d %H:%M UTC"))?;
+        }
+        write!(
+            f,
+            "). Deliveries are still accepted and queued; nothing is posted until the \
+             file is fixed"
+        )
+    }
+}
+
+/// Read the rules config, or — when the current file exists but does not
+/// load — the newest earlier version of it that does (the bucket is
+/// versioned). The webhook starts this way so a broken upload never turns
+/// tracker deliveries away: what it needs (sources, signing secrets, time
+/// zones) rarely changes, and the sync function holds every message back
+/// until the current file loads. A missing file, or no version that
+/// loads, is the current file's error.
+pub async fn load_last_good_config(
+    archive: &S3Archive,
+    settings: &AwsSettings,
+) -> Result<(Config, Option<ConfigFallback>), AwsStackError> {
+    let current_error = match load_config(archive, settings).await {
+        Ok(config) => return Ok((config, None)),
+        Err(e @ (AwsStackError::Config(_) | AwsStackError::ConfigEncoding { .. })) => e,
+        Err(e) => return Err(e),
+    };
+    let versions = archive
+        .versions(&settings.config_key, LAST_GOOD_VERSIONS)
+        .await?;
+    let location = format!("s3://{}/{}", settings.bucket, settings.config_key);
+    for v in versions.iter().filter(|v| !v.is_latest) {
+        let Some(bytes) = archive
+            .get_version(&settings.config_key, &v.version_id)
+            .await?
+        else {
+            continue;
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if let Ok(config) = Config::parse(&text, &location) {
+            return Ok((
+                config,
+                Some(ConfigFallback {
+                    current_error: current_error.to_string(),
+                    version_id: v.version_id.clone(),
+                    uploaded_at: v.last_modified,
+                }),
+            ));
+        }
+    }
+    Err(current_error)
 }
 
 /// The sandbox ledger in AWS keeps its books in the instance's temporary

@@ -424,6 +424,73 @@ async fn a_broken_rules_file_holds_messages_back_until_it_is_fixed() {
     assert_eq!(state_of(&w, 7401).await.status, Status::Posted);
 }
 
+/// A broken upload of the rules file does not turn deliveries away: the
+/// webhook starts on the newest earlier version that loads (the bucket is
+/// versioned), says so, and a signed delivery is still queued. A bucket
+/// whose every version is broken still refuses to start, in the parser's
+/// words.
+#[tokio::test]
+async fn the_webhook_starts_on_the_last_rules_file_that_loads() {
+    let Some(w) = world().await else { return };
+    let settings = w.stack.settings.clone();
+    let archive = S3Archive::new(S3Archive::client(&w.sdk, true), &settings.bucket);
+
+    // The current file loads: no fallback.
+    let (_, fallback) = AwsStack::connect_last_good(&w.sdk, settings.clone())
+        .await
+        .expect("stack");
+    assert!(fallback.is_none(), "{fallback:?}");
+
+    archive
+        .put(&settings.config_key, b"[rules\nthis is not toml".to_vec())
+        .await
+        .expect("put broken config");
+    assert!(
+        AwsStack::connect(&w.sdk, settings.clone(), None)
+            .await
+            .is_err(),
+        "the current file is broken"
+    );
+    let (stack, fallback) = AwsStack::connect_last_good(&w.sdk, settings.clone())
+        .await
+        .expect("started on the previous version");
+    let fallback = fallback.expect("a fallback was taken");
+    let said = fallback.to_string();
+    assert!(said.contains(&settings.config_key), "{said}");
+    assert!(
+        said.contains("nothing is posted until the file is fixed"),
+        "{said}"
+    );
+
+    let request = lambda_http::request::from_str(&toggl_event(7501)).expect("event");
+    let response = timepost_fn_webhook::app(&stack)
+        .oneshot(request)
+        .await
+        .expect("router");
+    assert_eq!(response.status().as_u16(), 202);
+    let queued = sqs_event(&w, &settings.queue_url).await;
+    assert_eq!(queued.records.len(), 1, "the delivery is queued");
+
+    // Every version broken: the current file's error, as before.
+    let lonely = AwsSettings {
+        config_key: "only-broken.toml".into(),
+        ..settings.clone()
+    };
+    archive
+        .put(&lonely.config_key, b"not = [toml".to_vec())
+        .await
+        .expect("put");
+    archive
+        .put(&lonely.config_key, b"still = [not toml".to_vec())
+        .await
+        .expect("put");
+    let err = AwsStack::connect_last_good(&w.sdk, lonely)
+        .await
+        .err()
+        .expect("nothing loads");
+    assert!(err.to_string().contains("only-broken.toml"), "{err}");
+}
+
 /// Failed bearer tokens reaching the admin function (no JWT authorizer in
 /// front of that route) are throttled per API Gateway `sourceIp`: the
 /// sixth from one address is 429 with `Retry-After`; another address is

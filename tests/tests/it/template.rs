@@ -589,6 +589,8 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "kms:Decrypt",
             "kms:GenerateDataKey",
             "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:ListBucketVersions",
             "secretsmanager:GetSecretValue",
         ])
     );
@@ -939,4 +941,37 @@ fn a_customer_table_key_is_granted_to_exactly_the_roles_that_use_the_table() {
         assert!(is_ref(at(s, "Resource"), "TableKmsKeyArn"), "{id}");
         assert!(actions(s).contains(&"kms:Decrypt".to_string()), "{id}");
     }
+}
+
+/// The webhook may list the versions of the rules file only (the bucket's
+/// `s3:prefix` condition), and read those versions, so it can start on the
+/// last rules file that loads; no other function reads old versions.
+#[test]
+fn only_the_webhook_reads_earlier_rules_files_and_only_those() {
+    let t = template();
+    let all = statements(&t);
+    let versions: Vec<&(String, Value)> = all
+        .iter()
+        .filter(|(_, s)| {
+            actions(s)
+                .iter()
+                .any(|a| a == "s3:ListBucketVersions" || a == "s3:GetObjectVersion")
+        })
+        .collect();
+    assert!(versions.iter().all(|(id, _)| id == "WebhookFunction"));
+    let list = versions
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| actions(s).iter().any(|a| a == "s3:ListBucketVersions"))
+        .expect("a ListBucketVersions statement");
+    assert!(is_get_att(at(list, "Resource"), "Bucket.Arn"));
+    let prefix = at(at(at(list, "Condition"), "StringEquals"), "s3:prefix");
+    assert!(is_ref(prefix, "ConfigKey"), "{prefix:?}");
+    let read = versions
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| actions(s).iter().any(|a| a == "s3:GetObjectVersion"))
+        .expect("a GetObjectVersion statement");
+    let resource = intrinsic(at(read, "Resource")).expect("!Sub");
+    assert_eq!(string(resource.1), "${Bucket.Arn}/${ConfigKey}");
 }
