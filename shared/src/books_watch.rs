@@ -9,9 +9,10 @@
 //! 1. Read what changed since the last pass (the watermark
 //!    `books:<ledger>` in the `Watermarks` port): the ledger's change feed
 //!    ([`Ledger::book_changes`]) when it has one (the sandbox), else the
-//!    books of the last [`READ_BACK_DAYS`] days by date
-//!    ([`Ledger::read_books`]: QuickBooks, whose change data capture does
-//!    not cover time activities, and Xero, whose Projects API has none).
+//!    books by date ([`Ledger::read_books`], one paged read over the work
+//!    dates of the entries timepost posted or changed in the last
+//!    [`READ_BACK_DAYS`] days): QuickBooks, whose change data capture does
+//!    not cover time activities, and Xero, whose Projects API has none.
 //! 2. Keep only records the entry states (the posting journal's outcome)
 //!    say are ours, deleted or at another sync token than the state knows.
 //!    Every other record is someone else's and is left alone.
@@ -53,8 +54,9 @@ pub const BOOKS_EVERY: Duration = Duration::from_secs(15 * 60);
 /// that differs between timepost and the ledger loses nothing.
 pub const FEED_OVERLAP: Duration = Duration::from_secs(5 * 60);
 
-/// Without a change feed, the pass reads the books of this many days back
-/// (work dates), up to a week ahead: the period bookkeepers still edit.
+/// Without a change feed, the pass compares the records of entries
+/// timepost posted or changed in this many days: the period bookkeepers
+/// still edit.
 pub const READ_BACK_DAYS: i64 = 35;
 
 /// At most this many posted entries are compared with the books per pass.
@@ -146,21 +148,17 @@ impl Engine {
             }
             BookChanges::ReadBooks { why } => {
                 report.how = format!("read_books ({why})");
-                let today = started_at.date_naive();
-                let from = today - chrono::Duration::days(READ_BACK_DAYS);
-                let to = today + chrono::Duration::days(7);
-                let recent: Vec<&EntryState> = posted
-                    .iter()
-                    .filter(|s| s.posted_lines.iter().any(|l| l.txn_date >= from))
-                    .collect();
+                let since = started_at - chrono::Duration::days(READ_BACK_DAYS);
+                let recent: Vec<&EntryState> =
+                    posted.iter().filter(|s| s.updated_at >= since).collect();
                 match scope(recent.iter().flat_map(|s| s.posted_lines.iter())) {
                     None => BTreeMap::new(),
                     Some(q) => {
+                        // Every party and customer: one paged read.
                         let query = BookQuery {
-                            from: q.from.max(from),
-                            to: q.to.min(to),
                             parties: Vec::new(),
                             customers: Vec::new(),
+                            ..q
                         };
                         bump(&self.counters.ledger_reads);
                         report.reads += 1;
