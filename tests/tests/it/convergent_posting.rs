@@ -571,7 +571,7 @@ async fn a_week_held_elsewhere_keeps_the_books_watermark() {
     let dir = tempfile::tempdir().expect("dir");
     let s = sandbox_stack(dir.path()).await;
     let e = E::new("h", "u-ann", "2026-03-03", "08:00", "12:00").build();
-    deliver(&s, &[e.clone()]).await;
+    deliver(&s, std::slice::from_ref(&e)).await;
     s.engine
         .watch_books_pass(Duration::ZERO)
         .await
