@@ -616,3 +616,51 @@ async fn a_week_held_elsewhere_keeps_the_books_watermark() {
     assert_eq!((b.deleted, b.moved), (1, true), "{b:?}");
     assert_eq!(books(&s).values().sum::<i64>(), 240);
 }
+
+/// The sandbox's change feed: records created, changed or deleted after
+/// the instant asked for, deletions by id only; nothing before it.
+#[tokio::test]
+async fn the_sandbox_feed_lists_changes_since_an_instant() {
+    use timepost::ledger::books::BookChanges;
+    use timepost::ledger::Ledger;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    deliver(&s, &full_week()[..3]).await;
+    let recs = s.sandbox.records().expect("records");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let quiet = s.sandbox.book_changes(since).await.expect("feed");
+    assert_eq!(
+        quiet,
+        BookChanges::Changes {
+            changed: Vec::new(),
+            deleted: Vec::new()
+        }
+    );
+    s.sandbox.delete_elsewhere(&recs[0].id).expect("delete");
+    s.sandbox.edit_elsewhere(&recs[1].id, 90).expect("edit");
+    let BookChanges::Changes { changed, deleted } =
+        s.sandbox.book_changes(since).await.expect("feed")
+    else {
+        panic!("the sandbox has a feed");
+    };
+    assert_eq!(deleted, vec![recs[0].id.clone()]);
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        (changed[0].id.as_str(), changed[0].minutes),
+        (recs[1].id.as_str(), 90)
+    );
+    assert_eq!(changed[0].sync_token, "1");
+    assert!(changed[0].fingerprint.is_some(), "the marker stays");
+    // From before the postings, every record shows.
+    let BookChanges::Changes { changed, .. } = s
+        .sandbox
+        .book_changes(since - chrono::Duration::hours(1))
+        .await
+        .expect("feed")
+    else {
+        panic!("the sandbox has a feed");
+    };
+    assert_eq!(changed.len(), 2);
+}
