@@ -56,6 +56,10 @@ pub enum EngineError {
     LedgerUnavailable { key: EntryKey, error: LedgerError },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The books could not be read for the scheduled pass over them
+    /// (`crate::books_watch`); the pass is tried again next time.
+    #[error("could not read the books: {0}")]
+    Books(LedgerError),
 }
 
 impl EngineError {
@@ -136,7 +140,7 @@ impl Counters {
     }
 }
 
-fn bump(a: &AtomicU64) {
+pub(crate) fn bump(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -152,6 +156,10 @@ pub struct Engine {
     pub owner: String,
     /// The mappings, re-read only when the change log moves.
     cached_mappings: tokio::sync::Mutex<Option<Arc<Mappings>>>,
+    /// Where the pass over changes made in the books keeps its watermark
+    /// and audit lines ([`Engine::watch_books`]); without it the sweep
+    /// does not look at the books.
+    pub(crate) books_watch: std::sync::OnceLock<crate::books_watch::BooksWatch>,
 }
 
 /// Claims expire by themselves so a crashed worker never blocks an entry
@@ -236,6 +244,7 @@ impl Engine {
             counters: Arc::new(Counters::default()),
             owner: new_owner(),
             cached_mappings: tokio::sync::Mutex::new(None),
+            books_watch: std::sync::OnceLock::new(),
         }
     }
 
@@ -337,14 +346,14 @@ impl Engine {
     /// (so contenders for the same weeks collide on the first, never hold
     /// one each) and released afterwards. A week held elsewhere is
     /// `Busy`: the message is retried shortly, as for a busy entry.
-    async fn with_weeks<F, Fut>(
+    pub(crate) async fn with_weeks<T, F, Fut>(
         &self,
         weeks: BTreeSet<WorkerWeek>,
         f: F,
-    ) -> Result<Vec<Outcome>, EngineError>
+    ) -> Result<T, EngineError>
     where
         F: FnOnce(HeldWeeks) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<Outcome>, EngineError>>,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
     {
         let held = HeldWeeks::new(weeks);
         let mut taken = Vec::new();
@@ -523,19 +532,59 @@ impl Engine {
     /// up), then converge every worker-week marked dirty. Run on a
     /// schedule (locally beside the held re-check); a week or entry held by
     /// a live worker is left for the next run.
+    ///
+    /// When the engine watches the books ([`Engine::watch_books`]) and
+    /// their last pass is [`crate::books_watch::BOOKS_EVERY`] old, the
+    /// sweep first reads what changed in the books outside timepost and
+    /// marks the weeks of our records that changed dirty
+    /// ([`Engine::watch_books_pass`]), so the same run converges them.
     pub async fn sweep(&self, batch_id: &str) -> Result<SweepReport, EngineError> {
-        self.sweep_older_than(batch_id, STALE_INTENT).await
+        self.sweep_every(batch_id, STALE_INTENT, crate::books_watch::BOOKS_EVERY)
+            .await
     }
 
-    /// [`Engine::sweep`], taking intents open for longer than `age`.
+    /// [`Engine::sweep`], taking intents open for longer than `age` (and
+    /// not reading the books' changes).
     pub async fn sweep_older_than(
         &self,
         batch_id: &str,
         age: Duration,
     ) -> Result<SweepReport, EngineError> {
+        self.sweep_inner(batch_id, age, None).await
+    }
+
+    /// [`Engine::sweep`], taking intents open for longer than `age` and
+    /// reading the books' changes when their last pass is `books_every`
+    /// old.
+    pub async fn sweep_every(
+        &self,
+        batch_id: &str,
+        age: Duration,
+        books_every: Duration,
+    ) -> Result<SweepReport, EngineError> {
+        self.sweep_inner(batch_id, age, Some(books_every)).await
+    }
+
+    async fn sweep_inner(
+        &self,
+        batch_id: &str,
+        age: Duration,
+        books_every: Option<Duration>,
+    ) -> Result<SweepReport, EngineError> {
+        let mut report = SweepReport::default();
+        if let Some(every) = books_every {
+            // A pass that fails leaves its watermark; the rest of the
+            // sweep still runs.
+            match self.watch_books_pass(every).await {
+                Ok(b) => report.books = b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the pass over changes in the books failed");
+                    report.books_error = Some(e.to_string());
+                }
+            }
+        }
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
-        let mut report = SweepReport::default();
         let cutoff =
             Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
         let stale = self.journal.stale_intents(cutoff, 500).await?;
@@ -1078,7 +1127,7 @@ impl Engine {
     /// call returned, else the books'. A state is created for an entry
     /// whose first posting was cut short (from `incoming`). Returns the
     /// state as it now stands.
-    async fn settle_intents(
+    pub(crate) async fn settle_intents(
         &self,
         key: &EntryKey,
         mut state: Option<EntryState>,
@@ -1207,6 +1256,10 @@ fn retarget(op: &LedgerOp, records: Vec<RecordRef>) -> LedgerOp {
 /// What one [`Engine::sweep`] did.
 #[derive(Debug, Default)]
 pub struct SweepReport {
+    /// The pass over changes made in the books, when it ran.
+    pub books: Option<crate::books_watch::BooksReport>,
+    /// Why that pass failed, when it did (its watermark stays).
+    pub books_error: Option<String>,
     /// Entries whose stale intents were settled.
     pub intents: usize,
     /// Dirty worker-weeks converged.

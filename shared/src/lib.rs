@@ -7,6 +7,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod books_watch;
 pub mod config;
 pub mod csv_out;
 pub mod demo;

@@ -1,7 +1,9 @@
 //! The local scheduler: what EventBridge Scheduler triggers in AWS runs here
 //! on timers inside `timepost serve`: re-checking held entries against the
 //! mappings and settling what crashes left (open intents, dirty weeks:
-//! `Engine::sweep`) ([`run`]), and the tracker pollers ([`run_poller`]). The
+//! `Engine::sweep`, which also reads what changed in the books outside
+//! timepost: `crate::books_watch`) ([`run`]), and the tracker pollers
+//! ([`run_poller`]). The
 //! reconciliation and archive jobs join here.
 
 use std::sync::Arc;
@@ -25,8 +27,14 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
                 }
                 match engine.sweep(&crate::worker::new_batch_id()).await {
-                    Ok(r) if r.intents + r.weeks > 0 => tracing::info!(intents = r.intents, weeks = r.weeks, busy = r.busy, "schedule: leftovers settled"),
-                    Ok(_) => {}
+                    Ok(r) => {
+                        if let Some(b) = r.books.as_ref().filter(|b| b.deleted + b.changed > 0) {
+                            tracing::warn!(deleted = b.deleted, changed = b.changed, weeks = b.weeks, "schedule: records changed in the books outside timepost; their weeks are converged again");
+                        }
+                        if r.intents + r.weeks > 0 {
+                            tracing::info!(intents = r.intents, weeks = r.weeks, busy = r.busy, "schedule: leftovers settled");
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e, "schedule: sweep failed"),
                 }
             }

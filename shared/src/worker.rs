@@ -98,7 +98,7 @@ pub async fn settle(
                 EngineError::LedgerUnavailable { error, .. } => {
                     backoff(&engine.settings, r.receive_count, error)
                 }
-                EngineError::Store(_) => Duration::from_secs(1),
+                EngineError::Store(_) | EngineError::Books(_) => Duration::from_secs(1),
             };
             tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "will retry");
             queue.retry_later(&r.receipt, delay).await?;

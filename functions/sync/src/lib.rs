@@ -94,6 +94,11 @@ impl Instance {
             return Ok(stack.clone());
         }
         let stack = Arc::new(AwsStack::connect(&self.sdk, self.settings.clone(), None).await?);
+        // The sweep after each batch also reads what changed in the books
+        // outside timepost (at most every `books_watch::BOOKS_EVERY`).
+        stack
+            .engine
+            .watch_books(stack.store.clone(), stack.store.clone());
         *slot = Some(stack.clone());
         Ok(stack)
     }

@@ -107,6 +107,36 @@ pub struct BookRecord {
     pub locked: bool,
 }
 
+/// What changed in the books since an instant, as a ledger's change feed
+/// tells it ([`crate::ledger::Ledger::book_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BookChanges {
+    /// Every time record created, changed or deleted since the instant
+    /// asked for, complete (never cut at a vendor's cap).
+    Changes {
+        /// Records created or changed, as the books hold them now.
+        changed: Vec<BookRecord>,
+        /// Ids of records deleted (a deleted record comes back with its id
+        /// only).
+        deleted: Vec<String>,
+    },
+    /// The ledger cannot say what changed (it has no change feed, or the
+    /// instant is further back than its feed keeps): read the books
+    /// ([`crate::ledger::Ledger::read_books`]) and compare instead. `why`
+    /// says so in words.
+    ReadBooks { why: String },
+}
+
+impl BookChanges {
+    /// "No change feed": what a ledger without one answers.
+    pub fn no_feed(ledger: &str) -> Self {
+        BookChanges::ReadBooks {
+            why: format!("{ledger} has no change feed for time records"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

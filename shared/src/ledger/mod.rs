@@ -249,4 +249,19 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Option<Vec<books::BookRecord>>, LedgerError> {
         Ok(None)
     }
+    /// The time records created, changed or deleted in the books since
+    /// `since`, whoever did it: what the scheduled pass over the books
+    /// ([`crate::engine::Engine::watch_books_pass`]) reads. By default
+    /// [`books::BookChanges::ReadBooks`]: this ledger has no change feed,
+    /// so callers read the books ([`Ledger::read_books`]) and compare. An
+    /// adapter with a feed answers in full or not at all: a feed that
+    /// would be cut at the vendor's cap, or an instant further back than
+    /// the feed keeps, is `ReadBooks` with the reason, never a silent
+    /// truncation.
+    async fn book_changes(
+        &self,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<books::BookChanges, LedgerError> {
+        Ok(books::BookChanges::no_feed(self.name()))
+    }
 }

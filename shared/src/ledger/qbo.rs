@@ -1068,6 +1068,22 @@ impl Ledger for QboLedger {
         results
     }
 
+    /// QuickBooks has no change feed for time: Intuit's "Change data
+    /// capture operation" page
+    /// (<https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture>)
+    /// lists `TimeActivity` among the entities the CDC operation cannot be
+    /// used for (with JournalCode, TaxAgency, TaxCode and TaxRate), so
+    /// `GET …/cdc?entities=TimeActivity` is not sent. The scheduled pass
+    /// reads the books by `TxnDate` ([`Ledger::read_books`]) instead.
+    async fn book_changes(
+        &self,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::books::BookChanges, LedgerError> {
+        Ok(super::books::BookChanges::ReadBooks {
+            why: "QuickBooks' change data capture does not cover time activities (Intuit lists TimeActivity among the entities CDC cannot be used for), so timepost reads the time records by date instead".into(),
+        })
+    }
+
     /// Every TimeActivity dated within `query`'s range, paged by
     /// `STARTPOSITION` / `MAXRESULTS 1000` until a page comes back short,
     /// then narrowed to `query`'s parties and customers here (QBO cannot

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::books::{BookQuery, BookRecord};
+use super::books::{BookChanges, BookQuery, BookRecord};
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 use crate::local::SqliteStore;
@@ -88,6 +88,18 @@ pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     if !has {
         conn.execute_batch("ALTER TABLE sandbox_records ADD COLUMN fingerprint TEXT")?;
     }
+    // When the record was last created, changed or deleted (milliseconds
+    // since the epoch): the sandbox's change feed. Records of stores made
+    // before it have none and count as unchanged since.
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('sandbox_records') WHERE name = 'modified_at'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE sandbox_records ADD COLUMN modified_at INTEGER;
+             CREATE INDEX IF NOT EXISTS sandbox_records_modified ON sandbox_records(modified_at);",
+        )?;
+    }
     Ok(())
 }
 
@@ -135,11 +147,90 @@ impl SandboxLedger {
         self.store
             .lock()
             .execute(
-                "UPDATE sandbox_records SET sync_token = sync_token + 1 WHERE id = ?1 AND active = 1",
-                [id],
+                "UPDATE sandbox_records SET sync_token = sync_token + 1, modified_at = ?2 WHERE id = ?1 AND active = 1",
+                params![id, now_ms()],
             )
             .map_err(transient)?;
         Ok(())
+    }
+
+    /// Someone changes record `id`'s duration in the books (its sync token
+    /// moves on; its description, and so timepost's marker, stays).
+    pub fn edit_elsewhere(&self, id: &str, minutes: i64) -> Result<(), LedgerError> {
+        let conn = self.store.lock();
+        let line: String = conn
+            .query_row(
+                "SELECT line FROM sandbox_records WHERE id = ?1 AND active = 1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(transient)?;
+        let mut line: PostingLine = serde_json::from_str(&line).map_err(transient)?;
+        line.minutes = minutes;
+        conn.execute(
+            "UPDATE sandbox_records SET line = ?2, sync_token = sync_token + 1, modified_at = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(&line).map_err(transient)?, now_ms()],
+        )
+        .map_err(transient)?;
+        Ok(())
+    }
+
+    /// Someone deletes record `id` in the books.
+    pub fn delete_elsewhere(&self, id: &str) -> Result<(), LedgerError> {
+        self.store
+            .lock()
+            .execute(
+                "UPDATE sandbox_records SET active = 0, sync_token = sync_token + 1, modified_at = ?2 WHERE id = ?1 AND active = 1",
+                params![id, now_ms()],
+            )
+            .map_err(transient)?;
+        Ok(())
+    }
+
+    /// Someone keys a time record into the books by hand (no entry, no
+    /// fingerprint); returns its id.
+    pub fn create_elsewhere(&self, line: &PostingLine) -> Result<String, LedgerError> {
+        let conn = self.store.lock();
+        conn.execute(
+            "INSERT INTO sandbox_records (entry_key, tier, sync_token, line, active, fingerprint, modified_at) VALUES ('', ?1, 0, ?2, 1, NULL, ?3)",
+            params![line.tier, serde_json::to_string(line).map_err(transient)?, now_ms()],
+        )
+        .map_err(transient)?;
+        Ok(conn.last_insert_rowid().to_string())
+    }
+
+    /// Records created, changed or deleted after `since` (milliseconds):
+    /// (active record, or the id of a deleted one).
+    fn changed_since(&self, since: i64) -> Result<BookChanges, LedgerError> {
+        let ids: Vec<(i64, bool)> = {
+            let conn = self.store.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, active FROM sandbox_records WHERE modified_at > ?1 ORDER BY id",
+                )
+                .map_err(transient)?;
+            let rows = stmt
+                .query_map([since], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? == 1))
+                })
+                .map_err(transient)?;
+            rows.collect::<Result<_, _>>().map_err(transient)?
+        };
+        let active: std::collections::HashMap<String, SandboxRecord> = self
+            .records()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut changed = Vec::new();
+        let mut deleted = Vec::new();
+        for (id, is_active) in ids {
+            let id = id.to_string();
+            match active.get(&id) {
+                Some(r) if is_active => changed.push(book_record(r.clone())),
+                _ => deleted.push(id),
+            }
+        }
+        Ok(BookChanges::Changes { changed, deleted })
     }
 
     /// Active records, in creation order.
@@ -272,12 +363,13 @@ impl SandboxLedger {
                         Some(r) => {
                             let token: i64 = r.sync_token.parse().unwrap_or(0) + 1;
                             tx.execute(
-                                "UPDATE sandbox_records SET line = ?1, sync_token = ?2, fingerprint = ?4 WHERE id = ?3",
+                                "UPDATE sandbox_records SET line = ?1, sync_token = ?2, fingerprint = ?4, modified_at = ?5 WHERE id = ?3",
                                 params![
                                     serde_json::to_string(l).map_err(transient)?,
                                     token,
                                     r.id,
-                                    req.fingerprint(&l.tier)
+                                    req.fingerprint(&l.tier),
+                                    now_ms()
                                 ],
                             )
                             .map_err(transient)?;
@@ -320,6 +412,27 @@ impl SandboxLedger {
     }
 }
 
+/// Now, in milliseconds since the epoch (a record's modification time).
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A sandbox record as the books show it.
+fn book_record(r: SandboxRecord) -> BookRecord {
+    BookRecord {
+        id: r.id,
+        sync_token: r.sync_token,
+        fingerprint: r.fingerprint,
+        txn_date: r.line.txn_date,
+        party: Some(r.line.party.clone()),
+        minutes: r.line.minutes,
+        customer: r.line.customer.clone(),
+        billable: Some(r.line.billable),
+        description: r.line.description,
+        locked: false,
+    }
+}
+
 fn transient(e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Transient(e.to_string())
 }
@@ -331,8 +444,8 @@ fn insert(
     fingerprint: Option<String>,
 ) -> Result<RecordRef, LedgerError> {
     tx.execute(
-        "INSERT INTO sandbox_records (entry_key, tier, sync_token, line, active, fingerprint) VALUES (?1, ?2, 0, ?3, 1, ?4)",
-        params![key, l.tier, serde_json::to_string(l).map_err(transient)?, fingerprint],
+        "INSERT INTO sandbox_records (entry_key, tier, sync_token, line, active, fingerprint, modified_at) VALUES (?1, ?2, 0, ?3, 1, ?4, ?5)",
+        params![key, l.tier, serde_json::to_string(l).map_err(transient)?, fingerprint, now_ms()],
     )
     .map_err(transient)?;
     Ok(RecordRef {
@@ -369,8 +482,8 @@ fn check_token(tx: &rusqlite::Transaction<'_>, r: &RecordRef) -> Result<(), Ledg
 
 fn deactivate(tx: &rusqlite::Transaction<'_>, r: &RecordRef) -> Result<(), LedgerError> {
     tx.execute(
-        "UPDATE sandbox_records SET active = 0, sync_token = sync_token + 1 WHERE id = ?1",
-        [&r.id],
+        "UPDATE sandbox_records SET active = 0, sync_token = sync_token + 1, modified_at = ?2 WHERE id = ?1",
+        params![r.id, now_ms()],
     )
     .map_err(transient)?;
     Ok(())
@@ -414,20 +527,18 @@ impl Ledger for SandboxLedger {
                         r.line.customer.as_deref(),
                     )
                 })
-                .map(|r| BookRecord {
-                    id: r.id,
-                    sync_token: r.sync_token,
-                    fingerprint: r.fingerprint,
-                    txn_date: r.line.txn_date,
-                    party: Some(r.line.party.clone()),
-                    minutes: r.line.minutes,
-                    customer: r.line.customer.clone(),
-                    billable: Some(r.line.billable),
-                    description: r.line.description,
-                    locked: false,
-                })
+                .map(book_record)
                 .collect(),
         ))
+    }
+
+    /// The sandbox keeps a modification time per record and deleted
+    /// records as inactive rows, so its feed is complete and has no limit.
+    async fn book_changes(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BookChanges, LedgerError> {
+        self.changed_since(since.timestamp_millis())
     }
 
     async fn read_back(&self) -> Result<Option<Vec<(String, PostingLine)>>, LedgerError> {

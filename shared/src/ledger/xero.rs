@@ -36,6 +36,11 @@
 //! (`GET /Projects/{projectId}/Time` with `dateAfterUtc`, `dateBeforeUtc`,
 //! `page`, `pageSize`, following `pagination.pageCount`) through the same
 //! transport (OAuth, tenant header, rate limiter) as the writes.
+//!
+//! The Projects API has no change feed (no "modified since" on time
+//! entries), so [`XeroLedger`] keeps the port's default
+//! [`Ledger::book_changes`]: the scheduled pass over the books reads them
+//! with `read_books` instead.
 
 // `LedgerError` is the port's error type and carries the exception inline.
 

@@ -68,11 +68,13 @@ impl LocalStack {
         let engine = Arc::new(Engine::new(
             shared.clone(),
             shared.clone(),
-            shared,
+            shared.clone(),
             ledger.clone(),
             config.rules.clone(),
             config.worker.clone(),
         ));
+        // The sweep reads what changed in the books outside timepost.
+        engine.watch_books(shared.clone(), shared);
         Ok(Self {
             archive: Arc::new(DirArchive::new(&config.store.archive_dir)),
             config,

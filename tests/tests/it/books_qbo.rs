@@ -396,3 +396,20 @@ async fn the_fake_answers_queries_as_documented() {
         (400, Some("4000"))
     );
 }
+
+/// Intuit's change data capture page lists TimeActivity among the
+/// entities CDC cannot be used for: the adapter says so and sends nothing.
+#[tokio::test]
+async fn quickbooks_has_no_change_feed_for_time() {
+    let (server, ledger) = setup().await;
+    let answer = ledger
+        .book_changes(chrono::Utc::now() - chrono::Duration::hours(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let timepost::ledger::books::BookChanges::ReadBooks { why } = answer else {
+        panic!("QuickBooks answered a change feed: {answer:?}");
+    };
+    assert!(why.contains("TimeActivity"), "{why}");
+    assert_eq!(ledger.transport.counts.reads(), 0);
+    assert_eq!(server.counters().queries, 0);
+}

@@ -430,3 +430,237 @@ async fn intents_and_dirty_weeks_meet_the_journal_contract_on_sqlite() {
     let store = timepost::local::SqliteStore::open(&dir.path().join("j.sqlite")).expect("store");
     timepost_tests::contracts::journal_intents(&store).await;
 }
+
+/// Records of ours changed or deleted in the books by someone else: the
+/// sweep reads the sandbox's change feed, audits what it found in words,
+/// and converges the week back to what it should hold; a record keyed in
+/// by hand is someone else's and is left alone.
+#[tokio::test]
+async fn the_sweep_brings_back_what_someone_else_changed_in_the_books() {
+    use timepost::ports::AuditLog;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    deliver(&s, &full_week()).await;
+    let desired = books(&s);
+    assert_eq!(desired.values().sum::<i64>(), 40 * 60);
+    // The first pass only starts following the books.
+    let first = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    assert!(first.books.as_ref().is_some_and(|b| b.started));
+
+    let recs = s.sandbox.records().expect("records");
+    let ours = |key: &str| {
+        recs.iter()
+            .find(|r| r.entry_key == self::key(key).to_string())
+            .expect("record")
+            .id
+            .clone()
+    };
+    let (gone, edited) = (ours("w0"), ours("w1"));
+    let mut theirs_line = recs[0].line.clone();
+    theirs_line.minutes = 45;
+    theirs_line.description = "keyed in by the bookkeeper".into();
+    let theirs = s.sandbox.create_elsewhere(&theirs_line).expect("create");
+    s.sandbox.delete_elsewhere(&gone).expect("delete");
+    s.sandbox.edit_elsewhere(&edited, 60).expect("edit");
+    s.sandbox.edit_elsewhere(&theirs, 50).expect("edit theirs");
+    let reads = s
+        .engine
+        .counters
+        .ledger_reads
+        .load(std::sync::atomic::Ordering::Relaxed);
+
+    let swept = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    let b = swept.books.expect("the books were read");
+    assert_eq!((b.deleted, b.changed, b.weeks), (1, 1, 1), "{b:?}");
+    assert!(b.how.starts_with("feed"), "{}", b.how);
+    assert!(b.moved && b.busy == 0);
+    assert_eq!(swept.weeks, 1, "the week was converged in the same sweep");
+    assert_eq!(
+        s.engine
+            .counters
+            .ledger_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - reads,
+        b.reads,
+        "the pass's reads are counted as reads"
+    );
+    assert_eq!(b.reads, 1 + 2, "the feed, then one read per changed entry");
+
+    // The books hold what the week should again.
+    let mut after = books(&s);
+    let hand = after.remove(&(String::new(), "regular".to_string()));
+    assert_eq!(after, desired);
+    // Someone else's record is as they left it.
+    assert_eq!(hand, Some(50));
+    let theirs_now = s
+        .sandbox
+        .records()
+        .expect("records")
+        .into_iter()
+        .find(|r| r.id == theirs)
+        .expect("theirs");
+    assert_eq!(theirs_now.sync_token, "1");
+    // The deleted record was posted again; the edited one set back.
+    let states = s.store.all().await.expect("states");
+    let w0 = states
+        .iter()
+        .find(|st| st.entry.key == key("w0"))
+        .expect("w0");
+    assert_eq!(w0.status, Status::Posted);
+    assert_ne!(w0.records[0].id, gone);
+    let w1 = states
+        .iter()
+        .find(|st| st.entry.key == key("w1"))
+        .expect("w1");
+    assert_eq!(w1.records[0].id, edited);
+    assert!(s.store.dirty_weeks(10).await.expect("dirty").is_empty());
+
+    // What was found, in a bookkeeper's words.
+    let audit = s.store.recent(10).await.expect("audit");
+    let lines: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.action == "changed_in_books")
+        .map(|a| a.detail.as_str())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("Time record {gone}"))
+                && l.contains("was deleted in the books outside timepost")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("Time record {edited}"))
+                && l.contains("1:00 h instead of 8:00 h")),
+        "{lines:?}"
+    );
+
+    // Seen again (the feed overlaps), nothing is found twice.
+    let again = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    let b = again.books.expect("read");
+    assert_eq!((b.deleted, b.changed, b.weeks), (0, 0, 0), "{b:?}");
+    assert_eq!(after_books(&s), desired);
+}
+
+fn after_books(s: &LocalStack) -> BTreeMap<(String, String), i64> {
+    let mut b = books(s);
+    b.remove(&(String::new(), "regular".to_string()));
+    b
+}
+
+/// A pass that cannot finish (the week is held by a live worker) leaves
+/// the watermark, so the next pass sees the same change.
+#[tokio::test]
+async fn a_week_held_elsewhere_keeps_the_books_watermark() {
+    use timepost::ports::WatermarkStore;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let e = E::new("h", "u-ann", "2026-03-03", "08:00", "12:00").build();
+    deliver(&s, std::slice::from_ref(&e)).await;
+    s.engine
+        .watch_books_pass(Duration::ZERO)
+        .await
+        .expect("start");
+    let name = timepost::books_watch::watermark_name("sandbox");
+    let mark = s
+        .store
+        .get_watermark(&name)
+        .await
+        .expect("wm")
+        .expect("set");
+    let rec = s.sandbox.records().expect("records")[0].id.clone();
+    s.sandbox.delete_elsewhere(&rec).expect("delete");
+    let week = WorkerWeek::of(&e);
+    assert!(s
+        .store
+        .claim(
+            &week_claim_key(&week),
+            "someone-else",
+            Duration::from_secs(60)
+        )
+        .await
+        .expect("claim"));
+    let b = s
+        .engine
+        .watch_books_pass(Duration::ZERO)
+        .await
+        .expect("pass")
+        .expect("ran");
+    assert_eq!((b.busy, b.moved, b.deleted), (1, false, 0), "{b:?}");
+    assert_eq!(s.store.get_watermark(&name).await.expect("wm"), Some(mark));
+    s.store
+        .release(&week_claim_key(&week), "someone-else")
+        .await
+        .expect("release");
+    let swept = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    let b = swept.books.expect("ran");
+    assert_eq!((b.deleted, b.moved), (1, true), "{b:?}");
+    assert_eq!(books(&s).values().sum::<i64>(), 240);
+}
+
+/// The sandbox's change feed: records created, changed or deleted after
+/// the instant asked for, deletions by id only; nothing before it.
+#[tokio::test]
+async fn the_sandbox_feed_lists_changes_since_an_instant() {
+    use timepost::ledger::books::BookChanges;
+    use timepost::ledger::Ledger;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    deliver(&s, &full_week()[..3]).await;
+    let recs = s.sandbox.records().expect("records");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let quiet = s.sandbox.book_changes(since).await.expect("feed");
+    assert_eq!(
+        quiet,
+        BookChanges::Changes {
+            changed: Vec::new(),
+            deleted: Vec::new()
+        }
+    );
+    s.sandbox.delete_elsewhere(&recs[0].id).expect("delete");
+    s.sandbox.edit_elsewhere(&recs[1].id, 90).expect("edit");
+    let BookChanges::Changes { changed, deleted } =
+        s.sandbox.book_changes(since).await.expect("feed")
+    else {
+        panic!("the sandbox has a feed");
+    };
+    assert_eq!(deleted, vec![recs[0].id.clone()]);
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        (changed[0].id.as_str(), changed[0].minutes),
+        (recs[1].id.as_str(), 90)
+    );
+    assert_eq!(changed[0].sync_token, "1");
+    assert!(changed[0].fingerprint.is_some(), "the marker stays");
+    // From before the postings, every record shows.
+    let BookChanges::Changes { changed, .. } = s
+        .sandbox
+        .book_changes(since - chrono::Duration::hours(1))
+        .await
+        .expect("feed")
+    else {
+        panic!("the sandbox has a feed");
+    };
+    assert_eq!(changed.len(), 2);
+}

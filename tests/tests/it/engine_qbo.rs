@@ -319,3 +319,142 @@ async fn rollback_puts_the_books_back_as_they_were_before_the_batch() {
 fn key_of(id: &str) -> timepost::model::EntryKey {
     timepost::model::EntryKey::new(timepost::model::Source::Csv, "acme-consulting", id)
 }
+
+/// QuickBooks has no change feed for time activities, so the sweep reads
+/// the books by date and compares: a record of ours deleted and one edited
+/// in QuickBooks by someone else are posted again and set back, a record
+/// keyed in by hand is left alone, and the reads are counted as reads.
+#[tokio::test]
+async fn the_sweep_reads_quickbooks_back_and_restores_what_someone_else_changed() {
+    use timepost::ports::AuditLog;
+    let server = QboServer::start("9130", sandbox_chart(), fake_limits(), "rt-initial").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let stack = sandbox_stack(dir.path(), Some(&server)).await;
+    let rows = [
+        row("t1", "2026-03-02T18:00:00Z", 2, "09:00", "12:00", "Design"),
+        row("t2", "2026-03-03T18:00:00Z", 3, "09:00", "13:00", "Build"),
+        row("t3", "2026-03-04T18:00:00Z", 4, "09:00", "11:00", "Review"),
+    ];
+    post_batch(&stack, &rows, "b1").await;
+    let hours = |server: &QboServer| -> BTreeMap<u64, (i64, i64)> {
+        server
+            .active("TimeActivity")
+            .into_iter()
+            .map(|(id, r)| {
+                let n = |f: &str| r.body[f].as_i64().unwrap_or_default();
+                (id, (n("Hours"), n("Minutes")))
+            })
+            .collect()
+    };
+    let desired = hours(&server);
+    assert_eq!(desired.len(), 3);
+    let first = stack
+        .engine
+        .sweep_every("s", Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.books.is_some_and(|b| b.started));
+
+    let ids: Vec<u64> = desired.keys().copied().collect();
+    server.delete_by_hand(ids[0]);
+    server.edit_by_hand(ids[1], "Hours", serde_json::json!(7));
+    let theirs = server.create_by_hand(serde_json::json!({"NameOf": "Employee",
+        "EmployeeRef": {"value": "E-100"}, "TxnDate": "2026-03-03", "Hours": 1, "Minutes": 15,
+        "BillableStatus": "NotBillable", "Description": "keyed in QBO"}));
+    let (reads, queries, batches) = (
+        stack
+            .engine
+            .counters
+            .ledger_reads
+            .load(std::sync::atomic::Ordering::Relaxed),
+        server.counters().queries,
+        server.counters().batch_calls,
+    );
+
+    let swept = stack
+        .engine
+        .sweep_every("s", Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = swept
+        .books
+        .unwrap_or_else(|| panic!("the books were not read"));
+    assert!(b.how.starts_with("read_books"), "{}", b.how);
+    assert!(b.how.contains("TimeActivity"), "{}", b.how);
+    assert_eq!(
+        (b.deleted, b.changed, b.weeks, b.busy),
+        (1, 1, 1, 0),
+        "{b:?}"
+    );
+    assert!(b.moved);
+    // One read of the week's dates, then one per changed entry; no CDC.
+    assert_eq!(b.reads, 1 + 1 + 2, "{b:?}");
+    assert_eq!(
+        stack
+            .engine
+            .counters
+            .ledger_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - reads,
+        b.reads
+    );
+    assert!(server.counters().queries >= queries + 3);
+    assert!(
+        server.counters().batch_calls > batches,
+        "the week was converged"
+    );
+
+    // The books hold what the week should: same durations, and someone
+    // else's record as they keyed it.
+    let now = hours(&server);
+    let mut ours: Vec<(i64, i64)> = now
+        .iter()
+        .filter(|(id, _)| **id != theirs)
+        .map(|(_, h)| *h)
+        .collect();
+    let mut want: Vec<(i64, i64)> = desired.values().copied().collect();
+    ours.sort();
+    want.sort();
+    assert_eq!(ours, want);
+    assert_eq!(now.get(&theirs), Some(&(1, 15)));
+    assert_eq!(
+        server.active("TimeActivity")[&theirs].sync_token,
+        0,
+        "someone else's record was not touched"
+    );
+    assert!(
+        !now.contains_key(&ids[0]),
+        "the deleted record stays deleted"
+    );
+    let states = stack.store.all().await.unwrap_or_else(|e| panic!("{e}"));
+    for s in &states {
+        assert_eq!(s.status, Status::Posted, "{}", s.entry.key);
+        for r in &s.records {
+            let id: u64 = r.id.parse().unwrap_or_default();
+            assert_eq!(
+                server.active("TimeActivity")[&id].sync_token.to_string(),
+                r.sync_token
+            );
+        }
+    }
+    let audit = stack
+        .store
+        .recent(10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.action == "changed_in_books")
+        .map(|a| a.detail.as_str())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("was deleted in QuickBooks outside timepost")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("changed in QuickBooks outside timepost") && l.contains("7:00 h")),
+        "{said:?}"
+    );
+}
