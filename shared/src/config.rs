@@ -60,6 +60,10 @@ pub struct ConsoleConfig {
     /// together may make ten times as many (see `http::throttle`).
     #[serde(default = "default_failed_tokens_per_client")]
     pub failed_tokens_per_client: u32,
+    /// `[console.oidc]`: browser sign-in through an OpenID Connect provider
+    /// (a Cognito user pool's hosted UI); see `crate::oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 fn default_failed_tokens_per_client() -> u32 {
@@ -83,6 +87,7 @@ impl Default for ConsoleConfig {
             public_url: None,
             trust_forwarded_proto: false,
             failed_tokens_per_client: default_failed_tokens_per_client(),
+            oidc: None,
         }
     }
 }
@@ -735,6 +740,14 @@ impl Config {
                     message: "must start with https:// (or http://)".into(),
                 });
             }
+        }
+        if let Some((field, message)) = cfg.console.oidc.as_ref().and_then(|o| o.problem()) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field),
+                field: Some(format!("console.oidc.{field}")),
+                message,
+            });
         }
         if let Some((field, message)) = poll_problem(&cfg.intake) {
             return Err(ConfigError::Invalid {
