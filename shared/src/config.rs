@@ -915,6 +915,39 @@ mod tests {
     }
 
     #[test]
+    fn console_oidc_is_read_with_defaults_and_checked() {
+        let c = Config::parse(
+            &format!(
+                "{MIN}[console.oidc]\nissuer = \"https://idp.example.com/pool\"\nclient_id = \"c1\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let o = c.console.oidc.expect("oidc");
+        assert_eq!(o.role_claim, "custom:timepost_role");
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+        let e = Config::parse(
+            &format!(
+                "{MIN}[console.oidc]\nissuer = \"http://idp.example.com\"\nclient_id = \"c1\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("console.oidc.issuer") && e.contains("https://"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &format!("{MIN}[console.oidc]\nissuer = \"https://idp.example.com\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("client_id"), "{e}");
+    }
+
+    #[test]
     fn console_users_carry_exactly_one_well_formed_hash() {
         let hex = "ab".repeat(32);
         let user = |lines: &str| {
