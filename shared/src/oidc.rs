@@ -302,9 +302,10 @@ impl Flow {
     }
 
     fn mac(key: &[u8], payload: &str) -> Vec<u8> {
-        // HMAC accepts a key of any length.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        // HMAC accepts a key of any length; an empty MAC never matches.
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+            return Vec::new();
+        };
         mac.update(b"oidc-flow|");
         mac.update(payload.as_bytes());
         mac.finalize().into_bytes().to_vec()
@@ -323,7 +324,8 @@ impl Flow {
     pub fn open(cookie: &str, key: &[u8], now: u64) -> Option<Flow> {
         let (payload, mac) = cookie.split_once('.')?;
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        if !bool::from(given.as_slice().ct_eq(&Self::mac(key, payload))) {
+        let want = Self::mac(key, payload);
+        if want.is_empty() || !bool::from(given.as_slice().ct_eq(&want)) {
             return None;
         }
         let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
@@ -803,10 +805,15 @@ impl Provider {
 /// A flow key derived from a secret shared by every instance (the
 /// `token_key` secret): HMAC-SHA256(secret, "timepost oidc flow").
 pub fn derive_flow_key(secret: &str) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(b"timepost oidc flow");
-    mac.finalize().into_bytes().to_vec()
+    match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(b"timepost oidc flow");
+            mac.finalize().into_bytes().to_vec()
+        }
+        // HMAC takes a key of any length; should it not, a key of this
+        // instance still signs (sign-ins then return to it).
+        Err(_) => random_flow_key(),
+    }
 }
 
 /// A random flow key, for one process (`timepost serve`).
