@@ -60,6 +60,10 @@ pub struct ConsoleConfig {
     /// together may make ten times as many (see `http::throttle`).
     #[serde(default = "default_failed_tokens_per_client")]
     pub failed_tokens_per_client: u32,
+    /// `[console.oidc]`: browser sign-in through an OpenID Connect provider
+    /// (a Cognito user pool's hosted UI); see `crate::oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 fn default_failed_tokens_per_client() -> u32 {
@@ -83,6 +87,7 @@ impl Default for ConsoleConfig {
             public_url: None,
             trust_forwarded_proto: false,
             failed_tokens_per_client: default_failed_tokens_per_client(),
+            oidc: None,
         }
     }
 }
@@ -736,6 +741,14 @@ impl Config {
                 });
             }
         }
+        if let Some((field, message)) = cfg.console.oidc.as_ref().and_then(|o| o.problem()) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line: line_of(text, field),
+                field: Some(format!("console.oidc.{field}")),
+                message,
+            });
+        }
         if let Some((field, message)) = poll_problem(&cfg.intake) {
             return Err(ConfigError::Invalid {
                 file: file.to_string(),
@@ -899,6 +912,39 @@ mod tests {
         assert_eq!(c.server.max_connections, 512);
         assert_eq!(c.server.header_read_timeout_secs, 10);
         assert_eq!(c.server.shutdown_grace_secs, 10);
+    }
+
+    #[test]
+    fn console_oidc_is_read_with_defaults_and_checked() {
+        let c = Config::parse(
+            &format!(
+                "{MIN}[console.oidc]\nissuer = \"https://idp.example.com/pool\"\nclient_id = \"c1\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let o = c.console.oidc.expect("oidc");
+        assert_eq!(o.role_claim, "custom:timepost_role");
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+        let e = Config::parse(
+            &format!(
+                "{MIN}[console.oidc]\nissuer = \"http://idp.example.com\"\nclient_id = \"c1\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("console.oidc.issuer") && e.contains("https://"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &format!("{MIN}[console.oidc]\nissuer = \"https://idp.example.com\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("client_id"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod local;
 pub mod mapping;
 pub mod model;
 pub mod money;
+pub mod oidc;
 pub mod pipeline;
 pub mod poll;
 pub mod ports;

@@ -17,6 +17,7 @@ pub mod fake_common;
 pub mod harvest_fake;
 pub mod kit;
 pub mod moto;
+pub mod oidc_fake;
 pub mod openapi;
 pub mod qbo_fake;
 pub mod qbo_xsd;

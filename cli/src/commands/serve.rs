@@ -65,7 +65,21 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             )));
         }
     }
-    let app = timepost::http::router(timepost::http::AppState::local(&stack));
+    let mut state = timepost::http::AppState::local(&stack);
+    if let Some(oidc) = &stack.config.console.oidc {
+        // Flow cookies are signed with a key of this process: a sign-in
+        // started before a restart is simply started again.
+        let provider = timepost::http::signin::provider(
+            oidc,
+            stack.config.console.public_url.as_deref(),
+            stack.secrets.as_ref(),
+            timepost::oidc::random_flow_key(),
+        )
+        .await
+        .map_err(|e| crate::Failure::Input(anyhow::anyhow!("[console.oidc]: {e}")))?;
+        state = state.with_oidc(provider);
+    }
+    let app = timepost::http::router(state);
     // Registered before the banner, so a stop sent as soon as it is read
     // is not lost.
     let mut signals = StopSignals::new().context("cannot install the signal handlers")?;
@@ -91,7 +105,13 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             stack.config.store.secrets_file.display()
         );
     }
-    println!("  console: http://{local}/console/login (sign in with a token)");
+    match &stack.config.console.oidc {
+        Some(o) => println!(
+            "  console: http://{local}/console (sign in with {}, or with a token)",
+            o.provider_name
+        ),
+        None => println!("  console: http://{local}/console/login (sign in with a token)"),
+    }
     println!(
         "  store: {} · Ctrl-C or SIGTERM to stop",
         stack.store_path().display()

@@ -633,3 +633,89 @@ async fn screenshots_of_the_dashboard_and_exceptions_with_sandbox_data() {
     save("exceptions.png", &png);
     b.close().await;
 }
+
+/// `timepost serve` with browser sign-in through the fake OpenID provider
+/// (on `localhost`, so it is another site than the console on
+/// `127.0.0.1`, as a real provider is): opening the console goes to the
+/// provider's sign-in page; finance signs in there and is back on the
+/// console with the finance role, opens the exceptions page, is refused an
+/// admin-only action, and signs out of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_signs_in_through_the_provider_and_works_with_the_finance_role() {
+    use timepost_tests::oidc_fake::{FakeOidc, FakeUser};
+    if let Some(why) = missing_browser() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let fake = FakeOidc::start(
+        "console-client",
+        &[],
+        &[],
+        vec![FakeUser {
+            username: "fran".into(),
+            email: "fran@example.com".into(),
+            role: Some("finance".into()),
+        }],
+    )
+    .await;
+    let d = prepare_with(false, "project,9001,C-ACME,\n", |mut cfg| {
+        cfg.push_str(&format!(
+            "\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"console-client\"\n\
+             provider_name = \"Fake pool\"\nlogout_url = \"{}/logout\"\n",
+            fake.issuer, fake.base
+        ));
+        cfg
+    });
+    let srv = Server::start(d.path());
+    fake.register(
+        &format!("http://{}/auth/callback", srv.addr),
+        &format!("http://{}/console/login", srv.addr),
+    );
+    let b = Browser::start(&srv).await;
+
+    // Unsigned, the console sends the browser to the provider.
+    b.goto("/console").await;
+    b.css("#username")
+        .await
+        .send_keys("fran")
+        .await
+        .expect("type the username");
+    let at = b.client.current_url().await.expect("url");
+    assert_eq!(at.host_str(), Some("localhost"));
+    assert_eq!(at.path(), "/oauth2/authorize");
+    b.css("#signin").await.click().await.expect("click Sign in");
+
+    // Back on the console, signed in as finance.
+    b.on_page("Dashboard").await;
+    assert_eq!(b.text("header .who").await, "fran@example.com · finance");
+    b.nav("Exceptions", "Exceptions").await;
+    assert_eq!(b.path().await, "/console/exceptions");
+
+    // An admin-only action is refused, with the session's own CSRF token.
+    let csrf = b
+        .css("header input[name=csrf]")
+        .await
+        .attr("value")
+        .await
+        .expect("attr")
+        .expect("a CSRF token");
+    let status = b
+        .fetch_post("/console/mappings", &format!("csrf={csrf}&kind=employee"))
+        .await;
+    assert_eq!(status, 403);
+
+    // Signing out ends both sessions and comes back to the sign-in page,
+    // which offers the provider.
+    b.css("header form[action='/console/logout'] button")
+        .await
+        .click()
+        .await
+        .expect("click Sign out");
+    b.on_page("Sign in").await;
+    assert_eq!(fake.logouts(), 1);
+    assert_eq!(b.text("a.signin-provider").await, "Sign in with Fake pool");
+    b.goto("/console/exceptions").await;
+    b.css("#username").await;
+    b.close().await;
+    let _ = srv.stop();
+}

@@ -9,7 +9,11 @@
 //! [`timepost::http::auth::Identity`]. Every route's permission is then
 //! checked by the router's one permission table, as locally. A request that
 //! did not come through the JWT authorizer falls back to the router's own
-//! bearer-token and session checks.
+//! bearer-token and session checks: the browser paths (`/console`,
+//! `/auth/*`) are routed without the authorizer, and a browser signs in
+//! through the stack's user pool ([`oidc_provider`], `timepost::oidc`).
+
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -18,19 +22,24 @@ use axum::Json;
 use lambda_http::request::RequestContext;
 use timepost::aws::AwsStack;
 use timepost::http::auth::{identity_from_claims, Identity, IdentityError};
+use timepost::oidc::{OidcConfig, OidcError, Provider};
 
 /// The default claim carrying the role (a Cognito custom attribute).
 pub const DEFAULT_ROLE_CLAIM: &str = "custom:timepost_role";
 
 /// The router this function serves, with identities from JWT claims.
 pub fn app(stack: &AwsStack, role_claim: &str) -> axum::Router {
+    app_with_state(stack.app_state(), role_claim)
+}
+
+/// The router on `state` (e.g. with browser sign-in added), with
+/// identities from JWT claims.
+pub fn app_with_state(state: timepost::http::AppState, role_claim: &str) -> axum::Router {
     let role_claim = role_claim.to_string();
-    timepost::http::router(stack.app_state()).layer(middleware::from_fn(
-        move |req: Request, next: Next| {
-            let role_claim = role_claim.clone();
-            async move { with_identity(&role_claim, req, next).await }
-        },
-    ))
+    timepost::http::router(state).layer(middleware::from_fn(move |req: Request, next: Next| {
+        let role_claim = role_claim.clone();
+        async move { with_identity(&role_claim, req, next).await }
+    }))
 }
 
 /// The identity the JWT authorizer's claims give, if the request carries
@@ -73,4 +82,48 @@ async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Respon
         )
             .into_response(),
     }
+}
+
+/// Browser sign-in for this function: `[console.oidc]` of the rules file
+/// overridden by the `TIMEPOST_OIDC_*` variables the template sets (read
+/// through `get`), the client id read from its secret when the stack
+/// created the user pool. Flow cookies are signed with a key derived from
+/// the `token_key` secret, shared by every instance (a sign-in started on
+/// one may come back to another); without that secret, with a key of this
+/// instance. None when no provider is configured.
+pub async fn oidc_provider(
+    stack: &AwsStack,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<Result<Arc<Provider>, OidcError>> {
+    let config = OidcConfig::with_env(stack.config.console.oidc.clone(), get)?;
+    if let Some((field, message)) = config.problem() {
+        return Some(Err(OidcError::Provider(format!(
+            "browser sign-in setting {field}: {message}"
+        ))));
+    }
+    let secrets = stack.secrets.as_ref();
+    let flow_key =
+        match timepost::http::secret_list(secrets, timepost::http::secret_names::TOKEN_KEY)
+            .await
+            .into_iter()
+            .next()
+        {
+            Some(k) => timepost::oidc::derive_flow_key(&k),
+            None => {
+                tracing::warn!(
+                    "no token_key secret: browser sign-ins must come back to the instance that \
+                 started them (create the secret; see docs/deploy.md)"
+                );
+                timepost::oidc::random_flow_key()
+            }
+        };
+    Some(
+        timepost::http::signin::provider(
+            &config,
+            stack.config.console.public_url.as_deref(),
+            secrets,
+            flow_key,
+        )
+        .await,
+    )
 }

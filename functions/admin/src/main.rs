@@ -24,5 +24,13 @@ async fn main() -> Result<(), Error> {
         .ok()
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| timepost_fn_admin::DEFAULT_ROLE_CLAIM.to_string());
-    lambda_http::run(timepost_fn_admin::app(&stack, &role_claim)).await
+    let mut state = stack.app_state();
+    match timepost_fn_admin::oidc_provider(&stack, |k| std::env::var(k).ok()).await {
+        None => tracing::info!("browser sign-in is not configured"),
+        Some(Ok(provider)) => state = state.with_oidc(provider),
+        // The console still serves bearer tokens and the token sign-in
+        // form; the sign-in page says no provider is configured.
+        Some(Err(e)) => tracing::error!("browser sign-in is off: {e}"),
+    }
+    lambda_http::run(timepost_fn_admin::app_with_state(state, &role_claim)).await
 }

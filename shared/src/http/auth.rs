@@ -758,6 +758,13 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     .await
     {
         Ok(who) => who,
+        // A browser opening a console page unsigned, with a sign-in
+        // provider configured, is sent to sign in there.
+        Err(AuthFailure::Invalid)
+            if s.oidc().is_some() && method == "GET" && path.starts_with("/console") =>
+        {
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, "/auth/login")]).into_response();
+        }
         Err(AuthFailure::Invalid) => {
             return refuse(
                 &path,

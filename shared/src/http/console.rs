@@ -127,7 +127,7 @@ fn fresh_login_page(
     error: Option<&str>,
 ) -> Response {
     let token = s.sessions.login_token();
-    let mut r = login_page(status, error, &token);
+    let mut r = login_page(s, status, error, &token);
     let cookie = format!(
         "{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console/login; Max-Age=3600{}",
         s.sessions.secure_attr(headers, uri.scheme_str())
@@ -138,12 +138,24 @@ fn fresh_login_page(
     r
 }
 
-fn login_page(status: StatusCode, error: Option<&str>, csrf: &str) -> Response {
+fn login_page(s: &AppState, status: StatusCode, error: Option<&str>, csrf: &str) -> Response {
     let err = error
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
+    // With a sign-in provider configured, people sign in there; the token
+    // form stays for the bootstrap admin token and configured users.
+    let provider = s
+        .oidc()
+        .map(|p| {
+            format!(
+                "<p><a class=\"signin-provider\" href=\"/auth/login\">Sign in with {}</a></p>\
+                 <p class=\"hint\">Or with an access token:</p>",
+                esc(&p.config().provider_name)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "{err}<form method=\"post\" action=\"/console/login\">\
+        "{err}{provider}<form method=\"post\" action=\"/console/login\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <p><label>Access token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label></p>\
          <p><button type=\"submit\">Sign in</button></p></form>",
@@ -190,6 +202,7 @@ async fn login(
         Ok(t) => t,
         Err(e) => {
             return login_page(
+                &s,
                 e.status,
                 Some("Enter your access token (field `token`)."),
                 csrf,
@@ -201,6 +214,7 @@ async fn login(
         Ok(who) => who,
         Err(auth::AuthFailure::Invalid) => {
             return login_page(
+                &s,
                 StatusCode::UNAUTHORIZED,
                 Some("That token is not valid."),
                 csrf,
@@ -209,6 +223,7 @@ async fn login(
         Err(auth::AuthFailure::Throttled(wait)) => {
             let secs = auth::retry_after_secs(wait);
             let mut r = login_page(
+                &s,
                 StatusCode::TOO_MANY_REQUESTS,
                 Some(&format!(
                     "Too many failed sign-in attempts. Try again in {secs} seconds; each further failure doubles the wait."
@@ -245,16 +260,39 @@ async fn logout(
     if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
         s.sessions.remove(id);
     }
+    let clear = format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        s.sessions.secure_attr(&headers, uri.scheme_str())
+    );
+    if s.oidc().is_some() {
+        // Signed out here; the provider's own session ends at its logout
+        // endpoint. A page that moves on by itself, not a redirect: the
+        // sign-out form may post only to this server (CSP form-action),
+        // and a browser applies that to where a redirect leads too.
+        let to = super::signin::after_logout(&s, &headers, &uri).await;
+        let body = format!(
+            "<p class=\"notice\">You are signed out of timepost.</p><p><a href=\"{}\">Continue</a></p>",
+            esc(&to)
+        );
+        let html = page("Signed out", None, &body).0.replacen(
+            "<meta charset=\"utf-8\">",
+            &format!(
+                "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={}\">",
+                esc(&to)
+            ),
+            1,
+        );
+        return (
+            StatusCode::OK,
+            [(header::SET_COOKIE, clear)],
+            axum::response::Html(html),
+        )
+            .into_response();
+    }
     (
         StatusCode::SEE_OTHER,
         [
-            (
-                header::SET_COOKIE,
-                format!(
-                    "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
-                    s.sessions.secure_attr(&headers, uri.scheme_str())
-                ),
-            ),
+            (header::SET_COOKIE, clear),
             (header::LOCATION, "/console/login".to_string()),
         ],
     )

@@ -1,7 +1,8 @@
 //! The one HTTP router: tracker webhooks, the admin API and its OpenAPI
 //! document, the console pages, and health. `timepost serve` runs it on a
 //! tokio listener; the Lambda functions run the same router under
-//! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`.
+//! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`;
+//! `/auth/*` is browser sign-in through an OpenID provider ([`signin`]).
 
 mod admin;
 mod approvals;
@@ -15,6 +16,7 @@ pub mod html;
 mod mapping_review;
 mod mappings;
 mod openapi;
+pub mod signin;
 pub mod throttle;
 pub mod tokens;
 mod webhooks;
@@ -51,7 +53,12 @@ pub mod secret_names {
 }
 
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>, Arc<Review>);
+pub struct AppState(
+    Arc<Inner>,
+    Arc<Review>,
+    /// Browser sign-in through an OpenID provider, when configured.
+    Option<Arc<crate::oidc::Provider>>,
+);
 
 /// How console mapping changes are reviewed: where proposals (with their
 /// impact previews) are kept, and how many touched entries make a change
@@ -125,7 +132,19 @@ impl AppState {
                 pending: None,
                 threshold,
             }),
+            None,
         )
+    }
+
+    /// Offer browser sign-in through `provider` (`/auth/login`,
+    /// `/auth/callback`, `/auth/logout`; see [`signin`]).
+    pub fn with_oidc(self, provider: Arc<crate::oidc::Provider>) -> Self {
+        Self(self.0, self.1, Some(provider))
+    }
+
+    /// The OpenID provider of browser sign-in, if configured.
+    pub fn oidc(&self) -> Option<&crate::oidc::Provider> {
+        self.2.as_deref()
     }
 
     /// Keep console mapping changes and their previews in `pending`; a
@@ -138,6 +157,7 @@ impl AppState {
                 pending: Some(pending),
                 threshold,
             }),
+            self.2,
         )
     }
 
@@ -202,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .nest("/api", admin::routes())
         .nest("/console", console::routes())
+        .nest("/auth", signin::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))

@@ -533,3 +533,132 @@ async fn the_admin_function_throttles_failed_bearer_tokens_per_source_ip() {
     assert_eq!(call("203.0.113.9").await, (429, Some("1".to_string())));
     assert_eq!(call("198.51.100.7").await, (401, None));
 }
+
+/// An API Gateway v2 event with no authorizer (the console's and sign-in's
+/// routes), a query string and a cookie.
+fn browser_event(path: &str, query: &str, cookie: Option<&str>) -> String {
+    let mut headers = json!({"host": "api.example.com"});
+    if let Some(c) = cookie {
+        headers["cookie"] = json!(c);
+    }
+    json!({
+        "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api", "requestId": "browser-req", "routeKey": format!("GET {path}"),
+            "stage": "$default", "time": "03/Mar/2026:18:00:05 +0000", "timeEpoch": 1772560805000u64,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "browser"}
+        },
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+/// The admin function as the template configures it with a created user
+/// pool: the client id read from the `console_client_id` secret, the
+/// callback URL from API Gateway's domain. A finance user signs in through
+/// the (fake) hosted UI and opens the exceptions page with the session
+/// alone, over HTTPS (`Secure` cookies).
+#[tokio::test]
+async fn the_admin_function_signs_a_browser_in_through_the_stacks_user_pool() {
+    use timepost_tests::oidc_fake::{FakeOidc, FakeUser};
+    let Some(w) = world().await else { return };
+    let fake = FakeOidc::start(
+        "pool-console-client",
+        &["https://api.example.com/auth/callback".to_string()],
+        &["https://api.example.com/console/login".to_string()],
+        vec![FakeUser {
+            username: "fran".into(),
+            email: "fran@example.com".into(),
+            role: Some("finance".into()),
+        }],
+    )
+    .await;
+    w.stack
+        .secrets
+        .put("console_client_id", "pool-console-client")
+        .await
+        .expect("put the client id secret");
+    let env = |k: &str| -> Option<String> {
+        match k {
+            "TIMEPOST_OIDC_ISSUER" => Some(fake.issuer.clone()),
+            "TIMEPOST_OIDC_CLIENT_ID" => Some(String::new()),
+            "TIMEPOST_OIDC_CLIENT_ID_SECRET" => Some("console_client_id".into()),
+            "TIMEPOST_OIDC_LOGOUT_URL" => Some(format!("{}/logout", fake.base)),
+            _ => None,
+        }
+    };
+    let provider = timepost_fn_admin::oidc_provider(&w.stack, env)
+        .await
+        .expect("configured")
+        .expect("provider");
+    assert_eq!(provider.client_id(), "pool-console-client");
+    let app = timepost_fn_admin::app_with_state(
+        w.stack.app_state().with_oidc(provider),
+        timepost_fn_admin::DEFAULT_ROLE_CLAIM,
+    );
+    let call = |event: String| {
+        let app = app.clone();
+        async move {
+            let request = lambda_http::request::from_str(&event).expect("API Gateway v2 event");
+            app.oneshot(request).await.expect("router")
+        }
+    };
+    let header = |r: &axum::response::Response, name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+
+    let r = call(browser_event("/console", "", None)).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "location"), ["/auth/login"]);
+    let r = call(browser_event("/auth/login", "", None)).await;
+    assert_eq!(r.status(), 303);
+    let flow = header(&r, "set-cookie")[0].clone();
+    assert!(flow.contains("; Secure"), "{flow}");
+    let flow = flow.split(';').next().expect("cookie").to_string();
+    let authorize = header(&r, "location")[0].clone();
+    assert!(
+        authorize.contains("redirect_uri=https%3A%2F%2Fapi.example.com%2Fauth%2Fcallback"),
+        "{authorize}"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let back = http
+        .post(format!("{}/login", fake.base))
+        .form(&FakeOidc::form_for(&authorize, "fran"))
+        .send()
+        .await
+        .expect("provider sign-in");
+    let back = back
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("back to the callback")
+        .to_string();
+    let query = back.split_once('?').expect("a query").1.to_string();
+    let r = call(browser_event("/auth/callback", &query, Some(&flow))).await;
+    assert_eq!(r.status(), 200);
+    let session = header(&r, "set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("tp_session="))
+        .expect("a session");
+    assert!(session.contains("; Secure") && session.contains("HttpOnly"));
+    let session = session.split(';').next().expect("cookie").to_string();
+
+    let r = call(browser_event("/console/exceptions", "", Some(&session))).await;
+    assert_eq!(r.status(), 200);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let html = String::from_utf8_lossy(&body);
+    assert!(html.contains("fran@example.com · finance"), "{html}");
+}

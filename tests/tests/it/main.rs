@@ -22,6 +22,7 @@ mod demo_golden;
 mod dry_run_from;
 mod engine;
 mod engine_qbo;
+mod oidc;
 mod pollers;
 mod qbo;
 mod qbo_contract;

@@ -57,7 +57,13 @@ const SECRETS: [(&str, &[&str], bool); 4] = [
     ),
     (
         "AdminFunction",
-        &["admin_token*", "token_key*", "qbo*", "xero*"],
+        &[
+            "admin_token*",
+            "token_key*",
+            "qbo*",
+            "xero*",
+            "console_client_id*",
+        ],
         true,
     ),
     ("PollerFunction", &["harvest_token*", "toggl_token*"], false),
@@ -671,7 +677,7 @@ fn routes(t: &Value, id: &str) -> BTreeSet<(String, String, String)> {
 }
 
 #[test]
-fn webhooks_are_open_and_the_admin_routes_need_a_jwt() {
+fn webhooks_are_open_the_api_needs_a_jwt_and_the_browser_paths_sign_in_themselves() {
     let t = template();
     let route = |m: &str, p: &str, a: &str| (m.to_string(), p.to_string(), a.to_string());
     assert_eq!(
@@ -687,8 +693,11 @@ fn webhooks_are_open_and_the_admin_routes_need_a_jwt() {
         [
             route("ANY", "/api/{proxy+}", "JwtAuthorizer"),
             route("GET", "/openapi.json", "JwtAuthorizer"),
-            route("ANY", "/console", "JwtAuthorizer"),
-            route("ANY", "/console/{proxy+}", "JwtAuthorizer"),
+            // A browser carries no bearer token: the console and its
+            // sign-in are the function's own (session cookie, OIDC).
+            route("ANY", "/console", "NONE"),
+            route("ANY", "/console/{proxy+}", "NONE"),
+            route("GET", "/auth/{proxy+}", "NONE"),
         ]
         .into()
     );
@@ -698,9 +707,248 @@ fn webhooks_are_open_and_the_admin_routes_need_a_jwt() {
         at(at(auth, "Authorizers"), "JwtAuthorizer"),
         "JwtConfiguration",
     );
-    assert!(is_ref(at(jwt, "issuer"), "JwtIssuer"));
+    // The parameters when given, else the created pool and its client for
+    // programs.
+    let issuer = if_branches(at(jwt, "issuer"), "IssuerGiven");
+    assert!(is_ref(issuer.0, "JwtIssuer"));
+    let pool = if_branches(issuer.1, "CreatePool");
+    assert_eq!(sub_text(pool.0), COGNITO_ISSUER);
+    assert!(is_ref(pool.1, "JwtIssuer"));
     let audience = at(jwt, "audience").as_sequence().expect("audience list");
-    assert!(is_ref(&audience[0], "JwtAudience"));
+    assert_eq!(audience.len(), 1);
+    let aud = if_branches(&audience[0], "AudienceGiven");
+    assert!(is_ref(aud.0, "JwtAudience"));
+    let client = if_branches(aud.1, "CreatePool");
+    assert!(is_ref(client.0, "ApiUserPoolClient"));
+    assert!(is_ref(client.1, "JwtAudience"));
+}
+
+/// Cognito's issuer URL for the created pool.
+const COGNITO_ISSUER: &str = "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}";
+
+/// The (then, else) of `!If [condition, then, else]`.
+fn if_branches<'a>(value: &'a Value, condition: &str) -> (&'a Value, &'a Value) {
+    match intrinsic(value) {
+        Some((tag, args)) if tag == "If" => {
+            let args = args.as_sequence().expect("If arguments");
+            assert_eq!(args[0].as_str(), Some(condition), "{value:?}");
+            (&args[1], &args[2])
+        }
+        _ => panic!("expected !If [{condition}, ...], got {value:?}"),
+    }
+}
+
+/// The text of a `!Sub "..."`.
+fn sub_text(value: &Value) -> &str {
+    match intrinsic(value) {
+        Some((tag, arg)) if tag == "Sub" => string(arg),
+        _ => panic!("expected !Sub, got {value:?}"),
+    }
+}
+
+#[test]
+fn the_stack_creates_a_user_pool_with_the_role_attribute_unless_told_not_to() {
+    let t = template();
+    let p = parameter(&t, "CreateUserPool");
+    assert_eq!(string(at(p, "Default")), "true");
+    for (name, default) in [
+        ("JwtIssuer", ""),
+        ("JwtAudience", ""),
+        ("ConsoleClientId", ""),
+        ("ConsoleLogoutUrl", ""),
+    ] {
+        assert_eq!(
+            string(at(parameter(&t, name), "Default")),
+            default,
+            "{name}"
+        );
+    }
+    // Without a pool of its own, the stack must be told the provider.
+    let rule = at(at(&t, "Rules"), "ExistingProviderIsNamed");
+    let when = intrinsic(at(rule, "RuleCondition")).expect("a condition");
+    assert_eq!(when.0, "Equals");
+    assert!(is_ref(&when.1[0], "CreateUserPool"));
+    assert_eq!(when.1[1].as_str(), Some("false"));
+    let asserted: Vec<String> = at(rule, "Assertions")
+        .as_sequence()
+        .expect("assertions")
+        .iter()
+        .map(|a| string(at(a, "AssertDescription")).to_string())
+        .collect();
+    assert!(asserted.iter().any(|d| d.contains("JwtIssuer")));
+    assert!(asserted.iter().any(|d| d.contains("JwtAudience")));
+
+    let pool = resource(&t, "UserPool");
+    assert_eq!(string(at(pool, "Type")), "AWS::Cognito::UserPool");
+    assert_eq!(string(at(pool, "Condition")), "CreatePool");
+    assert_eq!(string(at(pool, "DeletionPolicy")), "Retain");
+    let props = at(pool, "Properties");
+    // Only administrators create users: nobody signs themselves up.
+    assert_eq!(
+        at(
+            at(props, "AdminCreateUserConfig"),
+            "AllowAdminCreateUserOnly"
+        )
+        .as_bool(),
+        Some(true)
+    );
+    let schema = at(props, "Schema").as_sequence().expect("schema");
+    let role = schema
+        .iter()
+        .find(|a| string(at(a, "Name")) == "timepost_role")
+        .expect("the role attribute");
+    assert_eq!(string(at(role, "AttributeDataType")), "String");
+    assert_eq!(at(role, "Mutable").as_bool(), Some(true));
+    // Cognito puts a custom attribute in tokens as `custom:<name>`: the
+    // claim the admin function reads by default, holding a role the code
+    // knows (the longest name must fit the attribute).
+    assert_eq!(
+        string(at(parameter(&t, "JwtRoleClaim"), "Default")),
+        timepost::oidc::DEFAULT_ROLE_CLAIM
+    );
+    assert_eq!(timepost::oidc::DEFAULT_ROLE_CLAIM, "custom:timepost_role");
+    let max = number(at(at(role, "StringAttributeConstraints"), "MaxLength"));
+    for r in timepost::http::auth::Role::ALL {
+        assert!(r.as_str().len() as u64 <= max, "{}", r.as_str());
+    }
+}
+
+#[test]
+fn the_console_client_is_a_public_pkce_client_and_nobody_writes_their_own_role() {
+    let t = template();
+    let console = resource(&t, "ConsoleUserPoolClient");
+    assert_eq!(string(at(console, "Condition")), "CreatePool");
+    let c = at(console, "Properties");
+    assert!(is_ref(at(c, "UserPoolId"), "UserPool"));
+    assert_eq!(at(c, "GenerateSecret").as_bool(), Some(false));
+    assert_eq!(
+        at(c, "AllowedOAuthFlowsUserPoolClient").as_bool(),
+        Some(true)
+    );
+    let list = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .expect("a list")
+            .iter()
+            .map(|x| string(x).to_string())
+            .collect()
+    };
+    assert_eq!(list(at(c, "AllowedOAuthFlows")), ["code"]);
+    assert_eq!(
+        list(at(c, "AllowedOAuthScopes")),
+        ["openid", "email", "profile"]
+    );
+    let urls = |key: &str| -> Vec<String> {
+        at(c, key)
+            .as_sequence()
+            .expect("URLs")
+            .iter()
+            .map(|u| sub_text(u).to_string())
+            .collect()
+    };
+    let api = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+    assert_eq!(urls("CallbackURLs"), [format!("{api}/auth/callback")]);
+    assert_eq!(urls("LogoutURLs"), [format!("{api}/console/login")]);
+    // Every app client may read the role (it must be in the ID token) and
+    // none may write it: a user with the pool's API and their own access
+    // token could otherwise make themselves admin.
+    let clients = resources_of_type(&t, "AWS::Cognito::UserPoolClient");
+    assert_eq!(clients.len(), 2);
+    for (id, r) in clients {
+        let p = at(r, "Properties");
+        assert!(
+            list(at(p, "ReadAttributes")).contains(&"custom:timepost_role".to_string()),
+            "{id}"
+        );
+        let writes = list(at(p, "WriteAttributes"));
+        assert!(
+            writes.iter().all(|a| !a.starts_with("custom:")),
+            "{id} writes {writes:?}"
+        );
+    }
+}
+
+#[test]
+fn the_hosted_ui_domain_is_named_after_the_stack_id() {
+    let t = template();
+    let d = props(&t, "UserPoolDomain");
+    assert!(is_ref(at(d, "UserPoolId"), "UserPool"));
+    let (tag, args) = intrinsic(at(d, "Domain")).expect("an intrinsic");
+    assert_eq!(tag, "Join");
+    let parts = args.as_sequence().expect("Join arguments")[1]
+        .as_sequence()
+        .expect("parts");
+    assert_eq!(parts[0].as_str(), Some("timepost-"));
+    let (select, sargs) = intrinsic(&parts[1]).expect("Select");
+    assert_eq!(select, "Select");
+    assert_eq!(sargs[0].as_u64(), Some(2));
+    let (split, spargs) = intrinsic(&sargs[1]).expect("Split");
+    assert_eq!(split, "Split");
+    assert_eq!(spargs[0].as_str(), Some("/"));
+    assert!(is_ref(&spargs[1], "AWS::StackId"));
+    // "timepost-" and a UUID: 45 characters, within Cognito's 63.
+    assert!("timepost-".len() + 36 <= 63);
+}
+
+#[test]
+fn the_admin_function_is_told_the_sign_in_provider_and_the_stack_says_where_it_is() {
+    let t = template();
+    let env = at(at(props(&t, "AdminFunction"), "Environment"), "Variables");
+    let issuer = if_branches(at(env, "TIMEPOST_OIDC_ISSUER"), "CreatePool");
+    assert_eq!(sub_text(issuer.0), COGNITO_ISSUER);
+    assert!(is_ref(issuer.1, "JwtIssuer"));
+    // The created client's id comes through a secret (the client names the
+    // API, the API names the function); an existing one's directly.
+    let id = if_branches(at(env, "TIMEPOST_OIDC_CLIENT_ID"), "CreatePool");
+    assert_eq!(id.0.as_str(), Some(""));
+    assert!(is_ref(id.1, "ConsoleClientId"));
+    let secret = if_branches(at(env, "TIMEPOST_OIDC_CLIENT_ID_SECRET"), "CreatePool");
+    assert_eq!(secret.0.as_str(), Some("console_client_id"));
+    assert!(is_ref(at(env, "TIMEPOST_OIDC_ROLE_CLAIM"), "JwtRoleClaim"));
+    let logout = if_branches(at(env, "TIMEPOST_OIDC_LOGOUT_URL"), "CreatePool");
+    assert_eq!(
+        sub_text(logout.0),
+        "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com/logout"
+    );
+    let s = resource(&t, "ConsoleClientIdSecret");
+    assert_eq!(string(at(s, "Type")), "AWS::SecretsManager::Secret");
+    assert_eq!(string(at(s, "Condition")), "CreatePool");
+    assert_eq!(
+        sub_text(at(at(s, "Properties"), "Name")),
+        "${SecretPrefix}console_client_id"
+    );
+    assert!(is_ref(
+        at(at(s, "Properties"), "SecretString"),
+        "ConsoleUserPoolClient"
+    ));
+    // The function only reads it.
+    let read = statements(&t)
+        .into_iter()
+        .filter(|(id, _)| id == "AdminFunction")
+        .map(|(_, s)| s)
+        .find(|s| secret_names(s).contains("console_client_id*"))
+        .expect("a statement naming the client id secret");
+    assert_eq!(actions(&read), ["secretsmanager:GetSecretValue"]);
+
+    let outputs = at(&t, "Outputs");
+    for (name, cond) in [
+        ("UserPoolId", Some("CreatePool")),
+        ("SignInIssuer", Some("CreatePool")),
+        ("ConsoleClientId", Some("CreatePool")),
+        ("ApiClientId", Some("CreatePool")),
+        ("HostedUiUrl", Some("CreatePool")),
+        ("ConsoleUrl", None),
+    ] {
+        let o = at(outputs, name);
+        assert_eq!(opt(o, "Condition").and_then(Value::as_str), cond, "{name}");
+    }
+    assert_eq!(
+        sub_text(at(at(outputs, "SignInIssuer"), "Value")),
+        COGNITO_ISSUER
+    );
+    assert!(is_ref(
+        at(at(outputs, "ConsoleClientId"), "Value"),
+        "ConsoleUserPoolClient"
+    ));
 }
 
 #[test]
