@@ -680,6 +680,15 @@ impl Provider {
         self.discovery.lock().await.clone()
     }
 
+    /// Read the discovery document and the signing keys now (what
+    /// `timepost --backend aws doctor` checks): the sign-in endpoint and
+    /// how many keys the provider publishes.
+    pub async fn check(&self) -> Result<(String, usize), OidcError> {
+        let d = self.discovery().await?;
+        let keys = self.fetch_keys().await?;
+        Ok((d.authorization_endpoint.clone(), keys.keys.len()))
+    }
+
     async fn fetch_keys(&self) -> Result<Arc<JwkSet>, OidcError> {
         let d = self.discovery().await?;
         let keys: JwkSet = self.get_json(&d.jwks_uri).await?;

@@ -7,9 +7,12 @@
 //! 3. the secrets its ledger and its pollers need exist (names only, never
 //!    values);
 //! 4. mappings are loaded (at least one employee and one project row);
-//! 5. the dead-letter and ingest queue depths (information).
+//! 5. the dead-letter and ingest queue depths (information);
+//! 6. browser sign-in to the console, when `TIMEPOST_OIDC_*` (the stack's
+//!    `SignInIssuer` output) or `[console.oidc]` names a provider: its
+//!    discovery document and keys answer and the client id is readable.
 //!
-//! Exit 0 when steps 1-4 pass, 1 otherwise. The local backend is refused:
+//! Exit 0 when steps 1-4 and 6 pass, 1 otherwise. The local backend is refused:
 //! every local command already validates the config file and opens the
 //! store, and `timepost mappings export` / `timepost status` show the rest.
 
@@ -79,12 +82,13 @@ impl Step {
 }
 
 /// The step names, in order.
-pub const STEPS: [&str; 5] = [
+pub const STEPS: [&str; 6] = [
     "stack resources",
     "rules file",
     "secrets",
     "mappings",
     "queues",
+    "console sign-in",
 ];
 
 /// True when every required step passed.
@@ -236,7 +240,7 @@ async fn checks() -> Vec<Step> {
 }
 
 fn skipped_from(n: u8) -> Vec<Step> {
-    (n..=5)
+    (n..=STEPS.len() as u8)
         .map(|i| {
             let mut s = Step::new(i, STEPS[usize::from(i) - 1]);
             s.state = State::Skipped;
@@ -257,6 +261,7 @@ mod aws {
     use timepost::aws::{AwsClients, AwsSettings, DynamoStore, S3Archive, SecretsManagerStore};
     use timepost::config::{Config, LedgerKind};
     use timepost::mapping::MappingTable;
+    use timepost::oidc::{OidcConfig, Provider};
     use timepost::ports::{MappingStore, Secrets};
 
     use super::*;
@@ -466,7 +471,81 @@ mod aws {
                 .push(format!("ingest queue: {n} message(s) waiting"));
         }
         steps.push(s5);
+
+        // 6. Browser sign-in to the console.
+        steps.push(check_sign_in(config.as_ref(), &secrets, &settings.secret_prefix).await);
         steps
+    }
+
+    /// Step 6: the provider `TIMEPOST_OIDC_*` or `[console.oidc]` names
+    /// answers (discovery document, signing keys) and its client id is
+    /// readable; whether `token_key` exists (a sign-in may then finish on
+    /// any admin function instance). Information only when no provider is
+    /// named.
+    async fn check_sign_in(
+        config: Option<&Config>,
+        secrets: &SecretsManagerStore,
+        prefix: &str,
+    ) -> Step {
+        let mut s = Step::new(6, STEPS[5]);
+        let base = config.and_then(|c| c.console.oidc.clone());
+        let Some(oidc) = OidcConfig::with_env(base, |k| std::env::var(k).ok()) else {
+            s.state = State::Info;
+            s.detail.push(
+                "no sign-in provider named here: export TIMEPOST_OIDC_ISSUER=<the stack's \
+                 SignInIssuer output> and TIMEPOST_OIDC_CLIENT_ID_SECRET=console_client_id \
+                 (docs/deploy.md \u{a7}8, step 1) to check it; without a provider the console \
+                 answers only bearer tokens"
+                    .into(),
+            );
+            return s;
+        };
+        if let Some((field, message)) = oidc.problem() {
+            s.missing(
+                format!("sign-in setting {field}: {message}"),
+                "export the stack's SignInIssuer output as TIMEPOST_OIDC_ISSUER, or correct \
+                 [console.oidc] in timepost.toml",
+            );
+            return s;
+        }
+        let issuer = oidc.issuer.clone();
+        // The key only signs flow cookies, none of which this check makes.
+        match Provider::resolve(oidc, secrets, vec![0; 32]).await {
+            Err(e) => s.missing(
+                format!("cannot set up sign-in with {issuer}: {e}"),
+                "redeploy the stack (it writes the console_client_id secret when it creates \
+                 the user pool), or name your provider's client in [console.oidc] client_id",
+            ),
+            Ok(provider) => match provider.check().await {
+                Ok((authorize, keys)) => s.detail.push(format!(
+                    "{issuer} answers: sign-in at {authorize}, {keys} signing key(s), client {}",
+                    provider.client_id()
+                )),
+                Err(e) => s.missing(
+                    format!("the sign-in provider {issuer} does not answer: {e}"),
+                    "check TIMEPOST_OIDC_ISSUER against the stack's SignInIssuer output",
+                ),
+            },
+        }
+        let key = timepost::http::secret_names::TOKEN_KEY;
+        match secrets.get(key).await {
+            Ok(Some(v)) if !v.is_empty() => s.detail.push(format!(
+                "{prefix}{key} exists: a sign-in may finish on any admin function instance"
+            )),
+            Ok(_) => s.detail.push(format!(
+                "{prefix}{key} is not set: a sign-in must come back to the instance that \
+                 started it ({})",
+                create_secret_command(prefix, key)
+            )),
+            Err(e) => s.detail.push(format!("cannot read {prefix}{key}: {e}")),
+        }
+        s.detail.push(
+            "create a user with a role: aws cognito-idp admin-create-user --user-pool-id \
+             <UserPoolId output> --username <e-mail> --user-attributes Name=email,Value=<e-mail> \
+             Name=custom:timepost_role,Value=finance"
+                .into(),
+        );
+        s
     }
 
     /// What `TIMEPOST_LEDGER` (the template's `LedgerKind`) does to the

@@ -578,6 +578,84 @@ async fn doctor_walks_an_empty_stack_to_ready_naming_each_fix() {
     assert!(!raw.contains("VALUE"), "never a secret's value: {raw}");
 }
 
+/// Step 6, browser sign-in: information only while no provider is named;
+/// with the stack's `SignInIssuer` exported it checks that the provider's
+/// discovery document and keys answer and reads the console client id from
+/// its secret; a provider that does not answer is missing (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_sign_in_provider_the_stack_outputs_name() {
+    use timepost::ports::Secrets;
+    use timepost_tests::oidc_fake::FakeOidc;
+    let Some(mut s) = Stack::create().await else {
+        return;
+    };
+    s.push_config();
+    let r = s.timepost(&["mappings", "import", "mappings.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 0, "{v}");
+    let s6 = step(&v, 6);
+    assert_eq!(s6["status"], "info", "{v}");
+    assert!(texts(s6, "detail").contains("TIMEPOST_OIDC_ISSUER"), "{v}");
+
+    let fake = FakeOidc::start("console-client", &[], &[], Vec::new()).await;
+    let prefix = s
+        .env
+        .iter()
+        .find(|(k, _)| *k == "TIMEPOST_SECRET_PREFIX")
+        .expect("prefix")
+        .1
+        .clone();
+    let secrets = timepost::aws::SecretsManagerStore::new(
+        timepost::aws::AwsClients::from_sdk(&s.sdk, true).secrets,
+        prefix.as_str(),
+        std::time::Duration::ZERO,
+    );
+    s.env.push(("TIMEPOST_OIDC_ISSUER", fake.issuer.clone()));
+    s.env
+        .push(("TIMEPOST_OIDC_CLIENT_ID_SECRET", "console_client_id".into()));
+    // The stack writes this secret when it creates the pool; not yet here.
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    let s6 = step(&v, 6);
+    assert_eq!(s6["status"], "missing", "{v}");
+    assert!(texts(s6, "detail").contains("console_client_id"), "{v}");
+
+    secrets
+        .put("console_client_id", "console-client")
+        .await
+        .expect("secret");
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 0, "{v}");
+    let s6 = step(&v, 6);
+    assert_eq!(s6["status"], "ok", "{v}");
+    let said = texts(s6, "detail");
+    assert!(
+        said.contains("signing key(s), client console-client"),
+        "{v}"
+    );
+    assert!(said.contains("token_key is not set"), "{v}");
+    assert!(said.contains("admin-create-user"), "{v}");
+
+    // A provider that does not answer.
+    let dead = format!("http://localhost:{}", free_port());
+    s.env.retain(|(k, _)| *k != "TIMEPOST_OIDC_ISSUER");
+    s.env.push(("TIMEPOST_OIDC_ISSUER", dead.clone()));
+    let (code, v, _) = doctor(&s);
+    assert_eq!(code, 1, "{v}");
+    let s6 = step(&v, 6);
+    assert_eq!(s6["status"], "missing", "{v}");
+    assert!(texts(s6, "detail").contains("does not answer"), "{v}");
+}
+
+/// A loopback port nothing listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Without the environment the first step names the variable and the
 /// later ones wait for it (no AWS needed); locally the command is refused.
 #[test]
@@ -599,7 +677,7 @@ fn doctor_without_the_environment_names_the_variable_and_local_is_refused() {
         texts(&v["steps"][0], "detail").contains("TIMEPOST_TABLE"),
         "{v}"
     );
-    for n in 1..5 {
+    for n in 1..6 {
         assert_eq!(v["steps"][n]["status"], "skipped", "{v}");
     }
 
