@@ -386,6 +386,33 @@ impl ProposedChange {
     }
 }
 
+/// A console sign-in session as a [`SessionStore`] keeps it. The role is
+/// its name (`admin`, `finance`, …), read back through the console's role
+/// list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSession {
+    pub name: String,
+    pub role: String,
+    /// Signed in as a named person (not the shared admin token).
+    pub named: bool,
+    /// The session's CSRF token for console forms.
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Console sessions kept where every instance of the admin function sees
+/// them (DynamoDB), so a browser's requests may land on any instance.
+/// Keyed by the SHA-256 of the session cookie, never the cookie itself: a
+/// read of the table does not yield a live session. A store may keep an
+/// expired session past its expiry (DynamoDB's TTL deletes lazily): the
+/// caller checks `expires_at`.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn put_session(&self, key: &str, session: &StoredSession) -> StoreResult<()>;
+    async fn session(&self, key: &str) -> StoreResult<Option<StoredSession>>;
+    async fn delete_session(&self, key: &str) -> StoreResult<()>;
+}
+
 /// Mapping changes with their previews, and the ones waiting for a second
 /// admin.
 #[async_trait]

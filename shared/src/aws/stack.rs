@@ -327,7 +327,9 @@ impl AwsStack {
             ))
             .with_throttle(crate::http::throttle::Throttle::from_config(
                 &self.config.console,
-            )),
+            ))
+            // A browser's requests may reach any admin function instance.
+            .with_store(self.store.clone()),
             parse_context: crate::http::ParseContextCache::default(),
         })
         // Mapping changes above the threshold wait for a second admin;

@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::{html, secret_list, secret_names, ApiError, AppState};
 use crate::config::ConsoleUser;
+use crate::ports::{SessionStore, StoreResult, StoredSession};
 
 /// What a user may do is decided by their role alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -295,10 +296,14 @@ struct Session {
     expires: Instant,
 }
 
-/// Sign-in sessions, in memory (a restart signs everyone out), with the
-/// key of the sign-in form's CSRF tokens and the cookie policy.
+/// Sign-in sessions, with the key of the sign-in form's CSRF tokens and
+/// the cookie policy. Kept in this process's memory (a restart signs
+/// everyone out) unless a shared [`SessionStore`] is given: the admin
+/// function keeps them in DynamoDB, so a browser's requests may reach any
+/// of its instances and a sign-out ends the session on all of them.
 pub struct Sessions {
     map: std::sync::Mutex<HashMap<String, Session>>,
+    shared: Option<std::sync::Arc<dyn SessionStore>>,
     ttl: Duration,
     /// Signs the pre-session CSRF tokens of the sign-in form (random per
     /// process: a restart only makes an open sign-in form stale).
@@ -368,6 +373,7 @@ impl Sessions {
         login_key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         Self {
             map: std::sync::Mutex::new(HashMap::new()),
+            shared: None,
             ttl,
             login_key,
             cookies: CookiePolicy::default(),
@@ -385,6 +391,12 @@ impl Sessions {
     /// The failed-credential throttle.
     pub fn throttle(&self) -> &super::throttle::Throttle {
         &self.throttle
+    }
+
+    /// Sessions kept in `store`, shared by every instance that uses it.
+    pub fn with_store(mut self, store: std::sync::Arc<dyn SessionStore>) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// Sessions whose cookies follow `policy`.
@@ -455,9 +467,22 @@ impl Sessions {
     }
 
     /// Start a session for `who` (as its token identified them); returns
-    /// its id (the cookie value).
-    pub fn create(&self, who: &Principal) -> String {
+    /// its id (the cookie value). Fails only when the shared store does.
+    pub async fn create(&self, who: &Principal) -> StoreResult<String> {
         let id = random_token();
+        let csrf = random_token();
+        if let Some(store) = &self.shared {
+            let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::hours(8));
+            let session = StoredSession {
+                name: who.name.clone(),
+                role: who.role.as_str().to_string(),
+                named: who.named,
+                csrf,
+                expires_at: chrono::Utc::now() + ttl,
+            };
+            store.put_session(&sha256_hex(&id), &session).await?;
+            return Ok(id);
+        }
         let now = Instant::now();
         let mut map = self.lock();
         map.retain(|_, s| s.expires > now);
@@ -467,14 +492,35 @@ impl Sessions {
                 name: who.name.clone(),
                 role: who.role,
                 named: who.named,
-                csrf: random_token(),
+                csrf,
                 expires: now + self.ttl,
             },
         );
-        id
+        Ok(id)
     }
 
-    pub fn get(&self, id: &str) -> Option<Principal> {
+    /// The signed-in principal of session `id`, if it is live. A shared
+    /// store that cannot be read signs nobody in (logged).
+    pub async fn get(&self, id: &str) -> Option<Principal> {
+        if let Some(store) = &self.shared {
+            let found = match store.session(&sha256_hex(id)).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the console session");
+                    None
+                }
+            };
+            return found
+                .filter(|s| s.expires_at > chrono::Utc::now())
+                .and_then(|s| {
+                    Some(Principal {
+                        role: s.role.parse().ok()?,
+                        name: s.name,
+                        csrf: Some(s.csrf),
+                        named: s.named,
+                    })
+                });
+        }
         let map = self.lock();
         map.get(id)
             .filter(|s| s.expires > Instant::now())
@@ -486,7 +532,14 @@ impl Sessions {
             })
     }
 
-    pub fn remove(&self, id: &str) {
+    /// End session `id` (on every instance, with a shared store).
+    pub async fn remove(&self, id: &str) {
+        if let Some(store) = &self.shared {
+            if let Err(e) = store.delete_session(&sha256_hex(id)).await {
+                tracing::error!(error = %e, "cannot delete the console session");
+            }
+            return;
+        }
         self.lock().remove(id);
     }
 }
@@ -656,9 +709,10 @@ pub async fn authenticate(
     if let Some(token) = bearer {
         return check_token_throttled(state, client, "bearer", token.trim()).await;
     }
-    cookie(headers, SESSION_COOKIE)
-        .and_then(|id| state.sessions.get(id))
-        .ok_or(AuthFailure::Invalid)
+    match cookie(headers, SESSION_COOKIE) {
+        Some(id) => state.sessions.get(id).await.ok_or(AuthFailure::Invalid),
+        None => Err(AuthFailure::Invalid),
+    }
 }
 
 /// A refusal in the caller's language: JSON for the API, a page for the

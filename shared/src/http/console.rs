@@ -236,7 +236,20 @@ async fn login(
             return r;
         }
     };
-    let id = s.sessions.create(&who);
+    let id = match s.sessions.create(&who).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "console session not stored; sign-in refused");
+            return login_page(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(
+                    "The sign-in could not be stored (storage is unavailable); try again shortly.",
+                ),
+                csrf,
+            );
+        }
+    };
     let cookie = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         s.sessions.ttl().as_secs(),
@@ -258,7 +271,7 @@ async fn logout(
     OriginalUri(uri): OriginalUri,
 ) -> Response {
     if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
-        s.sessions.remove(id);
+        s.sessions.remove(id).await;
     }
     let clear = format!(
         "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",

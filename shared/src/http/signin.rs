@@ -189,7 +189,19 @@ async fn callback(
             .into_response();
     }
     tracing::info!(user = %principal.name, role = principal.role.as_str(), "browser sign-in");
-    let id = s.sessions.create(&principal);
+    let id = match s.sessions.create(&principal).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "console session not stored; sign-in refused");
+            let body = "<p class=\"error\">The sign-in could not be stored (storage is \
+                        unavailable), so nobody was signed in. Try again shortly.</p>";
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                page("Sign-in refused", None, body),
+            )
+                .into_response();
+        }
+    };
     let session = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         s.sessions.ttl().as_secs(),
@@ -238,7 +250,7 @@ async fn logout(
     OriginalUri(uri): OriginalUri,
 ) -> Response {
     if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
-        s.sessions.remove(id);
+        s.sessions.remove(id).await;
     }
     let to = after_logout(&s, &headers, &uri).await;
     (

@@ -1177,3 +1177,57 @@ async fn migrate_entry_keys_moves_unescaped_partitions() {
     assert_eq!(left.count(), 0);
     assert_eq!(s.migrate_entry_keys().await.expect("again").moved, 0);
 }
+
+/// Console sessions on the table are shared by every admin function
+/// instance: a session started on one is honoured by another, ended on
+/// either it is gone on both, an expired one (still on the table until TTL
+/// removes it) signs nobody in, and the table holds only the cookie's
+/// hash.
+#[tokio::test]
+async fn console_sessions_are_shared_by_every_instance_and_end_everywhere() {
+    use timepost::http::auth::{Principal, Role, Sessions};
+    let Some(store) = store().await else { return };
+    let shared: Arc<dyn SessionStore> = Arc::new(store.clone());
+    let one = Sessions::new(Duration::from_secs(600)).with_store(shared.clone());
+    let two = Sessions::new(Duration::from_secs(600)).with_store(shared.clone());
+    let fran = Principal {
+        name: "fran@example.com".into(),
+        role: Role::Finance,
+        csrf: None,
+        named: true,
+    };
+    let id = one.create(&fran).await.expect("session stored");
+    let seen = two.get(&id).await.expect("the other instance knows it");
+    assert_eq!(
+        (seen.name.as_str(), seen.role, seen.named),
+        ("fran@example.com", Role::Finance, true)
+    );
+    let csrf = seen.csrf.clone().expect("a CSRF token");
+    assert_eq!(one.get(&id).await.and_then(|p| p.csrf), Some(csrf));
+    assert!(
+        shared.session(&id).await.expect("read").is_none(),
+        "the cookie value is not a key of the table"
+    );
+    assert!(two.get("not-a-session").await.is_none());
+
+    two.remove(&id).await;
+    assert!(one.get(&id).await.is_none(), "signed out everywhere");
+
+    // Expired but not yet removed by TTL.
+    let hash = timepost::http::auth::sha256_hex("old-cookie");
+    shared
+        .put_session(
+            &hash,
+            &StoredSession {
+                name: "kim".into(),
+                role: "admin".into(),
+                named: true,
+                csrf: "c".into(),
+                expires_at: Utc::now() - chrono::Duration::seconds(5),
+            },
+        )
+        .await
+        .expect("put");
+    assert!(shared.session(&hash).await.expect("read").is_some());
+    assert!(one.get("old-cookie").await.is_none(), "expired");
+}

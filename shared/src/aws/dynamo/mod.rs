@@ -4,8 +4,8 @@
 //!
 //! Each port lives in its own module; the item layout and every access
 //! pattern are listed in `docs/architecture.md` ("DynamoDB access
-//! patterns"). Only claims carry a TTL: everything else is the books'
-//! history and is kept.
+//! patterns"). Only claims and console sessions carry a TTL: everything
+//! else is the books' history and is kept.
 
 mod audit;
 mod codec;
@@ -14,6 +14,7 @@ mod io;
 mod journal;
 mod mappings;
 mod rekey;
+mod sessions;
 mod table;
 mod watermarks;
 
