@@ -117,6 +117,13 @@ async fn converge(s: &LocalStack) -> usize {
 }
 
 #[tokio::test]
+async fn reconciliation_runs_meet_the_store_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(&dir.path().join("t.sqlite")).expect("store");
+    timepost_tests::contracts::reconcile_store(&store).await;
+}
+
+#[tokio::test]
 async fn the_sandbox_demo_agrees() {
     let dir = tempfile::tempdir().expect("dir");
     timepost::demo::run(dir.path()).await.expect("demo");
