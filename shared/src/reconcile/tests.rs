@@ -278,3 +278,25 @@ fn periods_parse() {
     assert!(Period::parse("2026-03-31..2026-03-01", today).is_err());
     assert!(Period::parse("fortnight", today).is_err());
 }
+
+#[test]
+fn the_reconcile_section_reads_with_defaults_and_refuses_unknown_keys() {
+    let base = crate::demo::CONFIG;
+    let c = crate::config::Config::parse(base, "sandbox").expect("config");
+    assert_eq!(c.reconcile, ReconcileConfig::default());
+    assert_eq!(c.reconcile.tolerance_amount, Decimal::new(1, 2));
+    let text = format!(
+        "{base}\n[reconcile]\ntolerance_minutes = 2\ntolerance_amount = 0.5\nforeign_records_are_breaks = true\n"
+    );
+    let c = crate::config::Config::parse(&text, "t").expect("config");
+    assert_eq!(
+        c.reconcile,
+        ReconcileConfig {
+            tolerance_minutes: 2,
+            tolerance_amount: Decimal::new(5, 1),
+            foreign_records_are_breaks: true
+        }
+    );
+    let bad = format!("{base}\n[reconcile]\ntolerance_hours = 1\n");
+    assert!(crate::config::Config::parse(&bad, "t").is_err());
+}
