@@ -86,6 +86,9 @@ enum Command {
     /// Post what is queued to the configured ledger (`--dry-run`: print the
     /// exact requests instead, sending nothing).
     Sync(commands::sync::Args),
+    /// Compare the tracker, timepost and the books for a period (`history`:
+    /// the stored runs; `resolve`: act on one break).
+    Reconcile(commands::reconcile::Args),
     /// Undo one import batch in the books.
     Rollback(commands::rollback::Args),
     /// Post a period's labour-cost accrual (QBO JournalEntry).
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
             Command::Explain { code, all } => commands::explain::run(code, all),
             Command::Redrive(args) => commands::redrive::run(&g, args).await,
             Command::Sync(args) => commands::sync::run(&g, args).await,
+            Command::Reconcile(args) => commands::reconcile::run(&g, args).await,
             Command::Rollback(args) => commands::rollback::run(&g, args).await,
             Command::Accrue(args) => {
                 local_only(&g, "accrue", "run it against a local copy of the config")?;

@@ -29,6 +29,9 @@ pub struct Config {
     /// Who may use the console and the admin API, with which role.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[reconcile]`: tolerances of `timepost reconcile`.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
 }
 
 /// `[console]`: the console's users (`[[console.users]]`).

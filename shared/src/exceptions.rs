@@ -125,6 +125,33 @@ codes! {
     LedgerUnavailable => "LEDGER_UNAVAILABLE",
         "The accounting system kept failing or rate-limiting this posting after every retry.",
         "Nothing is wrong with the entry; redrive it once the accounting system is reachable again.";
+    MissingInBooks => "MISSING_IN_BOOKS",
+        "Reconciliation: timepost posted this time, but the books hold no record of it for one of its lines.",
+        "Run `timepost reconcile resolve BREAK_ID --repost` to post timepost's version again, or `--dismiss \"reason\"` if the time must stay out of the books.";
+    DeletedInBooks => "DELETED_IN_BOOKS",
+        "Reconciliation: a time record timepost posted was deleted in the books by someone else.",
+        "If the deletion was a mistake, `timepost reconcile resolve BREAK_ID --repost` posts it again; if it was meant, correct or delete the entry in the tracker, or `--accept-books` so timepost stops expecting it.";
+    ChangedInBooks => "CHANGED_IN_BOOKS",
+        "Reconciliation: a time record timepost posted was changed in the books (hours, date, person, customer, service item or billable status).",
+        "Keep the books' version with `timepost reconcile resolve BREAK_ID --accept-books`, or restore timepost's with `--repost`; better, make the change in the tracker so both agree.";
+    DuplicateInBooks => "DUPLICATE_IN_BOOKS",
+        "Reconciliation: the books hold a second record carrying the same timepost fingerprint as a record of this entry, so the time is counted twice.",
+        "Delete the extra record in the books (the break names it), then `timepost reconcile resolve BREAK_ID --dismiss \"deleted the copy\"`; the next run confirms it.";
+    UnownedInBooks => "UNOWNED_IN_BOOKS",
+        "Reconciliation: the books hold a record marked by timepost that no entry owns any more (left behind by an earlier version or a restore).",
+        "Check the record in the books: delete it if the time is already posted elsewhere, then dismiss the break with the reason.";
+    BilledWithNewerVersion => "BILLED_WITH_NEWER_VERSION",
+        "Reconciliation: the time record is billed or locked in the books, while timepost holds a newer version of the entry that it cannot post over it.",
+        "Credit or adjust the invoice in the books so the record can change, then `--repost`; or `--accept-books` to keep the billed version.";
+    NeverReceived => "NEVER_RECEIVED",
+        "Reconciliation: the tracker lists this entry (or a newer version of it) for the period, but timepost never received it; most often a lost webhook.",
+        "Run `timepost poll SOURCE` to fetch it now (or re-send it with `timepost ingest`); the next reconciliation confirms it arrived.";
+    AmountDiffers => "AMOUNT_DIFFERS",
+        "Reconciliation: the billable amount the books hold for this record differs from timepost's by more than the tolerance (most often the rate was changed in the books).",
+        "Correct the rate in the books or the tracker, or `timepost reconcile resolve BREAK_ID --repost` to send timepost's amount again; widen `[reconcile] tolerance_amount` if the difference is rounding.";
+    NotTimepostsRecord => "NOT_TIMEPOSTS_RECORD",
+        "Reconciliation (information): the books hold a time record that timepost did not write, such as time keyed in by hand.",
+        "Nothing to do unless the time is also in the tracker (then it is counted twice: delete one). Set `[reconcile] foreign_records_are_breaks = true` to treat these as breaks.";
 }
 
 impl fmt::Display for ExceptionCode {

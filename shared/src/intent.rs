@@ -283,6 +283,8 @@ mod tests {
             minutes,
             customer: Some("C-1".into()),
             billable: Some(true),
+            service_item: None,
+            hourly_rate: None,
             description: "work".into(),
             locked: false,
         }

@@ -28,6 +28,7 @@ pub mod oidc;
 pub mod pipeline;
 pub mod poll;
 pub mod ports;
+pub mod reconcile;
 pub mod report;
 pub mod review;
 pub mod rollback;

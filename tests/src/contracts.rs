@@ -85,3 +85,93 @@ pub async fn journal_intents(j: &dyn Journal) {
     j.clear_dirty(&w1).await.expect("clear");
     assert_eq!(j.dirty_weeks(10).await.expect("dirty"), vec![w2]);
 }
+
+/// Reconciliation runs: stored with their breaks (more than one write
+/// batch of them), listed newest first, each run's breaks in order;
+/// resolutions listed per break and all together, oldest first.
+pub async fn reconcile_store(store: &dyn timepost::reconcile::ReconcileStore) {
+    use std::collections::BTreeMap;
+    use timepost::exceptions::ExceptionCode;
+    use timepost::reconcile::{break_id, Action, Break, Period, Resolution, RunSummary};
+    let brk = |n: usize| Break {
+        id: break_id(
+            ExceptionCode::DeletedInBooks,
+            Some(&format!("csv:ws:{n}")),
+            None,
+        ),
+        code: ExceptionCode::DeletedInBooks,
+        said: format!("record {n} was deleted"),
+        fix_hint: ExceptionCode::DeletedInBooks.fix_hint().into(),
+        entry: Some(format!("csv:ws:{n}")),
+        record: Some(n.to_string()),
+        party: None,
+        customer: None,
+        day: None,
+        expected_minutes: Some(60),
+        books_minutes: None,
+        info: false,
+        dismissed: None,
+    };
+    let summary = |breaks: usize| RunSummary {
+        seq: 0,
+        period: Period {
+            from: "2026-03-02".parse().expect("date"),
+            to: "2026-03-08".parse().expect("date"),
+        },
+        ledger: "sandbox".into(),
+        started_at: Utc::now(),
+        duration_ms: 12,
+        counts: BTreeMap::from([("DELETED_IN_BOOKS".to_string(), breaks)]),
+        breaks,
+        info: 0,
+        dismissed: 0,
+        ledger_reads: 1,
+        tracker: "received".into(),
+        by: "test".into(),
+    };
+    assert!(store.runs(10).await.expect("runs").is_empty());
+    let many: Vec<Break> = (0..60).map(brk).collect();
+    let first = store.save_run(&summary(60), &many).await.expect("save");
+    let second = store.save_run(&summary(0), &[]).await.expect("save");
+    assert!(second > first);
+    let runs = store.runs(10).await.expect("runs");
+    assert_eq!(
+        runs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    assert_eq!(runs[1].breaks, 60);
+    assert_eq!(runs[1].seq, first, "the stored summary carries its seq");
+    assert_eq!(store.runs(1).await.expect("runs").len(), 1);
+    assert_eq!(store.run_breaks(first).await.expect("breaks"), many);
+    assert!(store.run_breaks(second).await.expect("breaks").is_empty());
+    let res = |n: usize, action| Resolution {
+        break_id: brk(n).id,
+        action,
+        reason: "why".into(),
+        by: "fran".into(),
+        at: Utc::now(),
+        run: first,
+        said: "done".into(),
+    };
+    store
+        .add_resolution(&res(1, Action::Dismiss))
+        .await
+        .expect("add");
+    store
+        .add_resolution(&res(2, Action::Repost))
+        .await
+        .expect("add");
+    store
+        .add_resolution(&res(1, Action::Repost))
+        .await
+        .expect("add");
+    let of1 = store
+        .resolutions(Some(&brk(1).id))
+        .await
+        .expect("resolutions");
+    assert_eq!(
+        of1.iter().map(|r| r.action).collect::<Vec<_>>(),
+        vec![Action::Dismiss, Action::Repost]
+    );
+    assert_eq!(store.resolutions(None).await.expect("all").len(), 3);
+}

@@ -456,6 +456,8 @@ impl Ledger for SimLedger {
                     minutes: r.line.minutes,
                     customer: r.line.customer.clone(),
                     billable: Some(r.line.billable),
+                    service_item: r.line.service_item.clone(),
+                    hourly_rate: r.line.hourly_rate.as_ref().map(|m| m.amount),
                     description: r.line.description.clone(),
                     locked: false,
                 })

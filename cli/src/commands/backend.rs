@@ -48,6 +48,8 @@ pub struct Ops {
     /// Where mapping changes wait for a second admin (with their previews).
     pub pending: Arc<dyn PendingChanges>,
     pub audit: Arc<dyn AuditLog>,
+    /// Reconciliation runs and the resolutions of their breaks.
+    pub reconcile: Arc<dyn timepost::reconcile::ReconcileStore>,
     pub engine: Arc<Engine>,
     pub ledger: Arc<dyn Ledger>,
 }
@@ -62,6 +64,7 @@ impl Ops {
             journal: store.clone(),
             queue: store.clone(),
             pending: store.clone(),
+            reconcile: store.clone(),
             audit: store,
             engine: stack.engine,
             ledger: stack.ledger,
@@ -78,6 +81,7 @@ impl Ops {
             journal: stack.store.clone(),
             pending: stack.store.clone(),
             audit: stack.store.clone(),
+            reconcile: stack.store.clone(),
             queue: stack.queue,
             engine: stack.engine,
             ledger: stack.ledger,

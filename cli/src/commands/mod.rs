@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod mappings;
 pub mod migrate_keys;
 pub mod poll;
+pub mod reconcile;
 pub mod redrive;
 pub mod rollback;
 pub mod serve;

@@ -79,3 +79,51 @@ fn dry_run_prints_the_requests_and_changes_nothing() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nothing for batch"), "{err}");
 }
+
+/// `timepost reconcile` on the sandbox as a user runs it: the ingested
+/// sandbox agrees, the run is stored and listed by `history`, and a
+/// resolve of a break no run holds (or without an action) is bad input.
+#[test]
+fn reconcile_runs_stores_and_refuses_an_unknown_break() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sandbox");
+    for f in ["timepost.toml", "mappings.csv", "entries.csv"] {
+        std::fs::copy(root.join(f), d.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (code, _, err) = timepost(d, &["mappings", "import", "mappings.csv", "--reason", "t"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = timepost(d, &["ingest", "--source", "csv", "entries.csv"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = timepost(d, &["reconcile", "--period", "2026-03-01..2026-03-31"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("reconciliation #1 of 2026-03-01..2026-03-31 against sandbox (tracker: received): agrees"),
+        "{out}"
+    );
+    let (code, out, _) = timepost(
+        d,
+        &["reconcile", "--period", "2026-03-01..2026-03-31", "--json"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["summary"]["seq"], 2);
+    assert_eq!(v["summary"]["breaks"], 0);
+    let (code, out, _) = timepost(d, &["reconcile", "history"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.starts_with("#2 2026-03-01..2026-03-31 sandbox"),
+        "{out}"
+    );
+    let (code, _, err) = timepost(
+        d,
+        &["reconcile", "resolve", "b-000000000000", "--dismiss", "x"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no break b-000000000000"), "{err}");
+    let (code, _, err) = timepost(d, &["reconcile", "resolve", "b-000000000000"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = timepost(d, &["reconcile", "--period", "fortnight"]);
+    assert_eq!(code, 2, "{err}");
+}

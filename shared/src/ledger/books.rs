@@ -99,6 +99,13 @@ pub struct BookRecord {
     pub customer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable: Option<bool>,
+    /// The service item (QBO `ItemRef`, Xero task id), when the books say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_item: Option<String>,
+    /// The hourly rate the record carries (QBO `HourlyRate`), when the
+    /// books keep one on the time record (Xero keeps rates on the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_rate: Option<rust_decimal::Decimal>,
     /// The description without the marker.
     pub description: String,
     /// Billed, invoiced or otherwise locked in the books: timepost must

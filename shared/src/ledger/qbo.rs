@@ -1013,6 +1013,11 @@ pub fn book_record(v: &serde_json::Value) -> Result<BookRecord, LedgerError> {
         minutes,
         customer: ref_value(v, "CustomerRef"),
         billable: status.map(|s| matches!(s, "Billable" | "HasBeenBilled")),
+        service_item: ref_value(v, "ItemRef"),
+        hourly_rate: v
+            .get("HourlyRate")
+            .and_then(|r| r.as_number().map(|n| n.to_string()))
+            .and_then(|r| r.parse().ok()),
         description: unmarked(description).to_string(),
         locked: status == Some("HasBeenBilled"),
     })

@@ -428,6 +428,8 @@ fn book_record(r: SandboxRecord) -> BookRecord {
         minutes: r.line.minutes,
         customer: r.line.customer.clone(),
         billable: Some(r.line.billable),
+        service_item: r.line.service_item.clone(),
+        hourly_rate: r.line.hourly_rate.as_ref().map(|m| m.amount),
         description: r.line.description,
         locked: false,
     }

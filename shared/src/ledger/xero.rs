@@ -448,6 +448,7 @@ fn time_record(project: &str, e: TimeEntryItem, tz: Tz) -> Result<BookRecord, Le
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| project.to_string());
     let minutes = e.duration.unwrap_or(0);
+    let service_item = e.task_id.clone().filter(|t| !t.is_empty());
     let sync_token = digest(&TimeEntryBody {
         user_id: e.user_id.clone().unwrap_or_default(),
         task_id: e.task_id.unwrap_or_default(),
@@ -465,6 +466,8 @@ fn time_record(project: &str, e: TimeEntryItem, tz: Tz) -> Result<BookRecord, Le
         minutes,
         customer: Some(project),
         billable: None,
+        service_item,
+        hourly_rate: None,
         description: unmarked(&description).to_string(),
         locked: matches!(e.status.as_deref(), Some("INVOICED" | "LOCKED")),
     })

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod pending;
+pub mod reconcile;
 pub mod secrets;
 pub mod sqlite;
 pub mod stack;

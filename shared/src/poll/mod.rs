@@ -156,6 +156,20 @@ impl Poller {
         }
     }
 
+    /// Every entry the tracker lists with a date in `from..=to`, without
+    /// enqueueing anything (what reconciliation compares).
+    pub async fn list_period(
+        &self,
+        ports: &PollPorts,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<(Vec<crate::model::NormalisedEntry>, PollReport), PollError> {
+        match self {
+            Poller::Harvest(p) => p.list_period(ports, from, to).await,
+            Poller::Toggl(p) => p.list_period(ports, from, to).await,
+        }
+    }
+
     /// The configured poller for `source` (`harvest` or `toggl`), if its
     /// section is present.
     pub fn for_source(source: &str, intake: &IntakeConfig) -> Result<Option<Poller>, PollError> {

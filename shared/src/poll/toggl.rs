@@ -145,6 +145,30 @@ impl TogglPoller {
         })
     }
 
+    /// Every entry of the workspace the Reports API lists with a date in
+    /// `from..=to` (`start_date` / `end_date`, as the look-back window is
+    /// read). Nothing is enqueued and no watermark moves: what
+    /// reconciliation compares with what timepost received.
+    pub async fn list_period(
+        &self,
+        ports: &PollPorts,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(Vec<NormalisedEntry>, PollReport), PollError> {
+        let mut report = PollReport {
+            source: "toggl".into(),
+            ..Default::default()
+        };
+        let token = secret(ports, &self.cfg.token_secret).await?;
+        let ctx = parse_context(ports, &self.intake).await?;
+        let (listed, pages) = self
+            .search(self.window_body(from, to), &token, &ctx, &mut report)
+            .await?;
+        report.pages = pages;
+        report.fetched = listed.len();
+        Ok((listed, report))
+    }
+
     pub async fn run(&self, ports: &PollPorts) -> Result<PollReport, PollError> {
         let name = self.watermark_name();
         let mut report = PollReport {

@@ -1066,6 +1066,12 @@ async fn intents_and_dirty_weeks_meet_the_journal_contract() {
     timepost_tests::contracts::journal_intents(&s).await;
 }
 
+#[tokio::test]
+async fn reconciliation_runs_meet_the_store_contract() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::reconcile_store(&s).await;
+}
+
 /// Workspace `ws:x` + id `y` and workspace `ws` + id `x:y` are two
 /// entries, each in its own partition.
 #[tokio::test]

@@ -27,6 +27,7 @@ mod pollers;
 mod qbo;
 mod qbo_contract;
 mod qbo_vendor;
+mod reconcile;
 mod sim;
 mod template;
 mod xero;

@@ -1,5 +1,5 @@
 //! DynamoDB: entry state, claims, mappings and their change log, the
-//! posting journal, watermarks and the audit log, in one table (the SAM
+//! posting journal, watermarks, the audit log and reconciliation runs, in one table (the SAM
 //! template's: `pk`/`sk`, three overloaded GSIs, TTL on `expires_at`).
 //!
 //! Each port lives in its own module; the item layout and every access
@@ -13,6 +13,7 @@ mod entries;
 mod io;
 mod journal;
 mod mappings;
+mod reconcile;
 mod rekey;
 mod sessions;
 mod table;

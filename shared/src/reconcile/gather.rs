@@ -1,0 +1,211 @@
+//! The I/O of a reconciliation run: fill the three sides, compare them
+//! ([`super::compare`]), mark the breaks already dismissed, store the run.
+//!
+//! - timepost and the tracker as received: the entry states of the period
+//!   (work date or a posted line's date in it), from the `EntryStore`;
+//! - the tracker as it is now: [`list_trackers`], through the Harvest and
+//!   Toggl pollers' listing of a period (nothing enqueued), when the
+//!   config sets them up;
+//! - the books: one [`Ledger::read_books`] over the period, every party
+//!   and customer (the adapter pages as its vendor does).
+//!
+//! Callers: `timepost reconcile` (the CLI), and any scheduled caller or
+//! console page: everything here works on ports.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::{
+    compare, counts, Break, Expected, Period, ReconcileConfig, ReconcileStore, Row, RunSummary,
+    Sides, TrackerEntry, TrackerSide,
+};
+use crate::config::IntakeConfig;
+use crate::ledger::books::BookQuery;
+use crate::ledger::{Ledger, LedgerError};
+use crate::model::NormalisedEntry;
+use crate::poll::{PollError, PollPorts, Poller};
+use crate::ports::{EntryStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the books: {0}")]
+    Books(#[source] LedgerError),
+    #[error("the {0} ledger cannot read its books back, so there is nothing to reconcile with")]
+    NoReadBack(String),
+    #[error("cannot list the tracker's period: {0}")]
+    Poll(#[from] PollError),
+    #[error("no break {0} in the stored runs (see `timepost reconcile history`)")]
+    UnknownBreak(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
+/// What the tracker lists now for a period.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// `harvest`, `toggl`, or both joined with `+`.
+    pub from: String,
+    pub entries: Vec<NormalisedEntry>,
+    /// HTTP requests the listing took.
+    pub requests: u32,
+}
+
+/// List `period` in every tracker whose poller the config sets up
+/// (`[intake.harvest]`, `[intake.toggl_poll]`). `None` when none is.
+pub async fn list_trackers(
+    intake: &IntakeConfig,
+    ports: &PollPorts,
+    period: &Period,
+) -> Result<Option<Listing>, ReconcileError> {
+    let mut out: Option<Listing> = None;
+    for source in ["harvest", "toggl"] {
+        let Some(poller) = Poller::for_source(source, intake)? else {
+            continue;
+        };
+        let (entries, report) = poller.list_period(ports, period.from, period.to).await?;
+        let l = out.get_or_insert_with(Listing::default);
+        if !l.from.is_empty() {
+            l.from.push('+');
+        }
+        l.from.push_str(source);
+        l.entries.extend(entries);
+        l.requests += report.requests;
+    }
+    Ok(out)
+}
+
+/// What a run needs: where the entry states are, the ledger, where runs
+/// are kept, and the tolerances.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub entries: Arc<dyn EntryStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub store: Arc<dyn ReconcileStore>,
+    pub config: ReconcileConfig,
+}
+
+/// One run: its stored summary, the breaks, and the per-day figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Run {
+    pub summary: RunSummary,
+    pub breaks: Vec<Break>,
+    pub rows: Vec<Row>,
+}
+
+impl Reconciler {
+    /// The three sides of `period` (and the ledger reads it took).
+    pub async fn sides(
+        &self,
+        period: &Period,
+        listing: Option<&Listing>,
+    ) -> Result<(Sides, u64), ReconcileError> {
+        let states = self.entries.all().await?;
+        let mut sides = Sides::default();
+        for s in &states {
+            let in_period = period.contains(s.entry.work_date)
+                || s.posted_lines.iter().any(|l| period.contains(l.txn_date));
+            if !in_period {
+                continue;
+            }
+            sides.tracker.received.push(TrackerEntry::of(&s.entry));
+            sides.timepost.push(Expected::of(s));
+        }
+        if let Some(l) = listing {
+            sides.tracker = TrackerSide {
+                received: sides.tracker.received,
+                listed: Some(l.entries.iter().map(TrackerEntry::of).collect()),
+                listed_from: Some(l.from.clone()),
+            };
+        }
+        let query = BookQuery {
+            from: period.from,
+            to: period.to,
+            parties: Vec::new(),
+            customers: Vec::new(),
+        };
+        sides.books = self
+            .ledger
+            .read_books(&query)
+            .await
+            .map_err(ReconcileError::Books)?
+            .ok_or_else(|| ReconcileError::NoReadBack(self.ledger.name().to_string()))?;
+        Ok((sides, 1))
+    }
+
+    /// Reconcile `period`: gather, compare, mark what was dismissed, store
+    /// the run. `by` is who ran it.
+    pub async fn run(
+        &self,
+        period: &Period,
+        listing: Option<&Listing>,
+        by: &str,
+    ) -> Result<Run, ReconcileError> {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let (sides, reads) = self.sides(period, listing).await?;
+        let mut cmp = compare(period, &sides, &self.config, self.ledger.name());
+        let dismissed = self.store.resolutions(None).await?;
+        for b in &mut cmp.breaks {
+            // The newest resolution of the break decides.
+            if let Some(r) = dismissed.iter().rev().find(|r| r.break_id == b.id) {
+                if r.action == super::Action::Dismiss {
+                    b.dismissed = Some(r.reason.clone());
+                }
+            }
+        }
+        let mut summary = RunSummary {
+            seq: 0,
+            period: *period,
+            ledger: self.ledger.name().to_string(),
+            started_at,
+            duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            counts: counts(&cmp.breaks),
+            breaks: cmp.breaks.iter().filter(|b| b.counts()).count(),
+            info: cmp.breaks.iter().filter(|b| b.info).count(),
+            dismissed: cmp
+                .breaks
+                .iter()
+                .filter(|b| !b.info && b.dismissed.is_some())
+                .count(),
+            ledger_reads: reads,
+            tracker: match listing {
+                Some(l) => format!("received + {} listing", l.from),
+                None => "received".into(),
+            },
+            by: by.to_string(),
+        };
+        summary.seq = self.store.save_run(&summary, &cmp.breaks).await?;
+        tracing::info!(period = %period, breaks = summary.breaks, info = summary.info, "reconciled");
+        Ok(Run {
+            summary,
+            breaks: cmp.breaks,
+            rows: cmp.rows,
+        })
+    }
+
+    /// The newest stored break with `id` and the run it is from (the
+    /// newest runs are searched first, at most `RUNS_SEARCHED`).
+    pub async fn find_break(&self, id: &str) -> Result<(u64, Break), ReconcileError> {
+        for run in self.store.runs(RUNS_SEARCHED).await? {
+            if let Some(b) = self
+                .store
+                .run_breaks(run.seq)
+                .await?
+                .into_iter()
+                .find(|b| b.id == id)
+            {
+                return Ok((run.seq, b));
+            }
+        }
+        Err(ReconcileError::UnknownBreak(id.to_string()))
+    }
+}
+
+/// How many of the newest runs `resolve` searches for a break.
+pub const RUNS_SEARCHED: usize = 50;
