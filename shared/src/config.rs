@@ -29,6 +29,11 @@ pub struct Config {
     /// Who may use the console and the admin API, with which role.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[retention]`: archive periods, how long snapshots and live entries
+    /// are kept, legal hold. Absent: `archive` commands use the defaults
+    /// and `serve` runs no archive schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::archive::RetentionConfig>,
 }
 
 /// `[console]`: the console's users (`[[console.users]]`).
