@@ -589,6 +589,14 @@ pub struct Schedules {
     /// How often `timepost serve` polls Toggl (`[intake.toggl_poll]`).
     #[serde(default = "default_toggl_poll")]
     pub toggl_poll_secs: u64,
+    /// How often `timepost serve` runs the archive when `[retention]` is
+    /// set (default daily).
+    #[serde(default = "default_archive_every")]
+    pub archive_secs: u64,
+}
+
+fn default_archive_every() -> u64 {
+    86_400
 }
 
 fn default_recheck() -> u64 {
@@ -607,6 +615,7 @@ impl Default for Schedules {
             held_recheck_secs: default_recheck(),
             harvest_poll_secs: default_harvest_poll(),
             toggl_poll_secs: default_toggl_poll(),
+            archive_secs: default_archive_every(),
         }
     }
 }

@@ -65,6 +65,15 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             )));
         }
     }
+    if let Some(job) = timepost::schedules::ArchiveJob::local(&stack)? {
+        let every = stack.config.schedules.archive_secs;
+        println!("  archiving closed periods every {every} s ([retention])");
+        pollers.push(tokio::spawn(timepost::schedules::run_archive(
+            job,
+            Duration::from_secs(every),
+            stop_rx.clone(),
+        )));
+    }
     let mut state = timepost::http::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
         // Flow cookies are signed with a key of this process: a sign-in

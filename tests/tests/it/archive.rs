@@ -698,3 +698,39 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn the_local_schedule_archives_when_retention_is_configured() {
+    let d = tempfile::tempdir().unwrap();
+    let mut stack = demo(d.path()).await;
+    assert!(timepost::schedules::ArchiveJob::local(&stack)
+        .unwrap()
+        .is_none());
+    stack.config.retention = Some(RetentionConfig::default());
+    let job = timepost::schedules::ArchiveJob::local(&stack)
+        .unwrap()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(timepost::schedules::run_archive(
+        job,
+        std::time::Duration::from_secs(3600),
+        stop_rx,
+    ));
+    // The first run starts at once; wait for its manifest (bounded).
+    let mut written = false;
+    for _ in 0..200 {
+        let keys = stack.archive.list("snapshots/").await.unwrap();
+        if keys.iter().any(|k| k.ends_with(format::MANIFEST_SHA)) {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    assert!(written, "the scheduled run wrote no snapshot");
+    assert!(verify::verify(stack.archive.as_ref(), Some("2026-03"))
+        .await
+        .unwrap()
+        .ok());
+}
