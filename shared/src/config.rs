@@ -142,6 +142,11 @@ pub struct StoreConfig {
     /// Local secrets file; must be mode 0600.
     #[serde(default = "default_secrets")]
     pub secrets_file: PathBuf,
+    /// A store kept as it is (what `archive restore` writes): `serve` runs
+    /// no queue worker and no schedules on it, so nothing re-evaluates the
+    /// archived entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 fn default_store_path() -> PathBuf {
@@ -160,6 +165,7 @@ impl Default for StoreConfig {
             path: default_store_path(),
             archive_dir: default_archive_dir(),
             secrets_file: default_secrets(),
+            read_only: false,
         }
     }
 }

@@ -74,9 +74,40 @@ fn archive_verify_tamper_restore_and_status_of_the_restored_store() {
     assert_eq!(restored, before, "the demo's entries are all in March");
     let text = ok(dir, &["--data-dir", "audit", "status"]);
     assert!(!text.is_empty());
+    // `serve` on it keeps it as archived: no worker, no schedules.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir)
+        .args(["--data-dir", "audit", "serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        for line in out.lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("Ctrl-C") {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(banner.contains("read-only store"), "{banner}");
+    let after_serve = json(&ok(dir, &["--data-dir", "audit", "status", "--json"]));
+    assert_eq!(after_serve, before);
 
     // One flipped byte: verify names the file and exits 1.
     let f = dir.join(".timepost/archive/snapshots/2026-03/rev-1/journal.jsonl.gz");
+    let mut perms = std::fs::metadata(&f).unwrap().permissions();
+    assert!(perms.readonly(), "snapshot files are read-only");
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&f, perms).unwrap();
     let mut b = std::fs::read(&f).unwrap();
     b[10] ^= 0x80;
     std::fs::write(&f, b).unwrap();

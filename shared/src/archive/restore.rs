@@ -115,7 +115,7 @@ pub fn restored_config(d: &Loaded) -> String {
     format!(
         "# Restored by `timepost archive restore` from the snapshot of {} (revision {}).\n\
          # The sandbox ledger holds the lines the books held for these entries.\n\
-         [store]\npath = \"timepost.sqlite\"\narchive_dir = \"archive\"\nsecrets_file = \"secrets.toml\"\n\n\
+         [store]\npath = \"timepost.sqlite\"\narchive_dir = \"archive\"\nsecrets_file = \"secrets.toml\"\nread_only = true\n\n\
          [ledger]\nkind = \"sandbox\"\n\n{}",
         d.manifest.period, d.manifest.revision, d.rules_toml
     )

@@ -285,6 +285,15 @@ async fn archived(dir: &Path) -> (LocalStack, Vec<String>) {
     (stack, labels)
 }
 
+/// Make a (read-only) snapshot file writable again, as someone tampering
+/// with it would.
+#[allow(clippy::permissions_set_readonly_false)]
+fn unlock(f: &Path) {
+    let mut p = std::fs::metadata(f).unwrap().permissions();
+    p.set_readonly(false);
+    std::fs::set_permissions(f, p).unwrap();
+}
+
 fn file_of(dir: &Path, period: &str, rev: u32, name: &str) -> std::path::PathBuf {
     dir.join("archive")
         .join(snapshot::rev_prefix(period, rev))
@@ -296,6 +305,7 @@ async fn one_flipped_byte_is_named() {
     let d = tempfile::tempdir().unwrap();
     let (stack, labels) = archived(d.path()).await;
     let f = file_of(d.path(), &labels[0], 1, &Kind::Entries.file());
+    unlock(&f);
     let mut b = std::fs::read(&f).unwrap();
     let mid = b.len() / 2;
     b[mid] ^= 0x01;
@@ -332,6 +342,7 @@ async fn an_altered_manifest_is_named() {
     let (stack, labels) = archived(d.path()).await;
     let f = file_of(d.path(), &labels[0], 1, format::MANIFEST);
     let text = std::fs::read_to_string(&f).unwrap();
+    unlock(&f);
     std::fs::write(&f, text.replacen("\"revision\": 1", "\"revision\": 1 ", 1)).unwrap();
     let r = verify::verify(stack.archive.as_ref(), None).await.unwrap();
     let keys: Vec<&str> = r.problems.iter().map(|p| p.key.as_str()).collect();
