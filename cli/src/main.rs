@@ -22,6 +22,10 @@ struct Cli {
         default_value = "timepost.toml"
     )]
     config: PathBuf,
+    /// A store directory (what `archive restore` writes): the same as
+    /// `--config DIR/timepost.toml`.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
     /// Which stack to operate: `local` (the store named in the config file)
     /// or `aws` (a deployed stack: resource names from `TIMEPOST_TABLE`,
     /// `TIMEPOST_QUEUE_URL`, `TIMEPOST_DLQ_URL`, `TIMEPOST_BUCKET`, the rules
@@ -114,6 +118,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Period snapshots: run, list, verify, restore, purge (`[retention]`).
+    #[command(subcommand)]
+    Archive(commands::archive::Cmd),
+    /// Write everything the store holds to a directory, in the archive
+    /// format (`docs/archive-format.md`).
+    Export(commands::archive::ExportArgs),
+    /// Load a directory `export --all` wrote into a fresh local store.
+    Import(commands::archive::ImportArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -146,7 +158,10 @@ fn main() -> ExitCode {
         }
     };
     let g = commands::backend::Global {
-        config: cli.config,
+        config: cli
+            .data_dir
+            .map(|d| d.join("timepost.toml"))
+            .unwrap_or(cli.config),
         backend: cli.backend,
     };
     let result = rt.block_on(async {
@@ -188,6 +203,9 @@ fn main() -> ExitCode {
             Command::MigrateKeys => commands::migrate_keys::run(&g).await,
             Command::Token(cmd) => commands::token::run(&g, cmd).await,
             Command::Doctor { json } => commands::doctor::run(&g, json).await,
+            Command::Archive(cmd) => commands::archive::run(&g, cmd).await,
+            Command::Export(args) => commands::archive::export(&g, args).await,
+            Command::Import(args) => commands::archive::import(&g, args).await,
         }
     });
     match result {

@@ -32,6 +32,11 @@ pub struct Config {
     /// `[reconcile]`: tolerances of `timepost reconcile`.
     #[serde(default)]
     pub reconcile: crate::reconcile::ReconcileConfig,
+    /// `[retention]`: archive periods, how long snapshots and live entries
+    /// are kept, legal hold. Absent: `archive` commands use the defaults
+    /// and `serve` runs no archive schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::archive::RetentionConfig>,
 }
 
 /// `[console]`: the console's users (`[[console.users]]`).
@@ -140,6 +145,11 @@ pub struct StoreConfig {
     /// Local secrets file; must be mode 0600.
     #[serde(default = "default_secrets")]
     pub secrets_file: PathBuf,
+    /// A store kept as it is (what `archive restore` writes): `serve` runs
+    /// no queue worker and no schedules on it, so nothing re-evaluates the
+    /// archived entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 fn default_store_path() -> PathBuf {
@@ -158,6 +168,7 @@ impl Default for StoreConfig {
             path: default_store_path(),
             archive_dir: default_archive_dir(),
             secrets_file: default_secrets(),
+            read_only: false,
         }
     }
 }
@@ -587,6 +598,14 @@ pub struct Schedules {
     /// How often `timepost serve` polls Toggl (`[intake.toggl_poll]`).
     #[serde(default = "default_toggl_poll")]
     pub toggl_poll_secs: u64,
+    /// How often `timepost serve` runs the archive when `[retention]` is
+    /// set (default daily).
+    #[serde(default = "default_archive_every")]
+    pub archive_secs: u64,
+}
+
+fn default_archive_every() -> u64 {
+    86_400
 }
 
 fn default_recheck() -> u64 {
@@ -605,6 +624,7 @@ impl Default for Schedules {
             held_recheck_secs: default_recheck(),
             harvest_poll_secs: default_harvest_poll(),
             toggl_poll_secs: default_toggl_poll(),
+            archive_secs: default_archive_every(),
         }
     }
 }

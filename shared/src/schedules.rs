@@ -3,8 +3,9 @@
 //! mappings and settling what crashes left (open intents, dirty weeks:
 //! `Engine::sweep`, which also reads what changed in the books outside
 //! timepost: `crate::books_watch`) ([`run`]), and the tracker pollers
-//! ([`run_poller`]). The
-//! reconciliation and archive jobs join here.
+//! ([`run_poller`]), and, when `[retention]` is configured, the archive
+//! run ([`run_archive`]: a snapshot of every closed period past the grace
+//! window; purging stays a command). The reconciliation job joins here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,91 @@ pub async fn run_poller(
                         Err(e) => tracing::error!(source, error = %e, "schedule: poll failed"),
                     },
                     _ = shutdown.changed() => return,
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// What the scheduled archive run works on (the local stack's ports).
+pub struct ArchiveJob {
+    pub store: crate::local::SqliteStore,
+    pub ledger: Arc<dyn crate::ledger::Ledger>,
+    pub archive: Arc<dyn crate::ports::Archive>,
+    pub rules_toml: String,
+    pub retention: crate::archive::RetentionConfig,
+}
+
+impl ArchiveJob {
+    /// The job of a local stack, when its config has `[retention]`.
+    pub fn local(
+        stack: &crate::local::stack::LocalStack,
+    ) -> Result<Option<Self>, crate::archive::ArchiveError> {
+        let Some(retention) = stack.config.retention.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            store: stack.store.clone(),
+            ledger: stack.ledger.clone(),
+            archive: stack.archive.clone(),
+            rules_toml: crate::archive::snapshot::rules_toml(&stack.config)?,
+            retention,
+        }))
+    }
+
+    /// One archive run now: what it did per period.
+    pub async fn once(
+        &self,
+    ) -> Result<Vec<crate::archive::snapshot::PeriodRun>, crate::archive::ArchiveError> {
+        let src = crate::archive::snapshot::Sources {
+            entries: &self.store,
+            journal: &self.store,
+            mappings: &self.store,
+            audit: &self.store,
+            pending: &self.store,
+            queue: &self.store,
+            ledger: self.ledger.as_ref(),
+            rules_toml: self.rules_toml.clone(),
+        };
+        let now = chrono::Utc::now();
+        crate::archive::snapshot::run(
+            &src,
+            self.archive.as_ref(),
+            None,
+            &self.retention,
+            now.date_naive(),
+            now,
+        )
+        .await
+    }
+}
+
+/// Archive every closed period past the grace window, every `every`
+/// (the first run right away), until shutdown.
+pub async fn run_archive(
+    job: ArchiveJob,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match job.once().await {
+                    Ok(runs) => {
+                        use crate::archive::snapshot::RunOutcome;
+                        for r in runs {
+                            if let RunOutcome::Written { revision, entries, .. } = r.outcome {
+                                tracing::info!(period = r.period, revision, entries, "schedule: period archived");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "schedule: archive run failed"),
                 }
             }
             _ = shutdown.changed() => return,

@@ -40,22 +40,33 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let queue: Arc<dyn Queue> = Arc::new(stack.store.clone());
-    let worker = tokio::spawn(timepost::worker::run(
-        stack.engine.clone(),
-        queue.clone(),
-        stop_rx.clone(),
-    ));
-    let schedules = tokio::spawn(timepost::schedules::run(
-        stack.engine.clone(),
-        Duration::from_secs(stack.config.schedules.held_recheck_secs),
-        stop_rx.clone(),
-    ));
+    // A read-only store (a restored snapshot) is kept as archived: no
+    // worker, no schedules.
+    let live = !stack.config.store.read_only;
     let mut pollers = Vec::new();
+    if live {
+        pollers.push(tokio::spawn(timepost::worker::run(
+            stack.engine.clone(),
+            queue.clone(),
+            stop_rx.clone(),
+        )));
+        pollers.push(tokio::spawn(timepost::schedules::run(
+            stack.engine.clone(),
+            Duration::from_secs(stack.config.schedules.held_recheck_secs),
+            stop_rx.clone(),
+        )));
+    } else {
+        println!("  read-only store ([store] read_only): no queue worker, no schedules");
+    }
     for (source, every) in [
         ("harvest", stack.config.schedules.harvest_poll_secs),
         ("toggl", stack.config.schedules.toggl_poll_secs),
     ] {
-        if let Some(p) = timepost::poll::Poller::for_source(source, &stack.config.intake)? {
+        let poller = match live {
+            true => timepost::poll::Poller::for_source(source, &stack.config.intake)?,
+            false => None,
+        };
+        if let Some(p) = poller {
             println!("  polling {source} every {every} s");
             pollers.push(tokio::spawn(timepost::schedules::run_poller(
                 Arc::new(p),
@@ -64,6 +75,15 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
                 stop_rx.clone(),
             )));
         }
+    }
+    if let Some(job) = timepost::schedules::ArchiveJob::local(&stack)?.filter(|_| live) {
+        let every = stack.config.schedules.archive_secs;
+        println!("  archiving closed periods every {every} s ([retention])");
+        pollers.push(tokio::spawn(timepost::schedules::run_archive(
+            job,
+            Duration::from_secs(every),
+            stop_rx.clone(),
+        )));
     }
     let mut state = timepost::http::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
@@ -127,8 +147,6 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let _ = stop_tx.send(true);
     let everything = async {
         let _ = server.await;
-        let _ = worker.await;
-        let _ = schedules.await;
         for p in pollers {
             let _ = p.await;
         }

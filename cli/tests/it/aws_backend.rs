@@ -12,6 +12,7 @@ use std::process::Command;
 
 use timepost::aws::{DynamoStore, S3Archive, SqsQueue};
 use timepost::mapping::{csv_io, MappingRow};
+use timepost::ports::Archive as _;
 use timepost_tests::moto;
 
 const SANDBOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sandbox");
@@ -720,4 +721,86 @@ async fn doctor_quotes_why_the_rules_file_in_the_bucket_does_not_parse() {
     );
     assert!(texts(s2, "fix").contains("config push"), "{v}");
     assert_eq!(step(&v, 3)["status"], "skipped", "{v}");
+}
+
+/// Archival through the same ports on a deployed stack: snapshots go to
+/// the bucket under `archive/`, list and verify read them there, a restore
+/// builds a local store from them; `export --all` reads the stack and a
+/// local `import --bundle` loads it; purge and import are local only.
+#[tokio::test]
+async fn archive_and_export_work_on_a_deployed_stack() {
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    s.push_config();
+    let r = s.timepost(&["mappings", "import", "mappings.csv", "--by", "ops"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+
+    let r = s.timepost(&["archive", "run", "--period", "2026-03", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let runs: serde_json::Value = serde_json::from_str(&r.out).expect("run json");
+    assert_eq!(runs[0]["outcome"], "written", "{}", r.out);
+    let keys = S3Archive::new(S3Archive::client(&s.sdk, true), &s.table)
+        .list("archive/snapshots/2026-03/rev-1/")
+        .await
+        .expect("list");
+    assert!(
+        keys.contains(&"archive/snapshots/2026-03/rev-1/manifest.json".to_string()),
+        "{keys:?}"
+    );
+    let r = s.timepost(&["archive", "run", "--period", "2026-03"]);
+    assert!(r.out.contains("unchanged"), "{}", r.out);
+    let r = s.timepost(&["archive", "list", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("\"period\": \"2026-03\""), "{}", r.out);
+    let r = s.timepost(&["archive", "verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    let r = s.timepost(&[
+        "archive", "restore", "--period", "2026-03", "--into", "audit",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(s.dir.path().join("audit/timepost.toml").exists());
+
+    let r = s.timepost(&["export", "--all", "bundle"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let fresh = tempfile::tempdir().expect("dir");
+    std::fs::copy(
+        Path::new(SANDBOX).join("timepost.toml"),
+        fresh.path().join("timepost.toml"),
+    )
+    .expect("copy");
+    let bundle = s.dir.path().join("bundle");
+    let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(fresh.path())
+        .env_remove("TIMEPOST_BACKEND")
+        .env_remove("TIMEPOST_CONFIG")
+        .args(["import", "--bundle", bundle.to_str().expect("utf-8")])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(fresh.path())
+        .env_remove("TIMEPOST_BACKEND")
+        .env_remove("TIMEPOST_CONFIG")
+        .args(["mappings", "export"])
+        .output()
+        .expect("export");
+    let file = std::fs::read_to_string(s.dir.path().join("mappings.csv")).expect("mappings");
+    assert_eq!(
+        sorted_rows(&String::from_utf8_lossy(&out.stdout)),
+        sorted_rows(&file)
+    );
+
+    for args in [
+        &["archive", "purge"][..],
+        &["import", "--bundle", "bundle"][..],
+    ] {
+        let r = s.timepost(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.err);
+        assert!(r.err.contains("local"), "{}", r.err);
+    }
 }

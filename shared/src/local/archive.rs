@@ -1,5 +1,6 @@
 //! Archives and reports as files under a local directory, keyed like S3
-//! objects (`snapshots/2026-03/…`).
+//! objects (`snapshots/2026-03/…`). Snapshot files (`snapshots/…`) are
+//! left read-only: a snapshot is never rewritten.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -39,6 +40,11 @@ impl Archive for DirArchive {
         }
         let tmp = path.with_extension("part");
         tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+        if key.starts_with(crate::archive::format::SNAPSHOTS) {
+            let mut perms = tokio::fs::metadata(&tmp).await.map_err(io)?.permissions();
+            perms.set_readonly(true);
+            tokio::fs::set_permissions(&tmp, perms).await.map_err(io)?;
+        }
         tokio::fs::rename(&tmp, &path).await.map_err(io)
     }
 
@@ -94,6 +100,14 @@ mod tests {
             vec!["snapshots/2026-03/a.json"]
         );
         assert!(a.get("missing").await.unwrap().is_none());
+        let meta = std::fs::metadata(dir.path().join("snapshots/2026-03/a.json")).unwrap();
+        assert!(
+            meta.permissions().readonly(),
+            "snapshot files are read-only"
+        );
+        a.put("reports/r.json", b"{}".to_vec()).await.unwrap();
+        let meta = std::fs::metadata(dir.path().join("reports/r.json")).unwrap();
+        assert!(!meta.permissions().readonly());
         assert!(a.put("../escape", vec![]).await.is_err());
     }
 }

@@ -21,7 +21,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 /// The table is created on first use, so stores opened before proposals
 /// existed need no migration step.
-fn ready(conn: &Connection) -> StoreResult<()> {
+pub(crate) fn ready(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(SCHEMA).map_err(backend)
 }
 

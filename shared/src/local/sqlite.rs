@@ -329,6 +329,8 @@ impl SqliteStore {
 }
 
 /// Who may read the store's files (see [`SqliteStore::open`]).
+mod bulk;
+
 mod files {
     use std::path::{Path, PathBuf};
 

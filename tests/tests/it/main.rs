@@ -5,6 +5,7 @@
 //! binaries instead of one per file. Run one module with
 //! `cargo test -p <crate> --test it <module>::`.
 
+mod archive;
 mod aws_dynamo;
 mod aws_e2e;
 mod aws_pending;
