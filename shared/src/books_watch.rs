@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::engine::{bump, Engine, EngineError};
 use crate::intent::scope;
-use crate::ledger::books::{BookChanges, BookQuery, BookRecord};
+use crate::ledger::books::{differences, hours, BookChanges, BookQuery, BookRecord, Closeness};
 use crate::ledger::{Ledger, PostingLine, RecordRef};
 use crate::model::EntryKey;
 use crate::ports::{AuditLog, AuditRecord, WatermarkStore, WorkerWeek};
@@ -279,54 +279,6 @@ fn suspects_from_books(
     out
 }
 
-/// The fields timepost owns that a book record shows, as they differ from
-/// the line posted: empty when the record still holds what was posted.
-fn differences(line: &PostingLine, book: &BookRecord) -> Vec<String> {
-    let mut out = Vec::new();
-    if book.minutes != line.minutes {
-        out.push(format!(
-            "{} instead of {}",
-            hours(book.minutes),
-            hours(line.minutes)
-        ));
-    }
-    if book.txn_date != line.txn_date {
-        out.push(format!(
-            "dated {} instead of {}",
-            book.txn_date, line.txn_date
-        ));
-    }
-    if book.party.as_ref().map(|p| p.id()) != Some(line.party.id()) {
-        out.push(format!(
-            "for {} instead of {}",
-            book.party.as_ref().map_or("nobody", |p| p.id()),
-            line.party.id()
-        ));
-    }
-    if book.customer != line.customer {
-        out.push(format!(
-            "customer {} instead of {}",
-            book.customer.as_deref().unwrap_or("none"),
-            line.customer.as_deref().unwrap_or("none")
-        ));
-    }
-    if book.billable.is_some_and(|b| b != line.billable) {
-        out.push(if line.billable {
-            "not billable any more".to_string()
-        } else {
-            "billable".to_string()
-        });
-    }
-    if book.fingerprint.is_none() || !line.description.starts_with(&book.description) {
-        out.push(format!("description \"{}\"", book.description));
-    }
-    out
-}
-
-fn hours(minutes: i64) -> String {
-    format!("{}:{:02} h", minutes / 60, minutes % 60)
-}
-
 impl Engine {
     /// Under `week`'s claim: make the states of `keys` say what the books
     /// hold for their records, audit each change, mark the week dirty.
@@ -390,7 +342,15 @@ impl Engine {
                             lines.push(line);
                             continue;
                         }
-                        let diff = differences(&line, b);
+                        let diff = differences(
+                            &line,
+                            b,
+                            Closeness {
+                                tolerance_minutes: 0,
+                                description: true,
+                                service_item: false,
+                            },
+                        );
                         if b.locked {
                             said.push(format!(
                                 "Time record {} was changed in {} outside timepost and is billed now, so timepost leaves it as it is{}.",

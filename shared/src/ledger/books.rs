@@ -144,6 +144,78 @@ impl BookChanges {
     }
 }
 
+/// How closely [`differences`] compares a book record with a posted line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closeness {
+    /// Minutes the record may differ by and still agree.
+    pub tolerance_minutes: i64,
+    /// Also report a description someone changed in the books.
+    pub description: bool,
+    /// Also compare the service item (when the record reports one).
+    pub service_item: bool,
+}
+
+/// What a book record shows differently from the line timepost posted, in
+/// a bookkeeper's words ("3:00 h instead of 8:00 h", "customer C-2 instead
+/// of C-1"): empty when they agree within `how`.
+pub fn differences(line: &super::PostingLine, book: &BookRecord, how: Closeness) -> Vec<String> {
+    let mut out = Vec::new();
+    if (book.minutes - line.minutes).abs() > how.tolerance_minutes.max(0) {
+        out.push(format!(
+            "{} instead of {}",
+            hours(book.minutes),
+            hours(line.minutes)
+        ));
+    }
+    if book.txn_date != line.txn_date {
+        out.push(format!(
+            "dated {} instead of {}",
+            book.txn_date, line.txn_date
+        ));
+    }
+    if book.party.as_ref().map(|p| p.id()) != Some(line.party.id()) {
+        out.push(format!(
+            "for {} instead of {}",
+            book.party.as_ref().map_or("nobody", |p| p.id()),
+            line.party.id()
+        ));
+    }
+    if book.customer != line.customer {
+        out.push(format!(
+            "customer {} instead of {}",
+            book.customer.as_deref().unwrap_or("none"),
+            line.customer.as_deref().unwrap_or("none")
+        ));
+    }
+    if how.service_item && book.service_item.is_some() && book.service_item != line.service_item {
+        out.push(format!(
+            "service item {} instead of {}",
+            book.service_item.as_deref().unwrap_or("none"),
+            line.service_item.as_deref().unwrap_or("none")
+        ));
+    }
+    if book.billable.is_some_and(|b| b != line.billable) {
+        out.push(if line.billable {
+            "not billable".to_string()
+        } else {
+            "billable".to_string()
+        });
+    }
+    if how.description
+        && (book.fingerprint.is_none() || !line.description.starts_with(&book.description))
+    {
+        out.push(format!("description \"{}\"", book.description));
+    }
+    out
+}
+
+/// Minutes as `H:MM h` (`-H:MM h` below zero).
+pub fn hours(minutes: i64) -> String {
+    let sign = if minutes < 0 { "-" } else { "" };
+    let m = minutes.abs();
+    format!("{sign}{}:{:02} h", m / 60, m % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::exceptions::ExceptionCode;
-use crate::ledger::books::BookRecord;
+use crate::ledger::books::{differences, hours, BookRecord, Closeness};
 use crate::ledger::{PostingLine, RecordRef};
 use crate::ports::StoreResult;
 
@@ -327,65 +327,11 @@ pub fn counts(breaks: &[Break]) -> BTreeMap<String, usize> {
     out
 }
 
-fn hours(minutes: i64) -> String {
-    let sign = if minutes < 0 { "-" } else { "" };
-    let m = minutes.abs();
-    format!("{sign}{}:{:02} h", m / 60, m % 60)
-}
-
 /// The billable amount of `minutes` at `rate`, to the cent.
 fn amount(minutes: i64, rate: Decimal) -> Option<Decimal> {
     crate::rules::hours(minutes)
         .checked_mul(rate)
         .map(|a| a.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
-}
-
-/// What differs between timepost's line and the record, beyond the
-/// tolerance (empty: they agree).
-fn differences(line: &PostingLine, book: &BookRecord, cfg: &ReconcileConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    if (book.minutes - line.minutes).abs() > cfg.tolerance_minutes.max(0) {
-        out.push(format!(
-            "{} instead of {}",
-            hours(book.minutes),
-            hours(line.minutes)
-        ));
-    }
-    if book.txn_date != line.txn_date {
-        out.push(format!(
-            "dated {} instead of {}",
-            book.txn_date, line.txn_date
-        ));
-    }
-    if book.party.as_ref().map(|p| p.id()) != Some(line.party.id()) {
-        out.push(format!(
-            "for {} instead of {}",
-            book.party.as_ref().map_or("nobody", |p| p.id()),
-            line.party.id()
-        ));
-    }
-    if book.customer != line.customer {
-        out.push(format!(
-            "customer {} instead of {}",
-            book.customer.as_deref().unwrap_or("none"),
-            line.customer.as_deref().unwrap_or("none")
-        ));
-    }
-    if book.service_item.is_some() && book.service_item != line.service_item {
-        out.push(format!(
-            "service item {} instead of {}",
-            book.service_item.as_deref().unwrap_or("none"),
-            line.service_item.as_deref().unwrap_or("none")
-        ));
-    }
-    if book.billable.is_some_and(|b| b != line.billable) {
-        out.push(if line.billable {
-            "not billable".to_string()
-        } else {
-            "billable".to_string()
-        });
-    }
-    out
 }
 
 /// The ledger's name in a bookkeeper's words.
@@ -509,7 +455,15 @@ pub fn compare(period: &Period, sides: &Sides, cfg: &ReconcileConfig, ledger: &s
                 );
                 continue;
             }
-            let diff = differences(line, book, cfg);
+            let diff = differences(
+                line,
+                book,
+                Closeness {
+                    tolerance_minutes: cfg.tolerance_minutes,
+                    description: false,
+                    service_item: true,
+                },
+            );
             if !diff.is_empty() {
                 breaks.push(
                     Break::new(
