@@ -648,13 +648,41 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "SQSPollerPolicy:IngestQueue",
             "SQSSendMessagePolicy:DeadLetterQueue",
             "SQSPollerPolicy:DeadLetterQueue",
-            "S3CrudPolicy:Bucket",
             "kms:Decrypt",
             "kms:GenerateDataKey",
+            "s3:GetObject",
+            "s3:ListBucket",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
     );
+}
+
+/// No function may delete an object, change the bucket's lifecycle, its
+/// policy or an object's retention, or hold SAM's S3 CRUD policy (which
+/// grants both): archives stay as they were written.
+#[test]
+fn no_function_can_delete_archives_or_change_the_bucket() {
+    let t = template();
+    for (id, _, _) in FUNCTIONS {
+        for p in permissions(&t, id) {
+            assert!(
+                !p.starts_with("S3CrudPolicy")
+                    && !p.starts_with("S3FullAccessPolicy")
+                    && !matches!(
+                        p.as_str(),
+                        "s3:DeleteObject"
+                            | "s3:DeleteObjectVersion"
+                            | "s3:PutLifecycleConfiguration"
+                            | "s3:PutBucketPolicy"
+                            | "s3:PutObjectRetention"
+                            | "s3:BypassGovernanceRetention"
+                            | "s3:*"
+                    ),
+                "{id} holds {p}"
+            );
+        }
+    }
 }
 
 /// (method, path, authorizer) of a function's HTTP API events.
@@ -925,6 +953,7 @@ fn the_admin_function_is_told_the_sign_in_provider_and_the_stack_says_where_it_i
         .into_iter()
         .filter(|(id, _)| id == "AdminFunction")
         .map(|(_, s)| s)
+        .filter(|s| actions(s).iter().any(|a| a.starts_with("secretsmanager:")))
         .find(|s| secret_names(s).contains("console_client_id*"))
         .expect("a statement naming the client id secret");
     assert_eq!(actions(&read), ["secretsmanager:GetSecretValue"]);
