@@ -11,9 +11,9 @@ use serde_json::Value;
 use timepost::http::auth::ROUTES;
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
 }
 
 /// The sign-in form's CSRF cookie (`tp_login=…`) and hidden field value.
@@ -41,7 +41,7 @@ fn login_form(srv: &Server) -> (String, String) {
     (cookie, csrf)
 }
 
-fn sign_in(srv: &Server, role: &str) -> Session {
+pub fn sign_in(srv: &Server, role: &str) -> Session {
     let (login_cookie, login_csrf) = login_form(srv);
     let form = format!("csrf={login_csrf}&token={}", token(role));
     let (st, head, body) = raw(
@@ -203,6 +203,26 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/console/mappings/pending/{id}/approve", "admin"),
     ("POST", "/console/mappings/pending/{id}/reject", "admin"),
+    ("GET", "/api/reconciliation/runs", "admin finance auditor"),
+    (
+        "GET",
+        "/api/reconciliation/runs/{seq}/breaks",
+        "admin finance auditor",
+    ),
+    (
+        "POST",
+        "/api/reconciliation/breaks/{id}/resolve",
+        "admin finance",
+    ),
+    ("POST", "/api/reconciliation/run", "admin finance"),
+    ("GET", "/console/reconciliation", "admin finance auditor"),
+    (
+        "GET",
+        "/console/reconciliation.csv",
+        "admin finance auditor",
+    ),
+    ("POST", "/console/reconciliation/resolve", "admin finance"),
+    ("POST", "/console/reconciliation/run", "admin finance"),
 ];
 
 #[test]
@@ -225,7 +245,8 @@ fn rbac_matrix_every_role_on_every_route() {
     for (method, pattern, allowed) in MATRIX {
         let path = pattern
             .replace("{key}", "toggl:555:424242")
-            .replace("{id}", "no-such-letter");
+            .replace("{id}", "no-such-letter")
+            .replace("{seq}", "1");
         // Without credentials: 401; with a wrong token: 401.
         assert_eq!(
             srv.request(method, &path, &[], b"").0,

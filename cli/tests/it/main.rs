@@ -16,6 +16,7 @@ mod console_dashboard;
 mod console_detail;
 mod console_holding;
 mod console_preview;
+mod console_reconciliation;
 mod crash_serve;
 mod docs;
 mod hardening;

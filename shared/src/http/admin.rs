@@ -52,6 +52,16 @@ pub fn routes() -> Router<AppState> {
             "/approvals",
             get(super::approvals::api_list).post(super::approvals::api_post),
         )
+        .route("/reconciliation/runs", get(super::reconciliation::api_runs))
+        .route(
+            "/reconciliation/runs/{seq}/breaks",
+            get(super::reconciliation::api_breaks),
+        )
+        .route(
+            "/reconciliation/breaks/{id}/resolve",
+            post(super::reconciliation::api_resolve),
+        )
+        .route("/reconciliation/run", post(super::reconciliation::api_run))
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {

@@ -128,6 +128,16 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console/mappings/pending/{id}", READERS),
     ("POST", "/console/mappings/pending/{id}/approve", ADMINS),
     ("POST", "/console/mappings/pending/{id}/reject", ADMINS),
+    // Reconciliation: those who read the books see the runs and breaks;
+    // those who work the exceptions resolve breaks and run one.
+    ("GET", "/api/reconciliation/runs", READERS),
+    ("GET", "/api/reconciliation/runs/{seq}/breaks", READERS),
+    ("POST", "/api/reconciliation/breaks/{id}/resolve", FIXERS),
+    ("POST", "/api/reconciliation/run", FIXERS),
+    ("GET", "/console/reconciliation", READERS),
+    ("GET", "/console/reconciliation.csv", READERS),
+    ("POST", "/console/reconciliation/resolve", FIXERS),
+    ("POST", "/console/reconciliation/run", FIXERS),
 ];
 
 /// Routes anyone may reach: the sign-in form itself.

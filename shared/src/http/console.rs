@@ -67,6 +67,13 @@ pub fn routes() -> Router<AppState> {
             "/approvals",
             get(super::approvals::page_get).post(super::approvals::page_post),
         )
+        .route("/reconciliation", get(super::reconciliation::page_get))
+        .route("/reconciliation.csv", get(super::reconciliation::csv))
+        .route(
+            "/reconciliation/resolve",
+            post(super::reconciliation::resolve_post),
+        )
+        .route("/reconciliation/run", post(super::reconciliation::run_post))
 }
 
 /// An error shown as a console page.

@@ -293,6 +293,16 @@ pub async fn home(
         .collect();
     let backlog = crate::money::saturating_sum(r.awaiting_approval.iter().map(|i| i.hours));
     let mut body = filter_form(&f);
+    // One read of the newest stored run, for those who may open the page.
+    if super::auth::may(who.role, "GET", "/console/reconciliation") {
+        if let Some(run) = super::reconciliation::last_run(&s).await {
+            body.push_str(&format!(
+                "<p class=\"tile\" id=\"kpi-reconciliation\">Reconciliation, last run (#{} of {}): \
+                 <a href=\"/console/reconciliation?run={}\">{} break(s) open</a></p>",
+                run.seq, run.period, run.seq, run.breaks
+            ));
+        }
+    }
     body.push_str("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
     for (name, n) in counts {
         body.push_str(&format!(

@@ -50,9 +50,10 @@ pub fn page(title: &str, who: Option<&Principal>, body: &str) -> Html<String> {
     let nav = match who {
         Some(p) => format!(
             "<a href=\"/console\">Dashboard</a><a href=\"/console/exceptions\">Exceptions</a>\
-             <a href=\"/console/approvals\">Approvals</a><a href=\"/console/mappings\">Mappings</a>\
+             <a href=\"/console/approvals\">Approvals</a><a href=\"/console/mappings\">Mappings</a>{}\
              <span class=\"who\">{} · {}</span>\
              <form method=\"post\" action=\"/console/logout\">{}<button class=\"secondary\" type=\"submit\">Sign out</button></form>",
+            extra_links(p),
             esc(&p.name),
             p.role.as_str(),
             csrf_field(p)
@@ -66,6 +67,15 @@ pub fn page(title: &str, who: Option<&Principal>, body: &str) -> Html<String> {
          <body><header><strong>timepost</strong>{nav}</header><main><h1>{title}</h1>{body}</main></body></html>\n",
         title = esc(title),
     ))
+}
+
+/// The nav links to the pages only some roles may open.
+fn extra_links(p: &Principal) -> String {
+    [("/console/reconciliation", "Reconciliation")]
+        .iter()
+        .filter(|(path, _)| super::auth::may(p.role, "GET", path))
+        .map(|(path, label)| format!("<a href=\"{path}\">{label}</a>"))
+        .collect()
 }
 
 /// The hidden CSRF field of a form, for a session; nothing for a bearer

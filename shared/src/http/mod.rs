@@ -16,6 +16,7 @@ pub mod html;
 mod mapping_review;
 mod mappings;
 mod openapi;
+mod reconciliation;
 pub mod signin;
 pub mod throttle;
 pub mod tokens;
@@ -58,7 +59,19 @@ pub struct AppState(
     Arc<Review>,
     /// Browser sign-in through an OpenID provider, when configured.
     Option<Arc<crate::oidc::Provider>>,
+    /// Where reconciliation runs are kept, when this state offers the
+    /// Reconciliation page ([`AppState::with_reconcile`]).
+    Option<Arc<Reconcile>>,
 );
+
+/// What the Reconciliation page and its API work on: the store of runs,
+/// the tolerances, and whether a re-post converges the week in the
+/// request (locally, as `timepost reconcile resolve --repost` does).
+pub struct Reconcile {
+    pub store: Arc<dyn crate::reconcile::ReconcileStore>,
+    pub config: crate::reconcile::ReconcileConfig,
+    pub converge_now: bool,
+}
 
 /// How console mapping changes are reviewed: where proposals (with their
 /// impact previews) are kept, and how many touched entries make a change
@@ -133,13 +146,25 @@ impl AppState {
                 threshold,
             }),
             None,
+            None,
         )
+    }
+
+    /// Offer the Reconciliation page and `/api/reconciliation` over
+    /// `store` (without it they answer 503: not offered here).
+    pub fn with_reconcile(self, reconcile: Reconcile) -> Self {
+        Self(self.0, self.1, self.2, Some(Arc::new(reconcile)))
+    }
+
+    /// The reconciliation store, when offered.
+    pub fn reconcile(&self) -> Option<&Reconcile> {
+        self.3.as_deref()
     }
 
     /// Offer browser sign-in through `provider` (`/auth/login`,
     /// `/auth/callback`, `/auth/logout`; see [`signin`]).
     pub fn with_oidc(self, provider: Arc<crate::oidc::Provider>) -> Self {
-        Self(self.0, self.1, Some(provider))
+        Self(self.0, self.1, Some(provider), self.3)
     }
 
     /// The OpenID provider of browser sign-in, if configured.
@@ -158,6 +183,7 @@ impl AppState {
                 threshold,
             }),
             self.2,
+            self.3,
         )
     }
 
@@ -210,7 +236,15 @@ impl AppState {
             .with_throttle(throttle::Throttle::from_config(&stack.config.console)),
             parse_context: ParseContextCache::default(),
         })
-        .with_review(store, stack.config.console.mapping_approval_threshold)
+        .with_review(
+            store.clone(),
+            stack.config.console.mapping_approval_threshold,
+        )
+        .with_reconcile(Reconcile {
+            store,
+            config: stack.config.reconcile.clone(),
+            converge_now: true,
+        })
     }
 }
 

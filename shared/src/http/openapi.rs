@@ -79,7 +79,7 @@ fn html_page(summary: &str, signed_in: bool) -> Value {
 fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
     let props: serde_json::Map<String, Value> = [
         "token", "csrf", "key", "code", "reason", "decision", "all_week", "table", "target",
-        "attrs", "seq", "remove", "from", "to", "preview",
+        "attrs", "seq", "remove", "from", "to", "preview", "id", "action", "period",
     ]
     .iter()
     .filter(|f| signed_in != (**f == "token"))
@@ -90,6 +90,7 @@ fn form_post(summary: &str, required: &[&str], signed_in: bool) -> Value {
             "from" | "to" => json!({ "type": "string", "format": "date" }),
             "table" => json!({ "type": "string", "enum": tables() }),
             "decision" => json!({ "type": "string", "enum": ["approve", "reject"] }),
+            "action" => json!({ "type": "string", "enum": ["repost", "accept_books", "dismiss"] }),
             "code" => json!({ "type": "string", "enum": crate::exceptions::ExceptionCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() }),
             // Blank (or only spaces) is refused like a missing field.
             _ if required.contains(f) => json!({ "type": "string", "pattern": "\\S" }),
@@ -322,6 +323,7 @@ fn console_paths(paths: &mut Value) {
             json!({ "description": "a filter is invalid (named)" });
     }
     mapping_review_paths(paths);
+    reconciliation_paths(paths);
     paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
 }
 
@@ -410,6 +412,89 @@ fn mapping_review_paths(paths: &mut Value) {
         props["to"] = json!({ "type": "string", "format": "date" });
         paths[p]["post"]["responses"]["202"] = json!({ "description": "stored as a proposal waiting for a second admin (with its preview)" });
     }
+}
+
+/// Reconciliation: stored runs, their breaks, resolve, run now.
+fn reconciliation_paths(paths: &mut Value) {
+    let run_param = json!({ "name": "run", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,18}$" } });
+    paths["/api/reconciliation/runs"] = json!({ "get": op_as(
+        "Stored reconciliation runs, newest first (period, when, counts per class, duration)",
+        json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 100 } }]),
+        "runs",
+        "array",
+    ) });
+    paths["/api/reconciliation/runs/{seq}/breaks"] = json!({ "get": op_as(
+        "The breaks of one stored run (code, sentence, fix hint, entry, dismissed reason), information lines included",
+        json!([path_param("seq")]),
+        "breaks",
+        "array",
+    ) });
+    let mut resolve = op(
+        "Resolve one break (read from the newest run that holds it) as `timepost reconcile resolve` does: `repost`, `accept_books`, or `dismiss` with a `reason`; audited; 409 when the break's class allows no such action",
+        json!([path_param("id")]),
+        "the stored resolution",
+    );
+    resolve["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["action"],
+            "properties": {
+                "action": { "type": "string", "enum": ["repost", "accept_books", "dismiss"] },
+                "reason": { "type": "string" }
+            }
+        } } }
+    });
+    resolve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/reconciliation/breaks/{id}/resolve"] = json!({ "post": resolve });
+    let mut run = op(
+        "Reconcile a `period` (`week`, `month` or `FROM..TO`) now and store the run (what timepost received, timepost, the books; no tracker listing); audited",
+        json!([]),
+        "the run",
+    );
+    run["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["period"],
+            "properties": { "period": { "type": "string" } }
+        } } }
+    });
+    run["responses"]["201"] = json!({ "description": "the run, stored" });
+    run["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+    paths["/api/reconciliation/run"] = json!({ "post": run });
+    let mut page = html_page("Reconciliation: the stored runs, one run's breaks (`run`, the newest by default) with code, sentence, fix hint and the entry's page, and for admin and finance the resolve actions and Run now", true);
+    page["parameters"] = json!([run_param.clone()]);
+    page["responses"]["400"] = json!({ "description": "not a run number" });
+    page["responses"]["404"] = json!({ "description": "no such run" });
+    paths["/console/reconciliation"] = json!({ "get": page });
+    paths["/console/reconciliation.csv"] = json!({ "get": {
+        "summary": "The breaks of one run (`run`, the newest by default) as CSV",
+        "parameters": [run_param],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "responses": {
+            "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } },
+            "400": { "description": "not a run number" },
+            "401": { "description": "not signed in" },
+            "403": { "description": "the role may not see this" },
+            "404": { "description": "no such run" }
+        }
+    } });
+    let mut resolve_form = form_post(
+        "Resolve one break: `id`, `action` (repost, accept_books, dismiss) and `reason` (required to dismiss); audited",
+        &["csrf", "id", "action"],
+        true,
+    );
+    resolve_form["responses"]["404"] = json!({ "description": "no such break" });
+    resolve_form["responses"]["409"] =
+        json!({ "description": "the break's class allows no such action" });
+    paths["/console/reconciliation/resolve"] = json!({ "post": resolve_form });
+    let mut run_form = form_post(
+        "Reconcile a `period` now (week, month, FROM..TO) and store the run",
+        &["csrf", "period"],
+        true,
+    );
+    run_form["responses"]["409"] =
+        json!({ "description": "the ledger cannot read its books back" });
+    paths["/console/reconciliation/run"] = json!({ "post": run_form });
 }
 
 pub async fn document() -> impl IntoResponse {
