@@ -338,5 +338,12 @@ impl AwsStack {
             self.store.clone(),
             self.config.console.mapping_approval_threshold,
         )
+        // Runs are kept in the table; a re-post marks the week dirty and
+        // the sync function's sweep converges it (not in the request).
+        .with_reconcile(crate::http::Reconcile {
+            store: self.store.clone(),
+            config: self.config.reconcile.clone(),
+            converge_now: false,
+        })
     }
 }

@@ -359,6 +359,37 @@ async fn the_admin_function_lists_and_redrives_the_dlq_for_the_role_the_jwt_name
     );
 }
 
+/// The deployed console offers reconciliation (not a 503): finance starts
+/// a run over a period, it is kept on the table and listed; a viewer may
+/// not start one.
+#[tokio::test]
+async fn the_admin_function_reconciles_and_keeps_the_runs_on_the_table() {
+    let Some(w) = world().await else { return };
+    let finance = json!({"email": "fin@example.com", "custom:timepost_role": "finance"});
+    let viewer = json!({"email": "view@example.com", "custom:timepost_role": "viewer"});
+    let (status, runs) = admin(
+        &w,
+        &admin_event("GET", "/api/reconciliation/runs", finance.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "{runs}");
+
+    let with_body = |claims: serde_json::Value| {
+        let mut e: serde_json::Value =
+            serde_json::from_str(&admin_event("POST", "/api/reconciliation/run", claims))
+                .expect("event");
+        e["body"] = json!(json!({"period": "2026-03-02..2026-03-08"}).to_string());
+        e.to_string()
+    };
+    assert_eq!(admin(&w, &with_body(viewer)).await.0, 403);
+    let (status, run) = admin(&w, &with_body(finance.clone())).await;
+    assert_eq!(status, 201, "{run}");
+    let (status, runs) = admin(&w, &admin_event("GET", "/api/reconciliation/runs", finance)).await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+}
+
 /// A rules file broken after deploy must not drain the ingest queue into
 /// the dead-letter queue: the sync function starts anyway, hands every
 /// message back as a fresh copy (its receive count untouched) and posts
