@@ -147,3 +147,105 @@ fn the_schedule_input_is_an_empty_object_or_one_period() {
     assert_eq!(one.period.as_deref(), Some("2026-03"));
     assert!(serde_json::from_str::<ArchiveInput>(r#"{"source":"harvest"}"#).is_err());
 }
+
+/// The Object Lock archive bucket the template creates when
+/// `ArchiveLockMode` is set (versioning on, default retention in years):
+/// the function's plain puts are accepted and every snapshot file carries
+/// the bucket's retention, so a locked version cannot be deleted.
+#[tokio::test]
+async fn snapshots_written_to_an_object_lock_bucket_carry_its_default_retention() {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    let Some(sdk) = moto::sdk_config().await else {
+        return;
+    };
+    let name = moto::unique("lock");
+    let mut settings = timepost_tests::aws_world::provision(
+        &sdk,
+        &name,
+        &timepost_tests::aws_world::config_without_approval(),
+    )
+    .await
+    .expect("provision");
+    settings.archive_bucket = format!("{name}-locked");
+    let s3 = S3Archive::client(&sdk, true);
+    // Object Lock is enabled when the bucket is created (which turns on
+    // versioning), then the default retention is set: as CloudFormation's
+    // ObjectLockEnabled + ObjectLockConfiguration do
+    // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html).
+    s3.create_bucket()
+        .bucket(&settings.archive_bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("locked bucket");
+    s3.put_object_lock_configuration()
+        .bucket(&settings.archive_bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Compliance)
+                                .years(10)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    let stack = AwsStack::connect(&sdk, settings.clone(), None)
+        .await
+        .expect("stack");
+    post_sandbox_entries(&stack, 3).await;
+
+    let summary = timepost_fn_archive::handle(&stack, ArchiveInput::default(), later())
+        .await
+        .expect("archive run into the locked bucket");
+    assert_eq!(summary.written, 1, "{summary:?}");
+
+    let key = "archive/snapshots/2026-03/rev-1/manifest.json";
+    let head = s3
+        .head_object()
+        .bucket(&settings.archive_bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode(),
+        Some(&aws_sdk_s3::types::ObjectLockMode::Compliance)
+    );
+    let until = head
+        .object_lock_retain_until_date()
+        .expect("retain-until date");
+    let written = head.last_modified().expect("last modified");
+    let years = (until.secs() - written.secs()) / 86_400 / 365;
+    assert_eq!(
+        years, 10,
+        "locked ten years from the write: {written:?} → {until:?}"
+    );
+    let deleted = s3
+        .delete_object()
+        .bucket(&settings.archive_bucket)
+        .key(key)
+        .version_id(head.version_id().expect("a version"))
+        .send()
+        .await;
+    assert!(deleted.is_err(), "a locked version cannot be deleted");
+
+    let audit = snapshot::all_audit(stack.store.as_ref())
+        .await
+        .expect("audit");
+    let report = timepost::archive::verify::verify_with(&stack.snapshots(), None, &audit)
+        .await
+        .expect("verify");
+    assert!(report.ok(), "{report:?}");
+}
