@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 ./scripts/pytools.sh
-fns=(webhook poller sync admin)
+fns=(webhook poller sync admin archive)
 cargo build --release --locked $(printf -- '-p timepost-fn-%s ' "${fns[@]}")
 cargo build --release --locked -p timepost-tests --bin lambda-init --bin aws-costs
 

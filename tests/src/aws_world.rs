@@ -40,6 +40,7 @@ pub async fn provision(
         queue_url,
         dlq_url,
         bucket: name.to_string(),
+        archive_bucket: name.to_string(),
         secret_prefix: format!("{name}/"),
         s3_path_style: true,
         config_key: "config/timepost.toml".into(),
@@ -58,6 +59,10 @@ pub fn environment(settings: &AwsSettings) -> Vec<(String, String)> {
         ("TIMEPOST_QUEUE_URL".into(), settings.queue_url.clone()),
         ("TIMEPOST_DLQ_URL".into(), settings.dlq_url.clone()),
         ("TIMEPOST_BUCKET".into(), settings.bucket.clone()),
+        (
+            "TIMEPOST_ARCHIVE_BUCKET".into(),
+            settings.archive_bucket.clone(),
+        ),
         (
             "TIMEPOST_SECRET_PREFIX".into(),
             settings.secret_prefix.clone(),

@@ -105,11 +105,14 @@ async fn archive_of(ops: &Ops) -> Result<Arc<dyn Archive>, Failure> {
 
 #[cfg(feature = "aws")]
 async fn aws_archive() -> Result<Arc<dyn Archive>, Failure> {
-    let (_, bucket) = super::backend::aws::bucket().await?;
-    Ok(Arc::new(arch::Prefixed {
-        inner: bucket,
-        prefix: "archive/".into(),
-    }))
+    // Snapshots live in the archive bucket (`TIMEPOST_ARCHIVE_BUCKET`, the
+    // stack's bucket unless the template made an Object Lock one).
+    let settings = super::backend::aws::settings()?;
+    let sdk = timepost::aws::sdk_config().await;
+    Ok(Arc::new(timepost::aws::stack::snapshot_archive(
+        timepost::aws::S3Archive::client(&sdk, settings.s3_path_style),
+        &settings,
+    )))
 }
 
 #[cfg(not(feature = "aws"))]

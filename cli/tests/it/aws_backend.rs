@@ -723,6 +723,43 @@ async fn doctor_quotes_why_the_rules_file_in_the_bucket_does_not_parse() {
     assert_eq!(step(&v, 3)["status"], "skipped", "{v}");
 }
 
+/// With `TIMEPOST_ARCHIVE_BUCKET` set (the stack output `ArchiveBucketName`
+/// when the template made an Object Lock bucket), `archive run|list|verify`
+/// work on that bucket and nothing is archived into the stack's bucket.
+#[tokio::test]
+async fn archive_commands_use_the_bucket_timepost_archive_bucket_names() {
+    let Some(mut s) = Stack::create().await else {
+        return;
+    };
+    let locked = format!("{}-snapshots", s.table);
+    S3Archive::new(S3Archive::client(&s.sdk, true), &locked)
+        .create_bucket()
+        .await
+        .expect("archive bucket");
+    s.env.push(("TIMEPOST_ARCHIVE_BUCKET", locked.clone()));
+    s.push_config();
+
+    let r = s.timepost(&["archive", "run", "--period", "2026-03", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let keys = S3Archive::new(S3Archive::client(&s.sdk, true), &locked)
+        .list("archive/")
+        .await
+        .expect("list");
+    assert!(
+        keys.contains(&"archive/snapshots/2026-03/rev-1/manifest.json".to_string()),
+        "{keys:?}"
+    );
+    let stack_bucket = S3Archive::new(S3Archive::client(&s.sdk, true), &s.table)
+        .list("archive/")
+        .await
+        .expect("list");
+    assert!(stack_bucket.is_empty(), "{stack_bucket:?}");
+    let r = s.timepost(&["archive", "list", "--json"]);
+    assert!(r.out.contains("\"period\": \"2026-03\""), "{}", r.out);
+    let r = s.timepost(&["archive", "verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
+
 /// Archival through the same ports on a deployed stack: snapshots go to
 /// the bucket under `archive/`, list and verify read them there, a restore
 /// builds a local store from them; `export --all` reads the stack and a

@@ -11,8 +11,13 @@ pub struct AwsSettings {
     pub queue_url: String,
     /// Its dead-letter queue (`TIMEPOST_DLQ_URL`).
     pub dlq_url: String,
-    /// Archive and report bucket (`TIMEPOST_BUCKET`).
+    /// The stack's bucket: the rules file and reports (`TIMEPOST_BUCKET`).
     pub bucket: String,
+    /// Where period snapshots are written, under `archive/`
+    /// (`TIMEPOST_ARCHIVE_BUCKET`, default the stack's bucket): the
+    /// template names a dedicated Object Lock bucket when `ArchiveLockMode`
+    /// is set, so a default retention never locks the rules file.
+    pub archive_bucket: String,
     /// Prefix of every secret name (`TIMEPOST_SECRET_PREFIX`, default
     /// `timepost/`): the secret `toggl_webhook_secret` is read from
     /// `timepost/toggl_webhook_secret`.
@@ -39,11 +44,18 @@ impl AwsSettings {
     /// Read the settings through `get` (the environment, or a test's map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
         let need = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(MissingSetting(k));
+        let table = need("TIMEPOST_TABLE")?;
+        let queue_url = need("TIMEPOST_QUEUE_URL")?;
+        let dlq_url = need("TIMEPOST_DLQ_URL")?;
+        let bucket = need("TIMEPOST_BUCKET")?;
         Ok(Self {
-            table: need("TIMEPOST_TABLE")?,
-            queue_url: need("TIMEPOST_QUEUE_URL")?,
-            dlq_url: need("TIMEPOST_DLQ_URL")?,
-            bucket: need("TIMEPOST_BUCKET")?,
+            table,
+            queue_url,
+            dlq_url,
+            archive_bucket: get("TIMEPOST_ARCHIVE_BUCKET")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| bucket.clone()),
+            bucket,
             secret_prefix: get("TIMEPOST_SECRET_PREFIX").unwrap_or_else(|| "timepost/".into()),
             s3_path_style: get("TIMEPOST_S3_PATH_STYLE")
                 .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
@@ -83,5 +95,21 @@ mod tests {
         assert!(!s.s3_path_style);
         assert_eq!(s.config_key, "config/timepost.toml");
         assert_eq!(s.ledger, None);
+        assert_eq!(s.archive_bucket, "b");
+    }
+
+    #[test]
+    fn snapshots_go_to_the_archive_bucket_the_environment_names() {
+        let env: HashMap<&str, &str> = [
+            ("TIMEPOST_TABLE", "t"),
+            ("TIMEPOST_QUEUE_URL", "q"),
+            ("TIMEPOST_DLQ_URL", "d"),
+            ("TIMEPOST_BUCKET", "b"),
+            ("TIMEPOST_ARCHIVE_BUCKET", "locked"),
+        ]
+        .into();
+        let s = AwsSettings::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("settings");
+        assert_eq!(s.bucket, "b");
+        assert_eq!(s.archive_bucket, "locked");
     }
 }

@@ -183,6 +183,12 @@ impl AwsStack {
         })
     }
 
+    /// Where period snapshots live: `archive/` in the bucket
+    /// `TIMEPOST_ARCHIVE_BUCKET` names (the stack's bucket by default).
+    pub fn snapshots(&self) -> crate::archive::Prefixed<S3Archive> {
+        snapshot_archive(self.archive.client.clone(), &self.settings)
+    }
+
     /// The stores a poll run uses.
     pub fn poll_ports(&self) -> crate::poll::PollPorts {
         crate::poll::PollPorts {
@@ -192,6 +198,18 @@ impl AwsStack {
             mappings: self.store.clone(),
             secrets: self.secrets.clone(),
         }
+    }
+}
+
+/// The snapshot archive of `settings` on `client`: `archive/` in the
+/// archive bucket.
+pub fn snapshot_archive(
+    client: aws_sdk_s3::Client,
+    settings: &AwsSettings,
+) -> crate::archive::Prefixed<S3Archive> {
+    crate::archive::Prefixed {
+        inner: S3Archive::new(client, &settings.archive_bucket),
+        prefix: "archive/".into(),
     }
 }
 

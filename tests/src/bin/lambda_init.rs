@@ -88,6 +88,9 @@ fn event_for(bin: &str) -> String {
     if bin.ends_with("poller") {
         return r#"{"source":"harvest"}"#.into();
     }
+    if bin.ends_with("archive") {
+        return "{}".into();
+    }
     serde_json::json!({
         "version": "2.0", "routeKey": "GET /healthz", "rawPath": "/healthz", "rawQueryString": "",
         "headers": {},

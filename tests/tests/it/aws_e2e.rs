@@ -259,6 +259,7 @@ async fn a_stack_without_its_config_says_where_to_upload_it() {
         queue_url: "q".into(),
         dlq_url: "d".into(),
         bucket: name.clone(),
+        archive_bucket: name.clone(),
         secret_prefix: "p/".into(),
         s3_path_style: true,
         config_key: "config/timepost.toml".into(),

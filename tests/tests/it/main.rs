@@ -6,6 +6,7 @@
 //! `cargo test -p <crate> --test it <module>::`.
 
 mod archive;
+mod aws_archive;
 mod aws_dynamo;
 mod aws_e2e;
 mod aws_pending;

@@ -13,13 +13,14 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-/// The four functions: logical id, crate directory under `functions/`,
+/// The five functions: logical id, crate directory under `functions/`,
 /// binary name.
-const FUNCTIONS: [(&str, &str, &str); 4] = [
+const FUNCTIONS: [(&str, &str, &str); 5] = [
     ("WebhookFunction", "webhook", "timepost-webhook"),
     ("AdminFunction", "admin", "timepost-admin"),
     ("PollerFunction", "poller", "timepost-poller"),
     ("SyncFunction", "sync", "timepost-sync"),
+    ("ArchiveFunction", "archive", "timepost-archive"),
 ];
 
 /// Environment every function reads (`AwsSettings::from_env` and the
@@ -49,7 +50,7 @@ const SECRETS_ARN_PREFIX: &str =
 /// The secrets each function may read (names after the prefix; `*` covers
 /// Secrets Manager's random suffix and a longer name), and whether it may
 /// write them back.
-const SECRETS: [(&str, &[&str], bool); 4] = [
+const SECRETS: [(&str, &[&str], bool); 5] = [
     (
         "WebhookFunction",
         &["toggl_webhook_secret*", "clockify_webhook_secret*"],
@@ -68,6 +69,8 @@ const SECRETS: [(&str, &[&str], bool); 4] = [
     ),
     ("PollerFunction", &["harvest_token*", "toggl_token*"], false),
     ("SyncFunction", &["qbo*", "xero*"], true),
+    // The ledger's read-back in a snapshot.
+    ("ArchiveFunction", &["qbo*", "xero*"], true),
 ];
 
 fn template() -> Value {
@@ -248,7 +251,7 @@ fn every_function_is_an_arm64_cargo_lambda_bootstrap() {
         .map(|(id, _)| id)
         .collect();
     let want: BTreeSet<&str> = FUNCTIONS.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(declared, want, "the four functions, no more");
+    assert_eq!(declared, want, "the five functions, no more");
 
     let mut binaries = BTreeSet::new();
     for (id, dir, binary) in FUNCTIONS {
@@ -636,6 +639,29 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "SQSPollerPolicy:IngestQueue",
             "SQSSendMessagePolicy:DeadLetterQueue",
             "s3:GetObject",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        ])
+    );
+    // Archive: reads the table and writes its audit records (no Scan, no
+    // delete, no transactions); lists the dead letters without deleting
+    // them; reads the rules file; lists, reads and writes snapshots, and
+    // nothing that deletes an object or changes retention or the bucket.
+    assert_eq!(
+        permissions(&t, "ArchiveFunction"),
+        set(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
@@ -1251,4 +1277,187 @@ fn only_the_webhook_reads_earlier_rules_files_and_only_those() {
         .expect("a GetObjectVersion statement");
     let resource = intrinsic(at(read, "Resource")).expect("!Sub");
     assert_eq!(string(resource.1), "${Bucket.Arn}/${ConfigKey}");
+}
+
+/// The statement of `id` with Sid `sid`.
+fn statement<'a>(t: &'a Value, id: &str, sid: &str) -> &'a Value {
+    at(props(t, id), "Policies")
+        .as_sequence()
+        .expect("Policies")
+        .iter()
+        .filter_map(|p| opt(p, "Statement").and_then(Value::as_sequence))
+        .flatten()
+        .map(conditional)
+        .find(|s| opt(s, "Sid").and_then(Value::as_str) == Some(sid))
+        .unwrap_or_else(|| panic!("{id} has no statement {sid}"))
+}
+
+#[test]
+fn the_archive_function_runs_on_its_schedule_without_retries() {
+    let t = template();
+    let p = props(&t, "ArchiveFunction");
+    let events = at(p, "Events").as_mapping().expect("Events");
+    assert_eq!(events.len(), 1, "one schedule");
+    let e = at(at(p, "Events"), "ArchiveRun");
+    assert_eq!(string(at(e, "Type")), "ScheduleV2");
+    let sp = at(e, "Properties");
+    assert!(is_ref(at(sp, "ScheduleExpression"), "ArchiveSchedule"));
+    let input: serde_json::Value =
+        serde_json::from_str(string(at(sp, "Input"))).expect("Input is JSON");
+    assert_eq!(input, serde_json::json!({}));
+    assert_eq!(number(at(at(sp, "RetryPolicy"), "MaximumRetryAttempts")), 0);
+    assert_eq!(
+        string(at(parameter(&t, "ArchiveSchedule"), "Default")),
+        "rate(1 day)"
+    );
+    let logs = at(at(p, "LoggingConfig"), "LogGroup");
+    assert!(is_ref(logs, "ArchiveLogGroup"));
+    assert!(is_ref(
+        at(props(&t, "ArchiveLogGroup"), "RetentionInDays"),
+        "LogRetentionDays"
+    ));
+    // The function is told where snapshots go: the Object Lock bucket when
+    // a lock mode is set, else the stack's bucket.
+    let vars = at(at(p, "Environment"), "Variables");
+    let (tag, args) = intrinsic(at(vars, "TIMEPOST_ARCHIVE_BUCKET")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert!(is_ref(&args[1], "ArchiveBucket"));
+    assert!(is_ref(&args[2], "Bucket"));
+}
+
+#[test]
+fn the_archive_function_lists_reads_and_writes_only_under_archive_and_deletes_nothing() {
+    let t = template();
+    let all = statements(&t);
+    let archive: Vec<&Value> = all
+        .iter()
+        .filter(|(id, _)| id == "ArchiveFunction")
+        .map(|(_, s)| s)
+        .collect();
+    for s in &archive {
+        for a in actions(s) {
+            assert!(
+                !a.contains("Delete")
+                    && !a.contains("Retention")
+                    && !a.contains("LegalHold")
+                    && !a.contains("Lifecycle")
+                    && !a.contains("BucketPolicy")
+                    && !a.contains("ObjectLockConfiguration")
+                    && a != "dynamodb:Scan"
+                    && !a.ends_with('*'),
+                "ArchiveFunction may {a}"
+            );
+        }
+    }
+    let list = statement(&t, "ArchiveFunction", "ArchiveList");
+    assert_eq!(actions(list), ["s3:ListBucket"]);
+    let (tag, args) = intrinsic(at(list, "Resource")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert!(is_get_att(&args[1], "ArchiveBucket.Arn"));
+    assert!(is_get_att(&args[2], "Bucket.Arn"));
+    let prefix = at(at(at(list, "Condition"), "StringLike"), "s3:prefix");
+    assert_eq!(string(prefix), "archive/*");
+
+    let rw = statement(&t, "ArchiveFunction", "ArchiveReadWrite");
+    assert_eq!(actions(rw), ["s3:GetObject", "s3:PutObject"]);
+    let (tag, args) = intrinsic(at(rw, "Resource")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert_eq!(sub_text(&args[1]), "${ArchiveBucket.Arn}/archive/*");
+    assert_eq!(sub_text(&args[2]), "${Bucket.Arn}/archive/*");
+
+    let config = statement(&t, "ArchiveFunction", "ConfigRead");
+    assert_eq!(actions(config), ["s3:GetObject"]);
+    assert_eq!(
+        sub_text(at(config, "Resource")),
+        "${Bucket.Arn}/${ConfigKey}"
+    );
+
+    let dlq = statement(&t, "ArchiveFunction", "DeadLettersRead");
+    assert!(is_get_att(at(dlq, "Resource"), "DeadLetterQueue.Arn"));
+}
+
+/// The lifecycle rules of a bucket, by id.
+fn lifecycle_rule<'a>(t: &'a Value, bucket: &str, rule_id: &str) -> &'a Value {
+    at(at(props(t, bucket), "LifecycleConfiguration"), "Rules")
+        .as_sequence()
+        .expect("Rules")
+        .iter()
+        .find(|r| string(at(r, "Id")) == rule_id)
+        .unwrap_or_else(|| panic!("{bucket} has no lifecycle rule {rule_id}"))
+}
+
+#[test]
+fn archived_snapshots_move_to_glacier_instant_retrieval_in_either_bucket() {
+    let t = template();
+    for bucket in ["Bucket", "ArchiveBucket"] {
+        let rule = lifecycle_rule(&t, bucket, "archive-to-glacier-ir");
+        assert_eq!(string(at(rule, "Status")), "Enabled", "{bucket}");
+        assert_eq!(string(at(rule, "Prefix")), "archive/", "{bucket}");
+        let transitions = at(rule, "Transitions").as_sequence().expect("Transitions");
+        assert_eq!(transitions.len(), 1, "{bucket}");
+        // Instant Retrieval: read back with a plain GET, no restore request.
+        assert_eq!(
+            string(at(&transitions[0], "StorageClass")),
+            "GLACIER_IR",
+            "{bucket}"
+        );
+        assert!(is_ref(
+            at(&transitions[0], "TransitionInDays"),
+            "ArchiveColdAfterDays"
+        ));
+    }
+    assert_eq!(
+        number(at(parameter(&t, "ArchiveColdAfterDays"), "Default")),
+        90
+    );
+}
+
+#[test]
+fn object_lock_is_a_bucket_of_its_own_only_when_a_lock_mode_is_set() {
+    let t = template();
+    let cond = at(at(&t, "Conditions"), "ArchiveLocked");
+    let (tag, args) = intrinsic(cond).expect("!Not");
+    assert_eq!(tag, "Not");
+    let (tag, eq) = intrinsic(&args[0]).expect("!Equals");
+    assert_eq!(tag, "Equals");
+    assert!(is_ref(&eq[0], "ArchiveLockMode"));
+    assert_eq!(eq[1].as_str(), Some("NONE"));
+    let mode = parameter(&t, "ArchiveLockMode");
+    assert_eq!(string(at(mode, "Default")), "NONE");
+    let allowed: Vec<&str> = at(mode, "AllowedValues")
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .map(string)
+        .collect();
+    assert_eq!(allowed, ["NONE", "GOVERNANCE", "COMPLIANCE"]);
+    assert_eq!(number(at(parameter(&t, "ArchiveLockYears"), "Default")), 10);
+
+    for id in ["ArchiveBucket", "ArchiveBucketPolicy"] {
+        assert_eq!(string(at(resource(&t, id), "Condition")), "ArchiveLocked");
+    }
+    let b = props(&t, "ArchiveBucket");
+    assert_eq!(at(b, "ObjectLockEnabled").as_bool(), Some(true));
+    assert_eq!(
+        string(at(at(b, "VersioningConfiguration"), "Status")),
+        "Enabled"
+    );
+    let lock = at(b, "ObjectLockConfiguration");
+    assert_eq!(string(at(lock, "ObjectLockEnabled")), "Enabled");
+    let retention = at(at(lock, "Rule"), "DefaultRetention");
+    assert!(is_ref(at(retention, "Mode"), "ArchiveLockMode"));
+    assert!(is_ref(at(retention, "Years"), "ArchiveLockYears"));
+    assert!(opt(retention, "Days").is_none());
+    assert_eq!(
+        string(at(resource(&t, "ArchiveBucket"), "DeletionPolicy")),
+        "Retain"
+    );
+
+    // The stack's bucket (rules file, reports) never gets Object Lock.
+    let stack_bucket = props(&t, "Bucket");
+    assert!(opt(stack_bucket, "ObjectLockEnabled").is_none());
+    assert!(opt(stack_bucket, "ObjectLockConfiguration").is_none());
 }
