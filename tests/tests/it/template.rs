@@ -677,7 +677,6 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "kms:Decrypt",
             "kms:GenerateDataKey",
             "s3:GetObject",
-            "s3:ListBucket",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
