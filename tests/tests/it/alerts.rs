@@ -380,6 +380,30 @@ async fn sns_on_moto_carries_one_alert_per_condition() {
     for _ in 0..3 {
         f.handle(input.clone()).await.expect("pass");
     }
+    // The export task: the last closed month under exports/ in the bucket,
+    // once, with a notice on the topic.
+    let export = timepost_fn_alerts::TaskInput {
+        task: timepost_fn_alerts::Task::Export,
+    };
+    let written = match f.handle(export.clone()).await.expect("export") {
+        timepost_fn_alerts::Output::Export(Some(w)) => w,
+        other => panic!("expected an export, got {other:?}"),
+    };
+    let folder = timepost::exports::folder(&written.period);
+    let keys = timepost::ports::Archive::list(&f.bucket, "exports/")
+        .await
+        .expect("list exports");
+    for file in timepost::exports::FILES
+        .iter()
+        .chain(["manifest.json"].iter())
+    {
+        let k = format!("exports/{folder}/{file}");
+        assert!(keys.contains(&k), "{k} not in {keys:?}");
+    }
+    assert!(matches!(
+        f.handle(export).await.expect("export again"),
+        timepost_fn_alerts::Output::Export(None)
+    ));
     // Directly, too: the adapter's subject stays within SNS's limits.
     let notifier = timepost::aws::sns::SnsNotifier::new(sns.clone(), &topic);
     notifier
@@ -402,7 +426,7 @@ async fn sns_on_moto_carries_one_alert_per_condition() {
             .await
             .expect("receive");
         let msgs = out.messages.unwrap_or_default();
-        if msgs.is_empty() && bodies.len() >= 2 {
+        if msgs.is_empty() && bodies.len() >= 3 {
             break;
         }
         for m in msgs {
@@ -428,6 +452,15 @@ async fn sns_on_moto_carries_one_alert_per_condition() {
         text.contains("p-unmapped") && text.contains("owner@example.com"),
         "{text}"
     );
+    let exports: Vec<_> = bodies
+        .iter()
+        .filter(|b| {
+            b["Subject"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("timepost export "))
+        })
+        .collect();
+    assert_eq!(exports.len(), 1, "{bodies:?}");
     let direct = bodies
         .iter()
         .find(|b| b["Message"] == "direct")
