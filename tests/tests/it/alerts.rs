@@ -468,3 +468,91 @@ async fn sns_on_moto_carries_one_alert_per_condition() {
     let subject = direct["Subject"].as_str().unwrap_or("");
     assert!(subject.len() <= 100 && !subject.contains('\n'), "{subject}");
 }
+
+/// The alert state on DynamoDB (moto) and SQLite alike: replace by key,
+/// active ones without the cleared, history newest first; a cleared item
+/// carries the TTL attribute so the table drops it later.
+#[tokio::test]
+async fn alert_state_stores_agree() {
+    use timepost::ports::AlertState;
+    let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().expect("instant");
+    let state = |key: &str, seen: &str, cleared: Option<&str>| AlertState {
+        key: key.into(),
+        rule: "dead_letters".into(),
+        said: format!("about {key}"),
+        link: "/console/exceptions".into(),
+        owner: None,
+        first_fired: at("2026-03-01T00:00:00Z"),
+        last_seen: at(seen),
+        notified: Some(at("2026-03-01T00:00:00Z")),
+        cleared: cleared.map(at),
+    };
+    async fn exercise(
+        store: &dyn AlertStore,
+        state: &dyn Fn(&str, &str, Option<&str>) -> AlertState,
+    ) {
+        store
+            .put_alert(&state("a#1", "2026-03-02T00:00:00Z", None))
+            .await
+            .expect("put a");
+        store
+            .put_alert(&state("b", "2026-03-03T00:00:00Z", None))
+            .await
+            .expect("put b");
+        // b clears: replaced under the same key.
+        store
+            .put_alert(&state(
+                "b",
+                "2026-03-04T00:00:00Z",
+                Some("2026-03-04T00:00:00Z"),
+            ))
+            .await
+            .expect("clear b");
+        let active = store.active_alerts().await.expect("active");
+        assert_eq!(
+            active.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+            vec!["a#1"]
+        );
+        let history = store.alert_history(10).await.expect("history");
+        assert_eq!(
+            history.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+            vec!["b", "a#1"]
+        );
+        assert!(history[0].cleared.is_some());
+        assert_eq!(store.alert_history(1).await.expect("one").len(), 1);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite = timepost::local::SqliteStore::open(&dir.path().join("s.sqlite")).expect("sqlite");
+    exercise(&sqlite, &state).await;
+
+    let Some(sdk) = timepost_tests::moto::sdk_config().await else {
+        return;
+    };
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = timepost_tests::moto::unique("alerts");
+    let dynamo = timepost::aws::DynamoStore::new(client.clone(), &table);
+    dynamo.create_table().await.expect("table");
+    exercise(&dynamo, &state).await;
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("alerts".into()),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("b".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("cleared item");
+    let ttl: i64 = match item.get("expires_at") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
+        other => panic!("no TTL on a cleared alert: {other:?}"),
+    };
+    assert_eq!(
+        ttl,
+        at("2026-04-03T00:00:00Z").timestamp(),
+        "30 days after clearing"
+    );
+}
