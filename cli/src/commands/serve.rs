@@ -85,6 +85,18 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             stop_rx.clone(),
         )));
     }
+    let reconcile_every = stack.config.reconcile.schedule_secs;
+    if live && reconcile_every > 0 {
+        println!(
+            "  reconciling the last closed week and the current one every {reconcile_every} s \
+             ([reconcile] schedule_secs)"
+        );
+        pollers.push(tokio::spawn(timepost::schedules::run_reconcile(
+            timepost::schedules::ReconcileJob::local(&stack),
+            Duration::from_secs(reconcile_every),
+            stop_rx.clone(),
+        )));
+    }
     let mut state = timepost::http::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
         // Flow cookies are signed with a key of this process: a sign-in

@@ -13,14 +13,15 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-/// The five functions: logical id, crate directory under `functions/`,
+/// The six functions: logical id, crate directory under `functions/`,
 /// binary name.
-const FUNCTIONS: [(&str, &str, &str); 5] = [
+const FUNCTIONS: [(&str, &str, &str); 6] = [
     ("WebhookFunction", "webhook", "timepost-webhook"),
     ("AdminFunction", "admin", "timepost-admin"),
     ("PollerFunction", "poller", "timepost-poller"),
     ("SyncFunction", "sync", "timepost-sync"),
     ("ArchiveFunction", "archive", "timepost-archive"),
+    ("ReconcileFunction", "reconcile", "timepost-reconcile"),
 ];
 
 /// Environment every function reads (`AwsSettings::from_env` and the
@@ -50,7 +51,7 @@ const SECRETS_ARN_PREFIX: &str =
 /// The secrets each function may read (names after the prefix; `*` covers
 /// Secrets Manager's random suffix and a longer name), and whether it may
 /// write them back.
-const SECRETS: [(&str, &[&str], bool); 5] = [
+const SECRETS: [(&str, &[&str], bool); 6] = [
     (
         "WebhookFunction",
         &["toggl_webhook_secret*", "clockify_webhook_secret*"],
@@ -71,6 +72,12 @@ const SECRETS: [(&str, &[&str], bool); 5] = [
     ("SyncFunction", &["qbo*", "xero*"], true),
     // The ledger's read-back in a snapshot.
     ("ArchiveFunction", &["qbo*", "xero*"], true),
+    // The trackers' listing of a period and the ledger's read-back.
+    (
+        "ReconcileFunction",
+        &["harvest_token*", "toggl_token*", "qbo*", "xero*"],
+        true,
+    ),
 ];
 
 fn template() -> Value {
@@ -662,6 +669,25 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "s3:GetObject",
             "s3:ListBucket",
             "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        ])
+    );
+    // Reconcile: reads the table, writes a run (counter, run item, its
+    // breaks) and the pacing item; no Scan, no DeleteItem, no
+    // transactions; reads the rules file only.
+    assert_eq!(
+        permissions(&t, "ReconcileFunction"),
+        set(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "s3:GetObject",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
@@ -1459,4 +1485,54 @@ fn object_lock_is_a_bucket_of_its_own_only_when_a_lock_mode_is_set() {
     let stack_bucket = props(&t, "Bucket");
     assert!(opt(stack_bucket, "ObjectLockEnabled").is_none());
     assert!(opt(stack_bucket, "ObjectLockConfiguration").is_none());
+}
+
+#[test]
+fn the_reconcile_function_runs_on_its_schedule_and_writes_only_its_runs() {
+    let t = template();
+    let p = props(&t, "ReconcileFunction");
+    let events = at(p, "Events").as_mapping().expect("Events");
+    assert_eq!(events.len(), 1, "one schedule");
+    let e = at(at(p, "Events"), "ReconcileRun");
+    assert_eq!(string(at(e, "Type")), "ScheduleV2");
+    let sp = at(e, "Properties");
+    assert!(is_ref(at(sp, "ScheduleExpression"), "ReconcileSchedule"));
+    assert_eq!(string(at(sp, "Input")), "{}");
+    assert_eq!(
+        number(at(at(sp, "RetryPolicy"), "MaximumRetryAttempts")),
+        0,
+        "the next scheduled run is the retry"
+    );
+    assert_eq!(
+        string(at(parameter(&t, "ReconcileSchedule"), "Default")),
+        "rate(1 day)"
+    );
+    assert!(is_ref(
+        at(at(p, "LoggingConfig"), "LogGroup"),
+        "ReconcileLogGroup"
+    ));
+    // Many items are written in one place only: the run's own break
+    // partitions (a BatchWriteItem could otherwise delete any item).
+    let batch = statement(&t, "ReconcileFunction", "RunBreaksWrite");
+    assert_eq!(actions(batch), vec!["dynamodb:BatchWriteItem".to_string()]);
+    assert!(is_get_att(at(batch, "Resource"), "Table.Arn"));
+    let keys = at(
+        at(at(batch, "Condition"), "ForAllValues:StringLike"),
+        "dynamodb:LeadingKeys",
+    );
+    assert_eq!(
+        keys.as_sequence()
+            .expect("list")
+            .iter()
+            .map(string)
+            .collect::<Vec<_>>(),
+        vec!["recon#breaks#*"]
+    );
+    let items = statement(&t, "ReconcileFunction", "TableItems");
+    assert!(!actions(items)
+        .iter()
+        .any(|a| a == "dynamodb:DeleteItem" || a == "dynamodb:BatchWriteItem"));
+    let config = statement(&t, "ReconcileFunction", "ConfigRead");
+    let resource = intrinsic(at(config, "Resource")).expect("!Sub");
+    assert_eq!(string(resource.1), "${Bucket.Arn}/${ConfigKey}");
 }
