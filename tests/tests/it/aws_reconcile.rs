@@ -5,6 +5,7 @@
 //! at first; then a record deleted in QuickBooks, one edited there and an
 //! entry Harvest lists but never delivered are the next run's breaks. The
 //! Harvest token and the QuickBooks credentials come from Secrets Manager.
+//! The same deleted and edited records are found on the fake Xero.
 
 use std::time::Duration;
 
@@ -307,4 +308,147 @@ async fn a_tracker_that_cannot_be_listed_fails_the_run_and_stores_nothing() {
     assert!(bad.is_err());
     let empty: ReconcileInput = serde_json::from_str("{}").expect("{}");
     assert_eq!(empty, ReconcileInput::default());
+}
+
+/// The same on Xero: time entries timepost posted to the fake Xero (its
+/// credentials in Secrets Manager), then one deleted there and one edited
+/// there are the reconcile function's breaks.
+#[tokio::test]
+async fn on_xero_deleted_and_edited_time_entries_are_the_functions_breaks() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use timepost::ledger::cloud::XeroLimits;
+    use timepost::ledger::xero::entry_of;
+    use timepost::ledger::{LedgerOp, Party};
+    use timepost::state::EntryState;
+    use timepost_tests::kit::E;
+    use timepost_tests::xero_fake::{XeroFakeLimits, XeroServer};
+    const PROJECT: &str = "b021e7cb-1903-4292-b48b-5b27b4271e3e";
+    const TASK: &str = "7be77337-feec-4458-bb1b-dbaa5a4aafce";
+    const USER: &str = "740add2a-a703-4b8a-a670-1093919c2040";
+
+    let Some(spec) = timepost_tests::openapi::xero_spec_or_skip(
+        "on_xero_deleted_and_edited_time_entries_are_the_functions_breaks",
+    ) else {
+        return;
+    };
+    let Some(sdk) = moto::sdk_config().await else {
+        return;
+    };
+    let server = XeroServer::start(
+        spec,
+        "tenant-1",
+        BTreeMap::from([(PROJECT.to_string(), BTreeSet::from([TASK.to_string()]))]),
+        BTreeSet::from([USER.to_string()]),
+        XeroFakeLimits {
+            per_minute: 6000,
+            ..Default::default()
+        },
+        "rt-x",
+    )
+    .await;
+    let name = moto::unique("reconx");
+    let text = timepost_tests::aws_world::config_without_approval();
+    let settings = timepost_tests::aws_world::provision(&sdk, &name, &text)
+        .await
+        .expect("provision");
+    let secrets = SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        &settings.secret_prefix,
+        Duration::from_secs(60),
+    );
+    for (k, v) in [
+        ("xero_client_id", "client-id"),
+        ("xero_client_secret", "client-secret"),
+        ("xero_refresh_token", "rt-x"),
+    ] {
+        secrets.put(k, v).await.expect("secret");
+    }
+    let mut config = timepost::config::Config::parse(&text, "s3").expect("config");
+    config.ledger.kind = timepost::config::LedgerKind::Xero;
+    config.ledger.xero = Some(timepost_tests::xero_config(
+        &server,
+        XeroLimits {
+            calls_per_minute: 6000,
+            ..Default::default()
+        },
+    ));
+    let stack = AwsStack::connect(&sdk, settings, Some(config))
+        .await
+        .expect("stack");
+
+    // Three entries posted to Xero, with the states timepost keeps.
+    let mut ids = Vec::new();
+    for n in 0..3u32 {
+        let mut line = timepost_tests::line(Party::Employee { id: USER.into() }, 480, "work");
+        line.customer = Some(PROJECT.into());
+        line.service_item = Some(TASK.into());
+        line.txn_date = d(2 + n);
+        let id = format!("x{n}");
+        let req = timepost_tests::request(
+            &id,
+            1,
+            LedgerOp::Create {
+                lines: vec![line.clone()],
+            },
+        );
+        let refs = stack
+            .ledger
+            .apply(&req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let entry = E::new(
+            &id,
+            "u-ann",
+            &format!("2026-03-0{}", 2 + n),
+            "08:00",
+            "16:00",
+        )
+        .build();
+        let mut st = EntryState::new(entry, Utc::now());
+        st.status = Status::Posted;
+        st.posted_version = Some(st.entry.version.clone());
+        st.records = refs.clone();
+        st.posted_lines = vec![line];
+        stack.store.put(&st).await.expect("put");
+        ids.push(refs[0].id.clone());
+    }
+    let s = timepost_fn_reconcile::handle(&stack, ReconcileInput::default(), wednesday())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.runs, s.breaks), (2, 0), "{s:#?}");
+    let first = s.periods[0].run.clone().expect("stored");
+    assert_eq!(
+        (first.ledger.as_str(), first.tracker.as_str()),
+        ("xero", "received")
+    );
+
+    server.delete_by_hand(entry_of(&ids[0]));
+    server.edit_by_hand(entry_of(&ids[1]), "duration", json!(180));
+    let s = timepost_fn_reconcile::handle(&stack, ReconcileInput::default(), wednesday())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let week = s.periods[0].run.clone().expect("stored");
+    let breaks = stack.store.run_breaks(week.seq).await.expect("breaks");
+    let found: BTreeSet<(ExceptionCode, String)> = breaks
+        .iter()
+        .filter(|b| b.counts())
+        .map(|b| {
+            (
+                b.code,
+                b.entry
+                    .as_deref()
+                    .and_then(|k| k.rsplit(':').next())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        BTreeSet::from([
+            (ExceptionCode::DeletedInBooks, "x0".to_string()),
+            (ExceptionCode::ChangedInBooks, "x1".to_string()),
+        ]),
+        "{breaks:#?}"
+    );
 }
