@@ -873,7 +873,7 @@ async fn reconcile_on_aws_lists_harvest_with_the_token_from_secrets_manager() {
     s.push_config();
     timepost::aws::SecretsManagerStore::new(
         timepost::aws::stack::AwsClients::from_sdk(&s.sdk, true).secrets,
-        &format!("{}/", s.table),
+        format!("{}/", s.table),
         std::time::Duration::from_secs(60),
     )
     .put("harvest_token", "harvest-pat")
