@@ -6,8 +6,9 @@
 //! ([`run_poller`]), and, when `[retention]` is configured, the archive
 //! run ([`run_archive`]: a snapshot of every closed period past the grace
 //! window; purging stays a command), the alert pass ([`run_alerts`]) and
-//! the finance export of the last closed period ([`run_exports`]). The
-//! reconciliation job joins here.
+//! the finance export of the last closed period ([`run_exports`]), and the
+//! scheduled reconciliation ([`run_reconcile`]: the last closed week and
+//! the current one, every `[reconcile] schedule_secs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,5 +226,152 @@ pub async fn run_exports(
         if *shutdown.borrow() {
             return;
         }
+    }
+}
+
+/// What the scheduled reconciliation works on: the reconciler (entry
+/// states, ledger, where runs are kept) and the trackers' listing.
+pub struct ReconcileJob {
+    pub reconciler: crate::reconcile::gather::Reconciler,
+    pub intake: crate::config::IntakeConfig,
+    pub ports: crate::poll::PollPorts,
+}
+
+impl ReconcileJob {
+    /// The job of a local stack (its store, ledger and pollers' secrets).
+    pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
+        let store = Arc::new(stack.store.clone());
+        Self {
+            reconciler: crate::reconcile::gather::Reconciler {
+                entries: store.clone(),
+                ledger: stack.ledger.clone(),
+                store,
+                config: stack.config.reconcile.clone(),
+            },
+            intake: stack.config.intake.clone(),
+            ports: crate::poll::PollPorts::local(stack),
+        }
+    }
+
+    /// One scheduled run on `today`: the last closed week and the current
+    /// one, each stored (by `schedule`).
+    pub async fn once(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> Vec<crate::reconcile::scheduled::PeriodOutcome> {
+        use crate::reconcile::scheduled::{run_periods, scheduled_periods, Listing};
+        run_periods(
+            &self.reconciler,
+            Some(Listing {
+                intake: &self.intake,
+                ports: &self.ports,
+            }),
+            &scheduled_periods(today),
+            RECONCILE_BY,
+        )
+        .await
+    }
+}
+
+/// Who the scheduled runs are stored as (`RunSummary::by`).
+pub const RECONCILE_BY: &str = "schedule";
+
+/// When the next scheduled reconciliation is due: `every` after the last
+/// scheduled run (so a restart does not run it again early, nor put it
+/// off), or `every` after `now` when none is stored yet; never before
+/// `now`.
+pub fn reconcile_due(
+    last: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    every: Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let due = last
+        .unwrap_or(now)
+        .checked_add_signed(every)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    due.max(now)
+}
+
+/// The newest stored scheduled run's start, among the newest runs.
+async fn last_scheduled(
+    store: &dyn crate::reconcile::ReconcileStore,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    match store.runs(crate::reconcile::gather::RUNS_SEARCHED).await {
+        Ok(runs) => runs
+            .iter()
+            .filter(|r| r.by == RECONCILE_BY)
+            .map(|r| r.started_at)
+            .max(),
+        Err(e) => {
+            tracing::warn!(error = %e, "schedule: cannot read the stored reconciliation runs");
+            None
+        }
+    }
+}
+
+/// Reconcile the last closed week and the current one every `every`,
+/// until shutdown: the first run `every` after the last scheduled run
+/// stored (or after the start, on a store without one). A failed period
+/// is logged and stores nothing; the next run tries again.
+pub async fn run_reconcile(
+    job: ReconcileJob,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = every.max(Duration::from_secs(1));
+    let mut last = last_scheduled(job.reconciler.store.as_ref()).await;
+    loop {
+        let now = chrono::Utc::now();
+        let wait = (reconcile_due(last, now, every) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {
+                let started = chrono::Utc::now();
+                tokio::select! {
+                    outcomes = job.once(started.date_naive()) => {
+                        for o in outcomes {
+                            if let Some(r) = o.run {
+                                tracing::info!(period = %o.period, run = r.seq, breaks = r.breaks, "schedule: reconciled");
+                            }
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+                last = Some(started);
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_next_reconciliation_is_due_an_interval_after_the_last_one() {
+        let t = |h: u32| chrono::Utc.with_ymd_and_hms(2026, 3, 10, h, 0, 0).unwrap();
+        let day = Duration::from_secs(86_400);
+        let hour = Duration::from_secs(3_600);
+        // None stored yet: an interval after the start.
+        assert_eq!(reconcile_due(None, t(6), hour), t(7));
+        // The last run two hours ago, hourly: due now (never in the past).
+        assert_eq!(reconcile_due(Some(t(4)), t(6), hour), t(6));
+        // The last run at 02:00, daily: a restart at 06:00 waits for 02:00
+        // tomorrow, not 06:00.
+        assert_eq!(
+            reconcile_due(Some(t(2)), t(6), day),
+            chrono::Utc.with_ymd_and_hms(2026, 3, 11, 2, 0, 0).unwrap()
+        );
+        // An interval too long for the calendar: not in this calendar.
+        assert_eq!(
+            reconcile_due(Some(t(2)), t(6), Duration::MAX),
+            chrono::DateTime::<chrono::Utc>::MAX_UTC
+        );
     }
 }

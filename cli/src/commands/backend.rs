@@ -52,12 +52,17 @@ pub struct Ops {
     pub reconcile: Arc<dyn timepost::reconcile::ReconcileStore>,
     pub engine: Arc<Engine>,
     pub ledger: Arc<dyn Ledger>,
+    /// What the trackers' pollers read (their secrets, the mappings):
+    /// `reconcile` lists a period through them.
+    pub poll: timepost::poll::PollPorts,
 }
 
 impl Ops {
     pub fn local(stack: LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
+        let poll = timepost::poll::PollPorts::local(&stack);
         Self {
+            poll,
             kind: BackendKind::Local,
             entries: store.clone(),
             mappings: store.clone(),
@@ -75,6 +80,7 @@ impl Ops {
     #[cfg(feature = "aws")]
     pub fn aws(stack: timepost::aws::AwsStack) -> Self {
         Self {
+            poll: stack.poll_ports(),
             kind: BackendKind::Aws,
             entries: stack.store.clone(),
             mappings: stack.store.clone(),

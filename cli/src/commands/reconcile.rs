@@ -9,7 +9,7 @@ use timepost::reconcile::gather::{list_trackers, ReconcileError, Reconciler, Run
 use timepost::reconcile::resolve::{resolve, Resolver};
 use timepost::reconcile::{Action, Period};
 
-use super::backend::{BackendKind, Global, Ops};
+use super::backend::{Global, Ops};
 use crate::{CliResult, Failure};
 
 #[derive(clap::Args)]
@@ -108,24 +108,15 @@ pub async fn run(g: &Global, args: Args) -> CliResult {
 async fn reconcile(g: &Global, period: &str, json: bool, no_listing: bool, by: &str) -> CliResult {
     let period = Period::parse(period, chrono::Utc::now().date_naive())
         .map_err(|e| Failure::Input(anyhow!(e)))?;
-    // Locally the pollers' settings and secrets list the tracker's period.
-    let (ops, listing) = match g.backend {
-        BackendKind::Local => {
-            let stack = super::open(&g.config)?;
-            let listing = if no_listing {
-                None
-            } else {
-                list_trackers(
-                    &stack.config.intake,
-                    &timepost::poll::PollPorts::local(&stack),
-                    &period,
-                )
-                .await
-                .map_err(failure)?
-            };
-            (Ops::local(stack), listing)
-        }
-        BackendKind::Aws => (super::backend::open(g).await?, None),
+    // The pollers' settings and secrets (the local secrets file, or
+    // Secrets Manager on `--backend aws`) list the tracker's period.
+    let ops = super::backend::open(g).await?;
+    let listing = if no_listing {
+        None
+    } else {
+        list_trackers(&ops.config.intake, &ops.poll, &period)
+            .await
+            .map_err(failure)?
     };
     let run = reconciler(&ops)
         .run(&period, listing.as_ref(), by)

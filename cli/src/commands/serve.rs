@@ -119,6 +119,15 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             )));
         }
     }
+    let reconcile_every = stack.config.reconcile.schedule_secs;
+    let reconciling = live && reconcile_every > 0;
+    if reconciling {
+        pollers.push(tokio::spawn(timepost::schedules::run_reconcile(
+            timepost::schedules::ReconcileJob::local(&stack),
+            Duration::from_secs(reconcile_every),
+            stop_rx.clone(),
+        )));
+    }
     let mut state = timepost::http::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
         // Flow cookies are signed with a key of this process: a sign-in
@@ -144,6 +153,12 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         stop_rx.clone(),
     ));
     println!("timepost listening on http://{local}");
+    if reconciling {
+        println!(
+            "  reconciling the last closed week and the current one every {reconcile_every} s \
+             ([reconcile] schedule_secs)"
+        );
+    }
     println!("  webhooks: POST /webhooks/clockify, POST /webhooks/toggl · health: GET /healthz");
     // The token itself is never printed (terminals are logged, scrolled
     // back and screen-shared): say where it is.

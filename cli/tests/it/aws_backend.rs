@@ -841,3 +841,66 @@ async fn archive_and_export_work_on_a_deployed_stack() {
         assert!(r.err.contains("local"), "{}", r.err);
     }
 }
+
+/// `timepost --backend aws reconcile` lists the tracker's period too: the
+/// Harvest token is read from Secrets Manager, and an entry Harvest lists
+/// that the stack never received is a `NEVER_RECEIVED` break;
+/// `--no-listing` leaves the listing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_on_aws_lists_harvest_with_the_token_from_secrets_manager() {
+    use timepost::ports::Secrets as _;
+    use timepost_tests::harvest_fake::{self, HarvestServer};
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    let fake = HarvestServer::start(
+        "987654",
+        "harvest-pat",
+        1000,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    fake.put(harvest_fake::entry(7, 1001, 2001, 3001, day, "2.0"));
+    let p = s.dir.path().join("timepost.toml");
+    let cfg = std::fs::read_to_string(&p).expect("config")
+        + &format!(
+            "\n[intake.harvest]\naccount_id = \"987654\"\nbase_url = \"{}\"\n\
+             user_agent = \"timepost tests (ops@example.com)\"\nrequests_per_15s = 1000\n",
+            fake.base_url()
+        );
+    std::fs::write(&p, cfg).expect("write config");
+    s.push_config();
+    timepost::aws::SecretsManagerStore::new(
+        timepost::aws::stack::AwsClients::from_sdk(&s.sdk, true).secrets,
+        format!("{}/", s.table),
+        std::time::Duration::from_secs(60),
+    )
+    .put("harvest_token", "harvest-pat")
+    .await
+    .expect("token");
+
+    let r = s.timepost(&["reconcile", "--period", "2026-03-02..2026-03-08", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let run: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    assert_eq!(run["summary"]["tracker"], "received + harvest listing");
+    assert_eq!(run["summary"]["breaks"], 1, "{run}");
+    let b = &run["breaks"][0];
+    assert_eq!(b["code"], "NEVER_RECEIVED", "{run}");
+    assert_eq!(b["entry"], "harvest:987654:7", "{run}");
+
+    let r = s.timepost(&[
+        "reconcile",
+        "--period",
+        "2026-03-02..2026-03-08",
+        "--no-listing",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let run: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    assert_eq!(run["summary"]["tracker"], "received");
+    assert_eq!(run["summary"]["breaks"], 0, "{run}");
+    let r = s.timepost(&["reconcile", "history", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+}

@@ -215,6 +215,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "admin finance",
     ),
     ("POST", "/api/reconciliation/run", "admin finance"),
+    ("GET", "/api/reconciliation/kpi", "admin finance auditor"),
     ("GET", "/console/reconciliation", "admin finance auditor"),
     (
         "GET",

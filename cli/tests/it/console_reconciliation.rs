@@ -208,3 +208,80 @@ fn runs_breaks_csv_and_a_dismissal_through_the_page() {
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["field"], "action");
 }
+
+/// `timepost serve` reconciles on its schedule (`[reconcile]
+/// schedule_secs`): the last closed week and the current one are stored as
+/// runs by `schedule`, and the KPI reconciliation time reads them — the
+/// closed week measured from its end to its first run with zero breaks,
+/// the current week not over yet.
+#[test]
+fn serve_reconciles_on_its_schedule_and_the_kpi_reads_the_runs() {
+    let d = prepare(&[], &[], "");
+    let path = d.path().join("timepost.toml");
+    let mut cfg = std::fs::read_to_string(&path).unwrap();
+    cfg.push_str("\n[reconcile]\nschedule_secs = 1\n");
+    std::fs::write(&path, cfg).unwrap();
+    let srv = Server::start(d.path());
+
+    let start = std::time::Instant::now();
+    let runs = loop {
+        let runs = get_json(&srv, "auditor", "/api/reconciliation/runs");
+        let runs = runs.as_array().unwrap().clone();
+        if runs.len() >= 2 {
+            break runs;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no scheduled run stored: {runs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The oldest two: one scheduled run, both weeks of its day.
+    let (a, b) = (&runs[runs.len() - 1], &runs[runs.len() - 2]);
+    assert_eq!(
+        (a["by"].as_str(), b["by"].as_str()),
+        (Some("schedule"), Some("schedule"))
+    );
+    let day = a["started_at"].as_str().unwrap()[..10]
+        .parse::<chrono::NaiveDate>()
+        .unwrap();
+    let [closed, current] = timepost::reconcile::scheduled::scheduled_periods(day);
+    let period = |r: &serde_json::Value| {
+        (
+            r["period"]["from"].as_str().unwrap().to_string(),
+            r["period"]["to"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(period(a), (closed.from.to_string(), closed.to.to_string()));
+    assert_eq!(
+        period(b),
+        (current.from.to_string(), current.to.to_string())
+    );
+    assert_eq!(a["breaks"], 0, "{a}");
+    assert_eq!(a["tracker"], "received", "no poller configured: {a}");
+
+    // The KPI: the closed week reconciled in its first run after its end,
+    // the current week not over.
+    let kpi = get_json(&srv, "auditor", "/api/reconciliation/kpi");
+    let periods = kpi["periods"].as_array().unwrap();
+    let of = |p: &timepost::reconcile::Period| {
+        periods
+            .iter()
+            .find(|x| x["period"]["from"] == p.from.to_string())
+            .unwrap_or_else(|| panic!("{p} in {kpi}"))
+            .clone()
+    };
+    let closed_kpi = of(&closed);
+    assert_eq!(closed_kpi["state"], "reconciled", "{kpi}");
+    assert_eq!(closed_kpi["run"], a["seq"], "{kpi}");
+    assert!(closed_kpi["minutes"].as_i64().unwrap() >= 0, "{kpi}");
+    assert_eq!(of(&current)["state"], "open", "{kpi}");
+    assert!(kpi["median_minutes"].is_i64(), "{kpi}");
+    let (_, page) = get(&srv, "finance", "/console/reconciliation");
+    assert!(page.contains("id=\"reconciliation-time\""), "{page}");
+    assert!(page.contains("period not over"), "{page}");
+    let (_, dash) = get(&srv, "auditor", "/console");
+    assert!(dash.contains("id=\"kpi-reconciliation-time\""), "{dash}");
+    // Viewers see neither the figure nor its API.
+    assert_eq!(get(&srv, "viewer", "/api/reconciliation/kpi").0, 403);
+}

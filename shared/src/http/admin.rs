@@ -62,6 +62,7 @@ pub fn routes() -> Router<AppState> {
             post(super::reconciliation::api_resolve),
         )
         .route("/reconciliation/run", post(super::reconciliation::api_run))
+        .route("/reconciliation/kpi", get(super::reconciliation::api_kpi))
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {

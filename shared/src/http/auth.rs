@@ -134,6 +134,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/reconciliation/runs/{seq}/breaks", READERS),
     ("POST", "/api/reconciliation/breaks/{id}/resolve", FIXERS),
     ("POST", "/api/reconciliation/run", FIXERS),
+    ("GET", "/api/reconciliation/kpi", READERS),
     ("GET", "/console/reconciliation", READERS),
     ("GET", "/console/reconciliation.csv", READERS),
     ("POST", "/console/reconciliation/resolve", FIXERS),

@@ -302,6 +302,9 @@ pub async fn home(
                 run.seq, run.period, run.seq, run.breaks
             ));
         }
+        if let Some(tile) = super::reconciliation::kpi_tile(&s).await {
+            body.push_str(&tile);
+        }
     }
     body.push_str("<section class=\"group\"><h2>Entries by status</h2><p class=\"tiles\">");
     for (name, n) in counts {

@@ -461,6 +461,11 @@ fn reconciliation_paths(paths: &mut Value) {
     run["responses"]["201"] = json!({ "description": "the run, stored" });
     run["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     paths["/api/reconciliation/run"] = json!({ "post": run });
+    paths["/api/reconciliation/kpi"] = json!({ "get": op(
+        "The KPI reconciliation time per period of the newest 500 runs (period end, midnight UTC after its last day, to the first run after it with zero breaks; `not_yet` while none did, `open` before the end) and its median in minutes (null when no period was reconciled)",
+        json!([]),
+        "median_minutes and periods",
+    ) });
     let mut page = html_page("Reconciliation: the stored runs, one run's breaks (`run`, the newest by default) with code, sentence, fix hint and the entry's page, and for admin and finance the resolve actions and Run now", true);
     page["parameters"] = json!([run_param.clone()]);
     page["responses"]["400"] = json!({ "description": "not a run number" });

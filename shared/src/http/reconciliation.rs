@@ -25,7 +25,7 @@ use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState, Reconcile};
 use crate::reconcile::gather::{ReconcileError, Reconciler};
 use crate::reconcile::resolve::{resolve, Resolver};
-use crate::reconcile::{Action, Break, Period, Resolution, RunSummary};
+use crate::reconcile::{kpi, Action, Break, Period, Resolution, RunSummary};
 
 /// How many runs the page and the API list at most.
 pub const RUNS_LISTED: usize = 100;
@@ -217,6 +217,7 @@ pub async fn page_get(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
+    body.push_str(&kpi_section(&runs, chrono::Utc::now()));
     if let Some((run, breaks)) = &selected {
         body.push_str(&format!(
             "<section class=\"group\"><h2>Breaks of run #{n} ({p}, against {l})</h2>\
@@ -483,6 +484,96 @@ pub async fn api_run(
     let period = parse_period(&text)?;
     let run = run_as(&s, &who, &period).await?;
     Ok((StatusCode::CREATED, Json(run)).into_response())
+}
+
+/// The KPI "reconciliation time" per period of `runs`, as the page's
+/// section (period end → the first run after it with zero breaks).
+fn kpi_section(runs: &[RunSummary], now: chrono::DateTime<chrono::Utc>) -> String {
+    let times = kpi::reconciliation_times(runs, now);
+    let mut out = String::from(
+        "<section class=\"group\" id=\"reconciliation-time\"><h2>Reconciliation time</h2>\
+         <p class=\"hint\">From a period's end (midnight UTC after its last day) to the first run after it with zero breaks.</p>",
+    );
+    if times.is_empty() {
+        out.push_str("<p>No period reconciled yet.</p></section>");
+        return out;
+    }
+    out.push_str(&format!(
+        "<p>Median over the periods reconciled: <b id=\"reconciliation-time-median\">{}</b></p>",
+        kpi::median_minutes(&times).map_or_else(|| "not yet".to_string(), kpi::duration_text)
+    ));
+    out.push_str(
+        "<table><thead><tr><th>Period</th><th>Ended (UTC)</th><th>Zero breaks in run</th><th>Reconciliation time</th></tr></thead><tbody>",
+    );
+    for t in &times {
+        let run = match &t.standing {
+            kpi::Standing::Reconciled { run, .. } => {
+                format!("<a href=\"/console/reconciliation?run={run}\">#{run}</a>")
+            }
+            kpi::Standing::NotYet {
+                open_breaks: Some(n),
+                ..
+            } => format!("— ({n} break(s) in the newest run)"),
+            _ => "—".to_string(),
+        };
+        out.push_str(&format!(
+            "<tr data-period=\"{p}\"><td>{p}</td><td>{e}</td><td>{run}</td><td>{t}</td></tr>",
+            p = t.period,
+            e = t.ended_at.format("%Y-%m-%d %H:%M"),
+            t = esc(&t.text()),
+        ));
+    }
+    out.push_str("</tbody></table></section>");
+    out
+}
+
+/// How many of the newest runs the KPI "reconciliation time" is measured
+/// over on the dashboard and in `/api/reconciliation/kpi`.
+pub const KPI_RUNS: usize = 500;
+
+/// The KPI "reconciliation time" of every period among the newest
+/// [`KPI_RUNS`] runs, and its median.
+#[derive(serde::Serialize)]
+pub struct KpiBody {
+    pub median_minutes: Option<i64>,
+    pub periods: Vec<kpi::PeriodTime>,
+}
+
+pub async fn api_kpi(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let r = offered(&s)?;
+    let runs = r.store.runs(KPI_RUNS).await?;
+    let periods = kpi::reconciliation_times(&runs, chrono::Utc::now());
+    Ok(Json(KpiBody {
+        median_minutes: kpi::median_minutes(&periods),
+        periods,
+    })
+    .into_response())
+}
+
+/// The dashboard's reconciliation time tile: the newest closed period's
+/// figure ("not yet" while no run after its end found zero breaks) and the
+/// median, when a run of a closed period is stored.
+pub async fn kpi_tile(s: &AppState) -> Option<String> {
+    let r = s.reconcile()?;
+    let runs = match r.store.runs(KPI_RUNS).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the reconciliation runs");
+            return None;
+        }
+    };
+    let times = kpi::reconciliation_times(&runs, chrono::Utc::now());
+    let last = times
+        .iter()
+        .find(|t| !matches!(t.standing, kpi::Standing::Open))?;
+    Some(format!(
+        "<p class=\"tile\" id=\"kpi-reconciliation-time\">Reconciliation time (period end → zero breaks), \
+         last closed period {}: <a href=\"/console/reconciliation#reconciliation-time\"><b>{}</b></a>; \
+         median over the periods reconciled: <b>{}</b></p>",
+        last.period,
+        esc(&last.text()),
+        kpi::median_minutes(&times).map_or_else(|| "not yet".to_string(), kpi::duration_text)
+    ))
 }
 
 /// The dashboard's reconciliation figure: the newest run's open breaks,

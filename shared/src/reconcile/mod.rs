@@ -16,7 +16,9 @@
 //! break is shown as dismissed, not counted.
 
 pub mod gather;
+pub mod kpi;
 pub mod resolve;
+pub mod scheduled;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +49,15 @@ pub struct ReconcileConfig {
     /// (`NOT_TIMEPOSTS_RECORD`); by default they are information only.
     #[serde(default)]
     pub foreign_records_are_breaks: bool,
+    /// How often `timepost serve` reconciles the last closed week and the
+    /// current one (seconds; default daily, 0 = never). In AWS the
+    /// reconcile function's schedule (`ReconcileSchedule`) decides.
+    #[serde(default = "default_schedule_secs")]
+    pub schedule_secs: u64,
+}
+
+fn default_schedule_secs() -> u64 {
+    86_400
 }
 
 fn default_tolerance_amount() -> Decimal {
@@ -59,6 +70,7 @@ impl Default for ReconcileConfig {
             tolerance_minutes: 0,
             tolerance_amount: default_tolerance_amount(),
             foreign_records_are_breaks: false,
+            schedule_secs: default_schedule_secs(),
         }
     }
 }

@@ -285,8 +285,9 @@ fn the_reconcile_section_reads_with_defaults_and_refuses_unknown_keys() {
     let c = crate::config::Config::parse(base, "sandbox").expect("config");
     assert_eq!(c.reconcile, ReconcileConfig::default());
     assert_eq!(c.reconcile.tolerance_amount, Decimal::new(1, 2));
+    assert_eq!(c.reconcile.schedule_secs, 86_400, "daily by default");
     let text = format!(
-        "{base}\n[reconcile]\ntolerance_minutes = 2\ntolerance_amount = 0.5\nforeign_records_are_breaks = true\n"
+        "{base}\n[reconcile]\ntolerance_minutes = 2\ntolerance_amount = 0.5\nforeign_records_are_breaks = true\nschedule_secs = 3600\n"
     );
     let c = crate::config::Config::parse(&text, "t").expect("config");
     assert_eq!(
@@ -294,7 +295,8 @@ fn the_reconcile_section_reads_with_defaults_and_refuses_unknown_keys() {
         ReconcileConfig {
             tolerance_minutes: 2,
             tolerance_amount: Decimal::new(5, 1),
-            foreign_records_are_breaks: true
+            foreign_records_are_breaks: true,
+            schedule_secs: 3600,
         }
     );
     let bad = format!("{base}\n[reconcile]\ntolerance_hours = 1\n");

@@ -13,6 +13,7 @@ mod aws_e2e;
 mod aws_pending;
 mod aws_poller;
 mod aws_ratelimit;
+mod aws_reconcile;
 mod aws_s3;
 mod aws_secrets;
 mod aws_sqs;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-/// The six functions: logical id, crate directory under `functions/`,
+/// The seven functions: logical id, crate directory under `functions/`,
 /// binary name.
 const FUNCTIONS: [(&str, &str, &str); 6] = [
     ("WebhookFunction", "webhook", "timepost-webhook"),
@@ -22,6 +22,7 @@ const FUNCTIONS: [(&str, &str, &str); 6] = [
     ("SyncFunction", "sync", "timepost-sync"),
     ("ArchiveFunction", "archive", "timepost-archive"),
     ("AlertsFunction", "alerts", "timepost-alerts"),
+    ("ReconcileFunction", "reconcile", "timepost-reconcile"),
 ];
 
 /// Environment every function reads (`AwsSettings::from_env` and the
@@ -77,6 +78,12 @@ const SECRETS: [(&str, &[&str], bool); 6] = [
         "AlertsFunction",
         &["qbo_oauth_state*", "xero_oauth_state*", "alerts_*"],
         false,
+    ),
+    // The trackers' listing of a period and the ledger's read-back.
+    (
+        "ReconcileFunction",
+        &["harvest_token*", "toggl_token*", "qbo*", "xero*"],
+        true,
     ),
 ];
 
@@ -258,7 +265,7 @@ fn every_function_is_an_arm64_cargo_lambda_bootstrap() {
         .map(|(id, _)| id)
         .collect();
     let want: BTreeSet<&str> = FUNCTIONS.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(declared, want, "the five functions, no more");
+    assert_eq!(declared, want, "the seven functions, no more");
 
     let mut binaries = BTreeSet::new();
     for (id, dir, binary) in FUNCTIONS {
@@ -693,6 +700,25 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "s3:PutObject",
             "secretsmanager:GetSecretValue",
             "sns:Publish",
+        ])
+    );
+    // Reconcile: reads the table, writes a run (counter, run item, its
+    // breaks) and the pacing item; no Scan, no DeleteItem, no
+    // transactions; reads the rules file only.
+    assert_eq!(
+        permissions(&t, "ReconcileFunction"),
+        set(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "s3:GetObject",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
         ])
     );
     assert_eq!(
@@ -1529,4 +1555,54 @@ fn the_alerts_function_runs_two_schedules_and_publishes_only_to_its_topic() {
     assert!(is_ref(at(sp, "TopicArn"), "AlertTopic"));
     assert!(is_ref(at(sp, "Endpoint"), "AlertEmail"));
     assert_eq!(string(at(parameter(&t, "AlertEmail"), "Default")), "");
+}
+
+#[test]
+fn the_reconcile_function_runs_on_its_schedule_and_writes_only_its_runs() {
+    let t = template();
+    let p = props(&t, "ReconcileFunction");
+    let events = at(p, "Events").as_mapping().expect("Events");
+    assert_eq!(events.len(), 1, "one schedule");
+    let e = at(at(p, "Events"), "ReconcileRun");
+    assert_eq!(string(at(e, "Type")), "ScheduleV2");
+    let sp = at(e, "Properties");
+    assert!(is_ref(at(sp, "ScheduleExpression"), "ReconcileSchedule"));
+    assert_eq!(string(at(sp, "Input")), "{}");
+    assert_eq!(
+        number(at(at(sp, "RetryPolicy"), "MaximumRetryAttempts")),
+        0,
+        "the next scheduled run is the retry"
+    );
+    assert_eq!(
+        string(at(parameter(&t, "ReconcileSchedule"), "Default")),
+        "rate(1 day)"
+    );
+    assert!(is_ref(
+        at(at(p, "LoggingConfig"), "LogGroup"),
+        "ReconcileLogGroup"
+    ));
+    // Many items are written in one place only: the run's own break
+    // partitions (a BatchWriteItem could otherwise delete any item).
+    let batch = statement(&t, "ReconcileFunction", "RunBreaksWrite");
+    assert_eq!(actions(batch), vec!["dynamodb:BatchWriteItem".to_string()]);
+    assert!(is_get_att(at(batch, "Resource"), "Table.Arn"));
+    let keys = at(
+        at(at(batch, "Condition"), "ForAllValues:StringLike"),
+        "dynamodb:LeadingKeys",
+    );
+    assert_eq!(
+        keys.as_sequence()
+            .expect("list")
+            .iter()
+            .map(string)
+            .collect::<Vec<_>>(),
+        vec!["recon#breaks#*"]
+    );
+    let items = statement(&t, "ReconcileFunction", "TableItems");
+    assert!(!actions(items)
+        .iter()
+        .any(|a| a == "dynamodb:DeleteItem" || a == "dynamodb:BatchWriteItem"));
+    let config = statement(&t, "ReconcileFunction", "ConfigRead");
+    let resource = intrinsic(at(config, "Resource")).expect("!Sub");
+    assert_eq!(string(resource.1), "${Bucket.Arn}/${ConfigKey}");
 }

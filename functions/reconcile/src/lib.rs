@@ -1,0 +1,109 @@
+//! The `reconcile` function: an EventBridge Scheduler schedule (daily by
+//! default) → the scheduled reconciliation `timepost serve` runs locally
+//! (`timepost::reconcile::scheduled`), on the deployed stack's ports: the
+//! last closed week and the current one, each compared with a fresh
+//! Harvest / Toggl listing when the rules config sets up that poller (its
+//! token from Secrets Manager), with what timepost holds (DynamoDB) and
+//! with the books read back (QuickBooks or Xero), and stored as a run in
+//! the table, where the console's Reconciliation page and
+//! `timepost --backend aws reconcile history` read it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use timepost::aws::AwsStack;
+use timepost::reconcile::gather::Reconciler;
+use timepost::reconcile::scheduled::{run_periods, scheduled_periods, Listing, PeriodOutcome};
+use timepost::reconcile::Period;
+
+/// The schedule's `Input` (`{}`): the last closed week and the current
+/// one. A manual invocation may name one period (`{"period": "month"}`,
+/// `{"period": "2026-03-01..2026-03-31"}`) and leave the tracker's
+/// listing out (`"no_listing": true`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileInput {
+    #[serde(default)]
+    pub period: Option<String>,
+    #[serde(default)]
+    pub no_listing: bool,
+}
+
+/// What one invocation did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileSummary {
+    /// Runs stored.
+    pub runs: usize,
+    /// Counted breaks over the stored runs.
+    pub breaks: usize,
+    /// Every period, with its stored run or why nothing was stored.
+    pub periods: Vec<PeriodOutcome>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileFnError {
+    #[error("the reconcile function was given period `{period}`: {error}")]
+    Period { period: String, error: String },
+    #[error(
+        "reconciliation failed for {failed} of {of} period(s) (the others are stored): {errors}"
+    )]
+    Failed {
+        failed: usize,
+        of: usize,
+        errors: String,
+        summary: Box<ReconcileSummary>,
+    },
+}
+
+/// Reconcile on `stack` at `now`; runs are stored as the schedule's.
+pub async fn handle(
+    stack: &AwsStack,
+    input: ReconcileInput,
+    now: DateTime<Utc>,
+) -> Result<ReconcileSummary, ReconcileFnError> {
+    let today = now.date_naive();
+    let periods: Vec<Period> = match &input.period {
+        Some(p) => vec![
+            Period::parse(p, today).map_err(|error| ReconcileFnError::Period {
+                period: p.clone(),
+                error,
+            })?,
+        ],
+        None => scheduled_periods(today).to_vec(),
+    };
+    let rec = Reconciler {
+        entries: stack.store.clone(),
+        ledger: stack.ledger.clone(),
+        store: stack.store.clone(),
+        config: stack.config.reconcile.clone(),
+    };
+    let ports = stack.poll_ports();
+    let listing = (!input.no_listing).then_some(Listing {
+        intake: &stack.config.intake,
+        ports: &ports,
+    });
+    let outcomes = run_periods(&rec, listing, &periods, timepost::schedules::RECONCILE_BY).await;
+    let summary = ReconcileSummary {
+        runs: outcomes.iter().filter(|o| o.run.is_some()).count(),
+        breaks: outcomes
+            .iter()
+            .filter_map(|o| o.run.as_ref())
+            .map(|r| r.breaks)
+            .sum(),
+        periods: outcomes,
+    };
+    let errors: Vec<String> = summary
+        .periods
+        .iter()
+        .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.period)))
+        .collect();
+    if errors.is_empty() {
+        Ok(summary)
+    } else {
+        Err(ReconcileFnError::Failed {
+            failed: errors.len(),
+            of: summary.periods.len(),
+            errors: errors.join("; "),
+            summary: Box::new(summary),
+        })
+    }
+}
