@@ -15,7 +15,7 @@ use serde_yaml::Value;
 
 /// The seven functions: logical id, crate directory under `functions/`,
 /// binary name.
-const FUNCTIONS: [(&str, &str, &str); 6] = [
+const FUNCTIONS: [(&str, &str, &str); 7] = [
     ("WebhookFunction", "webhook", "timepost-webhook"),
     ("AdminFunction", "admin", "timepost-admin"),
     ("PollerFunction", "poller", "timepost-poller"),
@@ -52,7 +52,7 @@ const SECRETS_ARN_PREFIX: &str =
 /// The secrets each function may read (names after the prefix; `*` covers
 /// Secrets Manager's random suffix and a longer name), and whether it may
 /// write them back.
-const SECRETS: [(&str, &[&str], bool); 6] = [
+const SECRETS: [(&str, &[&str], bool); 7] = [
     (
         "WebhookFunction",
         &["toggl_webhook_secret*", "clockify_webhook_secret*"],
