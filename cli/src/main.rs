@@ -76,6 +76,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Maintain the local store: `rebuild-aggregates` recomputes and
+    /// verifies the dashboard's aggregates.
+    #[command(subcommand)]
+    Store(commands::store::Cmd),
     /// Explain an exception code (or all of them) in plain words.
     Explain {
         /// e.g. UNMAPPED_PROJECT
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
             }
             Command::Mappings(cmd) => commands::mappings::run(&g, cmd).await,
             Command::Status { json } => commands::status::run(&g, json).await,
+            Command::Store(cmd) => commands::store::run(&g, cmd).await,
             Command::Explain { code, all } => commands::explain::run(code, all),
             Command::Redrive(args) => commands::redrive::run(&g, args).await,
             Command::Sync(args) => commands::sync::run(&g, args).await,

@@ -5,6 +5,7 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
+pub mod aggregates;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;

@@ -118,7 +118,12 @@ fn hours(minutes: i64) -> Decimal {
     crate::rules::hours(minutes).round_dp(4)
 }
 
-fn exact_hours(e: &NormalisedEntry) -> Decimal {
+/// A posted line's hours, as every sum of posted hours counts them.
+pub(crate) fn line_hours(minutes: i64) -> Decimal {
+    hours(minutes)
+}
+
+pub(crate) fn exact_hours(e: &NormalisedEntry) -> Decimal {
     if e.deleted || e.is_running() {
         return Decimal::ZERO;
     }
