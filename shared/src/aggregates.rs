@@ -403,3 +403,61 @@ pub fn same(a: &AggVals, b: &AggVals) -> bool {
     };
     norm(a) == norm(b)
 }
+
+/// Store-wide figures from the rows of one grain (every period): what the
+/// dashboard's status tiles, posted totals, backlog and KPI table show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    /// Entries per status.
+    pub entries: BTreeMap<Status, usize>,
+    /// Tracker hours per status (the backlog is the awaiting ones).
+    pub hours: BTreeMap<Status, Decimal>,
+    pub posted_lines: usize,
+    pub posted_hours: Decimal,
+    /// Entries whose reason names a missing mapping.
+    pub unmapped: usize,
+    /// Sums that did not fit (amounts, hours).
+    pub overflows: usize,
+}
+
+impl Totals {
+    pub fn of(rows: &[(AggKey, AggVals)]) -> Self {
+        let mut t = crate::money::Tally::new();
+        let mut out = Totals::default();
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        for (k, v) in rows {
+            match k.kind {
+                RowKind::Entry => {
+                    *out.entries.entry(k.status).or_default() += n(v.entries);
+                    t.add_to(out.hours.entry(k.status).or_default(), v.hours);
+                    out.unmapped += n(v.unmapped);
+                }
+                RowKind::Line => {
+                    out.posted_lines += n(v.lines);
+                    t.add_to(&mut out.posted_hours, v.hours);
+                }
+            }
+            out.overflows += n(v.overflows);
+        }
+        out.overflows += t.overflows();
+        out
+    }
+
+    pub fn count(&self, s: Status) -> usize {
+        self.entries.get(&s).copied().unwrap_or(0)
+    }
+
+    /// The report's KPI counts (no run outcomes: no duplicates).
+    pub fn counts(&self) -> crate::report::Counts {
+        crate::report::Counts {
+            known: self.entries.values().sum(),
+            posted: self.count(Status::Posted),
+            lines: self.posted_lines,
+            held: self.count(Status::Held),
+            awaiting: self.count(Status::AwaitingApproval),
+            exceptions: self.count(Status::Exception),
+            unmapped: self.unmapped,
+            duplicates: 0,
+        }
+    }
+}

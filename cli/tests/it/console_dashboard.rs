@@ -49,6 +49,11 @@ fn filters_change_the_figures_and_kpis_follow_resolution() {
     assert!(figure(&page, "kpi-latency").ends_with(" min"));
     assert!(page.contains("<svg role=\"img\" aria-label=\"Share mapped (%)\""));
     assert!(page.contains("<title>2026-03-03: 50.00%</title>"), "{page}");
+    // Unfiltered, the KPIs over time cover the newest 30 days of work.
+    assert!(
+        page.contains("id=\"kpi-period\">Work dates 2026-02-09 to 2026-03-10."),
+        "{page}"
+    );
 
     // The period filter: only the second week's two hours.
     let (_, page) = get(&srv, "viewer", "/console?from=2026-03-09&to=2026-03-15");

@@ -655,6 +655,52 @@ mod tests {
         kept.sort_by(order);
         want.sort_by(order);
         prop_assert_eq!(kept, want);
+        // The dashboard's figures from the aggregates equal those from the
+        // states, for any filter.
+        let fail = |e: crate::ports::StoreError| TestCaseError::fail(e.to_string());
+        let day = store
+            .aggregates(Grain::Day, None, None)
+            .await
+            .map_err(fail)?;
+        let month = store
+            .aggregates(Grain::Month, None, None)
+            .await
+            .map_err(fail)?;
+        let samples = store.kpi_samples(None, None).await.map_err(fail)?;
+        let d = |s: &str| s.parse::<NaiveDate>().ok();
+        for f in [
+            crate::kpis::Filter::default(),
+            crate::kpis::Filter {
+                billable: Some(true),
+                ..Default::default()
+            },
+            crate::kpis::Filter {
+                currency: Some("EUR".into()),
+                ..Default::default()
+            },
+            crate::kpis::Filter {
+                from: d("2026-01-10"),
+                to: d("2026-02-20"),
+                billable: Some(false),
+                ..Default::default()
+            },
+        ] {
+            let want = crate::kpis::hours(&all, &f);
+            prop_assert_eq!(&crate::kpis::hours_from(&day, &f), &want, "{:?}", f);
+            if f.from.is_none() && f.to.is_none() {
+                prop_assert_eq!(&crate::kpis::hours_from(&month, &f), &want, "{:?}", f);
+            }
+            prop_assert_eq!(
+                crate::kpis::by_day_from(&day, &samples, &f),
+                crate::kpis::by_day(&all, &f)
+            );
+        }
+        let totals = aggregates::Totals::of(&month);
+        prop_assert_eq!(totals.counts().known, all.len());
+        prop_assert_eq!(
+            totals.count(Status::Posted),
+            all.iter().filter(|s| s.status == Status::Posted).count()
+        );
         let r = store
             .rebuild_aggregates()
             .await
