@@ -2,7 +2,7 @@
 //! change instead of recomputed from every entry on each page view.
 //!
 //! Each entry state contributes rows ([`contributions`]): one *entry* row
-//! per grain (day, ISO week, month of its work date) keyed by status,
+//! per grain (day, ISO week, month, year of its work date) keyed by status,
 //! project, worker and the tracker rate's currency, and — when posted — one
 //! *line* row per posted line and grain (the line's date) keyed by project,
 //! employee / vendor, billable, rate currency and original currency. A
@@ -33,16 +33,18 @@ pub enum Grain {
     Day,
     Week,
     Month,
+    Year,
 }
 
 impl Grain {
-    pub const ALL: &'static [Grain] = &[Grain::Day, Grain::Week, Grain::Month];
+    pub const ALL: &'static [Grain] = &[Grain::Day, Grain::Week, Grain::Month, Grain::Year];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Grain::Day => "day",
             Grain::Week => "week",
             Grain::Month => "month",
+            Grain::Year => "year",
         }
     }
 
@@ -52,6 +54,7 @@ impl Grain {
             Grain::Day => d,
             Grain::Week => crate::model::week_start(d),
             Grain::Month => d.with_day(1).unwrap_or(d),
+            Grain::Year => d.with_ordinal(1).unwrap_or(d),
         }
     }
 }
@@ -63,7 +66,7 @@ impl std::str::FromStr for Grain {
             .iter()
             .copied()
             .find(|g| g.as_str() == s)
-            .ok_or_else(|| format!("unknown period `{s}` (day, week or month)"))
+            .ok_or_else(|| format!("unknown period `{s}` (day, week, month or year)"))
     }
 }
 
@@ -459,5 +462,216 @@ impl Totals {
             unmapped: self.unmapped,
             duplicates: 0,
         }
+    }
+}
+
+/// A period the summary report names: `all`, a year (`2026`), a month
+/// (`2026-03`), an ISO week (`2026-W10`) or a day (`2026-03-02`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub grain: Grain,
+    /// None: every period (the all-time view, a sum of year rows).
+    pub start: Option<NaiveDate>,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a period: all, 2026, 2026-03, 2026-W10 or 2026-03-02");
+        let s = s.trim();
+        if s == "all" {
+            return Ok(Period {
+                grain: Grain::Year,
+                start: None,
+            });
+        }
+        let at = |grain, d: Option<NaiveDate>| {
+            d.map(|d| Period {
+                grain,
+                start: Some(d),
+            })
+            .ok_or_else(bad)
+        };
+        if let Some((y, w)) = s.split_once("-W") {
+            let (y, w) = (y.parse().map_err(|_| bad())?, w.parse().map_err(|_| bad())?);
+            return at(
+                Grain::Week,
+                NaiveDate::from_isoywd_opt(y, w, chrono::Weekday::Mon),
+            );
+        }
+        match s.split('-').count() {
+            1 => at(
+                Grain::Year,
+                s.parse()
+                    .ok()
+                    .and_then(|y| NaiveDate::from_ymd_opt(y, 1, 1)),
+            ),
+            2 => at(
+                Grain::Month,
+                NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok(),
+            ),
+            3 => at(Grain::Day, NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The report of one period from the aggregates alone: entries and
+/// tracker hours per status, posted lines and hours, posted hours by
+/// project and by employee / vendor, and the report's KPIs. What
+/// `timepost status --period` prints; its cost is the period's rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodReport {
+    pub period: String,
+    pub entries: BTreeMap<String, usize>,
+    pub hours: BTreeMap<String, Decimal>,
+    pub posted_lines: usize,
+    pub posted_hours: Decimal,
+    pub by_project: Vec<crate::report::Group>,
+    pub by_employee: Vec<crate::report::Group>,
+    pub kpis: BTreeMap<String, Decimal>,
+}
+
+/// Build the period's report from its rows (one grain, one period or all).
+pub fn period_report(label: &str, rows: &[(AggKey, AggVals)]) -> PeriodReport {
+    let totals = Totals::of(rows);
+    let (by_project, by_employee) = crate::kpis::hours_from(rows, &crate::kpis::Filter::default());
+    let mut kpis = crate::report::kpis_of(&totals.counts(), &BTreeMap::new(), 0);
+    kpis.remove("dead_letters");
+    kpis.remove("duplicate_frequency");
+    if totals.overflows > 0 {
+        kpis.insert("amount_overflows".into(), Decimal::from(totals.overflows));
+    }
+    PeriodReport {
+        period: label.to_string(),
+        entries: totals
+            .entries
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
+        hours: totals
+            .hours
+            .iter()
+            .map(|(s, h)| (s.to_string(), *h))
+            .collect(),
+        posted_lines: totals.posted_lines,
+        posted_hours: totals.posted_hours,
+        by_project,
+        by_employee,
+        kpis,
+    }
+}
+
+/// Read the period's rows from `store` and build its report.
+pub async fn collect_period(
+    store: &dyn crate::ports::EntryStore,
+    p: Period,
+    label: &str,
+) -> crate::ports::StoreResult<PeriodReport> {
+    let rows = store.aggregates(p.grain, p.start, p.start).await?;
+    Ok(period_report(label, &rows))
+}
+
+/// The period report as text for a terminal.
+pub fn render_period(r: &PeriodReport) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "timepost — period {} (from the maintained aggregates)\n",
+        r.period
+    );
+    for (s, n) in &r.entries {
+        let h = r.hours.get(s).copied().unwrap_or_default();
+        let _ = writeln!(o, "  {s:<20} {n:>8} entries {:>12} h", h.round_dp(2));
+    }
+    let _ = writeln!(
+        o,
+        "\nPOSTED: {} lines, {} h",
+        r.posted_lines,
+        r.posted_hours.round_dp(2)
+    );
+    for (title, groups) in [
+        ("by project", &r.by_project),
+        ("by employee / vendor", &r.by_employee),
+    ] {
+        let _ = writeln!(o, "  {title}:");
+        for g in groups {
+            let bill: Vec<String> = g
+                .billable
+                .iter()
+                .map(|(c, a)| format!("{} {c}", a.round_dp(2)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "    {:<44} {:>6} lines {:>10} h  {}",
+                g.name,
+                g.lines,
+                g.hours.round_dp(2),
+                if bill.is_empty() {
+                    String::new()
+                } else {
+                    format!("billable {}", bill.join(", "))
+                }
+            );
+        }
+    }
+    let _ = writeln!(o, "\nKPIs:");
+    for (k, v) in &r.kpis {
+        let _ = writeln!(o, "  {k:<28} {}", v.normalize());
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_to_their_grain_and_start() {
+        let d = |s: &str| s.parse::<NaiveDate>().ok();
+        let p = |s: &str| s.parse::<Period>();
+        assert_eq!(
+            p("all"),
+            Ok(Period {
+                grain: Grain::Year,
+                start: None
+            })
+        );
+        assert_eq!(
+            p("2026"),
+            Ok(Period {
+                grain: Grain::Year,
+                start: d("2026-01-01")
+            })
+        );
+        assert_eq!(
+            p("2026-03"),
+            Ok(Period {
+                grain: Grain::Month,
+                start: d("2026-03-01")
+            })
+        );
+        assert_eq!(
+            p("2026-W10"),
+            Ok(Period {
+                grain: Grain::Week,
+                start: d("2026-03-02")
+            })
+        );
+        assert_eq!(
+            p("2026-03-04"),
+            Ok(Period {
+                grain: Grain::Day,
+                start: d("2026-03-04")
+            })
+        );
+        for bad in ["March", "2026-13", "2026-W60", "2026-02-30", "1-2-3-4"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Grain::Week.start(NaiveDate::from_ymd_opt(2026, 3, 8).unwrap_or_default()),
+            NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default()
+        );
     }
 }

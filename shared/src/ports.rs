@@ -101,6 +101,11 @@ pub trait EntryStore: Send + Sync {
             to,
         ))
     }
+    /// The newest work date of any entry (None: no entries); this default
+    /// reads every state.
+    async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
+        Ok(self.all().await?.iter().map(|s| s.entry.work_date).max())
+    }
     /// The KPI samples of the entries worked in `from..=to`; this default
     /// reads every state.
     async fn kpi_samples(

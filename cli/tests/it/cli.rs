@@ -237,6 +237,33 @@ fn store_rebuild_aggregates_verifies_and_repairs_the_maintained_rows() {
     let v = rebuild(d.path());
     assert_eq!(v["differed"].as_u64(), Some(damaged as u64), "{v}");
     assert_eq!(rebuild(d.path())["differed"].as_u64(), Some(0));
+    // The report of a period reads the aggregates; all time sums the years
+    // and agrees with the full report's counts.
+    let full = timepost(d.path(), &["status", "--json"]);
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    let all = timepost(d.path(), &["status", "--period", "all", "--json"]);
+    assert!(all.status.success(), "{}", text(&all).1);
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(
+        all["kpis"]["entries_known"], full["kpis"]["entries_known"],
+        "{all}"
+    );
+    assert_eq!(
+        all["kpis"]["posting_lines"], full["kpis"]["posting_lines"],
+        "{all}"
+    );
+    assert_eq!(
+        all["by_project"].as_array().map(Vec::len),
+        full["posted"]["by_project"].as_array().map(Vec::len)
+    );
+    let month = timepost(d.path(), &["status", "--period", "2026-03"]);
+    assert!(
+        text(&month).0.contains("period 2026-03"),
+        "{}",
+        text(&month).0
+    );
+    let bad = timepost(d.path(), &["status", "--period", "March"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad).1);
     // A text summary, and the AWS backend refused with the reason.
     let o = timepost(d.path(), &["store", "rebuild-aggregates"]);
     assert!(

@@ -1,6 +1,6 @@
 //! The console's home: counts by status, unmapped entries, the approval
 //! backlog, posted hours by project and by employee, and the KPIs — all
-//! from the maintained aggregates (`crate::aggregates`: month rows for the
+//! from the maintained aggregates (`crate::aggregates`: year rows for the
 //! whole store, day rows for a period) and the open entries, never a read
 //! of every entry. The KPIs over time cover the filter's period, or the
 //! newest [`KPI_DAYS`] days of work. Bars are plain HTML with CSS widths:
@@ -19,7 +19,7 @@ use super::auth::Principal;
 use super::console::{csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
-use crate::aggregates::{AggKey, Grain, RowKind, Totals};
+use crate::aggregates::{AggKey, Grain, Totals};
 use crate::kpis::{self, DayKpis, Filter};
 use crate::report::{Group, Item};
 use crate::state::Status;
@@ -228,15 +228,15 @@ fn kpi_section(f: &Filter, days: &[DayKpis], total: &DayKpis, dup: (u64, u64)) -
     out
 }
 
-/// Aggregate rows the filter's period needs: the month rows when it is
-/// unbounded (a few per project × person × month), else the day rows of
+/// Aggregate rows the filter's period needs: the year rows when it is
+/// unbounded (a few per project × person × year), else the day rows of
 /// the period.
 async fn period_rows(
     s: &AppState,
     f: &Filter,
 ) -> Result<Vec<(AggKey, crate::aggregates::AggVals)>, ApiError> {
     let rows = if f.from.is_none() && f.to.is_none() {
-        s.entries.aggregates(Grain::Month, None, None).await?
+        s.entries.aggregates(Grain::Year, None, None).await?
     } else {
         s.entries.aggregates(Grain::Day, f.from, f.to).await?
     };
@@ -248,33 +248,14 @@ async fn period_rows(
 pub const KPI_DAYS: i64 = 30;
 
 /// The KPI section's period: the filter's, or the [`KPI_DAYS`] days up to
-/// the newest work date in the store (found in the month rows, then the
-/// day rows of that month).
-async fn kpi_period(
-    s: &AppState,
-    f: &Filter,
-    months: &[(AggKey, crate::aggregates::AggVals)],
-) -> Result<Filter, ApiError> {
+/// the newest work date in the store.
+async fn kpi_period(s: &AppState, f: &Filter) -> Result<Filter, ApiError> {
     if f.from.is_some() || f.to.is_some() {
         return Ok(f.clone());
     }
-    let newest_month = months
-        .iter()
-        .filter(|(k, _)| k.kind == RowKind::Entry)
-        .map(|(k, _)| k.period)
-        .max();
-    let Some(m) = newest_month else {
+    let Some(newest) = s.entries.newest_work_date().await? else {
         return Ok(f.clone());
     };
-    let newest = s
-        .entries
-        .aggregates(Grain::Day, Some(m), None)
-        .await?
-        .iter()
-        .filter(|(k, _)| k.kind == RowKind::Entry)
-        .map(|(k, _)| k.period)
-        .max()
-        .unwrap_or(m);
     Ok(Filter {
         from: Some(newest - chrono::Duration::days(KPI_DAYS - 1)),
         to: Some(newest),
@@ -282,7 +263,8 @@ async fn kpi_period(
     })
 }
 
-/// At most this many unmapped entries are listed (all are counted).
+/// At most this many held and as many exception entries are read for the
+/// unmapped list (every unmapped entry is counted, from the aggregates).
 const UNMAPPED_LISTED: usize = 100;
 
 fn h(d: Decimal) -> String {
@@ -332,15 +314,15 @@ pub async fn home(
     let f = filter(&q)?;
     // Every figure comes from the maintained aggregates (bounded by
     // periods × projects × people, not by entries) and the open entries.
-    let month_rows = s.entries.aggregates(Grain::Month, None, None).await?;
-    let totals = Totals::of(&month_rows);
+    let year_rows = s.entries.aggregates(Grain::Year, None, None).await?;
+    let totals = Totals::of(&year_rows);
     let rows = if f.from.is_none() && f.to.is_none() {
-        month_rows.clone()
+        year_rows.clone()
     } else {
         period_rows(&s, &f).await?
     };
     let (by_project, by_employee) = kpis::hours_from(&rows, &f);
-    let kf = kpi_period(&s, &f, &month_rows).await?;
+    let kf = kpi_period(&s, &f).await?;
     let day_rows = s.entries.aggregates(Grain::Day, kf.from, kf.to).await?;
     let samples = s.entries.kpi_samples(kf.from, kf.to).await?;
     let (days, total) = kpis::by_day_from(&day_rows, &samples, &kf);
@@ -352,14 +334,14 @@ pub async fn home(
         ("voided", totals.count(Status::Voided)),
         ("ignored", totals.count(Status::Ignored)),
     ];
-    let unmapped_count: usize = month_rows
+    let unmapped_count: usize = year_rows
         .iter()
         .map(|(_, v)| usize::try_from(v.unmapped_code).unwrap_or(0))
         .sum();
     let mut unmapped: Vec<Item> = Vec::new();
+    // The oldest open entries of each status, not every open one.
     for st in [Status::Held, Status::Exception] {
-        let n = totals.count(st);
-        for e in s.entries.by_status(st, n).await? {
+        for e in s.entries.by_status(st, UNMAPPED_LISTED).await? {
             if kpis::is_unmapped(&e) {
                 unmapped.push(crate::report::item_of(&e));
             }
@@ -432,7 +414,7 @@ pub async fn home(
         body.push_str("</tbody></table>");
         if unmapped_count > unmapped.len() {
             body.push_str(&format!(
-                "<p>The first {} by entry key are listed.</p>",
+                "<p>{} of them listed (from the oldest held and exception entries).</p>",
                 unmapped.len()
             ));
         }

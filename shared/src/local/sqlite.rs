@@ -770,6 +770,10 @@ impl EntryStore for SqliteStore {
         aggregates::samples(&self.lock(), from, to)
     }
 
+    async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
+        aggregates::newest_day(&self.lock())
+    }
+
     async fn rebuild_aggregates(&self) -> StoreResult<crate::aggregates::Rebuild> {
         self.rebuild_aggregates_now()
     }

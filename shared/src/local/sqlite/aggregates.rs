@@ -207,6 +207,21 @@ pub(super) fn read(
     rows.map(|r| r.map_err(backend)).collect()
 }
 
+/// The newest work date: the last day with an entry row (walked from the
+/// end of the primary key).
+pub(super) fn newest_day(conn: &Connection) -> StoreResult<Option<NaiveDate>> {
+    let day: Option<String> = conn
+        .query_row(
+            "SELECT period FROM aggregates WHERE grain = 'day' AND kind = 'entry'
+             ORDER BY period DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    day.map(|d| parse_date(d).map_err(backend)).transpose()
+}
+
 fn read_all(conn: &Connection) -> rusqlite::Result<Aggregates> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM aggregates"))?;
     let rows = stmt.query_map([], row)?;
@@ -695,6 +710,10 @@ mod tests {
                 crate::kpis::by_day(&all, &f)
             );
         }
+        prop_assert_eq!(
+            store.newest_work_date().await.map_err(fail)?,
+            all.iter().map(|s| s.entry.work_date).max()
+        );
         let totals = aggregates::Totals::of(&month);
         prop_assert_eq!(totals.counts().known, all.len());
         prop_assert_eq!(
