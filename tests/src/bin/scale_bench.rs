@@ -219,14 +219,6 @@ async fn main() {
             "store_bytes_per_entry": bytes / n.max(1), "peak_rss_kib_after_build": peak_rss_kib()})
     );
 
-    let t = Instant::now();
-    let r = stack.store.rebuild_aggregates_now().expect("rebuild");
-    println!(
-        "{}",
-        serde_json::json!({"entries": n, "rebuild_aggregates_ms": t.elapsed().as_millis(),
-            "aggregate_rows": r.rows, "rows_differed": r.differed})
-    );
-
     // The console over loopback, as a browser reaches it.
     let state = timepost::http::AppState::local(&stack);
     let app = timepost::http::router(state);
@@ -287,4 +279,12 @@ async fn main() {
                 "posted": rep.posted.entries, "peak_rss_kib": peak_rss_kib()})
         );
     }
+    // Last, so the peak RSS above is the pages' and the report's.
+    let t = Instant::now();
+    let r = stack.store.rebuild_aggregates_now().expect("rebuild");
+    println!(
+        "{}",
+        serde_json::json!({"entries": n, "rebuild_aggregates_ms": t.elapsed().as_millis(),
+            "aggregate_rows": r.rows, "rows_differed": r.differed, "peak_rss_kib": peak_rss_kib()})
+    );
 }
