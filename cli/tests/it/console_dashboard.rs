@@ -49,6 +49,19 @@ fn filters_change_the_figures_and_kpis_follow_resolution() {
     assert!(figure(&page, "kpi-latency").ends_with(" min"));
     assert!(page.contains("<svg role=\"img\" aria-label=\"Share mapped (%)\""));
     assert!(page.contains("<title>2026-03-03: 50.00%</title>"), "{page}");
+    // The report of a period, from the aggregates: the three entries, and
+    // the second week alone.
+    let (st, body) = get(&srv, "viewer", "/api/report?period=all");
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["kpis"]["entries_known"], "3", "{v}");
+    assert_eq!(v["entries"]["posted"], 2, "{v}");
+    let (_, body) = get(&srv, "viewer", "/api/report?period=2026-W11");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["posted_hours"], "2", "{v}");
+    let (st, body) = get(&srv, "viewer", "/api/report?period=March");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("period"), "{body}");
     // Unfiltered, the KPIs over time cover the newest 30 days of work.
     assert!(
         page.contains("id=\"kpi-period\">Work dates 2026-02-09 to 2026-03-10."),

@@ -64,8 +64,28 @@ pub fn routes() -> Router<AppState> {
         .route("/reconciliation/run", post(super::reconciliation::api_run))
 }
 
-async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(s.report().await?).into_response())
+#[derive(Deserialize)]
+struct ReportQuery {
+    period: Option<String>,
+}
+
+/// The outcome report; with `period` (`all`, `2026`, `2026-03`,
+/// `2026-W10`, `2026-03-02`) the period's report from the maintained
+/// aggregates instead (`crate::aggregates::PeriodReport`).
+async fn report(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    match q.period {
+        Some(label) => {
+            let p: crate::aggregates::Period = label
+                .parse()
+                .map_err(|e: String| ApiError::bad_request(e, Some("period".into())))?;
+            let r = crate::aggregates::collect_period(s.entries.as_ref(), p, &label).await?;
+            Ok(Json(r).into_response())
+        }
+        None => Ok(Json(s.report().await?).into_response()),
+    }
 }
 
 #[derive(Deserialize)]
