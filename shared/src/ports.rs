@@ -101,6 +101,19 @@ pub trait EntryStore: Send + Sync {
             to,
         ))
     }
+    /// Entries in key order after `after` (from the first when None), at
+    /// most `limit`: one page of a listing, the last key the next page's
+    /// cursor. This default reads every state; SQLite reads the page.
+    async fn page(&self, after: Option<&EntryKey>, limit: usize) -> StoreResult<Vec<EntryState>> {
+        let after = after.map(|k| k.to_string());
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|s| after.as_ref().is_none_or(|a| s.entry.key.to_string() > *a))
+            .take(limit)
+            .collect())
+    }
     /// The newest work date of any entry (None: no entries); this default
     /// reads every state.
     async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {

@@ -92,6 +92,9 @@ async fn report(
 struct EntriesQuery {
     status: Option<String>,
     limit: Option<usize>,
+    /// Without `status`: the page after this entry key (the last key of
+    /// the previous page), in key order.
+    after: Option<String>,
 }
 
 async fn entries(
@@ -106,7 +109,16 @@ async fn entries(
                 .map_err(|e: String| ApiError::bad_request(e, Some("status".into())))?;
             s.entries.by_status(status, limit).await?
         }
-        None => s.entries.all().await?.into_iter().take(limit).collect(),
+        // One page in key order, read as a page: never every entry.
+        None => {
+            let after = q
+                .after
+                .as_deref()
+                .map(|k| k.parse::<EntryKey>())
+                .transpose()
+                .map_err(|e: String| ApiError::bad_request(e, Some("after".into())))?;
+            s.entries.page(after.as_ref(), limit).await?
+        }
     };
     Ok(Json(list).into_response())
 }

@@ -770,6 +770,17 @@ impl EntryStore for SqliteStore {
         aggregates::samples(&self.lock(), from, to)
     }
 
+    async fn page(&self, after: Option<&EntryKey>, limit: usize) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2",
+            params![
+                after.map(|k| k.to_string()).unwrap_or_default(),
+                limit as i64
+            ],
+        )
+    }
+
     async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
         aggregates::newest_day(&self.lock())
     }

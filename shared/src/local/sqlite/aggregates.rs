@@ -714,6 +714,16 @@ mod tests {
             store.newest_work_date().await.map_err(fail)?,
             all.iter().map(|s| s.entry.work_date).max()
         );
+        // Paging by key yields every entry once, in `all()`'s order.
+        let mut paged = Vec::new();
+        let mut after: Option<EntryKey> = None;
+        loop {
+            let page = store.page(after.as_ref(), 5).await.map_err(fail)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.entry.key.clone());
+            paged.extend(page);
+        }
+        prop_assert_eq!(&paged, &all);
         let totals = aggregates::Totals::of(&month);
         prop_assert_eq!(totals.counts().known, all.len());
         prop_assert_eq!(
