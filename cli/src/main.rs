@@ -75,7 +75,16 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// One period from the maintained aggregates (`all`, `2026`,
+        /// `2026-03`, `2026-W10`, `2026-03-02`) instead of the full outcome
+        /// report.
+        #[arg(long)]
+        period: Option<String>,
     },
+    /// Maintain the local store: `rebuild-aggregates` recomputes and
+    /// verifies the dashboard's aggregates.
+    #[command(subcommand)]
+    Store(commands::store::Cmd),
     /// Explain an exception code (or all of them) in plain words.
     Explain {
         /// e.g. UNMAPPED_PROJECT
@@ -194,7 +203,8 @@ fn main() -> ExitCode {
                 commands::poll::run(&g.config, args).await
             }
             Command::Mappings(cmd) => commands::mappings::run(&g, cmd).await,
-            Command::Status { json } => commands::status::run(&g, json).await,
+            Command::Status { json, period } => commands::status::run(&g, json, period).await,
+            Command::Store(cmd) => commands::store::run(&g, cmd).await,
             Command::Explain { code, all } => commands::explain::run(code, all),
             Command::Redrive(args) => commands::redrive::run(&g, args).await,
             Command::Sync(args) => commands::sync::run(&g, args).await,

@@ -81,6 +81,116 @@ pub fn hours(states: &[EntryState], f: &Filter) -> (Vec<Group>, Vec<Group>) {
     (sorted(by_project), sorted(by_employee))
 }
 
+/// [`hours`] from the maintained aggregates' line rows (any grain; rows
+/// outside the filter's period, or of another kind, are skipped): the
+/// same groups, without reading an entry.
+pub fn hours_from(
+    rows: &[(crate::aggregates::AggKey, crate::aggregates::AggVals)],
+    f: &Filter,
+) -> (Vec<Group>, Vec<Group>) {
+    use crate::aggregates::RowKind;
+    let (mut by_project, mut by_employee) = (BTreeMap::new(), BTreeMap::new());
+    let mut t = crate::money::Tally::new();
+    for (k, v) in rows {
+        let keep = k.kind == RowKind::Line
+            && f.in_period(k.period)
+            && f.billable.is_none_or(|b| k.billable == b)
+            && f.currency
+                .as_ref()
+                .is_none_or(|c| k.currency == *c || k.original_currency == *c);
+        if !keep {
+            continue;
+        }
+        for (map, name) in [
+            (&mut by_project, &k.project),
+            (&mut by_employee, &k.employee),
+        ] {
+            let g: &mut Group = map.entry(name.clone()).or_insert_with(|| Group {
+                name: name.clone(),
+                ..Group::default()
+            });
+            g.lines = g
+                .lines
+                .saturating_add(usize::try_from(v.lines).unwrap_or(0));
+            t.add_to(&mut g.hours, v.hours);
+            // A billable line with a rate names its currency even when its
+            // amount is zero (as `report::add_line` does).
+            if k.billable && !k.currency.is_empty() {
+                let amount = if v.overflows > 0 {
+                    rust_decimal::Decimal::MAX
+                } else {
+                    v.amount
+                };
+                t.add_to(g.billable.entry(k.currency.clone()).or_default(), amount);
+            }
+        }
+    }
+    (sorted(by_project), sorted(by_employee))
+}
+
+/// [`by_day`] from the maintained aggregates' day-grain entry rows and the
+/// KPI samples of the same days.
+pub fn by_day_from(
+    rows: &[(crate::aggregates::AggKey, crate::aggregates::AggVals)],
+    samples: &[crate::aggregates::Sample],
+    f: &Filter,
+) -> (Vec<DayKpis>, DayKpis) {
+    use crate::aggregates::{Grain, RowKind};
+    #[derive(Default, Clone)]
+    struct Day {
+        n: usize,
+        unmapped: usize,
+        opened: usize,
+        resolve: Vec<f64>,
+        latency: Vec<f64>,
+    }
+    let n = |v: i64| usize::try_from(v).unwrap_or(0);
+    let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+    for (k, v) in rows {
+        if k.kind == RowKind::Entry
+            && k.grain == Grain::Day
+            && f.in_period(k.period)
+            && v.counted > 0
+        {
+            let d = days.entry(k.period).or_default();
+            d.n += n(v.counted);
+            d.unmapped += n(v.unmapped_code);
+            d.opened += n(v.opened);
+        }
+    }
+    for s in samples {
+        if let Some(d) = days.get_mut(&s.day) {
+            d.resolve.extend(s.resolve_minutes);
+            d.latency.extend(s.latency_minutes);
+        }
+    }
+    let kpis = |date: NaiveDate, d: Day| {
+        let share = |k: usize| if d.n == 0 { 0.0 } else { k as f64 / d.n as f64 };
+        DayKpis {
+            date,
+            entries: d.n,
+            mapped_share: share(d.n - d.unmapped.min(d.n)),
+            unmapped_rate: share(d.unmapped),
+            exceptions: d.opened,
+            resolved: d.resolve.len(),
+            median_resolve_minutes: median(d.resolve),
+            median_latency_minutes: median(d.latency),
+        }
+    };
+    let mut all = Day::default();
+    for d in days.values() {
+        all.n += d.n;
+        all.unmapped += d.unmapped;
+        all.opened += d.opened;
+        all.resolve.extend(&d.resolve);
+        all.latency.extend(&d.latency);
+    }
+    let first = days.keys().next().copied().unwrap_or_default();
+    let total = kpis(first, all);
+    let out = days.into_iter().map(|(date, d)| kpis(date, d)).collect();
+    (out, total)
+}
+
 /// The integration KPIs of the entries worked on one day.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DayKpis {
@@ -118,7 +228,7 @@ fn minutes_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono:
     (b - a).num_milliseconds() as f64 / 60_000.0
 }
 
-fn is_unmapped(s: &EntryState) -> bool {
+pub(crate) fn is_unmapped(s: &EntryState) -> bool {
     matches!(s.status, Status::Exception | Status::Held)
         && s.reason
             .as_ref()

@@ -6,6 +6,7 @@
 //! for the codemap.
 
 pub mod alerts;
+pub mod aggregates;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;

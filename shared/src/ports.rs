@@ -84,6 +84,73 @@ pub trait EntryStore: Send + Sync {
     async fn by_status(&self, status: Status, limit: usize) -> StoreResult<Vec<EntryState>>;
     /// Every entry (for reports and exports), in key order.
     async fn all(&self) -> StoreResult<Vec<EntryState>>;
+    /// The aggregate rows (`crate::aggregates`) of one grain whose period
+    /// starts in `from..=to`. A store that maintains them with every write
+    /// (SQLite) reads its rows; this default folds every state.
+    async fn aggregates(
+        &self,
+        grain: crate::aggregates::Grain,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<(crate::aggregates::AggKey, crate::aggregates::AggVals)>> {
+        let all = self.all().await?;
+        Ok(crate::aggregates::select(
+            &crate::aggregates::fold(&all),
+            grain,
+            from,
+            to,
+        ))
+    }
+    /// Entries in key order after `after` (from the first when None), at
+    /// most `limit`: one page of a listing, the last key the next page's
+    /// cursor. This default reads every state; SQLite reads the page.
+    async fn page(&self, after: Option<&EntryKey>, limit: usize) -> StoreResult<Vec<EntryState>> {
+        let after = after.map(|k| k.to_string());
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|s| after.as_ref().is_none_or(|a| s.entry.key.to_string() > *a))
+            .take(limit)
+            .collect())
+    }
+    /// The newest work date of any entry (None: no entries); this default
+    /// reads every state.
+    async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
+        Ok(self.all().await?.iter().map(|s| s.entry.work_date).max())
+    }
+    /// The KPI samples of the entries worked in `from..=to`; this default
+    /// reads every state.
+    async fn kpi_samples(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<crate::aggregates::Sample>> {
+        let f = crate::kpis::Filter {
+            from,
+            to,
+            ..Default::default()
+        };
+        Ok(self
+            .all()
+            .await?
+            .iter()
+            .filter(|s| f.in_period(s.entry.work_date))
+            .filter_map(crate::aggregates::sample)
+            .collect())
+    }
+    /// Recompute maintained aggregates from every state and say how many
+    /// rows were wrong. A store that computes them on read (this default)
+    /// has nothing to rebuild.
+    async fn rebuild_aggregates(&self) -> StoreResult<crate::aggregates::Rebuild> {
+        let all = self.all().await?;
+        Ok(crate::aggregates::Rebuild {
+            entries: all.len(),
+            rows: crate::aggregates::fold(&all).len(),
+            differed: 0,
+            samples_differed: 0,
+        })
+    }
     /// Entries of one tracker workspace whose (current) work date is in
     /// `from..=to`, in key order, deleted ones included. What a poller
     /// compares a re-listed period with to find deletions (Harvest).

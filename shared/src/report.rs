@@ -118,7 +118,12 @@ fn hours(minutes: i64) -> Decimal {
     crate::rules::hours(minutes).round_dp(4)
 }
 
-fn exact_hours(e: &NormalisedEntry) -> Decimal {
+/// A posted line's hours, as every sum of posted hours counts them.
+pub(crate) fn line_hours(minutes: i64) -> Decimal {
+    hours(minutes)
+}
+
+pub(crate) fn exact_hours(e: &NormalisedEntry) -> Decimal {
     if e.deleted || e.is_running() {
         return Decimal::ZERO;
     }
@@ -138,6 +143,11 @@ fn project_label(e: &NormalisedEntry) -> String {
         .as_ref()
         .map(|p| p.label().to_string())
         .unwrap_or_else(|| "(no project)".into())
+}
+
+/// One entry as the report lists it.
+pub fn item_of(s: &EntryState) -> Item {
+    item(s)
 }
 
 fn item(s: &EntryState) -> Item {
@@ -419,10 +429,6 @@ fn kpis(
     counters: &BTreeMap<&'static str, u64>,
     dead_letters: usize,
 ) -> BTreeMap<String, Decimal> {
-    let mut k: BTreeMap<String, Decimal> = counters
-        .iter()
-        .map(|(n, v)| (n.to_string(), Decimal::from(*v)))
-        .collect();
     let unmapped = states
         .iter()
         .filter(|s| {
@@ -431,7 +437,49 @@ fn kpis(
                 .is_some_and(|e| e.missing_mapping.is_some())
         })
         .count();
-    let decided = r.posted.entries + r.held.len() + r.exceptions.len();
+    kpis_of(
+        &Counts {
+            known: states.len(),
+            posted: r.posted.entries,
+            lines: r.posted.lines,
+            held: r.held.len(),
+            awaiting: r.awaiting_approval.len(),
+            exceptions: r.exceptions.len(),
+            unmapped,
+            duplicates: r.duplicates_ignored.len(),
+        },
+        counters,
+        dead_letters,
+    )
+}
+
+/// The counts the report's KPIs are ratios of: from the states (the
+/// report) or from the maintained aggregates (the dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub known: usize,
+    pub posted: usize,
+    pub lines: usize,
+    pub held: usize,
+    pub awaiting: usize,
+    pub exceptions: usize,
+    /// Entries whose reason names a missing mapping.
+    pub unmapped: usize,
+    pub duplicates: usize,
+}
+
+/// The report's KPIs from its counts, the engine's counters and the
+/// dead-letter count.
+pub fn kpis_of(
+    c: &Counts,
+    counters: &BTreeMap<&'static str, u64>,
+    dead_letters: usize,
+) -> BTreeMap<String, Decimal> {
+    let mut k: BTreeMap<String, Decimal> = counters
+        .iter()
+        .map(|(n, v)| (n.to_string(), Decimal::from(*v)))
+        .collect();
+    let decided = c.posted + c.held + c.exceptions;
     let ratio = |n: usize, d: usize| {
         if d == 0 {
             Decimal::ZERO
@@ -439,29 +487,23 @@ fn kpis(
             (Decimal::from(n) / Decimal::from(d)).round_dp(4)
         }
     };
-    k.insert("entries_known".into(), Decimal::from(states.len()));
-    k.insert("entries_posted".into(), Decimal::from(r.posted.entries));
-    k.insert("posting_lines".into(), Decimal::from(r.posted.lines));
-    k.insert("entries_held".into(), Decimal::from(r.held.len()));
+    k.insert("entries_known".into(), Decimal::from(c.known));
+    k.insert("entries_posted".into(), Decimal::from(c.posted));
+    k.insert("posting_lines".into(), Decimal::from(c.lines));
+    k.insert("entries_held".into(), Decimal::from(c.held));
     k.insert(
         "entries_awaiting_approval".into(),
-        Decimal::from(r.awaiting_approval.len()),
+        Decimal::from(c.awaiting),
     );
-    k.insert(
-        "entries_in_exception".into(),
-        Decimal::from(r.exceptions.len()),
-    );
+    k.insert("entries_in_exception".into(), Decimal::from(c.exceptions));
     k.insert("dead_letters".into(), Decimal::from(dead_letters));
     k.insert(
         "mapped_share".into(),
-        ratio(decided - unmapped.min(decided), decided),
+        ratio(decided - c.unmapped.min(decided), decided),
     );
-    k.insert("unmapped_rate".into(), ratio(unmapped, decided));
+    k.insert("unmapped_rate".into(), ratio(c.unmapped, decided));
     let received = counters.get("messages_received").copied().unwrap_or(0) as usize;
-    k.insert(
-        "duplicate_frequency".into(),
-        ratio(r.duplicates_ignored.len(), received),
-    );
+    k.insert("duplicate_frequency".into(), ratio(c.duplicates, received));
     k
 }
 

@@ -19,6 +19,7 @@ pub mod redrive;
 pub mod rollback;
 pub mod serve;
 pub mod status;
+pub mod store;
 pub mod sync;
 pub mod token;
 

@@ -1,8 +1,20 @@
 use super::backend::Global;
 use crate::CliResult;
 
-pub async fn run(g: &Global, json: bool) -> CliResult {
+pub async fn run(g: &Global, json: bool, period: Option<String>) -> CliResult {
     let ops = super::backend::open(g).await?;
+    if let Some(label) = period {
+        let p: timepost::aggregates::Period = label
+            .parse()
+            .map_err(|e: String| crate::Failure::Input(anyhow::anyhow!(e)))?;
+        let r = timepost::aggregates::collect_period(ops.entries.as_ref(), p, &label).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            print!("{}", timepost::aggregates::render_period(&r));
+        }
+        return Ok(());
+    }
     let report = timepost::report::collect(
         ops.entries.as_ref(),
         ops.ledger.as_ref(),

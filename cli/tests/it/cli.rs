@@ -192,6 +192,93 @@ fn ingest_csv_processes_and_a_malformed_file_enqueues_nothing() {
 }
 
 #[test]
+fn store_rebuild_aggregates_verifies_and_repairs_the_maintained_rows() {
+    let d = workdir();
+    assert!(timepost(
+        d.path(),
+        &["mappings", "import", &format!("{SANDBOX}/mappings.csv")]
+    )
+    .status
+    .success());
+    let o = timepost(
+        d.path(),
+        &[
+            "ingest",
+            "--source",
+            "csv",
+            &format!("{SANDBOX}/entries.csv"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let rebuild = |d: &Path| {
+        let o = timepost(d, &["store", "rebuild-aggregates", "--json"]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    // Kept with every write: nothing to repair.
+    let v = rebuild(d.path());
+    assert!(v["entries"].as_u64().unwrap() > 10, "{v}");
+    assert!(v["rows"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(
+        (v["differed"].as_u64(), v["samples_differed"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    // Rows damaged behind timepost's back are found and recomputed.
+    let conn = rusqlite::Connection::open(d.path().join(".timepost/timepost.sqlite")).unwrap();
+    let damaged = conn
+        .execute(
+            "UPDATE aggregates SET entries = entries + 1 WHERE grain = 'week' AND kind = 'entry'",
+            [],
+        )
+        .unwrap();
+    drop(conn);
+    assert!(damaged > 0);
+    let v = rebuild(d.path());
+    assert_eq!(v["differed"].as_u64(), Some(damaged as u64), "{v}");
+    assert_eq!(rebuild(d.path())["differed"].as_u64(), Some(0));
+    // The report of a period reads the aggregates; all time sums the years
+    // and agrees with the full report's counts.
+    let full = timepost(d.path(), &["status", "--json"]);
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    let all = timepost(d.path(), &["status", "--period", "all", "--json"]);
+    assert!(all.status.success(), "{}", text(&all).1);
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(
+        all["kpis"]["entries_known"], full["kpis"]["entries_known"],
+        "{all}"
+    );
+    assert_eq!(
+        all["kpis"]["posting_lines"], full["kpis"]["posting_lines"],
+        "{all}"
+    );
+    assert_eq!(
+        all["by_project"].as_array().map(Vec::len),
+        full["posted"]["by_project"].as_array().map(Vec::len)
+    );
+    let month = timepost(d.path(), &["status", "--period", "2026-03"]);
+    assert!(
+        text(&month).0.contains("period 2026-03"),
+        "{}",
+        text(&month).0
+    );
+    let bad = timepost(d.path(), &["status", "--period", "March"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad).1);
+    // A text summary, and the AWS backend refused with the reason.
+    let o = timepost(d.path(), &["store", "rebuild-aggregates"]);
+    assert!(
+        text(&o).0.contains("0 row(s) and 0 KPI sample(s) differed"),
+        "{}",
+        text(&o).0
+    );
+    let o = timepost(
+        d.path(),
+        &["--backend", "aws", "store", "rebuild-aggregates"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
+
+#[test]
 fn serve_answers_health_guards_its_routes_and_stops_gracefully() {
     let d = workdir();
     let srv = Server::start(d.path());

@@ -49,6 +49,49 @@ fn filters_change_the_figures_and_kpis_follow_resolution() {
     assert!(figure(&page, "kpi-latency").ends_with(" min"));
     assert!(page.contains("<svg role=\"img\" aria-label=\"Share mapped (%)\""));
     assert!(page.contains("<title>2026-03-03: 50.00%</title>"), "{page}");
+    // The report of a period, from the aggregates: the three entries, and
+    // the second week alone.
+    let (st, body) = get(&srv, "viewer", "/api/report?period=all");
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["kpis"]["entries_known"], "3", "{v}");
+    assert_eq!(v["entries"]["posted"], 2, "{v}");
+    let (_, body) = get(&srv, "viewer", "/api/report?period=2026-W11");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["posted_hours"], "2", "{v}");
+    let (st, body) = get(&srv, "viewer", "/api/report?period=March");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("period"), "{body}");
+    // Entries page by key: two, then the one after the second's key.
+    let (st, body) = get(&srv, "viewer", "/api/entries?limit=2");
+    assert_eq!(st, 200, "{body}");
+    let first: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(first.len(), 2, "{body}");
+    let key = |v: &serde_json::Value| {
+        let k = &v["entry"]["key"];
+        format!(
+            "{}:{}:{}",
+            k["source"].as_str().unwrap(),
+            k["workspace"].as_str().unwrap(),
+            k["id"].as_str().unwrap()
+        )
+    };
+    let (_, body) = get(
+        &srv,
+        "viewer",
+        &format!("/api/entries?limit=2&after={}", key(&first[1])),
+    );
+    let rest: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rest.len(), 1, "{body}");
+    assert!(key(&rest[0]) > key(&first[1]));
+    assert!(![&first[0], &first[1]]
+        .iter()
+        .any(|v| key(v) == key(&rest[0])));
+    // Unfiltered, the KPIs over time cover the newest 30 days of work.
+    assert!(
+        page.contains("id=\"kpi-period\">Work dates 2026-02-09 to 2026-03-10."),
+        "{page}"
+    );
 
     // The period filter: only the second week's two hours.
     let (_, page) = get(&srv, "viewer", "/console?from=2026-03-09&to=2026-03-15");

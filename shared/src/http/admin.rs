@@ -65,14 +65,37 @@ pub fn routes() -> Router<AppState> {
         .route("/reconciliation/kpi", get(super::reconciliation::api_kpi))
 }
 
-async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(s.report().await?).into_response())
+#[derive(Deserialize)]
+struct ReportQuery {
+    period: Option<String>,
+}
+
+/// The outcome report; with `period` (`all`, `2026`, `2026-03`,
+/// `2026-W10`, `2026-03-02`) the period's report from the maintained
+/// aggregates instead (`crate::aggregates::PeriodReport`).
+async fn report(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    match q.period {
+        Some(label) => {
+            let p: crate::aggregates::Period = label
+                .parse()
+                .map_err(|e: String| ApiError::bad_request(e, Some("period".into())))?;
+            let r = crate::aggregates::collect_period(s.entries.as_ref(), p, &label).await?;
+            Ok(Json(r).into_response())
+        }
+        None => Ok(Json(s.report().await?).into_response()),
+    }
 }
 
 #[derive(Deserialize)]
 struct EntriesQuery {
     status: Option<String>,
     limit: Option<usize>,
+    /// Without `status`: the page after this entry key (the last key of
+    /// the previous page), in key order.
+    after: Option<String>,
 }
 
 async fn entries(
@@ -87,7 +110,16 @@ async fn entries(
                 .map_err(|e: String| ApiError::bad_request(e, Some("status".into())))?;
             s.entries.by_status(status, limit).await?
         }
-        None => s.entries.all().await?.into_iter().take(limit).collect(),
+        // One page in key order, read as a page: never every entry.
+        None => {
+            let after = q
+                .after
+                .as_deref()
+                .map(|k| k.parse::<EntryKey>())
+                .transpose()
+                .map_err(|e: String| ApiError::bad_request(e, Some("after".into())))?;
+            s.entries.page(after.as_ref(), limit).await?
+        }
     };
     Ok(Json(list).into_response())
 }

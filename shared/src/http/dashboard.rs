@@ -1,6 +1,9 @@
 //! The console's home: counts by status, unmapped entries, the approval
-//! backlog, posted hours by project and by employee (from
-//! `report::collect`), and the KPIs. Bars are plain HTML with CSS widths:
+//! backlog, posted hours by project and by employee, and the KPIs — all
+//! from the maintained aggregates (`crate::aggregates`: year rows for the
+//! whole store, day rows for a period) and the open entries, never a read
+//! of every entry. The KPIs over time cover the filter's period, or the
+//! newest [`KPI_DAYS`] days of work. Bars are plain HTML with CSS widths:
 //! no scripts, no external assets. The hours-by-project table is also
 //! served as CSV.
 
@@ -16,8 +19,10 @@ use super::auth::Principal;
 use super::console::{csv_download, PageError};
 use super::html::{esc, page};
 use super::{ApiError, AppState};
+use crate::aggregates::{AggKey, Grain, Totals};
 use crate::kpis::{self, DayKpis, Filter};
-use crate::report::{Group, Item, Report};
+use crate::report::{Group, Item};
+use crate::state::Status;
 
 /// The dashboard's filters from the query string (`from`, `to` as
 /// YYYY-MM-DD, `billable` = `billable` | `non_billable` | empty,
@@ -154,10 +159,15 @@ fn opt(v: Option<f64>, unit: &str) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn kpi_section(days: &[DayKpis], total: &DayKpis, dup: (u64, u64)) -> String {
+fn kpi_section(f: &Filter, days: &[DayKpis], total: &DayKpis, dup: (u64, u64)) -> String {
     let mut out = String::from(
         "<section class=\"group\" id=\"kpis-over-time\"><h2>Integration KPIs over the period</h2>",
     );
+    if let (Some(a), Some(b)) = (f.from, f.to) {
+        out.push_str(&format!(
+            "<p class=\"hint\" id=\"kpi-period\">Work dates {a} to {b}.</p>"
+        ));
+    }
     out.push_str(&format!(
         "<table class=\"kpi-totals\"><tbody>\
          <tr><td>Entries</td><td class=\"num\" id=\"kpi-entries\">{}</td></tr>\
@@ -218,18 +228,47 @@ fn kpi_section(days: &[DayKpis], total: &DayKpis, dup: (u64, u64)) -> String {
     out
 }
 
-async fn report(s: &AppState) -> Result<Report, ApiError> {
-    s.report().await
+/// Aggregate rows the filter's period needs: the year rows when it is
+/// unbounded (a few per project × person × year), else the day rows of
+/// the period.
+async fn period_rows(
+    s: &AppState,
+    f: &Filter,
+) -> Result<Vec<(AggKey, crate::aggregates::AggVals)>, ApiError> {
+    let rows = if f.from.is_none() && f.to.is_none() {
+        s.entries.aggregates(Grain::Year, None, None).await?
+    } else {
+        s.entries.aggregates(Grain::Day, f.from, f.to).await?
+    };
+    Ok(rows)
 }
+
+/// How many days of work the KPIs over time cover when the filter names
+/// no period: the newest ones in the store.
+pub const KPI_DAYS: i64 = 30;
+
+/// The KPI section's period: the filter's, or the [`KPI_DAYS`] days up to
+/// the newest work date in the store.
+async fn kpi_period(s: &AppState, f: &Filter) -> Result<Filter, ApiError> {
+    if f.from.is_some() || f.to.is_some() {
+        return Ok(f.clone());
+    }
+    let Some(newest) = s.entries.newest_work_date().await? else {
+        return Ok(f.clone());
+    };
+    Ok(Filter {
+        from: Some(newest - chrono::Duration::days(KPI_DAYS - 1)),
+        to: Some(newest),
+        ..f.clone()
+    })
+}
+
+/// At most this many held and as many exception entries are read for the
+/// unmapped list (every unmapped entry is counted, from the aggregates).
+const UNMAPPED_LISTED: usize = 100;
 
 fn h(d: Decimal) -> String {
     format!("{:.2}", d.to_f64().unwrap_or(0.0))
-}
-
-fn is_unmapped(i: &Item) -> bool {
-    i.reason
-        .as_ref()
-        .is_some_and(|r| r.code.as_str().starts_with("UNMAPPED_"))
 }
 
 /// A table of groups with a bar per row, widths relative to the largest.
@@ -273,25 +312,60 @@ pub async fn home(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let f = filter(&q)?;
-    let r = report(&s).await?;
-    let states = s.entries.all().await?;
-    let (by_project, by_employee) = kpis::hours(&states, &f);
-    let (days, total) = kpis::by_day(&states, &f);
+    // Every figure comes from the maintained aggregates (bounded by
+    // periods × projects × people, not by entries) and the open entries.
+    let year_rows = s.entries.aggregates(Grain::Year, None, None).await?;
+    let totals = Totals::of(&year_rows);
+    let rows = if f.from.is_none() && f.to.is_none() {
+        year_rows.clone()
+    } else {
+        period_rows(&s, &f).await?
+    };
+    let (by_project, by_employee) = kpis::hours_from(&rows, &f);
+    let kf = kpi_period(&s, &f).await?;
+    let day_rows = s.entries.aggregates(Grain::Day, kf.from, kf.to).await?;
+    let samples = s.entries.kpi_samples(kf.from, kf.to).await?;
+    let (days, total) = kpis::by_day_from(&day_rows, &samples, &kf);
     let counts = [
-        ("posted", r.posted.entries),
-        ("awaiting approval", r.awaiting_approval.len()),
-        ("held", r.held.len()),
-        ("exception", r.exceptions.len()),
-        ("voided", r.voided.len()),
-        ("ignored", r.ignored.len()),
+        ("posted", totals.count(Status::Posted)),
+        ("awaiting approval", totals.count(Status::AwaitingApproval)),
+        ("held", totals.count(Status::Held)),
+        ("exception", totals.count(Status::Exception)),
+        ("voided", totals.count(Status::Voided)),
+        ("ignored", totals.count(Status::Ignored)),
     ];
-    let unmapped: Vec<&Item> = r
-        .held
+    let unmapped_count: usize = year_rows
         .iter()
-        .chain(&r.exceptions)
-        .filter(|i| is_unmapped(i))
-        .collect();
-    let backlog = crate::money::saturating_sum(r.awaiting_approval.iter().map(|i| i.hours));
+        .map(|(_, v)| usize::try_from(v.unmapped_code).unwrap_or(0))
+        .sum();
+    let mut unmapped: Vec<Item> = Vec::new();
+    // The oldest open entries of each status, not every open one.
+    for st in [Status::Held, Status::Exception] {
+        for e in s.entries.by_status(st, UNMAPPED_LISTED).await? {
+            if kpis::is_unmapped(&e) {
+                unmapped.push(crate::report::item_of(&e));
+            }
+        }
+    }
+    unmapped.sort_by(|a, b| a.entry.cmp(&b.entry));
+    unmapped.truncate(UNMAPPED_LISTED);
+    let awaiting = totals.count(Status::AwaitingApproval);
+    let backlog = totals
+        .hours
+        .get(&Status::AwaitingApproval)
+        .copied()
+        .unwrap_or_default();
+    let counters = s.engine.counters.snapshot();
+    let dead_letters = s
+        .queue
+        .dead_letters(100_000)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .len();
+    let mut report_kpis = crate::report::kpis_of(&totals.counts(), &counters, dead_letters);
+    if totals.overflows > 0 {
+        report_kpis.insert("amount_overflows".into(), Decimal::from(totals.overflows));
+    }
     let mut body = filter_form(&f);
     // One read of the newest stored run, for those who may open the page.
     if super::auth::may(who.role, "GET", "/console/reconciliation") {
@@ -314,19 +388,19 @@ pub async fn home(
     }
     body.push_str(&format!(
         "</p><p>Posted: <b>{}</b> hours in {} lines.</p></section>",
-        h(r.posted.hours),
-        r.posted.lines
+        h(totals.posted_hours),
+        totals.posted_lines
     ));
     body.push_str(&format!(
         "<section class=\"group\"><h2>Approval backlog</h2><p><b id=\"backlog\">{}</b> entr{} ({} h) awaiting approval. <a href=\"/console/approvals\">Approvals</a></p></section>",
-        r.awaiting_approval.len(),
-        if r.awaiting_approval.len() == 1 { "y" } else { "ies" },
+        awaiting,
+        if awaiting == 1 { "y" } else { "ies" },
         h(backlog)
     ));
     body.push_str(&format!(
         "<section class=\"group\"><h2>Unmapped entries</h2><p><b id=\"unmapped\">{}</b> entr{} wait for a mapping. <a href=\"/console/exceptions\">Exceptions</a></p>",
-        unmapped.len(),
-        if unmapped.len() == 1 { "y" } else { "ies" }
+        unmapped_count,
+        if unmapped_count == 1 { "y" } else { "ies" }
     ));
     if !unmapped.is_empty() {
         body.push_str(
@@ -341,6 +415,12 @@ pub async fn home(
             ));
         }
         body.push_str("</tbody></table>");
+        if unmapped_count > unmapped.len() {
+            body.push_str(&format!(
+                "<p>{} of them listed (from the oldest held and exception entries).</p>",
+                unmapped.len()
+            ));
+        }
     }
     body.push_str("</section>");
     let qs = query_string(&f);
@@ -354,8 +434,8 @@ pub async fn home(
         ),
     ));
     body.push_str(&bars("Hours by employee", &by_employee, ""));
-    let counters = s.engine.counters.snapshot();
     body.push_str(&kpi_section(
+        &kf,
         &days,
         &total,
         (
@@ -364,7 +444,7 @@ pub async fn home(
         ),
     ));
     body.push_str("<section class=\"group\"><h2>KPIs</h2><table><tbody>");
-    for (k, v) in &r.kpis {
+    for (k, v) in &report_kpis {
         body.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(k),
@@ -380,7 +460,7 @@ pub async fn hours_by_project_csv(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let f = filter(&q)?;
-    let (by_project, _) = kpis::hours(&s.entries.all().await?, &f);
+    let (by_project, _) = kpis::hours_from(&period_rows(&s, &f).await?, &f);
     use crate::csv_out::{Cell, SafeCsv};
     let csv_err = |e: csv::Error| ApiError::unavailable(format!("cannot write CSV: {e}"));
     let mut w = SafeCsv::new(Vec::new());

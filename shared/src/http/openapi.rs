@@ -197,8 +197,8 @@ pub fn spec() -> Value {
         "info": { "title": "timepost admin API", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/healthz": { "get": { "summary": "Health and queue depth", "responses": { "200": { "description": "healthy" } } } },
-            "/api/report": { "get": op("Outcome report: posted, held, waiting, exceptions, reconciliation, KPIs", json!([]), "the report") },
-            "/api/entries": { "get": op_as("Entries, optionally by status", json!([enum_query_param("status", crate::state::Status::ALL.iter().map(|s| s.as_str()).collect()), { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }]), "entry states", "array") },
+            "/api/report": { "get": op("Outcome report: posted, held, waiting, exceptions, reconciliation, KPIs; with `period` (all, 2026, 2026-03, 2026-W10, 2026-03-02) one period's figures from the maintained aggregates", json!([{ "name": "period", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^(all|[0-9]{4}(-W[0-9]{2}|-[0-9]{2}(-[0-9]{2})?)?)$" } }]), "the report") },
+            "/api/entries": { "get": op_as("Entries by status (oldest first), or without `status` one page in key order after the entry key `after` (the previous page's last key)", json!([enum_query_param("status", crate::state::Status::ALL.iter().map(|s| s.as_str()).collect()), { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }, { "name": "after", "in": "query", "required": false, "schema": { "type": "string" } }]), "entry states", "array") },
             "/api/entries/{key}": { "get": op("One entry's state", json!([key_param()]), "the entry state") },
             "/api/entries/{key}/redrive": { "post": accepted("Re-evaluate one entry", json!([key_param()])) },
             "/api/dead-letters": { "get": op_as("Messages parked in the dead-letter queue, with reasons", json!([]), "dead letters", "array") },

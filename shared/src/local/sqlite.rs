@@ -223,9 +223,12 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        conn.execute_batch(aggregates::SCHEMA).map_err(backend)?;
         migrate_work_date(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         let rekeyed = migrate_entry_keys(&conn)?;
+        let mut conn = conn;
+        aggregates::build_if_missing(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             enqueuer: None,
@@ -329,6 +332,7 @@ impl SqliteStore {
 }
 
 /// Who may read the store's files (see [`SqliteStore::open`]).
+mod aggregates;
 mod bulk;
 
 mod files {
@@ -599,6 +603,19 @@ fn rekey(tx: &Connection) -> rusqlite::Result<std::collections::HashMap<String, 
             params![new, format!("\u{1}{old}")],
         )?;
     }
+    // The KPI samples follow their entries, the same way.
+    for old in renamed.keys() {
+        tx.execute(
+            "UPDATE kpi_samples SET key = ?1 WHERE key = ?2",
+            params![format!("\u{1}{old}"), old],
+        )?;
+    }
+    for (old, new) in &renamed {
+        tx.execute(
+            "UPDATE kpi_samples SET key = ?1 WHERE key = ?2",
+            params![new, format!("\u{1}{old}")],
+        )?;
+    }
     // Journal records and intents carry their own identity.
     for (seq, json) in rows(&format!(
         "SELECT CAST(seq AS TEXT), record FROM journal WHERE {MAY_CHANGE}"
@@ -672,17 +689,20 @@ impl EntryStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let current: Option<i64> = tx
+        let current: Option<(i64, String)> = tx
             .query_row(
-                "SELECT revision FROM entries WHERE key = ?1",
+                "SELECT revision, state FROM entries WHERE key = ?1",
                 [e.key.to_string()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(backend)?;
-        if current.unwrap_or(0) as u64 != state.revision {
+        if current.as_ref().map_or(0, |c| c.0) as u64 != state.revision {
             return Err(StoreError::Conflict(e.key.to_string()));
         }
+        // The aggregates move with the state, in this transaction.
+        let before: Option<EntryState> = current.map(|c| decode(&c.1)).transpose()?;
+        aggregates::on_write(&tx, before.as_ref(), Some(&stored)).map_err(backend)?;
         tx.execute(
             "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state, work_date)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -731,6 +751,42 @@ impl EntryStore for SqliteStore {
 
     async fn all(&self) -> StoreResult<Vec<EntryState>> {
         states(&self.lock(), "SELECT state FROM entries ORDER BY key", [])
+    }
+
+    async fn aggregates(
+        &self,
+        grain: crate::aggregates::Grain,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<(crate::aggregates::AggKey, crate::aggregates::AggVals)>> {
+        aggregates::read(&self.lock(), grain, from, to)
+    }
+
+    async fn kpi_samples(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<crate::aggregates::Sample>> {
+        aggregates::samples(&self.lock(), from, to)
+    }
+
+    async fn page(&self, after: Option<&EntryKey>, limit: usize) -> StoreResult<Vec<EntryState>> {
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2",
+            params![
+                after.map(|k| k.to_string()).unwrap_or_default(),
+                limit as i64
+            ],
+        )
+    }
+
+    async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
+        aggregates::newest_day(&self.lock())
+    }
+
+    async fn rebuild_aggregates(&self) -> StoreResult<crate::aggregates::Rebuild> {
+        self.rebuild_aggregates_now()
     }
 
     async fn by_source_dates(

@@ -3,7 +3,7 @@
 //! kept), and remove the live entries of an archived period.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{backend, encode, SqliteStore};
 use crate::archive::restore::{LoadStore, Loaded};
@@ -60,6 +60,10 @@ impl LoadStore for SqliteStore {
                 ],
             )
             .map_err(backend)?;
+        }
+        // The loaded states' aggregates, in the same transaction.
+        for s in &d.entries {
+            super::aggregates::on_write(&tx, None, Some(s)).map_err(backend)?;
         }
         for r in &d.journal {
             tx.execute(
@@ -120,6 +124,16 @@ impl PurgeStore for SqliteStore {
         let mut n = 0;
         for k in keys {
             let k = k.to_string();
+            let before: Option<String> = tx
+                .query_row("SELECT state FROM entries WHERE key = ?1", [&k], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            if let Some(json) = before {
+                let before: crate::state::EntryState = super::decode(&json)?;
+                super::aggregates::on_write(&tx, Some(&before), None).map_err(backend)?;
+            }
             n += tx
                 .execute("DELETE FROM entries WHERE key = ?1", [&k])
                 .map_err(backend)?;

@@ -1,0 +1,290 @@
+//! Scale benchmark of the local store: builds a realistic store of N entry
+//! states (300 workers, 30 projects, three years of work days, posted with
+//! regular and overtime lines, some awaiting approval, held for a missing
+//! mapping, in exception, voided, ignored) through `EntryStore::put` — so
+//! the aggregates are kept as in production — then serves the console on
+//! a loopback port and prints, as one JSON object per line:
+//! the state-write rate, each page's latency (p50 / p99 of 20 requests),
+//! the outcome report's time (`report::collect`, what `timepost status` and
+//! `/api/report` run), the rebuild of the aggregates, peak RSS and store
+//! bytes per entry. See `scripts/load-scale.sh` and docs/performance.md.
+//!
+//! Usage: scale-bench --entries 10000 [--dir DIR] [--requests 20] [--skip-report]
+
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use timepost::exceptions::{Exception, ExceptionCode};
+use timepost::ledger::{Party, PostingLine, RecordRef};
+use timepost::model::*;
+use timepost::ports::EntryStore;
+use timepost::state::{EntryState, Status};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const WORKERS: u64 = 300;
+const PROJECTS: u64 = 30;
+const DAYS: u64 = 3 * 365;
+
+fn usd(cents: i64) -> Money {
+    Money::new(
+        Decimal::new(cents, 2),
+        "USD".parse().unwrap_or_else(|e: String| panic!("{e}")),
+    )
+}
+
+fn state(i: u64, rng: &mut Rng) -> EntryState {
+    let worker = rng.below(WORKERS);
+    // Each worker books to three of the projects.
+    let project = (worker * 7 + rng.below(3)) % PROJECTS;
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
+    let date = start + chrono::Duration::days(rng.below(DAYS) as i64);
+    let minutes = 30 + 15 * rng.below(32) as i64;
+    let seen = Utc.from_utc_datetime(&date.and_hms_opt(18, 0, 0).unwrap_or_default())
+        + chrono::Duration::minutes(rng.below(600) as i64);
+    let entry = NormalisedEntry {
+        key: EntryKey::new(Source::Toggl, "555", format!("{i}")),
+        version: Version {
+            updated_at: seen,
+            content_hash: format!("h{i}"),
+        },
+        worker: Worker {
+            tracker_user_id: format!("{}", 1000 + worker),
+            email: None,
+            name: Some(format!("Worker {worker:03}")),
+            kind: None,
+            form_1099: None,
+        },
+        time_zone: chrono_tz::UTC,
+        work_date: date,
+        start: None,
+        end: None,
+        duration_secs: minutes * 60,
+        project: Some(Ref::new(
+            format!("{}", 9000 + project),
+            Some(format!("Project {project:02}")),
+        )),
+        client: None,
+        task: None,
+        tags: vec![],
+        billable: !project.is_multiple_of(3),
+        rate: Some(usd(12_500 + 500 * (worker % 10) as i64)),
+        notes: String::new(),
+        approval: ApprovalStatus::Approved,
+        attachments: vec![],
+        origin: Origin::Web,
+        deleted: false,
+        already_rounded: false,
+    };
+    let mut s = EntryState::new(entry, seen);
+    let roll = rng.below(100);
+    let later = seen + chrono::Duration::minutes(1 + rng.below(90) as i64);
+    if roll < 3 {
+        s.reason = Some(Exception::missing(
+            ExceptionCode::UnmappedProject,
+            "no customer for the project",
+            "project",
+            format!("{}", 9000 + project),
+        ));
+        s.set_status(Status::Held, seen);
+    } else if roll < 5 {
+        s.reason = Some(Exception::new(ExceptionCode::MissingRate, "no rate"));
+        s.set_status(Status::Exception, seen);
+    } else if roll < 10 {
+        s.set_status(Status::AwaitingApproval, seen);
+    } else if roll < 12 {
+        s.set_status(Status::Voided, seen);
+    } else if roll < 14 {
+        s.set_status(Status::Ignored, seen);
+    } else {
+        if roll < 17 {
+            // Once held, mapped since: resolved.
+            s.set_status(Status::Held, seen);
+        }
+        let e = &s.entry;
+        let overtime = minutes > 360;
+        let split = if overtime { minutes - 60 } else { minutes };
+        let line = |tier: &str, m: i64, rate: Money| PostingLine {
+            tier: tier.into(),
+            party: Party::Employee {
+                id: format!("E-{}", 1000 + worker),
+            },
+            txn_date: e.work_date,
+            minutes: m,
+            customer: Some(format!("C-{project}")),
+            service_item: None,
+            class: None,
+            department: None,
+            payroll_item: None,
+            account: "4000-services".into(),
+            billable: e.billable,
+            hourly_rate: Some(rate),
+            original_rate: None,
+            fx_rate: None,
+            fx_date: None,
+            description: String::new(),
+        };
+        let rate = e.rate.clone().unwrap_or_else(|| usd(0));
+        s.posted_lines = vec![line("regular", split, rate.clone())];
+        if overtime {
+            s.posted_lines.push(line("overtime", 60, rate));
+        }
+        s.records = vec![RecordRef {
+            id: format!("r{i}"),
+            sync_token: "0".into(),
+            tier: "regular".into(),
+        }];
+        s.set_status(Status::Posted, later);
+    }
+    s
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 = arg("--entries", "10000").parse().expect("--entries");
+    let requests: usize = arg("--requests", "20").parse().expect("--requests");
+    let skip_report = std::env::args().any(|a| a == "--skip-report");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::path::PathBuf::from(arg("--dir", &tmp.path().display().to_string()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let token = "scale-bench-admin-token-0123456789abcdef";
+    let secrets = dir.join("secrets.toml");
+    std::fs::write(&secrets, format!("admin_token = \"{token}\"\n")).expect("secrets");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let mut config =
+        timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
+    config.store.path = dir.join("scale.sqlite");
+    config.store.secrets_file = secrets;
+    config.store.archive_dir = dir.join("archive");
+    let store = timepost::local::sqlite::SqliteStore::open(&config.store.path).expect("store");
+    let stack = timepost::local::stack::LocalStack::with_store(config, store).expect("stack");
+
+    // Build the store through `put`, as the engine writes states.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let t = Instant::now();
+    for i in 0..n {
+        stack.store.put(&state(i, &mut rng)).await.expect("put");
+    }
+    let build = t.elapsed();
+    let bytes: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", stack.config.store.path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "{}",
+        serde_json::json!({"entries": n, "state_writes_per_s": (n as f64 / build.as_secs_f64()).round(),
+            "store_bytes_per_entry": bytes / n.max(1), "peak_rss_kib_after_build": peak_rss_kib()})
+    );
+
+    // The console over loopback, as a browser reaches it.
+    let state = timepost::http::AppState::local(&stack);
+    let app = timepost::http::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client");
+    for (name, path) in [
+        ("dashboard", "/console"),
+        (
+            "dashboard_one_month",
+            "/console?from=2026-06-01&to=2026-06-30",
+        ),
+        ("hours_csv", "/console/hours-by-project.csv"),
+    ] {
+        let mut lat = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..requests {
+            let t = Instant::now();
+            let resp = client
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            bytes = resp.bytes().await.expect("body").len();
+            lat.push(t.elapsed());
+        }
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "page": name, "p50_ms": pct(&mut lat, 0.5),
+                "p99_ms": pct(&mut lat, 0.99), "bytes": bytes, "peak_rss_kib": peak_rss_kib()})
+        );
+    }
+    if !skip_report {
+        // The outcome report still folds every state (`timepost status`).
+        let t = Instant::now();
+        let rep = timepost::report::collect(
+            &stack.store,
+            stack.ledger.as_ref(),
+            &stack.store,
+            Default::default(),
+            &[],
+        )
+        .await
+        .expect("report");
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "report_collect_ms": t.elapsed().as_millis(),
+                "posted": rep.posted.entries, "peak_rss_kib": peak_rss_kib()})
+        );
+    }
+    // Last, so the peak RSS above is the pages' and the report's.
+    let t = Instant::now();
+    let r = stack.store.rebuild_aggregates_now().expect("rebuild");
+    println!(
+        "{}",
+        serde_json::json!({"entries": n, "rebuild_aggregates_ms": t.elapsed().as_millis(),
+            "aggregate_rows": r.rows, "rows_differed": r.differed, "peak_rss_kib": peak_rss_kib()})
+    );
+}
