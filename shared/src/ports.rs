@@ -267,6 +267,12 @@ pub trait Archive: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()>;
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn list(&self, prefix: &str) -> StoreResult<Vec<String>>;
+    /// The storage class `key` is kept in (S3: `STANDARD`, `GLACIER_IR`,
+    /// ...); None where storage has no classes (a local directory) or the
+    /// key is absent.
+    async fn storage_class(&self, _key: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Secrets (webhook secrets, OAuth tokens). Values never reach a log line.

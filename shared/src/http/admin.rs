@@ -62,6 +62,8 @@ pub fn routes() -> Router<AppState> {
             post(super::reconciliation::api_resolve),
         )
         .route("/reconciliation/run", post(super::reconciliation::api_run))
+        .route("/archives", get(super::archives::api_list))
+        .route("/archives/verify", post(super::archives::api_verify))
 }
 
 async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
