@@ -52,6 +52,8 @@ pub struct Ops {
     pub reconcile: Arc<dyn timepost::reconcile::ReconcileStore>,
     pub engine: Arc<Engine>,
     pub ledger: Arc<dyn Ledger>,
+    /// Where `archive purge` removes archived entries.
+    pub purge: Arc<dyn timepost::archive::retention::PurgeStore>,
 }
 
 impl Ops {
@@ -65,6 +67,7 @@ impl Ops {
             queue: store.clone(),
             pending: store.clone(),
             reconcile: store.clone(),
+            purge: store.clone(),
             audit: store,
             engine: stack.engine,
             ledger: stack.ledger,
@@ -82,6 +85,7 @@ impl Ops {
             pending: stack.store.clone(),
             audit: stack.store.clone(),
             reconcile: stack.store.clone(),
+            purge: stack.store.clone(),
             queue: stack.queue,
             engine: stack.engine,
             ledger: stack.ledger,

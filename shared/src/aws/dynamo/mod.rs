@@ -13,6 +13,7 @@ mod entries;
 mod io;
 mod journal;
 mod mappings;
+mod purge;
 mod reconcile;
 mod rekey;
 mod sessions;
