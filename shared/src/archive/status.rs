@@ -66,8 +66,8 @@ pub fn temperature(class: Option<&str>) -> Temperature {
 pub struct ArchiveRow {
     #[serde(flatten)]
     pub listed: Listed,
-    /// Where the manifest is kept: an S3 storage class, or None for a
-    /// local directory.
+    /// Where the snapshot's largest file is kept: an S3 storage class, or
+    /// None for a local directory.
     pub storage_class: Option<String>,
     pub temperature: Temperature,
     /// The files of the snapshot (name → SHA-256 and size), the manifest
@@ -104,8 +104,19 @@ pub fn last_verifications(recent: &[AuditRecord]) -> BTreeMap<(String, u32), Las
     out
 }
 
+/// The file whose storage class a row shows: the snapshot's largest (S3
+/// lifecycle rules leave objects under 128 KB in Standard by default, so a
+/// manifest would stay there while the data moves), or the manifest.
+fn largest(files: &BTreeMap<String, FileInfo>) -> &str {
+    files
+        .iter()
+        .max_by_key(|(name, f)| (f.bytes, std::cmp::Reverse(name.as_str())))
+        .map(|(name, _)| name.as_str())
+        .unwrap_or(format::MANIFEST)
+}
+
 /// Every stored revision (oldest period first) with its storage class
-/// and last verification.
+/// (of its largest file) and last verification.
 pub async fn rows(
     archive: &dyn Archive,
     audit: &dyn AuditLog,
@@ -126,13 +137,14 @@ pub async fn rows(
     for l in listed {
         let key = (l.period.clone(), l.revision);
         let prefix = rev_prefix(&l.period, l.revision);
+        let files = manifests.get(&key).cloned().unwrap_or_default();
         let storage_class = archive
-            .storage_class(&format!("{prefix}{}", format::MANIFEST))
+            .storage_class(&format!("{prefix}{}", largest(&files)))
             .await?;
         out.push(ArchiveRow {
             temperature: temperature(storage_class.as_deref()),
             storage_class,
-            files: manifests.get(&key).cloned().unwrap_or_default(),
+            files,
             last_verify: verified.get(&key).cloned(),
             listed: l,
         });

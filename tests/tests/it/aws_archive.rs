@@ -252,9 +252,9 @@ async fn snapshots_written_to_an_object_lock_bucket_carry_its_default_retention(
 
 /// What the Archives page shows of a snapshot in the bucket: its storage
 /// class from `HeadObject` (STANDARD when S3 names none), and once the
-/// lifecycle rule has moved it to Glacier Instant Retrieval (done here by
-/// copying the manifest onto itself with that class, as a transition
-/// would), `GLACIER_IR`, cold but read at once; the console's verify is
+/// lifecycle rule has moved its largest file to Glacier Instant Retrieval
+/// (done here by copying that file onto itself with that class, as a
+/// transition would), `GLACIER_IR`, cold but read at once; the console's verify is
 /// recorded in the audit log and read back as the row's last verification.
 #[tokio::test]
 async fn the_archives_page_reads_storage_class_and_verification_from_the_bucket() {
@@ -288,12 +288,18 @@ async fn the_archives_page_reads_storage_class_and_verification_from_the_bucket(
     assert_eq!(rows[0].temperature, Temperature::Hot);
     assert!(rows[0].last_verify.is_none());
 
-    let key = "archive/snapshots/2026-03/rev-1/manifest.json";
+    let biggest = rows[0]
+        .files
+        .iter()
+        .max_by_key(|(_, f)| f.bytes)
+        .map(|(n, _)| n.clone())
+        .expect("files");
+    let key = format!("archive/snapshots/2026-03/rev-1/{biggest}");
     let client = S3Archive::client(&sdk, true);
     client
         .copy_object()
         .bucket(&settings.archive_bucket)
-        .key(key)
+        .key(&key)
         .copy_source(format!("{}/{key}", settings.archive_bucket))
         .storage_class(StorageClass::GlacierIr)
         .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
