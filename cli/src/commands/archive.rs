@@ -276,11 +276,12 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
                 .await
                 .map_err(input)?;
             println!(
-                "restored {} revision {} into {}: {} entries, {} journal records, {} audit records, {} mapping changes, {} book lines",
+                "restored {} revision {} into {}: {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes, {} book lines",
                 r.period,
                 r.revision,
                 into.display(),
                 r.entries,
+                r.versions,
                 r.journal,
                 r.audit,
                 r.mapping_changes,
@@ -390,8 +391,9 @@ pub async fn import(g: &Global, args: ImportArgs) -> CliResult {
         .await
         .map_err(input)?;
     println!(
-        "imported {} entries, {} journal records, {} audit records, {} mapping changes, {} book lines from {}",
+        "imported {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes, {} book lines from {}",
         r.entries,
+        r.versions,
         r.journal,
         r.audit,
         r.mapping_changes,

@@ -885,6 +885,22 @@ async fn purge_removes_an_archived_month_from_the_table_and_never_an_open_entry(
         .await
         .expect("journal");
 
+    // The version received, kept once however often it is delivered.
+    for _ in 0..2 {
+        store
+            .record_version(&march.entry, now)
+            .await
+            .expect("version");
+    }
+    assert_eq!(
+        store
+            .versions(&march.entry.key)
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
+
     let r = s.timepost(&["archive", "run", "--json"]);
     assert_eq!(r.code, 0, "{}", r.err);
     let r = s.timepost(&["archive", "purge", "--dry-run"]);
@@ -910,6 +926,11 @@ async fn purge_removes_an_archived_month_from_the_table_and_never_an_open_entry(
         .by_entry(&march.entry.key)
         .await
         .expect("journal")
+        .is_empty());
+    assert!(store
+        .versions(&march.entry.key)
+        .await
+        .expect("versions")
         .is_empty());
     assert_eq!(
         store
@@ -942,5 +963,5 @@ async fn purge_removes_an_archived_month_from_the_table_and_never_an_open_entry(
         "archive", "restore", "--period", "2026-03", "--into", "audit",
     ]);
     assert_eq!(r.code, 0, "{}", r.err);
-    assert!(r.out.contains("1 entries"), "{}", r.out);
+    assert!(r.out.contains("1 entries, 1 entry versions"), "{}", r.out);
 }

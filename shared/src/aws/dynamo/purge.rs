@@ -2,8 +2,8 @@
 //! archived, verified period (`timepost --backend aws archive purge`).
 //! Per entry, the state item goes first, conditionally on the revision and
 //! status just read (an entry that changed meanwhile, or is open, stays
-//! whole); then its journal records, closed intents, claim and week
-//! membership item. An open intent is never removed.
+//! whole); then its journal records, received versions, closed intents,
+//! claim and week membership item. An open intent is never removed.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
@@ -64,6 +64,7 @@ impl DynamoStore {
             .filter(|i| {
                 let sk = get_s(i, SK).unwrap_or_default();
                 sk.starts_with("journal#")
+                    || sk.starts_with(super::entries::VERSION_SK)
                     || sk == "claim"
                     || (sk.starts_with("intent#") && get_n::<u8>(i, "open").ok() == Some(0))
             })
