@@ -122,8 +122,13 @@ enum Command {
     #[command(subcommand)]
     Archive(commands::archive::Cmd),
     /// Write everything the store holds to a directory, in the archive
-    /// format (`docs/archive-format.md`).
-    Export(commands::archive::ExportArgs),
+    /// format (`docs/archive-format.md`): `--all DIR`; or one period's
+    /// finance CSVs: `period --period P --out DIR`.
+    Export(commands::alerts::ExportCmd),
+    /// Alert rules (`[alerts]`): `check` evaluates them now; `--send`
+    /// records the alert state and sends what is due.
+    #[command(subcommand)]
+    Alerts(commands::alerts::Cmd),
     /// Load a directory `export --all` wrote into a fresh local store.
     Import(commands::archive::ImportArgs),
 }
@@ -204,7 +209,8 @@ fn main() -> ExitCode {
             Command::Token(cmd) => commands::token::run(&g, cmd).await,
             Command::Doctor { json } => commands::doctor::run(&g, json).await,
             Command::Archive(cmd) => commands::archive::run(&g, cmd).await,
-            Command::Export(args) => commands::archive::export(&g, args).await,
+            Command::Export(args) => commands::alerts::export(&g, args).await,
+            Command::Alerts(cmd) => commands::alerts::run(&g, cmd).await,
             Command::Import(args) => commands::archive::import(&g, args).await,
         }
     });

@@ -27,6 +27,14 @@
 //! 4. The sweep's dirty-week convergence (the same code every message
 //!    runs) then posts what the week should hold: a deleted record is
 //!    created again, a changed one updated back.
+//!    An entry whose current version is not posted (it awaits approval,
+//!    is held, refused or ignored) still holds what was last posted for it,
+//!    and convergence leaves it alone; for such an entry the pass writes
+//!    that back itself, through a write-ahead intent like any write
+//!    (`keep_last_posted`): a deleted record is created again, a changed
+//!    one set back, a billed one left as it is. A settle after a crash
+//!    keeps the line of a record the books lack, so the next pass still
+//!    sees it missing; a refusal leaves the watermark for the next pass.
 //! 5. Only when every week of the pass was handled does the watermark move
 //!    (to when the pass started); a week held by a live worker, or a
 //!    failed read, leaves it for the next pass. Seeing a change twice is
@@ -41,8 +49,9 @@ use serde::Serialize;
 
 use crate::engine::{bump, Engine, EngineError};
 use crate::intent::scope;
+use crate::intent::IntentOutcome;
 use crate::ledger::books::{differences, hours, BookChanges, BookQuery, BookRecord, Closeness};
-use crate::ledger::{Ledger, PostingLine, RecordRef};
+use crate::ledger::{Ledger, LedgerError, LedgerOp, PostingLine, RecordRef};
 use crate::model::EntryKey;
 use crate::ports::{AuditLog, AuditRecord, WatermarkStore, WorkerWeek};
 use crate::state::{EntryState, Status};
@@ -87,6 +96,9 @@ pub struct BooksReport {
     /// Weeks held by a live worker: left, with the watermark, for the next
     /// pass.
     pub busy: usize,
+    /// Entries whose last posted time the ledger refused to take back:
+    /// left, with the watermark, for the next pass.
+    pub refused: usize,
     /// The audit lines written, in words.
     pub lines: Vec<String>,
     /// Whether the watermark moved.
@@ -132,7 +144,7 @@ impl Engine {
             return Ok(None);
         }
         let mut report = BooksReport::default();
-        let posted = self.entries.by_status(Status::Posted, MAX_ENTRIES).await?;
+        let posted = self.watched().await?;
         let overlap = chrono::Duration::from_std(FEED_OVERLAP).unwrap_or(chrono::Duration::zero());
         bump(&self.counters.ledger_reads);
         report.reads += 1;
@@ -183,8 +195,12 @@ impl Engine {
                 })
                 .await;
             match outcome {
-                Ok((found, reads)) => {
+                Ok((found, reads, refused)) => {
                     report.reads += reads;
+                    if refused > 0 {
+                        report.refused += refused;
+                        complete = false;
+                    }
                     for f in &found {
                         match f.kind {
                             DELETED => report.deleted += 1,
@@ -212,6 +228,15 @@ impl Engine {
     }
 }
 
+/// How a record is compared with the line timepost last posted to it:
+/// the work itself (hours, date, worker, customer, billable), not the
+/// wording of its description.
+const SAME_WORK: Closeness = Closeness {
+    tolerance_minutes: 0,
+    description: false,
+    service_item: false,
+};
+
 const DELETED: &str = "deleted in the books";
 const CHANGED: &str = "changed in the books";
 
@@ -222,25 +247,24 @@ struct Found {
 }
 
 /// Weeks (and their entries) naming a record the feed lists as deleted, or
-/// as changed to a sync token the state does not know.
+/// as changed to a sync token the state does not know (or, for an entry
+/// whose current version is not posted, to other work than it should
+/// hold), and entries missing a record they should have.
 fn suspects_from_feed(
     posted: &[EntryState],
     changed: &[BookRecord],
     deleted: &[String],
 ) -> BTreeMap<WorkerWeek, BTreeSet<EntryKey>> {
     let deleted: BTreeSet<&str> = deleted.iter().map(String::as_str).collect();
-    let changed: BTreeMap<&str, &str> = changed
-        .iter()
-        .map(|b| (b.id.as_str(), b.sync_token.as_str()))
-        .collect();
+    let changed: BTreeMap<&str, &BookRecord> = changed.iter().map(|b| (b.id.as_str(), b)).collect();
     let mut out: BTreeMap<WorkerWeek, BTreeSet<EntryKey>> = BTreeMap::new();
     for s in posted {
         let touched = s.records.iter().any(|r| {
             deleted.contains(r.id.as_str())
                 || changed
                     .get(r.id.as_str())
-                    .is_some_and(|t| *t != r.sync_token)
-        });
+                    .is_some_and(|b| b.sync_token != r.sync_token || holds_other_work(s, r, b))
+        }) || lacks_a_record(s);
         if touched {
             out.entry(WorkerWeek::of(&s.entry))
                 .or_default()
@@ -257,10 +281,7 @@ fn suspects_from_books(
     query: &BookQuery,
     books: &[BookRecord],
 ) -> BTreeMap<WorkerWeek, BTreeSet<EntryKey>> {
-    let held: BTreeMap<&str, &str> = books
-        .iter()
-        .map(|b| (b.id.as_str(), b.sync_token.as_str()))
-        .collect();
+    let held: BTreeMap<&str, &BookRecord> = books.iter().map(|b| (b.id.as_str(), b)).collect();
     let mut out: BTreeMap<WorkerWeek, BTreeSet<EntryKey>> = BTreeMap::new();
     for s in posted {
         let touched = s.records.iter().any(|r| {
@@ -268,8 +289,11 @@ fn suspects_from_books(
                 return false;
             };
             query.covers(line.txn_date, None, None)
-                && held.get(r.id.as_str()) != Some(&r.sync_token.as_str())
-        });
+                && match held.get(r.id.as_str()) {
+                    None => true,
+                    Some(b) => b.sync_token != r.sync_token || holds_other_work(s, r, b),
+                }
+        }) || lacks_a_record(s);
         if touched {
             out.entry(WorkerWeek::of(&s.entry))
                 .or_default()
@@ -277,6 +301,29 @@ fn suspects_from_books(
         }
     }
     out
+}
+
+/// Whether `book`, the record `r` of an entry whose current version is not
+/// posted, holds other work than was last posted to it (after a write back
+/// cut short, the state may know its sync token and still expect other
+/// hours). Posted entries are compared by sync token alone: their state
+/// takes what the books hold.
+fn holds_other_work(s: &EntryState, r: &RecordRef, book: &BookRecord) -> bool {
+    s.status != Status::Posted
+        && !book.locked
+        && s.posted_lines
+            .iter()
+            .find(|l| l.tier == r.tier)
+            .is_some_and(|l| !differences(l, book, SAME_WORK).is_empty())
+}
+
+/// Whether an entry whose current version is not posted expects a record
+/// for a line that has none (its write back was cut short).
+fn lacks_a_record(s: &EntryState) -> bool {
+    s.status != Status::Posted
+        && s.posted_lines
+            .iter()
+            .any(|l| !s.records.iter().any(|r| r.tier == l.tier))
 }
 
 impl Engine {
@@ -287,9 +334,10 @@ impl Engine {
         week: &WorkerWeek,
         keys: &BTreeSet<EntryKey>,
         watch: &BooksWatch,
-    ) -> Result<(Vec<Found>, u64), EngineError> {
+    ) -> Result<(Vec<Found>, u64, usize), EngineError> {
         let mut found = Vec::new();
         let mut reads = 0;
+        let mut refused = 0;
         for key in keys {
             let st = self.entries.get(key).await?;
             // A write of ours still open is settled first: it is not a
@@ -297,7 +345,8 @@ impl Engine {
             let Some(mut st) = self.settle_intents(key, st, None).await? else {
                 continue;
             };
-            if st.status != Status::Posted || WorkerWeek::of(&st.entry) != *week {
+            if WorkerWeek::of(&st.entry) != *week || (st.records.is_empty() && !lacks_a_record(&st))
+            {
                 continue;
             }
             let Some(query) = scope(st.posted_lines.iter()) else {
@@ -313,6 +362,14 @@ impl Engine {
             else {
                 continue;
             };
+            if st.status != Status::Posted {
+                let (said, restored) = self.keep_last_posted(st, &books, watch).await?;
+                found.extend(said);
+                if !restored {
+                    refused += 1;
+                }
+                continue;
+            }
             let mut records: Vec<RecordRef> = Vec::new();
             let mut lines: Vec<PostingLine> = Vec::new();
             let mut said: Vec<String> = Vec::new();
@@ -387,6 +444,14 @@ impl Engine {
             if records == st.records && lines == st.posted_lines {
                 continue;
             }
+            if !said.is_empty() {
+                // Before the state says what the books hold (after it, the
+                // change no longer shows): a failure from here on leaves the
+                // week for convergence.
+                self.journal
+                    .mark_dirty(week, "time records changed in the books outside timepost")
+                    .await?;
+            }
             let now = Utc::now();
             st.records = records;
             st.posted_lines = lines;
@@ -401,12 +466,184 @@ impl Engine {
             }
             tracing::warn!(entry = %key, changes = ?said, "records changed in the books outside timepost");
         }
-        if !found.is_empty() {
-            self.journal
-                .mark_dirty(week, "time records changed in the books outside timepost")
-                .await?;
+        Ok((found, reads, refused))
+    }
+}
+
+impl Engine {
+    /// The states the pass compares with the books: every entry that holds
+    /// records in them. Besides posted entries, an entry awaiting approval,
+    /// held, refused or ignored may still hold what was last posted for it.
+    async fn watched(&self) -> Result<Vec<EntryState>, EngineError> {
+        let mut out = Vec::new();
+        for status in [
+            Status::Posted,
+            Status::AwaitingApproval,
+            Status::Held,
+            Status::Exception,
+            Status::Ignored,
+        ] {
+            out.extend(
+                self.entries
+                    .by_status(status, MAX_ENTRIES)
+                    .await?
+                    .into_iter()
+                    .filter(|s| !s.records.is_empty() || lacks_a_record(s)),
+            );
         }
-        Ok((found, reads))
+        Ok(out)
+    }
+
+    /// For an entry whose current version is not posted (it awaits
+    /// approval, is held, refused or ignored) but that still holds records:
+    /// the books should keep what was last posted for it (its state's
+    /// lines), whatever someone did to them. A record deleted or changed
+    /// there is written back (a billed one is left as it is, and the state
+    /// takes what it holds); each first sighting is audited. Returns the
+    /// audit lines and whether the books now hold what they should (`false`
+    /// when the ledger refused the write back: the state still says what
+    /// was last posted, so the next pass tries again).
+    ///
+    /// Crash safety: the write back goes through a write-ahead intent like
+    /// any write, aimed at the records the books hold now. A crash before
+    /// the call leaves the state as it was (the change shows again); a
+    /// crash after it is settled from the books, and the settle keeps, for
+    /// such an entry, the last posted line of any tier the books lack
+    /// ([`Engine::settle_intents`]), so the next pass still sees a record
+    /// missing or holding other hours than it should.
+    async fn keep_last_posted(
+        &self,
+        mut st: EntryState,
+        books: &[BookRecord],
+        watch: &BooksWatch,
+    ) -> Result<(Vec<Found>, bool), EngineError> {
+        let key = st.entry.key.clone();
+        let words = ledger_words(self.ledger.as_ref());
+        let mut found = Vec::new();
+        let mut held: Vec<RecordRef> = Vec::new();
+        let mut rewrite = false;
+        for r in &st.records {
+            let line = st.posted_lines.iter().find(|l| l.tier == r.tier);
+            let Some(b) = books.iter().find(|b| b.id == r.id) else {
+                if let Some(line) = line {
+                    rewrite = true;
+                    found.push(Found {
+                        kind: DELETED,
+                        said: format!(
+                            "Time record {} ({} for {} on {}) was deleted in {words} outside timepost; its newer version is not posted yet, so timepost posts the time again as it was last posted.",
+                            r.id,
+                            hours(line.minutes),
+                            line.party.id(),
+                            line.txn_date,
+                        ),
+                    });
+                }
+                continue;
+            };
+            held.push(RecordRef {
+                id: r.id.clone(),
+                sync_token: b.sync_token.clone(),
+                tier: r.tier.clone(),
+            });
+            let Some(line) = line else { continue };
+            let diff = differences(line, b, SAME_WORK);
+            if diff.is_empty() {
+                continue;
+            }
+            let first = b.sync_token != r.sync_token;
+            if b.locked {
+                // Billed: never rewritten; the state takes what it holds.
+                if first {
+                    found.push(Found {
+                        kind: CHANGED,
+                        said: format!(
+                            "Time record {} was changed in {words} outside timepost and is billed now, so timepost leaves it as it is ({}).",
+                            r.id,
+                            diff.join(", ")
+                        ),
+                    });
+                }
+                if let Some(l) = st.posted_lines.iter_mut().find(|l| l.tier == r.tier) {
+                    l.minutes = b.minutes;
+                    l.txn_date = b.txn_date;
+                    l.customer = b.customer.clone();
+                    if let Some(billable) = b.billable {
+                        l.billable = billable;
+                    }
+                }
+                continue;
+            }
+            rewrite = true;
+            if first {
+                found.push(Found {
+                    kind: CHANGED,
+                    said: format!(
+                        "Time record {} was changed in {words} outside timepost ({}); its newer version is not posted yet, so timepost sets it back to what was last posted.",
+                        r.id,
+                        diff.join(", ")
+                    ),
+                });
+            }
+        }
+        // A tier whose record a settle found missing (see above).
+        if st
+            .posted_lines
+            .iter()
+            .any(|l| !st.records.iter().any(|r| r.tier == l.tier))
+        {
+            rewrite = true;
+        }
+        let now = Utc::now();
+        for f in &found {
+            audit(&watch.audit, &key, &f.said, now).await?;
+        }
+        if !rewrite {
+            if held != st.records {
+                st.records = held;
+                st.updated_at = now;
+                st.revision = self.entries.put(&st).await?;
+            }
+            return Ok((found, true));
+        }
+        // The request carries the version the books hold, not the newer one
+        // that is not posted: a settle after a crash records that one.
+        let mut as_posted = st.clone();
+        as_posted.records = held.clone();
+        if let Some(v) = &st.posted_version {
+            as_posted.entry.version = v.clone();
+        }
+        let op = LedgerOp::Update {
+            records: held,
+            lines: st.posted_lines.clone(),
+        };
+        let batch_id = crate::worker::new_batch_id();
+        match self.execute(&as_posted, op, &batch_id, now).await {
+            Ok((mut intent, last)) => {
+                st.records = last.records;
+                st.posted_lines = last.lines;
+                st.updated_at = now;
+                st.revision = self.entries.put(&st).await?;
+                intent.outcome = IntentOutcome::Applied;
+                self.close(&intent).await;
+                tracing::warn!(entry = %key, "wrote back what was last posted after a change in the books");
+                Ok((found, true))
+            }
+            Err(LedgerError::Rejected(e)) => {
+                audit(
+                    &watch.audit,
+                    &key,
+                    &format!(
+                        "{words} refused to take back the time last posted for this entry ({}); timepost tries again at its next look at the books.",
+                        e.message
+                    ),
+                    now,
+                )
+                .await?;
+                tracing::warn!(entry = %key, reason = %e.message, "could not write back what was last posted");
+                Ok((found, false))
+            }
+            Err(error) => Err(EngineError::LedgerUnavailable { key, error }),
+        }
     }
 }
 

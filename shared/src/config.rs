@@ -37,6 +37,13 @@ pub struct Config {
     /// and `serve` runs no archive schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<crate::archive::RetentionConfig>,
+    /// `[alerts]`: alert rules and where notices go (`crate::alerts`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
+    /// `[exports]`: the period's CSVs for finance on a schedule. Absent:
+    /// no scheduled export (`timepost export period` still works).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports: Option<crate::alerts::config::ExportsConfig>,
 }
 
 /// `[console]`: the console's users (`[[console.users]]`).
@@ -660,6 +667,9 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(x) = cfg.exports.as_mut().filter(|x| x.dir.is_relative()) {
+            x.dir = base.join(&x.dir);
         }
         Ok(cfg)
     }

@@ -34,7 +34,7 @@ use crate::config::WorkerConfig;
 use crate::exceptions::Exception;
 use crate::exceptions::ExceptionCode;
 use crate::intent::{Actual, Intent, IntentOutcome, Resolution};
-use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
+use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
 use crate::mapping::Mappings;
 use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry};
 use crate::pipeline::{self, Decision, IgnoreReason, NoTrace, WeekPlan};
@@ -940,7 +940,7 @@ impl Engine {
 
     /// Close `intent`; a failure only leaves it open for the next settle
     /// or the sweep, which find its answer in the journal.
-    async fn close(&self, intent: &Intent) {
+    pub(crate) async fn close(&self, intent: &Intent) {
         if let Err(e) = self.journal.close_intent(intent).await {
             tracing::warn!(intent = %intent.id, error = %e, "could not close intent");
         }
@@ -965,7 +965,7 @@ impl Engine {
     /// again; a refusal closes the intent, so the next attempt is a new
     /// intent with a new idempotency key. An intent whose outcome is still
     /// uncertain when the attempts run out stays open for the next settle.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         state: &EntryState,
         op: LedgerOp,
@@ -1185,8 +1185,22 @@ impl Engine {
                     (None, None) => continue,
                 };
                 let before = s.status;
+                // An entry whose current version is not posted keeps what
+                // was last posted as what its records should hold: a line
+                // the books lack stays, so the books watch writes it back
+                // (see `books_watch`).
+                let kept: Vec<PostingLine> = if s.revision != 0 && keeps_last_posted(s.status) {
+                    s.posted_lines
+                        .iter()
+                        .filter(|l| !actual.lines.iter().any(|a| a.tier == l.tier))
+                        .cloned()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 s.records = actual.records;
                 s.posted_lines = actual.lines;
+                s.posted_lines.extend(kept);
                 if outcome == IntentOutcome::Applied {
                     s.posted_version = Some(intent.version.clone());
                     s.batch_id = Some(intent.batch_id.clone());
@@ -1233,6 +1247,15 @@ impl Engine {
 
 /// A refusal that says the records timepost targeted changed or went
 /// away in the books (a stale sync token, an unknown record).
+/// Whether an entry in `status` may hold records for a version other than
+/// its current one (what was last posted), which the books should keep.
+pub(crate) fn keeps_last_posted(status: Status) -> bool {
+    matches!(
+        status,
+        Status::AwaitingApproval | Status::Held | Status::Exception | Status::Ignored
+    )
+}
+
 fn changed_elsewhere(e: &Exception) -> bool {
     matches!(
         e.code,

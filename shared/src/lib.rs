@@ -5,6 +5,7 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
+pub mod alerts;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -15,6 +16,7 @@ pub mod demo;
 pub mod dry_run;
 pub mod engine;
 pub mod exceptions;
+pub mod exports;
 pub mod http;
 pub mod impact;
 pub mod intake;

@@ -452,3 +452,65 @@ pub trait PendingChanges: Send + Sync {
     /// makes two approvals of one change apply it once.
     async fn settle(&self, proposal: &ProposedChange, expected: ProposalStatus) -> StoreResult<()>;
 }
+
+/// One notice to people: an alert, a digest of alerts, an export done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub subject: String,
+    /// Plain text, links written out.
+    pub text: String,
+    /// Who should get it besides the configured recipients (a project
+    /// owner's e-mail); channels without addresses mention them instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_to: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{channel}: {message}")]
+pub struct NotifyError {
+    pub channel: &'static str,
+    pub message: String,
+}
+
+/// Where notices go: a chat webhook, e-mail over SMTP, an SNS topic.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// A short name for logs (`webhook`, `smtp`, `sns`).
+    fn channel(&self) -> &'static str;
+    /// Deliver one notice; `Ok` once the receiver accepted it.
+    async fn notify(&self, notice: &Notice) -> Result<(), NotifyError>;
+}
+
+/// What timepost remembers about one alert condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub key: String,
+    pub rule: String,
+    pub said: String,
+    pub link: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// When the condition (last) started.
+    pub first_fired: DateTime<Utc>,
+    /// The newest pass that still found it.
+    pub last_seen: DateTime<Utc>,
+    /// When a notice about it went out (`None`: pending, e.g. for the
+    /// digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<DateTime<Utc>>,
+    /// When a pass no longer found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<DateTime<Utc>>,
+}
+
+/// Alert state, condition key → state. A cleared state stays for a while
+/// (history), then the store may drop it.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Every condition not cleared.
+    async fn active_alerts(&self) -> StoreResult<Vec<AlertState>>;
+    /// Write (replace) the state of `state.key`.
+    async fn put_alert(&self, state: &AlertState) -> StoreResult<()>;
+    /// Recent states, cleared ones included, newest `last_seen` first.
+    async fn alert_history(&self, limit: usize) -> StoreResult<Vec<AlertState>>;
+}

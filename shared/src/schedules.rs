@@ -5,7 +5,9 @@
 //! timepost: `crate::books_watch`) ([`run`]), and the tracker pollers
 //! ([`run_poller`]), and, when `[retention]` is configured, the archive
 //! run ([`run_archive`]: a snapshot of every closed period past the grace
-//! window; purging stays a command). The reconciliation job joins here.
+//! window; purging stays a command), the alert pass ([`run_alerts`]) and
+//! the finance export of the last closed period ([`run_exports`]). The
+//! reconciliation job joins here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,10 +65,16 @@ pub async fn run_poller(
         tokio::select! {
             _ = tick.tick() => {
                 tokio::select! {
-                    r = poller.run(&ports) => match r {
-                        Ok(r) => tracing::info!(source, enqueued = r.enqueued, deleted = r.deleted, "schedule: poll done"),
-                        Err(e) => tracing::error!(source, error = %e, "schedule: poll failed"),
-                    },
+                    r = poller.run(&ports) => {
+                        match &r {
+                            Ok(r) => tracing::info!(source, enqueued = r.enqueued, deleted = r.deleted, "schedule: poll done"),
+                            Err(e) => tracing::error!(source, error = %e, "schedule: poll failed"),
+                        }
+                        // The failing-poller alert reads these marks.
+                        if let Err(e) = crate::alerts::gather::record_poll(ports.watermarks.as_ref(), source, r.is_ok(), chrono::Utc::now()).await {
+                            tracing::warn!(source, error = %e, "schedule: cannot record the poll outcome");
+                        }
+                    }
                     _ = shutdown.changed() => return,
                 }
             }
@@ -153,6 +161,63 @@ pub async fn run_archive(
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "schedule: archive run failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// The alert pass every `every` (the first right away), until shutdown.
+pub async fn run_alerts(
+    job: Arc<crate::alerts::job::AlertJob>,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match job.run(chrono::Utc::now(), false).await {
+                    Ok(r) => {
+                        if !r.fired.is_empty() || !r.cleared.is_empty() || r.notices > 0 {
+                            tracing::info!(active = r.conditions.len(), fired = r.fired.len(), cleared = r.cleared.len(), notices = r.notices, "schedule: alert pass");
+                        }
+                        for f in r.failures {
+                            tracing::error!(error = %f, "schedule: alert notice not delivered");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "schedule: alert pass failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// Export the last closed period once it is closed (checked every
+/// `every`), until shutdown.
+pub async fn run_exports(
+    job: Arc<crate::alerts::job::AlertJob>,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match job.export_due(chrono::Utc::now().date_naive()).await {
+                    Ok(Some(w)) => tracing::info!(period = %w.period, files = w.files.len(), "schedule: period exported"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "schedule: export failed"),
                 }
             }
             _ = shutdown.changed() => return,

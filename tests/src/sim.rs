@@ -9,7 +9,10 @@
 //! (before the work: 5xx, 429; after it: a lost response), which
 //! reads fail, which postings it refuses until "finance fixes" the cause,
 //! and at which effects the worker crashes — before or after any entry
-//! state write, intent, journal append, ledger call or queue delete.
+//! state write, intent, journal append, ledger call or queue delete. After
+//! the messages, a bookkeeper may delete or edit records in the books
+//! outside timepost (up to three); the books watch and the sweep then run,
+//! under the same faults and crashes, until the books are back.
 //!
 //! The real engine and worker run on a real (in-memory) SQLite store,
 //! through port wrappers that count every effect and, at a chosen one,
@@ -280,6 +283,31 @@ impl SimLedger {
         std::mem::take(&mut self.lock().blocked)
             .into_iter()
             .collect()
+    }
+
+    /// A bookkeeper changes up to `n` records in the books, outside
+    /// timepost: deletes one, or edits its hours (the description, and so
+    /// the fingerprint, stays, as an edit in QuickBooks or Xero leaves it).
+    /// Returns what was done, in words.
+    pub fn change_elsewhere(&self, rng: &mut Rng, n: u64) -> Vec<String> {
+        let mut books = self.lock();
+        let mut done = Vec::new();
+        for _ in 0..n {
+            let ids: Vec<u64> = books.records.keys().copied().collect();
+            if ids.is_empty() {
+                break;
+            }
+            let id = *rng.pick(&ids);
+            if rng.chance(50) {
+                books.records.remove(&id);
+                done.push(format!("deleted record {id}"));
+            } else if let Some(r) = books.records.get_mut(&id) {
+                r.line.minutes += 30;
+                r.token += 1;
+                done.push(format!("added 30 minutes to record {id}"));
+            }
+        }
+        done
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -717,6 +745,8 @@ pub struct Report {
     pub redriven: usize,
     pub violations: Vec<String>,
     pub faults: String,
+    /// What a bookkeeper changed in the books outside timepost.
+    pub changed_elsewhere: Vec<String>,
 }
 
 /// Per entry: the lines the books hold (tier, minutes, what they post to),
@@ -798,13 +828,19 @@ impl World {
             self.config.rules.clone(),
             self.worker.clone(),
         );
+        engine.watch_books(Arc::new(self.store.clone()), Arc::new(self.store.clone()));
         (engine, crashy)
     }
 }
 
 /// Deliver `messages` in order, each settled (through crashes and retries)
 /// before the next; after each, redrive what finance fixed.
-async fn deliver(world: &World, messages: &[QueueMessage], plan: BTreeMap<u64, When>) -> Report {
+async fn deliver(
+    world: &World,
+    messages: &[QueueMessage],
+    plan: BTreeMap<u64, When>,
+    mut elsewhere: Option<(Rng, u64)>,
+) -> Report {
     let fuse = Arc::new(Fuse::new(plan));
     let (mut engine, mut crashy) = world.engine(fuse.clone());
     let mut report = Report {
@@ -813,6 +849,9 @@ async fn deliver(world: &World, messages: &[QueueMessage], plan: BTreeMap<u64, W
     };
     let mut pending: std::collections::VecDeque<QueueMessage> = messages.iter().cloned().collect();
     let mut rounds = 0u64;
+    // After the messages: the books changed by someone else, then passes
+    // over the books (with the sweep) until they are back.
+    let mut watching = false;
     loop {
         rounds += 1;
         assert!(rounds < 1_000_000, "the simulation did not settle");
@@ -840,13 +879,50 @@ async fn deliver(world: &World, messages: &[QueueMessage], plan: BTreeMap<u64, W
                 world.store.send_batch(&redrives).await.expect("send");
                 continue;
             }
-            match pending.pop_front() {
-                Some(m) => {
-                    world.store.send_batch(&[m]).await.expect("send");
-                    continue;
-                }
-                None => break,
+            if let Some(m) = pending.pop_front() {
+                world.store.send_batch(&[m]).await.expect("send");
+                continue;
             }
+            if let Some((mut rng, n)) = elsewhere.take() {
+                // The first pass only starts following the books.
+                engine
+                    .watch_books_pass(Duration::ZERO)
+                    .await
+                    .expect("start watching the books");
+                report.changed_elsewhere = world.ledger.change_elsewhere(&mut rng, n);
+                watching = true;
+                continue;
+            }
+            if !watching {
+                break;
+            }
+            let batch_id = new_batch_id();
+            let sweep = engine.sweep_every(&batch_id, Duration::ZERO, Duration::ZERO);
+            let crashed = tokio::select! {
+                biased;
+                _ = fuse.notify.notified() => true,
+                res = sweep => {
+                    if let Ok(r) = res {
+                        let back = r.books.as_ref().is_some_and(|b| b.moved)
+                            && r.books_error.is_none()
+                            && r.busy == 0;
+                        let dirty = world.store.dirty_weeks(1).await.expect("dirty");
+                        if back && dirty.is_empty() {
+                            watching = false;
+                        }
+                    }
+                    false
+                }
+            };
+            if fuse.tripped.swap(false, Ordering::SeqCst) || crashed {
+                report.crashes += 1;
+                world
+                    .store
+                    .release_owner(&engine.owner)
+                    .expect("release claims");
+                (engine, crashy) = world.engine(fuse.clone());
+            }
+            continue;
         };
         let batch_id = new_batch_id();
         let crashed = {
@@ -900,7 +976,7 @@ pub async fn run(seed: u64) -> Report {
         config: config.clone(),
         worker: worker.clone(),
     };
-    deliver(&clean, &messages, BTreeMap::new()).await;
+    deliver(&clean, &messages, BTreeMap::new(), None).await;
 
     // Crash points: a few effects of the run, before or after.
     let mut plan = BTreeMap::new();
@@ -921,7 +997,24 @@ pub async fn run(seed: u64) -> Report {
         config,
         worker,
     };
-    let mut report = deliver(&faulty, &messages, plan).await;
+    // Someone changes records in the books outside timepost (a separate
+    // generator, so the seeds' workloads and faults stay as they were),
+    // and the worker may crash while the books are put back.
+    let mut other = Rng::new(seed ^ 0x0b5e_55ed);
+    let changes = other.below(4);
+    if changes > 0 {
+        for _ in 0..other.below(3) {
+            let at = span + other.below(40);
+            let when = if other.chance(50) {
+                When::Before
+            } else {
+                When::After
+            };
+            plan.insert(at, when);
+        }
+    }
+    let elsewhere = (changes > 0).then_some((other, changes));
+    let mut report = deliver(&faulty, &messages, plan, elsewhere).await;
     report.seed = seed;
     report.faults = format!("{faults:?}");
     report.ledger_calls = faulty.ledger.calls.load(Ordering::Relaxed);

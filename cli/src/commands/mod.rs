@@ -3,6 +3,7 @@
 //! calls into `timepost` (the shared crate) and prints.
 
 pub mod accrue;
+pub mod alerts;
 pub mod archive;
 pub mod backend;
 pub mod config;

@@ -85,6 +85,40 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             stop_rx.clone(),
         )));
     }
+    // Printed after the banner's first line (which names the address).
+    let mut notes: Vec<String> = Vec::new();
+    if live {
+        let job = Arc::new(
+            timepost::alerts::job::AlertJob::local(&stack)
+                .await
+                .map_err(|e| crate::Failure::Input(anyhow::anyhow!("[alerts]: {e}")))?,
+        );
+        let every = stack.config.alerts.every_secs;
+        notes.push(format!(
+            "  alert pass every {every} s ({} notifier(s))",
+            job.notifiers.len()
+        ));
+        pollers.push(tokio::spawn(timepost::schedules::run_alerts(
+            job.clone(),
+            Duration::from_secs(every),
+            stop_rx.clone(),
+        )));
+        if let Some(x) = &stack.config.exports {
+            notes.push(format!(
+                "  exporting each closed {} to {} ([exports])",
+                match x.period {
+                    timepost::alerts::config::ExportPeriod::Week => "week",
+                    timepost::alerts::config::ExportPeriod::Month => "month",
+                },
+                x.dir.display()
+            ));
+            pollers.push(tokio::spawn(timepost::schedules::run_exports(
+                job,
+                Duration::from_secs(x.every_secs),
+                stop_rx.clone(),
+            )));
+        }
+    }
     let mut state = timepost::http::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
         // Flow cookies are signed with a key of this process: a sign-in
@@ -131,6 +165,9 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             o.provider_name
         ),
         None => println!("  console: http://{local}/console/login (sign in with a token)"),
+    }
+    for n in &notes {
+        println!("{n}");
     }
     println!(
         "  store: {} · Ctrl-C or SIGTERM to stop",

@@ -41,5 +41,18 @@ pub async fn handle(stack: &AwsStack, input: PollInput) -> Result<PollReport, Po
     let poller = Poller::for_source(&input.source, &stack.config.intake)
         .map_err(poll_error)?
         .ok_or_else(|| PollFnError::NotConfigured(input.source.clone()))?;
-    poller.run(&stack.poll_ports()).await.map_err(poll_error)
+    let ports = stack.poll_ports();
+    let r = poller.run(&ports).await;
+    // The failing-poller alert reads these marks.
+    if let Err(e) = timepost::alerts::gather::record_poll(
+        ports.watermarks.as_ref(),
+        &input.source,
+        r.is_ok(),
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        tracing::warn!(source = %input.source, error = %e, "cannot record the poll outcome");
+    }
+    r.map_err(poll_error)
 }

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod s3;
 pub mod secrets;
 pub mod settings;
+pub mod sns;
 pub mod sqs;
 pub mod stack;
 

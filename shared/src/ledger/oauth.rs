@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -53,19 +54,57 @@ impl OAuthSettings {
     }
 }
 
-/// The refresh tokens timepost keeps (stored as JSON in one secret).
+/// The refresh tokens timepost keeps (stored as JSON in one secret), and
+/// what the alert pass reads about them (`crate::alerts`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenState {
     pub current: String,
     /// The token `current` replaced, kept until `current` is confirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// When a refresh last succeeded: the refresh token's lifetime runs
+    /// from its last use (QuickBooks 100 days, Xero 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// The expiry the token endpoint announced for the refresh token
+    /// (Intuit's `x_refresh_token_expires_in`), when it announces one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// The token endpoint refused the refresh token (and none has worked
+    /// since): when, and its error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// A refused refresh, as kept in [`TokenState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub at: DateTime<Utc>,
+    pub code: String,
+}
+
+impl TokenState {
+    fn fresh(current: String) -> Self {
+        Self {
+            current,
+            previous: None,
+            refreshed_at: None,
+            refresh_expires_at: None,
+            refused: None,
+        }
+    }
+
+    fn same_tokens(&self, other: &Self) -> bool {
+        self.current == other.current && self.previous == other.previous
+    }
 }
 
 impl std::fmt::Debug for TokenState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenState")
             .field("previous", &self.previous.is_some())
+            .field("refreshed_at", &self.refreshed_at)
+            .field("refused", &self.refused)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +116,11 @@ struct TokenResponse {
     expires_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Seconds the refresh token stays valid (QuickBooks sends it; see the
+    /// Intuit OAuth FAQ, "What are refresh token and access token
+    /// durations?").
+    #[serde(default)]
+    x_refresh_token_expires_in: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -174,6 +218,24 @@ impl TokenManager {
             .map_err(store_failure)?
         {
             if let Ok(st) = serde_json::from_str::<TokenState>(&json) {
+                // After a refusal, a refresh token the admin stored anew
+                // (a reconnect) replaces the refused one.
+                if st.refused.is_some() {
+                    if let Some(stored) = self
+                        .secrets
+                        .get(&s.refresh_token_secret)
+                        .await
+                        .map_err(store_failure)?
+                    {
+                        let stored = stored.trim().to_string();
+                        if !stored.is_empty()
+                            && stored != st.current
+                            && st.previous.as_ref() != Some(&stored)
+                        {
+                            return Ok(Some(TokenState::fresh(stored)));
+                        }
+                    }
+                }
                 return Ok(Some(st));
             }
         }
@@ -182,10 +244,7 @@ impl TokenManager {
             .get(&s.refresh_token_secret)
             .await
             .map_err(store_failure)?
-            .map(|current| TokenState {
-                current: current.trim().to_string(),
-                previous: None,
-            }))
+            .map(|current| TokenState::fresh(current.trim().to_string())))
     }
 
     async fn store(&self, st: &TokenState) -> Result<(), LedgerError> {
@@ -225,29 +284,44 @@ impl TokenManager {
                     self.secrets.refresh(name).await.map_err(store_failure)?;
                 }
                 match self.load().await? {
-                    Some(reread) if reread != state => {
+                    Some(reread) if !reread.same_tokens(&state) => {
                         match self.exchange(&client_id, &client_secret, &reread).await {
                             Ok((used, resp)) => (reread, used, resp),
-                            Err(RefreshError::Refused(why)) => return Err(refused(why)),
+                            Err(RefreshError::Refused(why)) => {
+                                return Err(self.note_refusal(reread, why).await)
+                            }
                             Err(RefreshError::Other(e)) => return Err(e),
                         }
                     }
-                    _ => return Err(refused(why)),
+                    Some(reread) => return Err(self.note_refusal(reread, why).await),
+                    None => return Err(refused(why)),
                 }
             }
             Err(RefreshError::Other(e)) => return Err(e),
         };
-        let next = match resp.refresh_token.filter(|t| !t.is_empty()) {
+        let now = Utc::now();
+        let refresh_expires_at = resp
+            .x_refresh_token_expires_in
+            .and_then(|secs| chrono::TimeDelta::try_seconds(i64::try_from(secs).ok()?))
+            .and_then(|d| now.checked_add_signed(d));
+        let mut next = match resp.refresh_token.clone().filter(|t| !t.is_empty()) {
             Some(new) if new != used => TokenState {
-                current: new,
                 previous: Some(used),
+                ..TokenState::fresh(new)
             },
             _ => TokenState {
-                current: used,
                 previous: state.previous.clone(),
+                ..TokenState::fresh(used)
             },
         };
-        if next != state {
+        next.refreshed_at = Some(now);
+        next.refresh_expires_at = refresh_expires_at.or(state.refresh_expires_at);
+        // Written when the tokens change, a refusal is over, or the last
+        // success on record is a day old (what the expiry alert reads).
+        let stale = state
+            .refreshed_at
+            .is_none_or(|at| now.signed_duration_since(at) > chrono::TimeDelta::days(1));
+        if !next.same_tokens(&state) || state.refused.is_some() || stale {
             // Stored before the new access token is used: a crash from here
             // on finds the new refresh token (and the old one beside it).
             self.store(&next).await?;
@@ -332,6 +406,21 @@ impl TokenManager {
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| status.to_string());
         Err(RefreshError::Refused(code))
+    }
+}
+
+impl TokenManager {
+    /// Keep the refusal in the state secret for the alert pass (a failure
+    /// to write it is logged: the refusal itself is what the caller gets).
+    async fn note_refusal(&self, mut state: TokenState, why: String) -> LedgerError {
+        state.refused = Some(Refusal {
+            at: Utc::now(),
+            code: why.clone(),
+        });
+        if let Err(e) = self.store(&state).await {
+            tracing::warn!(error = %e, "oauth: cannot record the refused refresh token");
+        }
+        refused(why)
     }
 }
 

@@ -2,6 +2,7 @@
 //! durable queue; a directory holds archives; a 0600 file holds secrets.
 //! This is what `timepost serve`, `timepost demo` and the tests run on.
 
+pub mod alerts;
 pub mod archive;
 pub mod pending;
 pub mod reconcile;

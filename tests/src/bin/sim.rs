@@ -37,6 +37,7 @@ fn main() {
     let started = std::time::Instant::now();
     let mut points: BTreeMap<String, u64> = BTreeMap::new();
     let (mut crashes, mut messages, mut calls, mut reads, mut redriven) = (0, 0, 0, 0, 0);
+    let (mut changed_seeds, mut changes) = (0, 0);
     let mut failed = Vec::new();
     for seed in from..from + count {
         let r = rt.block_on(timepost_tests::sim::run(seed));
@@ -45,11 +46,18 @@ fn main() {
         calls += r.ledger_calls;
         reads += r.ledger_reads;
         redriven += r.redriven;
+        if !r.changed_elsewhere.is_empty() {
+            changed_seeds += 1;
+            changes += r.changed_elsewhere.len();
+        }
         for (p, n) in &r.crash_points {
             *points.entry(p.clone()).or_default() += n;
         }
         if !r.violations.is_empty() {
-            eprintln!("seed {seed} FAILED ({})", r.faults);
+            eprintln!(
+                "seed {seed} FAILED ({}; changed in the books: {:?})",
+                r.faults, r.changed_elsewhere
+            );
             for v in &r.violations {
                 eprintln!("  {v}");
             }
@@ -62,6 +70,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!("ledger: {calls} write calls, {reads} reads of the books");
+    println!("books changed outside timepost in {changed_seeds} seeds ({changes} records deleted or edited)");
     println!("crash points hit:");
     for (p, n) in &points {
         println!("  {n:>6}  {p}");

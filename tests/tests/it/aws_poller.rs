@@ -66,6 +66,13 @@ async fn the_watermark_moves_only_after_sqs_accepted_the_entries() {
         stack.store.get_watermark(&watermark).await.expect("wm"),
         None
     );
+    // The failed run is marked for the failing-poller alert.
+    let failed = stack
+        .store
+        .get_watermark(&timepost::alerts::gather::poll_failed_mark("harvest"))
+        .await
+        .expect("mark")
+        .expect("failure recorded");
 
     // With the queue there, the entries are on SQS and then the watermark
     // moves.
@@ -84,6 +91,14 @@ async fn the_watermark_moves_only_after_sqs_accepted_the_entries() {
         .expect("wm")
         .expect("advanced");
     assert_eq!(report.watermark_after, Some(wm));
+    // … and the success after it clears the condition.
+    let ok = stack
+        .store
+        .get_watermark(&timepost::alerts::gather::poll_ok_mark("harvest"))
+        .await
+        .expect("mark")
+        .expect("success recorded");
+    assert!(ok >= failed, "{ok} {failed}");
 }
 
 #[tokio::test]

@@ -664,3 +664,132 @@ async fn the_sandbox_feed_lists_changes_since_an_instant() {
     };
     assert_eq!(changed.len(), 2);
 }
+
+/// An entry posted, then edited so that its new version waits for approval,
+/// still holds its approved time in the books. A bookkeeper deletes that
+/// record in the books and edits another such entry's hours: the books
+/// watch writes back what was last posted (the entries keep waiting), even
+/// when the first write back fails and leaves its intent open.
+#[tokio::test]
+async fn time_of_an_entry_awaiting_approval_is_kept_in_the_books() {
+    use timepost::ports::AuditLog;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let days = [("a", "2026-03-03"), ("b", "2026-03-04")];
+    let approved: Vec<_> = days
+        .iter()
+        .map(|(id, d)| E::new(id, "u-ann", d, "08:00", "12:00").build())
+        .collect();
+    deliver(&s, &approved).await;
+    let desired = books(&s);
+    let edited: Vec<_> = days
+        .iter()
+        .map(|(id, d)| {
+            E::new(id, "u-ann", d, "08:00", "13:00")
+                .updated("2026-03-10T00:00:00Z")
+                .approval(ApprovalStatus::Pending)
+                .build()
+        })
+        .collect();
+    deliver(&s, &edited).await;
+    for id in ["a", "b"] {
+        let st = s.store.get(&key(id)).await.expect("get").expect("state");
+        assert_eq!(st.status, Status::AwaitingApproval);
+        assert_eq!(st.records.len(), 1);
+    }
+    assert_eq!(books(&s), desired, "the approved time stays while waiting");
+    let first = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    assert!(first.books.as_ref().is_some_and(|b| b.started));
+
+    let record = |id: &str| {
+        s.sandbox
+            .records()
+            .expect("records")
+            .into_iter()
+            .find(|r| r.entry_key == key(id).to_string())
+            .expect("record")
+            .id
+    };
+    let (gone, changed) = (record("a"), record("b"));
+    s.sandbox.delete_elsewhere(&gone).expect("delete");
+    s.sandbox.edit_elsewhere(&changed, 30).expect("edit");
+    // Every attempt of the first write back fails before any work: the
+    // pass fails with the write back's intent open and its watermark where
+    // it was; the same sweep then settles the intent (nothing was done),
+    // and the entry still expects its record.
+    for _ in 0..s.engine.settings.ledger_attempts {
+        s.sandbox
+            .inject(Fault::Before(LedgerError::Transient("503".into())));
+    }
+    let failed = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    assert!(failed.books_error.is_some(), "{failed:?}");
+    assert_eq!(failed.intents, 1, "{failed:?}");
+    assert_ne!(books(&s), desired);
+    let a = s.store.get(&key("a")).await.expect("get").expect("state");
+    assert!(a.records.is_empty() && a.posted_lines.len() == 1, "{a:?}");
+
+    // The next pass writes the time back.
+    let again = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    let b = again.books.expect("the books were read");
+    assert!(b.moved && b.refused == 0, "{b:?}");
+    assert_eq!(books(&s), desired, "what was last posted is back");
+    for id in ["a", "b"] {
+        let st = s.store.get(&key(id)).await.expect("get").expect("state");
+        assert_eq!(st.status, Status::AwaitingApproval, "{id} still waits");
+        assert_eq!(st.posted_lines[0].minutes, 240, "{id}");
+    }
+    let a = s.store.get(&key("a")).await.expect("get").expect("state");
+    assert_ne!(a.records[0].id, gone, "a new record holds a's time");
+    let audit = s.store.recent(20).await.expect("audit");
+    let said: Vec<&str> = audit
+        .iter()
+        .filter(|r| r.action == "changed_in_books")
+        .map(|r| r.detail.as_str())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("Time record {gone}"))
+                && l.contains("its newer version is not posted yet")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("Time record {changed}"))
+                && l.contains("0:30 h instead of 4:00 h")),
+        "{said:?}"
+    );
+    // Nothing more to do: a further pass finds nothing.
+    let quiet = s
+        .engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep")
+        .books
+        .expect("read");
+    assert_eq!((quiet.deleted, quiet.changed), (0, 0), "{quiet:?}");
+    assert_eq!(books(&s), desired);
+    // Approving the new versions posts them over the kept records.
+    let approved: Vec<_> = days
+        .iter()
+        .map(|(id, d)| {
+            E::new(id, "u-ann", d, "08:00", "13:00")
+                .updated("2026-03-11T00:00:00Z")
+                .build()
+        })
+        .collect();
+    deliver(&s, &approved).await;
+    assert_eq!(books(&s).values().sum::<i64>(), 2 * 300);
+    assert_eq!(s.sandbox.records().expect("records").len(), 2);
+}

@@ -5,6 +5,7 @@
 //! binaries instead of one per file. Run one module with
 //! `cargo test -p <crate> --test it <module>::`.
 
+mod alerts;
 mod archive;
 mod aws_archive;
 mod aws_dynamo;

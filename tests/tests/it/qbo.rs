@@ -501,3 +501,99 @@ async fn labour_accrual_posts_a_balanced_journal_entry() {
     assert_eq!(rec.id, again.id);
     assert_eq!(server.active("JournalEntry").len(), 1);
 }
+
+/// What the alert pass reads about the refresh token: the last successful
+/// refresh and the expiry QuickBooks announced (`x_refresh_token_expires_in`,
+/// 100 days); a refusal is recorded and raises the "refused" alert; a
+/// refresh token an admin stores anew replaces the refused one.
+#[tokio::test]
+async fn the_token_state_tells_the_alerts_about_expiry_and_refusal() {
+    use timepost::alerts::{evaluate, AlertsConfig, Snapshot, TokenInfo};
+    use timepost::ledger::oauth::TokenState;
+    use timepost::ports::Secrets;
+    let (server, secrets, ledger) = setup(10).await;
+    let state = |s: &MemSecrets| -> TokenState {
+        serde_json::from_str(&s.get_now("qbo_oauth_state").unwrap_or_default())
+            .unwrap_or_else(|e| panic!("token state: {e}"))
+    };
+    let info = |st: &TokenState| TokenInfo {
+        ledger: "qbo".into(),
+        refreshed_at: st.refreshed_at,
+        expires_at: st.refresh_expires_at,
+        refused: st.refused.as_ref().map(|r| (r.at, r.code.clone())),
+    };
+    let alerts = |st: &TokenState, now| {
+        let snap = Snapshot {
+            tokens: vec![info(st)],
+            ..Snapshot::default()
+        };
+        evaluate(&snap, &AlertsConfig::default(), now)
+            .into_iter()
+            .map(|c| c.key)
+            .collect::<Vec<_>>()
+    };
+    let post = |id: &str| {
+        request(
+            id,
+            1,
+            LedgerOp::Create {
+                lines: vec![line(employee(), 30, id)],
+            },
+        )
+    };
+    ledger
+        .apply(&post("t1"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let st = state(&secrets);
+    let refreshed = st
+        .refreshed_at
+        .unwrap_or_else(|| panic!("no refresh time: {st:?}"));
+    let expires = st
+        .refresh_expires_at
+        .unwrap_or_else(|| panic!("no expiry: {st:?}"));
+    assert_eq!((expires - refreshed).num_days(), 100, "{st:?}");
+    assert!(st.refused.is_none());
+    let now = chrono::Utc::now();
+    assert!(alerts(&st, now).is_empty());
+    // 90 days on without a refresh: within the 14-day warning.
+    assert_eq!(
+        alerts(&st, now + chrono::Duration::days(90)),
+        vec!["token_expiry:qbo"]
+    );
+
+    // The company disconnects the app: every refresh token is refused.
+    server.lock().oauth.valid_refresh.clear();
+    server.inject(Inject::ExpireTokens);
+    let refused = ledger.apply(&post("t2")).await;
+    assert_eq!(
+        rejected_code(refused.expect_err("refused")),
+        ExceptionCode::LedgerNotAuthorised
+    );
+    let st = state(&secrets);
+    let r = st
+        .refused
+        .clone()
+        .unwrap_or_else(|| panic!("refusal kept: {st:?}"));
+    assert_eq!(r.code, "invalid_grant");
+    assert_eq!(alerts(&st, chrono::Utc::now()), vec!["token_refused:qbo"]);
+
+    // The admin reconnects and stores the new refresh token where the
+    // first one went: it is used, and the refusal is gone.
+    server
+        .lock()
+        .oauth
+        .valid_refresh
+        .insert("rt-reconnected".into());
+    secrets
+        .put("qbo_refresh_token", "rt-reconnected")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ledger
+        .apply(&post("t3"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let st = state(&secrets);
+    assert!(st.refused.is_none(), "{st:?}");
+    assert!(alerts(&st, chrono::Utc::now()).is_empty());
+}

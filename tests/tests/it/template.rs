@@ -13,14 +13,15 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-/// The five functions: logical id, crate directory under `functions/`,
+/// The six functions: logical id, crate directory under `functions/`,
 /// binary name.
-const FUNCTIONS: [(&str, &str, &str); 5] = [
+const FUNCTIONS: [(&str, &str, &str); 6] = [
     ("WebhookFunction", "webhook", "timepost-webhook"),
     ("AdminFunction", "admin", "timepost-admin"),
     ("PollerFunction", "poller", "timepost-poller"),
     ("SyncFunction", "sync", "timepost-sync"),
     ("ArchiveFunction", "archive", "timepost-archive"),
+    ("AlertsFunction", "alerts", "timepost-alerts"),
 ];
 
 /// Environment every function reads (`AwsSettings::from_env` and the
@@ -50,7 +51,7 @@ const SECRETS_ARN_PREFIX: &str =
 /// The secrets each function may read (names after the prefix; `*` covers
 /// Secrets Manager's random suffix and a longer name), and whether it may
 /// write them back.
-const SECRETS: [(&str, &[&str], bool); 5] = [
+const SECRETS: [(&str, &[&str], bool); 6] = [
     (
         "WebhookFunction",
         &["toggl_webhook_secret*", "clockify_webhook_secret*"],
@@ -71,6 +72,12 @@ const SECRETS: [(&str, &[&str], bool); 5] = [
     ("SyncFunction", &["qbo*", "xero*"], true),
     // The ledger's read-back in a snapshot.
     ("ArchiveFunction", &["qbo*", "xero*"], true),
+    // The ledger's token state only (read), and its own channels' secrets.
+    (
+        "AlertsFunction",
+        &["qbo_oauth_state*", "xero_oauth_state*", "alerts_*"],
+        false,
+    ),
 ];
 
 fn template() -> Value {
@@ -664,6 +671,28 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "s3:PutObject",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
+        ])
+    );
+    // Alerts: reads the table and keeps its alert states (no Scan, no
+    // delete); counts the dead letters without deleting them; reads the
+    // rules file; lists, reads and writes exports/ only; publishes to its
+    // topic.
+    assert_eq!(
+        permissions(&t, "AlertsFunction"),
+        set(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "sns:Publish",
         ])
     );
     assert_eq!(
@@ -1502,4 +1531,45 @@ fn object_lock_is_a_bucket_of_its_own_only_when_a_lock_mode_is_set() {
     let stack_bucket = props(&t, "Bucket");
     assert!(opt(stack_bucket, "ObjectLockEnabled").is_none());
     assert!(opt(stack_bucket, "ObjectLockConfiguration").is_none());
+}
+
+#[test]
+fn the_alerts_function_runs_two_schedules_and_publishes_only_to_its_topic() {
+    let t = template();
+    let p = props(&t, "AlertsFunction");
+    let events = at(p, "Events");
+    for (event, schedule, input) in [
+        ("AlertPass", "AlertSchedule", r#"{"task":"alerts"}"#),
+        ("ExportRun", "ExportSchedule", r#"{"task":"export"}"#),
+    ] {
+        let e = at(events, event);
+        assert_eq!(string(at(e, "Type")), "ScheduleV2");
+        let sp = at(e, "Properties");
+        assert!(is_ref(at(sp, "ScheduleExpression"), schedule), "{event}");
+        assert_eq!(string(at(sp, "Input")), input);
+        assert_eq!(number(at(at(sp, "RetryPolicy"), "MaximumRetryAttempts")), 0);
+    }
+    let env = at(
+        at(at(p, "Environment"), "Variables"),
+        "TIMEPOST_ALERT_TOPIC_ARN",
+    );
+    assert!(is_ref(env, "AlertTopic"));
+    let publish = statement(&t, "AlertsFunction", "AlertPublish");
+    assert!(is_ref(at(publish, "Resource"), "AlertTopic"));
+    let list = statement(&t, "AlertsFunction", "ExportsList");
+    assert!(is_get_att(at(list, "Resource"), "Bucket.Arn"));
+    let prefix = at(at(at(list, "Condition"), "StringLike"), "s3:prefix");
+    assert_eq!(string(prefix), "exports/*");
+    let rw = statement(&t, "AlertsFunction", "ExportsReadWrite");
+    assert_eq!(sub_text(at(rw, "Resource")), "${Bucket.Arn}/exports/*");
+    // The topic: encrypted (notices name people), e-mail subscription only
+    // when the parameter is set.
+    let topic = props(&t, "AlertTopic");
+    assert_eq!(string(at(topic, "KmsMasterKeyId")), "alias/aws/sns");
+    let sub = resource(&t, "AlertEmailSubscription");
+    assert_eq!(string(at(sub, "Condition")), "HasAlertEmail");
+    let sp = at(sub, "Properties");
+    assert!(is_ref(at(sp, "TopicArn"), "AlertTopic"));
+    assert!(is_ref(at(sp, "Endpoint"), "AlertEmail"));
+    assert_eq!(string(at(parameter(&t, "AlertEmail"), "Default")), "");
 }
