@@ -271,7 +271,10 @@ impl Engine {
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
         match message {
-            QueueMessage::Entry { entry, .. } => {
+            QueueMessage::Entry { entry, received_at } => {
+                // Every version received is kept as received (the history
+                // a period snapshot carries), whatever happens to it next.
+                self.entries.record_version(entry, *received_at).await?;
                 // This version's week and the stored version's (read before
                 // the claims; `settle_week` checks it is still the one held).
                 let mut weeks = BTreeSet::from([WorkerWeek::of(entry)]);

@@ -70,6 +70,13 @@ impl WorkerWeek {
     }
 }
 
+/// One version of an entry as timepost received it (normalised), and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedVersion {
+    pub received_at: DateTime<Utc>,
+    pub entry: NormalisedEntry,
+}
+
 /// Entry state keyed by identity.
 #[async_trait]
 pub trait EntryStore: Send + Sync {
@@ -165,6 +172,18 @@ pub trait EntryStore: Send + Sync {
     /// when this owner holds the claim until `ttl` passes or it is released.
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool>;
     async fn release(&self, key: &EntryKey, owner: &str) -> StoreResult<()>;
+    /// Keep one version of an entry as received (normalised), once per
+    /// (`updated_at`, content hash): a redelivery of a kept version changes
+    /// nothing. The entry state holds only the newest version; these are
+    /// the history a snapshot carries.
+    async fn record_version(
+        &self,
+        entry: &NormalisedEntry,
+        received_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The versions of an entry kept by [`EntryStore::record_version`],
+    /// oldest `updated_at` first.
+    async fn versions(&self, key: &EntryKey) -> StoreResult<Vec<ReceivedVersion>>;
 }
 
 /// Mapping tables and their change log.
@@ -334,6 +353,12 @@ pub trait Archive: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()>;
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn list(&self, prefix: &str) -> StoreResult<Vec<String>>;
+    /// The storage class `key` is kept in (S3: `STANDARD`, `GLACIER_IR`,
+    /// ...); None where storage has no classes (a local directory) or the
+    /// key is absent.
+    async fn storage_class(&self, _key: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Secrets (webhook secrets, OAuth tokens). Values never reach a log line.

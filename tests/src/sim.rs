@@ -597,6 +597,16 @@ impl EntryStore for Crashy {
     async fn release(&self, key: &EntryKey, owner: &str) -> StoreResult<()> {
         self.store.release(key, owner).await
     }
+    async fn record_version(
+        &self,
+        entry: &timepost::model::NormalisedEntry,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.store.record_version(entry, received_at).await
+    }
+    async fn versions(&self, key: &EntryKey) -> StoreResult<Vec<timepost::ports::ReceivedVersion>> {
+        self.store.versions(key).await
+    }
 }
 
 #[async_trait]

@@ -55,7 +55,8 @@ pub enum Cmd {
     },
     /// Remove from the live store the entries of archived periods past
     /// `[retention] live_days` (snapshot verified first; never an open
-    /// entry). Local store only.
+    /// entry): the local store, or a deployed stack's table with
+    /// `--backend aws`.
     Purge {
         /// Print what would be removed, remove nothing.
         #[arg(long)]
@@ -147,13 +148,6 @@ fn print_json(v: serde_json::Value) -> CliResult {
 }
 
 pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
-    if let Cmd::Purge { .. } = cmd {
-        local_only(
-            g,
-            "archive purge",
-            "a deployed stack's live data is not purged by timepost yet (its snapshots are written, listed and verified the same way)",
-        )?;
-    }
     let ops = super::backend::open(g).await?;
     let archive = archive_of(&ops).await?;
     let ret = retention(&ops);
@@ -282,11 +276,12 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
                 .await
                 .map_err(input)?;
             println!(
-                "restored {} revision {} into {}: {} entries, {} journal records, {} audit records, {} mapping changes, {} book lines",
+                "restored {} revision {} into {}: {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes, {} book lines",
                 r.period,
                 r.revision,
                 into.display(),
                 r.entries,
+                r.versions,
                 r.journal,
                 r.audit,
                 r.mapping_changes,
@@ -299,19 +294,23 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
             Ok(())
         }
         Cmd::Purge { dry_run, json } => {
-            let stack = super::open(&g.config)?;
-            let plan =
-                arch::retention::plan(&stack.store, &stack.store, archive.as_ref(), &ret, today())
-                    .await
-                    .map_err(input)?;
+            let plan = arch::retention::plan(
+                ops.entries.as_ref(),
+                ops.journal.as_ref(),
+                archive.as_ref(),
+                &ret,
+                today(),
+            )
+            .await
+            .map_err(input)?;
             let removed = if dry_run {
                 0
             } else {
                 arch::retention::purge(
                     &plan,
-                    &stack.store,
+                    ops.purge.as_ref(),
                     archive.as_ref(),
-                    &stack.store,
+                    ops.audit.as_ref(),
                     chrono::Utc::now(),
                 )
                 .await
@@ -392,8 +391,9 @@ pub async fn import(g: &Global, args: ImportArgs) -> CliResult {
         .await
         .map_err(input)?;
     println!(
-        "imported {} entries, {} journal records, {} audit records, {} mapping changes, {} book lines from {}",
+        "imported {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes, {} book lines from {}",
         r.entries,
+        r.versions,
         r.journal,
         r.audit,
         r.mapping_changes,

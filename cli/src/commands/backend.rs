@@ -55,6 +55,8 @@ pub struct Ops {
     /// What the trackers' pollers read (their secrets, the mappings):
     /// `reconcile` lists a period through them.
     pub poll: timepost::poll::PollPorts,
+    /// Where `archive purge` removes archived entries.
+    pub purge: Arc<dyn timepost::archive::retention::PurgeStore>,
 }
 
 impl Ops {
@@ -70,6 +72,7 @@ impl Ops {
             queue: store.clone(),
             pending: store.clone(),
             reconcile: store.clone(),
+            purge: store.clone(),
             audit: store,
             engine: stack.engine,
             ledger: stack.ledger,
@@ -88,6 +91,7 @@ impl Ops {
             pending: stack.store.clone(),
             audit: stack.store.clone(),
             reconcile: stack.store.clone(),
+            purge: stack.store.clone(),
             queue: stack.queue,
             engine: stack.engine,
             ledger: stack.ledger,

@@ -832,14 +832,138 @@ async fn archive_and_export_work_on_a_deployed_stack() {
         sorted_rows(&file)
     );
 
-    for args in [
-        &["archive", "purge"][..],
-        &["import", "--bundle", "bundle"][..],
-    ] {
-        let r = s.timepost(args);
-        assert_eq!(r.code, 2, "{args:?}: {}", r.err);
-        assert!(r.err.contains("local"), "{}", r.err);
+    let r = s.timepost(&["import", "--bundle", "bundle"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("local"), "{}", r.err);
+}
+
+/// `archive purge --backend aws`: the entries of an archived, verified
+/// month past `live_days` leave the table (state, journal, claim, week
+/// membership), audited and recorded beside the snapshots; a month with an
+/// open entry is kept whole; the snapshot still restores them.
+#[tokio::test]
+async fn purge_removes_an_archived_month_from_the_table_and_never_an_open_entry() {
+    use chrono::Utc;
+    use timepost::ports::{AuditLog as _, EntryStore as _, Journal as _, JournalRecord};
+    use timepost::state::{EntryState, Status};
+    use timepost_tests::kit::E;
+
+    let Some(s) = Stack::create().await else {
+        return;
+    };
+    let cfg = s.dir.path().join("timepost.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config") + "\n[retention]\nlive_days = 30\n";
+    std::fs::write(&cfg, text).expect("config");
+    s.push_config();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&s.sdk), &s.table);
+    let now = Utc::now();
+    let put = |id: &str, date: &str, status: Status| {
+        let mut st = EntryState::new(E::new(id, "u1", date, "09:00", "10:00").0, now);
+        st.set_status(status, now);
+        st
+    };
+    let march = put("m1", "2026-03-03", Status::Posted);
+    let april_posted = put("a1", "2026-04-07", Status::Posted);
+    let april_held = put("a2", "2026-04-08", Status::Held);
+    for st in [&march, &april_posted, &april_held] {
+        store.put(st).await.expect("put");
     }
+    store
+        .append(JournalRecord {
+            seq: 0,
+            batch_id: "b1".into(),
+            key: march.entry.key.clone(),
+            version: march.entry.version.clone(),
+            operation: "create".into(),
+            request_id: "r1".into(),
+            records: vec![],
+            lines: vec![],
+            ledger: "sandbox".into(),
+            at: now,
+            intent: String::new(),
+        })
+        .await
+        .expect("journal");
+
+    // The version received, kept once however often it is delivered.
+    for _ in 0..2 {
+        store
+            .record_version(&march.entry, now)
+            .await
+            .expect("version");
+    }
+    assert_eq!(
+        store
+            .versions(&march.entry.key)
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
+
+    let r = s.timepost(&["archive", "run", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = s.timepost(&["archive", "purge", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.contains("2026-03 rev 1: would remove 1 entries"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("2026-04 rev 1: kept: 1 entries still open"),
+        "{}",
+        r.out
+    );
+    assert!(store.get(&march.entry.key).await.expect("get").is_some());
+
+    let r = s.timepost(&["archive", "purge", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).expect("json");
+    assert_eq!(v["removed"], 1, "{}", r.out);
+    assert!(store.get(&march.entry.key).await.expect("get").is_none());
+    assert!(store
+        .by_entry(&march.entry.key)
+        .await
+        .expect("journal")
+        .is_empty());
+    assert!(store
+        .versions(&march.entry.key)
+        .await
+        .expect("versions")
+        .is_empty());
+    assert_eq!(
+        store
+            .week(&timepost::ports::WorkerWeek::of(&march.entry))
+            .await
+            .expect("week")
+            .len(),
+        0
+    );
+    // The open month is whole.
+    for st in [&april_posted, &april_held] {
+        assert!(store.get(&st.entry.key).await.expect("get").is_some());
+    }
+    let audit = store.recent(50).await.expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "archive.purged"
+                && a.detail.starts_with("period 2026-03: 1 entries")),
+        "{audit:?}"
+    );
+    let r = s.timepost(&["archive", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&r.out).expect("list");
+    assert_eq!(list[0]["period"], "2026-03");
+    assert_eq!(list[0]["purged"]["entries"], 1, "{}", r.out);
+    let r = s.timepost(&["archive", "run", "--period", "2026-03"]);
+    assert!(r.out.contains("purged after revision 1"), "{}", r.out);
+    // The snapshot still holds the purged entry.
+    let r = s.timepost(&[
+        "archive", "restore", "--period", "2026-03", "--into", "audit",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("1 entries, 1 entry versions"), "{}", r.out);
 }
 
 /// `timepost --backend aws reconcile` lists the tracker's period too: the

@@ -719,3 +719,97 @@ async fn finance_signs_in_through_the_provider_and_works_with_the_finance_role()
     b.close().await;
     let _ = srv.stop();
 }
+
+/// The Archives page in the browser: an auditor finds a snapshot
+/// `timepost archive run` wrote, verifies it with the row's button (the
+/// session's CSRF token in the form), and sees the result; the download
+/// link serves the file; a viewer has no Archives link, is refused the
+/// page, and a forged Verify with its session is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_verifies_an_archived_period_and_a_viewer_is_refused() {
+    if let Some(why) = missing_browser() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let d = prepare_with(false, "project,9001,C-ACME,\nemployee,101,E-100,\n", |c| c);
+    let srv = Server::start(d.path());
+    let key = toggl_entry(&srv, 7311);
+    wait_for(&srv, &key, |v| v["status"] == "posted");
+    let o = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(d.path())
+        .args(["archive", "run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let b = Browser::start(&srv).await;
+    b.sign_in("auditor").await;
+    b.nav("Archives", "Archives").await;
+    let row = "tr[data-period='2026-03'][data-revision='1']";
+    let text = b.text(row).await;
+    assert!(text.contains("not verified yet"), "{text}");
+    assert!(text.contains("local directory"), "{text}");
+    b.css(&format!(
+        "{row} form[action='/console/archives/verify'] button"
+    ))
+    .await
+    .click()
+    .await
+    .expect("click Verify");
+    b.on_page("Archives").await;
+    let notice = b.text("p.notice").await;
+    assert!(notice.starts_with("Verified 1 snapshot(s)"), "{notice}");
+    let text = b.text(row).await;
+    assert!(text.contains("ok"), "{text}");
+    assert!(text.contains("by auditor-user"), "{text}");
+    let href = b
+        .css("a[href='/console/archives/2026-03/1/manifest.json.sha256']")
+        .await
+        .attr("href")
+        .await
+        .expect("href");
+    assert_eq!(
+        href.as_deref(),
+        Some("/console/archives/2026-03/1/manifest.json.sha256")
+    );
+    b.sign_out().await;
+
+    b.sign_in("viewer").await;
+    let links = b
+        .client
+        .find_all(Locator::Css("header a[href='/console/archives']"))
+        .await
+        .expect("find_all");
+    assert!(links.is_empty(), "a viewer has no Archives link");
+    b.goto("/console/archives").await;
+    b.on_page("Forbidden").await;
+    assert_eq!(
+        b.fetch_post("/console/archives/verify", "period=2026-03")
+            .await,
+        403
+    );
+    b.close().await;
+    let (_, log) = get_audit(&srv);
+    assert_eq!(log, 1, "only the auditor's verification is recorded");
+    let _ = srv.stop();
+}
+
+/// How many `archive.verified` records the audit log holds.
+fn get_audit(srv: &Server) -> (u16, usize) {
+    let (st, body) = srv.request(
+        "GET",
+        "/api/audit",
+        &[("Authorization", &bearer("auditor"))],
+        b"",
+    );
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let n = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["action"] == "archive.verified")
+                .count()
+        })
+        .unwrap_or(0);
+    (st, n)
+}

@@ -224,6 +224,16 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/console/reconciliation/resolve", "admin finance"),
     ("POST", "/console/reconciliation/run", "admin finance"),
+    ("GET", "/api/archives", "admin finance auditor"),
+    ("POST", "/api/archives/verify", "admin finance auditor"),
+    ("GET", "/console/archives", "admin finance auditor"),
+    ("GET", "/console/archives.csv", "admin finance auditor"),
+    ("POST", "/console/archives/verify", "admin finance auditor"),
+    (
+        "GET",
+        "/console/archives/{period}/{revision}/{file}",
+        "admin finance auditor",
+    ),
 ];
 
 #[test]
@@ -247,7 +257,10 @@ fn rbac_matrix_every_role_on_every_route() {
         let path = pattern
             .replace("{key}", "toggl:555:424242")
             .replace("{id}", "no-such-letter")
-            .replace("{seq}", "1");
+            .replace("{seq}", "1")
+            .replace("{period}", "2026-03")
+            .replace("{revision}", "1")
+            .replace("{file}", "manifest.json");
         // Without credentials: 401; with a wrong token: 401.
         assert_eq!(
             srv.request(method, &path, &[], b"").0,

@@ -13,6 +13,7 @@ mod cli;
 mod commands;
 mod common;
 mod console;
+mod console_archives;
 mod console_dashboard;
 mod console_detail;
 mod console_holding;

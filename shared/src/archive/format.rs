@@ -15,6 +15,10 @@ use super::ArchiveError;
 pub const FORMAT: &str = "timepost-archive";
 /// Bumped on any change a reader of an older version would misread.
 pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when files or fields are added that an older reader of the same
+/// `format_version` safely ignores. 1: `entry_versions.jsonl.gz`, every
+/// version of each entry as received.
+pub const FORMAT_MINOR: u32 = 1;
 /// Where period snapshots live in the archive (local directory or bucket).
 pub const SNAPSHOTS: &str = "snapshots/";
 /// Where purge records live (one per purged period).
@@ -136,6 +140,9 @@ impl Period {
 pub enum Kind {
     /// Every entry with its final state, reason, posted lines, record refs.
     Entries,
+    /// Every version of those entries as received (normalised), oldest
+    /// first per entry (format 1.1 on).
+    EntryVersions,
     /// The posting journal records of those entries.
     Journal,
     /// Their write-ahead intents still open.
@@ -161,6 +168,7 @@ pub enum Kind {
 impl Kind {
     pub const ALL: &'static [Kind] = &[
         Kind::Entries,
+        Kind::EntryVersions,
         Kind::Journal,
         Kind::Intents,
         Kind::LedgerRecords,
@@ -176,6 +184,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Entries => "entries",
+            Kind::EntryVersions => "entry_versions",
             Kind::Journal => "journal",
             Kind::Intents => "intents",
             Kind::LedgerRecords => "ledger_records",
@@ -213,6 +222,10 @@ pub struct Manifest {
     /// Always `timepost-archive`.
     pub format: String,
     pub format_version: u32,
+    /// Additions within `format_version` (0 when absent: format 1.0 had
+    /// no `format_minor`).
+    #[serde(default)]
+    pub format_minor: u32,
     /// The period label (`2026-03`, `2026-W10`), or `all` for a full export.
     pub period: String,
     /// `month`, `week` or `all`.

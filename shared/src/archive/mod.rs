@@ -9,7 +9,9 @@
 //! - [`snapshot`]: collect a period (or everything) and write revisions;
 //! - [`verify`]: re-hash every file and the manifest chain;
 //! - [`restore`]: a snapshot or a bundle into a fresh local store;
-//! - [`retention`]: `[retention]`, expired snapshots, the purge plan.
+//! - [`retention`]: `[retention]`, expired snapshots, the purge plan;
+//! - [`status`]: what the console's Archives page shows, and its audited
+//!   verify action.
 //!
 //! [`Archive`]: crate::ports::Archive
 
@@ -17,6 +19,7 @@ pub mod format;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;
+pub mod status;
 pub mod verify;
 
 pub use format::{Manifest, Period, PeriodKind};
@@ -70,5 +73,10 @@ impl<A: crate::ports::Archive> crate::ports::Archive for Prefixed<A> {
             *k = k[self.prefix.len().min(k.len())..].to_string();
         }
         Ok(out)
+    }
+    async fn storage_class(&self, key: &str) -> crate::ports::StoreResult<Option<String>> {
+        self.inner
+            .storage_class(&format!("{}{key}", self.prefix))
+            .await
     }
 }

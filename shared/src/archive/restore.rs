@@ -12,7 +12,9 @@ use super::snapshot::{rev_prefix, stored, ApprovalLine, LedgerLine};
 use super::ArchiveError;
 use crate::intent::Intent;
 use crate::mapping::MappingChange;
-use crate::ports::{Archive, AuditRecord, DeadLetter, JournalRecord, ProposedChange};
+use crate::ports::{
+    Archive, AuditRecord, DeadLetter, JournalRecord, ProposedChange, ReceivedVersion,
+};
 use crate::state::EntryState;
 
 /// A snapshot's contents, decoded.
@@ -20,6 +22,9 @@ use crate::state::EntryState;
 pub struct Loaded {
     pub manifest: Manifest,
     pub entries: Vec<EntryState>,
+    /// Every version received (empty for a format 1.0 snapshot, which did
+    /// not keep them).
+    pub versions: Vec<ReceivedVersion>,
     pub journal: Vec<JournalRecord>,
     pub intents: Vec<Intent>,
     pub ledger_records: Vec<LedgerLine>,
@@ -55,8 +60,15 @@ pub async fn read(archive: &dyn Archive, prefix: &str) -> Result<Loaded, Archive
     let manifest: Manifest = serde_json::from_slice(&file(archive, &mkey).await?)
         .map_err(|e| ArchiveError::Corrupt(format!("{mkey}: {e}")))?;
     let rkey = format!("{prefix}{}", format::REPORT_FILE);
+    // Format 1.0 snapshots have no versions file: read as none.
+    let versions = if manifest.files.contains_key(&Kind::EntryVersions.file()) {
+        kind(archive, prefix, Kind::EntryVersions).await?
+    } else {
+        Vec::new()
+    };
     Ok(Loaded {
         entries: kind(archive, prefix, Kind::Entries).await?,
+        versions,
         journal: kind(archive, prefix, Kind::Journal).await?,
         intents: kind(archive, prefix, Kind::Intents).await?,
         ledger_records: kind(archive, prefix, Kind::LedgerRecords).await?,
@@ -91,6 +103,7 @@ pub struct Restored {
     pub period: String,
     pub revision: u32,
     pub entries: usize,
+    pub versions: usize,
     pub journal: usize,
     pub audit: usize,
     pub mapping_changes: usize,
@@ -102,6 +115,7 @@ fn summary(d: &Loaded) -> Restored {
         period: d.manifest.period.clone(),
         revision: d.manifest.revision,
         entries: d.entries.len(),
+        versions: d.versions.len(),
         journal: d.journal.len(),
         audit: d.audit.len(),
         mapping_changes: d.mapping_changes.len(),

@@ -128,6 +128,7 @@ impl Snapshot {
         Manifest {
             format: format::FORMAT.into(),
             format_version: format::FORMAT_VERSION,
+            format_minor: format::FORMAT_MINOR,
             period,
             period_kind: kind.into(),
             from,
@@ -211,7 +212,9 @@ pub async fn collect(src: &Sources<'_>, scope: Scope) -> Result<Snapshot, Archiv
 
     let mut journal = Vec::new();
     let mut intents = Vec::new();
+    let mut versions = Vec::new();
     for s in &states {
+        versions.extend(src.entries.versions(&s.entry.key).await?);
         journal.extend(src.journal.by_entry(&s.entry.key).await?);
         intents.extend(src.journal.open_intents(&s.entry.key).await?);
     }
@@ -304,6 +307,11 @@ pub async fn collect(src: &Sources<'_>, scope: Scope) -> Result<Snapshot, Archiv
         counts.insert(kind.name().to_string(), n);
     };
     put(Kind::Entries, format::jsonl_gz(&states)?, states.len());
+    put(
+        Kind::EntryVersions,
+        format::jsonl_gz(&versions)?,
+        versions.len(),
+    );
     put(Kind::Journal, format::jsonl_gz(&journal)?, journal.len());
     put(Kind::Intents, format::jsonl_gz(&intents)?, intents.len());
     put(

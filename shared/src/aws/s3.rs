@@ -242,4 +242,26 @@ impl Archive for S3Archive {
         }
         Ok(keys)
     }
+
+    /// `HeadObject`'s `x-amz-storage-class`, which S3 leaves out for
+    /// `STANDARD` objects
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html>).
+    async fn storage_class(&self, key: &str) -> StoreResult<Option<String>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.storage_class()
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_else(|| "STANDARD".to_string()),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(backend(&format!("s3 head {key}"), e)),
+        }
+    }
 }

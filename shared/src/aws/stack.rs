@@ -363,5 +363,10 @@ impl AwsStack {
             config: self.config.reconcile.clone(),
             converge_now: false,
         })
+        // Snapshots under archive/ in the archive bucket, read only.
+        .with_archives(crate::http::Archives {
+            archive: Arc::new(self.snapshots()),
+            retention: self.config.retention.clone().unwrap_or_default(),
+        })
     }
 }

@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/reconciliation/run", post(super::reconciliation::api_run))
         .route("/reconciliation/kpi", get(super::reconciliation::api_kpi))
+        .route("/archives", get(super::archives::api_list))
+        .route("/archives/verify", post(super::archives::api_verify))
 }
 
 #[derive(Deserialize)]

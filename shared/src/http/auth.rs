@@ -139,6 +139,18 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/console/reconciliation.csv", READERS),
     ("POST", "/console/reconciliation/resolve", FIXERS),
     ("POST", "/console/reconciliation/run", FIXERS),
+    // Archives: those who read the books list, verify (audited; nothing
+    // in the archive changes) and download period snapshots.
+    ("GET", "/api/archives", READERS),
+    ("POST", "/api/archives/verify", READERS),
+    ("GET", "/console/archives", READERS),
+    ("GET", "/console/archives.csv", READERS),
+    ("POST", "/console/archives/verify", READERS),
+    (
+        "GET",
+        "/console/archives/{period}/{revision}/{file}",
+        READERS,
+    ),
 ];
 
 /// Routes anyone may reach: the sign-in form itself.

@@ -74,6 +74,13 @@ pub fn routes() -> Router<AppState> {
             post(super::reconciliation::resolve_post),
         )
         .route("/reconciliation/run", post(super::reconciliation::run_post))
+        .route("/archives", get(super::archives::page_get))
+        .route("/archives.csv", get(super::archives::csv))
+        .route("/archives/verify", post(super::archives::verify_post))
+        .route(
+            "/archives/{period}/{revision}/{file}",
+            get(super::archives::download),
+        )
 }
 
 /// An error shown as a console page.

@@ -71,11 +71,14 @@ pub fn page(title: &str, who: Option<&Principal>, body: &str) -> Html<String> {
 
 /// The nav links to the pages only some roles may open.
 fn extra_links(p: &Principal) -> String {
-    [("/console/reconciliation", "Reconciliation")]
-        .iter()
-        .filter(|(path, _)| super::auth::may(p.role, "GET", path))
-        .map(|(path, label)| format!("<a href=\"{path}\">{label}</a>"))
-        .collect()
+    [
+        ("/console/reconciliation", "Reconciliation"),
+        ("/console/archives", "Archives"),
+    ]
+    .iter()
+    .filter(|(path, _)| super::auth::may(p.role, "GET", path))
+    .map(|(path, label)| format!("<a href=\"{path}\">{label}</a>"))
+    .collect()
 }
 
 /// The hidden CSRF field of a form, for a session; nothing for a bearer

@@ -6,6 +6,8 @@
 
 mod admin;
 mod approvals;
+mod archives;
+pub use archives::Archives;
 pub mod auth;
 mod console;
 mod dashboard;
@@ -62,6 +64,9 @@ pub struct AppState(
     /// Where reconciliation runs are kept, when this state offers the
     /// Reconciliation page ([`AppState::with_reconcile`]).
     Option<Arc<Reconcile>>,
+    /// The snapshot archive the Archives page reads, when offered
+    /// ([`AppState::with_archives`]).
+    Option<Arc<archives::Archives>>,
 );
 
 /// What the Reconciliation page and its API work on: the store of runs,
@@ -147,13 +152,25 @@ impl AppState {
             }),
             None,
             None,
+            None,
         )
     }
 
     /// Offer the Reconciliation page and `/api/reconciliation` over
     /// `store` (without it they answer 503: not offered here).
     pub fn with_reconcile(self, reconcile: Reconcile) -> Self {
-        Self(self.0, self.1, self.2, Some(Arc::new(reconcile)))
+        Self(self.0, self.1, self.2, Some(Arc::new(reconcile)), self.4)
+    }
+
+    /// Offer the Archives page and `/api/archives` over `archives` (without
+    /// it they answer 503: not offered here).
+    pub fn with_archives(self, archives: archives::Archives) -> Self {
+        Self(self.0, self.1, self.2, self.3, Some(Arc::new(archives)))
+    }
+
+    /// The snapshot archive, when offered.
+    pub fn archives(&self) -> Option<&archives::Archives> {
+        self.4.as_deref()
     }
 
     /// The reconciliation store, when offered.
@@ -164,7 +181,7 @@ impl AppState {
     /// Offer browser sign-in through `provider` (`/auth/login`,
     /// `/auth/callback`, `/auth/logout`; see [`signin`]).
     pub fn with_oidc(self, provider: Arc<crate::oidc::Provider>) -> Self {
-        Self(self.0, self.1, Some(provider), self.3)
+        Self(self.0, self.1, Some(provider), self.3, self.4)
     }
 
     /// The OpenID provider of browser sign-in, if configured.
@@ -184,6 +201,7 @@ impl AppState {
             }),
             self.2,
             self.3,
+            self.4,
         )
     }
 
@@ -244,6 +262,10 @@ impl AppState {
             store,
             config: stack.config.reconcile.clone(),
             converge_now: true,
+        })
+        .with_archives(archives::Archives {
+            archive: stack.archive.clone(),
+            retention: stack.config.retention.clone().unwrap_or_default(),
         })
     }
 }

@@ -324,6 +324,7 @@ fn console_paths(paths: &mut Value) {
     }
     mapping_review_paths(paths);
     reconciliation_paths(paths);
+    archives_paths(paths);
     paths["/console"]["get"]["summary"] = json!("The dashboard: counts by status, unmapped entries, approval backlog, posted hours by project and employee filtered by period / billable / currency (CSS bars), the integration KPIs over the period as inline SVG charts");
 }
 
@@ -500,6 +501,58 @@ fn reconciliation_paths(paths: &mut Value) {
     run_form["responses"]["409"] =
         json!({ "description": "the ledger cannot read its books back" });
     paths["/console/reconciliation/run"] = json!({ "post": run_form });
+}
+
+/// Archives: stored period snapshots, verify, downloads.
+fn archives_paths(paths: &mut Value) {
+    paths["/api/archives"] = json!({ "get": op_as(
+        "Stored period snapshots, oldest period first: counts, bytes, manifest SHA-256, revision, storage class and temperature, retention (expires, expired, purged), files with their SHA-256, and the last verification recorded in the audit log",
+        json!([]),
+        "snapshots",
+        "array",
+    ) });
+    let mut verify = op(
+        "Verify every snapshot (or one `period`) as `timepost archive verify` does: files re-hashed, manifests, the chain; one `archive.verified` audit record per revision; `ok` false with the problems when anything differs",
+        json!([]),
+        "the verification: ok, checked, problems",
+    );
+    verify["requestBody"] = json!({
+        "required": false,
+        "content": { "application/json": { "schema": {
+            "type": "object",
+            "properties": { "period": { "type": "string", "pattern": "^[0-9]{4}-(W[0-9]{2}|[0-9]{2})$" } }
+        } } }
+    });
+    paths["/api/archives/verify"] = json!({ "post": verify });
+    paths["/console/archives"] = json!({ "get": html_page("Archives: stored period snapshots with counts, hashes, revision, storage class, retention and last verification; Verify actions and the snapshot files to download", true) });
+    paths["/console/archives.csv"] = json!({ "get": {
+        "summary": "The stored snapshots as CSV (one row per revision)",
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "responses": {
+            "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } },
+            "401": { "description": "not signed in" },
+            "403": { "description": "the role may not see this" }
+        }
+    } });
+    let mut verify_form = form_post(
+        "Verify every snapshot, or one `period`; audited; back to the page with the result",
+        &["csrf"],
+        true,
+    );
+    verify_form["responses"]["404"] = json!({ "description": "no snapshot of that period" });
+    paths["/console/archives/verify"] = json!({ "post": verify_form });
+    paths["/console/archives/{period}/{revision}/{file}"] = json!({ "get": {
+        "summary": "One file of a snapshot (listed in its manifest, or the manifest and its hash), byte for byte as stored",
+        "parameters": [path_param("period"), path_param("revision"), path_param("file")],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "responses": {
+            "200": { "description": "the file" },
+            "400": { "description": "not a period or revision (named)" },
+            "401": { "description": "not signed in" },
+            "403": { "description": "the role may not see this" },
+            "404": { "description": "no such snapshot or file" }
+        }
+    } });
 }
 
 pub async fn document() -> impl IntoResponse {

@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_week ON entries(source, workspace, user_id, week_start);
 CREATE INDEX IF NOT EXISTS entries_status ON entries(status, updated_at);
+CREATE TABLE IF NOT EXISTS entry_versions (
+    key TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (key, updated_at, content_hash)
+);
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL
 );
@@ -828,6 +836,44 @@ impl EntryStore for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn record_version(
+        &self,
+        entry: &crate::model::NormalisedEntry,
+        received_at: chrono::DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let v = crate::ports::ReceivedVersion {
+            received_at,
+            entry: entry.clone(),
+        };
+        self.lock()
+            .execute(
+                "INSERT OR IGNORE INTO entry_versions (key, updated_at, content_hash, received_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    entry.key.to_string(),
+                    entry.version.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    entry.version.content_hash,
+                    received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    encode(&v)?,
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn versions(&self, key: &EntryKey) -> StoreResult<Vec<crate::ports::ReceivedVersion>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT version FROM entry_versions WHERE key = ?1 ORDER BY updated_at, received_at, content_hash",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([key.to_string()], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.map(|r| decode(&r.map_err(backend)?)).collect()
     }
 }
 

@@ -745,3 +745,136 @@ async fn the_local_schedule_archives_when_retention_is_configured() {
         .unwrap()
         .ok());
 }
+
+/// Every version of an entry timepost received is kept from intake on
+/// (once per version: a redelivery adds nothing), written into the
+/// period's snapshot (`entry_versions.jsonl.gz`, format 1.1), and loaded
+/// back by a restore; a format 1.0 snapshot, which had no versions file,
+/// still verifies and restores (with no versions).
+#[tokio::test]
+async fn every_version_received_is_archived_and_restored_and_older_snapshots_still_restore() {
+    use timepost::ports::QueueMessage;
+    let d = tempfile::tempdir().unwrap();
+    let stack = demo(d.path()).await;
+    let first = stack
+        .store
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.status == Status::Posted)
+        .expect("a posted demo entry");
+    let key = first.entry.key.clone();
+    let kept = stack.store.versions(&key).await.unwrap();
+    assert_eq!(kept.len(), 1, "the demo's one version, kept at intake");
+    assert_eq!(kept[0].entry, first.entry);
+
+    // An edit in the tracker, delivered twice.
+    let mut edited = first.entry.clone();
+    edited.notes = format!("{} (edited)", edited.notes);
+    edited.version.updated_at += chrono::Duration::minutes(5);
+    edited.version.content_hash = "edited-version-hash".into();
+    let received_at = first.entry.version.updated_at + chrono::Duration::minutes(6);
+    for _ in 0..2 {
+        let m = QueueMessage::Entry {
+            entry: Box::new(edited.clone()),
+            received_at,
+        };
+        stack.engine.handle(&m, "edit").await.unwrap();
+    }
+    let kept = stack.store.versions(&key).await.unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0].entry, first.entry);
+    assert_eq!(kept[1].entry, edited);
+    assert_eq!(kept[1].received_at, received_at);
+
+    let period = Period::of(first.entry.work_date, PeriodKind::Month);
+    let retention = RetentionConfig::default();
+    let src = sources(&stack);
+    snapshot::archive_period(
+        &src,
+        stack.archive.as_ref(),
+        period,
+        &retention,
+        later(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let label = period.label();
+    let prefix = snapshot::rev_prefix(&label, 1);
+    let manifest: format::Manifest = serde_json::from_slice(
+        &stack
+            .archive
+            .get(&format!("{prefix}{}", format::MANIFEST))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((manifest.format_version, manifest.format_minor), (1, 1));
+    let bytes = stack
+        .archive
+        .get(&format!("{prefix}{}", Kind::EntryVersions.file()))
+        .await
+        .unwrap()
+        .unwrap();
+    let versions: Vec<timepost::ports::ReceivedVersion> =
+        format::read_jsonl_gz(&bytes, "entry_versions").unwrap();
+    assert_eq!(manifest.counts["entry_versions"], versions.len());
+    let of_key: Vec<_> = versions.iter().filter(|v| v.entry.key == key).collect();
+    assert_eq!(of_key.len(), 2);
+    assert_eq!(of_key[1].entry.notes, edited.notes);
+    assert!(versions
+        .iter()
+        .all(|v| period.contains(v.entry.work_date) || v.entry.key == key));
+
+    // Restored: the versions are back in the store.
+    let into = d.path().join("restored");
+    let r = timepost::archive::restore::restore_period(stack.archive.as_ref(), &label, None, &into)
+        .await
+        .unwrap();
+    assert_eq!(r.versions, versions.len());
+    let restored = open_restored(&into).await;
+    assert_eq!(restored.store.versions(&key).await.unwrap(), kept);
+
+    // A format 1.0 snapshot of the same period: no versions file, no
+    // `format_minor`. It verifies and restores, with no versions.
+    let old_dir = d.path().join("old-archive");
+    let old = DirArchive::new(&old_dir);
+    let mut snap = snapshot::collect(&src, Scope::Period(period))
+        .await
+        .unwrap();
+    snap.files.remove(&Kind::EntryVersions.file());
+    snap.counts.remove(Kind::EntryVersions.name());
+    let m = snap.manifest(1, now(), None);
+    let mut json = serde_json::to_value(&m).unwrap();
+    json.as_object_mut().unwrap().remove("format_minor");
+    let mut mbytes = serde_json::to_vec_pretty(&json).unwrap();
+    mbytes.push(b'\n');
+    for (name, b) in &snap.files {
+        old.put(&format!("{prefix}{name}"), b.clone())
+            .await
+            .unwrap();
+    }
+    old.put(
+        &format!("{prefix}{}", format::MANIFEST_SHA),
+        format!("{}\n", format::sha256_hex(&mbytes)).into_bytes(),
+    )
+    .await
+    .unwrap();
+    old.put(&format!("{prefix}{}", format::MANIFEST), mbytes)
+        .await
+        .unwrap();
+    let report = verify::verify(&old, Some(&label)).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    let into = d.path().join("restored-old");
+    let r = timepost::archive::restore::restore_period(&old, &label, None, &into)
+        .await
+        .unwrap();
+    assert_eq!(r.versions, 0);
+    assert!(r.entries > 0);
+    let restored = open_restored(&into).await;
+    assert!(restored.store.versions(&key).await.unwrap().is_empty());
+    assert!(restored.store.get(&key).await.unwrap().is_some());
+}

@@ -249,3 +249,79 @@ async fn snapshots_written_to_an_object_lock_bucket_carry_its_default_retention(
         .expect("verify");
     assert!(report.ok(), "{report:?}");
 }
+
+/// What the Archives page shows of a snapshot in the bucket: its storage
+/// class from `HeadObject` (STANDARD when S3 names none), and once the
+/// lifecycle rule has moved its largest file to Glacier Instant Retrieval
+/// (done here by copying that file onto itself with that class, as a
+/// transition would), `GLACIER_IR`, cold but read at once; the console's verify is
+/// recorded in the audit log and read back as the row's last verification.
+#[tokio::test]
+async fn the_archives_page_reads_storage_class_and_verification_from_the_bucket() {
+    use aws_sdk_s3::types::StorageClass;
+    use timepost::archive::status::{self, Temperature};
+    let Some(sdk) = moto::sdk_config().await else {
+        return;
+    };
+    let name = moto::unique("archpage");
+    let settings = timepost_tests::aws_world::provision(
+        &sdk,
+        &name,
+        &timepost_tests::aws_world::config_without_approval(),
+    )
+    .await
+    .expect("provision");
+    let stack = AwsStack::connect(&sdk, settings.clone(), None)
+        .await
+        .expect("stack");
+    post_sandbox_entries(&stack, 3).await;
+    timepost_fn_archive::handle(&stack, ArchiveInput::default(), later())
+        .await
+        .expect("archive run");
+    let retention = timepost::archive::RetentionConfig::default();
+    let today = later().date_naive();
+    let rows = status::rows(&stack.snapshots(), stack.store.as_ref(), &retention, today)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].storage_class.as_deref(), Some("STANDARD"));
+    assert_eq!(rows[0].temperature, Temperature::Hot);
+    assert!(rows[0].last_verify.is_none());
+
+    let biggest = rows[0]
+        .files
+        .iter()
+        .max_by_key(|(_, f)| f.bytes)
+        .map(|(n, _)| n.clone())
+        .expect("files");
+    let key = format!("archive/snapshots/2026-03/rev-1/{biggest}");
+    let client = S3Archive::client(&sdk, true);
+    client
+        .copy_object()
+        .bucket(&settings.archive_bucket)
+        .key(&key)
+        .copy_source(format!("{}/{key}", settings.archive_bucket))
+        .storage_class(StorageClass::GlacierIr)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+        .send()
+        .await
+        .expect("copy with storage class");
+    let report = status::verify_as(
+        &stack.snapshots(),
+        stack.store.as_ref(),
+        Some("2026-03"),
+        "auditor@example.com",
+        "auditor",
+    )
+    .await
+    .expect("verify");
+    assert!(report.ok(), "{report:?}");
+    let rows = status::rows(&stack.snapshots(), stack.store.as_ref(), &retention, today)
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].storage_class.as_deref(), Some("GLACIER_IR"));
+    assert_eq!(rows[0].temperature, Temperature::ColdInstant);
+    let v = rows[0].last_verify.as_ref().expect("recorded");
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.who, "auditor@example.com");
+}

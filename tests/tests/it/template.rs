@@ -732,6 +732,7 @@ fn each_function_holds_only_the_permissions_it_needs() {
             "kms:Decrypt",
             "kms:GenerateDataKey",
             "s3:GetObject",
+            "s3:ListBucket",
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
         ])
@@ -1431,6 +1432,48 @@ fn the_archive_function_lists_reads_and_writes_only_under_archive_and_deletes_no
 
     let dlq = statement(&t, "ArchiveFunction", "DeadLettersRead");
     assert!(is_get_att(at(dlq, "Resource"), "DeadLetterQueue.Arn"));
+}
+
+/// The admin function (the Archives page) lists and reads snapshots under
+/// archive/ of the archive bucket, and writes nothing there.
+#[test]
+fn the_admin_function_reads_archives_only() {
+    let t = template();
+    let list = statement(&t, "AdminFunction", "ArchiveList");
+    assert_eq!(actions(list), ["s3:ListBucket"]);
+    let (tag, args) = intrinsic(at(list, "Resource")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert!(is_get_att(&args[1], "ArchiveBucket.Arn"));
+    assert!(is_get_att(&args[2], "Bucket.Arn"));
+    let prefix = at(at(at(list, "Condition"), "StringLike"), "s3:prefix");
+    assert_eq!(string(prefix), "archive/*");
+    let read = statement(&t, "AdminFunction", "ArchiveRead");
+    assert_eq!(actions(read), ["s3:GetObject"]);
+    let (tag, args) = intrinsic(at(read, "Resource")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert_eq!(sub_text(&args[1]), "${ArchiveBucket.Arn}/archive/*");
+    assert_eq!(sub_text(&args[2]), "${Bucket.Arn}/archive/*");
+    // No other statement of the admin function reaches the archive bucket
+    // or archive/, and none writes to S3.
+    for (id, s) in statements(&t) {
+        if id != "AdminFunction" {
+            continue;
+        }
+        for a in actions(&s) {
+            assert!(
+                a != "s3:PutObject" && !a.contains("Delete"),
+                "AdminFunction may {a}"
+            );
+        }
+    }
+    let vars = at(at(props(&t, "AdminFunction"), "Environment"), "Variables");
+    let (tag, args) = intrinsic(at(vars, "TIMEPOST_ARCHIVE_BUCKET")).expect("!If");
+    assert_eq!(tag, "If");
+    assert_eq!(args[0].as_str(), Some("ArchiveLocked"));
+    assert!(is_ref(&args[1], "ArchiveBucket"));
+    assert!(is_ref(&args[2], "Bucket"));
 }
 
 /// The lifecycle rules of a bucket, by id.

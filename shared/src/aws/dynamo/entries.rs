@@ -39,6 +39,9 @@ use crate::state::{EntryState, Status};
 
 const STATE: &str = "state";
 const CLAIM: &str = "claim";
+/// Received versions: `version#<updated_at>#<content hash>` items.
+const VERSION: &str = "version";
+pub(super) const VERSION_SK: &str = "version#";
 /// The state item's attribute naming the week partition it is a member of.
 const WEEK: &str = "week";
 
@@ -449,5 +452,69 @@ impl EntryStore for DynamoStore {
             }
             Err(e) => Err(backend("release claim", e)),
         }
+    }
+
+    /// Item `version#<updated_at>#<content hash>` in the entry's
+    /// partition, written once (a redelivery finds it and changes nothing).
+    async fn record_version(
+        &self,
+        entry: &crate::model::NormalisedEntry,
+        received_at: chrono::DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let v = crate::ports::ReceivedVersion {
+            received_at,
+            entry: entry.clone(),
+        };
+        let mut item = key(
+            entry_pk(&entry.key),
+            format!(
+                "{VERSION_SK}{}#{}",
+                entry
+                    .version
+                    .updated_at
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+                part(&entry.version.content_hash)
+            ),
+        );
+        item.insert(VERSION.into(), s(encode(&v)?));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend("record entry version", e)),
+        }
+    }
+
+    async fn versions(&self, key_: &EntryKey) -> StoreResult<Vec<crate::ports::ReceivedVersion>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :v)")
+            .expression_attribute_values(":p", s(entry_pk(key_)))
+            .expression_attribute_values(":v", s(VERSION_SK))
+            .consistent_read(true);
+        let mut out: Vec<crate::ports::ReceivedVersion> = query_all(q, "entry versions", None)
+            .await?
+            .iter()
+            .map(|i| decode(i, VERSION))
+            .collect::<StoreResult<_>>()?;
+        out.sort_by(|a, b| {
+            (a.entry.version.updated_at, a.received_at)
+                .cmp(&(b.entry.version.updated_at, b.received_at))
+        });
+        Ok(out)
     }
 }

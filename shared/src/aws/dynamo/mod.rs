@@ -14,6 +14,7 @@ mod entries;
 mod io;
 mod journal;
 mod mappings;
+mod purge;
 mod reconcile;
 mod rekey;
 mod sessions;

@@ -65,6 +65,23 @@ impl LoadStore for SqliteStore {
         for s in &d.entries {
             super::aggregates::on_write(&tx, None, Some(s)).map_err(backend)?;
         }
+        for v in &d.versions {
+            let at = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            };
+            tx.execute(
+                "INSERT OR IGNORE INTO entry_versions (key, updated_at, content_hash, received_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    v.entry.key.to_string(),
+                    at(v.entry.version.updated_at),
+                    v.entry.version.content_hash,
+                    at(v.received_at),
+                    encode(v)?,
+                ],
+            )
+            .map_err(backend)?;
+        }
         for r in &d.journal {
             tx.execute(
                 "INSERT OR REPLACE INTO journal (seq, batch_id, key, record) VALUES (?1, ?2, ?3, ?4)",
@@ -138,6 +155,8 @@ impl PurgeStore for SqliteStore {
                 .execute("DELETE FROM entries WHERE key = ?1", [&k])
                 .map_err(backend)?;
             tx.execute("DELETE FROM journal WHERE key = ?1", [&k])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM entry_versions WHERE key = ?1", [&k])
                 .map_err(backend)?;
             tx.execute("DELETE FROM intents WHERE key = ?1 AND open = 0", [&k])
                 .map_err(backend)?;
