@@ -5,8 +5,8 @@
 //! `functions/*`) only build adapters and call in. See `docs/architecture.md`
 //! for the codemap.
 
-pub mod alerts;
 pub mod aggregates;
+pub mod alerts;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
