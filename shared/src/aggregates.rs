@@ -597,23 +597,7 @@ pub fn render_period(r: &PeriodReport) -> String {
     ] {
         let _ = writeln!(o, "  {title}:");
         for g in groups {
-            let bill: Vec<String> = g
-                .billable
-                .iter()
-                .map(|(c, a)| format!("{} {c}", a.round_dp(2)))
-                .collect();
-            let _ = writeln!(
-                o,
-                "    {:<44} {:>6} lines {:>10} h  {}",
-                g.name,
-                g.lines,
-                g.hours.round_dp(2),
-                if bill.is_empty() {
-                    String::new()
-                } else {
-                    format!("billable {}", bill.join(", "))
-                }
-            );
+            let _ = writeln!(o, "{}", g.text_line(6, 10));
         }
     }
     let _ = writeln!(o, "\nKPIs:");

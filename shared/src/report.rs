@@ -57,6 +57,31 @@ pub struct Group {
     pub billable: BTreeMap<String, Decimal>,
 }
 
+impl Group {
+    /// One indented line of a terminal report: name, lines and hours (in
+    /// columns this wide), and the billable amount per currency.
+    pub fn text_line(&self, lines_width: usize, hours_width: usize) -> String {
+        let bill: Vec<String> = self
+            .billable
+            .iter()
+            .map(|(c, a)| format!("{} {c}", a.round_dp(2)))
+            .collect();
+        format!(
+            "    {:<44} {:>lw$} lines {:>hw$} h  {}",
+            self.name,
+            self.lines,
+            self.hours.round_dp(2),
+            if bill.is_empty() {
+                String::new()
+            } else {
+                format!("billable {}", bill.join(", "))
+            },
+            lw = lines_width,
+            hw = hours_width,
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     pub entry: String,
@@ -558,23 +583,7 @@ pub fn render_text(r: &Report) -> String {
     ] {
         let _ = writeln!(o, "  {title}:");
         for g in groups.iter() {
-            let bill: Vec<String> = g
-                .billable
-                .iter()
-                .map(|(c, a)| format!("{} {c}", a.round_dp(2)))
-                .collect();
-            let _ = writeln!(
-                o,
-                "    {:<44} {:>3} lines {:>9} h  {}",
-                g.name,
-                g.lines,
-                g.hours.round_dp(2),
-                if bill.is_empty() {
-                    String::new()
-                } else {
-                    format!("billable {}", bill.join(", "))
-                }
-            );
+            let _ = writeln!(o, "{}", g.text_line(3, 9));
         }
     }
     let list = |o: &mut String, title: &str, items: &[Item]| {

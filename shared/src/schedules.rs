@@ -15,39 +15,54 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 
-pub async fn run(
-    engine: Arc<Engine>,
-    held_every: Duration,
+/// Run `pass` every `every` (the first right away, never more often than
+/// once a second) until shutdown; a pass under way when the stop comes
+/// finishes first.
+async fn on_interval<F, Fut>(
+    every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(held_every.max(Duration::from_secs(1)));
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                match engine.recheck_held(&crate::worker::new_batch_id()).await {
-                    Ok(o) if !o.is_empty() => tracing::info!(rechecked = o.len(), "schedule: held entries re-checked"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
-                }
-                match engine.sweep(&crate::worker::new_batch_id()).await {
-                    Ok(r) => {
-                        if let Some(b) = r.books.as_ref().filter(|b| b.deleted + b.changed > 0) {
-                            tracing::warn!(deleted = b.deleted, changed = b.changed, weeks = b.weeks, "schedule: records changed in the books outside timepost; their weeks are converged again");
-                        }
-                        if r.intents + r.weeks > 0 {
-                            tracing::info!(intents = r.intents, weeks = r.weeks, busy = r.busy, "schedule: leftovers settled");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "schedule: sweep failed"),
-                }
-            }
+            _ = tick.tick() => pass().await,
             _ = shutdown.changed() => return,
         }
         if *shutdown.borrow() {
             return;
         }
     }
+}
+
+pub async fn run(
+    engine: Arc<Engine>,
+    held_every: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    on_interval(held_every, shutdown, || async {
+        match engine.recheck_held(&crate::worker::new_batch_id()).await {
+            Ok(o) if !o.is_empty() => tracing::info!(rechecked = o.len(), "schedule: held entries re-checked"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
+        }
+        match engine.sweep(&crate::worker::new_batch_id()).await {
+            Ok(r) => {
+                if let Some(b) = r.books.as_ref().filter(|b| b.deleted + b.changed > 0) {
+                    tracing::warn!(deleted = b.deleted, changed = b.changed, weeks = b.weeks, "schedule: records changed in the books outside timepost; their weeks are converged again");
+                }
+                if r.intents + r.weeks > 0 {
+                    tracing::info!(intents = r.intents, weeks = r.weeks, busy = r.busy, "schedule: leftovers settled");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "schedule: sweep failed"),
+        }
+    })
+    .await
 }
 
 /// Run one configured poller every `every` until shutdown (the first run
@@ -145,62 +160,58 @@ impl ArchiveJob {
 pub async fn run_archive(
     job: ArchiveJob,
     every: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                match job.once().await {
-                    Ok(runs) => {
-                        use crate::archive::snapshot::RunOutcome;
-                        for r in runs {
-                            if let RunOutcome::Written { revision, entries, .. } = r.outcome {
-                                tracing::info!(period = r.period, revision, entries, "schedule: period archived");
-                            }
-                        }
+    on_interval(every, shutdown, || async {
+        match job.once().await {
+            Ok(runs) => {
+                use crate::archive::snapshot::RunOutcome;
+                for r in runs {
+                    if let RunOutcome::Written {
+                        revision, entries, ..
+                    } = r.outcome
+                    {
+                        tracing::info!(
+                            period = r.period,
+                            revision,
+                            entries,
+                            "schedule: period archived"
+                        );
                     }
-                    Err(e) => tracing::error!(error = %e, "schedule: archive run failed"),
                 }
             }
-            _ = shutdown.changed() => return,
+            Err(e) => tracing::error!(error = %e, "schedule: archive run failed"),
         }
-        if *shutdown.borrow() {
-            return;
-        }
-    }
+    })
+    .await
 }
 
 /// The alert pass every `every` (the first right away), until shutdown.
 pub async fn run_alerts(
     job: Arc<crate::alerts::job::AlertJob>,
     every: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                match job.run(chrono::Utc::now(), false).await {
-                    Ok(r) => {
-                        if !r.fired.is_empty() || !r.cleared.is_empty() || r.notices > 0 {
-                            tracing::info!(active = r.conditions.len(), fired = r.fired.len(), cleared = r.cleared.len(), notices = r.notices, "schedule: alert pass");
-                        }
-                        for f in r.failures {
-                            tracing::error!(error = %f, "schedule: alert notice not delivered");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "schedule: alert pass failed"),
+    on_interval(every, shutdown, || async {
+        match job.run(chrono::Utc::now(), false).await {
+            Ok(r) => {
+                if !r.fired.is_empty() || !r.cleared.is_empty() || r.notices > 0 {
+                    tracing::info!(
+                        active = r.conditions.len(),
+                        fired = r.fired.len(),
+                        cleared = r.cleared.len(),
+                        notices = r.notices,
+                        "schedule: alert pass"
+                    );
+                }
+                for f in r.failures {
+                    tracing::error!(error = %f, "schedule: alert notice not delivered");
                 }
             }
-            _ = shutdown.changed() => return,
+            Err(e) => tracing::error!(error = %e, "schedule: alert pass failed"),
         }
-        if *shutdown.borrow() {
-            return;
-        }
-    }
+    })
+    .await
 }
 
 /// Export the last closed period once it is closed (checked every
@@ -208,25 +219,16 @@ pub async fn run_alerts(
 pub async fn run_exports(
     job: Arc<crate::alerts::job::AlertJob>,
     every: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                match job.export_due(chrono::Utc::now().date_naive()).await {
-                    Ok(Some(w)) => tracing::info!(period = %w.period, files = w.files.len(), "schedule: period exported"),
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "schedule: export failed"),
-                }
-            }
-            _ = shutdown.changed() => return,
+    on_interval(every, shutdown, || async {
+        match job.export_due(chrono::Utc::now().date_naive()).await {
+            Ok(Some(w)) => tracing::info!(period = %w.period, files = w.files.len(), "schedule: period exported"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "schedule: export failed"),
         }
-        if *shutdown.borrow() {
-            return;
-        }
-    }
+    })
+    .await
 }
 
 /// What the scheduled reconciliation works on: the reconciler (entry

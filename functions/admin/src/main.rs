@@ -1,20 +1,12 @@
 //! Lambda entry point of the `admin` function.
 
 use lambda_http::Error;
-use timepost::aws::AwsStack;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    // A start-up failure (a missing or invalid rules file) is logged and
-    // reported to Lambda in its sentence, not as a `Debug` dump.
-    let stack = match AwsStack::from_env().await {
-        Ok(stack) => stack,
-        Err(e) => {
-            timepost::aws::init_error::report(&e).await;
-            return Err(e.into());
-        }
-    };
+    // A start-up failure is reported to Lambda in its sentence.
+    let stack = timepost::aws::init_error::stack_from_env().await?;
     for u in &stack.config.console.users {
         if let Some(warning) = u.unkeyed_warning() {
             tracing::warn!("{warning} (with --backend aws)");

@@ -3,21 +3,13 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use timepost::aws::AwsStack;
 use timepost_fn_archive::ArchiveInput;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    // A start-up failure (a missing or invalid rules file) is logged and
-    // reported to Lambda in its sentence, not as a `Debug` dump.
-    let stack = match AwsStack::from_env().await {
-        Ok(stack) => Arc::new(stack),
-        Err(e) => {
-            timepost::aws::init_error::report(&e).await;
-            return Err(e.into());
-        }
-    };
+    // A start-up failure is reported to Lambda in its sentence.
+    let stack = Arc::new(timepost::aws::init_error::stack_from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ArchiveInput>| {
         let stack = stack.clone();
         async move {

@@ -59,6 +59,19 @@ pub async fn report_to(api: &str, message: &str) -> Result<(), String> {
     }
 }
 
+/// The stack a function runs on, from its environment; a start-up failure
+/// (a missing or invalid rules file) is logged and reported to Lambda in
+/// its sentence ([`report`]), not as a `Debug` dump, then returned.
+pub async fn stack_from_env() -> Result<super::AwsStack, super::stack::AwsStackError> {
+    match super::AwsStack::from_env().await {
+        Ok(stack) => Ok(stack),
+        Err(e) => {
+            report(&e).await;
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
