@@ -13,7 +13,7 @@ use timepost::archive::snapshot::{self, Sources};
 use timepost::archive::{self as arch, ArchiveError, Period, RetentionConfig};
 use timepost::ports::Archive;
 
-use super::backend::{local_only, BackendKind, Global, Ops};
+use super::backend::{BackendKind, Global, Ops};
 use crate::{CliResult, Failure};
 
 #[derive(Subcommand)]
@@ -379,13 +379,12 @@ pub async fn export(g: &Global, args: ExportArgs) -> CliResult {
     Ok(())
 }
 
-/// `timepost import --bundle DIR` into the local store the config names.
+/// `timepost import --bundle DIR` into the local store the config names,
+/// or (`--backend aws`) into the deployed stack's table.
 pub async fn import(g: &Global, args: ImportArgs) -> CliResult {
-    local_only(
-        g,
-        "import",
-        "load the bundle into a local store; loading into a deployed stack is not supported yet",
-    )?;
+    if g.backend == BackendKind::Aws {
+        return import_aws(args).await;
+    }
     let stack = super::open(&g.config)?;
     let r = arch::restore::import_bundle(&args.bundle, &stack.store, args.force)
         .await
@@ -400,5 +399,76 @@ pub async fn import(g: &Global, args: ImportArgs) -> CliResult {
         r.ledger_records,
         args.bundle.display()
     );
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn import_aws(_: ImportArgs) -> CliResult {
+    Err(super::backend::without_aws())
+}
+
+/// The bundle, verified, into the table `TIMEPOST_TABLE` names: refused
+/// when the table holds records (unless `--force`), never overwriting an
+/// item, audited as `bundle.imported`. The books' lines and dead letters
+/// are not loaded: the books are the ledger's, and a dead letter is an SQS
+/// message; both are counted in the output.
+#[cfg(feature = "aws")]
+async fn import_aws(args: ImportArgs) -> CliResult {
+    use timepost::ports::{AuditLog, AuditRecord};
+    let settings = super::backend::aws::settings()?;
+    let data = arch::restore::read_bundle(&args.bundle)
+        .await
+        .map_err(input)?;
+    let sdk = timepost::aws::sdk_config().await;
+    let clients = timepost::aws::stack::AwsClients::from_sdk(&sdk, settings.s3_path_style);
+    let store = timepost::aws::DynamoStore::new(clients.dynamodb, settings.table.clone());
+    if !args.force && !store.holds_no_records().await? {
+        return Err(Failure::Input(anyhow!(
+            "table {} already holds records; import into a fresh stack (or pass --force to load on top: an item that exists stops the import, nothing is overwritten)",
+            settings.table
+        )));
+    }
+    let loaded = store.load_bundle(&data).await?;
+    let r = arch::restore::summary_of(&data);
+    store
+        .record(AuditRecord {
+            seq: 0,
+            at: chrono::Utc::now(),
+            who: "cli".into(),
+            role: "admin".into(),
+            action: "bundle.imported".into(),
+            entry: None,
+            detail: format!(
+                "{} entries, {} versions, {} journal records, {} audit records, {} mapping changes from the bundle exported {} (format {} {}.{})",
+                r.entries,
+                r.versions,
+                r.journal,
+                r.audit,
+                r.mapping_changes,
+                data.manifest.created_at.to_rfc3339(),
+                data.manifest.format,
+                data.manifest.format_version,
+                data.manifest.format_minor
+            ),
+        })
+        .await?;
+    println!(
+        "imported {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes into table {} ({} items in {} batches)",
+        r.entries,
+        r.versions,
+        r.journal,
+        r.audit,
+        loaded.mapping_changes,
+        settings.table,
+        loaded.items,
+        loaded.batches
+    );
+    if r.ledger_records > 0 || !data.dead_letters.is_empty() {
+        println!(
+            "not loaded: {} book lines (the books live in the stack's ledger) and {} dead letters (SQS messages; redrive them from the source)",
+            r.ledger_records,
+            data.dead_letters.len()
+        );
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@ fn timepost(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     let o = timepost(dir, args);
     assert!(
         o.status.success(),
@@ -27,7 +27,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A work dir whose store holds the demo run.
-fn demo_dir() -> tempfile::TempDir {
+pub(crate) fn demo_dir() -> tempfile::TempDir {
     let d = workdir();
     ok(d.path(), &["demo", "--keep", "demo-run"]);
     let store = d.path().join(".timepost");
@@ -42,7 +42,7 @@ fn demo_dir() -> tempfile::TempDir {
     d
 }
 
-fn json(s: &str) -> serde_json::Value {
+pub(crate) fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap()
 }
 

@@ -206,6 +206,20 @@ pub async fn import_bundle(
     store: &dyn LoadStore,
     force: bool,
 ) -> Result<Restored, ArchiveError> {
+    let data = read_bundle(bundle).await?;
+    if !force && !store.is_empty_store()? {
+        return Err(ArchiveError::Input(
+            "the store is not empty; import into a fresh store (or pass --force to load on top)"
+                .into(),
+        ));
+    }
+    store.load(&data)?;
+    Ok(summary(&data))
+}
+
+/// Verify the bundle in the directory `bundle` (every file re-hashed
+/// against its manifest) and decode it.
+pub async fn read_bundle(bundle: &Path) -> Result<Loaded, ArchiveError> {
     let archive = crate::local::DirArchive::new(bundle);
     let (manifest, problems) = super::verify::verify_bundle(&archive).await?;
     if !problems.is_empty() {
@@ -217,13 +231,10 @@ pub async fn import_bundle(
                 .collect(),
         });
     }
-    if !force && !store.is_empty_store()? {
-        return Err(ArchiveError::Input(
-            "the store is not empty; import into a fresh store (or pass --force to load on top)"
-                .into(),
-        ));
-    }
-    let data = read(&archive, "").await?;
-    store.load(&data)?;
-    Ok(summary(&data))
+    read(&archive, "").await
+}
+
+/// What `data` holds, as `import_bundle` reports it.
+pub fn summary_of(data: &Loaded) -> Restored {
+    summary(data)
 }

@@ -44,7 +44,7 @@ fn item_key(id: u64) -> Item {
     HashMap::from([("pk".to_string(), s(pk(id))), ("sk".to_string(), s(SK))])
 }
 
-fn to_item(p: &ProposedChange) -> StoreResult<Item> {
+pub(crate) fn to_item(p: &ProposedChange) -> StoreResult<Item> {
     let doc = serde_json::to_string(p)
         .map_err(|e| StoreError::Backend(format!("cannot encode proposal: {e}")))?;
     let mut item = item_key(p.id);

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod audit;
+mod bundle;
 mod codec;
 mod entries;
 mod io;
@@ -22,6 +23,7 @@ mod table;
 mod watermarks;
 
 use crate::ports::StoreResult;
+pub use bundle::BundleLoad;
 pub use rekey::KeyMigration;
 
 /// Every store of the AWS stack on one DynamoDB table. Cheap to clone (the
