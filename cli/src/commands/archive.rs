@@ -82,7 +82,8 @@ pub struct ImportArgs {
     /// A directory `timepost export --all` wrote.
     #[arg(long)]
     pub bundle: PathBuf,
-    /// Load even though the store is not empty.
+    /// Load even though the store is not empty (on AWS an item that
+    /// already exists still stops the import: nothing is overwritten).
     #[arg(long)]
     pub force: bool,
 }
