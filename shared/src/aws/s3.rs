@@ -16,6 +16,9 @@ use crate::ports::*;
 /// ListObjectsV2's own maximum page size.
 const MAX_PAGE: i32 = 1000;
 
+/// Days a copy restored from an archive storage class stays readable.
+const RESTORED_DAYS: i32 = 7;
+
 #[derive(Clone)]
 pub struct S3Archive {
     pub(crate) client: aws_sdk_s3::Client,
@@ -163,6 +166,66 @@ impl S3Archive {
         self.fetch(key, Some(version_id)).await
     }
 
+    /// For an object in an archive storage class (S3 Glacier Flexible
+    /// Retrieval or Deep Archive, which a lifecycle rule of the bucket's
+    /// owner may have moved it to; the template's own rule only moves
+    /// snapshots to Glacier Instant Retrieval, which reads at once): ask S3
+    /// for a temporary copy (Standard tier, kept 7 days) and say, in words,
+    /// how long it takes. The error carries the sentence either way.
+    async fn request_restore(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        class: &str,
+    ) -> StoreError {
+        use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
+        // AWS, "Understanding archive retrieval options": Standard
+        // retrievals finish within 3–5 hours from S3 Glacier Flexible
+        // Retrieval and within 12 hours from S3 Glacier Deep Archive.
+        let takes = if class == "DEEP_ARCHIVE" {
+            "within 12 hours"
+        } else {
+            "within 3 to 5 hours"
+        };
+        let request = GlacierJobParameters::builder()
+            .tier(Tier::Standard)
+            .build()
+            .map(|job| {
+                RestoreRequest::builder()
+                    .days(RESTORED_DAYS)
+                    .glacier_job_parameters(job)
+                    .build()
+            });
+        let asked = match request {
+            Ok(request) => self
+                .client
+                .restore_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_version_id(version_id.map(str::to_string))
+                .restore_request(request)
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(
+                    |e| match e.as_service_error().and_then(|s| s.meta().code()) {
+                        // Asked before and still running: the same wait.
+                        Some("RestoreAlreadyInProgress") => Ok(()),
+                        _ => Err(e.to_string()),
+                    },
+                ),
+            Err(e) => Err(e.to_string()),
+        };
+        StoreError::Backend(match asked {
+            Ok(()) => format!(
+                "{key} is in cold storage (S3 {class}): a restore was requested and S3 makes it readable {takes}; run the command again then (the restored copy stays readable for {RESTORED_DAYS} days)"
+            ),
+            Err(why) => format!(
+                "{key} is in cold storage (S3 {class}) and must be restored before it can be read, but the restore request failed ({why}); run `timepost --backend aws archive verify` with credentials allowed s3:RestoreObject, or restore it in the S3 console"
+            ),
+        })
+    }
+
     /// The object's bytes (its current version unless one is named).
     async fn fetch(&self, key: &str, version_id: Option<&str>) -> StoreResult<Option<Vec<u8>>> {
         let what = match version_id {
@@ -180,7 +243,19 @@ impl S3Archive {
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(backend(&format!("s3 get {what}"), e)),
+            Err(e) => {
+                if let Some(
+                    aws_sdk_s3::operation::get_object::GetObjectError::InvalidObjectState(state),
+                ) = e.as_service_error()
+                {
+                    let class = state
+                        .storage_class()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_else(|| "an archive storage class".into());
+                    return Err(self.request_restore(key, version_id, &class).await);
+                }
+                return Err(backend(&format!("s3 get {what}"), e));
+            }
         };
         let bytes = out
             .body

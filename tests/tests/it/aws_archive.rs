@@ -325,3 +325,62 @@ async fn the_archives_page_reads_storage_class_and_verification_from_the_bucket(
     assert!(v.ok, "{v:?}");
     assert_eq!(v.who, "auditor@example.com");
 }
+
+/// A snapshot file a bucket owner's own lifecycle rule moved to an archive
+/// storage class (S3 Glacier Flexible Retrieval, Deep Archive) cannot be
+/// read at once: reading it asks S3 for a restore and says in words how
+/// long it takes; once S3 has restored it, it reads as before.
+#[tokio::test]
+async fn a_snapshot_in_an_archive_storage_class_gets_a_restore_request_and_a_sentence() {
+    use aws_sdk_s3::types::StorageClass;
+    let Some(sdk) = moto::sdk_config().await else {
+        return;
+    };
+    let client = S3Archive::client(&sdk, true);
+    let bucket = moto::unique("coldarch");
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let archive = S3Archive::new(client.clone(), &bucket);
+    for (class, takes) in [
+        (StorageClass::Glacier, "within 3 to 5 hours"),
+        (StorageClass::DeepArchive, "within 12 hours"),
+    ] {
+        let key = format!(
+            "archive/snapshots/2026-03/rev-1/{}.jsonl.gz",
+            class.as_str()
+        );
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .storage_class(class.clone())
+            .body(b"snapshot bytes".to_vec().into())
+            .send()
+            .await
+            .expect("put");
+        let err = archive.get(&key).await.expect_err("cold").to_string();
+        assert!(err.contains("a restore was requested"), "{err}");
+        assert!(err.contains(takes), "{err}");
+        assert!(err.contains(class.as_str()), "{err}");
+        // S3 records the request on the object (moto restores at once).
+        let head = client
+            .head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("head");
+        assert!(
+            head.restore().is_some(),
+            "no restore was requested for {key}"
+        );
+        assert_eq!(
+            archive.get(&key).await.expect("restored").as_deref(),
+            Some(&b"snapshot bytes"[..])
+        );
+    }
+}
