@@ -80,6 +80,12 @@ enum Command {
         /// report.
         #[arg(long)]
         period: Option<String>,
+        /// The full outcome report: every entry state and the comparison
+        /// with the ledger's read-back (reads the whole store). Without it,
+        /// the store's totals come from the maintained aggregates and the
+        /// held, waiting and exception entries from bounded reads.
+        #[arg(long, conflicts_with = "period")]
+        full: bool,
     },
     /// Maintain the local store: `rebuild-aggregates` recomputes and
     /// verifies the dashboard's aggregates.
@@ -203,7 +209,9 @@ fn main() -> ExitCode {
                 commands::poll::run(&g.config, args).await
             }
             Command::Mappings(cmd) => commands::mappings::run(&g, cmd).await,
-            Command::Status { json, period } => commands::status::run(&g, json, period).await,
+            Command::Status { json, period, full } => {
+                commands::status::run(&g, json, period, full).await
+            }
             Command::Store(cmd) => commands::store::run(&g, cmd).await,
             Command::Explain { code, all } => commands::explain::run(code, all),
             Command::Redrive(args) => commands::redrive::run(&g, args).await,

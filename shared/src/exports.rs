@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::alerts::config::{ExportPeriod, ExportsConfig};
 use crate::csv_out::{Cell, SafeCsv};
-use crate::kpis::{hours, Filter};
+use crate::kpis::{Filter, Hours};
 use crate::ports::{Archive, EntryStore, Notice, Notifier, StoreError};
 use crate::reconcile::{Period, ReconcileStore};
 use crate::report::Group;
@@ -96,8 +96,55 @@ fn groups_csv(first: &str, groups: &[Group]) -> Result<Vec<u8>, ExportError> {
     w.into_inner().map_err(csv_err)
 }
 
+/// One row of `exceptions.csv`.
+fn exception_row(
+    w: &mut SafeCsv<Vec<u8>>,
+    s: &crate::state::EntryState,
+) -> Result<(), ExportError> {
+    let key = s.entry.key.to_string();
+    let worker = s
+        .entry
+        .worker
+        .name
+        .clone()
+        .or_else(|| s.entry.worker.email.clone())
+        .unwrap_or_else(|| s.entry.worker.tracker_user_id.clone());
+    let date = s.entry.work_date.to_string();
+    let h = (Decimal::from(s.entry.duration_secs) / Decimal::from(3600))
+        .round_dp(2)
+        .to_string();
+    let project = s
+        .entry
+        .project
+        .as_ref()
+        .map(|p| p.label().to_string())
+        .unwrap_or_default();
+    let code = s.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
+    let what = s
+        .reason
+        .as_ref()
+        .map(|r| r.code.title())
+        .or(s.note.as_deref())
+        .unwrap_or("");
+    let fix = s.reason.as_ref().map(|r| r.code.fix_hint()).unwrap_or("");
+    w.row(&[
+        Cell::Text(&key),
+        Cell::Text(&worker),
+        Cell::Text(&date),
+        Cell::Number(&h),
+        Cell::Text(&project),
+        Cell::Text(s.status.as_str()),
+        Cell::Text(code),
+        Cell::Text(what),
+        Cell::Text(fix),
+    ])
+    .map_err(csv_err)
+}
+
 /// Write the export of `period` into `sink` under `prefix` + the period's
-/// folder. Reads every entry state once (as reconciliation does).
+/// folder. Reads only the period's entries (`EntryStore::by_work_dates`),
+/// a page at a time: the hours are summed and the exceptions written as
+/// each page comes.
 pub async fn export(
     entries: &dyn EntryStore,
     reconcile: &dyn ReconcileStore,
@@ -105,13 +152,36 @@ pub async fn export(
     prefix: &str,
     period: &Period,
 ) -> Result<Written, ExportError> {
-    let states = entries.all().await?;
     let filter = Filter {
         from: Some(period.from),
         to: Some(period.to),
         ..Filter::default()
     };
-    let (by_project, by_employee) = hours(&states, &filter);
+    let mut hours = Hours::default();
+    let mut w = SafeCsv::new(Vec::new());
+    w.header(&[
+        "entry", "worker", "date", "hours", "project", "status", "code", "what", "fix",
+    ])
+    .map_err(csv_err)?;
+    let mut exceptions = 0;
+    let mut in_period = 0;
+    crate::ports::each_period_page(entries, period.from, period.to, |page| {
+        hours.add(&page, &filter);
+        for s in &page {
+            if !period.contains(s.entry.work_date) {
+                continue;
+            }
+            in_period += 1;
+            if !matches!(s.status, Status::Exception | Status::Held) {
+                continue;
+            }
+            exceptions += 1;
+            exception_row(&mut w, s)?;
+        }
+        Ok::<(), ExportError>(())
+    })
+    .await?;
+    let (by_project, by_employee) = hours.finish();
     let dir = format!("{prefix}{}", folder(period));
     let mut files = Vec::new();
     let mut put = |name: &str, bytes: Vec<u8>| {
@@ -123,62 +193,6 @@ pub async fn export(
         put(FILES[0], groups_csv("project", &by_project)?),
         put(FILES[1], groups_csv("employee", &by_employee)?),
     ];
-
-    let mut w = SafeCsv::new(Vec::new());
-    w.header(&[
-        "entry", "worker", "date", "hours", "project", "status", "code", "what", "fix",
-    ])
-    .map_err(csv_err)?;
-    let mut exceptions = 0;
-    let mut in_period = 0;
-    for s in &states {
-        if !period.contains(s.entry.work_date) {
-            continue;
-        }
-        in_period += 1;
-        if !matches!(s.status, Status::Exception | Status::Held) {
-            continue;
-        }
-        exceptions += 1;
-        let key = s.entry.key.to_string();
-        let worker = s
-            .entry
-            .worker
-            .name
-            .clone()
-            .or_else(|| s.entry.worker.email.clone())
-            .unwrap_or_else(|| s.entry.worker.tracker_user_id.clone());
-        let date = s.entry.work_date.to_string();
-        let h = (Decimal::from(s.entry.duration_secs) / Decimal::from(3600))
-            .round_dp(2)
-            .to_string();
-        let project = s
-            .entry
-            .project
-            .as_ref()
-            .map(|p| p.label().to_string())
-            .unwrap_or_default();
-        let code = s.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
-        let what = s
-            .reason
-            .as_ref()
-            .map(|r| r.code.title())
-            .or(s.note.as_deref())
-            .unwrap_or("");
-        let fix = s.reason.as_ref().map(|r| r.code.fix_hint()).unwrap_or("");
-        w.row(&[
-            Cell::Text(&key),
-            Cell::Text(&worker),
-            Cell::Text(&date),
-            Cell::Number(&h),
-            Cell::Text(&project),
-            Cell::Text(s.status.as_str()),
-            Cell::Text(code),
-            Cell::Text(what),
-            Cell::Text(fix),
-        ])
-        .map_err(csv_err)?;
-    }
     out.push(put(FILES[2], w.into_inner().map_err(csv_err)?));
 
     let run = reconcile.runs(1).await?.into_iter().next();

@@ -52,33 +52,53 @@ fn sorted(map: BTreeMap<String, Group>) -> Vec<Group> {
 /// groups, restricted to the lines the filter keeps). Never panics: sums
 /// that do not fit saturate.
 pub fn hours(states: &[EntryState], f: &Filter) -> (Vec<Group>, Vec<Group>) {
-    let (mut by_project, mut by_employee) = (BTreeMap::new(), BTreeMap::new());
+    let mut h = Hours::default();
+    h.add(states, f);
+    h.finish()
+}
+
+/// [`hours`] added up a page of states at a time (a period read page by
+/// page): the same groups, holding one page at a time.
+#[derive(Debug, Default)]
+pub struct Hours {
+    by_project: BTreeMap<String, Group>,
+    by_employee: BTreeMap<String, Group>,
     // Sums saturate rather than panic (an absurd stored rate cannot take
     // the dashboard down); the report's KPIs count such overflows.
-    let mut tally = crate::money::Tally::new();
-    for s in states.iter().filter(|s| s.status == Status::Posted) {
-        let e = &s.entry;
-        let worker = e
-            .worker
-            .name
-            .clone()
-            .or_else(|| e.worker.email.clone())
-            .unwrap_or_else(|| e.worker.tracker_user_id.clone());
-        let project = e
-            .project
-            .as_ref()
-            .map(|p| p.label().to_string())
-            .unwrap_or_else(|| "(no project)".into());
-        for l in s.posted_lines.iter().filter(|l| f.line(l)) {
-            add_line(&mut by_project, &project, l, &mut tally);
-            let who = match &l.party {
-                Party::Employee { id } => format!("{worker} (employee {id})"),
-                Party::Vendor { id, .. } => format!("{worker} (vendor {id})"),
-            };
-            add_line(&mut by_employee, &who, l, &mut tally);
+    tally: crate::money::Tally,
+}
+
+impl Hours {
+    /// Add the posted lines of `states` that `f` keeps.
+    pub fn add(&mut self, states: &[EntryState], f: &Filter) {
+        for s in states.iter().filter(|s| s.status == Status::Posted) {
+            let e = &s.entry;
+            let worker = e
+                .worker
+                .name
+                .clone()
+                .or_else(|| e.worker.email.clone())
+                .unwrap_or_else(|| e.worker.tracker_user_id.clone());
+            let project = e
+                .project
+                .as_ref()
+                .map(|p| p.label().to_string())
+                .unwrap_or_else(|| "(no project)".into());
+            for l in s.posted_lines.iter().filter(|l| f.line(l)) {
+                add_line(&mut self.by_project, &project, l, &mut self.tally);
+                let who = match &l.party {
+                    Party::Employee { id } => format!("{worker} (employee {id})"),
+                    Party::Vendor { id, .. } => format!("{worker} (vendor {id})"),
+                };
+                add_line(&mut self.by_employee, &who, l, &mut self.tally);
+            }
         }
     }
-    (sorted(by_project), sorted(by_employee))
+
+    /// By project and by employee, most hours first.
+    pub fn finish(self) -> (Vec<Group>, Vec<Group>) {
+        (sorted(self.by_project), sorted(self.by_employee))
+    }
 }
 
 /// [`hours`] from the maintained aggregates' line rows (any grain; rows

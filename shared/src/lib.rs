@@ -40,5 +40,6 @@ pub mod rules;
 pub mod schedules;
 pub mod sources;
 pub mod state;
+pub mod summary;
 pub mod week_claim;
 pub mod worker;

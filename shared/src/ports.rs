@@ -168,6 +168,35 @@ pub trait EntryStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> StoreResult<Vec<EntryState>>;
+    /// One page of the entries a period touches: first those worked in
+    /// `from..=to` (work date in it), in (work date, key) order; then those
+    /// worked outside it whose posted lines are dated in it (an entry
+    /// re-dated after posting, its new version not in the books yet), in
+    /// key order. After `after` (the last entry of the previous page, see
+    /// [`PeriodCursor::after`]; from the first when None), at most `limit`.
+    /// What reconciliation, the period export and the accrual read (see
+    /// [`period_states`]). This default reads every state; SQLite reads the
+    /// page over its work-date index.
+    async fn by_work_dates(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&PeriodCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        let mut all: Vec<EntryState> = self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|s| PeriodCursor::touches(s, from, to))
+            .collect();
+        all.sort_by_cached_key(|s| PeriodCursor::of(s, from, to).order());
+        Ok(all
+            .into_iter()
+            .filter(|s| after.is_none_or(|a| PeriodCursor::of(s, from, to).order() > a.order()))
+            .take(limit)
+            .collect())
+    }
     /// Claim an entry for processing (the idempotency-record design): true
     /// when this owner holds the claim until `ttl` passes or it is released.
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool>;
@@ -184,6 +213,100 @@ pub trait EntryStore: Send + Sync {
     /// The versions of an entry kept by [`EntryStore::record_version`],
     /// oldest `updated_at` first.
     async fn versions(&self, key: &EntryKey) -> StoreResult<Vec<ReceivedVersion>>;
+}
+
+/// Where a period read ([`EntryStore::by_work_dates`]) goes on: the last
+/// entry a page returned, and which part of the period it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodCursor {
+    /// The entry was worked outside the period (its posted lines are dated
+    /// in it): the second part, in key order.
+    pub booked_only: bool,
+    pub work_date: NaiveDate,
+    /// The entry's key (`EntryKey`'s text form).
+    pub key: String,
+}
+
+impl PeriodCursor {
+    /// The cursor after `s`, read for the period `from..=to`.
+    pub fn of(s: &EntryState, from: NaiveDate, to: NaiveDate) -> Self {
+        let d = s.entry.work_date;
+        Self {
+            booked_only: d < from || d > to,
+            work_date: d,
+            key: s.entry.key.to_string(),
+        }
+    }
+
+    /// The cursor after the last entry of `page` (None when it is empty).
+    pub fn after(page: &[EntryState], from: NaiveDate, to: NaiveDate) -> Option<Self> {
+        page.last().map(|s| Self::of(s, from, to))
+    }
+
+    /// Whether `s` belongs to the period `from..=to`: worked in it, or a
+    /// posted line of it dated in it.
+    pub fn touches(s: &EntryState, from: NaiveDate, to: NaiveDate) -> bool {
+        let within = |d: NaiveDate| d >= from && d <= to;
+        within(s.entry.work_date) || s.posted_lines.iter().any(|l| within(l.txn_date))
+    }
+
+    /// The read order: worked in the period by (work date, key), then the
+    /// rest by key.
+    fn order(&self) -> (bool, Option<NaiveDate>, String) {
+        (
+            self.booked_only,
+            (!self.booked_only).then_some(self.work_date),
+            self.key.clone(),
+        )
+    }
+}
+
+/// How many states one page of a period read holds.
+pub const PERIOD_PAGE: usize = 500;
+
+/// Every entry the period `from..=to` touches ([`PeriodCursor::touches`]),
+/// read page by page; `each` gets each page in turn (memory: one page).
+pub async fn each_period_page<F, E>(
+    store: &dyn EntryStore,
+    from: NaiveDate,
+    to: NaiveDate,
+    mut each: F,
+) -> Result<(), E>
+where
+    F: FnMut(Vec<EntryState>) -> Result<(), E> + Send,
+    E: From<StoreError>,
+{
+    let mut after: Option<PeriodCursor> = None;
+    loop {
+        let page = store
+            .by_work_dates(from, to, after.as_ref(), PERIOD_PAGE)
+            .await?;
+        let full = page.len() >= PERIOD_PAGE;
+        let next = PeriodCursor::after(&page, from, to);
+        if !page.is_empty() {
+            each(page)?;
+        }
+        match next {
+            Some(c) if full => after = Some(c),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Every entry the period `from..=to` touches, in the read's order (for a
+/// caller that needs them all at once: the period, not the store).
+pub async fn period_states(
+    store: &dyn EntryStore,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> StoreResult<Vec<EntryState>> {
+    let mut out = Vec::new();
+    each_period_page(store, from, to, |page| {
+        out.extend(page);
+        Ok::<(), StoreError>(())
+    })
+    .await?;
+    Ok(out)
 }
 
 /// Mapping tables and their change log.

@@ -9,9 +9,9 @@ use anyhow::anyhow;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 use timepost::config::LedgerKind;
-use timepost::ledger::journal_entry::accrue;
+use timepost::ledger::journal_entry::{accrue_from, AccrualError};
 use timepost::ledger::qbo::{journal_batch, QboRequests};
-use timepost::ports::{EntryStore, MappingStore};
+use timepost::ports::MappingStore;
 
 use crate::{CliResult, Failure};
 
@@ -44,10 +44,19 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     if args.to < args.from {
         return Err(Failure::Input(anyhow!("--to is before --from")));
     }
-    let states = stack.store.all().await?;
     let mappings = stack.store.snapshot().await?;
-    let accrual = accrue(args.from, args.to, &states, &mappings, &stack.config.rules)
-        .map_err(|e| Failure::Input(anyhow!(e)))?;
+    let accrual = accrue_from(
+        &stack.store,
+        args.from,
+        args.to,
+        &mappings,
+        &stack.config.rules,
+    )
+    .await
+    .map_err(|e| match e {
+        AccrualError::Store(e) => Failure::Runtime(anyhow!(e)),
+        e => Failure::Input(anyhow!(e)),
+    })?;
     println!(
         "labour cost {}..{}: {} in total",
         accrual.from, accrual.to, accrual.total

@@ -1,7 +1,7 @@
 use super::backend::Global;
 use crate::CliResult;
 
-pub async fn run(g: &Global, json: bool, period: Option<String>) -> CliResult {
+pub async fn run(g: &Global, json: bool, period: Option<String>, full: bool) -> CliResult {
     let ops = super::backend::open(g).await?;
     if let Some(label) = period {
         let p: timepost::aggregates::Period = label
@@ -12,6 +12,17 @@ pub async fn run(g: &Global, json: bool, period: Option<String>) -> CliResult {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             print!("{}", timepost::aggregates::render_period(&r));
+        }
+        return Ok(());
+    }
+    if !full {
+        let r =
+            timepost::summary::collect(ops.entries.as_ref(), ops.ledger.name(), ops.queue.as_ref())
+                .await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            print!("{}", timepost::summary::render_text(&r));
         }
         return Ok(());
     }

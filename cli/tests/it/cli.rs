@@ -239,7 +239,7 @@ fn store_rebuild_aggregates_verifies_and_repairs_the_maintained_rows() {
     assert_eq!(rebuild(d.path())["differed"].as_u64(), Some(0));
     // The report of a period reads the aggregates; all time sums the years
     // and agrees with the full report's counts.
-    let full = timepost(d.path(), &["status", "--json"]);
+    let full = timepost(d.path(), &["status", "--full", "--json"]);
     let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
     let all = timepost(d.path(), &["status", "--period", "all", "--json"]);
     assert!(all.status.success(), "{}", text(&all).1);

@@ -880,7 +880,7 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     let srv = Server::start(d.path());
     let (_, body) = srv.request(
         "GET",
-        "/api/report",
+        "/api/report?full=true",
         &[("Authorization", &bearer("viewer"))],
         b"",
     );
@@ -907,6 +907,23 @@ fn dashboard_shows_the_sandbox_figures_to_a_viewer() {
     assert!(page.contains(&format!("<b>{posted}</b> posted")), "{page}");
     let awaiting = r["awaiting_approval"].as_array().unwrap().len();
     assert!(awaiting > 0, "the sandbox has pending entries");
+    // Without `full`, the summary: the same totals from the aggregates.
+    let (_, body) = srv.request(
+        "GET",
+        "/api/report",
+        &[("Authorization", &bearer("viewer"))],
+        b"",
+    );
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        summary["posted"]["entries"], r["posted"]["entries"],
+        "{summary}"
+    );
+    assert_eq!(
+        summary["awaiting_approval"]["total"].as_u64(),
+        Some(awaiting as u64),
+        "{summary}"
+    );
     assert!(
         page.contains(&format!("<b id=\"backlog\">{awaiting}</b>")),
         "{page}"

@@ -157,7 +157,7 @@ fn routed_exceptions_post_once_to_the_holding_account_and_are_audited() {
     assert!(audited
         .iter()
         .all(|r| r["detail"].as_str().unwrap().contains("1999-holding")));
-    let report = get_json(&srv, "viewer", "/api/report");
+    let report = get_json(&srv, "viewer", "/api/report?full=true");
     let held: Vec<&Value> = report["in_holding"].as_array().unwrap().iter().collect();
     assert_eq!(held.len(), 3, "{report}");
     let t = get_json(&srv, "viewer", &format!("/api/entries/{b}/trace"));

@@ -160,8 +160,10 @@ fn an_overflowing_rate_is_an_exception_and_every_report_still_answers() {
     }
 
     // Every report answers, the poisoned legacy entry included.
-    let (st, body) = get(&srv, "viewer", "/api/report");
+    let (st, body) = get(&srv, "viewer", "/api/report?full=true");
     assert_eq!(st, 200, "{body}");
+    let (st, body) = get(&srv, "viewer", "/api/report");
+    assert_eq!(st, 200, "the summary answers too: {body}");
     let r: Value = serde_json::from_str(&body).unwrap();
     assert!(
         r["kpis"]["amount_overflows"]

@@ -70,11 +70,17 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize)]
 struct ReportQuery {
     period: Option<String>,
+    /// `true`: the full outcome report (every entry state and the
+    /// ledger's read-back).
+    #[serde(default)]
+    full: bool,
 }
 
-/// The outcome report; with `period` (`all`, `2026`, `2026-03`,
-/// `2026-W10`, `2026-03-02`) the period's report from the maintained
-/// aggregates instead (`crate::aggregates::PeriodReport`).
+/// The store's summary (`crate::summary`: totals from the maintained
+/// aggregates, bounded listings); with `full=true` the full outcome report
+/// (every entry state and the ledger's read-back); with `period` (`all`,
+/// `2026`, `2026-03`, `2026-W10`, `2026-03-02`) the period's report from
+/// the maintained aggregates (`crate::aggregates::PeriodReport`).
 async fn report(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ReportQuery>,
@@ -87,7 +93,13 @@ async fn report(
             let r = crate::aggregates::collect_period(s.entries.as_ref(), p, &label).await?;
             Ok(Json(r).into_response())
         }
-        None => Ok(Json(s.report().await?).into_response()),
+        None if q.full => Ok(Json(s.report().await?).into_response()),
+        // The store's totals from the aggregates, the entries that need
+        // someone from bounded reads (`crate::summary`).
+        None => Ok(Json(
+            crate::summary::collect(s.entries.as_ref(), s.ledger.name(), s.queue.as_ref()).await?,
+        )
+        .into_response()),
     }
 }
 

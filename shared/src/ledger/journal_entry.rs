@@ -66,6 +66,8 @@ pub enum AccrualError {
     UnmappedAccount(&'static str),
     #[error("{0}")]
     Encode(String),
+    #[error(transparent)]
+    Store(#[from] crate::ports::StoreError),
 }
 
 fn cost_rates(m: &Mappings) -> BTreeMap<String, Decimal> {
@@ -85,6 +87,20 @@ fn multiplier(rules: &Rules, tier: &str) -> Decimal {
         .values()
         .find(|p| p.tiers.contains_key(tier))
         .map_or(Decimal::ONE, |p| p.multiplier(tier))
+}
+
+/// [`accrue`] over the entries of `from..=to` read from `store` (its
+/// period read, `EntryStore::by_work_dates`: the period's entries, not the
+/// store's): what `timepost accrue` posts.
+pub async fn accrue_from(
+    store: &dyn crate::ports::EntryStore,
+    from: NaiveDate,
+    to: NaiveDate,
+    mappings: &Mappings,
+    rules: &Rules,
+) -> Result<Accrual, AccrualError> {
+    let states = crate::ports::period_states(store, from, to).await?;
+    accrue(from, to, &states, mappings, rules)
 }
 
 /// Build the accrual for posted time dated `from..=to`.

@@ -233,6 +233,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(backend)?;
         conn.execute_batch(aggregates::SCHEMA).map_err(backend)?;
         migrate_work_date(&conn).map_err(backend)?;
+        period::migrate(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         let rekeyed = migrate_entry_keys(&conn)?;
         let mut conn = conn;
@@ -342,6 +343,7 @@ impl SqliteStore {
 /// Who may read the store's files (see [`SqliteStore::open`]).
 mod aggregates;
 mod bulk;
+mod period;
 
 mod files {
     use std::path::{Path, PathBuf};
@@ -810,6 +812,16 @@ impl EntryStore for SqliteStore {
                AND work_date >= ?3 AND work_date <= ?4 ORDER BY key",
             params![source.as_str(), workspace, from.to_string(), to.to_string()],
         )
+    }
+
+    async fn by_work_dates(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&PeriodCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        period::page(&self.lock(), from, to, after, limit)
     }
 
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool> {

@@ -2,7 +2,8 @@
 //! ([`super::compare`]), mark the breaks already dismissed, store the run.
 //!
 //! - timepost and the tracker as received: the entry states of the period
-//!   (work date or a posted line's date in it), from the `EntryStore`;
+//!   (work date or a posted line's date in it), from the `EntryStore`'s
+//!   period read (`by_work_dates`: the period's entries, not the store's);
 //! - the tracker as it is now: [`list_trackers`], through the Harvest and
 //!   Toggl pollers' listing of a period (nothing enqueued), when the
 //!   config sets them up;
@@ -105,17 +106,17 @@ impl Reconciler {
         period: &Period,
         listing: Option<&Listing>,
     ) -> Result<(Sides, u64), ReconcileError> {
-        let states = self.entries.all().await?;
+        // Only the period's entries: worked in it, or a posted line dated
+        // in it (`EntryStore::by_work_dates`, page by page).
         let mut sides = Sides::default();
-        for s in &states {
-            let in_period = period.contains(s.entry.work_date)
-                || s.posted_lines.iter().any(|l| period.contains(l.txn_date));
-            if !in_period {
-                continue;
+        crate::ports::each_period_page(self.entries.as_ref(), period.from, period.to, |page| {
+            for s in &page {
+                sides.tracker.received.push(TrackerEntry::of(&s.entry));
+                sides.timepost.push(Expected::of(s));
             }
-            sides.tracker.received.push(TrackerEntry::of(&s.entry));
-            sides.timepost.push(Expected::of(s));
-        }
+            Ok::<(), ReconcileError>(())
+        })
+        .await?;
         if let Some(l) = listing {
             sides.tracker = TrackerSide {
                 received: sides.tracker.received,

@@ -27,6 +27,7 @@ mod dry_run_from;
 mod engine;
 mod engine_qbo;
 mod oidc;
+mod period_reads;
 mod pollers;
 mod qbo;
 mod qbo_contract;
