@@ -174,7 +174,8 @@ pub trait EntryStore: Send + Sync {
     /// re-dated after posting, its new version not in the books yet), in
     /// key order. After `after` (the last entry of the previous page, see
     /// [`PeriodCursor::after`]; from the first when None), at most `limit`.
-    /// What reconciliation, the period export and the accrual read (see
+    /// What reconciliation, the period export, the accrual and a
+    /// one-period archive snapshot read (see
     /// [`period_states`]). This default reads every state; SQLite reads the
     /// page over its work-date index.
     async fn by_work_dates(
@@ -196,6 +197,14 @@ pub trait EntryStore: Send + Sync {
             .filter(|s| after.is_none_or(|a| PeriodCursor::of(s, from, to).order() > a.order()))
             .take(limit)
             .collect())
+    }
+    /// How many states [`each_period_page`] asks [`EntryStore::by_work_dates`]
+    /// for at a time: unbounded by default (the default period read reads
+    /// every state per call, so one call for the whole period is the
+    /// cheapest); a store that reads a page over an index says
+    /// [`PERIOD_PAGE`].
+    fn period_page(&self) -> usize {
+        usize::MAX
     }
     /// Claim an entry for processing (the idempotency-record design): true
     /// when this owner holds the claim until `ttl` passes or it is released.
@@ -265,7 +274,8 @@ impl PeriodCursor {
 pub const PERIOD_PAGE: usize = 500;
 
 /// Every entry the period `from..=to` touches ([`PeriodCursor::touches`]),
-/// read page by page; `each` gets each page in turn (memory: one page).
+/// read page by page ([`EntryStore::period_page`] states a page); `each`
+/// gets each page in turn (memory: one page).
 pub async fn each_period_page<F, E>(
     store: &dyn EntryStore,
     from: NaiveDate,
@@ -277,11 +287,10 @@ where
     E: From<StoreError>,
 {
     let mut after: Option<PeriodCursor> = None;
+    let size = store.period_page().max(1);
     loop {
-        let page = store
-            .by_work_dates(from, to, after.as_ref(), PERIOD_PAGE)
-            .await?;
-        let full = page.len() >= PERIOD_PAGE;
+        let page = store.by_work_dates(from, to, after.as_ref(), size).await?;
+        let full = page.len() >= size;
         let next = PeriodCursor::after(&page, from, to);
         if !page.is_empty() {
             each(page)?;

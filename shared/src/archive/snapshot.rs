@@ -204,10 +204,17 @@ pub fn mappings_at(log: &[MappingChange], at: DateTime<Utc>) -> Vec<MappingRow> 
 
 /// Collect the files of a snapshot.
 pub async fn collect(src: &Sources<'_>, scope: Scope) -> Result<Snapshot, ArchiveError> {
-    let mut states = src.entries.all().await?;
-    if let Scope::Period(p) = scope {
-        states.retain(|s| p.contains(s.entry.work_date));
-    }
+    // A period's snapshot reads the period (`by_work_dates`), not the
+    // store; `--all` reads everything.
+    let states = match scope {
+        Scope::Period(p) => {
+            let mut v = crate::ports::period_states(src.entries, p.start, p.end()).await?;
+            v.retain(|s| p.contains(s.entry.work_date));
+            v.sort_by_cached_key(|s| s.entry.key.to_string());
+            v
+        }
+        Scope::All => src.entries.all().await?,
+    };
     let keys: BTreeSet<String> = states.iter().map(|s| s.entry.key.to_string()).collect();
 
     let mut journal = Vec::new();

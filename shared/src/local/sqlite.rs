@@ -824,6 +824,10 @@ impl EntryStore for SqliteStore {
         period::page(&self.lock(), from, to, after, limit)
     }
 
+    fn period_page(&self) -> usize {
+        PERIOD_PAGE
+    }
+
     async fn claim(&self, key: &EntryKey, owner: &str, ttl: Duration) -> StoreResult<bool> {
         let now = now_ms();
         let expires = now + ttl.as_millis() as i64;

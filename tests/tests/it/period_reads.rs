@@ -78,6 +78,9 @@ impl EntryStore for Counting {
     ) -> StoreResult<Vec<(timepost::aggregates::AggKey, timepost::aggregates::AggVals)>> {
         self.inner.aggregates(grain, from, to).await
     }
+    fn period_page(&self) -> usize {
+        self.inner.period_page()
+    }
     async fn by_work_dates(
         &self,
         from: NaiveDate,

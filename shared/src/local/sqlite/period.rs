@@ -74,7 +74,7 @@ pub(super) fn page(
             "SELECT state FROM entries INDEXED BY entries_work_date
                WHERE work_date >= ?1 AND work_date <= ?2 AND (work_date, key) > (?3, ?4)
                ORDER BY work_date, key LIMIT ?5",
-            params![f, t, d, k, limit as i64],
+            params![f, t, d, k, i64::try_from(limit).unwrap_or(i64::MAX)],
         )?;
     }
     if out.len() >= limit || from > to {
