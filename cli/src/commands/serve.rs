@@ -9,6 +9,9 @@ use crate::CliResult;
 
 pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let stack = super::open(config)?;
+    // A store too large for the whole-file check at every open gets it
+    // here, once, before this process takes in any work.
+    stack.store.check_whole(&stack.config.store.path)?;
     let addr = bind.unwrap_or_else(|| stack.config.server.bind.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

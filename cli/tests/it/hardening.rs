@@ -34,6 +34,31 @@ fn timepost(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `timepost serve` on a store it must refuse: its output once it exits.
+/// A server still running after a minute took the store — stopped, and the
+/// test fails instead of waiting for ever.
+fn serve_refusing(dir: &Path) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timepost"))
+        .current_dir(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    panic!(
+        "timepost serve started on a store it must refuse: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 fn text(o: &std::process::Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).to_string(),
@@ -545,6 +570,49 @@ fn a_damaged_store_is_refused_with_its_path() {
         err.contains("timepost.sqlite") && err.contains("damaged"),
         "{err}"
     );
+}
+
+/// A store larger than the whole-file check at every open
+/// (`WHOLE_CHECK_BYTES`) is still checked whole before `serve` takes in
+/// any work.
+#[test]
+fn a_damaged_large_store_is_refused_by_serve() {
+    let d = workdir();
+    let o = timepost(
+        d.path(),
+        &[
+            "mappings",
+            "import",
+            &format!("{}/mappings.csv", common::SANDBOX),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let db = d.path().join(".timepost/timepost.sqlite");
+    {
+        let store = timepost::local::SqliteStore::open(&db).unwrap();
+        let conn = store.lock();
+        conn.execute_batch("CREATE TABLE ballast(b BLOB);").unwrap();
+        let mb = (timepost::local::sqlite::WHOLE_CHECK_BYTES >> 20) + 8;
+        for _ in 0..mb {
+            conn.execute("INSERT INTO ballast VALUES (zeroblob(1048576))", [])
+                .unwrap();
+        }
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    assert!(std::fs::metadata(&db).unwrap().len() > timepost::local::sqlite::WHOLE_CHECK_BYTES);
+    // Only the ballast's pages, at the end of the file: what a command that
+    // never reads them would not notice.
+    let len = std::fs::metadata(&db).unwrap().len();
+    damage(&db, len - (4 << 20));
+    let o = serve_refusing(d.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("timepost.sqlite") && err.contains("damaged"),
+        "{err}"
+    );
+    assert!(!out.contains("listening"), "{out}");
 }
 
 #[cfg(unix)]

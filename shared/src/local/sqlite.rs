@@ -104,6 +104,8 @@ pub struct SqliteStore {
     /// How many entries the key migration re-keyed when this store was
     /// opened (see `migrate_entry_keys`).
     rekeyed: usize,
+    /// Whether the whole-file check ran when this store was opened.
+    checked_whole: bool,
 }
 
 /// One enqueue request waiting for the group commit.
@@ -185,6 +187,11 @@ fn busy_wait(count: i32) -> bool {
     count < 100_000
 }
 
+/// The largest store (file and WAL) that gets SQLite's whole-file
+/// `quick_check` every time it is opened: about half a second of reading on
+/// the 2-core reference machine. See [`SqliteStore::open`].
+pub const WHOLE_CHECK_BYTES: u64 = 64 << 20;
+
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
@@ -197,21 +204,41 @@ impl SqliteStore {
     ///   `-wal` and `-shm` files the same mode), in a directory created
     ///   0700. An existing store file (or `-wal` / `-shm`) open to group or
     ///   others is narrowed to 0600, with a warning.
-    /// - `PRAGMA quick_check` runs first: a damaged store is refused with
-    ///   its path and a sentence, so nothing is accepted into it.
+    /// - `PRAGMA quick_check` runs first on a store file (with its WAL) of
+    ///   up to [`WHOLE_CHECK_BYTES`]: a damaged store is refused with its
+    ///   path and a sentence, so nothing is accepted into it. The check
+    ///   reads every page, so a larger store gets it where its cost is paid
+    ///   once — when `timepost serve` starts ([`SqliteStore::check_whole`])
+    ///   — and otherwise a check that its header and schema read; SQLite
+    ///   still verifies each page a command reads or writes, and refuses a
+    ///   damaged one with an error instead of using it.
     /// - A store timepost cannot write (read-only file or directory) is
     ///   refused with its path.
     pub fn open(path: &Path) -> StoreResult<Self> {
         files::prepare(path)?;
         let conn = Connection::open(path)
             .map_err(|e| backend(format!("cannot open the store {}: {e}", path.display())))?;
-        integrity::check(&conn, path)?;
+        let whole = integrity::whole_due(path);
+        integrity::check(&conn, path, whole)?;
         let mut store = Self::init(conn, "NORMAL").map_err(|e| integrity::explain(e, path))?;
+        store.checked_whole = whole;
         store.enqueuer = Some(Arc::new(
             Enqueuer::start(path).map_err(|e| integrity::explain(e, path))?,
         ));
         files::narrow_companions(path);
         Ok(store)
+    }
+
+    /// SQLite's `quick_check` over every page of the store, unless it ran
+    /// when the store was opened: a damaged store is refused with the same
+    /// sentence as at open. `timepost serve` runs it when it starts, so a
+    /// long-running process never takes in work on a damaged store that was
+    /// too large for the check at open.
+    pub fn check_whole(&self, path: &Path) -> StoreResult<()> {
+        if self.checked_whole {
+            return Ok(());
+        }
+        integrity::check(&self.lock(), path, true)
     }
 
     /// A private in-memory store (tests, benchmarks).
@@ -243,6 +270,7 @@ impl SqliteStore {
             enqueuer: None,
             durable_intents: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             rekeyed,
+            checked_whole: false,
         })
     }
 
@@ -447,11 +475,30 @@ mod integrity {
     use super::backend;
     use crate::ports::{StoreError, StoreResult};
 
-    /// `PRAGMA quick_check` (structure of every page, without the slower
-    /// index cross-checks of `integrity_check`), then writability.
-    pub fn check(conn: &Connection, path: &Path) -> StoreResult<()> {
+    /// Whether the store at `path` is small enough for the whole-file
+    /// check at every open ([`super::WHOLE_CHECK_BYTES`], the file and its
+    /// WAL together; a file that cannot be measured is checked whole).
+    pub fn whole_due(path: &Path) -> bool {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len());
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        match size(path) {
+            Ok(db) => db + size(Path::new(&wal)).unwrap_or(0) <= super::WHOLE_CHECK_BYTES,
+            Err(_) => true,
+        }
+    }
+
+    /// `whole`: `PRAGMA quick_check` (structure of every page, without the
+    /// slower index cross-checks of `integrity_check`); otherwise the
+    /// header and the schema must read. Then writability.
+    pub fn check(conn: &Connection, path: &Path, whole: bool) -> StoreResult<()> {
+        let sql = if whole {
+            "PRAGMA quick_check(5)"
+        } else {
+            "SELECT 'ok' FROM (SELECT count(*) FROM sqlite_schema)"
+        };
         let problems: Result<Vec<String>, rusqlite::Error> = conn
-            .prepare("PRAGMA quick_check(5)")
+            .prepare(sql)
             .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
         match problems {
             Ok(rows) if rows.iter().all(|r| r == "ok") => {}
