@@ -4,7 +4,8 @@
 //! as a new change. Every change goes through `crate::review` (previewed
 //! over every stored entry, applied in one `MappingStore::apply` and
 //! audited, or left for a second admin), and one that applied is followed
-//! by `Engine::recheck_held` so held entries post by themselves.
+//! by `Engine::recheck_held_for` so the held entries it releases post by
+//! themselves.
 
 use std::collections::BTreeMap;
 
@@ -51,10 +52,15 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
-/// Re-check held entries after a change; a failure is logged (the change
-/// stands and the scheduled re-check catches up).
-pub(super) async fn recheck(s: &AppState) {
-    if let Err(e) = s.engine.recheck_held(&crate::worker::new_batch_id()).await {
+/// Re-check the held entries `changes` (applied) can release
+/// (`Engine::recheck_held_for`); a failure is logged (the change stands
+/// and the scheduled re-check of every held entry catches up).
+pub(super) async fn recheck(s: &AppState, changes: &[crate::mapping::MappingChange]) {
+    if let Err(e) = s
+        .engine
+        .recheck_held_for(changes, &crate::worker::new_batch_id())
+        .await
+    {
         tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
     }
 }
