@@ -387,10 +387,7 @@ impl<'a> Replay<'a> {
         self.changed
             .sort_by(|a, b| (a.work_date, &a.key).cmp(&(b.work_date, &b.key)));
         let today = chrono::Utc::now().date_naive();
-        let (from, to) = self
-            .period
-            .or(self.dates)
-            .unwrap_or((today, today));
+        let (from, to) = self.period.or(self.dates).unwrap_or((today, today));
         ImpactPreview {
             from,
             to,

@@ -35,8 +35,8 @@ use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
 use crate::model::EntryKey;
 use crate::pipeline::{self, EntryPlan, NoTrace};
 use crate::ports::{
-    WorkerWeek, AuditLog, AuditRecord, EntryStore, MappingStore, PendingChanges, ProposalStatus,
-    ProposedChange, StoreError,
+    AuditLog, AuditRecord, EntryStore, MappingStore, PendingChanges, ProposalStatus,
+    ProposedChange, StoreError, WorkerWeek,
 };
 use crate::state::{EntryState, Status};
 

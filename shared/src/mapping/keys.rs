@@ -266,7 +266,13 @@ mod tests {
 
     #[test]
     fn keys_of_lists_every_looked_up_value_once() {
-        let e = entry("u1", Some("Ann@X.com"), Some(("p1", Some("Web"))), Some(("t1", None)), &["design", "*", ""]);
+        let e = entry(
+            "u1",
+            Some("Ann@X.com"),
+            Some(("p1", Some("Web"))),
+            Some(("t1", None)),
+            &["design", "*", ""],
+        );
         let keys = keys_of(&e);
         assert_eq!(
             keys,

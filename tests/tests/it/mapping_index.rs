@@ -81,7 +81,7 @@ fn entry(i: usize, s: &Spec) -> timepost::model::NormalisedEntry {
             e.project = PROJECTS[s.project].map(|(id, n)| Ref::new(id, n.map(str::to_string)));
             e.task = TASKS[s.task].map(|(id, n)| Ref::new(id, n.map(str::to_string)));
             e.tags = TAGS[s.tag].iter().map(|t| t.to_string()).collect();
-            e.billable = s.project % 2 == 0;
+            e.billable = s.project.is_multiple_of(2);
         })
         .build()
 }
@@ -279,10 +279,7 @@ async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
     }
     let r = reopened.rebuild_key_index_now().expect("rebuild");
     assert_eq!((r.entries, r.differed), (6, 2), "{r:?}");
-    assert_eq!(
-        reopened.rebuild_key_index_now().expect("again").differed,
-        0
-    );
+    assert_eq!(reopened.rebuild_key_index_now().expect("again").differed, 0);
     assert_eq!(reopened.count_by_mapped_keys(&ann).await.expect("count"), 2);
 }
 
@@ -290,26 +287,15 @@ async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
 async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     let dir = tempfile::tempdir().expect("dir");
     // Time of an unmapped worker is held (the sandbox blocks it).
-    let config = timepost::demo::CONFIG.replace(
-        "employee = \"block\"",
-        "employee = \"hold\"",
-    );
+    let config = timepost::demo::CONFIG.replace("employee = \"block\"", "employee = \"hold\"");
     assert_ne!(config, timepost::demo::CONFIG);
     let s = stack_with(dir.path(), &config, "").await;
     // Held: `u-new` (no employee row) and `u-zed` (none either), and a
     // project nobody mapped for u-ann.
     let mut entries = Vec::new();
-    for (i, (user, project)) in [
-        (5, 0),
-        (5, 1),
-        (5, 0),
-        (3, 0),
-        (3, 1),
-        (0, 3),
-        (0, 0),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (user, project)) in [(5, 0), (5, 1), (5, 0), (3, 0), (3, 1), (0, 3), (0, 0)]
+        .into_iter()
+        .enumerate()
     {
         entries.push(entry(
             i,
@@ -338,7 +324,10 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
         .cloned()
         .collect();
     assert_eq!(new_held.len(), 3, "u-new's entries wait for a row");
-    assert!(others.len() >= 3, "u-zed's and the unmapped project's wait too");
+    assert!(
+        others.len() >= 3,
+        "u-zed's and the unmapped project's wait too"
+    );
 
     // The row is keyed by the e-mail, in another case than the entries'.
     let current = s.store.snapshot().await.expect("snapshot");
@@ -347,7 +336,11 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
         "ann",
         MappingTable::Employee,
         "NEW@example.com",
-        Some(MappingRow::new(MappingTable::Employee, "NEW@example.com", "E-900")),
+        Some(MappingRow::new(
+            MappingTable::Employee,
+            "NEW@example.com",
+            "E-900",
+        )),
         "hired",
     )
     .expect("draft")
@@ -370,10 +363,19 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     assert_eq!(decided, new_held, "re-decided: u-new's held entries only");
     for k in &new_held {
         let st = s.store.get(k).await.expect("get").expect("entry");
-        assert_ne!(st.status, Status::Held, "{k}: nothing held for the row stays held");
+        assert_ne!(
+            st.status,
+            Status::Held,
+            "{k}: nothing held for the row stays held"
+        );
     }
     for o in &others {
-        let st = s.store.get(&o.entry.key).await.expect("get").expect("entry");
+        let st = s
+            .store
+            .get(&o.entry.key)
+            .await
+            .expect("get")
+            .expect("entry");
         assert_eq!(
             (st.status, st.revision),
             (Status::Held, o.revision),
@@ -414,7 +416,12 @@ async fn entries_list_by_worker_and_project_in_pages() {
         (
             filter_key(KeyKind::Project, "Acme website"),
             all.iter()
-                .filter(|x| x.entry.project.as_ref().is_some_and(|p| p.id == "p-acme-web"))
+                .filter(|x| {
+                    x.entry
+                        .project
+                        .as_ref()
+                        .is_some_and(|p| p.id == "p-acme-web")
+                })
                 .count(),
         ),
     ] {
@@ -441,4 +448,139 @@ async fn entries_list_by_worker_and_project_in_pages() {
             want
         );
     }
+}
+
+/// The DynamoDB adapter keeps the same index as SQLite: the same writes
+/// (new entries, a move to another project and worker, a state written
+/// before the index existed, a purge) list and count the same entries by
+/// key, in pages; the rebuild gives an old state its items.
+#[tokio::test]
+async fn dynamodb_keeps_the_same_index_as_sqlite() {
+    use timepost::archive::retention::PurgeStore;
+    let Some(config) = timepost_tests::moto::sdk_config().await else {
+        return;
+    };
+    let dynamo = timepost::aws::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        timepost_tests::moto::unique("tp"),
+    );
+    dynamo.create_table().await.expect("create table");
+    let sqlite = timepost::local::sqlite::SqliteStore::in_memory().expect("sqlite");
+    let stores: [&dyn EntryStore; 2] = [&dynamo, &sqlite];
+    let t0: chrono::DateTime<chrono::Utc> = "2026-03-09T00:00:00Z".parse().expect("t0");
+    for store in stores {
+        for i in 0..9 {
+            let e = entry(
+                i,
+                &Spec {
+                    user: i % 3,
+                    project: i % 4,
+                    task: i % 3,
+                    tag: i % 3,
+                    day: i as u32,
+                    hours: 1,
+                },
+            );
+            store.put(&EntryState::new(e, t0)).await.expect("put");
+        }
+        // e1 moves to u-cat (with an e-mail) and another project.
+        let mut st = store
+            .get(
+                &entry(
+                    1,
+                    &Spec {
+                        user: 0,
+                        project: 0,
+                        task: 0,
+                        tag: 0,
+                        day: 0,
+                        hours: 1,
+                    },
+                )
+                .key,
+            )
+            .await
+            .expect("get")
+            .expect("e1");
+        st.entry.worker.tracker_user_id = "u-cat".into();
+        st.entry.worker.email = Some("Cat.Wong@Example.com".into());
+        st.entry.project = Some(Ref::new("p-zzz", None));
+        st.revision = store.put(&st).await.expect("move");
+        // A status change keeps the keys.
+        st.status = Status::Held;
+        store.put(&st).await.expect("status");
+    }
+    // e8 purged from both.
+    let e8 = entry(
+        8,
+        &Spec {
+            user: 0,
+            project: 0,
+            task: 0,
+            tag: 0,
+            day: 0,
+            hours: 1,
+        },
+    )
+    .key;
+    assert_eq!(
+        dynamo
+            .purge_entries(std::slice::from_ref(&e8))
+            .await
+            .expect("purge"),
+        1
+    );
+    assert_eq!(
+        sqlite
+            .purge_entries(std::slice::from_ref(&e8))
+            .await
+            .expect("purge"),
+        1
+    );
+    let queries: Vec<Vec<timepost::mapping::MappedKey>> = vec![
+        vec![filter_key(KeyKind::User, "u-ann")],
+        vec![filter_key(KeyKind::User, "cat.wong@example.com")],
+        vec![filter_key(KeyKind::User, "Cat.Wong@Example.com")],
+        vec![
+            filter_key(KeyKind::Project, "p-zzz"),
+            filter_key(KeyKind::Project, "Acme website"),
+        ],
+        vec![
+            (KeyKind::Task, "t-dev".to_string()),
+            (KeyKind::Task, "support".to_string()),
+        ],
+        vec![filter_key(KeyKind::User, "u-nobody")],
+    ];
+    for q in &queries {
+        let mut by_store = Vec::new();
+        for store in stores {
+            let mut seen = Vec::new();
+            let mut after: Option<EntryKey> = None;
+            loop {
+                let page = store
+                    .by_mapped_keys(q, after.as_ref(), 2)
+                    .await
+                    .expect("page");
+                let Some(last) = page.last() else { break };
+                after = Some(last.entry.key.clone());
+                seen.extend(page.iter().map(|x| x.entry.key.to_string()));
+            }
+            assert_eq!(
+                store.count_by_mapped_keys(q).await.expect("count"),
+                seen.len(),
+                "{q:?}"
+            );
+            by_store.push(seen);
+        }
+        assert_eq!(by_store[0], by_store[1], "{q:?}");
+    }
+    assert_eq!(
+        dynamo
+            .count_by_mapped_keys(&[filter_key(KeyKind::User, "u-cat")])
+            .await
+            .expect("count"),
+        1
+    );
+    let r = dynamo.rebuild_key_index().await.expect("rebuild");
+    assert_eq!((r.entries, r.differed), (8, 0), "{r:?}");
 }

@@ -326,8 +326,8 @@ impl EntryStore for DynamoStore {
             Some(&old_week),
             index_moves(&old_keys)?,
         )
-            .await
-            .map_err(|e| e.unwrap_or_else(conflict))?;
+        .await
+        .map_err(|e| e.unwrap_or_else(conflict))?;
         Ok(stored.revision)
     }
 

@@ -214,11 +214,8 @@ impl DynamoStore {
                 .map(|t| t.parse::<EntryKey>().map(|k| entry_pk(&k)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::Backend(format!("mapped key index: {e}")))?;
-            let items = batch_get(
-                self,
-                pks.into_iter().map(|pk| key(pk, "state")).collect(),
-            )
-            .await?;
+            let items =
+                batch_get(self, pks.into_iter().map(|pk| key(pk, "state")).collect()).await?;
             let mut page: Vec<EntryState> = items
                 .iter()
                 .map(|i| super::codec::decode::<EntryState>(i, "state"))

@@ -31,8 +31,8 @@ CREATE TABLE IF NOT EXISTS entry_keys_built (one INTEGER PRIMARY KEY CHECK (one 
 const CHUNK: usize = 200;
 
 fn insert(conn: &Connection, entry: &str, keys: &[MappedKey]) -> rusqlite::Result<()> {
-    let mut st =
-        conn.prepare_cached("INSERT OR IGNORE INTO entry_keys (kind, k, entry) VALUES (?1, ?2, ?3)")?;
+    let mut st = conn
+        .prepare_cached("INSERT OR IGNORE INTO entry_keys (kind, k, entry) VALUES (?1, ?2, ?3)")?;
     for (kind, k) in keys {
         st.execute(params![kind.as_str(), k, entry])?;
     }
@@ -118,7 +118,11 @@ impl SqliteStore {
         let found = entries_of(&conn, keys, after, Some(limit)).map_err(backend)?;
         let mut out = Vec::with_capacity(found.len());
         for k in &found {
-            out.extend(states(&conn, "SELECT state FROM entries WHERE key = ?1", [k])?);
+            out.extend(states(
+                &conn,
+                "SELECT state FROM entries WHERE key = ?1",
+                [k],
+            )?);
         }
         Ok(out)
     }
@@ -218,8 +222,11 @@ pub(super) fn rebuild(conn: &Connection) -> StoreResult<IndexRebuild> {
         [],
     )
     .map_err(backend)?;
-    conn.execute("INSERT OR IGNORE INTO entry_keys_built (one) VALUES (1)", [])
-        .map_err(backend)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO entry_keys_built (one) VALUES (1)",
+        [],
+    )
+    .map_err(backend)?;
     Ok(r)
 }
 
