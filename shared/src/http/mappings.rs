@@ -221,7 +221,7 @@ pub async fn page_get(
              List the impact on work dates <input type=\"date\" name=\"from\" aria-label=\"from\"> to \
              <input type=\"date\" name=\"to\" aria-label=\"to\"> (default: the last 30 days) \
              <button class=\"secondary\" type=\"submit\" name=\"preview\" value=\"1\" formnovalidate>Preview impact</button></form>\
-             <p>Saving replays every stored entry against the change, whatever its date; a change touching more than {threshold} entr{pl} waits for a second admin. The dates only choose which of them are listed.</p></section>",
+             <p>Saving replays every stored entry the change can touch (those using the row's key, with their worker-weeks; every entry for a GL account, payroll item or <code>*</code> row) against the change, whatever its date; a change touching more than {threshold} entr{pl} waits for a second admin. The dates only choose which of them are listed.</p></section>",
             csrf = csrf_field(&who),
             threshold = s.review().threshold,
             pl = if s.review().threshold == 1 { "y" } else { "ies" },
