@@ -1345,9 +1345,9 @@ pub fn backoff(s: &WorkerConfig, attempt: u32, error: &LedgerError) -> Duration 
 /// (`EntryStore::by_mapped_keys`) whose hold names that row's table (an
 /// employee or vendor row releases entries missing an employee, a project
 /// row those missing a project, a service item row those missing a
-/// service item). A GL account, payroll item or `*` service item row is
-/// looked up by every entry: the held entries missing that table are read
-/// by status.
+/// service item; one that records no missing row is taken too). A GL
+/// account, payroll item or `*` service item row is looked up by every
+/// entry: the held entries missing that table are read by status.
 pub async fn held_released_by(
     entries: &dyn EntryStore,
     changes: &[crate::mapping::MappingChange],
@@ -1366,13 +1366,15 @@ pub async fn held_released_by(
             T::Class | T::Department => None,
         }
     }
+    // A held entry that records no missing row (written by an older
+    // build, or by hand) may wait for any: it is re-checked too.
     let held_for = |st: &EntryState, hold: &str| {
         st.status == Status::Held
             && st
                 .reason
                 .as_ref()
                 .and_then(|r| r.missing_mapping.as_ref())
-                .is_some_and(|m| m.table == hold)
+                .is_none_or(|m| m.table == hold)
     };
     let mut keys: BTreeMap<EntryKey, WorkerWeek> = BTreeMap::new();
     let mut by_status: BTreeSet<&'static str> = BTreeSet::new();
