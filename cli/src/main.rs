@@ -87,8 +87,9 @@ enum Command {
         #[arg(long, conflicts_with = "period")]
         full: bool,
     },
-    /// Maintain the local store: `rebuild-aggregates` recomputes and
-    /// verifies the dashboard's aggregates.
+    /// Maintain the store: `rebuild-aggregates` recomputes and verifies
+    /// the dashboard's aggregates (local store); `rebuild-key-index` the
+    /// mapped-key index (local store or `--backend aws`).
     #[command(subcommand)]
     Store(commands::store::Cmd),
     /// Explain an exception code (or all of them) in plain words.

@@ -165,6 +165,9 @@ pub struct Engine {
 /// Claims expire by themselves so a crashed worker never blocks an entry
 /// for long; a live worker renews its claims every third of this while it
 /// works (see [`Lease`]).
+/// Entries [`Engine::recheck_held_for`] reads a page at a time.
+const RECHECK_PAGE: usize = 1_000;
+
 pub const CLAIM_TTL: Duration = Duration::from_secs(30);
 
 /// How long an intent may stay open before the sweep takes it for the
@@ -508,7 +511,8 @@ impl Engine {
             .await
     }
 
-    /// Re-evaluate every held entry (after a mapping change, or on schedule).
+    /// Re-evaluate every held entry (on schedule; after a mapping change
+    /// [`Engine::recheck_held_for`] takes only the entries it can release).
     pub async fn recheck_held(&self, batch_id: &str) -> Result<Vec<Outcome>, EngineError> {
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
@@ -516,6 +520,34 @@ impl Engine {
         for st in self.entries.by_status(Status::Held, 10_000).await? {
             let key = st.entry.key.clone();
             let weeks = BTreeSet::from([WorkerWeek::of(&st.entry)]);
+            match self
+                .with_weeks(weeks, |held| {
+                    self.with_claim(&key, || self.redrive(&key, mappings, batch_id, held))
+                })
+                .await
+            {
+                Ok(o) => out.extend(o),
+                Err(EngineError::Busy(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-evaluate the held entries `changes` (just applied) can release
+    /// ([`held_released_by`]), not every held entry. The scheduled run
+    /// keeps [`Engine::recheck_held`] (every held entry).
+    pub async fn recheck_held_for(
+        &self,
+        changes: &[crate::mapping::MappingChange],
+        batch_id: &str,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let keys = held_released_by(self.entries.as_ref(), changes).await?;
+        let mappings = self.mappings_now().await?;
+        let mappings = mappings.as_ref();
+        let mut out = Vec::new();
+        for (key, week) in keys {
+            let weeks = BTreeSet::from([week]);
             match self
                 .with_weeks(weeks, |held| {
                     self.with_claim(&key, || self.redrive(&key, mappings, batch_id, held))
@@ -1306,4 +1338,78 @@ pub fn backoff(s: &WorkerConfig, attempt: u32, error: &LedgerError) -> Duration 
         .min(s.backoff_cap_ms);
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (exp + 1);
     Duration::from_millis(jitter)
+}
+
+/// The held entries `changes` can release, with their weeks: for each row
+/// they add or change, the held entries indexed under its key
+/// (`EntryStore::by_mapped_keys`) whose hold names that row's table (an
+/// employee or vendor row releases entries missing an employee, a project
+/// row those missing a project, a service item row those missing a
+/// service item; one that records no missing row is taken too). A GL
+/// account, payroll item or `*` service item row is looked up by every
+/// entry: the held entries missing that table are read by status.
+pub async fn held_released_by(
+    entries: &dyn EntryStore,
+    changes: &[crate::mapping::MappingChange],
+) -> Result<BTreeMap<EntryKey, WorkerWeek>, crate::ports::StoreError> {
+    use crate::mapping::keys::keys_of_row;
+    use crate::mapping::MappingTable as T;
+    /// The `missing_mapping.table` of a hold a row of `table` releases.
+    fn hold_of(table: T) -> Option<&'static str> {
+        match table {
+            T::Employee | T::Vendor => Some("employee"),
+            T::Project => Some("project"),
+            T::ServiceItem => Some("service_item"),
+            T::GlAccount => Some("gl_account"),
+            T::PayrollItem => Some("payroll_item"),
+            // Optional tables: nothing is held for them.
+            T::Class | T::Department => None,
+        }
+    }
+    // A held entry that records no missing row (written by an older
+    // build, or by hand) may wait for any: it is re-checked too.
+    let held_for = |st: &EntryState, hold: &str| {
+        st.status == Status::Held
+            && st
+                .reason
+                .as_ref()
+                .and_then(|r| r.missing_mapping.as_ref())
+                .is_none_or(|m| m.table == hold)
+    };
+    let mut keys: BTreeMap<EntryKey, WorkerWeek> = BTreeMap::new();
+    let mut by_status: BTreeSet<&'static str> = BTreeSet::new();
+    for c in changes.iter().filter(|c| c.after.is_some()) {
+        let Some(hold) = hold_of(c.table) else {
+            continue;
+        };
+        let Some(k) = keys_of_row(c.table, &c.key) else {
+            by_status.insert(hold);
+            continue;
+        };
+        let mut after: Option<EntryKey> = None;
+        loop {
+            let page = entries
+                .by_mapped_keys(std::slice::from_ref(&k), after.as_ref(), RECHECK_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.entry.key.clone());
+            let n = page.len();
+            keys.extend(
+                page.into_iter()
+                    .filter(|st| held_for(st, hold))
+                    .map(|st| (st.entry.key.clone(), WorkerWeek::of(&st.entry))),
+            );
+            if n < RECHECK_PAGE {
+                break;
+            }
+        }
+    }
+    if !by_status.is_empty() {
+        for st in entries.by_status(Status::Held, 10_000).await? {
+            if by_status.iter().any(|h| held_for(&st, h)) {
+                keys.insert(st.entry.key.clone(), WorkerWeek::of(&st.entry));
+            }
+        }
+    }
+    Ok(keys)
 }

@@ -1,7 +1,8 @@
 //! The impact of a proposed mapping change, before it is saved: every
-//! stored entry replayed through the pure decision twice — with the current
-//! mappings and with the proposed ones — counting the entries whose outcome
-//! would differ (other posting lines, or another state: postable, held,
+//! stored entry the change can touch (read by `crate::review` over the
+//! mapped-key index, with whole worker-weeks) replayed through the pure
+//! decision twice — with the current mappings and with the proposed ones —
+//! counting the entries whose outcome would differ (other posting lines, or another state: postable, held,
 //! exception…) whatever their work date, and listing those of a period.
 //! The count over all stored entries is what decides whether a change needs
 //! a second admin (`crate::review`); the period only limits the list. No
@@ -162,13 +163,16 @@ pub struct ImpactPreview {
     /// The mapping version the preview was computed against: a change
     /// approved later must still apply to this version.
     pub mapping_version: u64,
-    /// Entries of the period replayed.
+    /// Entries of the period replayed (those the change can touch, with
+    /// their worker-weeks; every entry for a GL account, payroll item or
+    /// `*` row).
     pub entries_checked: usize,
     /// Entries of the period whose outcome would differ (lines or state),
     /// by date.
     pub changed: Vec<EntryImpact>,
     /// Every stored entry replayed, whatever its work date (discarded ones
-    /// aside). 0 in previews saved before every entry was counted.
+    /// aside): those the change can touch, with their worker-weeks. 0 in
+    /// previews saved before every entry was counted.
     #[serde(default)]
     pub entries_replayed: usize,
     /// Every stored entry whose outcome would differ, whatever its work
@@ -252,7 +256,7 @@ pub fn differences(before: &Outcome, after: &Outcome) -> Vec<String> {
 /// How an entry is decided in a replay: the pipeline's re-evaluation plus
 /// whatever the engine adds around it (the holding-account override), so
 /// the preview decides exactly as the engine would.
-pub type DecideFn<'a> = dyn Fn(&EntryState, Option<&EntryPlan>, &Mappings) -> Decision + 'a;
+pub type DecideFn<'a> = dyn Fn(&EntryState, Option<&EntryPlan>, &Mappings) -> Decision + Sync + 'a;
 
 /// The plain re-evaluation the engine runs for an entry (without the
 /// holding override): what tests and callers without an engine use.
@@ -280,38 +284,90 @@ pub fn preview(
     rules: &Rules,
     decide: &DecideFn<'_>,
 ) -> ImpactPreview {
-    let in_period = |st: &EntryState| st.entry.work_date >= from && st.entry.work_date <= to;
-    let mut weeks: HashMap<WorkerWeek, Vec<&EntryState>> = HashMap::new();
+    let mut weeks: HashMap<WorkerWeek, Vec<EntryState>> = HashMap::new();
     for st in entries {
-        weeks.entry(WorkerWeek::of(&st.entry)).or_default().push(st);
+        weeks
+            .entry(WorkerWeek::of(&st.entry))
+            .or_default()
+            .push(st.clone());
     }
-    let mut checked = 0;
-    let mut replayed = 0;
-    let mut affected = 0;
-    let mut changed = Vec::new();
+    let mut replay = Replay::new(Some((from, to)), current, proposed, rules, decide);
     for week in weeks.values() {
+        replay.week(week);
+    }
+    replay.finish()
+}
+
+/// A preview built one worker-week at a time, so a caller can read the
+/// weeks a change touches (or every week, page by page) without holding
+/// every entry: [`preview`] is this over all of them.
+pub struct Replay<'a> {
+    period: Option<(NaiveDate, NaiveDate)>,
+    current: &'a Mappings,
+    proposed: &'a Mappings,
+    rules: &'a Rules,
+    decide: &'a DecideFn<'a>,
+    dates: Option<(NaiveDate, NaiveDate)>,
+    checked: usize,
+    replayed: usize,
+    affected: usize,
+    changed: Vec<EntryImpact>,
+}
+
+impl<'a> Replay<'a> {
+    /// `period`: the work dates to list (None: every date, the preview's
+    /// `from`..`to` then spanning the entries replayed).
+    pub fn new(
+        period: Option<(NaiveDate, NaiveDate)>,
+        current: &'a Mappings,
+        proposed: &'a Mappings,
+        rules: &'a Rules,
+        decide: &'a DecideFn<'a>,
+    ) -> Self {
+        Self {
+            period,
+            current,
+            proposed,
+            rules,
+            decide,
+            dates: None,
+            checked: 0,
+            replayed: 0,
+            affected: 0,
+            changed: Vec::new(),
+        }
+    }
+
+    /// Replay one whole worker-week (every entry of it, as
+    /// `EntryStore::week` returns them).
+    pub fn week(&mut self, week: &[EntryState]) {
         let refs: Vec<_> = week.iter().map(|st| &st.entry).collect();
-        let plan_now = pipeline::plan_week(&refs, current, rules);
-        let plan_new = pipeline::plan_week(&refs, proposed, rules);
+        let plan_now = pipeline::plan_week(&refs, self.current, self.rules);
+        let plan_new = pipeline::plan_week(&refs, self.proposed, self.rules);
         for st in week.iter().filter(|st| st.status != Status::Ignored) {
-            replayed += 1;
-            let listed = in_period(st);
+            self.replayed += 1;
+            let d = st.entry.work_date;
+            self.dates = Some(match self.dates {
+                None => (d, d),
+                Some((lo, hi)) => (lo.min(d), hi.max(d)),
+            });
+            let listed = self.period.is_none_or(|(from, to)| d >= from && d <= to);
             if listed {
-                checked += 1;
+                self.checked += 1;
             }
             let key = &st.entry.key;
-            let before = Outcome::of(st, decide(st, plan_now.get(key), current));
-            let after = Outcome::of(st, decide(st, plan_new.get(key), proposed));
+            let before = Outcome::of(st, (self.decide)(st, plan_now.get(key), self.current));
+            let after = Outcome::of(st, (self.decide)(st, plan_new.get(key), self.proposed));
             if before == after {
                 continue;
             }
-            affected += 1;
+            self.affected += 1;
             if !listed {
                 continue;
             }
-            changed.push(EntryImpact {
+            self.changed.push(EntryImpact {
                 key: key.to_string(),
-                work_date: st.entry.work_date,
+                work_date: d,
                 worker: st
                     .entry
                     .worker
@@ -326,15 +382,21 @@ pub fn preview(
             });
         }
     }
-    changed.sort_by(|a, b| (a.work_date, &a.key).cmp(&(b.work_date, &b.key)));
-    ImpactPreview {
-        from,
-        to,
-        mapping_version: current.version,
-        entries_checked: checked,
-        changed,
-        entries_replayed: replayed,
-        entries_affected: affected,
+
+    pub fn finish(mut self) -> ImpactPreview {
+        self.changed
+            .sort_by(|a, b| (a.work_date, &a.key).cmp(&(b.work_date, &b.key)));
+        let today = chrono::Utc::now().date_naive();
+        let (from, to) = self.period.or(self.dates).unwrap_or((today, today));
+        ImpactPreview {
+            from,
+            to,
+            mapping_version: self.current.version,
+            entries_checked: self.checked,
+            changed: self.changed,
+            entries_replayed: self.replayed,
+            entries_affected: self.affected,
+        }
     }
 }
 

@@ -158,6 +158,42 @@ pub trait EntryStore: Send + Sync {
             samples_differed: 0,
         })
     }
+    /// Entries whose mapped keys (`crate::mapping::keys_of`) include one
+    /// of `keys`, in key order after `after` (from the first when None),
+    /// at most `limit`: what a changed mapping row can touch, or one page
+    /// of a listing by worker or project. Both real stores read an index
+    /// kept with every state write; this default reads every state.
+    async fn by_mapped_keys(
+        &self,
+        keys: &[crate::mapping::MappedKey],
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        let after = after.map(|k| k.to_string());
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|s| after.as_ref().is_none_or(|a| s.entry.key.to_string() > *a))
+            .filter(|s| {
+                crate::mapping::keys_of(&s.entry)
+                    .iter()
+                    .any(|k| keys.contains(k))
+            })
+            .take(limit)
+            .collect())
+    }
+    /// How many entries [`EntryStore::by_mapped_keys`] would list without
+    /// a limit (counted over the index; this default reads every state).
+    async fn count_by_mapped_keys(&self, keys: &[crate::mapping::MappedKey]) -> StoreResult<usize> {
+        Ok(self.by_mapped_keys(keys, None, usize::MAX).await?.len())
+    }
+    /// Rewrite the mapped-key index from every state and say how many
+    /// entries' index rows were missing or wrong. A store without one (this
+    /// default) has nothing to rebuild.
+    async fn rebuild_key_index(&self) -> StoreResult<crate::mapping::keys::IndexRebuild> {
+        Ok(crate::mapping::keys::IndexRebuild::default())
+    }
     /// Entries of one tracker workspace whose (current) work date is in
     /// `from..=to`, in key order, deleted ones included. What a poller
     /// compares a re-listed period with to find deletions (Harvest).

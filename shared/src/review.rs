@@ -3,11 +3,13 @@
 //! API (set, remove, revert), finance's inline "add the missing mapping",
 //! and the CLI's `mappings import` (local or `--backend aws`).
 //!
-//! A change is previewed against **every stored entry** (`impact::preview`,
-//! deciding as the engine does, holding override included); the number of
-//! stored entries whose outcome would differ — whatever their work date,
-//! held and exception entries included — decides whether it needs a second
-//! admin (`[console] mapping_approval_threshold`, 0 = always). The period a
+//! A change is previewed against **every stored entry it can touch**
+//! (`impact::Replay`, deciding as the engine does, holding override
+//! included; the entries indexed under the changed rows' keys and their
+//! worker-weeks, or every entry page by page for a GL account, payroll item
+//! or `*` row — see [`MappingReview::preview`]); the number of stored
+//! entries whose outcome would differ — whatever their work date, held and
+//! exception entries included — decides whether it needs a second admin (`[console] mapping_approval_threshold`, 0 = always). The period a
 //! caller gives only limits which of them the preview lists. Under the
 //! threshold the change applies at once (one `MappingStore::apply`,
 //! audited, its preview kept as an applied proposal); above it, it is
@@ -22,6 +24,8 @@
 //! is the caller's (the console does it in-process, the CLI queues it on a
 //! deployed stack).
 
+use std::collections::HashSet;
+
 use chrono::{Duration, NaiveDate, Utc};
 
 use crate::engine::Engine;
@@ -32,7 +36,7 @@ use crate::model::EntryKey;
 use crate::pipeline::{self, EntryPlan, NoTrace};
 use crate::ports::{
     AuditLog, AuditRecord, EntryStore, MappingStore, PendingChanges, ProposalStatus,
-    ProposedChange, StoreError,
+    ProposedChange, StoreError, WorkerWeek,
 };
 use crate::state::{EntryState, Status};
 
@@ -288,6 +292,9 @@ pub fn draft(
     }))
 }
 
+/// Entries a preview reads a page at a time.
+pub const PAGE: usize = 1_000;
+
 /// The ports a review works on, and the threshold.
 pub struct MappingReview<'a> {
     pub entries: &'a dyn EntryStore,
@@ -309,8 +316,22 @@ impl MappingReview<'_> {
         })
     }
 
-    /// The impact of `changes` on `current`: every stored entry counted,
-    /// those of `period` (every work date when None) listed.
+    /// The impact of `changes` on `current`: every stored entry the
+    /// change can touch counted, those of `period` (every work date when
+    /// None) listed.
+    ///
+    /// Only what the changed rows can touch is read: the entries indexed
+    /// under their keys (`EntryStore::by_mapped_keys`), widened to their
+    /// whole worker-weeks (`EntryStore::week`), since a week is planned
+    /// whole (overtime follows the worker's mapping). An entry outside
+    /// those weeks looks none of the changed rows up, and its week's plan
+    /// depends only on its own worker's rows, so its outcome cannot
+    /// differ: the count is the one a replay of every stored entry gives.
+    /// A GL account or payroll item row, or the `*` service item, is looked
+    /// up by every entry: the store is then read page by page
+    /// ([`PAGE`] entries, each new worker-week read whole and replayed),
+    /// so memory holds a page, one week and the set of weeks done, never
+    /// every entry.
     pub async fn preview(
         &self,
         current: &Mappings,
@@ -319,22 +340,47 @@ impl MappingReview<'_> {
     ) -> ReviewResult<ImpactPreview> {
         let mut proposed = current.clone();
         crate::mapping::change::apply(&mut proposed, changes);
-        let entries = self.entries.all().await?;
-        let period = period.unwrap_or_else(|| Period::all(&entries));
         let engine = self.engine;
         let decide = move |st: &EntryState, plan: Option<&EntryPlan>, m: &Mappings| {
             let d = pipeline::reevaluate(&st.entry, plan, m, &engine.rules, Some(st), &mut NoTrace);
             engine.holding_override(st, plan, m, d)
         };
-        Ok(impact::preview(
-            &entries,
-            period.from,
-            period.to,
+        let mut replay = impact::Replay::new(
+            period.map(|p| (p.from, p.to)),
             current,
             &proposed,
             &self.engine.rules,
             &decide,
-        ))
+        );
+        let mut done: HashSet<WorkerWeek> = HashSet::new();
+        let mut after: Option<EntryKey> = None;
+        let touched = crate::mapping::keys::touched(changes);
+        loop {
+            let page = match &touched {
+                Some(keys) if keys.is_empty() => Vec::new(),
+                Some(keys) => {
+                    self.entries
+                        .by_mapped_keys(keys, after.as_ref(), PAGE)
+                        .await?
+                }
+                None => self.entries.page(after.as_ref(), PAGE).await?,
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.entry.key.clone());
+            let full = page.len() < PAGE;
+            for st in page {
+                let week = WorkerWeek::of(&st.entry);
+                if done.contains(&week) {
+                    continue;
+                }
+                replay.week(&self.entries.week(&week).await?);
+                done.insert(week);
+            }
+            if full {
+                break;
+            }
+        }
+        Ok(replay.finish())
     }
 
     /// Whether a change with preview `p` needs a second admin: more stored

@@ -127,6 +127,38 @@ impl Ops {
     }
 }
 
+impl Ops {
+    /// Re-evaluate the held entries `changes` (applied) can release
+    /// (`timepost::engine::held_released_by`); on a deployed stack queue
+    /// one redrive for each of them.
+    pub async fn recheck_held_for(
+        &self,
+        by: &str,
+        changes: &[timepost::mapping::MappingChange],
+    ) -> Result<Recheck, Failure> {
+        if !self.deployed() {
+            let out = self
+                .engine
+                .recheck_held_for(changes, &timepost::worker::new_batch_id())
+                .await?;
+            return Ok(Recheck::Done(out));
+        }
+        let held = timepost::engine::held_released_by(self.entries.as_ref(), changes).await?;
+        let messages: Vec<QueueMessage> = held
+            .into_keys()
+            .map(|key| QueueMessage::Redrive {
+                key,
+                by: by.to_string(),
+            })
+            .collect();
+        let n = messages.len();
+        for batch in timepost::intake::batches(messages) {
+            self.queue.send_batch(&batch).await?;
+        }
+        Ok(Recheck::Queued(n))
+    }
+}
+
 /// What re-checking the held entries did.
 pub enum Recheck {
     /// Locally the engine re-evaluated them here.

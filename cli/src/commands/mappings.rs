@@ -143,7 +143,7 @@ fn plural(n: usize) -> &'static str {
 fn print_impact(p: &ImpactPreview, threshold: u64) {
     let n = p.affected_count();
     println!(
-        "impact: {n} stored entr{} of {} would post differently (review threshold: {threshold})",
+        "impact: {n} stored entr{} would post differently, of {} replayed (the entries the changed rows can touch, with their worker-weeks) (review threshold: {threshold})",
         plural(n),
         p.entries_replayed.max(p.entries_checked),
     );
@@ -250,7 +250,11 @@ async fn import(
             }
         }
     }
-    match ops.recheck_held(by).await? {
+    let applied = match &saved {
+        Saved::Applied { changes, .. } => changes.clone(),
+        _ => Vec::new(),
+    };
+    match ops.recheck_held_for(by, &applied).await? {
         Recheck::Done(released) => {
             let posted = released
                 .iter()

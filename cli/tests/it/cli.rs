@@ -276,6 +276,31 @@ fn store_rebuild_aggregates_verifies_and_repairs_the_maintained_rows() {
         &["--backend", "aws", "store", "rebuild-aggregates"],
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    // The mapped-key index: kept with every write, then rows removed
+    // behind timepost's back are found and rewritten.
+    let keys = |d: &Path| {
+        let o = timepost(d, &["store", "rebuild-key-index", "--json"]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = keys(d.path());
+    assert!(v["entries"].as_u64().unwrap() > 10, "{v}");
+    assert_eq!(v["differed"].as_u64(), Some(0), "{v}");
+    let conn = rusqlite::Connection::open(d.path().join(".timepost/timepost.sqlite")).unwrap();
+    conn.execute(
+        "DELETE FROM entry_keys WHERE entry IN (SELECT entry FROM entry_keys LIMIT 1)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(keys(d.path())["differed"].as_u64(), Some(1));
+    let o = timepost(d.path(), &["store", "rebuild-key-index"]);
+    assert!(
+        text(&o)
+            .0
+            .contains("0 entr(y/ies) had missing or wrong index rows"),
+        "{}",
+        text(&o).0
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod console;
 mod console_archives;
 mod console_dashboard;
 mod console_detail;
+mod console_entries_filter;
 mod console_holding;
 mod console_preview;
 mod console_reconciliation;

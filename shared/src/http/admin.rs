@@ -107,9 +107,64 @@ async fn report(
 struct EntriesQuery {
     status: Option<String>,
     limit: Option<usize>,
-    /// Without `status`: the page after this entry key (the last key of
-    /// the previous page), in key order.
+    /// Without `status`, or with `worker` / `project`: the page after
+    /// this entry key (the last key of the previous page), in key order.
     after: Option<String>,
+    /// Only this worker's entries (tracker user id or e-mail), read over
+    /// the mapped-key index.
+    worker: Option<String>,
+    /// Only this project's entries (tracker project id or name), read over
+    /// the mapped-key index.
+    project: Option<String>,
+}
+
+/// A query value given and not blank.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// One page of the entries of a worker and / or project (and `status`),
+/// in key order after `after`: read over the mapped-key index (the
+/// worker's key when both are given), never every entry.
+async fn entries_by_keys(
+    s: &AppState,
+    q: &EntriesQuery,
+    status: Option<Status>,
+    after: Option<EntryKey>,
+    limit: usize,
+) -> Result<Vec<crate::state::EntryState>, ApiError> {
+    use crate::mapping::keys::{filter_key, KeyKind};
+    let worker = given(&q.worker).map(|w| filter_key(KeyKind::User, w));
+    let project = given(&q.project).map(|p| filter_key(KeyKind::Project, p));
+    let (walk, also) = match (worker, project) {
+        (Some(w), p) => (w, p),
+        (None, Some(p)) => (p, None),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let keep = |st: &crate::state::EntryState| {
+        status.is_none_or(|x| st.status == x)
+            && also
+                .as_ref()
+                .is_none_or(|k| crate::mapping::keys_of(&st.entry).contains(k))
+    };
+    let mut out = Vec::new();
+    let mut cursor = after;
+    let step = limit.clamp(1, 1_000);
+    while out.len() < limit {
+        let page = s
+            .entries
+            .by_mapped_keys(std::slice::from_ref(&walk), cursor.as_ref(), step)
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.entry.key.clone());
+        let n = page.len();
+        out.extend(page.into_iter().filter(|st| keep(st)));
+        if n < step {
+            break;
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 async fn entries(
@@ -117,6 +172,22 @@ async fn entries(
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(500).min(10_000);
+    if given(&q.worker).is_some() || given(&q.project).is_some() {
+        let status = q
+            .status
+            .as_deref()
+            .map(str::parse::<Status>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e, Some("status".into())))?;
+        let after = q
+            .after
+            .as_deref()
+            .map(|k| k.parse::<EntryKey>())
+            .transpose()
+            .map_err(|e: String| ApiError::bad_request(e, Some("after".into())))?;
+        let list = entries_by_keys(&s, &q, status, after, limit).await?;
+        return Ok(Json(list).into_response());
+    }
     let list = match q.status.as_deref() {
         Some(st) => {
             let status: Status = st

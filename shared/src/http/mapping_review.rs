@@ -61,8 +61,8 @@ pub(super) fn answer(saved: Saved) -> Response {
 
 /// Re-check held entries when a save applied; pass it on.
 pub(super) async fn after_save(s: &AppState, saved: Saved) -> Saved {
-    if saved.applied() {
-        recheck(s).await;
+    if let Saved::Applied { changes, .. } = &saved {
+        recheck(s, changes).await;
     }
     saved
 }
@@ -95,7 +95,7 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
 async fn approve(s: &AppState, who: &Principal, id: u64) -> Result<Vec<MappingChange>, ApiError> {
     let review = s.mapping_review();
     let done = review.approve(&who.actor(), id).await?;
-    recheck(s).await;
+    recheck(s, &done.changes).await;
     let added: Vec<_> = done
         .changes
         .iter()
@@ -160,7 +160,7 @@ pub(super) fn preview_html(p: &ImpactPreview) -> String {
     let mut h = format!(
         "<p class=\"preview-summary\">Against mapping version {v}, <strong data-affected=\"{a}\">{a}</strong> stored entr{pa} of any date would post differently \
          (what decides whether a second admin must approve; held and exception entries included), {out} of them dated outside {from} to {to}. \
-         Of the <strong>{checked}</strong> entr{pc} dated {from} to {to}, \
+         Of the <strong>{checked}</strong> entr{pc} dated {from} to {to} that the change can touch (those using the changed rows, with their worker-weeks), \
          <strong data-changed=\"{n}\">{n}</strong> would post differently, {m} of them moving between held / exception / postable.</p>",
         a = p.affected_count(),
         pa = plural(p.affected_count()),

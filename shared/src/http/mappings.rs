@@ -4,7 +4,8 @@
 //! as a new change. Every change goes through `crate::review` (previewed
 //! over every stored entry, applied in one `MappingStore::apply` and
 //! audited, or left for a second admin), and one that applied is followed
-//! by `Engine::recheck_held` so held entries post by themselves.
+//! by `Engine::recheck_held_for` so the held entries it releases post by
+//! themselves.
 
 use std::collections::BTreeMap;
 
@@ -51,10 +52,15 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
-/// Re-check held entries after a change; a failure is logged (the change
-/// stands and the scheduled re-check catches up).
-pub(super) async fn recheck(s: &AppState) {
-    if let Err(e) = s.engine.recheck_held(&crate::worker::new_batch_id()).await {
+/// Re-check the held entries `changes` (applied) can release
+/// (`Engine::recheck_held_for`); a failure is logged (the change stands
+/// and the scheduled re-check of every held entry catches up).
+pub(super) async fn recheck(s: &AppState, changes: &[crate::mapping::MappingChange]) {
+    if let Err(e) = s
+        .engine
+        .recheck_held_for(changes, &crate::worker::new_batch_id())
+        .await
+    {
         tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
     }
 }
@@ -215,7 +221,7 @@ pub async fn page_get(
              List the impact on work dates <input type=\"date\" name=\"from\" aria-label=\"from\"> to \
              <input type=\"date\" name=\"to\" aria-label=\"to\"> (default: the last 30 days) \
              <button class=\"secondary\" type=\"submit\" name=\"preview\" value=\"1\" formnovalidate>Preview impact</button></form>\
-             <p>Saving replays every stored entry against the change, whatever its date; a change touching more than {threshold} entr{pl} waits for a second admin. The dates only choose which of them are listed.</p></section>",
+             <p>Saving replays every stored entry the change can touch (those using the row's key, with their worker-weeks; every entry for a GL account, payroll item or <code>*</code> row) against the change, whatever its date; a change touching more than {threshold} entr{pl} waits for a second admin. The dates only choose which of them are listed.</p></section>",
             csrf = csrf_field(&who),
             threshold = s.review().threshold,
             pl = if s.review().threshold == 1 { "y" } else { "ies" },

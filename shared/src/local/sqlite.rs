@@ -259,12 +259,14 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         conn.execute_batch(aggregates::SCHEMA).map_err(backend)?;
+        conn.execute_batch(keyindex::SCHEMA).map_err(backend)?;
         migrate_work_date(&conn).map_err(backend)?;
         period::migrate(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         let rekeyed = migrate_entry_keys(&conn)?;
         let mut conn = conn;
         aggregates::build_if_missing(&mut conn)?;
+        keyindex::build_if_missing(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             enqueuer: None,
@@ -372,6 +374,7 @@ impl SqliteStore {
 mod aggregates;
 mod bulk;
 mod period;
+mod keyindex;
 
 mod files {
     use std::path::{Path, PathBuf};
@@ -760,6 +763,7 @@ impl EntryStore for SqliteStore {
         // The aggregates move with the state, in this transaction.
         let before: Option<EntryState> = current.map(|c| decode(&c.1)).transpose()?;
         aggregates::on_write(&tx, before.as_ref(), Some(&stored)).map_err(backend)?;
+        keyindex::on_write(&tx, before.as_ref(), Some(&stored)).map_err(backend)?;
         tx.execute(
             "INSERT INTO entries (key, source, workspace, user_id, week_start, status, revision, updated_at, state, work_date)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -844,6 +848,23 @@ impl EntryStore for SqliteStore {
 
     async fn rebuild_aggregates(&self) -> StoreResult<crate::aggregates::Rebuild> {
         self.rebuild_aggregates_now()
+    }
+
+    async fn by_mapped_keys(
+        &self,
+        keys: &[crate::mapping::MappedKey],
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        self.by_mapped_keys_now(keys, after, limit)
+    }
+
+    async fn count_by_mapped_keys(&self, keys: &[crate::mapping::MappedKey]) -> StoreResult<usize> {
+        self.count_by_mapped_keys_now(keys)
+    }
+
+    async fn rebuild_key_index(&self) -> StoreResult<crate::mapping::keys::IndexRebuild> {
+        self.rebuild_key_index_now()
     }
 
     async fn by_source_dates(

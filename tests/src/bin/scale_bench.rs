@@ -9,7 +9,11 @@
 //! `/api/report` run), the rebuild of the aggregates, peak RSS and store
 //! bytes per entry. See `scripts/load-scale.sh` and docs/performance.md.
 //!
-//! Usage: scale-bench --entries 10000 [--dir DIR] [--requests 20] [--skip-report]
+//! With mappings applied afterwards, the impact preview of one employee
+//! and one project row and the held re-check after a row is added
+//! (`--skip-mapping` leaves them out).
+//!
+//! Usage: scale-bench --entries 10000 [--dir DIR] [--requests 20] [--skip-report] [--skip-mapping]
 
 use std::time::{Duration, Instant};
 
@@ -279,6 +283,9 @@ async fn main() {
                 "posted": rep.posted.entries, "peak_rss_kib": peak_rss_kib()})
         );
     }
+    if !std::env::args().any(|a| a == "--skip-mapping") {
+        mapping_figures(&stack, n).await;
+    }
     // Last, so the peak RSS above is the pages' and the report's.
     let t = Instant::now();
     let r = stack.store.rebuild_aggregates_now().expect("rebuild");
@@ -286,5 +293,156 @@ async fn main() {
         "{}",
         serde_json::json!({"entries": n, "rebuild_aggregates_ms": t.elapsed().as_millis(),
             "aggregate_rows": r.rows, "rows_differed": r.differed, "peak_rss_kib": peak_rss_kib()})
+    );
+}
+
+/// The mapping-index figures (docs/performance.md, "Mapping changes"): the
+/// impact preview of one employee row and of one project row (what the
+/// review threshold counts), and the held re-check after a project row is
+/// added, over mappings for every worker and every project but the last.
+async fn mapping_figures(stack: &timepost::local::stack::LocalStack, n: u64) {
+    use timepost::mapping::{diff, MappingRow, MappingTable};
+    use timepost::ports::MappingStore;
+    let mut rows: Vec<MappingRow> =
+        timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())
+            .expect("demo mappings")
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.table,
+                    MappingTable::ServiceItem | MappingTable::GlAccount | MappingTable::PayrollItem
+                )
+            })
+            .collect();
+    for w in 0..WORKERS {
+        rows.push(MappingRow::new(
+            MappingTable::Employee,
+            &format!("{}", 1000 + w),
+            &format!("E-{}", 1000 + w),
+        ));
+    }
+    for p in 0..PROJECTS - 1 {
+        rows.push(MappingRow::new(
+            MappingTable::Project,
+            &format!("{}", 9000 + p),
+            &format!("C-{p}"),
+        ));
+    }
+    let current = stack.store.snapshot().await.expect("snapshot");
+    let changes = diff(&current, &rows, false, "bench", Utc::now(), "bench");
+    stack.store.apply(changes).await.expect("apply");
+    let current = stack.store.snapshot().await.expect("snapshot");
+    let review = timepost::review::MappingReview {
+        entries: &stack.store,
+        mappings: &stack.store,
+        audit: &stack.store,
+        pending: None,
+        engine: &stack.engine,
+        threshold: u64::MAX,
+    };
+    for (name, table, key) in [
+        ("preview_employee_change", MappingTable::Employee, "1007"),
+        ("preview_project_change", MappingTable::Project, "9007"),
+    ] {
+        let after = Some(MappingRow::new(table, key, "X-NEW"));
+        let change = timepost::review::draft(&current, "bench", table, key, after, "bench")
+            .expect("draft")
+            .expect("a change");
+        let mut lat = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            last = Some(
+                review
+                    .preview(&current, std::slice::from_ref(&change), None)
+                    .await
+                    .expect("preview"),
+            );
+            lat.push(t.elapsed());
+        }
+        let p = last.expect("a preview");
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "figure": name, "p50_ms": pct(&mut lat, 0.5),
+                "max_ms": pct(&mut lat, 1.0), "entries_read": p.entries_replayed,
+                "entries_affected": p.entries_affected, "peak_rss_kib": peak_rss_kib()})
+        );
+    }
+    // For comparison, what the preview did before the index: every state
+    // read and replayed (one run).
+    {
+        let change = timepost::review::draft(
+            &current,
+            "bench",
+            MappingTable::Employee,
+            "1007",
+            Some(MappingRow::new(MappingTable::Employee, "1007", "X-NEW")),
+            "bench",
+        )
+        .expect("draft")
+        .expect("a change");
+        let mut proposed = current.clone();
+        timepost::mapping::change::apply(&mut proposed, std::slice::from_ref(&change));
+        let engine = &stack.engine;
+        let decide = move |st: &EntryState,
+                           plan: Option<&timepost::pipeline::EntryPlan>,
+                           m: &timepost::mapping::Mappings| {
+            let d = timepost::pipeline::reevaluate(
+                &st.entry,
+                plan,
+                m,
+                &engine.rules,
+                Some(st),
+                &mut timepost::pipeline::NoTrace,
+            );
+            engine.holding_override(st, plan, m, d)
+        };
+        let t = Instant::now();
+        let all = stack.store.all().await.expect("all");
+        let (from, to) = (
+            NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default(),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default(),
+        );
+        let p =
+            timepost::impact::preview(&all, from, to, &current, &proposed, &engine.rules, &decide);
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "figure": "preview_employee_change_full_replay",
+                "ms": t.elapsed().as_millis(), "entries_read": all.len(),
+                "entries_affected": p.entries_affected})
+        );
+    }
+    // The last project gets its row: the re-check reads that project's
+    // entries over the index and re-decides its held ones.
+    let key = format!("{}", 9000 + PROJECTS - 1);
+    let change = timepost::review::draft(
+        &current,
+        "bench",
+        MappingTable::Project,
+        &key,
+        Some(MappingRow::new(MappingTable::Project, &key, "C-LAST")),
+        "bench",
+    )
+    .expect("draft")
+    .expect("a change");
+    let applied = stack.store.apply(vec![change]).await.expect("apply");
+    let t = Instant::now();
+    let out = stack
+        .engine
+        .recheck_held_for(&applied, "bench")
+        .await
+        .expect("recheck");
+    let ms = t.elapsed().as_millis();
+    let held_left = stack
+        .store
+        .by_status(Status::Held, 1_000_000)
+        .await
+        .expect("held")
+        .len();
+    println!(
+        "{}",
+        serde_json::json!({"entries": n, "figure": "recheck_after_project_row",
+            "ms": ms, "re_decided": out.len(),
+            "held_in_store_after": held_left, "peak_rss_kib": peak_rss_kib()})
     );
 }

@@ -26,6 +26,7 @@ mod demo_golden;
 mod dry_run_from;
 mod engine;
 mod engine_qbo;
+mod mapping_index;
 mod oidc;
 mod period_reads;
 mod pollers;

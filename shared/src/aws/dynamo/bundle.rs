@@ -77,7 +77,15 @@ impl DynamoStore {
     pub async fn load_bundle(&self, d: &Loaded) -> StoreResult<BundleLoad> {
         let mut items = Vec::new();
         for st in &d.entries {
-            items.push(state_item(st)?);
+            // With its mapped-key index items (`keyindex`).
+            let keys = crate::mapping::keys_of(&st.entry);
+            let mut state = state_item(st)?;
+            state.insert(
+                super::keyindex::MKEYS.into(),
+                s(super::keyindex::encode_keys(&keys)?),
+            );
+            items.push(state);
+            items.extend(super::keyindex::diff(&st.entry.key, &[], &keys).0);
             items.push(key(
                 week_pk(&WorkerWeek::of(&st.entry)),
                 entry_pk(&st.entry.key),

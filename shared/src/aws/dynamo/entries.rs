@@ -15,7 +15,9 @@
 //! written in the same transaction as a new entry's state, moved in the
 //! same transaction as the state that changes the entry's week, and read
 //! with a strongly consistent Query. A write that keeps the week — nearly
-//! every write — is a single conditional PutItem as before.
+//! every write — is a single conditional PutItem as before. The same holds
+//! for the mapped-key index items (`keyindex`): a write that changes the
+//! entry's keys moves them in that transaction.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -165,6 +167,7 @@ impl DynamoStore {
         revision: Option<u64>,
         new_week: &str,
         old_week: Option<&str>,
+        mut index: Vec<TransactWriteItem>,
     ) -> Result<(), Option<StoreError>> {
         let entry = get_s(&state, PK).map_err(Some)?.to_string();
         let build = |e| Some(backend("put entry", e));
@@ -207,11 +210,21 @@ impl DynamoStore {
                     .build(),
             );
         }
-        match tx.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(lost_race) => Err(None),
-            Err(e) => Err(Some(backend("put entry", e))),
+        // The mapped-key index items that changed (`keyindex`), as many
+        // as the transaction holds; the rest right after it.
+        let room = super::keyindex::TX_MAX - 3;
+        let overflow = index.split_off(index.len().min(room));
+        for a in index {
+            tx = tx.transact_items(a);
         }
+        match tx.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(lost_race) => return Err(None),
+            Err(e) => return Err(Some(backend("put entry", e))),
+        }
+        super::keyindex::write_overflow(self, overflow)
+            .await
+            .map_err(Some)
     }
 
     /// The current documents of these entries (consistent read).
@@ -262,11 +275,18 @@ impl EntryStore for DynamoStore {
     async fn put(&self, state: &EntryState) -> StoreResult<u64> {
         let mut stored = state.clone();
         stored.revision = state.revision + 1;
-        let item = state_item(&stored)?;
+        let mut item = state_item(&stored)?;
+        let keys = crate::mapping::keys_of(&stored.entry);
+        let mkeys = super::keyindex::encode_keys(&keys)?;
+        item.insert(super::keyindex::MKEYS.into(), s(mkeys.as_str()));
+        let index_moves = |old: &[crate::mapping::MappedKey]| {
+            let (add, remove) = super::keyindex::diff(&stored.entry.key, old, &keys);
+            super::keyindex::actions(&self.table, add, remove)
+        };
         let new_week = week_pk(&WorkerWeek::of(&stored.entry));
         let conflict = || StoreError::Conflict(state.entry.key.to_string());
         if state.revision == 0 {
-            self.put_moving(item, None, &new_week, None)
+            self.put_moving(item, None, &new_week, None, index_moves(&[])?)
                 .await
                 .map_err(|e| e.unwrap_or_else(conflict))?;
             return Ok(stored.revision);
@@ -276,10 +296,12 @@ impl EntryStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item.clone()))
-            .condition_expression("revision = :r AND #w = :w")
+            .condition_expression("revision = :r AND #w = :w AND #mk = :mk")
             .expression_attribute_names("#w", WEEK)
+            .expression_attribute_names("#mk", super::keyindex::MKEYS)
             .expression_attribute_values(":r", n(state.revision))
             .expression_attribute_values(":w", s(new_week.as_str()))
+            .expression_attribute_values(":mk", s(mkeys.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -296,9 +318,16 @@ impl EntryStore for DynamoStore {
             return Err(conflict());
         }
         let old_week = stored_week(&old)?;
-        self.put_moving(item, Some(state.revision), &new_week, Some(&old_week))
-            .await
-            .map_err(|e| e.unwrap_or_else(conflict))?;
+        let old_keys = super::keyindex::stored_keys(&old)?.unwrap_or_default();
+        self.put_moving(
+            item,
+            Some(state.revision),
+            &new_week,
+            Some(&old_week),
+            index_moves(&old_keys)?,
+        )
+        .await
+        .map_err(|e| e.unwrap_or_else(conflict))?;
         Ok(stored.revision)
     }
 
@@ -359,6 +388,23 @@ impl EntryStore for DynamoStore {
         pks.sort();
         pks.dedup();
         Ok(sort_by_key(self.states_of(pks).await?))
+    }
+
+    async fn by_mapped_keys(
+        &self,
+        keys: &[crate::mapping::MappedKey],
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        self.by_mapped_keys_now(keys, after, limit).await
+    }
+
+    async fn count_by_mapped_keys(&self, keys: &[crate::mapping::MappedKey]) -> StoreResult<usize> {
+        self.count_by_mapped_keys_now(keys).await
+    }
+
+    async fn rebuild_key_index(&self) -> StoreResult<crate::mapping::keys::IndexRebuild> {
+        self.rebuild_key_index_now().await
     }
 
     async fn by_source_dates(

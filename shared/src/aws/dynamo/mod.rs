@@ -14,6 +14,7 @@ mod codec;
 mod entries;
 mod io;
 mod journal;
+mod keyindex;
 mod mappings;
 mod purge;
 mod reconcile;

@@ -3,7 +3,7 @@
 //! Per entry, the state item goes first, conditionally on the revision and
 //! status just read (an entry that changed meanwhile, or is open, stays
 //! whole); then its journal records, received versions, closed intents,
-//! claim and week membership item. An open intent is never removed.
+//! claim, week membership item and mapped-key index items. An open intent is never removed.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
@@ -77,6 +77,10 @@ impl DynamoStore {
             .collect();
         if let Ok(week) = get_s(state_item, "week") {
             rest.push(key(week.to_string(), pk));
+        }
+        // Its mapped-key index items (`keyindex`).
+        for mk in super::keyindex::stored_keys(state_item)?.unwrap_or_default() {
+            rest.push(key(super::keyindex::key_pk(&mk), k.to_string()));
         }
         let requests = rest
             .into_iter()

@@ -64,6 +64,7 @@ impl LoadStore for SqliteStore {
         // The loaded states' aggregates, in the same transaction.
         for s in &d.entries {
             super::aggregates::on_write(&tx, None, Some(s)).map_err(backend)?;
+            super::keyindex::on_write(&tx, None, Some(s)).map_err(backend)?;
         }
         for v in &d.versions {
             let at = |t: chrono::DateTime<chrono::Utc>| {
@@ -150,6 +151,7 @@ impl PurgeStore for SqliteStore {
             if let Some(json) = before {
                 let before: crate::state::EntryState = super::decode(&json)?;
                 super::aggregates::on_write(&tx, Some(&before), None).map_err(backend)?;
+                super::keyindex::on_write(&tx, Some(&before), None).map_err(backend)?;
             }
             n += tx
                 .execute("DELETE FROM entries WHERE key = ?1", [&k])
