@@ -55,6 +55,23 @@ pub fn batches(messages: Vec<QueueMessage>) -> Vec<Vec<QueueMessage>> {
     out
 }
 
+/// How many sends [`send_all`] keeps in flight. The local queue commits
+/// the sends waiting at the moment together (one fsync for all), so a
+/// large import is on disk in a few hundred commits rather than one per
+/// ten messages; SQS takes the sends in parallel.
+pub const SENDS_IN_FLIGHT: usize = 64;
+
+/// Send every batch, up to [`SENDS_IN_FLIGHT`] at once, in order. Each
+/// batch is durable when its send returns, as with one send at a time; on
+/// the first failure the rest are not sent.
+pub async fn send_all(queue: &dyn Queue, batches: &[Vec<QueueMessage>]) -> StoreResult<()> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(batches.iter().map(|b| queue.send_batch(b)))
+        .buffered(SENDS_IN_FLIGHT)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+}
+
 /// What a parsed tracker event asks of timepost.
 pub enum Intake {
     /// Messages to enqueue.

@@ -99,9 +99,7 @@ pub async fn run(g: &Global, args: Args) -> CliResult {
         }
     }
     let enqueued = messages.len();
-    for batch in timepost::intake::batches(messages) {
-        ops.queue.send_batch(&batch).await?;
-    }
+    timepost::intake::send_all(ops.queue.as_ref(), &timepost::intake::batches(messages)).await?;
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     summary.insert("messages_enqueued".into(), enqueued);
     summary.insert("events_ignored".into(), ignored);

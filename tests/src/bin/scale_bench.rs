@@ -14,6 +14,16 @@
 //! (`--skip-mapping` leaves them out).
 //!
 //! Usage: scale-bench --entries 10000 [--dir DIR] [--requests 20] [--skip-report] [--skip-mapping]
+//! [--build-only] [--put-batch K]
+//!
+//! `--put-batch K` writes the states K to a transaction
+//! (`SqliteStore::put_many`: each state through the same write as `put`,
+//! aggregates included), for building stores of millions; the default, 1,
+//! is one transaction per state, as the engine writes.
+//!
+//! `--build-only` stops after the store is built and its line printed (with
+//! `--dir`, the store `DIR/scale.sqlite` is kept: `scripts/load-csv.sh` uses
+//! it as the store an import lands in).
 
 use std::time::{Duration, Instant};
 
@@ -184,6 +194,8 @@ async fn main() {
     let n: u64 = arg("--entries", "10000").parse().expect("--entries");
     let requests: usize = arg("--requests", "20").parse().expect("--requests");
     let skip_report = std::env::args().any(|a| a == "--skip-report");
+    let build_only = std::env::args().any(|a| a == "--build-only");
+    let put_batch: u64 = arg("--put-batch", "1").parse().expect("--put-batch");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = std::path::PathBuf::from(arg("--dir", &tmp.path().display().to_string()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -208,8 +220,19 @@ async fn main() {
     // Build the store through `put`, as the engine writes states.
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let t = Instant::now();
-    for i in 0..n {
-        stack.store.put(&state(i, &mut rng)).await.expect("put");
+    if put_batch <= 1 {
+        for i in 0..n {
+            stack.store.put(&state(i, &mut rng)).await.expect("put");
+        }
+    } else {
+        let mut i = 0;
+        while i < n {
+            let chunk: Vec<EntryState> = (i..n.min(i + put_batch))
+                .map(|j| state(j, &mut rng))
+                .collect();
+            stack.store.put_many(&chunk).expect("put_many");
+            i += chunk.len() as u64;
+        }
     }
     let build = t.elapsed();
     let bytes: u64 = ["", "-wal"]
@@ -219,9 +242,12 @@ async fn main() {
         .sum();
     println!(
         "{}",
-        serde_json::json!({"entries": n, "state_writes_per_s": (n as f64 / build.as_secs_f64()).round(),
+        serde_json::json!({"entries": n, "state_writes_per_s": (n as f64 / build.as_secs_f64()).round(), "put_batch": put_batch,
             "store_bytes_per_entry": bytes / n.max(1), "peak_rss_kib_after_build": peak_rss_kib()})
     );
+    if build_only {
+        return;
+    }
 
     // The console over loopback, as a browser reaches it.
     let state = timepost::http::AppState::local(&stack);
@@ -263,6 +289,27 @@ async fn main() {
             "{}",
             serde_json::json!({"entries": n, "page": name, "p50_ms": pct(&mut lat, 0.5),
                 "p99_ms": pct(&mut lat, 0.99), "bytes": bytes, "peak_rss_kib": peak_rss_kib()})
+        );
+    }
+    // The report by period (`timepost status --period P`,
+    // `/api/report?period=P`): one period's aggregate rows, and the
+    // all-time view summed from the year rows.
+    for label in ["2026-06", "2025", "all"] {
+        let p: timepost::aggregates::Period = label.parse().expect("period");
+        let mut lat = Vec::new();
+        let mut entries = Default::default();
+        for _ in 0..requests {
+            let t = Instant::now();
+            let r = timepost::aggregates::collect_period(&stack.store, p, label)
+                .await
+                .expect("period report");
+            lat.push(t.elapsed());
+            entries = r.entries;
+        }
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "period_report": label, "p50_ms": pct(&mut lat, 0.5),
+                "p99_ms": pct(&mut lat, 0.99), "period_entries": entries, "peak_rss_kib": peak_rss_kib()})
         );
     }
     if !skip_report {
