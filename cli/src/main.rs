@@ -81,8 +81,9 @@ enum Command {
         #[arg(long)]
         period: Option<String>,
     },
-    /// Maintain the local store: `rebuild-aggregates` recomputes and
-    /// verifies the dashboard's aggregates.
+    /// Maintain the entry store (the local file, or the DynamoDB table
+    /// with `--backend aws`): `rebuild-aggregates` recomputes and verifies
+    /// the dashboard's aggregates.
     #[command(subcommand)]
     Store(commands::store::Cmd),
     /// Explain an exception code (or all of them) in plain words.
