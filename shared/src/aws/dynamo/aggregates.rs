@@ -424,6 +424,7 @@ impl DynamoStore {
 
     /// Apply the chunks left of one pending item, each exactly once.
     pub(super) async fn drain_pending(&self, sk: &str) -> StoreResult<()> {
+        let mut raced = 0u32;
         loop {
             let out = self
                 .client
@@ -488,7 +489,11 @@ impl DynamoStore {
                 Ok(_) => {}
                 // Someone else applied this chunk (or is applying it):
                 // read the cursor again.
-                Err(e) if e.as_service_error().is_some_and(super::entries::lost_race) => {
+                Err(e)
+                    if raced < 20
+                        && e.as_service_error().is_some_and(super::entries::lost_race) =>
+                {
+                    raced += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(backend("apply pending aggregate rows", e)),
@@ -649,22 +654,20 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// The newest day with an entry row: the newest year with one, then
-    /// its months from December back, each partition read from its end.
+    /// The newest day with an entry row: the newest year with one, that
+    /// year's newest month with one, that month's newest day (three
+    /// partitions, each read from its end).
     pub(super) async fn newest_day(&self) -> StoreResult<Option<NaiveDate>> {
-        let Some(last_year) = self
+        let Some(year) = self
             .newest_entry_row(&row_pk(Grain::Year, NaiveDate::MIN))
             .await?
         else {
             return Ok(None);
         };
-        for m in (1..=12u32).rev() {
-            let pk = format!("agg#day#{:04}-{m:02}", last_year.year());
-            if let Some(d) = self.newest_entry_row(&pk).await? {
-                return Ok(Some(d));
-            }
-        }
-        Ok(None)
+        let Some(month) = self.newest_entry_row(&row_pk(Grain::Month, year)).await? else {
+            return Ok(None);
+        };
+        self.newest_entry_row(&row_pk(Grain::Day, month)).await
     }
 
     /// The newest period of a non-empty entry row in one partition,

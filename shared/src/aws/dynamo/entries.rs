@@ -480,7 +480,7 @@ impl EntryStore for DynamoStore {
         self.read_samples(from, to).await
     }
 
-    /// From the ends of the year and day rows (a few small Queries).
+    /// From the ends of the year, month and day rows (three small Queries).
     async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
         self.newest_day().await
     }
