@@ -401,10 +401,10 @@ fn firm_entry(i: u64) -> EntryState {
         ),
         t0(),
     );
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         s.reason = Some(unmapped());
         s.set_status(Status::Held, t0());
-    } else if i % 7 == 0 {
+    } else if i.is_multiple_of(7) {
         s.set_status(Status::AwaitingApproval, t0());
     } else {
         s.posted_lines = lines(&s, 1 + (i % 2) as i64, 0);
