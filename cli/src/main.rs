@@ -87,9 +87,9 @@ enum Command {
         #[arg(long, conflicts_with = "period")]
         full: bool,
     },
-    /// Maintain the store: `rebuild-aggregates` recomputes and verifies
-    /// the dashboard's aggregates (local store); `rebuild-key-index` the
-    /// mapped-key index (local store or `--backend aws`).
+    /// Maintain the entry store (the local file, or the DynamoDB table
+    /// with `--backend aws`): `rebuild-aggregates` recomputes and verifies
+    /// the dashboard's aggregates, `rebuild-key-index` the mapped-key index.
     #[command(subcommand)]
     Store(commands::store::Cmd),
     /// Explain an exception code (or all of them) in plain words.

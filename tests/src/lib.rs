@@ -13,6 +13,7 @@
 
 pub mod aws_world;
 pub mod contracts;
+pub mod dynamo_count;
 pub mod fake_common;
 pub mod harvest_fake;
 pub mod kit;

@@ -1,10 +1,13 @@
-//! `timepost store …`: maintenance of the local store file.
+//! `timepost store …`: maintenance of the entry store.
 //!
 //! `rebuild-aggregates` recomputes the aggregates the dashboard reads
 //! (`timepost::aggregates`; kept in the same transaction as every entry
-//! write) from every entry state, in one transaction, and says how many
-//! stored rows differed — 0 on a healthy store. A store written before the
-//! aggregates existed gets them built when it is first opened.
+//! write) from every entry state and says how many stored rows differed —
+//! 0 on a healthy store. Locally it runs in one transaction, and a store
+//! written before the aggregates existed gets them built when it is first
+//! opened. With `--backend aws` it rewrites the rows on the DynamoDB table
+//! (run it once after upgrading a table written before they existed, with
+//! the sync function paused: writes made while it runs may be overwritten).
 //!
 //! `rebuild-key-index` does the same for the mapped-key index
 //! (`timepost::mapping::keys`): locally in one transaction (a store written
@@ -56,21 +59,19 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
         }
         return Ok(());
     }
-    super::backend::local_only(
-        g,
-        "store",
-        "the DynamoDB adapter computes the aggregates on read",
-    )?;
     match cmd {
         Cmd::RebuildAggregates { json } => {
-            let stack = super::open(&g.config)?;
-            let r = stack.store.rebuild_aggregates_now()?;
+            let ops = super::backend::open(g).await?;
+            let r = ops.entries.rebuild_aggregates().await?;
+            let what = match ops.kind {
+                super::backend::BackendKind::Local => ops.config.store.path.display().to_string(),
+                super::backend::BackendKind::Aws => "the DynamoDB table".to_string(),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
-                    "{}: {} entries → {} aggregate rows; {} row(s) and {} KPI sample(s) differed before the rebuild{}",
-                    stack.config.store.path.display(),
+                    "{what}: {} entries → {} aggregate rows; {} row(s) and {} KPI sample(s) differed before the rebuild{}",
                     r.entries,
                     r.rows,
                     r.differed,

@@ -264,7 +264,8 @@ fn store_rebuild_aggregates_verifies_and_repairs_the_maintained_rows() {
     );
     let bad = timepost(d.path(), &["status", "--period", "March"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad).1);
-    // A text summary, and the AWS backend refused with the reason.
+    // A text summary; `--backend aws` with no stack named (`TIMEPOST_*`
+    // unset) is bad usage.
     let o = timepost(d.path(), &["store", "rebuild-aggregates"]);
     assert!(
         text(&o).0.contains("0 row(s) and 0 KPI sample(s) differed"),

@@ -388,8 +388,8 @@ impl SqliteStore {
 /// Who may read the store's files (see [`SqliteStore::open`]).
 mod aggregates;
 mod bulk;
-mod period;
 mod keyindex;
+mod period;
 
 mod files {
     use std::path::{Path, PathBuf};

@@ -24,6 +24,13 @@
 //! `--build-only` stops after the store is built and its line printed (with
 //! `--dir`, the store `DIR/scale.sqlite` is kept: `scripts/load-csv.sh` uses
 //! it as the store an import lands in).
+//!
+//! `--backend aws` (moto server at `AWS_ENDPOINT_URL`, as
+//! `scripts/moto.sh` starts it): the same states through the DynamoDB
+//! adapter's `put` on a fresh table, the console served with its entries
+//! on that table, and, per page view and per entry written, the DynamoDB
+//! read and write requests and items counted by an SDK interceptor
+//! (`timepost_tests::dynamo_count`) instead of latencies.
 
 use std::time::{Duration, Instant};
 
@@ -200,6 +207,9 @@ async fn main() {
     let dir = std::path::PathBuf::from(arg("--dir", &tmp.path().display().to_string()));
     std::fs::create_dir_all(&dir).expect("dir");
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if arg("--backend", "local") == "aws" {
+        return aws::run(n, &dir).await;
+    }
 
     let token = "scale-bench-admin-token-0123456789abcdef";
     let secrets = dir.join("secrets.toml");
@@ -492,4 +502,167 @@ async fn mapping_figures(stack: &timepost::local::stack::LocalStack, n: u64) {
             "ms": ms, "re_decided": out.len(),
             "held_in_store_after": held_left, "peak_rss_kib": peak_rss_kib()})
     );
+}
+
+/// `--backend aws`: request counts on moto (see the module comment).
+mod aws {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use timepost::ports::EntryStore;
+    use timepost_tests::dynamo_count::{counting_client, RequestCounter, Snapshot};
+
+    fn json(what: &str, n: u64, used: Snapshot, per: u64) -> serde_json::Value {
+        let per = per.max(1) as f64;
+        serde_json::json!({"entries": n, "backend": "dynamodb (moto)", "what": what,
+            "read_requests": used.reads as f64 / per, "items_read": used.items_read as f64 / per,
+            "write_requests": used.writes as f64 / per, "items_written": used.items_written as f64 / per})
+    }
+
+    pub async fn run(n: u64, dir: &std::path::Path) {
+        let config = timepost_tests::moto::sdk_config()
+            .await
+            .expect("--backend aws needs moto: source scripts/moto.sh && moto_start");
+        let counter = RequestCounter::default();
+        let dynamo = timepost::aws::DynamoStore::new(
+            counting_client(&config, &counter),
+            timepost_tests::moto::unique("scale"),
+        );
+        dynamo.create_table().await.expect("create table");
+        let mut rng = super::Rng(0x9E37_79B9_7F4A_7C15);
+        let before = counter.snapshot();
+        for i in 0..n {
+            dynamo.put(&super::state(i, &mut rng)).await.expect("put");
+        }
+        println!(
+            "{}",
+            json(
+                "per entry written (create)",
+                n,
+                counter.snapshot() - before,
+                n
+            )
+        );
+        // A second write of every 10th entry: a status change (awaiting
+        // approval, then posted by the first write's lines) moves rows.
+        let mut rng = super::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut changed = 0u64;
+        let before = counter.snapshot();
+        for i in 0..n {
+            let s = super::state(i, &mut rng);
+            if i % 10 != 0 {
+                continue;
+            }
+            let mut s = dynamo
+                .get(&s.entry.key)
+                .await
+                .expect("get")
+                .expect("stored");
+            let now = s.updated_at + chrono::Duration::minutes(5);
+            if s.status == timepost::state::Status::Posted {
+                s.posted_lines.clear();
+                s.set_status(timepost::state::Status::AwaitingApproval, now);
+            } else {
+                s.set_status(timepost::state::Status::Voided, now);
+            }
+            dynamo.put(&s).await.expect("put");
+            changed += 1;
+        }
+        println!(
+            "{}",
+            json(
+                "per entry written (status change, incl. the get)",
+                n,
+                counter.snapshot() - before,
+                changed
+            )
+        );
+
+        let token = "scale-bench-admin-token-0123456789abcdef";
+        let secrets = dir.join("secrets-aws.toml");
+        std::fs::write(&secrets, format!("admin_token = \"{token}\"\n")).expect("secrets");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        let mut cfg =
+            timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
+        cfg.store.path = dir.join("local-aws.sqlite");
+        cfg.store.secrets_file = secrets;
+        cfg.store.archive_dir = dir.join("archive-aws");
+        let stack = timepost::local::stack::LocalStack::open(cfg).expect("stack");
+        let store = Arc::new(stack.store.clone());
+        let state = timepost::http::AppState::new(timepost::http::Inner {
+            engine: stack.engine.clone(),
+            queue: store.clone(),
+            entries: Arc::new(dynamo.clone()),
+            mappings: store.clone(),
+            secrets: stack.secrets.clone(),
+            ledger: stack.ledger.clone(),
+            intake: stack.config.intake.clone(),
+            audit: store,
+            users: stack.config.console.users.clone(),
+            sessions: timepost::http::auth::Sessions::new(Duration::from_secs(600)),
+            parse_context: timepost::http::ParseContextCache::default(),
+        });
+        let app = timepost::http::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("client");
+        for (name, path) in [
+            ("page: dashboard", "/console"),
+            (
+                "page: dashboard_one_month",
+                "/console?from=2026-06-01&to=2026-06-30",
+            ),
+            ("page: hours_csv", "/console/hours-by-project.csv"),
+        ] {
+            let before = counter.snapshot();
+            let resp = client
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            let _ = resp.bytes().await.expect("body");
+            println!("{}", json(name, n, counter.snapshot() - before, 1));
+        }
+        for period in ["2025", "2025-06", "all"] {
+            let p: timepost::aggregates::Period = period.parse().expect("period");
+            let before = counter.snapshot();
+            timepost::aggregates::collect_period(&dynamo, p, period)
+                .await
+                .expect("report");
+            println!(
+                "{}",
+                json(
+                    &format!("report by period {period}"),
+                    n,
+                    counter.snapshot() - before,
+                    1
+                )
+            );
+        }
+        let before = counter.snapshot();
+        let r = dynamo.rebuild_aggregates().await.expect("rebuild");
+        assert_eq!((r.differed, r.samples_differed), (0, 0), "{r:?}");
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "backend": "dynamodb (moto)", "what": "rebuild-aggregates",
+                "aggregate_rows": r.rows, "rows_differed": r.differed,
+                "read_requests": (counter.snapshot() - before).reads,
+                "write_requests": (counter.snapshot() - before).writes})
+        );
+    }
 }

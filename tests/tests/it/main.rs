@@ -7,6 +7,7 @@
 
 mod alerts;
 mod archive;
+mod aws_aggregates;
 mod aws_archive;
 mod aws_dynamo;
 mod aws_e2e;

@@ -1,6 +1,6 @@
 //! Load a full export (`timepost --backend aws import --bundle DIR`) into
 //! the table, with the item layout every port writes: entry states and
-//! their week membership, received versions, journal records, intents,
+//! their week membership, their aggregate rows and KPI samples, received versions, journal records, intents,
 //! audit records, proposals (sequence numbers, revisions and ids kept) and
 //! the mapping change log (published with the same staged, conditional
 //! publish as `mappings import`).
@@ -35,8 +35,8 @@ const RECORD_PREFIXES: [&str; 5] = ["entry#", "week#", "audit#", "map#", "pendin
 /// What `load_bundle` wrote.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BundleLoad {
-    /// Items written (entries, memberships, versions, journal, intents,
-    /// audit, proposals; the mapping log and its commit are extra).
+    /// Items written (entries, memberships, aggregate rows and samples,
+    /// versions, journal, intents, audit, proposals; the mapping log and its commit are extra).
     pub items: usize,
     /// BatchWriteItem calls made.
     pub batches: usize,
@@ -90,6 +90,16 @@ impl DynamoStore {
                 week_pk(&WorkerWeek::of(&st.entry)),
                 entry_pk(&st.entry.key),
             ));
+        }
+        // The aggregate rows and KPI samples of the loaded states, as
+        // every write keeps them (`aggregates.rs`).
+        for (k, v) in &crate::aggregates::fold(&d.entries) {
+            items.push(super::aggregates::row_item(k, v));
+        }
+        for st in &d.entries {
+            if let Some(x) = crate::aggregates::sample(st) {
+                items.push(super::aggregates::sample_item(&entry_pk(&st.entry.key), &x));
+            }
         }
         for v in &d.versions {
             let mut item = key(

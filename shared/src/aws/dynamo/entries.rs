@@ -14,19 +14,19 @@
 //! planned from them), so they are not an index: the membership item is
 //! written in the same transaction as a new entry's state, moved in the
 //! same transaction as the state that changes the entry's week, and read
-//! with a strongly consistent Query. A write that keeps the week — nearly
-//! every write — is a single conditional PutItem as before. The same holds
-//! for the mapped-key index items (`keyindex`): a write that changes the
-//! entry's keys moves them in that transaction.
+//! with a strongly consistent Query. The same holds for the mapped-key
+//! index items (`keyindex`) and the aggregate rows and KPI sample
+//! (`aggregates`): every write first reads the stored state (a consistent
+//! GetItem); a write that changes none of them is a single PutItem
+//! conditional on the revision read, any other one TransactWriteItems with
+//! their changes (`write_tx`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 
 use super::codec::{
@@ -46,6 +46,12 @@ const VERSION: &str = "version";
 pub(super) const VERSION_SK: &str = "version#";
 /// The state item's attribute naming the week partition it is a member of.
 const WEEK: &str = "week";
+/// The most mapped-key index actions a state write's transaction carries
+/// (an entry has a handful; see `keyindex`).
+const INDEX_IN_TX: usize = 40;
+/// How often a transaction cancelled by a concurrent one on a shared
+/// aggregate row is sent again before the write reports a conflict.
+const TX_RETRIES: u32 = 8;
 
 pub(super) fn week_pk(w: &WorkerWeek) -> String {
     format!(
@@ -87,6 +93,10 @@ pub(super) fn state_item(stored: &EntryState) -> StoreResult<Item> {
     );
     item.insert("gsi3pk".into(), s(dates_pk(e.key.source, &e.key.workspace)));
     item.insert("gsi3sk".into(), s(format!("{}#{escaped_key}", e.work_date)));
+    // The key-ordered listing (`page`): the key's text, unescaped, so the
+    // index orders like `all()`.
+    item.insert("gsi1pk".into(), s(super::aggregates::ENTRIES_GSI1));
+    item.insert("gsi1sk".into(), s(e.key.to_string()));
     Ok(item)
 }
 
@@ -105,7 +115,7 @@ fn stored_week(old: &Item) -> StoreResult<String> {
 /// True when a transaction was cancelled because one of its conditions
 /// failed or another transaction touched the same items: someone else
 /// changed the entry, as a failed conditional put says.
-fn lost_race(e: &TransactWriteItemsError) -> bool {
+pub(super) fn lost_race(e: &TransactWriteItemsError) -> bool {
     match e {
         TransactWriteItemsError::TransactionCanceledException(c) => {
             c.cancellation_reasons().iter().any(|r| {
@@ -157,74 +167,63 @@ impl DynamoStore {
         Ok(pks)
     }
 
-    /// Write `state` (conditional on `revision`: `None` = must not exist)
-    /// and its membership of `new_week` in one transaction, removing the
-    /// membership of `old_week` when it differs. `Err(None)` = the
-    /// condition failed (a conflict).
-    async fn put_moving(
+    /// Write `first` (the state's conditional Put or Delete), `extra`
+    /// (week membership, KPI samples) and the aggregate row changes
+    /// `rows` in one transaction (see `aggregates.rs` for what happens
+    /// past 100 actions). `Err(None)` = the state's condition failed (a
+    /// conflict). A transaction cancelled only because another one was
+    /// touching a shared row at the same moment (`TransactionConflict`)
+    /// is sent again: its condition is checked afresh each time.
+    pub(super) async fn write_tx(
         &self,
-        state: Item,
-        revision: Option<u64>,
-        new_week: &str,
-        old_week: Option<&str>,
-        mut index: Vec<TransactWriteItem>,
+        first: TransactWriteItem,
+        extra: Vec<TransactWriteItem>,
+        rows: Vec<(crate::aggregates::AggKey, crate::aggregates::AggVals)>,
+        entry: &str,
+        revision: u64,
     ) -> Result<(), Option<StoreError>> {
-        let entry = get_s(&state, PK).map_err(Some)?.to_string();
-        let build = |e| Some(backend("put entry", e));
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(state));
-        put = match revision {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(r) => put
-                .condition_expression("revision = :r")
-                .expression_attribute_values(":r", n(r)),
-        };
-        let mut tx = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(build)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(key(new_week, entry.as_str())))
-                            .build()
-                            .map_err(build)?,
-                    )
-                    .build(),
-            );
-        if let Some(old) = old_week.filter(|w| *w != new_week) {
-            tx = tx.transact_items(
-                TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(old, entry.as_str())))
-                            .build()
-                            .map_err(build)?,
-                    )
-                    .build(),
-            );
+        let (row_items, pending) = self
+            .plan_rows(entry, revision, 1 + extra.len(), rows)
+            .map_err(Some)?;
+        let mut attempt = 0u32;
+        loop {
+            let mut tx = self
+                .client
+                .transact_write_items()
+                .transact_items(first.clone());
+            for i in extra.iter().chain(&row_items) {
+                tx = tx.transact_items(i.clone());
+            }
+            match tx.send().await {
+                Ok(_) => break,
+                Err(e) => {
+                    let state_failed = e.as_service_error().is_some_and(|s| match s {
+                        TransactWriteItemsError::TransactionCanceledException(c) => c
+                            .cancellation_reasons()
+                            .first()
+                            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
+                        _ => false,
+                    });
+                    if state_failed {
+                        return Err(None);
+                    }
+                    if attempt < TX_RETRIES && e.as_service_error().is_some_and(lost_race) {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(10u64 << attempt.min(6))).await;
+                        continue;
+                    }
+                    if e.as_service_error().is_some_and(lost_race) {
+                        return Err(None);
+                    }
+                    return Err(Some(backend("put entry", e)));
+                }
+            }
         }
-        // The mapped-key index items that changed (`keyindex`), as many
-        // as the transaction holds; the rest right after it.
-        let room = super::keyindex::TX_MAX - 3;
-        let overflow = index.split_off(index.len().min(room));
-        for a in index {
-            tx = tx.transact_items(a);
+        if pending.is_some() {
+            // This write's parked rows, and any a crashed writer left.
+            self.drain_all_pending().await.map_err(Some)?;
         }
-        match tx.send().await {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(lost_race) => return Err(None),
-            Err(e) => return Err(Some(backend("put entry", e))),
-        }
-        super::keyindex::write_overflow(self, overflow)
-            .await
-            .map_err(Some)
+        Ok(())
     }
 
     /// The current documents of these entries (consistent read).
@@ -265,69 +264,131 @@ impl EntryStore for DynamoStore {
         out.item.map(|item| decode(&item, STATE)).transpose()
     }
 
-    /// A new entry: its state and its week membership in one transaction.
-    /// An update in the same week: one PutItem, conditional on the revision
-    /// *and* the stored week; when only the week differs (the entry moved,
-    /// or its item predates membership items), the old item that came back
-    /// with the failed condition names the old week, and one transaction
-    /// writes the state (same revision condition), the new membership and
-    /// removes the old one.
+    /// Reads the stored state (consistent), then writes the new one
+    /// conditionally on the revision read, with its week membership (a
+    /// new entry, or one whose week changed) and the aggregate rows and
+    /// KPI sample it changes in one transaction (`aggregates.rs`). A write
+    /// that changes none of those is one conditional PutItem.
     async fn put(&self, state: &EntryState) -> StoreResult<u64> {
         let mut stored = state.clone();
         stored.revision = state.revision + 1;
         let mut item = state_item(&stored)?;
+        // The mapped-key index (`keyindex`): the keys ride on the state item.
         let keys = crate::mapping::keys_of(&stored.entry);
-        let mkeys = super::keyindex::encode_keys(&keys)?;
-        item.insert(super::keyindex::MKEYS.into(), s(mkeys.as_str()));
-        let index_moves = |old: &[crate::mapping::MappedKey]| {
-            let (add, remove) = super::keyindex::diff(&stored.entry.key, old, &keys);
-            super::keyindex::actions(&self.table, add, remove)
-        };
+        item.insert(
+            super::keyindex::MKEYS.into(),
+            s(super::keyindex::encode_keys(&keys)?.as_str()),
+        );
+        let pk = entry_pk(&stored.entry.key);
         let new_week = week_pk(&WorkerWeek::of(&stored.entry));
         let conflict = || StoreError::Conflict(state.entry.key.to_string());
-        if state.revision == 0 {
-            self.put_moving(item, None, &new_week, None, index_moves(&[])?)
+        // An item written before the index (no `mkeys`) has none: all of
+        // this write's keys are put (a put of an existing index item is
+        // harmless).
+        let mut old_keys = Vec::new();
+        // `legacy`: a state item written before membership items existed
+        // (no `week` attribute) gets its membership written now.
+        let (old, old_week, legacy) = if state.revision == 0 {
+            (None, None, false)
+        } else {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.as_str(), STATE)))
+                .consistent_read(true)
+                .send()
                 .await
-                .map_err(|e| e.unwrap_or_else(conflict))?;
-            return Ok(stored.revision);
-        }
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item.clone()))
-            .condition_expression("revision = :r AND #w = :w AND #mk = :mk")
-            .expression_attribute_names("#w", WEEK)
-            .expression_attribute_names("#mk", super::keyindex::MKEYS)
-            .expression_attribute_values(":r", n(state.revision))
-            .expression_attribute_values(":w", s(new_week.as_str()))
-            .expression_attribute_values(":mk", s(mkeys.as_str()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let old = match result {
-            Ok(_) => return Ok(stored.revision),
-            Err(e) => match e.into_service_error() {
-                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                    c.item.ok_or_else(conflict)?
-                }
-                other => return Err(backend("put entry", other)),
-            },
+                .map_err(|e| backend("put entry: read the stored state", e))?;
+            let Some(old_item) = out.item else {
+                return Err(conflict());
+            };
+            if get_n::<u64>(&old_item, "revision")? != state.revision {
+                return Err(conflict());
+            }
+            let old: EntryState = decode(&old_item, STATE)?;
+            let legacy = !old_item.contains_key(WEEK);
+            old_keys = super::keyindex::stored_keys(&old_item)?.unwrap_or_default();
+            (Some(old), Some(stored_week(&old_item)?), legacy)
         };
-        if get_n::<u64>(&old, "revision")? != state.revision {
-            return Err(conflict());
+        let rows = super::aggregates::delta(old.as_ref(), Some(&stored));
+        let samples =
+            super::aggregates::sample_writes(&self.table, &pk, old.as_ref(), Some(&stored))?;
+        let moved = legacy || old_week.as_deref() != Some(new_week.as_str());
+        let revision_check = |p: aws_sdk_dynamodb::types::builders::PutBuilder| match old {
+            None => p.condition_expression("attribute_not_exists(pk)"),
+            Some(_) => p
+                .condition_expression("revision = :r")
+                .expression_attribute_values(":r", n(state.revision)),
+        };
+        let (add, remove) = super::keyindex::diff(&stored.entry.key, &old_keys, &keys);
+        let mut index = super::keyindex::actions(&self.table, add, remove)?;
+        if !moved && rows.is_empty() && samples.is_empty() && index.is_empty() {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("revision = :r")
+                .expression_attribute_values(":r", n(state.revision))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(stored.revision),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+                {
+                    Err(conflict())
+                }
+                Err(e) => Err(backend("put entry", e)),
+            };
         }
-        let old_week = stored_week(&old)?;
-        let old_keys = super::keyindex::stored_keys(&old)?.unwrap_or_default();
-        self.put_moving(
-            item,
-            Some(state.revision),
-            &new_week,
-            Some(&old_week),
-            index_moves(&old_keys)?,
-        )
-        .await
-        .map_err(|e| e.unwrap_or_else(conflict))?;
+        let build = |e| backend("put entry", e);
+        let first = TransactWriteItem::builder()
+            .put(
+                revision_check(Put::builder().table_name(&self.table).set_item(Some(item)))
+                    .build()
+                    .map_err(build)?,
+            )
+            .build();
+        let mut extra = Vec::new();
+        if moved {
+            extra.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(key(new_week.as_str(), pk.as_str())))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            );
+            if let Some(old) = old_week.filter(|w| *w != new_week) {
+                extra.push(
+                    TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key(old, pk.as_str())))
+                                .build()
+                                .map_err(build)?,
+                        )
+                        .build(),
+                );
+            }
+        }
+        extra.extend(samples);
+        // The mapped-key index items that changed, up to `INDEX_IN_TX` of
+        // them in the transaction (room stays for the aggregate rows); an
+        // entry with more keys than that gets the rest right after it.
+        let overflow = index.split_off(index.len().min(INDEX_IN_TX));
+        extra.extend(index);
+        self.write_tx(first, extra, rows, &pk, stored.revision)
+            .await
+            .map_err(|e| e.unwrap_or_else(conflict))?;
+        super::keyindex::write_overflow(self, overflow).await?;
         Ok(stored.revision)
     }
 
@@ -440,6 +501,73 @@ impl EntryStore for DynamoStore {
                 })
                 .collect(),
         ))
+    }
+
+    /// The rows kept with every write (`aggregates.rs`): one Query per
+    /// partition the period touches.
+    async fn aggregates(
+        &self,
+        grain: crate::aggregates::Grain,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<(crate::aggregates::AggKey, crate::aggregates::AggVals)>> {
+        self.read_rows(grain, from, to).await
+    }
+
+    /// The sample items of the months `from..=to` touches.
+    async fn kpi_samples(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> StoreResult<Vec<crate::aggregates::Sample>> {
+        self.read_samples(from, to).await
+    }
+
+    /// From the ends of the year, month and day rows (three small Queries).
+    async fn newest_work_date(&self) -> StoreResult<Option<NaiveDate>> {
+        self.newest_day().await
+    }
+
+    /// gsi1 partition `entries` (sort key: the key's text) says which
+    /// entries follow `after`; their documents are read consistently.
+    async fn page(&self, after: Option<&EntryKey>, limit: usize) -> StoreResult<Vec<EntryState>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .expression_attribute_values(":h", s(super::aggregates::ENTRIES_GSI1))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        q = match after {
+            Some(a) => q
+                .key_condition_expression("gsi1pk = :h AND gsi1sk > :a")
+                .expression_attribute_values(":a", s(a.to_string())),
+            None => q.key_condition_expression("gsi1pk = :h"),
+        };
+        let items = query_all(q, "list entries", Some(limit)).await?;
+        let pks = items
+            .iter()
+            .take(limit)
+            .map(|i| get_s(i, PK).map(str::to_string))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let after = after.map(|a| a.to_string());
+        let mut states: Vec<EntryState> = sort_by_key(self.states_of(pks).await?)
+            .into_iter()
+            .filter(|st| after.as_ref().is_none_or(|a| st.entry.key.to_string() > *a))
+            .collect();
+        states.truncate(limit);
+        Ok(states)
+    }
+
+    /// Recompute the rows and samples from every state and replace the
+    /// stored ones (run it with the sync function paused: writes made
+    /// while it runs may be overwritten); also finishes parked row
+    /// changes and gives older state items the listing's index key.
+    async fn rebuild_aggregates(&self) -> StoreResult<crate::aggregates::Rebuild> {
+        self.rebuild().await
     }
 
     /// The claim item holds the owner and when it lapses: `expires_ms` is

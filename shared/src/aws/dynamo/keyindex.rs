@@ -34,8 +34,6 @@ use crate::state::{EntryState, Status};
 
 /// The state item's attribute listing the keys it is indexed under.
 pub(super) const MKEYS: &str = "mkeys";
-/// A transaction holds at most 100 actions.
-pub(super) const TX_MAX: usize = 100;
 
 pub(super) fn key_pk(k: &MappedKey) -> String {
     format!("mkey#{}#{}", k.0.as_str(), part(&k.1))
@@ -120,7 +118,8 @@ pub(super) fn actions(
 }
 
 /// Write actions that did not fit in the state's transaction (an entry
-/// with more than ~95 keys): puts and deletes, not atomic with it.
+/// with more than 40 changed keys, `entries.rs` `INDEX_IN_TX`): puts and
+/// deletes, not atomic with it.
 pub(super) async fn write_overflow(
     store: &DynamoStore,
     rest: Vec<TransactWriteItem>,

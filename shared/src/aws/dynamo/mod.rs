@@ -7,6 +7,7 @@
 //! patterns"). Only claims and console sessions carry a TTL: everything
 //! else is the books' history and is kept.
 
+mod aggregates;
 mod alerts;
 mod audit;
 mod bundle;

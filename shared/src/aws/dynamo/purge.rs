@@ -2,11 +2,12 @@
 //! archived, verified period (`timepost --backend aws archive purge`).
 //! Per entry, the state item goes first, conditionally on the revision and
 //! status just read (an entry that changed meanwhile, or is open, stays
-//! whole); then its journal records, received versions, closed intents,
+//! whole), in one transaction with its aggregate rows' subtraction and its
+//! KPI sample (`aggregates.rs`); then its journal records, received versions, closed intents,
 //! claim, week membership item and mapped-key index items. An open intent is never removed.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{Delete, DeleteRequest, TransactWriteItem, WriteRequest};
 
 use super::codec::{decode, entry_pk, get_n, get_s, key, n, s, Item, PK, SK};
 use super::io::{batch_write, query_all};
@@ -38,26 +39,32 @@ impl DynamoStore {
             return Ok(false);
         }
         let revision: u64 = get_n(state_item, "revision")?;
-        let deleted = self
-            .client
-            .delete_item()
+        // The state goes with its aggregate rows and KPI sample, in one
+        // transaction (`aggregates.rs`).
+        let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk.clone(), "state")))
             .condition_expression("revision = :r AND #st = :s")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":r", n(revision))
             .expression_attribute_values(":s", s(state.status.as_str()))
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(false)
-            }
-            Err(e) => return Err(backend("purge entry state", e)),
+            .build()
+            .map_err(|e| backend("purge entry state", e))?;
+        let rows = super::aggregates::delta(Some(&state), None);
+        let samples = super::aggregates::sample_writes(&self.table, &pk, Some(&state), None)?;
+        match self
+            .write_tx(
+                TransactWriteItem::builder().delete(delete).build(),
+                samples,
+                rows,
+                &pk,
+                revision + 1,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(None) => return Ok(false),
+            Err(Some(e)) => return Err(e),
         }
         let mut rest: Vec<Item> = items
             .iter()

@@ -109,6 +109,13 @@ impl DynamoStore {
                 let week = week_pk(&WorkerWeek::of(&stored.entry));
                 self.put_raw(key(week.as_str(), new_pk.as_str())).await?;
                 self.delete_raw(key(week.as_str(), old_pk.as_str())).await?;
+                // The KPI sample is keyed by the entry's partition too.
+                if let Some(x) = crate::aggregates::sample(&stored) {
+                    self.put_raw(super::aggregates::sample_item(&new_pk, &x))
+                        .await?;
+                    self.delete_raw(super::aggregates::sample_key(&old_pk, x.day))
+                        .await?;
+                }
                 self.delete_raw(key(old_pk.as_str(), sk.as_str())).await?;
             } else if sk == "claim" {
                 // A lease that lapses anyway: dropped, not moved.
