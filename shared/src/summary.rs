@@ -97,14 +97,30 @@ pub async fn collect_listing(
     let dead_letters = queue.dead_letters(100_000).await?.len();
     let mut kpis = p.kpis.clone();
     kpis.insert("dead_letters".into(), Decimal::from(dead_letters));
+    // Sums in their shortest form (12.8, not 12.80): a DynamoDB number
+    // keeps no trailing zeros, so the same store reads the same on both.
+    let groups = |gs: &[crate::report::Group]| -> Vec<crate::report::Group> {
+        gs.iter()
+            .map(|g| crate::report::Group {
+                hours: g.hours.normalize(),
+                billable: g
+                    .billable
+                    .iter()
+                    .map(|(c, a)| (c.clone(), a.normalize()))
+                    .collect(),
+                ..g.clone()
+            })
+            .collect()
+    };
+    let kpis = kpis.into_iter().map(|(k, v)| (k, v.normalize())).collect();
     Ok(Summary {
         ledger: ledger.to_string(),
         posted: PostedSummary {
             entries: count(Status::Posted),
             lines: p.posted_lines,
-            hours: p.posted_hours,
-            by_project: p.by_project.clone(),
-            by_employee: p.by_employee.clone(),
+            hours: p.posted_hours.normalize(),
+            by_project: groups(&p.by_project),
+            by_employee: groups(&p.by_employee),
         },
         held: listing(entries, Status::Held, count(Status::Held), limit).await?,
         awaiting_approval: listing(
@@ -116,7 +132,11 @@ pub async fn collect_listing(
         .await?,
         exceptions: listing(entries, Status::Exception, count(Status::Exception), limit).await?,
         entries: p.entries,
-        hours: p.hours,
+        hours: p
+            .hours
+            .into_iter()
+            .map(|(s, h)| (s, h.normalize()))
+            .collect(),
         dead_letters,
         kpis,
     })

@@ -849,6 +849,7 @@ fn store_derived(status: &serde_json::Value) -> serde_json::Value {
     let o = v.as_object_mut().expect("status object");
     o.remove("reconciliation");
     o.remove("ledger");
+    o.remove("dead_letters");
     o.get_mut("kpis")
         .and_then(|k| k.as_object_mut())
         .expect("kpis")

@@ -622,7 +622,10 @@ fn an_import_above_the_threshold_waits_for_a_second_admin() {
         out.contains("project `p-acme-web`: C-ACME → C-GLOBEX"),
         "{out}"
     );
-    assert!(out.contains("stored entries of"), "{out}");
+    assert!(
+        out.contains("8 stored entries would post differently, of 11 replayed"),
+        "{out}"
+    );
     assert!(out.contains("would wait for a second admin"), "{out}");
     assert!(out.contains("1 change(s) would be made (dry run)"), "{out}");
     assert_eq!(acme_web_target(d.path()), "C-ACME");
