@@ -529,8 +529,9 @@ fn damage(db: &Path, from: u64) {
     f.sync_all().unwrap();
 }
 
-#[test]
-fn a_damaged_store_is_refused_with_its_path() {
+/// A work directory whose store holds the sandbox's mappings, and the
+/// store file's path.
+fn store_with_mappings() -> (tempfile::TempDir, std::path::PathBuf) {
     let d = workdir();
     let o = timepost(
         d.path(),
@@ -542,6 +543,12 @@ fn a_damaged_store_is_refused_with_its_path() {
     );
     assert!(o.status.success(), "{}", text(&o).1);
     let db = d.path().join(".timepost/timepost.sqlite");
+    (d, db)
+}
+
+#[test]
+fn a_damaged_store_is_refused_with_its_path() {
+    let (d, db) = store_with_mappings();
     // Everything into the file itself, so damaging its pages is damage.
     {
         let store = timepost::local::SqliteStore::open(&db).unwrap();
@@ -577,17 +584,7 @@ fn a_damaged_store_is_refused_with_its_path() {
 /// any work.
 #[test]
 fn a_damaged_large_store_is_refused_by_serve() {
-    let d = workdir();
-    let o = timepost(
-        d.path(),
-        &[
-            "mappings",
-            "import",
-            &format!("{}/mappings.csv", common::SANDBOX),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
-    let db = d.path().join(".timepost/timepost.sqlite");
+    let (d, db) = store_with_mappings();
     {
         let store = timepost::local::SqliteStore::open(&db).unwrap();
         let conn = store.lock();
@@ -619,17 +616,7 @@ fn a_damaged_large_store_is_refused_by_serve() {
 #[test]
 fn a_read_only_store_names_its_path() {
     use std::os::unix::fs::PermissionsExt;
-    let d = workdir();
-    let o = timepost(
-        d.path(),
-        &[
-            "mappings",
-            "import",
-            &format!("{}/mappings.csv", common::SANDBOX),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
-    let db = d.path().join(".timepost/timepost.sqlite");
+    let (d, db) = store_with_mappings();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o400)).unwrap();
     if std::fs::OpenOptions::new().write(true).open(&db).is_ok() {
         eprintln!(

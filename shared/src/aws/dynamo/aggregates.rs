@@ -750,7 +750,7 @@ impl DynamoStore {
                 } else {
                     // A pending item the drain did not reach: the fresh
                     // rows include its write.
-                    self.delete_key(k).await?;
+                    super::io::delete_plain(self, k, "rebuild aggregates: delete").await?;
                 }
             }
             match out.last_evaluated_key {
@@ -783,22 +783,28 @@ impl DynamoStore {
                 .get(k)
                 .is_none_or(|(w, _)| !aggregates::same(v, w))
             {
-                self.put_item(row_item(k, v)).await?;
+                super::io::put_plain(self, row_item(k, v), "rebuild aggregates: write").await?;
             }
         }
         for (k, (_, item_key)) in &stored_rows {
             if !fresh.contains_key(k) {
-                self.delete_key(item_key.clone()).await?;
+                super::io::delete_plain(self, item_key.clone(), "rebuild aggregates: delete")
+                    .await?;
             }
         }
         for (k, item) in &fresh_samples {
             if stored_samples.get(k).is_none_or(|w| !same_sample(item, w)) {
-                self.put_item(item.clone()).await?;
+                super::io::put_plain(self, item.clone(), "rebuild aggregates: write").await?;
             }
         }
         for (pk, sk) in stored_samples.keys() {
             if !fresh_samples.contains_key(&(pk.clone(), sk.clone())) {
-                self.delete_key(key(pk.as_str(), sk.as_str())).await?;
+                super::io::delete_plain(
+                    self,
+                    key(pk.as_str(), sk.as_str()),
+                    "rebuild aggregates: delete",
+                )
+                .await?;
             }
         }
         Ok(aggregates::Rebuild {
@@ -807,28 +813,6 @@ impl DynamoStore {
             differed,
             samples_differed,
         })
-    }
-
-    async fn put_item(&self, item: Item) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| backend("rebuild aggregates: write", e))?;
-        Ok(())
-    }
-
-    async fn delete_key(&self, k: Item) -> StoreResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .send()
-            .await
-            .map_err(|e| backend("rebuild aggregates: delete", e))?;
-        Ok(())
     }
 
     /// Give state items written before the key-ordered listing existed

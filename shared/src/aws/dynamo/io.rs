@@ -143,6 +143,32 @@ pub(super) async fn batch_write(
 /// Reserve `count` numbers of the counter `name` (item `seq#name`);
 /// returns the last one reserved. Numbers are never handed out twice; a
 /// failed writer leaves a gap, never a repeat.
+/// One unconditional PutItem; `what` names the operation in an error.
+pub(super) async fn put_plain(store: &DynamoStore, item: Item, what: &str) -> StoreResult<()> {
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| backend(what, e))?;
+    Ok(())
+}
+
+/// One unconditional DeleteItem; `what` names the operation in an error.
+pub(super) async fn delete_plain(store: &DynamoStore, k: Item, what: &str) -> StoreResult<()> {
+    store
+        .client
+        .delete_item()
+        .table_name(&store.table)
+        .set_key(Some(k))
+        .send()
+        .await
+        .map_err(|e| backend(what, e))?;
+    Ok(())
+}
+
 pub(super) async fn next_seq(store: &DynamoStore, name: &str, count: u64) -> StoreResult<u64> {
     let out = store
         .client

@@ -107,53 +107,60 @@ impl DynamoStore {
                     }
                 }
                 let week = week_pk(&WorkerWeek::of(&stored.entry));
-                self.put_raw(key(week.as_str(), new_pk.as_str())).await?;
-                self.delete_raw(key(week.as_str(), old_pk.as_str())).await?;
+                super::io::put_plain(self, key(week.as_str(), new_pk.as_str()), "move item")
+                    .await?;
+                super::io::delete_plain(
+                    self,
+                    key(week.as_str(), old_pk.as_str()),
+                    "remove moved item",
+                )
+                .await?;
                 // The KPI sample is keyed by the entry's partition too.
                 if let Some(x) = crate::aggregates::sample(&stored) {
-                    self.put_raw(super::aggregates::sample_item(&new_pk, &x))
-                        .await?;
-                    self.delete_raw(super::aggregates::sample_key(&old_pk, x.day))
-                        .await?;
+                    super::io::put_plain(
+                        self,
+                        super::aggregates::sample_item(&new_pk, &x),
+                        "move item",
+                    )
+                    .await?;
+                    super::io::delete_plain(
+                        self,
+                        super::aggregates::sample_key(&old_pk, x.day),
+                        "remove moved item",
+                    )
+                    .await?;
                 }
-                self.delete_raw(key(old_pk.as_str(), sk.as_str())).await?;
+                super::io::delete_plain(
+                    self,
+                    key(old_pk.as_str(), sk.as_str()),
+                    "remove moved item",
+                )
+                .await?;
             } else if sk == "claim" {
                 // A lease that lapses anyway: dropped, not moved.
-                self.delete_raw(key(old_pk.as_str(), sk.as_str())).await?;
+                super::io::delete_plain(
+                    self,
+                    key(old_pk.as_str(), sk.as_str()),
+                    "remove moved item",
+                )
+                .await?;
             } else if let Some(pk) = own_partition(&item, &sk)? {
                 // A journal record or intent names its own entry: it goes
                 // where that entry's escaped key is.
                 if pk != old_pk {
                     let mut moved = item.clone();
                     moved.insert(PK.into(), AttributeValue::S(pk));
-                    self.put_raw(moved).await?;
-                    self.delete_raw(key(old_pk.as_str(), sk.as_str())).await?;
+                    super::io::put_plain(self, moved, "move item").await?;
+                    super::io::delete_plain(
+                        self,
+                        key(old_pk.as_str(), sk.as_str()),
+                        "remove moved item",
+                    )
+                    .await?;
                 }
             }
         }
         Ok(true)
-    }
-
-    async fn put_raw(&self, item: Item) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| backend("move item", e))?;
-        Ok(())
-    }
-
-    async fn delete_raw(&self, k: Item) -> StoreResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .send()
-            .await
-            .map_err(|e| backend("remove moved item", e))?;
-        Ok(())
     }
 }
 
