@@ -192,6 +192,25 @@ fn busy_wait(count: i32) -> bool {
 /// the 2-core reference machine. See [`SqliteStore::open`].
 pub const WHOLE_CHECK_BYTES: u64 = 64 << 20;
 
+/// Run `build` once per store, in one transaction, unless the one-row
+/// table `marker` says it already ran (`build` writes that row).
+fn build_once(
+    conn: &mut Connection,
+    marker: &str,
+    build: impl FnOnce(&rusqlite::Transaction) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let built: bool = conn
+        .prepare(&format!("SELECT 1 FROM {marker}"))
+        .and_then(|mut s| s.exists([]))
+        .map_err(backend)?;
+    if built {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    build(&tx)?;
+    tx.commit().map_err(backend)
+}
+
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }

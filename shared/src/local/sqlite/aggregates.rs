@@ -323,16 +323,7 @@ pub(super) fn rebuild(conn: &Connection) -> StoreResult<Rebuild> {
 /// A store written before the aggregates existed gets them built once, at
 /// open.
 pub(super) fn build_if_missing(conn: &mut Connection) -> StoreResult<()> {
-    let built: bool = conn
-        .prepare("SELECT 1 FROM aggregates_built")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if built {
-        return Ok(());
-    }
-    let tx = conn.transaction().map_err(backend)?;
-    rebuild(&tx)?;
-    tx.commit().map_err(backend)
+    super::build_once(conn, "aggregates_built", |tx| rebuild(tx).map(|_| ()))
 }
 
 impl SqliteStore {

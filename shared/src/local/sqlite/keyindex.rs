@@ -232,14 +232,5 @@ pub(super) fn rebuild(conn: &Connection) -> StoreResult<IndexRebuild> {
 
 /// A store written before the index existed gets it built once, at open.
 pub(super) fn build_if_missing(conn: &mut Connection) -> StoreResult<()> {
-    let built: bool = conn
-        .prepare("SELECT 1 FROM entry_keys_built")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if built {
-        return Ok(());
-    }
-    let tx = conn.transaction().map_err(backend)?;
-    rebuild(&tx)?;
-    tx.commit().map_err(backend)
+    super::build_once(conn, "entry_keys_built", |tx| rebuild(tx).map(|_| ()))
 }
