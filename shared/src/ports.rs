@@ -89,6 +89,25 @@ pub trait EntryStore: Send + Sync {
     async fn week(&self, week: &WorkerWeek) -> StoreResult<Vec<EntryState>>;
     /// Entries in a status, oldest first, at most `limit`.
     async fn by_status(&self, status: Status, limit: usize) -> StoreResult<Vec<EntryState>>;
+    /// One page of a status's entries, oldest first: those after `after`
+    /// (the last entry of the previous page, [`StatusCursor::of`]; from the
+    /// oldest when None), at most `limit`. What the exceptions and
+    /// approvals pages list, a page at a time. This default reads the whole
+    /// status; both real stores read the page over their status index.
+    async fn by_status_after(
+        &self,
+        status: Status,
+        after: Option<&StatusCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        Ok(self
+            .by_status(status, usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|s| after.is_none_or(|a| StatusCursor::of(s) > *a))
+            .take(limit)
+            .collect())
+    }
     /// Every entry (for reports and exports), in key order.
     async fn all(&self) -> StoreResult<Vec<EntryState>>;
     /// The aggregate rows (`crate::aggregates`) of one grain whose period
@@ -260,6 +279,59 @@ pub trait EntryStore: Send + Sync {
     async fn versions(&self, key: &EntryKey) -> StoreResult<Vec<ReceivedVersion>>;
 }
 
+/// Where a listing by status ([`EntryStore::by_status_after`]) goes on:
+/// the last entry a page returned, by when it last changed and its key
+/// (the status index's order). Its text form, `<updated_at>|<key>`, is what
+/// a page's "next" link carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StatusCursor {
+    pub updated_at: DateTime<Utc>,
+    /// The entry's key (`EntryKey`'s text form).
+    pub key: String,
+}
+
+impl StatusCursor {
+    pub fn of(s: &EntryState) -> Self {
+        Self {
+            updated_at: s.updated_at,
+            key: s.entry.key.to_string(),
+        }
+    }
+
+    /// The cursor after the last entry of `page` (None when it is empty).
+    pub fn after(page: &[EntryState]) -> Option<Self> {
+        page.last().map(Self::of)
+    }
+}
+
+impl std::fmt::Display for StatusCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}|{}",
+            self.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            self.key
+        )
+    }
+}
+
+impl std::str::FromStr for StatusCursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a listing position (<time>|<entry key>)");
+        let (at, key) = s.split_once('|').ok_or_else(bad)?;
+        let updated_at = DateTime::parse_from_rfc3339(at)
+            .map_err(|_| bad())?
+            .with_timezone(&Utc);
+        key.parse::<EntryKey>()?;
+        Ok(Self {
+            updated_at,
+            key: key.to_string(),
+        })
+    }
+}
+
 /// Where a period read ([`EntryStore::by_work_dates`]) goes on: the last
 /// entry a page returned, and which part of the period it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +375,24 @@ impl PeriodCursor {
             (!self.booked_only).then_some(self.work_date),
             self.key.clone(),
         )
+    }
+}
+
+/// Every entry of `status`, oldest first, read a page at a time over
+/// [`EntryStore::by_status_after`] (what a bulk action over a status acts
+/// on; memory: the entries returned).
+pub async fn status_states(store: &dyn EntryStore, status: Status) -> StoreResult<Vec<EntryState>> {
+    const STEP: usize = 1_000;
+    let mut out = Vec::new();
+    let mut after: Option<StatusCursor> = None;
+    loop {
+        let page = store.by_status_after(status, after.as_ref(), STEP).await?;
+        let full = page.len() >= STEP;
+        after = StatusCursor::after(&page);
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
     }
 }
 

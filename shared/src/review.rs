@@ -674,6 +674,10 @@ impl MappingReview<'_> {
         &self,
         rows: &[(MappingTable, String)],
     ) -> ReviewResult<Vec<EntryKey>> {
+        let keys: Option<Vec<crate::mapping::MappedKey>> = rows
+            .iter()
+            .map(|(t, k)| crate::mapping::keys::keys_of_row(*t, &normalise_key(k)))
+            .collect();
         let rows: std::collections::HashSet<(&str, String)> = rows
             .iter()
             .map(|(t, k)| (t.as_str(), normalise_key(k)))
@@ -682,13 +686,45 @@ impl MappingReview<'_> {
         if rows.is_empty() {
             return Ok(out);
         }
-        for status in [Status::Exception, Status::Held] {
-            for st in self.entries.by_status(status, 100_000).await? {
-                let missing = st.reason.as_ref().and_then(|r| r.missing_mapping.as_ref());
-                if missing
+        let lacks = |st: &EntryState| {
+            matches!(st.status, Status::Exception | Status::Held)
+                && st
+                    .reason
+                    .as_ref()
+                    .and_then(|r| r.missing_mapping.as_ref())
                     .is_some_and(|m| rows.contains(&(m.table.as_str(), normalise_key(&m.key))))
-                {
-                    out.push(st.entry.key);
+        };
+        // Rows looked up by an indexed key: only the entries with that key
+        // (over the mapped-key index); a row every entry looks up: every
+        // open entry.
+        match keys {
+            Some(keys) => {
+                let mut after: Option<EntryKey> = None;
+                loop {
+                    let page = self
+                        .entries
+                        .by_mapped_keys(&keys, after.as_ref(), PAGE)
+                        .await?;
+                    let full = page.len() >= PAGE;
+                    after = page.last().map(|st| st.entry.key.clone());
+                    out.extend(
+                        page.into_iter()
+                            .filter(|st| lacks(st))
+                            .map(|st| st.entry.key),
+                    );
+                    if !full {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for status in [Status::Exception, Status::Held] {
+                    let open = crate::ports::status_states(self.entries, status).await?;
+                    out.extend(
+                        open.into_iter()
+                            .filter(|st| lacks(st))
+                            .map(|st| st.entry.key),
+                    );
                 }
             }
         }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{self, Principal};
-use super::console::{audit_record, back_to, hours, parse_key, Notice, PageError};
+use super::console::{audit_record, back_to, hours, parse_key, PageError};
 use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
@@ -133,6 +133,14 @@ pub async fn decide(
     Ok(messages.len())
 }
 
+/// The approvals page's query: a notice, and where the listing goes on
+/// (`super::listing`).
+#[derive(serde::Deserialize)]
+pub struct ApprovalsQuery {
+    notice: Option<String>,
+    after: Option<String>,
+}
+
 async fn awaiting(s: &AppState) -> Result<Vec<EntryState>, ApiError> {
     Ok(s.entries
         .by_status(Status::AwaitingApproval, 10_000)
@@ -150,9 +158,23 @@ fn worker(st: &EntryState) -> &str {
 pub async fn page_get(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    Query(q): Query<Notice>,
+    Query(q): Query<ApprovalsQuery>,
 ) -> Result<Response, PageError> {
-    let list = awaiting(&s).await?;
+    use super::listing::{self, PAGE_ROWS};
+    let (list, next) = listing::page(
+        s.entries.as_ref(),
+        Status::AwaitingApproval,
+        q.after.as_deref(),
+        "after",
+        PAGE_ROWS,
+    )
+    .await?;
+    let total = listing::totals(s.entries.as_ref())
+        .await?
+        .get(&Status::AwaitingApproval)
+        .copied()
+        .unwrap_or(0);
+    let paged = q.after.is_some() || next.is_some();
     let can_act = auth::may(who.role, "POST", "/console/approvals");
     // week → worker-week → entries
     let mut groups: BTreeMap<NaiveDate, BTreeMap<WorkerWeek, Vec<&EntryState>>> = BTreeMap::new();
@@ -170,9 +192,16 @@ pub async fn page_get(
         body.push_str(&format!("<p class=\"notice\">{}</p>", esc(n)));
     }
     body.push_str(&format!(
-        "<p>{} entr{} awaiting approval.</p>",
-        list.len(),
-        if list.len() == 1 { "y" } else { "ies" }
+        "<p>{total} entr{} awaiting approval.{}</p>",
+        if total == 1 { "y" } else { "ies" },
+        if paged {
+            format!(
+                " This page lists {}, the oldest first ({PAGE_ROWS} at most).",
+                list.len()
+            )
+        } else {
+            String::new()
+        }
     ));
     if can_act {
         body.push_str(&format!(
@@ -232,6 +261,15 @@ pub async fn page_get(
             "<p><button type=\"submit\" name=\"decision\" value=\"approve\">Approve selected</button> \
              <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"reject\">Reject selected</button></p></form>",
         );
+    }
+    if next.is_some() {
+        body.push_str(&format!(
+            "<p class=\"paging\"><a class=\"next\" href=\"/console/approvals{}\">Next page</a> · \
+             <a href=\"/console/approvals\">First page</a></p>",
+            esc(&listing::next_query(&[("after", &next)]))
+        ));
+    } else if q.after.is_some() {
+        body.push_str("<p class=\"paging\"><a href=\"/console/approvals\">First page</a></p>");
     }
     Ok(page("Approvals", Some(&who), &body).into_response())
 }

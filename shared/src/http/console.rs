@@ -326,26 +326,40 @@ async fn logout(
         .into_response()
 }
 
-/// Entries that could not be posted (exceptions and held), grouped by
-/// reason code; entries without a reason come last under None.
-pub async fn open_items(
-    s: &AppState,
-) -> Result<BTreeMap<Option<ExceptionCode>, Vec<EntryState>>, StoreError> {
-    let mut groups: BTreeMap<Option<ExceptionCode>, Vec<EntryState>> = BTreeMap::new();
+type Groups = BTreeMap<Option<ExceptionCode>, Vec<EntryState>>;
+
+/// `states` grouped by reason code; entries without a reason come last
+/// under None.
+fn by_reason(states: impl IntoIterator<Item = EntryState>, groups: &mut Groups) {
+    for st in states {
+        groups
+            .entry(st.reason.as_ref().map(|r| r.code))
+            .or_default()
+            .push(st);
+    }
+}
+
+/// Every entry that could not be posted (exceptions and held), grouped by
+/// reason code, each status read to its end a page at a time: what a bulk
+/// action over a reason and the CSV act on.
+pub async fn open_items(s: &AppState) -> Result<Groups, StoreError> {
+    let mut groups = Groups::new();
     for status in [Status::Exception, Status::Held] {
-        for st in s.entries.by_status(status, 10_000).await? {
-            groups
-                .entry(st.reason.as_ref().map(|r| r.code))
-                .or_default()
-                .push(st);
-        }
+        by_reason(
+            crate::ports::status_states(s.entries.as_ref(), status).await?,
+            &mut groups,
+        );
     }
     Ok(groups)
 }
 
+/// The exceptions page's query: a notice, and where each status's listing
+/// goes on (`super::listing`).
 #[derive(serde::Deserialize)]
-pub(super) struct Notice {
-    pub(super) notice: Option<String>,
+struct ExceptionsQuery {
+    notice: Option<String>,
+    after_exception: Option<String>,
+    after_held: Option<String>,
 }
 
 pub(super) fn hours(secs: i64) -> String {
@@ -413,30 +427,58 @@ fn row(s: &AppState, st: &EntryState, who: &Principal, can_fix: bool) -> String 
 async fn exceptions(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    Query(q): Query<Notice>,
+    Query(q): Query<ExceptionsQuery>,
 ) -> Result<Response, PageError> {
-    let groups = open_items(&s).await?;
+    use super::listing::{self, PAGE_ROWS};
+    let mut groups = Groups::new();
+    let mut next = Vec::new();
+    for (status, after, field) in [
+        (Status::Exception, &q.after_exception, "after_exception"),
+        (Status::Held, &q.after_held, "after_held"),
+    ] {
+        let (list, more) = listing::page(
+            s.entries.as_ref(),
+            status,
+            after.as_deref(),
+            field,
+            PAGE_ROWS,
+        )
+        .await?;
+        by_reason(list, &mut groups);
+        next.push((field, more));
+    }
     let can_fix = auth::may(who.role, "POST", "/console/exceptions/redrive");
     let mut body = String::new();
     if let Some(n) = q.notice.as_deref().filter(|n| !n.is_empty()) {
         body.push_str(&format!("<p class=\"notice\">{}</p>", esc(n)));
     }
-    let total: usize = groups.values().map(Vec::len).sum();
+    let totals = listing::totals(s.entries.as_ref()).await?;
+    let count = |st: Status| totals.get(&st).copied().unwrap_or(0);
+    let total = count(Status::Exception) + count(Status::Held);
+    let shown: usize = groups.values().map(Vec::len).sum();
+    let first = q.after_exception.is_none() && q.after_held.is_none();
+    let paged = !first || next.iter().any(|(_, n)| n.is_some());
     body.push_str(&format!(
         "<p>{total} entr{} could not be posted. <a href=\"/console/exceptions.csv\">Download as CSV</a></p>",
         if total == 1 { "y" } else { "ies" }
     ));
+    if paged {
+        body.push_str(&format!(
+            "<p class=\"paging\">This page lists {shown} of them, the oldest first ({PAGE_ROWS} of each status at most).</p>"
+        ));
+    }
     for (code, items) in &groups {
         let (name, title, hint) = match code {
             Some(c) => (c.as_str(), c.title(), c.fix_hint()),
             None => ("NO_REASON", "No reason was recorded.", "Redrive the entry."),
         };
         body.push_str(&format!(
-            "<section class=\"group\" id=\"{n}\"><h2><code>{n}</code> · {c} entr{y}</h2>\
+            "<section class=\"group\" id=\"{n}\"><h2><code>{n}</code> · {c} entr{y}{here}</h2>\
              <p>{t}</p><p class=\"hint\">Fix: {h}</p>",
             n = esc(name),
             c = items.len(),
             y = if items.len() == 1 { "y" } else { "ies" },
+            here = if paged { " on this page" } else { "" },
             t = esc(title),
             h = esc(hint),
         ));
@@ -458,6 +500,16 @@ async fn exceptions(
             body.push_str(&row(&s, st, &who, can_fix));
         }
         body.push_str("</tbody></table></section>");
+    }
+    if next.iter().any(|(_, n)| n.is_some()) {
+        let parts: Vec<(&str, &Option<String>)> = next.iter().map(|(f, n)| (*f, n)).collect();
+        body.push_str(&format!(
+            "<p class=\"paging\"><a class=\"next\" href=\"/console/exceptions{}\">Next page</a> · \
+             <a href=\"/console/exceptions\">First page</a></p>",
+            esc(&listing::next_query(&parts))
+        ));
+    } else if !first {
+        body.push_str("<p class=\"paging\"><a href=\"/console/exceptions\">First page</a></p>");
     }
     Ok(page("Exceptions", Some(&who), &body).into_response())
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::auth::{self, Principal};
 use super::console::{back_to, PageError};
+use super::entry_detail::urlencode;
 use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
 use super::mapping_review::{self as review, after_save};
@@ -251,15 +252,6 @@ pub async fn page_get(
         body.push_str("</tbody></table></section>");
     }
     Ok(page("Mappings", Some(&who), &body).into_response())
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub async fn history_page(

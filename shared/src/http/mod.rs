@@ -15,6 +15,7 @@ mod entry_detail;
 mod extract;
 mod holding;
 pub mod html;
+mod listing;
 mod mapping_review;
 mod mappings;
 mod openapi;

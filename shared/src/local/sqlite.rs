@@ -873,6 +873,31 @@ impl EntryStore for SqliteStore {
         )
     }
 
+    async fn by_status_after(
+        &self,
+        status: Status,
+        after: Option<&crate::ports::StatusCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        let Some(a) = after else {
+            return self.by_status(status, limit).await;
+        };
+        // `updated_at` in the text `put` writes, so the comparison follows
+        // the index's order.
+        states(
+            &self.lock(),
+            "SELECT state FROM entries WHERE status = ?1
+               AND (updated_at > ?2 OR (updated_at = ?2 AND key > ?3))
+             ORDER BY updated_at, key LIMIT ?4",
+            params![
+                status.as_str(),
+                a.updated_at.to_rfc3339(),
+                a.key,
+                limit as i64
+            ],
+        )
+    }
+
     async fn all(&self) -> StoreResult<Vec<EntryState>> {
         states(&self.lock(), "SELECT state FROM entries ORDER BY key", [])
     }

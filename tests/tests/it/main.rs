@@ -36,5 +36,6 @@ mod qbo_contract;
 mod qbo_vendor;
 mod reconcile;
 mod sim;
+mod status_pages;
 mod template;
 mod xero;

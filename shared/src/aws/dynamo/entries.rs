@@ -435,6 +435,70 @@ impl EntryStore for DynamoStore {
         Ok(states)
     }
 
+    async fn by_status_after(
+        &self,
+        status: Status,
+        after: Option<&crate::ports::StatusCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        // gsi2's sort key is `<updated_at, microseconds>#<escaped key>`
+        // (`state_item`); the index is eventually consistent, so a state
+        // that has moved on since is dropped and the read goes on past it
+        // until the page is full or the status ends.
+        let mut from = after.map(|a| {
+            format!(
+                "{}#{}",
+                a.updated_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                part(&a.key)
+            )
+        });
+        let mut out: Vec<(String, EntryState)> = Vec::new();
+        while out.len() < limit {
+            let want = limit - out.len();
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi2")
+                .expression_attribute_names("#h", "gsi2pk")
+                .expression_attribute_values(":h", s(status_pk(status)))
+                .limit(i32::try_from(want.clamp(1, 1000)).unwrap_or(1000));
+            q = match &from {
+                Some(c) => q
+                    .key_condition_expression("#h = :h AND #r > :c")
+                    .expression_attribute_names("#r", "gsi2sk")
+                    .expression_attribute_values(":c", s(c.clone())),
+                None => q.key_condition_expression("#h = :h"),
+            };
+            let items = query_all(q, "query entries by status", Some(want)).await?;
+            let mut order = BTreeMap::new();
+            for item in items.iter().take(want) {
+                order.insert(
+                    get_s(item, PK)?.to_string(),
+                    get_s(item, "gsi2sk")?.to_string(),
+                );
+            }
+            let Some(last) = order.values().max().cloned() else {
+                break;
+            };
+            let got = order.len();
+            for st in self.states_of(order.keys().cloned().collect()).await? {
+                if let Some(sk) = order
+                    .get(&entry_pk(&st.entry.key))
+                    .filter(|_| st.status == status)
+                {
+                    out.push((sk.clone(), st));
+                }
+            }
+            from = Some(last);
+            if got < want {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, st)| st).take(limit).collect())
+    }
+
     async fn all(&self) -> StoreResult<Vec<EntryState>> {
         // Every state item is in exactly one status partition of gsi2, so
         // the six partitions list every entry without scanning the journal
