@@ -230,7 +230,12 @@ async fn main() {
     // Build the store through `put`, as the engine writes states.
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let t = Instant::now();
-    if put_batch <= 1 {
+    // `--reuse`: time the pages over the store an earlier `--build-only
+    // --dir D` run built, without writing it again.
+    let reuse = std::env::args().any(|a| a == "--reuse");
+    if reuse {
+        println!("{}", serde_json::json!({"entries": n, "reused_store": stack.config.store.path}));
+    } else if put_batch <= 1 {
         for i in 0..n {
             stack.store.put(&state(i, &mut rng)).await.expect("put");
         }
@@ -250,10 +255,16 @@ async fn main() {
         .filter_map(|s| std::fs::metadata(format!("{}{s}", stack.config.store.path.display())).ok())
         .map(|m| m.len())
         .sum();
+    if !reuse {
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "state_writes_per_s": (n as f64 / build.as_secs_f64()).round(), "put_batch": put_batch,
+                "peak_rss_kib_after_build": peak_rss_kib()})
+        );
+    }
     println!(
         "{}",
-        serde_json::json!({"entries": n, "state_writes_per_s": (n as f64 / build.as_secs_f64()).round(), "put_batch": put_batch,
-            "store_bytes_per_entry": bytes / n.max(1), "peak_rss_kib_after_build": peak_rss_kib()})
+        serde_json::json!({"entries": n, "store_bytes": bytes, "store_bytes_per_entry": bytes / n.max(1)})
     );
     if build_only {
         return;
@@ -273,6 +284,18 @@ async fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .expect("client");
+    let exception = stack
+        .store
+        .by_status(Status::Exception, 1)
+        .await
+        .expect("an exception")
+        .first()
+        .map(|st| st.entry.key.to_string())
+        .unwrap_or_default();
+    let detail = format!(
+        "/console/exceptions/{}",
+        exception.replace('%', "%25").replace(':', "%3A")
+    );
     for (name, path) in [
         ("dashboard", "/console"),
         (
@@ -280,6 +303,17 @@ async fn main() {
             "/console?from=2026-06-01&to=2026-06-30",
         ),
         ("hours_csv", "/console/hours-by-project.csv"),
+        ("exceptions", "/console/exceptions"),
+        ("approvals", "/console/approvals"),
+        ("entry_detail", detail.as_str()),
+        ("mappings", "/console/mappings"),
+        ("mappings_history", "/console/mappings/history"),
+        ("reconciliation", "/console/reconciliation"),
+        ("archives", "/console/archives"),
+        ("api_entries_page", "/api/entries"),
+        ("api_entries_by_worker", "/api/entries?worker=1007"),
+        ("api_report_summary", "/api/report"),
+        ("api_report_month", "/api/report?period=2026-06"),
     ] {
         let mut lat = Vec::new();
         let mut bytes = 0;
@@ -299,6 +333,38 @@ async fn main() {
             "{}",
             serde_json::json!({"entries": n, "page": name, "p50_ms": pct(&mut lat, 0.5),
                 "p99_ms": pct(&mut lat, 0.99), "bytes": bytes, "peak_rss_kib": peak_rss_kib()})
+        );
+    }
+    // Approving an employee's week from the approvals page (the POST; the
+    // page it redirects to is timed above).
+    {
+        let no_redirect = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("client");
+        let waiting = stack
+            .store
+            .by_status(Status::AwaitingApproval, requests)
+            .await
+            .expect("awaiting");
+        let mut lat = Vec::new();
+        for st in &waiting {
+            let t = Instant::now();
+            let resp = no_redirect
+                .post(format!("http://{addr}/console/approvals"))
+                .bearer_auth(token)
+                .form(&[("all_week", st.entry.key.to_string())])
+                .send()
+                .await
+                .expect("approve");
+            assert!(resp.status().is_redirection(), "approve a week: {}", resp.status());
+            lat.push(t.elapsed());
+        }
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "action": "approve_week", "p50_ms": pct(&mut lat, 0.5),
+                "p99_ms": pct(&mut lat, 0.99), "weeks": lat.len(), "peak_rss_kib": peak_rss_kib()})
         );
     }
     // The report by period (`timepost status --period P`,
