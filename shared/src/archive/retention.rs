@@ -196,7 +196,6 @@ pub async fn plan(
     for s in &all {
         latest.insert(s.period.clone(), s);
     }
-    let live = entries.all().await?;
     let mut out = Vec::new();
     for (label, s) in latest {
         let Ok(period) = Period::parse(&label) else {
@@ -213,10 +212,15 @@ pub async fn plan(
             keys: vec![],
             manifest_sha256: s.manifest_sha256.clone(),
         };
-        let in_period: Vec<&EntryState> = live
-            .iter()
-            .filter(|st| period.contains(st.entry.work_date))
-            .collect();
+        // The period's live entries, read over the period index (those
+        // worked in it; an entry worked elsewhere with lines booked in it
+        // belongs to its own work date's period).
+        let in_period: Vec<EntryState> =
+            crate::ports::period_states(entries, period.start, period.end())
+                .await?
+                .into_iter()
+                .filter(|st| period.contains(st.entry.work_date))
+                .collect();
         if in_period.is_empty() {
             continue;
         }
@@ -257,7 +261,7 @@ pub async fn plan(
         for st in &in_period {
             if is_open(st) {
                 open += 1;
-            } else if archived.get(&st.entry.key.to_string()) != Some(*st) {
+            } else if archived.get(&st.entry.key.to_string()) != Some(st) {
                 changed += 1;
             } else if !journal.open_intents(&st.entry.key).await?.is_empty() {
                 intents += 1;

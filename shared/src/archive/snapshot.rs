@@ -706,16 +706,25 @@ pub(crate) fn audit(now: DateTime<Utc>, action: &str, detail: String) -> AuditRe
     }
 }
 
-/// The periods (of `kind`) that hold at least one entry, earliest first.
+/// The periods (of `kind`) that hold at least one entry, earliest first:
+/// the maintained aggregates' entry rows of the matching grain (one row per
+/// period, status, project, worker and currency with entries), not a read
+/// of every entry.
 pub async fn periods_with_entries(
     entries: &dyn EntryStore,
     kind: PeriodKind,
 ) -> Result<Vec<Period>, ArchiveError> {
+    use crate::aggregates::{Grain, RowKind};
+    let grain = match kind {
+        PeriodKind::Month => Grain::Month,
+        PeriodKind::Week => Grain::Week,
+    };
     let set: BTreeSet<Period> = entries
-        .all()
+        .aggregates(grain, None, None)
         .await?
         .iter()
-        .map(|s| Period::of(s.entry.work_date, kind))
+        .filter(|(k, v)| k.kind == RowKind::Entry && v.entries > 0)
+        .map(|(k, _)| Period::of(k.period, kind))
         .collect();
     Ok(set.into_iter().collect())
 }

@@ -234,7 +234,10 @@ async fn main() {
     // --dir D` run built, without writing it again.
     let reuse = std::env::args().any(|a| a == "--reuse");
     if reuse {
-        println!("{}", serde_json::json!({"entries": n, "reused_store": stack.config.store.path}));
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "reused_store": stack.config.store.path})
+        );
     } else if put_batch <= 1 {
         for i in 0..n {
             stack.store.put(&state(i, &mut rng)).await.expect("put");
@@ -358,7 +361,11 @@ async fn main() {
                 .send()
                 .await
                 .expect("approve");
-            assert!(resp.status().is_redirection(), "approve a week: {}", resp.status());
+            assert!(
+                resp.status().is_redirection(),
+                "approve a week: {}",
+                resp.status()
+            );
             lat.push(t.elapsed());
         }
         println!(

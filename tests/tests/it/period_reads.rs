@@ -406,3 +406,92 @@ async fn the_summary_reads_the_aggregates_and_at_most_a_listing_per_status() {
         "{text}"
     );
 }
+
+/// `archive run` without a period finds its periods in the aggregates'
+/// entry rows, and the purge plan reads each archived period's entries
+/// over the period index: neither reads every state, and both say what a
+/// read of every state says.
+#[tokio::test]
+async fn the_archive_finds_its_periods_and_plans_a_purge_without_reading_every_state() {
+    use std::collections::BTreeSet;
+    use timepost::archive::{retention, snapshot, Period, PeriodKind, RetentionConfig};
+    let (_dir, s) = demo_store().await;
+    let all = s.store.all().await.expect("all");
+    for kind in [PeriodKind::Month, PeriodKind::Week] {
+        let counting = Counting::new(s.store.clone(), false);
+        let periods = snapshot::periods_with_entries(&counting, kind)
+            .await
+            .expect("periods");
+        assert_eq!(counting.all_calls.load(Ordering::SeqCst), 0);
+        assert_eq!(counting.read(), 0, "no entry state read");
+        let want: BTreeSet<_> = all
+            .iter()
+            .map(|st| Period::of(st.entry.work_date, kind))
+            .collect();
+        assert_eq!(periods, want.into_iter().collect::<Vec<_>>(), "{kind:?}");
+    }
+
+    // Close what is open, archive every period, then plan a purge.
+    for mut st in all.clone() {
+        if retention::is_open(&st) {
+            st.status = Status::Ignored;
+            s.store.put(&st).await.expect("close");
+        }
+    }
+    let ret = RetentionConfig {
+        period: PeriodKind::Month,
+        grace_days: 0,
+        live_days: Some(30),
+        ..RetentionConfig::default()
+    };
+    let today = d("2026-12-01");
+    let now = Utc::now();
+    let src = snapshot::Sources {
+        entries: &s.store,
+        journal: &s.store,
+        mappings: &s.store,
+        audit: &s.store,
+        pending: &s.store,
+        queue: &s.store,
+        ledger: s.ledger.as_ref(),
+        rules_toml: snapshot::rules_toml(&s.config).expect("rules"),
+    };
+    snapshot::run(&src, s.archive.as_ref(), None, &ret, today, now)
+        .await
+        .expect("archive run");
+    // An entry changed after its snapshot keeps its period live.
+    let mut changed = s
+        .store
+        .all()
+        .await
+        .expect("all")
+        .into_iter()
+        .find(|st| st.entry.work_date.to_string().starts_with("2026-03"))
+        .expect("a March entry");
+    changed.note = Some("changed after the snapshot".into());
+    s.store.put(&changed).await.expect("change");
+
+    let counting = Counting::new(s.store.clone(), false);
+    let plan = retention::plan(&counting, &s.store, s.archive.as_ref(), &ret, today)
+        .await
+        .expect("plan");
+    assert_eq!(counting.all_calls.load(Ordering::SeqCst), 0);
+    let got: Vec<(String, usize, bool)> = plan
+        .iter()
+        .map(|p| (p.period.clone(), p.entries, p.kept_because.is_some()))
+        .collect();
+    let per = |label: &str| {
+        all.iter()
+            .filter(|st| Period::of(st.entry.work_date, PeriodKind::Month).label() == label)
+            .count()
+    };
+    assert!(!got.is_empty());
+    for (label, entries, kept) in &got {
+        if label == "2026-03" {
+            assert!(*kept, "March changed since its snapshot: {got:?}");
+        } else {
+            assert!(!kept, "{got:?}");
+            assert_eq!(*entries, per(label), "{label}");
+        }
+    }
+}
