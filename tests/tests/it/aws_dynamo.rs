@@ -1256,3 +1256,171 @@ async fn console_sessions_are_shared_by_every_instance_and_end_everywhere() {
     assert!(shared.session(&hash).await.expect("read").is_some());
     assert!(one.get("old-cookie").await.is_none(), "expired");
 }
+
+/// What a period read must list, in its order: the port's definition
+/// (`PeriodCursor::touches`; worked in the period by (work date, key),
+/// then the rest by key) applied to every state.
+fn period_reference(all: &[EntryState], from: NaiveDate, to: NaiveDate) -> Vec<String> {
+    let mut v: Vec<&EntryState> = all
+        .iter()
+        .filter(|s| PeriodCursor::touches(s, from, to))
+        .collect();
+    v.sort_by_key(|s| {
+        let c = PeriodCursor::of(s, from, to);
+        (
+            c.booked_only,
+            (!c.booked_only).then_some(c.work_date),
+            c.key,
+        )
+    });
+    v.iter().map(|s| s.entry.key.to_string()).collect()
+}
+
+async fn period_walk(s: &DynamoStore, from: NaiveDate, to: NaiveDate, size: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<PeriodCursor> = None;
+    loop {
+        let page = s
+            .by_work_dates(from, to, after.as_ref(), size)
+            .await
+            .expect("period page");
+        assert!(page.len() <= size);
+        after = PeriodCursor::after(&page, from, to);
+        out.extend(page.iter().map(|st| st.entry.key.to_string()));
+        if page.len() < size {
+            return out;
+        }
+    }
+}
+
+/// Period reads on DynamoDB go over the work-date index and list what the
+/// port's definition lists over every state, in its order, for every page
+/// size: the sandbox demo's entries, copies a year back, one re-dated to
+/// another month after posting (its lines stay dated in March) and one
+/// purged. A table holding states written before the index refuses period
+/// reads, naming the command, until `rebuild_key_index` gives them their
+/// items.
+#[tokio::test]
+async fn period_reads_over_the_work_date_index_equal_the_definition() {
+    let Some(s) = store().await else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    timepost::demo::run(dir.path()).await.expect("demo");
+    let demo = timepost::local::SqliteStore::open(&dir.path().join("timepost.sqlite"))
+        .expect("demo store");
+    let states = demo.all().await.expect("all");
+    for st in &states {
+        let mut copy = st.clone();
+        copy.revision = 0;
+        s.put(&copy).await.expect("put");
+        let mut old = copy.clone();
+        old.entry.key = EntryKey::new(
+            st.entry.key.source,
+            &st.entry.key.workspace,
+            format!("old-{}", st.entry.key.id),
+        );
+        old.entry.work_date = st.entry.work_date - chrono::Duration::days(365);
+        for l in &mut old.posted_lines {
+            l.txn_date = old.entry.work_date;
+        }
+        s.put(&old).await.expect("old copy");
+    }
+    let posted: Vec<&EntryState> = states
+        .iter()
+        .filter(|st| st.status == Status::Posted && !st.posted_lines.is_empty())
+        .collect();
+    assert!(posted.len() >= 2);
+    let mut moved = s
+        .get(&posted[0].entry.key)
+        .await
+        .expect("get")
+        .expect("moved");
+    moved.entry.work_date = NaiveDate::from_ymd_opt(2026, 4, 15).expect("date");
+    s.put(&moved).await.expect("re-dated");
+    let gone = posted[1].entry.key.clone();
+    use timepost::archive::retention::PurgeStore;
+    assert_eq!(
+        s.purge_entries(std::slice::from_ref(&gone))
+            .await
+            .expect("purge"),
+        1
+    );
+
+    let all = s.all().await.expect("all");
+    let d = |x: &str| x.parse::<NaiveDate>().expect("date");
+    for (from, to) in [
+        (d("2026-03-01"), d("2026-03-31")),
+        (d("2026-03-02"), d("2026-03-08")),
+        (d("2026-04-01"), d("2026-04-30")),
+        (d("2025-02-15"), d("2026-03-10")),
+        (d("2024-01-01"), d("2024-12-31")),
+    ] {
+        let want = period_reference(&all, from, to);
+        for size in [1, 4, 500] {
+            assert_eq!(
+                period_walk(&s, from, to, size).await,
+                want,
+                "{from}..{to}, pages of {size}"
+            );
+        }
+    }
+    let march = period_walk(&s, d("2026-03-01"), d("2026-03-31"), 500).await;
+    assert!(
+        march.contains(&moved.entry.key.to_string()),
+        "its lines are dated in March"
+    );
+    assert!(!march.contains(&gone.to_string()));
+
+    // States from before the index: take one state's items away and the
+    // marker with them, as an older timepost left the table.
+    let config = sdk_config().await.expect("moto");
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let attr = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    let victim = &all[0];
+    let sk = format!("{}#{}", victim.entry.work_date, victim.entry.key);
+    let month = &sk[..7];
+    for (pk, sk) in [
+        (format!("wdate#{month}"), sk.clone()),
+        ("meta".to_string(), "period-index".to_string()),
+    ] {
+        client
+            .delete_item()
+            .table_name(s.table_name())
+            .key("pk", attr(&pk))
+            .key("sk", attr(&sk))
+            .send()
+            .await
+            .expect("delete");
+    }
+    client
+        .update_item()
+        .table_name(s.table_name())
+        .key(
+            "pk",
+            attr(&format!(
+                "entry#{}",
+                victim
+                    .entry
+                    .key
+                    .to_string()
+                    .replace('%', "%25")
+                    .replace('#', "%23")
+            )),
+        )
+        .key("sk", attr("state"))
+        .update_expression("REMOVE pkeys")
+        .send()
+        .await
+        .expect("forget pkeys");
+    let fresh = DynamoStore::new(client.clone(), s.table_name());
+    let from = victim.entry.work_date;
+    let err = fresh
+        .by_work_dates(from, from, None, 10)
+        .await
+        .expect_err("refused before the rebuild");
+    assert!(err.to_string().contains("rebuild-key-index"), "{err}");
+    let r = fresh.rebuild_key_index().await.expect("rebuild");
+    assert!(r.differed >= 1, "{r:?}");
+    let after = period_walk(&fresh, from, from, 500).await;
+    assert!(after.contains(&victim.entry.key.to_string()), "{after:?}");
+    assert_eq!(after, period_reference(&all, from, from));
+}

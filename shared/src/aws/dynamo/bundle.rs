@@ -75,6 +75,9 @@ impl DynamoStore {
     /// Write everything `d` holds but the books' lines and the dead
     /// letters (the caller reports those): see the module comment.
     pub async fn load_bundle(&self, d: &Loaded) -> StoreResult<BundleLoad> {
+        // Into an empty table: its work-date index is marked ready before
+        // the states (each written with its items) arrive (`periodindex`).
+        self.period_index_ready().await?;
         let mut items = Vec::new();
         for st in &d.entries {
             // With its mapped-key index items (`keyindex`).
@@ -84,8 +87,14 @@ impl DynamoStore {
                 super::keyindex::MKEYS.into(),
                 s(super::keyindex::encode_keys(&keys)?),
             );
+            let pkeys = super::periodindex::keys_of(st);
+            state.insert(
+                super::periodindex::PKEYS.into(),
+                s(super::periodindex::encode(&pkeys)?),
+            );
             items.push(state);
             items.extend(super::keyindex::diff(&st.entry.key, &[], &keys).0);
+            items.extend(super::periodindex::diff(&st.entry.key, &[], &pkeys).0);
             items.push(key(
                 week_pk(&WorkerWeek::of(&st.entry)),
                 entry_pk(&st.entry.key),

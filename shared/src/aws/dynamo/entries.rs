@@ -279,6 +279,14 @@ impl EntryStore for DynamoStore {
             super::keyindex::MKEYS.into(),
             s(super::keyindex::encode_keys(&keys)?.as_str()),
         );
+        // The work-date index (`periodindex`): its items ride on the
+        // state item too.
+        let pkeys = super::periodindex::keys_of(&stored);
+        item.insert(
+            super::periodindex::PKEYS.into(),
+            s(super::periodindex::encode(&pkeys)?.as_str()),
+        );
+        let mut old_pkeys = Vec::new();
         let pk = entry_pk(&stored.entry.key);
         let new_week = week_pk(&WorkerWeek::of(&stored.entry));
         let conflict = || StoreError::Conflict(state.entry.key.to_string());
@@ -289,6 +297,9 @@ impl EntryStore for DynamoStore {
         // `legacy`: a state item written before membership items existed
         // (no `week` attribute) gets its membership written now.
         let (old, old_week, legacy) = if state.revision == 0 {
+            // A table's first entry settles the work-date index's marker
+            // (`periodindex`): an empty table gets it before any entry.
+            self.period_index_ready().await?;
             (None, None, false)
         } else {
             let out = self
@@ -309,6 +320,7 @@ impl EntryStore for DynamoStore {
             let old: EntryState = decode(&old_item, STATE)?;
             let legacy = !old_item.contains_key(WEEK);
             old_keys = super::keyindex::stored_keys(&old_item)?.unwrap_or_default();
+            old_pkeys = super::periodindex::stored(&old_item)?.unwrap_or_default();
             (Some(old), Some(stored_week(&old_item)?), legacy)
         };
         let rows = super::aggregates::delta(old.as_ref(), Some(&stored));
@@ -321,8 +333,12 @@ impl EntryStore for DynamoStore {
                 .condition_expression("revision = :r")
                 .expression_attribute_values(":r", n(state.revision)),
         };
+        // The work-date items first (one or two when the date moves), then
+        // the mapped keys'.
+        let (padd, premove) = super::periodindex::diff(&stored.entry.key, &old_pkeys, &pkeys);
+        let mut index = super::keyindex::actions(&self.table, padd, premove)?;
         let (add, remove) = super::keyindex::diff(&stored.entry.key, &old_keys, &keys);
-        let mut index = super::keyindex::actions(&self.table, add, remove)?;
+        index.extend(super::keyindex::actions(&self.table, add, remove)?);
         if !moved && rows.is_empty() && samples.is_empty() && index.is_empty() {
             let result = self
                 .client
@@ -497,6 +513,27 @@ impl EntryStore for DynamoStore {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, st)| st).take(limit).collect())
+    }
+
+    fn period_page(&self) -> usize {
+        crate::ports::PERIOD_PAGE
+    }
+
+    async fn by_work_dates(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&crate::ports::PeriodCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        if !self.period_index_ready().await? {
+            return Err(StoreError::Backend(
+                "the table's work-date index is not built yet (entries written by an older \
+                 timepost): run `timepost --backend aws store rebuild-key-index` once"
+                    .into(),
+            ));
+        }
+        self.by_work_dates_now(from, to, after, limit).await
     }
 
     async fn all(&self) -> StoreResult<Vec<EntryState>> {

@@ -237,7 +237,8 @@ impl DynamoStore {
     }
 
     /// Give every state item the index items of its keys (and `mkeys`)
-    /// when it lacks them or they differ; says how many did.
+    /// and its work-date items (and `pkeys`, `periodindex`) when it lacks
+    /// them or they differ; says how many did.
     pub(super) async fn rebuild_key_index_now(&self) -> StoreResult<IndexRebuild> {
         let mut r = IndexRebuild::default();
         for status in Status::ALL {
@@ -262,11 +263,23 @@ impl DynamoStore {
                 let want = keys_of(&st.entry);
                 r.keys += want.len();
                 let have = stored_keys(&item)?;
-                if have.as_deref() == Some(want.as_slice()) {
+                // The work-date index (`periodindex`) is repaired in the
+                // same pass.
+                let want_p = super::periodindex::keys_of(&st);
+                let have_p = super::periodindex::stored(&item)?;
+                if have.as_deref() == Some(want.as_slice())
+                    && have_p.as_deref() == Some(want_p.as_slice())
+                {
                     continue;
                 }
                 r.differed += 1;
                 let (add, remove) = diff(&st.entry.key, have.as_deref().unwrap_or(&[]), &want);
+                write_overflow(self, actions(&self.table, add, remove)?).await?;
+                let (add, remove) = super::periodindex::diff(
+                    &st.entry.key,
+                    have_p.as_deref().unwrap_or(&[]),
+                    &want_p,
+                );
                 write_overflow(self, actions(&self.table, add, remove)?).await?;
                 let revision: u64 = get_n(&item, "revision")?;
                 // Publish the keys only if the state did not move meanwhile
@@ -276,10 +289,12 @@ impl DynamoStore {
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key(get_s(&item, PK)?, "state")))
-                    .update_expression("SET #m = :m")
+                    .update_expression("SET #m = :m, #p = :p")
                     .condition_expression("revision = :r")
                     .expression_attribute_names("#m", MKEYS)
+                    .expression_attribute_names("#p", super::periodindex::PKEYS)
                     .expression_attribute_values(":m", s(encode_keys(&want)?))
+                    .expression_attribute_values(":p", s(super::periodindex::encode(&want_p)?))
                     .expression_attribute_values(":r", n(revision))
                     .send()
                     .await;
@@ -293,6 +308,9 @@ impl DynamoStore {
                 }
             }
         }
+        // Every state read has its work-date items now (a state written
+        // meanwhile wrote its own): period reads may use the index.
+        self.mark_period_index_ready().await?;
         Ok(r)
     }
 }

@@ -17,6 +17,7 @@ mod io;
 mod journal;
 mod keyindex;
 mod mappings;
+mod periodindex;
 mod purge;
 mod reconcile;
 mod rekey;
@@ -34,6 +35,9 @@ pub use rekey::KeyMigration;
 pub struct DynamoStore {
     pub(crate) client: aws_sdk_dynamodb::Client,
     pub(crate) table: String,
+    /// Set once this process knows the work-date index covers every state
+    /// (`periodindex`).
+    pub(crate) period_index: std::sync::Arc<std::sync::OnceLock<()>>,
 }
 
 impl DynamoStore {
@@ -41,6 +45,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            period_index: Default::default(),
         }
     }
 

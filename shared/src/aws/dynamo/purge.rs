@@ -85,9 +85,13 @@ impl DynamoStore {
         if let Ok(week) = get_s(state_item, "week") {
             rest.push(key(week.to_string(), pk));
         }
-        // Its mapped-key index items (`keyindex`).
+        // Its mapped-key and work-date index items (`keyindex`,
+        // `periodindex`).
         for mk in super::keyindex::stored_keys(state_item)?.unwrap_or_default() {
             rest.push(key(super::keyindex::key_pk(&mk), k.to_string()));
+        }
+        for (ipk, isk) in super::periodindex::stored(state_item)?.unwrap_or_default() {
+            rest.push(key(ipk, isk));
         }
         let requests = rest
             .into_iter()

@@ -9,8 +9,10 @@
 //! deleted, and a state already present under the new key is kept (a
 //! newer timepost wrote it), so the migration may be interrupted and run
 //! again. Run it with the sync function paused (no new deliveries are
-//! lost: they wait in the queue). The audit log is history and keeps the
-//! text it was written with.
+//! lost: they wait in the queue), then `timepost --backend aws store
+//! rebuild-key-index` (a moved state gets its index items there; period
+//! reads refuse until then). The audit log is history and keeps the text
+//! it was written with.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -66,6 +68,11 @@ impl DynamoStore {
                 moved = done.moved,
                 "DynamoDB entry keys holding `:` or `%` moved to their escaped form"
             );
+        }
+        if done.moved > 0 {
+            // A moved state has no work-date items under its new key: period
+            // reads wait for `store rebuild-key-index` (`periodindex`).
+            self.forget_period_index().await?;
         }
         Ok(done)
     }
