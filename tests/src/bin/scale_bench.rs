@@ -699,6 +699,11 @@ mod aws {
                 "/console?from=2026-06-01&to=2026-06-30",
             ),
             ("page: hours_csv", "/console/hours-by-project.csv"),
+            ("page: exceptions", "/console/exceptions"),
+            ("page: approvals", "/console/approvals"),
+            ("api: report summary", "/api/report"),
+            ("api: entries, first page", "/api/entries"),
+            ("api: entries of one worker", "/api/entries?worker=1007"),
         ] {
             let before = counter.snapshot();
             let resp = client
@@ -727,6 +732,22 @@ mod aws {
                 )
             );
         }
+        // A period read (reconciliation, the period export, the accrual):
+        // one month over the work-date index.
+        let (from, to) = (
+            chrono::NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
+            chrono::NaiveDate::from_ymd_opt(2026, 6, 30).expect("date"),
+        );
+        let before = counter.snapshot();
+        let month = timepost::ports::period_states(&dynamo, from, to)
+            .await
+            .expect("period read");
+        let used = counter.snapshot() - before;
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "backend": "dynamodb (moto)", "what": "period read 2026-06",
+                "period_entries": month.len(), "read_requests": used.reads, "items_read": used.items_read})
+        );
         let before = counter.snapshot();
         let r = dynamo.rebuild_aggregates().await.expect("rebuild");
         assert_eq!((r.differed, r.samples_differed), (0, 0), "{r:?}");
