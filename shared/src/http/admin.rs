@@ -108,7 +108,9 @@ struct EntriesQuery {
     status: Option<String>,
     limit: Option<usize>,
     /// Without `status`, or with `worker` / `project`: the page after
-    /// this entry key (the last key of the previous page), in key order.
+    /// this entry key (the last key of the previous page), in key order;
+    /// with `status` alone: after `<updated_at>|<key>` of the previous
+    /// page's last entry (oldest first).
     after: Option<String>,
     /// Only this worker's entries (tracker user id or e-mail), read over
     /// the mapped-key index.
@@ -193,7 +195,18 @@ async fn entries(
             let status: Status = st
                 .parse()
                 .map_err(|e: String| ApiError::bad_request(e, Some("status".into())))?;
-            s.entries.by_status(status, limit).await?
+            // The page after `<updated_at>|<key>` of the previous page's
+            // last entry, oldest first.
+            let after = q
+                .after
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .map(str::parse::<crate::ports::StatusCursor>)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(e, Some("after".into())))?;
+            s.entries
+                .by_status_after(status, after.as_ref(), limit)
+                .await?
         }
         // One page in key order, read as a page: never every entry.
         None => {

@@ -265,6 +265,34 @@ async fn the_exceptions_and_approvals_pages_list_a_page_at_a_time_and_reach_ever
     assert_eq!(st, 200);
     assert_eq!(csv.lines().count(), 1 + 680, "header and every open entry");
 
+    // The admin API pages a status the same way: `after` is the previous
+    // page's last entry as `<updated_at>|<key>`.
+    let mut seen = Vec::new();
+    let mut path = "/api/entries?status=held&limit=64".to_string();
+    loop {
+        let (st, body) = get(&s, &path).await;
+        assert_eq!(st, 200, "{body}");
+        let page: Vec<EntryState> = serde_json::from_str(&body).expect("states");
+        seen.extend(keys(&page));
+        let Some(c) = StatusCursor::after(&page) else {
+            break;
+        };
+        if page.len() < 64 {
+            break;
+        }
+        path = format!(
+            "/api/entries?status=held&limit=64&after={}",
+            url_escape(&c.to_string())
+        );
+    }
+    let want = keys(
+        &s.store
+            .by_status(Status::Held, usize::MAX)
+            .await
+            .expect("all"),
+    );
+    assert_eq!(seen, want);
+
     // A damaged link is refused, naming the field.
     for (path, field) in [
         ("/console/exceptions?after_held=garbage", "after_held"),
@@ -273,9 +301,19 @@ async fn the_exceptions_and_approvals_pages_list_a_page_at_a_time_and_reach_ever
             "after_exception",
         ),
         ("/console/approvals?after=nope", "after"),
+        ("/api/entries?status=held&after=csv%3Aws%3A1", "after"),
     ] {
         let (st, body) = get(&s, path).await;
         assert_eq!(st, 400, "{path}: {body}");
         assert!(body.contains(field), "{path}: {body}");
     }
+}
+
+fn url_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
