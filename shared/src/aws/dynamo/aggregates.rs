@@ -819,13 +819,7 @@ impl DynamoStore {
     /// their gsi1 attributes (found through gsi2, where every state is).
     async fn backfill_listing(&self) -> StoreResult<()> {
         for status in crate::state::Status::ALL {
-            let q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :h")
-                .expression_attribute_values(":h", s(format!("status#{}", status.as_str())))
+            let q = super::io::status_partition(self, *status)
                 .projection_expression("pk, gsi1pk, #st")
                 .expression_attribute_names("#st", "state");
             for item in super::io::query_all(q, "entries to list", None).await? {

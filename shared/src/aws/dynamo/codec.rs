@@ -84,6 +84,26 @@ fn describe(item: &Item) -> String {
     format!("{}/{}", get(PK), get(SK))
 }
 
+/// `v` as a JSON string attribute value (an index's keys on a state item).
+pub(super) fn json_attr<T: serde::Serialize + ?Sized>(v: &T, what: &str) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| crate::aws::backend(what, e))
+}
+
+/// The JSON string attribute `name` of `item`, decoded: None when the item
+/// has none (written before the attribute existed).
+pub(super) fn json_attr_of<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> StoreResult<Option<T>> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => serde_json::from_str(v)
+            .map(Some)
+            .map_err(|e| crate::aws::backend(what, e)),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,21 @@ fn backoff(round: u32) -> Duration {
 
 /// Every item a query matches, following `LastEvaluatedKey`; stops early
 /// once `max` items are collected (the caller trims).
+/// A query of one status partition of `gsi2` (where every state item is,
+/// by status): the caller adds a limit or projection and runs it.
+pub(super) fn status_partition(
+    store: &DynamoStore,
+    status: crate::state::Status,
+) -> QueryFluentBuilder {
+    store
+        .client
+        .query()
+        .table_name(&store.table)
+        .index_name("gsi2")
+        .key_condition_expression("gsi2pk = :h")
+        .expression_attribute_values(":h", super::codec::s(format!("status#{}", status.as_str())))
+}
+
 pub(super) async fn query_all(
     q: QueryFluentBuilder,
     what: &str,

@@ -41,18 +41,13 @@ pub(super) fn key_pk(k: &MappedKey) -> String {
 
 /// `keys` as the state item's `mkeys` value.
 pub(super) fn encode_keys(keys: &[MappedKey]) -> StoreResult<String> {
-    serde_json::to_string(keys).map_err(|e| backend("encode mapped keys", e))
+    super::codec::json_attr(keys, "encode mapped keys")
 }
 
 /// The keys a stored state item is indexed under: None when it carries no
 /// `mkeys` (written before the index existed: it has no index items).
 pub(super) fn stored_keys(item: &Item) -> StoreResult<Option<Vec<MappedKey>>> {
-    match item.get(MKEYS) {
-        Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => serde_json::from_str(v)
-            .map(Some)
-            .map_err(|e| backend("decode mapped keys", e)),
-        _ => Ok(None),
-    }
+    super::codec::json_attr_of(item, MKEYS, "decode mapped keys")
 }
 
 fn index_item(k: &MappedKey, entry: &EntryKey) -> Item {
@@ -242,13 +237,7 @@ impl DynamoStore {
     pub(super) async fn rebuild_key_index_now(&self) -> StoreResult<IndexRebuild> {
         let mut r = IndexRebuild::default();
         for status in Status::ALL {
-            let q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :h")
-                .expression_attribute_values(":h", s(format!("status#{}", status.as_str())));
+            let q = super::io::status_partition(self, *status);
             let hits = query_all(q, "query entries", None).await?;
             let pks: Vec<Item> = hits
                 .iter()

@@ -81,18 +81,13 @@ pub(super) fn keys_of(st: &EntryState) -> Vec<PeriodKey> {
 
 /// `keys` as the state item's `pkeys` value.
 pub(super) fn encode(keys: &[PeriodKey]) -> StoreResult<String> {
-    serde_json::to_string(keys).map_err(|e| backend("encode period keys", e))
+    super::codec::json_attr(keys, "encode period keys")
 }
 
 /// The index items a stored state item has: None when it carries no
 /// `pkeys` (written before the index existed, or moved by a re-key).
 pub(super) fn stored(item: &Item) -> StoreResult<Option<Vec<PeriodKey>>> {
-    match item.get(PKEYS) {
-        Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => serde_json::from_str(v)
-            .map(Some)
-            .map_err(|e| backend("decode period keys", e)),
-        _ => Ok(None),
-    }
+    super::codec::json_attr_of(item, PKEYS, "decode period keys")
 }
 
 /// The index items to add and the keys of those to remove when an entry's
@@ -158,14 +153,7 @@ impl DynamoStore {
             return Ok(true);
         }
         for status in crate::state::Status::ALL {
-            let q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :h")
-                .expression_attribute_values(":h", s(format!("status#{}", status.as_str())))
-                .limit(1);
+            let q = super::io::status_partition(self, *status).limit(1);
             if !query_all(q, "is there an entry", Some(1)).await?.is_empty() {
                 return Ok(false);
             }
