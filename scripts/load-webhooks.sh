@@ -6,8 +6,8 @@
 # --dir D` built: D/scale.sqlite), the server runs on it and a third process
 # loads the console's dashboard and exceptions page over and over during the
 # run, printing how many it loaded and their median and slowest times: what
-# a console page over a big store costs the webhooks. The deliveries are
-# added to STORE.
+# a console page over a big store costs the webhooks (CONSOLE_LOAD=0: the
+# big store without the pages). The deliveries are added to STORE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${1:-20000}"; conc="${2:-32}"; store="${3:-}"
@@ -26,7 +26,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 (cd "$work" && TIMEPOST_LOG=warn exec "$OLDPWD/target/release/timepost" serve --bind "127.0.0.1:$port" >/dev/null) &
 pid=$!
 for _ in $(seq 3000); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-if [ -n "$store" ]; then
+if [ -n "$store" ] && [ "${CONSOLE_LOAD:-1}" != 0 ]; then
   (
     n=0; : > "$work/pages.txt"
     while :; do
@@ -39,7 +39,7 @@ if [ -n "$store" ]; then
   pages=$!
 fi
 ./target/release/webhook-load --addr "127.0.0.1:$port" --secret load-secret --requests "$requests" --concurrency "$conc"
-if [ -n "$store" ]; then
+if [ -n "${pages:-}" ]; then
   kill "$pages" 2>/dev/null || true; wait "$pages" 2>/dev/null || true
   sort -n "$work/pages.txt" | awk '{v[NR]=$1} END {if (NR) printf "{\"console_pages_during_the_run\": %d, \"p50_ms\": %.1f, \"max_ms\": %.1f}\n", NR, v[int((NR+1)/2)]*1000, v[NR]*1000}'
 fi
