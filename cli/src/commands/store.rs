@@ -13,7 +13,9 @@
 //! (`timepost::mapping::keys`): locally in one transaction (a store written
 //! before the index existed gets it when first opened), on DynamoDB
 //! (`--backend aws`) by giving each state item written before the index
-//! its index items.
+//! its index items — and its work-date items, after which the table's
+//! period reads (reconciliation, the period export, the accrual) are
+//! allowed (they refuse on a table with states from before that index).
 
 use super::backend::Global;
 use crate::CliResult;
@@ -30,7 +32,8 @@ pub enum Cmd {
     /// Rewrite the mapped-key index (user, project, task) the impact
     /// preview, the held re-check and the listings by worker or project
     /// read, and verify the maintained one (prints how many entries'
-    /// index rows differed). Local store or `--backend aws`.
+    /// index rows differed). Local store or `--backend aws` (there it also
+    /// builds the work-date index period reads need).
     RebuildKeyIndex {
         /// Print one JSON object instead of text.
         #[arg(long)]
