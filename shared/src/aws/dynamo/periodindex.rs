@@ -117,6 +117,9 @@ pub(super) fn diff(
 /// The months `from..=to` spans, earliest first.
 fn months(from: NaiveDate, to: NaiveDate) -> Vec<String> {
     let mut out = Vec::new();
+    if from > to {
+        return out;
+    }
     let mut d = from.with_day(1).unwrap_or(from);
     while d <= to {
         out.push(month(d));
