@@ -514,12 +514,27 @@ impl Engine {
     /// Re-evaluate every held entry (on schedule; after a mapping change
     /// [`Engine::recheck_held_for`] takes only the entries it can release).
     pub async fn recheck_held(&self, batch_id: &str) -> Result<Vec<Outcome>, EngineError> {
+        let held = self.entries.by_status(Status::Held, 10_000).await?;
+        self.redrive_each(
+            held.into_iter()
+                .map(|st| (st.entry.key.clone(), WorkerWeek::of(&st.entry))),
+            batch_id,
+        )
+        .await
+    }
+
+    /// Redrive each entry under its week's and its own claim, skipping one
+    /// another worker holds (the next run takes it).
+    async fn redrive_each(
+        &self,
+        keys: impl IntoIterator<Item = (EntryKey, WorkerWeek)>,
+        batch_id: &str,
+    ) -> Result<Vec<Outcome>, EngineError> {
         let mappings = self.mappings_now().await?;
         let mappings = mappings.as_ref();
         let mut out = Vec::new();
-        for st in self.entries.by_status(Status::Held, 10_000).await? {
-            let key = st.entry.key.clone();
-            let weeks = BTreeSet::from([WorkerWeek::of(&st.entry)]);
+        for (key, week) in keys {
+            let weeks = BTreeSet::from([week]);
             match self
                 .with_weeks(weeks, |held| {
                     self.with_claim(&key, || self.redrive(&key, mappings, batch_id, held))
@@ -543,23 +558,7 @@ impl Engine {
         batch_id: &str,
     ) -> Result<Vec<Outcome>, EngineError> {
         let keys = held_released_by(self.entries.as_ref(), changes).await?;
-        let mappings = self.mappings_now().await?;
-        let mappings = mappings.as_ref();
-        let mut out = Vec::new();
-        for (key, week) in keys {
-            let weeks = BTreeSet::from([week]);
-            match self
-                .with_weeks(weeks, |held| {
-                    self.with_claim(&key, || self.redrive(&key, mappings, batch_id, held))
-                })
-                .await
-            {
-                Ok(o) => out.extend(o),
-                Err(EngineError::Busy(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        self.redrive_each(keys, batch_id).await
     }
 
     /// Finish what crashes and cut-short settles left: settle intents that

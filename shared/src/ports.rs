@@ -369,7 +369,7 @@ impl PeriodCursor {
 
     /// The read order: worked in the period by (work date, key), then the
     /// rest by key.
-    fn order(&self) -> (bool, Option<NaiveDate>, String) {
+    pub fn order(&self) -> (bool, Option<NaiveDate>, String) {
         (
             self.booked_only,
             (!self.booked_only).then_some(self.work_date),

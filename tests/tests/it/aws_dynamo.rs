@@ -1265,14 +1265,7 @@ fn period_reference(all: &[EntryState], from: NaiveDate, to: NaiveDate) -> Vec<S
         .iter()
         .filter(|s| PeriodCursor::touches(s, from, to))
         .collect();
-    v.sort_by_key(|s| {
-        let c = PeriodCursor::of(s, from, to);
-        (
-            c.booked_only,
-            (!c.booked_only).then_some(c.work_date),
-            c.key,
-        )
-    });
+    v.sort_by_key(|s| PeriodCursor::of(s, from, to).order());
     v.iter().map(|s| s.entry.key.to_string()).collect()
 }
 

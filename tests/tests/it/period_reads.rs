@@ -97,22 +97,9 @@ impl EntryStore for Counting {
                 .into_iter()
                 .filter(|s| PeriodCursor::touches(s, from, to))
                 .collect();
-            let order = |s: &EntryState| {
-                let c = PeriodCursor::of(s, from, to);
-                (
-                    c.booked_only,
-                    (!c.booked_only).then_some(c.work_date),
-                    c.key,
-                )
-            };
+            let order = |s: &EntryState| PeriodCursor::of(s, from, to).order();
             all.sort_by_key(order);
-            let after = after.map(|a| {
-                (
-                    a.booked_only,
-                    (!a.booked_only).then_some(a.work_date),
-                    a.key.clone(),
-                )
-            });
+            let after = after.map(PeriodCursor::order);
             return Ok(all
                 .into_iter()
                 .filter(|s| after.as_ref().is_none_or(|a| order(s) > *a))
