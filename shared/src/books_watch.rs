@@ -17,7 +17,10 @@
 //!    say are ours, deleted or at another sync token than the state knows.
 //!    Every other record is someone else's and is left alone.
 //! 3. Per worker-week, under its claim: settle the entries' open intents
-//!    (a write of ours still in flight is not a change by someone else),
+//!    (a write of ours still in flight is not a change by someone else;
+//!    when the books hold neither the record such a write aimed at nor
+//!    one it wrote, the record was deleted meanwhile: the entry stays
+//!    posted, the settle audits it and marks the week dirty),
 //!    read the entry's records again where they are, and make the state
 //!    say what the books hold — a deleted record is no longer the entry's;
 //!    a changed one keeps its id at its new sync token, and the line it
@@ -644,6 +647,36 @@ impl Engine {
             }
             Err(error) => Err(EngineError::LedgerUnavailable { key, error }),
         }
+    }
+}
+
+impl Engine {
+    /// Audit lines for records an interrupted write of ours aimed at and
+    /// the books no longer hold (deleted outside timepost while the write
+    /// was open), found when the write is settled; the week is converged
+    /// again, which posts the time anew. Nothing when the books are not
+    /// watched.
+    pub(crate) async fn audit_gone_after_settle(
+        &self,
+        key: &EntryKey,
+        gone: &[(&RecordRef, &PostingLine)],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let Some(watch) = self.books_watch.get() else {
+            return Ok(());
+        };
+        for (r, line) in gone {
+            let detail = format!(
+                "Time record {} ({} for {} on {}) was deleted in {} outside timepost while timepost was changing it; timepost posts the time again as the worker's week should hold it.",
+                r.id,
+                hours(line.minutes),
+                line.party.id(),
+                line.txn_date,
+                ledger_words(self.ledger.as_ref()),
+            );
+            audit(&watch.audit, key, &detail, now).await?;
+        }
+        Ok(())
     }
 }
 

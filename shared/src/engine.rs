@@ -1238,8 +1238,40 @@ impl Engine {
                 }
                 if !s.records.is_empty() && s.revision == 0 {
                     s.status = Status::Posted;
-                } else if s.records.is_empty() && s.status == Status::Posted {
+                } else if s.records.is_empty()
+                    && s.status == Status::Posted
+                    && intent.lines().is_empty()
+                {
+                    // Our own void went through.
                     s.status = Status::Voided;
+                } else if s.status == Status::Posted && outcome == IntentOutcome::Partial {
+                    // The books hold neither what the write found nor what
+                    // it wrote: a record it aimed at was deleted or changed
+                    // outside timepost meanwhile. The entry is still to be
+                    // posted (only a void of ours voids it); its week is
+                    // converged again, which posts what the books lack.
+                    // Marked before the state stops naming the record.
+                    tracing::warn!(entry = %key, intent = %intent.id,
+                        "records of an interrupted write are missing from the books; the week is posted again");
+                    self.journal
+                        .mark_dirty(
+                            &WorkerWeek::of(&s.entry),
+                            "records an interrupted write aimed at are missing from the books",
+                        )
+                        .await?;
+                    let gone: Vec<(&RecordRef, &PostingLine)> = intent
+                        .targets()
+                        .iter()
+                        .filter(|r| !s.records.iter().any(|a| a.id == r.id))
+                        .filter_map(|r| {
+                            intent
+                                .before
+                                .iter()
+                                .find(|l| l.tier == r.tier)
+                                .map(|l| (r, l))
+                        })
+                        .collect();
+                    self.audit_gone_after_settle(key, &gone, now).await?;
                 }
                 s.updated_at = now;
                 s.note_transition(before, now);

@@ -617,6 +617,75 @@ async fn a_week_held_elsewhere_keeps_the_books_watermark() {
     assert_eq!(books(&s).values().sum::<i64>(), 240);
 }
 
+/// Seed 9967 of the simulation: a write of ours to a posted entry's record
+/// is cut short (its intent stays open) and a bookkeeper deletes that
+/// record in the books meanwhile. Settling the write finds neither the
+/// record it aimed at nor one it wrote: the entry is still to be posted, so
+/// its time is posted again, with an audit line. It used to end *voided*,
+/// with nothing in the books.
+#[tokio::test]
+async fn a_record_deleted_while_our_write_to_it_was_open_is_posted_again() {
+    use timepost::intent::Intent;
+    use timepost::ledger::LedgerOp;
+    use timepost::ports::AuditLog;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let e = E::new("d", "u-ann", "2026-03-03", "08:00", "12:00").build();
+    deliver(&s, std::slice::from_ref(&e)).await;
+    s.engine
+        .watch_books_pass(Duration::ZERO)
+        .await
+        .expect("start");
+    let st = s.store.get(&key("d")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Posted);
+    let gone = st.records[0].id.clone();
+    // The write cut short before its call: the record set to 5 h.
+    let mut line = st.posted_lines[0].clone();
+    line.minutes = 300;
+    let intent = Intent::new(
+        key("d"),
+        st.posted_version.clone().expect("posted version"),
+        "cut-short",
+        LedgerOp::Update {
+            records: st.records.clone(),
+            lines: vec![line],
+        },
+        st.posted_lines.clone(),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    s.store.open_intent(&intent).await.expect("open");
+    s.sandbox.delete_elsewhere(&gone).expect("delete");
+
+    s.engine
+        .sweep_every("sweep", Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("sweep");
+    let st = s.store.get(&key("d")).await.expect("get").expect("state");
+    assert_eq!(st.status, Status::Posted, "{st:?}");
+    assert_eq!(st.records.len(), 1);
+    assert_ne!(st.records[0].id, gone);
+    assert_eq!(
+        books(&s).get(&(key("d").to_string(), "regular".to_string())),
+        Some(&240),
+        "the books hold the entry's 4 h again"
+    );
+    assert!(s
+        .store
+        .open_intents(&key("d"))
+        .await
+        .expect("intents")
+        .is_empty());
+    assert!(s.store.dirty_weeks(10).await.expect("dirty").is_empty());
+    let audit = s.store.recent(10).await.expect("audit");
+    assert!(
+        audit.iter().any(|a| a.action == "changed_in_books"
+            && a.detail.contains(&format!("Time record {gone}"))
+            && a.detail
+                .contains("deleted in the books outside timepost while timepost was changing it")),
+        "{audit:?}"
+    );
+}
+
 /// The sandbox's change feed: records created, changed or deleted after
 /// the instant asked for, deletions by id only; nothing before it.
 #[tokio::test]
