@@ -168,10 +168,16 @@ pub type CliResult = Result<(), Failure>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_json, matches!(cli.command, Command::Serve { .. }));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // The HTTP handlers read the SQLite store on the thread they run
+        // on: more threads than cores, so a console page over a big store
+        // does not hold up the webhooks (the queue worker and the
+        // schedules run on a runtime of their own, see `serve`).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        builder.worker_threads((cores * 2).max(4));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

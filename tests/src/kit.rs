@@ -150,3 +150,11 @@ pub async fn deliver(stack: &LocalStack, entries: &[NormalisedEntry]) -> Vec<Out
 pub async fn send(stack: &LocalStack, m: QueueMessage) {
     stack.store.send_batch(&[m]).await.expect("send");
 }
+
+/// A plain HTTP client for tests that call a fake or a server directly,
+/// with the crypto provider installed (reqwest is built without one, and a
+/// test run alone has no other test to install it first).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

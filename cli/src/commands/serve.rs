@@ -41,6 +41,11 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         }
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The queue worker, the schedules and the pollers run on threads of
+    // their own: their SQLite writes and the ledger calls never occupy the
+    // threads that answer webhooks and pages.
+    let background = Background::start()?;
+    let bg = background.handle();
 
     let queue: Arc<dyn Queue> = Arc::new(stack.store.clone());
     // A read-only store (a restored snapshot) is kept as archived: no
@@ -48,12 +53,12 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let live = !stack.config.store.read_only;
     let mut pollers = Vec::new();
     if live {
-        pollers.push(tokio::spawn(timepost::worker::run(
+        pollers.push(bg.spawn(timepost::worker::run(
             stack.engine.clone(),
             queue.clone(),
             stop_rx.clone(),
         )));
-        pollers.push(tokio::spawn(timepost::schedules::run(
+        pollers.push(bg.spawn(timepost::schedules::run(
             stack.engine.clone(),
             Duration::from_secs(stack.config.schedules.held_recheck_secs),
             stop_rx.clone(),
@@ -71,7 +76,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         };
         if let Some(p) = poller {
             println!("  polling {source} every {every} s");
-            pollers.push(tokio::spawn(timepost::schedules::run_poller(
+            pollers.push(bg.spawn(timepost::schedules::run_poller(
                 Arc::new(p),
                 timepost::poll::PollPorts::local(&stack),
                 Duration::from_secs(every),
@@ -82,7 +87,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     if let Some(job) = timepost::schedules::ArchiveJob::local(&stack)?.filter(|_| live) {
         let every = stack.config.schedules.archive_secs;
         println!("  archiving closed periods every {every} s ([retention])");
-        pollers.push(tokio::spawn(timepost::schedules::run_archive(
+        pollers.push(bg.spawn(timepost::schedules::run_archive(
             job,
             Duration::from_secs(every),
             stop_rx.clone(),
@@ -101,7 +106,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             "  alert pass every {every} s ({} notifier(s))",
             job.notifiers.len()
         ));
-        pollers.push(tokio::spawn(timepost::schedules::run_alerts(
+        pollers.push(bg.spawn(timepost::schedules::run_alerts(
             job.clone(),
             Duration::from_secs(every),
             stop_rx.clone(),
@@ -115,7 +120,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
                 },
                 x.dir.display()
             ));
-            pollers.push(tokio::spawn(timepost::schedules::run_exports(
+            pollers.push(bg.spawn(timepost::schedules::run_exports(
                 job,
                 Duration::from_secs(x.every_secs),
                 stop_rx.clone(),
@@ -125,7 +130,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let reconcile_every = stack.config.reconcile.schedule_secs;
     let reconciling = live && reconcile_every > 0;
     if reconciling {
-        pollers.push(tokio::spawn(timepost::schedules::run_reconcile(
+        pollers.push(bg.spawn(timepost::schedules::run_reconcile(
             timepost::schedules::ReconcileJob::local(&stack),
             Duration::from_secs(reconcile_every),
             stop_rx.clone(),
@@ -221,8 +226,41 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         println!("timepost stopped (work still in progress stays queued)");
         std::process::exit(0);
     }
+    drop(background);
     println!("timepost stopped");
     Ok(())
+}
+
+/// The runtime of the background work. Dropped (on any return) without
+/// blocking, as an async caller must: by then its tasks have finished, or
+/// the process is leaving with the queue durable.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    fn start() -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("timepost-work")
+            .enable_all()
+            .build()
+            .context("cannot start the background runtime")?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM (systemd, containers) both ask for a

@@ -109,28 +109,50 @@ pub struct Inner {
     pub parse_context: ParseContextCache,
 }
 
-/// A parse context refreshed at most every few seconds.
+/// A parse context refreshed at most every few seconds. While one request
+/// refreshes it (a read of the mappings, which waits behind whatever holds
+/// the store), the others go on with the copy they have: a webhook never
+/// queues behind a console page's read.
 #[derive(Default)]
-pub struct ParseContextCache(
-    tokio::sync::Mutex<Option<(std::time::Instant, crate::sources::ParseContext)>>,
-);
+pub struct ParseContextCache {
+    slot: std::sync::Mutex<Option<(std::time::Instant, crate::sources::ParseContext)>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
 
 impl ParseContextCache {
     const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn cached(&self) -> Option<(std::time::Instant, crate::sources::ParseContext)> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 
     pub async fn get(
         &self,
         intake: &IntakeConfig,
         mappings: &dyn MappingStore,
     ) -> Result<crate::sources::ParseContext, crate::ports::StoreError> {
-        let mut slot = self.0.lock().await;
-        if let Some((at, ctx)) = slot.as_ref() {
+        let cached = self.cached();
+        if let Some((at, ctx)) = &cached {
             if at.elapsed() < Self::TTL {
                 return Ok(ctx.clone());
             }
         }
+        let _gate = match (&cached, self.refreshing.try_lock()) {
+            (_, Ok(gate)) => gate,
+            // Stale, and another request is reading the mappings already.
+            (Some((_, ctx)), Err(_)) => return Ok(ctx.clone()),
+            // The first one: wait for it.
+            (None, Err(_)) => {
+                let gate = self.refreshing.lock().await;
+                if let Some((_, ctx)) = self.cached() {
+                    return Ok(ctx);
+                }
+                gate
+            }
+        };
         let ctx = crate::intake::parse_context(intake, &mappings.snapshot().await?);
-        *slot = Some((std::time::Instant::now(), ctx.clone()));
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), ctx.clone()));
         Ok(ctx)
     }
 }

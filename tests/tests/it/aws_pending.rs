@@ -200,7 +200,7 @@ async fn the_console_keeps_proposals_on_dynamodb() {
     let state = AppState::local(&stack).with_review(Arc::new(pending.clone()), 1);
     let ann = serve_as(state.clone(), "ann@example.com").await;
     let bob = serve_as(state, "bob@example.com").await;
-    let http = reqwest::Client::new();
+    let http = timepost_tests::kit::http();
     let propose = http
         .post(format!("{ann}/api/mappings"))
         .json(

@@ -361,7 +361,7 @@ async fn the_fake_answers_queries_as_documented() {
             timepost::ledger::transport::url_encode(q)
         );
         async move {
-            let resp = reqwest::Client::new()
+            let resp = timepost_tests::kit::http()
                 .get(url)
                 .bearer_auth("direct")
                 .send()

@@ -88,7 +88,7 @@ async fn a_viewer_identity_is_refused_actions() {
     let claims = serde_json::json!({"sub": "v1", "cognito:groups": "[staff viewer]"});
     let viewer = identity_from_claims(&claims, "cognito:groups").expect("identity");
     let base = serve_as(AppState::local(&stack), viewer).await;
-    let http = reqwest::Client::new();
+    let http = timepost_tests::kit::http();
     let r = http
         .get(format!("{base}/console/exceptions"))
         .send()

@@ -482,7 +482,7 @@ async fn harvest_fake_requires_the_documented_headers() {
     let dir = tempfile::tempdir().expect("dir");
     let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
     let url = format!("{}/v2/time_entries", fake.base_url());
-    let http = reqwest::Client::new();
+    let http = timepost_tests::kit::http();
     let send = |ua: Option<&str>, token: &str, account: &str| {
         let mut r = http
             .get(&url)
@@ -858,7 +858,7 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
 async fn harvest_fake_serves_the_documented_client_shapes() {
     let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
     fake.put(harvest_fake::entry(331, 1001, 2001, 3001, days_ago(1), "1"));
-    let http = reqwest::Client::new();
+    let http = timepost_tests::kit::http();
     let get = |path: String| {
         http.get(format!("{}{path}", fake.base_url()))
             .bearer_auth(TOKEN)
@@ -910,7 +910,7 @@ async fn toggl_me_endpoint_is_user_scoped_but_the_poller_sees_every_user() {
         ));
     }
     // The documented `/me` scope: a member sees only their own entries.
-    let http = reqwest::Client::new();
+    let http = timepost_tests::kit::http();
     let mine: Vec<serde_json::Value> = http
         .get(format!("{}/api/v9/me/time_entries", fake.base_url()))
         .basic_auth("member-token", Some("api_token"))
