@@ -596,6 +596,12 @@ pub trait Queue: Send + Sync {
     async fn redrive(&self, id: &str) -> StoreResult<()>;
     /// Messages waiting (visible or in flight) on the ingest queue.
     async fn depth(&self) -> StoreResult<usize>;
+    /// How many messages are parked in the dead-letter queue, for the
+    /// dashboard and the report (SQS: the queue's approximate count). The
+    /// default reads them all; the adapters count without reading.
+    async fn dead_letter_count(&self) -> StoreResult<usize> {
+        Ok(self.dead_letters(usize::MAX).await?.len())
+    }
 }
 
 /// Poller watermarks per source.

@@ -559,7 +559,7 @@ pub async fn collect(
             .map(|o| o.key.to_string())
             .collect(),
         counters,
-        dead_letters: queue.dead_letters(100_000).await?.len(),
+        dead_letters: queue.dead_letter_count().await?,
     }))
 }
 

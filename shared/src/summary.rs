@@ -94,7 +94,7 @@ pub async fn collect_listing(
     let rows = entries.aggregates(Grain::Year, None, None).await?;
     let p: PeriodReport = crate::aggregates::period_report("all", &rows);
     let count = |s: Status| p.entries.get(s.as_str()).copied().unwrap_or(0);
-    let dead_letters = queue.dead_letters(100_000).await?.len();
+    let dead_letters = queue.dead_letter_count().await?;
     let mut kpis = p.kpis.clone();
     kpis.insert("dead_letters".into(), Decimal::from(dead_letters));
     // Sums in their shortest form (12.8, not 12.80): a DynamoDB number

@@ -425,10 +425,22 @@ impl Queue for SqsQueue {
     }
 
     async fn depth(&self) -> StoreResult<usize> {
+        self.count(&self.queue_url).await
+    }
+
+    async fn dead_letter_count(&self) -> StoreResult<usize> {
+        self.count(&self.dlq_url).await
+    }
+}
+
+impl SqsQueue {
+    /// The messages of the queue at `url`, visible, in flight or delayed
+    /// (SQS's approximate counts: one `GetQueueAttributes`).
+    async fn count(&self, url: &str) -> StoreResult<usize> {
         let out = self
             .client
             .get_queue_attributes()
-            .queue_url(&self.queue_url)
+            .queue_url(url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)

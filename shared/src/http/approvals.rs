@@ -141,12 +141,6 @@ pub struct ApprovalsQuery {
     after: Option<String>,
 }
 
-async fn awaiting(s: &AppState) -> Result<Vec<EntryState>, ApiError> {
-    Ok(s.entries
-        .by_status(Status::AwaitingApproval, 10_000)
-        .await?)
-}
-
 fn worker(st: &EntryState) -> &str {
     let w = &st.entry.worker;
     w.name
@@ -339,8 +333,31 @@ pub struct ApiBody {
     decision: Option<String>,
 }
 
-pub async fn api_list(State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(awaiting(&s).await?).into_response())
+/// `GET /api/approvals`: one page of the entries awaiting approval, oldest
+/// first, after `<updated_at>|<key>` of the previous page's last entry.
+#[derive(serde::Deserialize)]
+pub struct ApiListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+pub async fn api_list(
+    State(s): State<AppState>,
+    Query(q): Query<ApiListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    let after = q
+        .after
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(str::parse::<crate::ports::StatusCursor>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e, Some("after".into())))?;
+    let page = s
+        .entries
+        .by_status_after(Status::AwaitingApproval, after.as_ref(), limit)
+        .await?;
+    Ok(Json(page).into_response())
 }
 
 pub async fn api_post(

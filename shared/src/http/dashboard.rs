@@ -358,10 +358,9 @@ pub async fn home(
     let counters = s.engine.counters.snapshot();
     let dead_letters = s
         .queue
-        .dead_letters(100_000)
+        .dead_letter_count()
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .len();
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let mut report_kpis = crate::report::kpis_of(&totals.counts(), &counters, dead_letters);
     if totals.overflows > 0 {
         report_kpis.insert("amount_overflows".into(), Decimal::from(totals.overflows));

@@ -216,7 +216,7 @@ pub fn spec() -> Value {
             "/api/entries/{key}/discard": { "post": discard },
             "/api/audit": { "get": op_as("The audit log, newest first: who did what, when, to which entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }]), "audit records", "array") },
             "/api/approvals": {
-                "get": op_as("Entries awaiting approval", json!([]), "entry states", "array"),
+                "get": op_as("Entries awaiting approval, oldest first, `limit` at a time (500 unless given); the page after `after` = `<updated_at>|<key>` of the previous page's last entry", json!([{ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } }, { "name": "after", "in": "query", "required": false, "schema": { "type": "string" } }]), "entry states", "array"),
                 "post": approve
             },
             "/console/approvals": {

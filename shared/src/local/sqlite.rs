@@ -1399,6 +1399,14 @@ impl Queue for SqliteStore {
         tx.commit().map_err(backend)
     }
 
+    async fn dead_letter_count(&self) -> StoreResult<usize> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(n as usize)
+    }
+
     async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
         let conn = self.lock();
         let mut stmt = conn

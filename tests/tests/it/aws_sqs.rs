@@ -177,9 +177,13 @@ async fn redrive_all_empties_the_dlq_onto_the_ingest_queue() {
             .await
             .expect("park");
     }
+    // Counted without receiving them (the dashboard's figure).
+    assert_eq!(q.dead_letter_count().await.expect("count"), 12);
     assert_eq!(q.dead_letters(50).await.expect("list").len(), 12);
+    assert_eq!(q.dead_letter_count().await.expect("count"), 12);
     assert_eq!(q.redrive_all().await.expect("redrive all").len(), 12);
     assert!(q.dead_letters(50).await.expect("list").is_empty());
+    assert_eq!(q.dead_letter_count().await.expect("count"), 0);
     assert_eq!(q.receive(20, VIS).await.expect("receive").len(), 12);
 }
 

@@ -86,10 +86,12 @@ async fn transient_failures_retry_then_park_in_the_dlq_with_a_reason() {
     assert_eq!(st.reason.unwrap().code, ExceptionCode::LedgerUnavailable);
     let dl = s.store.dead_letters(10).await.unwrap();
     assert_eq!(dl.len(), 1);
+    assert_eq!(s.store.dead_letter_count().await.unwrap(), 1);
     assert_eq!(dl[0].code.as_deref(), Some("LEDGER_UNAVAILABLE"));
     assert!(s.sandbox.records().unwrap().is_empty());
     // Redrive once the ledger is back: posted exactly once.
     s.store.redrive(&dl[0].id).await.unwrap();
+    assert_eq!(s.store.dead_letter_count().await.unwrap(), 0);
     timepost::worker::drain(&s.engine, &s.store).await.unwrap();
     assert_eq!(status(&s, "a").await, Status::Posted);
     assert!(s

@@ -266,32 +266,16 @@ async fn the_exceptions_and_approvals_pages_list_a_page_at_a_time_and_reach_ever
     assert_eq!(csv.lines().count(), 1 + 680, "header and every open entry");
 
     // The admin API pages a status the same way: `after` is the previous
-    // page's last entry as `<updated_at>|<key>`.
-    let mut seen = Vec::new();
-    let mut path = "/api/entries?status=held&limit=64".to_string();
-    loop {
-        let (st, body) = get(&s, &path).await;
-        assert_eq!(st, 200, "{body}");
-        let page: Vec<EntryState> = serde_json::from_str(&body).expect("states");
-        seen.extend(keys(&page));
-        let Some(c) = StatusCursor::after(&page) else {
-            break;
-        };
-        if page.len() < 64 {
-            break;
-        }
-        path = format!(
-            "/api/entries?status=held&limit=64&after={}",
-            url_escape(&c.to_string())
-        );
+    // page's last entry as `<updated_at>|<key>`; `GET /api/approvals` is
+    // the waiting status's listing (it used to stop at 10,000).
+    for (base, status) in [
+        ("/api/entries?status=held&limit=64", Status::Held),
+        ("/api/approvals?limit=64", Status::AwaitingApproval),
+    ] {
+        let seen = api_walk(&s, base, 64).await;
+        let want = keys(&s.store.by_status(status, usize::MAX).await.expect("all"));
+        assert_eq!(seen, want, "{base}");
     }
-    let want = keys(
-        &s.store
-            .by_status(Status::Held, usize::MAX)
-            .await
-            .expect("all"),
-    );
-    assert_eq!(seen, want);
 
     // A damaged link is refused, naming the field.
     for (path, field) in [
@@ -302,10 +286,31 @@ async fn the_exceptions_and_approvals_pages_list_a_page_at_a_time_and_reach_ever
         ),
         ("/console/approvals?after=nope", "after"),
         ("/api/entries?status=held&after=csv%3Aws%3A1", "after"),
+        ("/api/approvals?after=yesterday", "after"),
     ] {
         let (st, body) = get(&s, path).await;
         assert_eq!(st, 400, "{path}: {body}");
         assert!(body.contains(field), "{path}: {body}");
+    }
+}
+
+/// Every entry `base` lists, following `after` a page of `limit` at a time.
+async fn api_walk(s: &LocalStack, base: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut path = base.to_string();
+    loop {
+        let (st, body) = get(s, &path).await;
+        assert_eq!(st, 200, "{path}: {body}");
+        let page: Vec<EntryState> = serde_json::from_str(&body).expect("states");
+        assert!(page.len() <= limit, "{path}: {} rows", page.len());
+        seen.extend(keys(&page));
+        let Some(c) = StatusCursor::after(&page) else {
+            return seen;
+        };
+        if page.len() < limit {
+            return seen;
+        }
+        path = format!("{base}&after={}", url_escape(&c.to_string()));
     }
 }
 
