@@ -309,6 +309,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The webhook function's router: health and the tracker webhooks, with
+/// the same body limits and headers as [`router`], and nothing else. The
+/// function links neither the console nor the admin API (what a linker
+/// cannot reach it leaves out); anything else is 404.
+pub fn webhook_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/webhooks/clockify", post(webhooks::clockify))
+        .route("/webhooks/toggl", post(webhooks::toggl))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
 /// A body declared larger than [`MAX_BODY`] is refused (413) before a
 /// byte of it is read; one sent without a length is cut off at
 /// `MAX_BODY` by `DefaultBodyLimit`.

@@ -157,6 +157,19 @@ async fn webhook_to_sqs_to_sync_to_the_ledger_and_state_in_dynamodb() {
     // A bad signature is refused and enqueues nothing.
     let forged = toggl_event(7102).replace("sha256=", "sha256=00");
     assert_eq!(deliver(&w, &forged).await, 401);
+    // The function serves the webhooks and health only: the console and
+    // the admin API are the admin function's (it does not link them).
+    for (method, path, code) in [
+        ("GET", "/healthz", 200),
+        ("GET", "/console", 404),
+        ("GET", "/api/entries", 404),
+        ("GET", "/openapi.json", 404),
+    ] {
+        let event = toggl_event(7103)
+            .replace("\"POST\"", &format!("\"{method}\""))
+            .replace("/webhooks/toggl", path);
+        assert_eq!(deliver(&w, &event).await, code, "{method} {path}");
+    }
 
     let event = sqs_event(&w, &w.stack.settings.queue_url).await;
     assert_eq!(
