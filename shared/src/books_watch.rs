@@ -383,13 +383,12 @@ impl Engine {
                 match (book, line) {
                     (None, Some(line)) => {
                         kinds.push(DELETED);
-                        said.push(format!(
-                            "Time record {} ({} for {} on {}) was deleted in {} outside timepost; timepost posts the time again as the worker's week should hold it.",
-                            r.id,
-                            hours(line.minutes),
-                            line.party.id(),
-                            line.txn_date,
+                        said.push(deleted_words(
+                            r,
+                            &line,
                             ledger_words(self.ledger.as_ref()),
+                            "",
+                            "timepost posts the time again as the worker's week should hold it",
                         ));
                     }
                     (None, None) => {}
@@ -532,12 +531,12 @@ impl Engine {
                     rewrite = true;
                     found.push(Found {
                         kind: DELETED,
-                        said: format!(
-                            "Time record {} ({} for {} on {}) was deleted in {words} outside timepost; its newer version is not posted yet, so timepost posts the time again as it was last posted.",
-                            r.id,
-                            hours(line.minutes),
-                            line.party.id(),
-                            line.txn_date,
+                        said: deleted_words(
+                            r,
+                            line,
+                            words,
+                            "",
+                            "its newer version is not posted yet, so timepost posts the time again as it was last posted",
                         ),
                     });
                 }
@@ -666,18 +665,35 @@ impl Engine {
             return Ok(());
         };
         for (r, line) in gone {
-            let detail = format!(
-                "Time record {} ({} for {} on {}) was deleted in {} outside timepost while timepost was changing it; timepost posts the time again as the worker's week should hold it.",
-                r.id,
-                hours(line.minutes),
-                line.party.id(),
-                line.txn_date,
+            let detail = deleted_words(
+                r,
+                line,
                 ledger_words(self.ledger.as_ref()),
+                " while timepost was changing it",
+                "timepost posts the time again as the worker's week should hold it",
             );
             audit(&watch.audit, key, &detail, now).await?;
         }
         Ok(())
     }
+}
+
+/// "Time record R (h for worker on date) was deleted in <ledger> outside
+/// timepost<when>; <then>." — the audit line of one of our records gone.
+fn deleted_words(
+    r: &RecordRef,
+    line: &PostingLine,
+    ledger: &str,
+    when: &str,
+    then: &str,
+) -> String {
+    format!(
+        "Time record {} ({} for {} on {}) was deleted in {ledger} outside timepost{when}; {then}.",
+        r.id,
+        hours(line.minutes),
+        line.party.id(),
+        line.txn_date,
+    )
 }
 
 /// The accounting system, as a bookkeeper names it.

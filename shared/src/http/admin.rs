@@ -173,7 +173,7 @@ async fn entries(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(500).min(10_000);
+    let limit = super::listing::api_limit(q.limit);
     if given(&q.worker).is_some() || given(&q.project).is_some() {
         let status = q
             .status
@@ -197,15 +197,7 @@ async fn entries(
                 .map_err(|e: String| ApiError::bad_request(e, Some("status".into())))?;
             // The page after `<updated_at>|<key>` of the previous page's
             // last entry, oldest first.
-            let after = q
-                .after
-                .as_deref()
-                .filter(|a| !a.is_empty())
-                .map(str::parse::<crate::ports::StatusCursor>)
-                .transpose()
-                .map_err(|e| ApiError::bad_request(e, Some("after".into())))?;
-            s.entries
-                .by_status_after(status, after.as_ref(), limit)
+            super::listing::api_page(s.entries.as_ref(), status, q.after.as_deref(), q.limit)
                 .await?
         }
         // One page in key order, read as a page: never every entry.
@@ -350,6 +342,6 @@ async fn audit(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(500).min(10_000);
+    let limit = super::listing::api_limit(q.limit);
     Ok(Json(s.audit.recent(limit).await?).into_response())
 }

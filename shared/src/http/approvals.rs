@@ -345,18 +345,13 @@ pub async fn api_list(
     State(s): State<AppState>,
     Query(q): Query<ApiListQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(500).min(10_000);
-    let after = q
-        .after
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .map(str::parse::<crate::ports::StatusCursor>)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(e, Some("after".into())))?;
-    let page = s
-        .entries
-        .by_status_after(Status::AwaitingApproval, after.as_ref(), limit)
-        .await?;
+    let page = super::listing::api_page(
+        s.entries.as_ref(),
+        Status::AwaitingApproval,
+        q.after.as_deref(),
+        q.limit,
+    )
+    .await?;
     Ok(Json(page).into_response())
 }
 

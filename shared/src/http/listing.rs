@@ -51,6 +51,30 @@ pub async fn page(
     Ok((list, next))
 }
 
+/// The admin API's page of `status`: at most `limit` entries (500 unless
+/// given, 10,000 at most), oldest first, after the query's `after`
+/// (`<updated_at>|<key>` of the previous page's last entry).
+pub async fn api_page(
+    entries: &dyn EntryStore,
+    status: Status,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Vec<EntryState>, ApiError> {
+    let after = after
+        .filter(|a| !a.is_empty())
+        .map(str::parse::<StatusCursor>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e, Some("after".into())))?;
+    Ok(entries
+        .by_status_after(status, after.as_ref(), api_limit(limit))
+        .await?)
+}
+
+/// A listing's `limit`: 500 unless given, at most 10,000.
+pub fn api_limit(limit: Option<usize>) -> usize {
+    limit.unwrap_or(500).min(10_000)
+}
+
 /// How many entries each status holds, from the aggregates' year rows (a
 /// bounded read, not a count of the entries).
 pub async fn totals(entries: &dyn EntryStore) -> Result<BTreeMap<Status, usize>, StoreError> {
