@@ -248,10 +248,10 @@ impl Background {
     }
 
     fn handle(&self) -> tokio::runtime::Handle {
-        match &self.0 {
-            Some(rt) => rt.handle().clone(),
-            None => tokio::runtime::Handle::current(),
-        }
+        // Always `Some` until dropped.
+        self.0
+            .as_ref()
+            .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone())
     }
 }
 
