@@ -343,7 +343,7 @@ pub struct ApiListQuery {
 
 pub async fn api_list(
     State(s): State<AppState>,
-    Query(q): Query<ApiListQuery>,
+    super::extract::ApiQuery(q): super::extract::ApiQuery<ApiListQuery>,
 ) -> Result<Response, ApiError> {
     let page = super::listing::api_page(
         s.entries.as_ref(),

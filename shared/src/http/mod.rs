@@ -294,7 +294,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/webhooks/clockify", post(webhooks::clockify))
         .route("/webhooks/toggl", post(webhooks::toggl))
@@ -302,11 +302,16 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", admin::routes())
         .nest("/console", console::routes())
         .nest("/auth", signin::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard));
+    with_limits(routes).with_state(state)
+}
+
+/// The body limits and the headers every response of either router gets.
+fn with_limits(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(security_headers))
-        .with_state(state)
 }
 
 /// The webhook function's router: health and the tracker webhooks, with
@@ -314,14 +319,11 @@ pub fn router(state: AppState) -> Router {
 /// function links neither the console nor the admin API (what a linker
 /// cannot reach it leaves out); anything else is 404.
 pub fn webhook_router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/webhooks/clockify", post(webhooks::clockify))
-        .route("/webhooks/toggl", post(webhooks::toggl))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(refuse_oversized))
-        .layer(middleware::from_fn(security_headers))
-        .with_state(state)
+        .route("/webhooks/toggl", post(webhooks::toggl));
+    with_limits(routes).with_state(state)
 }
 
 /// A body declared larger than [`MAX_BODY`] is refused (413) before a

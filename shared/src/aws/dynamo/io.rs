@@ -26,8 +26,6 @@ fn backoff(round: u32) -> Duration {
     Duration::from_millis((50u64 << round.min(6)).min(2_000))
 }
 
-/// Every item a query matches, following `LastEvaluatedKey`; stops early
-/// once `max` items are collected (the caller trims).
 /// A query of one status partition of `gsi2` (where every state item is,
 /// by status): the caller adds a limit or projection and runs it.
 pub(super) fn status_partition(
@@ -43,6 +41,8 @@ pub(super) fn status_partition(
         .expression_attribute_values(":h", super::codec::s(format!("status#{}", status.as_str())))
 }
 
+/// Every item a query matches, following `LastEvaluatedKey`; stops early
+/// once `max` items are collected (the caller trims).
 pub(super) async fn query_all(
     q: QueryFluentBuilder,
     what: &str,
