@@ -29,7 +29,7 @@ pub async fn sdk_config() -> Option<aws_config::SdkConfig> {
     let creds =
         aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto");
     Some(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        timepost::aws::sdk_defaults()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(creds)

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::console::*;
 use common::Server;
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use timepost::exceptions::ExceptionCode;
 
@@ -106,8 +107,8 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let start = Instant::now();
         let client = loop {
-            match ClientBuilder::rustls()
-                .expect("rustls connector")
+            // Plain HTTP: chromedriver listens on loopback.
+            match ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)
                 .await

@@ -32,9 +32,19 @@ use crate::ports::StoreError;
 /// The SDK configuration from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    sdk_defaults().load().await
+}
+
+/// The SDK's configuration loader with its one HTTPS client: rustls on
+/// ring, the crypto back-end of every other TLS client here (ledgers,
+/// trackers, SMTP), so the binaries link one back-end. Every SDK client
+/// is built from what this loads (`sdk_config`, the tests' moto config).
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
 }
 
 /// A storage failure from any SDK error, with the service's own message

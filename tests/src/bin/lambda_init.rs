@@ -180,7 +180,7 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
 /// Create the table, queues, bucket and config the functions read, and
 /// return the environment the SAM template would give them.
 async fn setup() -> anyhow::Result<Vec<(String, String)>> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = timepost::aws::sdk_defaults()
         .load()
         .await;
     let name = format!("init-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
