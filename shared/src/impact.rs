@@ -153,8 +153,8 @@ pub struct EntryImpact {
     pub differs: Vec<String>,
 }
 
-/// The preview of one proposed change: counted over every stored entry,
-/// listed over one period.
+/// The preview of one proposed change: its reach counted over the mapped-key
+/// index, its effect replayed and listed over one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImpactPreview {
     /// The work dates whose changed entries are listed.
@@ -170,34 +170,40 @@ pub struct ImpactPreview {
     /// Entries of the period whose outcome would differ (lines or state),
     /// by date.
     pub changed: Vec<EntryImpact>,
-    /// Every stored entry replayed, whatever its work date (discarded ones
-    /// aside): those the change can touch, with their worker-weeks. 0 in
-    /// previews saved before every entry was counted.
+    /// Every entry replayed, whatever its work date (ignored ones aside):
+    /// those of the period the change can touch with their whole
+    /// worker-weeks, which may reach outside the period.
     #[serde(default)]
     pub entries_replayed: usize,
-    /// Every stored entry whose outcome would differ, whatever its work
-    /// date and state (held and exception entries included): what the
-    /// review threshold counts. 0 in previews saved before every entry was
-    /// counted (their `changed` list is the count then).
+    /// The replayed entries whose outcome would differ (those of the
+    /// period, and of the rest of their weeks).
     #[serde(default)]
     pub entries_affected: usize,
+    /// Every stored entry the change can touch, whatever its work date and
+    /// state: those indexed under the changed rows' keys (every stored
+    /// entry for a GL account, payroll item or `*` row), counted without
+    /// being read. Only they can post differently (a week's overtime split
+    /// follows its worker's row alone), so this bounds how many would:
+    /// what the review threshold counts. 0 in previews saved before it was
+    /// counted ([`ImpactPreview::in_reach`] falls back to what they
+    /// replayed).
+    #[serde(default)]
+    pub entries_in_reach: usize,
 }
 
 impl ImpactPreview {
-    /// How many stored entries the change would touch, in every period
-    /// (what the approval threshold counts).
-    pub fn affected_count(&self) -> usize {
-        self.entries_affected.max(self.changed.len())
+    /// How many stored entries the change can touch, in every period:
+    /// what the approval threshold counts (never fewer than would post
+    /// differently).
+    pub fn in_reach(&self) -> usize {
+        self.entries_in_reach
+            .max(self.entries_affected)
+            .max(self.changed.len())
     }
 
     /// How many entries of the listed period would change.
     pub fn changed_count(&self) -> usize {
         self.changed.len()
-    }
-
-    /// How many entries outside the listed period would change too.
-    pub fn affected_outside_period(&self) -> usize {
-        self.affected_count() - self.changed.len()
     }
 
     /// How many of the listed ones would move between states (e.g. held →
@@ -396,6 +402,7 @@ impl<'a> Replay<'a> {
             changed: self.changed,
             entries_replayed: self.replayed,
             entries_affected: self.affected,
+            entries_in_reach: 0,
         }
     }
 }
@@ -497,9 +504,9 @@ mod tests {
         let keys: Vec<&str> = p.changed.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["csv:ws:1", "csv:ws:2"]);
         // The April entry is not listed, but it is counted: the count is
-        // over every stored entry, the period only limits the list.
+        // over every entry replayed, the period only limits the list.
         assert_eq!((p.entries_replayed, p.entries_affected), (4, 3));
-        assert_eq!((p.affected_count(), p.affected_outside_period()), (3, 1));
+        assert_eq!((p.in_reach(), p.changed_count()), (3, 2));
         let c = &p.changed[0];
         assert_eq!(c.differs, ["customer"]);
         assert_eq!(c.before.lines()[0].customer.as_deref(), Some("C-ACME"));
@@ -570,7 +577,7 @@ mod tests {
         proposed.insert(MappingRow::new(MappingTable::Project, "p-new", "C-ACME"));
         let p = run(&[held, exception, later], &proposed);
         assert_eq!((p.entries_checked, p.changed_count()), (0, 0));
-        assert_eq!(p.affected_count(), 3, "{p:?}");
+        assert_eq!(p.in_reach(), 3, "{p:?}");
         // An empty period lists nothing and counts the same.
         let r = rules();
         let decide = reevaluate_with(&r);
@@ -584,7 +591,7 @@ mod tests {
             &r,
             &decide,
         );
-        assert_eq!((empty.entries_checked, empty.affected_count()), (0, 1));
+        assert_eq!((empty.entries_checked, empty.in_reach()), (0, 1));
     }
 
     #[test]
@@ -593,14 +600,14 @@ mod tests {
         let p = run(&entries, &mappings());
         assert_eq!(p.entries_checked, 1);
         assert!(p.changed.is_empty());
-        assert_eq!(p.affected_count(), 0);
+        assert_eq!(p.in_reach(), 0);
         // Discarded (ignored) entries are not replayed.
         let mut discarded = entries[0].clone();
         discarded.status = Status::Ignored;
         let mut proposed = mappings();
         proposed.remove(MappingTable::Project, "p-acme-web");
         let p = run(&[discarded], &proposed);
-        assert_eq!((p.entries_checked, p.affected_count()), (0, 0));
+        assert_eq!((p.entries_checked, p.in_reach()), (0, 0));
     }
 
     #[test]

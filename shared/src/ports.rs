@@ -202,6 +202,39 @@ pub trait EntryStore: Send + Sync {
             .take(limit)
             .collect())
     }
+    /// Entries indexed under one of `keys` (as [`EntryStore::by_mapped_keys`])
+    /// whose work date is in `from..=to`, in key order after `after`, at
+    /// most `limit`: the part of a mapping change's reach one period of its
+    /// preview lists. SQLite joins its index with the work-date column;
+    /// this default filters [`EntryStore::by_mapped_keys`] page by page (it
+    /// reads what the keys index, whatever the dates).
+    async fn by_mapped_keys_dated(
+        &self,
+        keys: &[crate::mapping::MappedKey],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        const PAGE: usize = 1_000;
+        let mut out = Vec::new();
+        let mut cursor = after.cloned();
+        while out.len() < limit {
+            let page = self.by_mapped_keys(keys, cursor.as_ref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            cursor = Some(last.entry.key.clone());
+            let full = page.len() >= PAGE;
+            out.extend(
+                page.into_iter()
+                    .filter(|s| s.entry.work_date >= from && s.entry.work_date <= to),
+            );
+            if !full {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
     /// How many entries [`EntryStore::by_mapped_keys`] would list without
     /// a limit (counted over the index; this default reads every state).
     async fn count_by_mapped_keys(&self, keys: &[crate::mapping::MappedKey]) -> StoreResult<usize> {

@@ -3,14 +3,16 @@
 //! API (set, remove, revert), finance's inline "add the missing mapping",
 //! and the CLI's `mappings import` (local or `--backend aws`).
 //!
-//! A change is previewed against **every stored entry it can touch**
-//! (`impact::Replay`, deciding as the engine does, holding override
-//! included; the entries indexed under the changed rows' keys and their
-//! worker-weeks, or every entry page by page for a GL account, payroll item
-//! or `*` row — see [`MappingReview::preview`]); the number of stored
-//! entries whose outcome would differ — whatever their work date, held and
-//! exception entries included — decides whether it needs a second admin (`[console] mapping_approval_threshold`, 0 = always). The period a
-//! caller gives only limits which of them the preview lists. Under the
+//! A change's preview counts **every stored entry it can affect** (its
+//! reach: the entries indexed under the changed rows' keys, or every entry
+//! for a GL account, payroll item or `*` row — counted, not read), and
+//! replays those of one period (`impact::Replay`, deciding as the engine
+//! does, holding override included, each worker-week whole) to list what
+//! would post differently — see [`MappingReview::preview`]. The reach,
+//! whatever the work dates and states, bounds the entries whose outcome
+//! can differ and decides whether the change needs a second admin
+//! (`[console] mapping_approval_threshold`, 0 = always); the period a
+//! caller gives only limits what is replayed and listed. Under the
 //! threshold the change applies at once (one `MappingStore::apply`,
 //! audited, its preview kept as an applied proposal); above it, it is
 //! stored as a `PendingChanges` proposal and takes no effect until a named
@@ -232,9 +234,9 @@ impl Saved {
                     .as_ref()
                     .map(|p| {
                         format!(
-                            " The preview showed {} stored entr{} posting differently.",
-                            p.preview.affected_count(),
-                            plural(p.preview.affected_count())
+                            " It can affect up to {} stored entr{}.",
+                            p.preview.in_reach(),
+                            plural(p.preview.in_reach())
                         )
                     })
                     .unwrap_or_default();
@@ -244,10 +246,10 @@ impl Saved {
                 }
             }
             Saved::Pending(p) => format!(
-                "Change {} touches {} stored entr{}, more than allowed without review: it waits as proposal #{} for a second admin's approval.",
+                "Change {} can affect up to {} stored entr{}, more than allowed without review: it waits as proposal #{} for a second admin's approval.",
                 p.describe(),
-                p.preview.affected_count(),
-                plural(p.preview.affected_count()),
+                p.preview.in_reach(),
+                plural(p.preview.in_reach()),
                 p.id
             ),
         }
@@ -316,22 +318,26 @@ impl MappingReview<'_> {
         })
     }
 
-    /// The impact of `changes` on `current`: every stored entry the
-    /// change can touch counted, those of `period` (every work date when
-    /// None) listed.
+    /// The impact of `changes` on `current`: how many stored entries the
+    /// change can touch (its reach, what the threshold counts), and the
+    /// entries of `period` (every work date when None) replayed and listed.
     ///
-    /// Only what the changed rows can touch is read: the entries indexed
-    /// under their keys (`EntryStore::by_mapped_keys`), widened to their
-    /// whole worker-weeks (`EntryStore::week`), since a week is planned
-    /// whole (overtime follows the worker's mapping). An entry outside
-    /// those weeks looks none of the changed rows up, and its week's plan
-    /// depends only on its own worker's rows, so its outcome cannot
-    /// differ: the count is the one a replay of every stored entry gives.
-    /// A GL account or payroll item row, or the `*` service item, is looked
-    /// up by every entry: the store is then read page by page
-    /// ([`PAGE`] entries, each new worker-week read whole and replayed),
-    /// so memory holds a page, one week and the set of weeks done, never
-    /// every entry.
+    /// The reach is counted, not read: the entries indexed under the
+    /// changed rows' keys (`EntryStore::count_by_mapped_keys`), or every
+    /// stored entry (the aggregates' counts) for a GL account, payroll item
+    /// or `*` row, which every entry looks up. No other entry can post
+    /// differently: an entry that looks none of the changed rows up keeps
+    /// its lines, and its week's plan depends only on its own worker's row
+    /// (an employee or vendor row indexes all of that worker's entries).
+    /// So the reach bounds the entries whose outcome would differ, and a
+    /// change cannot slip under the threshold, whatever the period listed.
+    ///
+    /// The replay reads only the period: the entries of its work dates
+    /// indexed under the changed keys (`EntryStore::by_mapped_keys_dated`,
+    /// or every entry of the period for a global row), each widened to its
+    /// whole worker-week (`EntryStore::week`), since a week is planned whole
+    /// (overtime follows the worker's mapping). Pages of [`PAGE`] entries:
+    /// memory holds a page, one week and the set of weeks done.
     pub async fn preview(
         &self,
         current: &Mappings,
@@ -352,41 +358,94 @@ impl MappingReview<'_> {
             &self.engine.rules,
             &decide,
         );
-        let mut done: HashSet<WorkerWeek> = HashSet::new();
-        let mut after: Option<EntryKey> = None;
         let touched = crate::mapping::keys::touched(changes);
-        loop {
-            let page = match &touched {
-                Some(keys) if keys.is_empty() => Vec::new(),
-                Some(keys) => {
-                    self.entries
-                        .by_mapped_keys(keys, after.as_ref(), PAGE)
-                        .await?
+        let reach = match &touched {
+            Some(keys) if keys.is_empty() => 0,
+            Some(keys) => self.entries.count_by_mapped_keys(keys).await?,
+            None => self.stored_entries().await?,
+        };
+        let mut done: HashSet<WorkerWeek> = HashSet::new();
+        match (&touched, period) {
+            (Some(keys), _) if keys.is_empty() => {}
+            (None, Some(p)) => {
+                let mut after = None;
+                loop {
+                    let page = self
+                        .entries
+                        .by_work_dates(p.from, p.to, after.as_ref(), PAGE)
+                        .await?;
+                    let full = page.len() >= PAGE;
+                    after = crate::ports::PeriodCursor::after(&page, p.from, p.to);
+                    self.replay_weeks(&mut replay, &mut done, page).await?;
+                    if !full || after.is_none() {
+                        break;
+                    }
                 }
-                None => self.entries.page(after.as_ref(), PAGE).await?,
-            };
-            let Some(last) = page.last() else { break };
-            after = Some(last.entry.key.clone());
-            let full = page.len() < PAGE;
-            for st in page {
-                let week = WorkerWeek::of(&st.entry);
-                if done.contains(&week) {
-                    continue;
-                }
-                replay.week(&self.entries.week(&week).await?);
-                done.insert(week);
             }
-            if full {
-                break;
+            (keys, period) => {
+                let mut after: Option<EntryKey> = None;
+                loop {
+                    let page = match (keys, period) {
+                        (Some(keys), Some(p)) => {
+                            self.entries
+                                .by_mapped_keys_dated(keys, p.from, p.to, after.as_ref(), PAGE)
+                                .await?
+                        }
+                        (Some(keys), None) => {
+                            self.entries
+                                .by_mapped_keys(keys, after.as_ref(), PAGE)
+                                .await?
+                        }
+                        (None, _) => self.entries.page(after.as_ref(), PAGE).await?,
+                    };
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.entry.key.clone());
+                    let full = page.len() >= PAGE;
+                    self.replay_weeks(&mut replay, &mut done, page).await?;
+                    if !full {
+                        break;
+                    }
+                }
             }
         }
-        Ok(replay.finish())
+        let mut preview = replay.finish();
+        preview.entries_in_reach = reach;
+        Ok(preview)
+    }
+
+    /// Replay the whole worker-week of each entry of `page` not replayed
+    /// yet.
+    async fn replay_weeks(
+        &self,
+        replay: &mut impact::Replay<'_>,
+        done: &mut HashSet<WorkerWeek>,
+        page: Vec<EntryState>,
+    ) -> ReviewResult<()> {
+        for st in page {
+            let week = WorkerWeek::of(&st.entry);
+            if done.contains(&week) {
+                continue;
+            }
+            replay.week(&self.entries.week(&week).await?);
+            done.insert(week);
+        }
+        Ok(())
+    }
+
+    /// Every stored entry, whatever its state, counted from the
+    /// aggregates (by year) rather than read.
+    async fn stored_entries(&self) -> ReviewResult<usize> {
+        let rows = self
+            .entries
+            .aggregates(crate::aggregates::Grain::Year, None, None)
+            .await?;
+        Ok(crate::aggregates::Totals::of(&rows).entries.values().sum())
     }
 
     /// Whether a change with preview `p` needs a second admin: more stored
     /// entries affected than the threshold (any, at threshold 0).
     pub fn needs_review(&self, p: &ImpactPreview) -> bool {
-        self.threshold == 0 || p.affected_count() as u64 > self.threshold
+        self.threshold == 0 || p.in_reach() as u64 > self.threshold
     }
 
     /// Save `changes` (all drafted against `current` by `who`; empty:
@@ -412,7 +471,7 @@ impl MappingReview<'_> {
         };
         let preview = self.preview(current, &changes, period).await?;
         let needs = self.needs_review(&preview);
-        let n = preview.affected_count();
+        let n = preview.in_reach();
         let mut proposal = ProposedChange {
             id: 0,
             change: first.clone(),

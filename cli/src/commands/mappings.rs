@@ -141,10 +141,11 @@ fn plural(n: usize) -> &'static str {
 
 /// The stored entries the import would make post differently, in words.
 fn print_impact(p: &ImpactPreview, threshold: u64) {
-    let n = p.affected_count();
+    let n = p.in_reach();
     println!(
-        "impact: {n} stored entr{} would post differently, of {} replayed (the entries the changed rows can touch, with their worker-weeks) (review threshold: {threshold})",
+        "impact: the change can affect up to {n} stored entr{} (review threshold: {threshold}); {} of the {} replayed (the entries the changed rows touch, with their worker-weeks) would post differently",
         plural(n),
+        p.entries_affected,
         p.entries_replayed.max(p.entries_checked),
     );
     for c in p.changed.iter().take(LISTED) {
@@ -232,12 +233,12 @@ async fn import(
         Saved::Pending(p) => {
             print_impact(&p.preview, review.threshold);
             println!(
-                "proposal #{id}: {n} change(s) touching {m} stored entr{pl} wait for a second admin's approval; nothing was changed yet. \
+                "proposal #{id}: {n} change(s) that can affect up to {m} stored entr{pl} wait for a second admin's approval; nothing was changed yet. \
                  Another admin approves it in the console (/console/mappings/pending/{id}, POST /api/mappings/pending/{id}/approve), \
                  or the import is run again with --approve-as NAME naming that admin.",
                 id = p.id,
-                m = p.preview.affected_count(),
-                pl = plural(p.preview.affected_count()),
+                m = p.preview.in_reach(),
+                pl = plural(p.preview.in_reach()),
             );
             return Ok(());
         }

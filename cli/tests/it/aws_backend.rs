@@ -427,7 +427,7 @@ async fn an_import_touching_stored_entries_waits_for_a_second_admin() {
         .await
         .expect("proposals");
     assert_eq!(pending.len(), 1, "{pending:?}");
-    assert_eq!(pending[0].preview.affected_count(), 2);
+    assert_eq!(pending[0].preview.in_reach(), 2);
     assert!(
         r.out.contains(&format!("proposal #{}", pending[0].id)),
         "{}",

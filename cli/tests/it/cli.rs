@@ -623,7 +623,7 @@ fn an_import_above_the_threshold_waits_for_a_second_admin() {
         "{out}"
     );
     assert!(
-        out.contains("8 stored entries would post differently, of 11 replayed"),
+        out.contains("the change can affect up to 10 stored entries (review threshold: 1); 8 of the 11 replayed"),
         "{out}"
     );
     assert!(out.contains("would wait for a second admin"), "{out}");

@@ -121,7 +121,7 @@ fn preview_shows_the_lines_that_would_post_differently() {
     assert_eq!(c["before"]["code"], "UNMAPPED_PROJECT");
 
     // A narrower period lists fewer entries, but counts them all: review
-    // is decided by every stored entry the change affects.
+    // is decided by every stored entry the change can affect.
     let v = get_json(
         &srv,
         "admin",
@@ -134,7 +134,7 @@ fn preview_shows_the_lines_that_would_post_differently() {
         ),
         (Some(1), Some(1))
     );
-    assert_eq!(v["entries_affected"], 2, "{v}");
+    assert_eq!(v["entries_in_reach"], 2, "{v}");
     assert_eq!(v["needs_approval"], true, "{v}");
 
     // The page: counts, the list with before → after, the save form for
@@ -219,7 +219,7 @@ fn small_changes_apply_at_once_and_keep_their_preview() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["changed"], true);
     assert_eq!(v["preview"]["changed"].as_array().map(Vec::len), Some(1));
-    assert_eq!(v["preview"]["entries_affected"], 1);
+    assert_eq!(v["preview"]["entries_in_reach"], 1);
     let seq = v["change"]["seq"].as_u64().expect("seq");
     assert_eq!(project_target(&srv, "9003").as_deref(), Some("C-INITECH"));
     for k in &held {
@@ -235,7 +235,9 @@ fn small_changes_apply_at_once_and_keep_their_preview() {
     let (_, page) = get(&srv, "finance", "/console/mappings/history");
     let id = p["id"].as_u64().expect("id");
     assert!(
-        page.contains(&format!("/console/mappings/pending/{id}\">1 entry changed")),
+        page.contains(&format!(
+            "/console/mappings/pending/{id}\">up to 1 entry affected"
+        )),
         "{page}"
     );
     let (_, page) = get(&srv, "auditor", &format!("/console/mappings/pending/{id}"));
@@ -341,7 +343,7 @@ fn large_changes_wait_for_a_second_admin_who_applies_them() {
     let (_, page) = get(&srv, "auditor", "/console/mappings/history");
     assert!(
         page.contains(&format!(
-            "/console/mappings/pending/{id}\">2 entries changed"
+            "/console/mappings/pending/{id}\">up to 2 entries affected"
         )),
         "{page}"
     );
@@ -471,7 +473,7 @@ fn an_empty_preview_period_does_not_skip_review() {
     assert_eq!(st, 202, "{v}");
     let p = &v["pending"]["preview"];
     assert_eq!(p["entries_checked"], 0, "nothing listed: {p}");
-    assert_eq!(p["entries_affected"], 2, "both counted: {p}");
+    assert_eq!(p["entries_in_reach"], 2, "both counted: {p}");
     assert_eq!(project_target(&srv, "9002"), None, "nothing applied");
     for k in &held {
         assert_eq!(entry(&srv, k)["status"], "held");
@@ -526,7 +528,7 @@ fn old_entries_outside_the_default_window_count() {
     assert_eq!(
         (
             p["entries_checked"].as_u64(),
-            p["entries_affected"].as_u64()
+            p["entries_in_reach"].as_u64()
         ),
         (Some(0), Some(2)),
         "{p}"
@@ -539,13 +541,13 @@ fn old_entries_outside_the_default_window_count() {
         .collect();
     assert!(keys.is_empty(), "the period only limits the list: {keys:?}");
     assert_eq!(project_target(&srv, "9002"), None);
-    // The preview page says how many stored entries it affects in all.
+    // The preview page says how many stored entries it can affect in all.
     let (_, page) = get(
         &srv,
         "auditor",
         "/console/mappings/preview?table=project&key=9002&target=C-INITECH",
     );
-    assert!(page.contains("data-affected=\"2\""), "{page}");
+    assert!(page.contains("data-reach=\"2\""), "{page}");
     assert!(page.contains("data-changed=\"0\""), "{page}");
 }
 
@@ -714,7 +716,7 @@ fn finance_inline_fix_is_reviewed_and_only_for_a_row_an_open_entry_misses() {
     assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
     let p = &pending[0];
     assert_eq!(p["change"]["changed_by"], "finance-user");
-    assert_eq!(p["preview"]["entries_affected"], 2);
+    assert_eq!(p["preview"]["entries_in_reach"], 2);
     let id = p["id"].as_u64().expect("id");
     assert!(audit(&srv, "mapping_propose")[0]["detail"]
         .as_str()

@@ -366,9 +366,9 @@ pub async fn fix_mapping_post(
     let key = crate::mapping::table::normalise_key(key);
     let notice = match &saved {
         Saved::Pending(p) => format!(
-            "{table} `{key}` → {target} touches {} stored entr{}, more than allowed without review: it waits as proposal #{} for an admin's approval; the {} open entr{} missing it stay as they are until then.",
-            p.preview.affected_count(),
-            plural(p.preview.affected_count()),
+            "{table} `{key}` → {target} can affect up to {} stored entr{}, more than allowed without review: it waits as proposal #{} for an admin's approval; the {} open entr{} missing it stay as they are until then.",
+            p.preview.in_reach(),
+            plural(p.preview.in_reach()),
             p.id,
             keys.len(),
             plural(keys.len()),

@@ -158,13 +158,13 @@ fn outcome_html(o: &Outcome) -> String {
 /// The preview as HTML: counts, then every listed entry that would change.
 pub(super) fn preview_html(p: &ImpactPreview) -> String {
     let mut h = format!(
-        "<p class=\"preview-summary\">Against mapping version {v}, <strong data-affected=\"{a}\">{a}</strong> stored entr{pa} of any date would post differently \
-         (what decides whether a second admin must approve; held and exception entries included), {out} of them dated outside {from} to {to}. \
-         Of the <strong>{checked}</strong> entr{pc} dated {from} to {to} that the change can touch (those using the changed rows, with their worker-weeks), \
+        "<p class=\"preview-summary\">Against mapping version {v}, this change can affect up to <strong data-reach=\"{r}\">{r}</strong> stored entr{pr} \
+         of any date and state: those that use the rows it changes (every entry, for a GL account, payroll item or <code>*</code> row). \
+         That number decides whether a second admin must approve it. \
+         Of the <strong>{checked}</strong> entr{pc} dated {from} to {to} that the change can touch (replayed with their worker-weeks), \
          <strong data-changed=\"{n}\">{n}</strong> would post differently, {m} of them moving between held / exception / postable.</p>",
-        a = p.affected_count(),
-        pa = plural(p.affected_count()),
-        out = p.affected_outside_period(),
+        r = p.in_reach(),
+        pr = plural(p.in_reach()),
         checked = p.entries_checked,
         pc = plural(p.entries_checked),
         from = p.from,
@@ -240,7 +240,7 @@ pub(super) async fn pending_section(s: &AppState, who: &Principal) -> Result<Str
         h.push_str("<p>None.</p></section>");
         return Ok(h);
     }
-    h.push_str("<table><thead><tr><th>#</th><th>Change</th><th>Proposed by</th><th>When</th><th>Why</th><th>Entries affected</th><th></th></tr></thead><tbody>");
+    h.push_str("<table><thead><tr><th>#</th><th>Change</th><th>Proposed by</th><th>When</th><th>Why</th><th>Entries it can affect</th><th></th></tr></thead><tbody>");
     for p in &list {
         h.push_str(&format!(
             "<tr data-proposal=\"{id}\"><td>{id}</td><td>{c}</td><td>{w}</td><td>{at}</td><td>{why}</td><td>{n}</td>\
@@ -251,11 +251,11 @@ pub(super) async fn pending_section(s: &AppState, who: &Principal) -> Result<Str
             at = p.change.changed_at.format("%Y-%m-%d %H:%M UTC"),
             why = esc(&p.change.reason),
             n = if p.preview.mapping_version == version {
-                p.preview.affected_count().to_string()
+                p.preview.in_reach().to_string()
             } else {
                 format!(
                     "{} <em class=\"stale\">(mappings changed since: preview again)</em>",
-                    p.preview.affected_count()
+                    p.preview.in_reach()
                 )
             },
         ));
@@ -274,10 +274,7 @@ pub(super) async fn previews_by_seq(s: &AppState) -> Result<HashMap<u64, (u64, u
         .proposals(Some(ProposalStatus::Applied))
         .await?
         .into_iter()
-        .filter_map(|p| {
-            p.applied_seq
-                .map(|seq| (seq, (p.id, p.preview.affected_count())))
-        })
+        .filter_map(|p| p.applied_seq.map(|seq| (seq, (p.id, p.preview.in_reach()))))
         .collect())
 }
 
@@ -358,9 +355,9 @@ pub(super) async fn render_preview(
         let needs = s.mapping_review().needs_review(&p);
         let what = if needs {
             format!(
-                "This change touches {} stored entr{}, more than {}: saving it stores it with this preview for a second admin's approval.",
-                p.affected_count(),
-                plural(p.affected_count()),
+                "This change can affect up to {} stored entr{}, more than {}: saving it stores it with this preview for a second admin's approval.",
+                p.in_reach(),
+                plural(p.in_reach()),
                 s.review().threshold,
             )
         } else {
@@ -404,7 +401,7 @@ pub async fn api_preview(
         Some((c, p)) => json!({
             "changed": true,
             "change": c,
-            "entries_affected": p.affected_count(),
+            "entries_in_reach": p.in_reach(),
             "entries_changed": p.changed_count(),
             "entries_moved": p.moved_count(),
             "needs_approval": s.mapping_review().needs_review(&p),

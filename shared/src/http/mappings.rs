@@ -308,7 +308,7 @@ pub async fn history_page(
             preview = previews
                 .get(&c.seq)
                 .map(|(id, n)| format!(
-                    "<a href=\"/console/mappings/pending/{id}\">{n} entr{} changed</a>",
+                    "<a href=\"/console/mappings/pending/{id}\">up to {n} entr{} affected</a>",
                     if *n == 1 { "y" } else { "ies" }
                 ))
                 .unwrap_or_default(),

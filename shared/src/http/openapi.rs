@@ -342,7 +342,7 @@ fn mapping_review_paths(paths: &mut Value) {
         date("to")
     ]);
     paths["/api/mappings/preview"] = json!({ "get": op(
-        "The impact of one proposed row change (`table`, `key`, `target`, `attrs`, or `remove`): every stored entry the change can touch (those indexed under the row's key, with their worker-weeks; every entry for a GL account, payroll item or `*` row) replayed against the current and the proposed mappings; `entries_affected` counts those that would post differently whatever their work date (what decides whether saving it needs a second admin), and those of `from`..`to` (work dates, default the last 30 days) are listed (before → after lines, state moves)",
+        "The impact of one proposed row change (`table`, `key`, `target`, `attrs`, or `remove`): `entries_in_reach` counts every stored entry the change can affect, whatever its work date (those indexed under the row's key; every entry for a GL account, payroll item or `*` row): what decides whether saving it needs a second admin. The entries of `from`..`to` (work dates, default the last 30 days) the change can touch are replayed with their worker-weeks against the current and the proposed mappings, and those that would post differently are listed (before → after lines, state moves)",
         row.clone(),
         "the preview",
     ) });

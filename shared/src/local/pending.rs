@@ -143,6 +143,7 @@ mod tests {
                 changed: vec![],
                 entries_replayed: 0,
                 entries_affected: 0,
+                entries_in_reach: 0,
             },
             status,
             needs_approval: status == ProposalStatus::Pending,

@@ -947,6 +947,17 @@ impl EntryStore for SqliteStore {
         self.by_mapped_keys_now(keys, after, limit)
     }
 
+    async fn by_mapped_keys_dated(
+        &self,
+        keys: &[crate::mapping::MappedKey],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
+        self.by_mapped_keys_in(keys, Some((from, to)), after, limit)
+    }
+
     async fn count_by_mapped_keys(&self, keys: &[crate::mapping::MappedKey]) -> StoreResult<usize> {
         self.count_by_mapped_keys_now(keys)
     }

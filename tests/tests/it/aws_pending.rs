@@ -79,6 +79,7 @@ fn proposal(key: &str, status: ProposalStatus) -> ProposedChange {
             }],
             entries_replayed: 9,
             entries_affected: 3,
+            entries_in_reach: 5,
         },
         status,
         needs_approval: status == ProposalStatus::Pending,

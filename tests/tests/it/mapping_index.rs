@@ -1,7 +1,9 @@
 //! The mapped-key index (`timepost::mapping::keys`) on the local store: the
-//! impact preview read over it counts and lists exactly what a replay of
-//! every stored entry gives (random stores, random changes, `*` and global
-//! rows included); the maintained index equals a rebuild; the re-check
+//! impact preview read over it lists exactly what a replay of every stored
+//! entry lists, and its reach (what the review threshold counts) is never
+//! below the number of stored entries a full replay finds posting
+//! differently (random stores, random changes, `*` and global rows
+//! included); the maintained index equals a rebuild; the re-check
 //! after a mapping change re-decides only the held entries the change can
 //! release; listings by worker and project page over it.
 
@@ -190,11 +192,14 @@ proptest! {
     /// Over a random store (some entries moved to another project or
     /// worker by a later version), every random row change — employee,
     /// vendor, project, class, department, service item (`*` included),
-    /// GL account, payroll item — counts and lists the same entries read
-    /// over the index as replayed over every stored entry; and the
+    /// GL account, payroll item — lists the same entries read over the
+    /// index as replayed over every stored entry, and counts in its reach
+    /// at least every stored entry the full replay finds posting
+    /// differently (whatever its date: the threshold cannot be slipped
+    /// under by choosing the period), at most every stored entry; and the
     /// maintained index equals a rebuild of it.
     #[test]
-    fn the_indexed_preview_counts_what_a_full_replay_counts(
+    fn the_indexed_preview_lists_what_a_full_replay_lists_and_its_reach_bounds_the_count(
         specs in proptest::collection::vec(spec(), 1..40),
         moved in proptest::collection::vec((0usize..40, spec()), 0..6),
         changes in proptest::collection::vec(change(), 1..6),
@@ -218,14 +223,20 @@ proptest! {
             deliver(&s, &later).await;
             let r = s.store.rebuild_key_index_now().expect("rebuild");
             prop_assert_eq!(r.differed, 0, "the maintained index was wrong: {:?}", r);
+            let stored = s.store.all().await.expect("all").len();
             for c in &changes {
                 for period in [
                     Period { from: d("2026-03-01"), to: d("2026-03-31") },
                     Period { from: d("2026-03-09"), to: d("2026-03-15") },
                 ] {
                     let Some((old, new)) = both(&s, c, period).await else { continue };
-                    prop_assert_eq!(new.entries_affected, old.entries_affected, "{:?}", c);
                     prop_assert_eq!(&new.changed, &old.changed, "{:?}", c);
+                    prop_assert!(
+                        new.in_reach() >= old.entries_affected,
+                        "reach {} below the {} entries posting differently: {:?}",
+                        new.in_reach(), old.entries_affected, c
+                    );
+                    prop_assert!(new.in_reach() <= stored, "{:?}", c);
                     prop_assert!(new.entries_replayed <= old.entries_replayed);
                 }
             }

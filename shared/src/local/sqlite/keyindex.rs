@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use chrono::NaiveDate;
 use rusqlite::{params, Connection};
 
 use super::{backend, decode, states, SqliteStore};
@@ -63,31 +64,51 @@ pub(super) fn on_write(
 }
 
 /// The distinct entry keys indexed under any of `keys`, after `after`, in
-/// key order, at most `limit` (every one when None).
+/// key order, at most `limit` (every one when None); with `dates`, only
+/// those whose work date is in `from..=to` (the index joined with the
+/// entries' work-date column, no state read).
 fn entries_of(
     conn: &Connection,
     keys: &[MappedKey],
+    dates: Option<(NaiveDate, NaiveDate)>,
     after: Option<&EntryKey>,
     limit: Option<usize>,
 ) -> rusqlite::Result<BTreeSet<String>> {
     let after = after.map(|k| k.to_string()).unwrap_or_default();
+    let (from, to) = dates
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .unwrap_or_default();
+    // ?1 after, ?2 limit, ?3 / ?4 the dates when given, then two per key.
+    let first = if dates.is_some() { 5 } else { 3 };
+    let (join, dated) = if dates.is_some() {
+        (
+            " JOIN entries ON entries.key = entry_keys.entry",
+            " AND entries.work_date >= ?3 AND entries.work_date <= ?4",
+        )
+    } else {
+        ("", "")
+    };
     let mut out = BTreeSet::new();
     for chunk in keys.chunks(CHUNK) {
         // One index range per key, merged by SQLite (UNION dedupes).
         let legs: Vec<String> = (0..chunk.len())
             .map(|i| {
                 format!(
-                    "SELECT entry FROM entry_keys WHERE kind = ?{} AND k = ?{} AND entry > ?1",
-                    2 * i + 3,
-                    2 * i + 4
+                    "SELECT entry FROM entry_keys{join} WHERE kind = ?{} AND k = ?{} AND entry > ?1{dated}",
+                    2 * i + first,
+                    2 * i + first + 1
                 )
             })
             .collect();
         let sql = format!("{} ORDER BY entry LIMIT ?2", legs.join(" UNION "));
-        let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + 2 * chunk.len());
+        let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(4 + 2 * chunk.len());
         let lim = limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
         p.push(&after);
         p.push(&lim);
+        if dates.is_some() {
+            p.push(&from);
+            p.push(&to);
+        }
         let kinds: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
         for (i, (_, v)) in chunk.iter().enumerate() {
             p.push(&kinds[i]);
@@ -114,8 +135,19 @@ impl SqliteStore {
         after: Option<&EntryKey>,
         limit: usize,
     ) -> StoreResult<Vec<EntryState>> {
+        self.by_mapped_keys_in(keys, None, after, limit)
+    }
+
+    /// [`Self::by_mapped_keys_now`], only work dates in `dates` when given.
+    pub(super) fn by_mapped_keys_in(
+        &self,
+        keys: &[MappedKey],
+        dates: Option<(NaiveDate, NaiveDate)>,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<EntryState>> {
         let conn = self.lock();
-        let found = entries_of(&conn, keys, after, Some(limit)).map_err(backend)?;
+        let found = entries_of(&conn, keys, dates, after, Some(limit)).map_err(backend)?;
         let mut out = Vec::with_capacity(found.len());
         for k in &found {
             out.extend(states(
@@ -155,7 +187,9 @@ impl SqliteStore {
                 .map_err(backend)?;
             return Ok(n as usize);
         }
-        Ok(entries_of(&conn, keys, None, None).map_err(backend)?.len())
+        Ok(entries_of(&conn, keys, None, None, None)
+            .map_err(backend)?
+            .len())
     }
 
     /// Rewrite the index from every entry state in one transaction; says
