@@ -205,7 +205,7 @@ pub trait EntryStore: Send + Sync {
     /// Entries indexed under one of `keys` (as [`EntryStore::by_mapped_keys`])
     /// whose work date is in `from..=to`, in key order after `after`, at
     /// most `limit`: the part of a mapping change's reach one period of its
-    /// preview lists. SQLite joins its index with the work-date column;
+    /// preview lists. SQLite reads a range of its index by date;
     /// this default filters [`EntryStore::by_mapped_keys`] page by page (it
     /// reads what the keys index, whatever the dates).
     async fn by_mapped_keys_dated(

@@ -295,6 +295,7 @@ impl SqliteStore {
         conn.execute_batch(aggregates::SCHEMA).map_err(backend)?;
         conn.execute_batch(keyindex::SCHEMA).map_err(backend)?;
         migrate_work_date(&conn).map_err(backend)?;
+        keyindex::migrate(&conn).map_err(backend)?;
         period::migrate(&conn).map_err(backend)?;
         crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
         let rekeyed = migrate_entry_keys(&conn)?;

@@ -131,9 +131,7 @@ fn snapshot(counts: &Counts) -> BTreeMap<String, u64> {
 async fn main() -> anyhow::Result<()> {
     let entries = arg("--entries", 500)?;
     let users = arg("--users", 25)?.max(1);
-    let sdk = timepost::aws::sdk_defaults()
-        .load()
-        .await;
+    let sdk = timepost::aws::sdk_defaults().load().await;
     let name = format!("cost-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let settings = timepost_tests::aws_world::provision(
         &sdk,

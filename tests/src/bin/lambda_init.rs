@@ -180,9 +180,7 @@ async fn measure(bin: &str, env: &[(String, String)]) -> anyhow::Result<Measured
 /// Create the table, queues, bucket and config the functions read, and
 /// return the environment the SAM template would give them.
 async fn setup() -> anyhow::Result<Vec<(String, String)>> {
-    let sdk = timepost::aws::sdk_defaults()
-        .load()
-        .await;
+    let sdk = timepost::aws::sdk_defaults().load().await;
     let name = format!("init-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let settings = timepost_tests::aws_world::provision(
         &sdk,

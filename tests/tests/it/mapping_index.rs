@@ -294,6 +294,71 @@ async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
     assert_eq!(reopened.count_by_mapped_keys(&ann).await.expect("count"), 2);
 }
 
+/// An index written before its rows carried the work date gets the column
+/// at open, filled from the entries, so a period's part of a key is read
+/// over it; a wrong date is what a rebuild repairs.
+#[tokio::test]
+async fn an_index_without_work_dates_gets_them_at_open() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let entries: Vec<_> = (0..6)
+        .map(|i| {
+            entry(
+                i,
+                &Spec {
+                    user: 0,
+                    project: 0,
+                    task: 0,
+                    tag: 1,
+                    day: i as u32,
+                    hours: 2,
+                },
+            )
+        })
+        .collect();
+    deliver(&s, &entries).await;
+    async fn dated(st: &timepost::local::sqlite::SqliteStore) -> Vec<String> {
+        let ann = [filter_key(KeyKind::User, "u-ann")];
+        let got = st
+            .by_mapped_keys_dated(&ann, d("2026-03-03"), d("2026-03-05"), None, 100)
+            .await
+            .expect("dated");
+        got.iter().map(|s| s.entry.work_date.to_string()).collect()
+    }
+    let want = ["2026-03-03", "2026-03-04", "2026-03-05"];
+    assert_eq!(dated(&s.store).await, want);
+    {
+        // As an index written before the column existed.
+        let conn = s.store.lock();
+        conn.execute_batch(
+            "DROP INDEX entry_keys_dated; ALTER TABLE entry_keys DROP COLUMN work_date;",
+        )
+        .expect("old layout");
+    }
+    let path = s.config.store.path.clone();
+    drop(s);
+    let reopened = timepost::local::sqlite::SqliteStore::open(&path).expect("reopen");
+    assert_eq!(dated(&reopened).await, want);
+    assert_eq!(
+        reopened.rebuild_key_index_now().expect("rebuild").differed,
+        0
+    );
+    {
+        let conn = reopened.lock();
+        conn.execute(
+            "UPDATE entry_keys SET work_date = '2020-01-01' WHERE entry LIKE '%e3'",
+            [],
+        )
+        .expect("damage");
+    }
+    assert_eq!(dated(&reopened).await, ["2026-03-03", "2026-03-04"]);
+    assert_eq!(
+        reopened.rebuild_key_index_now().expect("rebuild").differed,
+        1
+    );
+    assert_eq!(dated(&reopened).await, want);
+}
+
 #[tokio::test]
 async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     let dir = tempfile::tempdir().expect("dir");

@@ -1,5 +1,7 @@
-//! The mapped-key index in the store file: one `(kind, key, entry)` row per
-//! key an entry is looked up by (`crate::mapping::keys_of`), written in the
+//! The mapped-key index in the store file: one `(kind, key, entry,
+//! work_date)` row per key an entry is looked up by
+//! (`crate::mapping::keys_of`), with the entry's work date (so a period's
+//! part of a key reads an index range, no entry touched), written in the
 //! same transaction as every entry-state write (`put`, the bulk load, the
 //! purge), built once for a store that predates it, and rewritten on demand
 //! (`timepost store rebuild-key-index`). What the impact preview, the held
@@ -20,7 +22,7 @@ use crate::state::EntryState;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS entry_keys (
-    kind TEXT NOT NULL, k TEXT NOT NULL, entry TEXT NOT NULL,
+    kind TEXT NOT NULL, k TEXT NOT NULL, entry TEXT NOT NULL, work_date TEXT,
     PRIMARY KEY (kind, k, entry)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entry_keys_entry ON entry_keys(entry);
@@ -31,11 +33,30 @@ CREATE TABLE IF NOT EXISTS entry_keys_built (one INTEGER PRIMARY KEY CHECK (one 
 /// its oldest builds).
 const CHUNK: usize = 200;
 
-fn insert(conn: &Connection, entry: &str, keys: &[MappedKey]) -> rusqlite::Result<()> {
-    let mut st = conn
-        .prepare_cached("INSERT OR IGNORE INTO entry_keys (kind, k, entry) VALUES (?1, ?2, ?3)")?;
+/// An index written before the rows carried the work date gets the
+/// column, filled from the entries, and the index by date (once, at open).
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('entry_keys') WHERE name = 'work_date'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE entry_keys ADD COLUMN work_date TEXT;
+             UPDATE entry_keys SET work_date =
+                 (SELECT work_date FROM entries WHERE entries.key = entry_keys.entry);",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS entry_keys_dated ON entry_keys(kind, k, work_date);",
+    )
+}
+
+fn insert(conn: &Connection, entry: &str, date: &str, keys: &[MappedKey]) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR IGNORE INTO entry_keys (kind, k, entry, work_date) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for (kind, k) in keys {
-        st.execute(params![kind.as_str(), k, entry])?;
+        st.execute(params![kind.as_str(), k, entry, date])?;
     }
     Ok(())
 }
@@ -48,25 +69,40 @@ pub(super) fn on_write(
     old: Option<&EntryState>,
     new: Option<&EntryState>,
 ) -> rusqlite::Result<()> {
-    let old_keys = old.map(|s| (s.entry.key.to_string(), keys_of(&s.entry)));
-    let new_keys = new.map(|s| (s.entry.key.to_string(), keys_of(&s.entry)));
+    let of = |s: &EntryState| {
+        (
+            s.entry.key.to_string(),
+            keys_of(&s.entry),
+            s.entry.work_date.to_string(),
+        )
+    };
+    let old_keys = old.map(of);
+    let new_keys = new.map(of);
     if old_keys.is_some() && old_keys == new_keys {
         return Ok(());
     }
-    if let Some((entry, _)) = &old_keys {
+    if let (Some((e0, k0, _)), Some((e1, k1, date))) = (&old_keys, &new_keys) {
+        if e0 == e1 && k0 == k1 {
+            // Re-dated: the same rows, another date.
+            conn.prepare_cached("UPDATE entry_keys SET work_date = ?2 WHERE entry = ?1")?
+                .execute([e1, date])?;
+            return Ok(());
+        }
+    }
+    if let Some((entry, _, _)) = &old_keys {
         conn.prepare_cached("DELETE FROM entry_keys WHERE entry = ?1")?
             .execute([entry])?;
     }
-    if let Some((entry, keys)) = &new_keys {
-        insert(conn, entry, keys)?;
+    if let Some((entry, keys, date)) = &new_keys {
+        insert(conn, entry, date, keys)?;
     }
     Ok(())
 }
 
 /// The distinct entry keys indexed under any of `keys`, after `after`, in
 /// key order, at most `limit` (every one when None); with `dates`, only
-/// those whose work date is in `from..=to` (the index joined with the
-/// entries' work-date column, no state read).
+/// those whose work date is in `from..=to` (a range of the index by date,
+/// no entry read).
 fn entries_of(
     conn: &Connection,
     keys: &[MappedKey],
@@ -80,10 +116,10 @@ fn entries_of(
         .unwrap_or_default();
     // ?1 after, ?2 limit, ?3 / ?4 the dates when given, then two per key.
     let first = if dates.is_some() { 5 } else { 3 };
-    let (join, dated) = if dates.is_some() {
+    let (by, dated) = if dates.is_some() {
         (
-            " JOIN entries ON entries.key = entry_keys.entry",
-            " AND entries.work_date >= ?3 AND entries.work_date <= ?4",
+            " INDEXED BY entry_keys_dated",
+            " AND work_date >= ?3 AND work_date <= ?4",
         )
     } else {
         ("", "")
@@ -94,7 +130,7 @@ fn entries_of(
         let legs: Vec<String> = (0..chunk.len())
             .map(|i| {
                 format!(
-                    "SELECT entry FROM entry_keys{join} WHERE kind = ?{} AND k = ?{} AND entry > ?1{dated}",
+                    "SELECT entry FROM entry_keys{by} WHERE kind = ?{} AND k = ?{} AND entry > ?1{dated}",
                     2 * i + first,
                     2 * i + first + 1
                 )
@@ -216,7 +252,7 @@ pub(super) fn rebuild(conn: &Connection) -> StoreResult<IndexRebuild> {
             .map_err(backend)?;
         let mut rows = stmt.query([]).map_err(backend)?;
         let mut stored_of = conn
-            .prepare("SELECT kind, k FROM entry_keys WHERE entry = ?1 ORDER BY kind, k")
+            .prepare("SELECT kind, k, work_date FROM entry_keys WHERE entry = ?1 ORDER BY kind, k")
             .map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             let key: String = row.get(0).map_err(backend)?;
@@ -225,21 +261,21 @@ pub(super) fn rebuild(conn: &Connection) -> StoreResult<IndexRebuild> {
             let mut want = keys_of(&s.entry);
             want.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
             r.keys += want.len();
-            let have: Vec<(String, String)> = stored_of
-                .query_map([&key], |x| Ok((x.get(0)?, x.get(1)?)))
+            let date = s.entry.work_date.to_string();
+            let have: Vec<(String, String, Option<String>)> = stored_of
+                .query_map([&key], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
             let same = have.len() == want.len()
-                && have
-                    .iter()
-                    .zip(&want)
-                    .all(|(h, w)| h.0 == w.0.as_str() && h.1 == w.1);
+                && have.iter().zip(&want).all(|(h, w)| {
+                    h.0 == w.0.as_str() && h.1 == w.1 && h.2.as_deref() == Some(date.as_str())
+                });
             if !same {
                 r.differed += 1;
                 conn.execute("DELETE FROM entry_keys WHERE entry = ?1", [&key])
                     .map_err(backend)?;
-                insert(conn, &key, &want).map_err(backend)?;
+                insert(conn, &key, &date, &want).map_err(backend)?;
             }
         }
     }
