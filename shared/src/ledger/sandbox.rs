@@ -82,19 +82,13 @@ pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     // The fingerprint marker of the intent that last wrote the record (the
     // description suffix a cloud ledger carries); stores made before
     // intents get the column.
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('sandbox_records') WHERE name = 'fingerprint'")?
-        .exists([])?;
-    if !has {
+    if !crate::local::sqlite::has_column(conn, "sandbox_records", "fingerprint")? {
         conn.execute_batch("ALTER TABLE sandbox_records ADD COLUMN fingerprint TEXT")?;
     }
     // When the record was last created, changed or deleted (milliseconds
     // since the epoch): the sandbox's change feed. Records of stores made
     // before it have none and count as unchanged since.
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('sandbox_records') WHERE name = 'modified_at'")?
-        .exists([])?;
-    if !has {
+    if !crate::local::sqlite::has_column(conn, "sandbox_records", "modified_at")? {
         conn.execute_batch(
             "ALTER TABLE sandbox_records ADD COLUMN modified_at INTEGER;
              CREATE INDEX IF NOT EXISTS sandbox_records_modified ON sandbox_records(modified_at);",

@@ -595,13 +595,16 @@ mod integrity {
     }
 }
 
+/// Whether `table` has the column `column` (a migration's question).
+pub(crate) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists([table, column])
+}
+
 /// Stores created before `work_date` was a column get it (filled from the
 /// stored state) and its index.
 fn migrate_work_date(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'work_date'")?
-        .exists([])?;
-    if !has {
+    if !has_column(conn, "entries", "work_date")? {
         conn.execute_batch(
             "ALTER TABLE entries ADD COLUMN work_date TEXT;
              UPDATE entries SET work_date = json_extract(state, '$.entry.work_date');",

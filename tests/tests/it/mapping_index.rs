@@ -245,17 +245,17 @@ proptest! {
     }
 }
 
-#[tokio::test]
-async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let s = sandbox_stack(dir.path()).await;
-    let entries: Vec<_> = (0..6)
+/// `n` two-hour entries, entry `i` on day `i` by the user and project
+/// `who(i)` names (task 0, tag 1).
+fn one_a_day(n: usize, who: fn(usize) -> (usize, usize)) -> Vec<timepost::model::NormalisedEntry> {
+    (0..n)
         .map(|i| {
+            let (user, project) = who(i);
             entry(
                 i,
                 &Spec {
-                    user: i % 3,
-                    project: i % 4,
+                    user,
+                    project,
                     task: 0,
                     tag: 1,
                     day: i as u32,
@@ -263,7 +263,14 @@ async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = sandbox_stack(dir.path()).await;
+    let entries = one_a_day(6, |i| (i % 3, i % 4));
     deliver(&s, &entries).await;
     let ann = [filter_key(KeyKind::User, "u-ann")];
     assert_eq!(s.store.count_by_mapped_keys(&ann).await.expect("count"), 2);
@@ -301,21 +308,7 @@ async fn a_store_without_the_index_gets_it_at_open_and_a_rebuild_repairs_it() {
 async fn an_index_without_work_dates_gets_them_at_open() {
     let dir = tempfile::tempdir().expect("dir");
     let s = sandbox_stack(dir.path()).await;
-    let entries: Vec<_> = (0..6)
-        .map(|i| {
-            entry(
-                i,
-                &Spec {
-                    user: 0,
-                    project: 0,
-                    task: 0,
-                    tag: 1,
-                    day: i as u32,
-                    hours: 2,
-                },
-            )
-        })
-        .collect();
+    let entries = one_a_day(6, |_| (0, 0));
     deliver(&s, &entries).await;
     async fn dated(st: &timepost::local::sqlite::SqliteStore) -> Vec<String> {
         let ann = [filter_key(KeyKind::User, "u-ann")];

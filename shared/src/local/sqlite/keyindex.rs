@@ -36,10 +36,7 @@ const CHUNK: usize = 200;
 /// An index written before the rows carried the work date gets the
 /// column, filled from the entries, and the index by date (once, at open).
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('entry_keys') WHERE name = 'work_date'")?
-        .exists([])?;
-    if !has {
+    if !super::has_column(conn, "entry_keys", "work_date")? {
         conn.execute_batch(
             "ALTER TABLE entry_keys ADD COLUMN work_date TEXT;
              UPDATE entry_keys SET work_date =

@@ -29,10 +29,7 @@ fn booked(state: &str, work_date: &str) -> String {
 /// Add the columns (filled from the stored states) when missing, then the
 /// indexes and the triggers. Runs after `migrate_work_date`.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'booked_lo'")?
-        .exists([])?;
-    if !has {
+    if !super::has_column(conn, "entries", "booked_lo")? {
         conn.execute_batch(&format!(
             "ALTER TABLE entries ADD COLUMN booked_lo TEXT;
              ALTER TABLE entries ADD COLUMN booked_hi TEXT;
