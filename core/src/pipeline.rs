@@ -903,7 +903,7 @@ mod tests {
     }
 
     fn setup() -> (Mappings, Rules) {
-        let rows = crate::mapping::csv_io::read(crate::demo::MAPPINGS.as_bytes())
+        let rows = crate::mapping::csv_io::read(crate::fixtures::MAPPINGS.as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         let rules = crate::rules::minimal("USD".parse().unwrap_or_else(|e: String| panic!("{e}")));
         (Mappings::from_rows(rows, 1), rules)

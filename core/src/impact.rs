@@ -419,15 +419,13 @@ mod tests {
     }
 
     fn rules() -> Rules {
-        let mut r = crate::config::Config::parse(crate::demo::CONFIG, "sandbox")
-            .expect("sandbox config")
-            .rules;
+        let mut r = crate::fixtures::rules();
         r.approval.required = false;
         r
     }
 
     fn mappings() -> Mappings {
-        let rows = crate::mapping::csv_io::read(crate::demo::MAPPINGS.as_bytes()).expect("csv");
+        let rows = crate::mapping::csv_io::read(crate::fixtures::MAPPINGS.as_bytes()).expect("csv");
         Mappings::from_rows(rows, 7)
     }
 

@@ -248,7 +248,7 @@ fn minutes_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono:
     (b - a).num_milliseconds() as f64 / 60_000.0
 }
 
-pub(crate) fn is_unmapped(s: &EntryState) -> bool {
+pub fn is_unmapped(s: &EntryState) -> bool {
     matches!(s.status, Status::Exception | Status::Held)
         && s.reason
             .as_ref()
