@@ -13,6 +13,7 @@ pub use timepost_core::{
 };
 
 pub mod alerts;
+pub mod app;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;

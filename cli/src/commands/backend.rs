@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::anyhow;
+pub use timepost::app::recheck::Recheck;
+use timepost::app::recheck::{self, RecheckMode};
 use timepost::config::Config;
 use timepost::engine::Engine;
 use timepost::ledger::Ledger;
 use timepost::local::stack::LocalStack;
-use timepost::ports::{
-    AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue, QueueMessage,
-};
+use timepost::ports::{AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue};
 
 use crate::Failure;
 
@@ -128,73 +128,31 @@ impl Ops {
 }
 
 impl Ops {
+    /// Where a re-check of held entries runs on this stack: here locally,
+    /// queued for the deployed sync function on AWS.
+    pub fn recheck_mode(&self) -> RecheckMode {
+        if self.deployed() {
+            RecheckMode::Queue
+        } else {
+            RecheckMode::InProcess
+        }
+    }
+
     /// Re-evaluate the held entries `changes` (applied) can release
-    /// (`timepost::engine::held_released_by`); on a deployed stack queue
-    /// one redrive for each of them.
+    /// (`timepost::app::recheck::held_for`).
     pub async fn recheck_held_for(
         &self,
         by: &str,
         changes: &[timepost::mapping::MappingChange],
     ) -> Result<Recheck, Failure> {
-        if !self.deployed() {
-            let out = self
-                .engine
-                .recheck_held_for(changes, &timepost::worker::new_batch_id())
-                .await?;
-            return Ok(Recheck::Done(out));
-        }
-        let held = timepost::engine::held_released_by(self.entries.as_ref(), changes).await?;
-        let messages: Vec<QueueMessage> = held
-            .into_keys()
-            .map(|key| QueueMessage::Redrive {
-                key,
-                by: by.to_string(),
-            })
-            .collect();
-        let n = messages.len();
-        for batch in timepost::intake::batches(messages) {
-            self.queue.send_batch(&batch).await?;
-        }
-        Ok(Recheck::Queued(n))
+        let mode = self.recheck_mode();
+        Ok(recheck::held_for(&self.engine, self.queue.as_ref(), mode, by, changes).await?)
     }
-}
 
-/// What re-checking the held entries did.
-pub enum Recheck {
-    /// Locally the engine re-evaluated them here.
-    Done(Vec<timepost::engine::Outcome>),
-    /// On a deployed stack one redrive per held entry was queued for the
-    /// sync function, so the books are only ever written by the stack's
-    /// own functions.
-    Queued(usize),
-}
-
-impl Ops {
     /// Re-evaluate every held entry (after a mapping change).
     pub async fn recheck_held(&self, by: &str) -> Result<Recheck, Failure> {
-        if !self.deployed() {
-            let out = self
-                .engine
-                .recheck_held(&timepost::worker::new_batch_id())
-                .await?;
-            return Ok(Recheck::Done(out));
-        }
-        let held = self
-            .entries
-            .by_status(timepost::state::Status::Held, 100_000)
-            .await?;
-        let messages: Vec<QueueMessage> = held
-            .into_iter()
-            .map(|s| QueueMessage::Redrive {
-                key: s.entry.key,
-                by: by.to_string(),
-            })
-            .collect();
-        let n = messages.len();
-        for batch in timepost::intake::batches(messages) {
-            self.queue.send_batch(&batch).await?;
-        }
-        Ok(Recheck::Queued(n))
+        let mode = self.recheck_mode();
+        Ok(recheck::all_held(&self.engine, self.queue.as_ref(), mode, by).await?)
     }
 }
 

@@ -356,6 +356,9 @@ impl AwsStack {
             self.store.clone(),
             self.config.console.mapping_approval_threshold,
         )
+        // Held entries a change releases are queued for the sync function:
+        // the admin function never writes the books in a request.
+        .with_recheck(crate::app::recheck::RecheckMode::Queue)
         // Runs are kept in the table; a re-post marks the week dirty and
         // the sync function's sweep converges it (not in the request).
         .with_reconcile(crate::http::Reconcile {

@@ -374,7 +374,7 @@ pub async fn fix_mapping_post(
             plural(keys.len()),
         ),
         Saved::Applied { changes, .. } => {
-            super::mappings::recheck(&s, changes).await;
+            super::mappings::recheck(&s, &who.name, changes).await;
             redrive(&s, &who, &keys, &format!("after adding {table} `{key}`")).await?;
             format!(
                 "Change #{}: {table} `{key}` now maps to {target}; {} entr{} redriven.",

@@ -60,9 +60,9 @@ pub(super) fn answer(saved: Saved) -> Response {
 }
 
 /// Re-check held entries when a save applied; pass it on.
-pub(super) async fn after_save(s: &AppState, saved: Saved) -> Saved {
+pub(super) async fn after_save(s: &AppState, by: &str, saved: Saved) -> Saved {
     if let Saved::Applied { changes, .. } = &saved {
-        recheck(s, changes).await;
+        recheck(s, by, changes).await;
     }
     saved
 }
@@ -95,7 +95,7 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
 async fn approve(s: &AppState, who: &Principal, id: u64) -> Result<Vec<MappingChange>, ApiError> {
     let review = s.mapping_review();
     let done = review.approve(&who.actor(), id).await?;
-    recheck(s, &done.changes).await;
+    recheck(s, &who.name, &done.changes).await;
     let added: Vec<_> = done
         .changes
         .iter()

@@ -53,16 +53,19 @@ fn parse_attrs(a: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
-/// Re-check the held entries `changes` (applied) can release
-/// (`Engine::recheck_held_for`); a failure is logged (the change stands
+/// Re-check the held entries `changes` (applied) can release, where the
+/// stack says (`crate::app::recheck`: here locally, queued for the sync
+/// function on a deployed stack); a failure is logged (the change stands
 /// and the scheduled re-check of every held entry catches up).
-pub(super) async fn recheck(s: &AppState, changes: &[crate::mapping::MappingChange]) {
-    if let Err(e) = s
-        .engine
-        .recheck_held_for(changes, &crate::worker::new_batch_id())
-        .await
-    {
-        tracing::warn!(error = %e, "re-check of held entries after a mapping change failed");
+pub(super) async fn recheck(s: &AppState, by: &str, changes: &[crate::mapping::MappingChange]) {
+    let mode = s.review().recheck;
+    match crate::app::recheck::held_for(&s.engine, s.queue.as_ref(), mode, by, changes).await {
+        Ok(done) => {
+            tracing::info!(outcome = %done.describe(), "held entries re-checked after a mapping change")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "re-check of held entries after a mapping change failed")
+        }
     }
 }
 
@@ -121,7 +124,7 @@ async fn set_row(
             Some(period),
         )
         .await?;
-    Ok(after_save(s, saved).await)
+    Ok(after_save(s, &who.name, saved).await)
 }
 
 /// Apply change `seq`'s `before` as a new change (through review).
@@ -162,7 +165,7 @@ async fn revert(
             Some(period),
         )
         .await?;
-    Ok(after_save(s, saved).await)
+    Ok(after_save(s, &who.name, saved).await)
 }
 
 fn row_attrs(r: &MappingRow) -> String {

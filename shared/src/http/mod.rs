@@ -35,6 +35,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::app::recheck::RecheckMode;
 use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
@@ -89,6 +90,10 @@ pub struct Review {
     pub pending: Option<Arc<dyn PendingChanges>>,
     /// `[console] mapping_approval_threshold`.
     pub threshold: u64,
+    /// Where the held entries an applied change can release are re-checked:
+    /// in the request locally, queued for the sync function on a deployed
+    /// stack ([`AppState::with_recheck`]).
+    pub recheck: RecheckMode,
 }
 
 pub struct Inner {
@@ -172,6 +177,7 @@ impl AppState {
             Arc::new(Review {
                 pending: None,
                 threshold,
+                recheck: RecheckMode::InProcess,
             }),
             None,
             None,
@@ -221,11 +227,24 @@ impl AppState {
             Arc::new(Review {
                 pending: Some(pending),
                 threshold,
+                recheck: self.1.recheck,
             }),
             self.2,
             self.3,
             self.4,
         )
+    }
+
+    /// Re-check held entries after an applied mapping change as `mode`
+    /// says (a deployed admin function queues them: only the sync function
+    /// writes the books).
+    pub fn with_recheck(self, mode: RecheckMode) -> Self {
+        let review = Review {
+            pending: self.1.pending.clone(),
+            threshold: self.1.threshold,
+            recheck: mode,
+        };
+        Self(self.0, Arc::new(review), self.2, self.3, self.4)
     }
 
     pub fn review(&self) -> &Review {

@@ -160,7 +160,7 @@ pub fn spec() -> Value {
     approve["responses"]["202"] = json!({ "description": "queued" });
     approve["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
     let mut set_mapping = op(
-        "Add, change (`target`, `attrs`) or remove (`remove: true`) one mapping row with a required reason, through review: when it would change more stored entries (any work date) than `mapping_approval_threshold` it is stored as a proposal (202) for a second named admin (the shared admin token may not propose it: 403); otherwise one transaction, audited, then held entries are re-checked",
+        "Add, change (`target`, `attrs`) or remove (`remove: true`) one mapping row with a required reason, through review: when it would change more stored entries (any work date) than `mapping_approval_threshold` it is stored as a proposal (202) for a second named admin (the shared admin token may not propose it: 403); otherwise one transaction, audited, then the held entries it can release are re-checked (in the request locally; queued for the sync function on a deployed stack)",
         json!([]),
         "the change (or changed: false when the row is already so)",
     );
@@ -358,7 +358,7 @@ fn mapping_review_paths(paths: &mut Value) {
     ) });
     paths["/api/mappings/pending/{id}"] = json!({ "get": op("One mapping change proposal with its saved preview", json!([path_param("id")]), "the proposal") });
     let mut approve = op(
-        "Approve a pending mapping change: a named admin other than the proposer (the proposer, or the shared admin token that names nobody: 403); applied in one transaction, audited, then held entries are re-checked and open entries missing a row it added redriven; 409 when it is no longer pending or the mappings changed since its preview",
+        "Approve a pending mapping change: a named admin other than the proposer (the proposer, or the shared admin token that names nobody: 403); applied in one transaction, audited, then the held entries it can release are re-checked (in the request locally; queued for the sync function on a deployed stack) and open entries missing a row it added redriven; 409 when it is no longer pending or the mappings changed since its preview",
         json!([path_param("id")]),
         "applied",
     );

@@ -373,6 +373,52 @@ async fn the_admin_function_lists_and_redrives_the_dlq_for_the_role_the_jwt_name
     );
 }
 
+/// A mapping change made through the admin function releases the held
+/// entries it can, but not in the request: only the sync function writes
+/// the books, so the admin function queues one redrive per entry
+/// (`timepost::app::recheck`) and the entry posts when sync takes it.
+#[tokio::test]
+async fn a_mapping_change_in_the_admin_function_queues_its_held_entries_for_sync() {
+    let Some(w) = world().await else { return };
+    // The employee is mapped, the project is not: the sandbox holds that.
+    import_mappings(&w.stack, "employee,101,E-100,\n").await;
+    assert_eq!(deliver(&w, &toggl_event(7401)).await, 202);
+    sync_queued(&w).await;
+    assert_eq!(state_of(&w, 7401).await.status, Status::Held);
+
+    let admin_claims = json!({"email": "ada@example.com", "custom:timepost_role": "admin"});
+    let body =
+        json!({"table": "project", "key": "9001", "target": "C-ACME", "reason": "new client"});
+    let event = admin_event("POST", "/api/mappings", admin_claims).replace(
+        "\"body\":\"{}\"",
+        &format!("\"body\":{}", json!(body.to_string())),
+    );
+    let (status, answer) = admin(&w, &event).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], true, "{answer}");
+
+    // Nothing was posted in the request; the redrive waits on the queue.
+    assert_eq!(state_of(&w, 7401).await.status, Status::Held);
+    assert_eq!(journal_len(&w, 7401).await, 0);
+    let event = sqs_event(&w, &w.stack.settings.queue_url).await;
+    assert_eq!(event.records.len(), 1, "one redrive for the one held entry");
+    let message: timepost::ports::QueueMessage =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default())
+            .expect("message");
+    assert_eq!(
+        message,
+        timepost::ports::QueueMessage::Redrive {
+            key: key(7401),
+            by: "ada@example.com".into()
+        }
+    );
+    let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    let state = state_of(&w, 7401).await;
+    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(journal_len(&w, 7401).await, 1);
+}
+
 /// The deployed console offers reconciliation (not a 503): finance starts
 /// a run over a period, it is kept on the table and listed; a viewer may
 /// not start one.

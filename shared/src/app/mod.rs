@@ -1,0 +1,10 @@
+//! Application services: the workflows the console pages, the JSON API and
+//! the CLI share, each taking the ports and the actor and returning domain
+//! errors, so that no entry point does the same thing by another path.
+//!
+//! - [`recheck`]: re-evaluate the held entries a mapping change can release
+//!   (in this process, or queued for the sync function on a deployed stack).
+//!
+//! The mapping change review itself is [`crate::review::MappingReview`].
+
+pub mod recheck;
