@@ -7,15 +7,16 @@
 //!
 //! It serves the webhook routes of the router `timepost serve` serves
 //! (`timepost::http::webhook_router`: health and `/webhooks/*`, the same
-//! handlers, limits and headers); API Gateway sends it only those, and it
-//! does not link the console or the admin API. When the current rules file does not load
-//! it starts on the newest earlier version that does
-//! (`AwsStack::from_env_last_good`), so a broken upload never turns
-//! deliveries away.
+//! handlers, limits and headers) on the webhook routes' own state
+//! (`timepost::aws::webhook`: the queue, the secrets, the mappings and the
+//! intake settings), so it builds and links no engine, ledger client,
+//! console or admin API. When the current rules file does not load it
+//! starts on the newest earlier version that does, so a broken upload never
+//! turns deliveries away.
 
-use timepost::aws::AwsStack;
+use timepost::http::WebhookState;
 
 /// The router this function serves.
-pub fn app(stack: &AwsStack) -> axum::Router {
-    timepost::http::webhook_router(stack.app_state())
+pub fn app(state: WebhookState) -> axum::Router {
+    timepost::http::webhook_router(state)
 }

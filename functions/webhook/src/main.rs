@@ -1,7 +1,6 @@
 //! Lambda entry point of the `webhook` function.
 
 use lambda_http::Error;
-use timepost::aws::AwsStack;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,16 +10,16 @@ async fn main() -> Result<(), Error> {
     // says so in the log); the sync function holds messages back until the
     // current file is fixed. A missing file, or no version that loads, is
     // logged and reported to Lambda in its sentence, not as a `Debug` dump.
-    let stack = match AwsStack::from_env_last_good().await {
-        Ok((stack, None)) => stack,
-        Ok((stack, Some(fallback))) => {
+    let state = match timepost::aws::webhook::from_env_last_good().await {
+        Ok((state, None)) => state,
+        Ok((state, Some(fallback))) => {
             tracing::error!(%fallback, "started on an earlier rules file");
-            stack
+            state
         }
         Err(e) => {
             timepost::aws::init_error::report(&e).await;
             return Err(e.into());
         }
     };
-    lambda_http::run(timepost_fn_webhook::app(&stack)).await
+    lambda_http::run(timepost_fn_webhook::app(state)).await
 }

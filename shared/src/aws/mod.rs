@@ -18,6 +18,7 @@ pub mod settings;
 pub mod sns;
 pub mod sqs;
 pub mod stack;
+pub mod webhook;
 
 pub use dynamo::DynamoStore;
 pub use ratelimit::DynamoPacer;

@@ -348,7 +348,6 @@ impl AwsStack {
             ))
             // A browser's requests may reach any admin function instance.
             .with_store(self.store.clone()),
-            parse_context: crate::http::ParseContextCache::default(),
         })
         // Mapping changes above the threshold wait for a second admin;
         // proposals are kept in the table (`pending#<id>`).

@@ -40,6 +40,7 @@ use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
 use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
+pub use webhooks::{ParseContextCache, WebhookState};
 
 /// Largest request body accepted (webhooks included): 1 MiB, as SQS.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -57,19 +58,31 @@ pub mod secret_names {
     pub const TOKEN_KEY: &str = "token_key";
 }
 
+/// What every route of the router works on: the ports and engine
+/// ([`Inner`], reached through `Deref`), the mapping review's settings, and
+/// the parts a deployment may or may not offer. The webhook routes see only
+/// [`WebhookState`], a view of it (`FromRef`).
 #[derive(Clone)]
-pub struct AppState(
-    Arc<Inner>,
-    Arc<Review>,
+pub struct AppState {
+    inner: Arc<Inner>,
+    review: Arc<Review>,
     /// Browser sign-in through an OpenID provider, when configured.
-    Option<Arc<crate::oidc::Provider>>,
+    oidc: Option<Arc<crate::oidc::Provider>>,
     /// Where reconciliation runs are kept, when this state offers the
     /// Reconciliation page ([`AppState::with_reconcile`]).
-    Option<Arc<Reconcile>>,
+    reconcile: Option<Arc<Reconcile>>,
     /// The snapshot archive the Archives page reads, when offered
     /// ([`AppState::with_archives`]).
-    Option<Arc<archives::Archives>>,
-);
+    archives: Option<Arc<archives::Archives>>,
+    /// The webhook routes' view: the same queue, secrets and mappings.
+    webhooks: WebhookState,
+}
+
+impl axum::extract::FromRef<AppState> for WebhookState {
+    fn from_ref(s: &AppState) -> Self {
+        s.webhooks.clone()
+    }
+}
 
 /// What the Reconciliation page and its API work on: the store of runs,
 /// the tolerances, and whether a re-post converges the week in the
@@ -109,130 +122,93 @@ pub struct Inner {
     /// an admin besides).
     pub users: Vec<ConsoleUser>,
     pub sessions: auth::Sessions,
-    /// The parse context (per-user time zones from the mappings), cached
-    /// briefly so a webhook does not read every mapping.
-    pub parse_context: ParseContextCache,
-}
-
-/// A parse context refreshed at most every few seconds. While one request
-/// refreshes it (a read of the mappings, which waits behind whatever holds
-/// the store), the others go on with the copy they have: a webhook never
-/// queues behind a console page's read.
-#[derive(Default)]
-pub struct ParseContextCache {
-    slot: std::sync::Mutex<Option<(std::time::Instant, crate::sources::ParseContext)>>,
-    refreshing: tokio::sync::Mutex<()>,
-}
-
-impl ParseContextCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-    fn cached(&self) -> Option<(std::time::Instant, crate::sources::ParseContext)> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub async fn get(
-        &self,
-        intake: &IntakeConfig,
-        mappings: &dyn MappingStore,
-    ) -> Result<crate::sources::ParseContext, crate::ports::StoreError> {
-        let cached = self.cached();
-        if let Some((at, ctx)) = &cached {
-            if at.elapsed() < Self::TTL {
-                return Ok(ctx.clone());
-            }
-        }
-        let _gate = match (&cached, self.refreshing.try_lock()) {
-            (_, Ok(gate)) => gate,
-            // Stale, and another request is reading the mappings already.
-            (Some((_, ctx)), Err(_)) => return Ok(ctx.clone()),
-            // The first one: wait for it.
-            (None, Err(_)) => {
-                let gate = self.refreshing.lock().await;
-                if let Some((_, ctx)) = self.cached() {
-                    return Ok(ctx);
-                }
-                gate
-            }
-        };
-        let ctx = crate::intake::parse_context(intake, &mappings.snapshot().await?);
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((std::time::Instant::now(), ctx.clone()));
-        Ok(ctx)
-    }
 }
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
-        &self.0
+        &self.inner
     }
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         let threshold = crate::config::ConsoleConfig::default().mapping_approval_threshold;
-        Self(
-            Arc::new(inner),
-            Arc::new(Review {
+        let webhooks = WebhookState::new(
+            inner.queue.clone(),
+            inner.secrets.clone(),
+            inner.mappings.clone(),
+            inner.intake.clone(),
+        );
+        Self {
+            inner: Arc::new(inner),
+            review: Arc::new(Review {
                 pending: None,
                 threshold,
                 recheck: RecheckMode::InProcess,
             }),
-            None,
-            None,
-            None,
-        )
+            oidc: None,
+            reconcile: None,
+            archives: None,
+            webhooks,
+        }
     }
 
     /// Offer the Reconciliation page and `/api/reconciliation` over
     /// `store` (without it they answer 503: not offered here).
     pub fn with_reconcile(self, reconcile: Reconcile) -> Self {
-        Self(self.0, self.1, self.2, Some(Arc::new(reconcile)), self.4)
+        Self {
+            reconcile: Some(Arc::new(reconcile)),
+            ..self
+        }
     }
 
     /// Offer the Archives page and `/api/archives` over `archives` (without
     /// it they answer 503: not offered here).
     pub fn with_archives(self, archives: archives::Archives) -> Self {
-        Self(self.0, self.1, self.2, self.3, Some(Arc::new(archives)))
+        Self {
+            archives: Some(Arc::new(archives)),
+            ..self
+        }
     }
 
     /// The snapshot archive, when offered.
     pub fn archives(&self) -> Option<&archives::Archives> {
-        self.4.as_deref()
+        self.archives.as_deref()
     }
 
     /// The reconciliation store, when offered.
     pub fn reconcile(&self) -> Option<&Reconcile> {
-        self.3.as_deref()
+        self.reconcile.as_deref()
     }
 
     /// Offer browser sign-in through `provider` (`/auth/login`,
     /// `/auth/callback`, `/auth/logout`; see [`signin`]).
     pub fn with_oidc(self, provider: Arc<crate::oidc::Provider>) -> Self {
-        Self(self.0, self.1, Some(provider), self.3, self.4)
+        Self {
+            oidc: Some(provider),
+            ..self
+        }
     }
 
     /// The OpenID provider of browser sign-in, if configured.
     pub fn oidc(&self) -> Option<&crate::oidc::Provider> {
-        self.2.as_deref()
+        self.oidc.as_deref()
     }
 
     /// Keep console mapping changes and their previews in `pending`; a
     /// change touching more than `threshold` entries waits for a second
     /// admin (0: every change does).
     pub fn with_review(self, pending: Arc<dyn PendingChanges>, threshold: u64) -> Self {
-        Self(
-            self.0,
-            Arc::new(Review {
-                pending: Some(pending),
-                threshold,
-                recheck: self.1.recheck,
-            }),
-            self.2,
-            self.3,
-            self.4,
-        )
+        let review = Review {
+            pending: Some(pending),
+            threshold,
+            recheck: self.review.recheck,
+        };
+        Self {
+            review: Arc::new(review),
+            ..self
+        }
     }
 
     /// Re-check held entries after an applied mapping change as `mode`
@@ -240,15 +216,18 @@ impl AppState {
     /// writes the books).
     pub fn with_recheck(self, mode: RecheckMode) -> Self {
         let review = Review {
-            pending: self.1.pending.clone(),
-            threshold: self.1.threshold,
+            pending: self.review.pending.clone(),
+            threshold: self.review.threshold,
             recheck: mode,
         };
-        Self(self.0, Arc::new(review), self.2, self.3, self.4)
+        Self {
+            review: Arc::new(review),
+            ..self
+        }
     }
 
     pub fn review(&self) -> &Review {
-        &self.1
+        &self.review
     }
 
     /// The mapping change review workflow on this state's ports.
@@ -257,9 +236,9 @@ impl AppState {
             entries: self.entries.as_ref(),
             mappings: self.mappings.as_ref(),
             audit: self.audit.as_ref(),
-            pending: self.1.pending.as_deref(),
+            pending: self.review.pending.as_deref(),
             engine: self.engine.as_ref(),
-            threshold: self.1.threshold,
+            threshold: self.review.threshold,
         }
     }
 
@@ -294,7 +273,6 @@ impl AppState {
             ))
             .with_cookies(auth::CookiePolicy::from_config(&stack.config.console))
             .with_throttle(throttle::Throttle::from_config(&stack.config.console)),
-            parse_context: ParseContextCache::default(),
         })
         .with_review(
             store.clone(),
@@ -326,7 +304,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The body limits and the headers every response of either router gets.
-fn with_limits(routes: Router<AppState>) -> Router<AppState> {
+fn with_limits<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
@@ -337,7 +315,7 @@ fn with_limits(routes: Router<AppState>) -> Router<AppState> {
 /// the same body limits and headers as [`router`], and nothing else. The
 /// function links neither the console nor the admin API (what a linker
 /// cannot reach it leaves out); anything else is 404.
-pub fn webhook_router(state: AppState) -> Router {
+pub fn webhook_router(state: WebhookState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/webhooks/clockify", post(webhooks::clockify))
@@ -404,7 +382,7 @@ async fn security_headers(req: axum::extract::Request, next: middleware::Next) -
     r
 }
 
-async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+async fn healthz(axum::extract::State(s): axum::extract::State<WebhookState>) -> Response {
     match s.queue.depth().await {
         Ok(depth) => Json(json!({"status": "ok", "queue_depth": depth})).into_response(),
         Err(e) => ApiError::unavailable(format!("store unavailable: {e}")).into_response(),

@@ -1,5 +1,11 @@
 //! Tracker webhooks: verify the signature on the raw body, parse, enqueue
 //! durably, and only then answer. A 2xx therefore never loses an event.
+//!
+//! The routes work on [`WebhookState`] alone — the queue, the webhook
+//! secrets, the mappings (per-user time zones) and the intake settings — so
+//! the webhook function builds just those (`timepost::aws::webhook`) and
+//! links no engine, ledger or console; `timepost serve` serves the same
+//! handlers from its `AppState`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,8 +15,12 @@ use axum::Json;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{secret_list, secret_names, ApiError, AppState};
+use std::sync::Arc;
+
+use super::{secret_list, secret_names, ApiError};
+use crate::config::IntakeConfig;
 use crate::intake::Intake;
+use crate::ports::{MappingStore, Queue, Secrets};
 use crate::sources::{self, signature, ParseError, Parsed};
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -26,13 +36,99 @@ fn bad_payload(e: ParseError) -> ApiError {
     ApiError::bad_request(format!("malformed payload: {e}"), field)
 }
 
-async fn context(s: &AppState) -> Result<sources::ParseContext, ApiError> {
+/// What the webhook routes work on (cheap to clone).
+#[derive(Clone)]
+pub struct WebhookState(Arc<WebhookPorts>);
+
+pub struct WebhookPorts {
+    pub queue: Arc<dyn Queue>,
+    pub secrets: Arc<dyn Secrets>,
+    pub mappings: Arc<dyn MappingStore>,
+    pub intake: IntakeConfig,
+    /// The parse context (per-user time zones from the mappings), cached
+    /// briefly so a webhook does not read every mapping.
+    pub parse_context: ParseContextCache,
+}
+
+impl WebhookState {
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        secrets: Arc<dyn Secrets>,
+        mappings: Arc<dyn MappingStore>,
+        intake: IntakeConfig,
+    ) -> Self {
+        Self(Arc::new(WebhookPorts {
+            queue,
+            secrets,
+            mappings,
+            intake,
+            parse_context: ParseContextCache::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for WebhookState {
+    type Target = WebhookPorts;
+    fn deref(&self) -> &WebhookPorts {
+        &self.0
+    }
+}
+
+/// A parse context refreshed at most every few seconds. While one request
+/// refreshes it (a read of the mappings, which waits behind whatever holds
+/// the store), the others go on with the copy they have: a webhook never
+/// queues behind a console page's read.
+#[derive(Default)]
+pub struct ParseContextCache {
+    slot: std::sync::Mutex<Option<(std::time::Instant, crate::sources::ParseContext)>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl ParseContextCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn cached(&self) -> Option<(std::time::Instant, crate::sources::ParseContext)> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn get(
+        &self,
+        intake: &IntakeConfig,
+        mappings: &dyn MappingStore,
+    ) -> Result<crate::sources::ParseContext, crate::ports::StoreError> {
+        let cached = self.cached();
+        if let Some((at, ctx)) = &cached {
+            if at.elapsed() < Self::TTL {
+                return Ok(ctx.clone());
+            }
+        }
+        let _gate = match (&cached, self.refreshing.try_lock()) {
+            (_, Ok(gate)) => gate,
+            // Stale, and another request is reading the mappings already.
+            (Some((_, ctx)), Err(_)) => return Ok(ctx.clone()),
+            // The first one: wait for it.
+            (None, Err(_)) => {
+                let gate = self.refreshing.lock().await;
+                if let Some((_, ctx)) = self.cached() {
+                    return Ok(ctx);
+                }
+                gate
+            }
+        };
+        let ctx = crate::intake::parse_context(intake, &mappings.snapshot().await?);
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), ctx.clone()));
+        Ok(ctx)
+    }
+}
+
+async fn context(s: &WebhookState) -> Result<sources::ParseContext, ApiError> {
     let mut ctx = s.parse_context.get(&s.intake, s.mappings.as_ref()).await?;
     ctx.received_at = Some(Utc::now());
     Ok(ctx)
 }
 
-pub async fn clockify(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn clockify(State(s): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Response {
     let secrets = secret_list(s.secrets.as_ref(), secret_names::CLOCKIFY).await;
     let keys: Vec<&[u8]> = secrets.iter().map(|k| k.as_bytes()).collect();
     if !signature::verify_clockify(header(&headers, "clockify-signature"), &keys) {
@@ -53,7 +149,7 @@ pub async fn clockify(State(s): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-pub async fn toggl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn toggl(State(s): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Response {
     let secrets = secret_list(s.secrets.as_ref(), secret_names::TOGGL).await;
     let keys: Vec<&[u8]> = secrets.iter().map(|k| k.as_bytes()).collect();
     if !signature::verify_toggl(&body, header(&headers, "x-webhook-signature-256"), &keys) {
@@ -71,7 +167,7 @@ pub async fn toggl(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
 }
 
 /// Enqueue what a delivery carries; answer once it is durable.
-async fn accept(s: &AppState, route: &str, parsed: Parsed) -> Response {
+async fn accept(s: &WebhookState, route: &str, parsed: Parsed) -> Response {
     let messages = match crate::intake::intake(parsed.event, route) {
         Intake::Ping(validation_code) => {
             tracing::info!(route, "webhook validation ping answered");

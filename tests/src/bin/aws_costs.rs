@@ -164,10 +164,15 @@ async fn main() -> anyhow::Result<()> {
     )
     .put(timepost::http::secret_names::TOGGL, SECRET)
     .await?;
-    let setup = snapshot(&counts);
 
     // Webhooks: one invocation per delivery, on one warm instance.
-    let app = timepost_fn_webhook::app(&stack);
+    // Built as the function builds it at init (the rules file from the
+    // bucket, the four ports the webhook routes use).
+    let (webhook, _) =
+        timepost::aws::webhook::connect_with(clients(&sdk, &counts), stack.settings.clone(), None)
+            .await?;
+    let setup = snapshot(&counts);
+    let app = timepost_fn_webhook::app(webhook);
     let t = Instant::now();
     for i in 0..entries {
         let req = lambda_http::request::from_str(&delivery(100_000 + i, 2000 + i % users))?;

@@ -710,7 +710,6 @@ mod aws {
             audit: store,
             users: stack.config.console.users.clone(),
             sessions: timepost::http::auth::Sessions::new(Duration::from_secs(600)),
-            parse_context: timepost::http::ParseContextCache::default(),
         });
         let app = timepost::http::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -510,6 +510,5 @@ fn dynamo_console(
         audit: store,
         users: stack.config.console.users.clone(),
         sessions: timepost::http::auth::Sessions::new(Duration::from_secs(600)),
-        parse_context: timepost::http::ParseContextCache::default(),
     })
 }

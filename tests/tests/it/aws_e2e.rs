@@ -94,10 +94,21 @@ fn toggl_event(id: u64) -> String {
     .to_string()
 }
 
+/// The webhook function's state on the world's stack, built as the function
+/// builds it (its own four ports; the stack's rules).
+async fn webhook_state(w: &World) -> timepost::http::WebhookState {
+    let clients = timepost::aws::AwsClients::from_sdk(&w.sdk, w.stack.settings.s3_path_style);
+    let config = Some(w.stack.config.clone());
+    timepost::aws::webhook::connect_with(clients, w.stack.settings.clone(), config)
+        .await
+        .expect("webhook state")
+        .0
+}
+
 /// POST the event to the webhook function's router; returns the status.
 async fn deliver(w: &World, event: &str) -> u16 {
     let request = lambda_http::request::from_str(event).expect("API Gateway v2 event");
-    let app = timepost_fn_webhook::app(&w.stack);
+    let app = timepost_fn_webhook::app(webhook_state(w).await);
     let response = app.oneshot(request).await.expect("router");
     response.status().as_u16()
 }
@@ -542,7 +553,8 @@ async fn the_webhook_starts_on_the_last_rules_file_that_loads() {
             .is_err(),
         "the current file is broken"
     );
-    let (stack, fallback) = AwsStack::connect_last_good(&w.sdk, settings.clone())
+    let clients = timepost::aws::AwsClients::from_sdk(&w.sdk, settings.s3_path_style);
+    let (state, fallback) = timepost::aws::webhook::connect_with(clients, settings.clone(), None)
         .await
         .expect("started on the previous version");
     let fallback = fallback.expect("a fallback was taken");
@@ -554,7 +566,7 @@ async fn the_webhook_starts_on_the_last_rules_file_that_loads() {
     );
 
     let request = lambda_http::request::from_str(&toggl_event(7501)).expect("event");
-    let response = timepost_fn_webhook::app(&stack)
+    let response = timepost_fn_webhook::app(state)
         .oneshot(request)
         .await
         .expect("router");

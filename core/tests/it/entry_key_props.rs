@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use timepost::model::{EntryKey, Source};
+use timepost_core::model::{EntryKey, Source};
 
 fn source() -> impl Strategy<Value = Source> {
     prop_oneof![

@@ -8,11 +8,11 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use timepost::model::{
+use timepost_core::model::{
     local_date, ApprovalStatus, Currency, EntryKey, Money, NormalisedEntry, Origin, Ref, Source,
     Version, Worker, WorkerKind,
 };
-use timepost::sources::{
+use timepost_core::sources::{
     clockify, csv_import, fuzzing, harvest, toggl, Event, ParseContext, Parsed,
 };
 

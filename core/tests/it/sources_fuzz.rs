@@ -1,7 +1,7 @@
 //! Stable-Rust "smoke fuzz" of the source parsers: a deterministic
 //! pseudo-random mutation loop over the fixture payloads, a few seconds per
 //! parser, through the same harness bodies as the cargo-fuzz targets in
-//! `fuzz/` (`timepost::sources::fuzzing`). Any panic fails the test and
+//! `fuzz/` (`timepost_core::sources::fuzzing`). Any panic fails the test and
 //! prints the offending input (hex) so it can be added as a regression case.
 //!
 //! `TIMEPOST_FUZZ_SECS` sets the time per parser (default 5; 0 runs only the
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use timepost::sources::fuzzing;
+use timepost_core::sources::fuzzing;
 
 /// splitmix64: small, fast, deterministic.
 struct Rng(u64);

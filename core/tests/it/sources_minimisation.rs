@@ -2,8 +2,8 @@
 //! (geolocation, device ids, custom field values, cost rates, profile
 //! pictures…) must not survive into the normalised entry.
 
-use timepost::model::NormalisedEntry;
-use timepost::sources::{clockify, csv_import, harvest, toggl, Event, ParseContext};
+use timepost_core::model::NormalisedEntry;
+use timepost_core::sources::{clockify, csv_import, harvest, toggl, Event, ParseContext};
 
 const SECRETS: &[&str] = &[
     "customFieldValues",

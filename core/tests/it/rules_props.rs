@@ -6,12 +6,12 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-use timepost::model::{Currency, EntryKey, Money, Source};
-use timepost::rules::currency::{ConversionPoint, CurrencyRules, ExchangeRate};
-use timepost::rules::overtime::{
+use timepost_core::model::{Currency, EntryKey, Money, Source};
+use timepost_core::rules::currency::{ConversionPoint, CurrencyRules, ExchangeRate};
+use timepost_core::rules::overtime::{
     split_week, DailyThreshold, OvertimePolicy, SeventhDayRule, Split, WorkItem,
 };
-use timepost::rules::rounding::{
+use timepost_core::rules::rounding::{
     round_day, to_minutes, DayItem, Rounding, RoundingMode, RoundingScope, RoundingWhere,
 };
 
