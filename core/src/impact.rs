@@ -259,21 +259,6 @@ pub fn differences(before: &Outcome, after: &Outcome) -> Vec<String> {
     out
 }
 
-/// How an entry is decided in a replay: the pipeline's re-evaluation plus
-/// whatever the engine adds around it (the holding-account override), so
-/// the preview decides exactly as the engine would.
-pub type DecideFn<'a> = dyn Fn(&EntryState, Option<&EntryPlan>, &Mappings) -> Decision + Sync + 'a;
-
-/// The plain re-evaluation the engine runs for an entry (without the
-/// holding override): what tests and callers without an engine use.
-pub fn reevaluate_with(
-    rules: &Rules,
-) -> impl Fn(&EntryState, Option<&EntryPlan>, &Mappings) -> Decision + '_ {
-    move |st, plan, m| {
-        pipeline::reevaluate(&st.entry, plan, m, rules, Some(st), &mut pipeline::NoTrace)
-    }
-}
-
 /// Replay every entry of `entries` against `current` and `proposed`:
 /// count each one whose outcome would differ, whatever its work date, and
 /// list those whose work date is in `from..=to`. Each worker-week is
@@ -288,7 +273,6 @@ pub fn preview(
     current: &Mappings,
     proposed: &Mappings,
     rules: &Rules,
-    decide: &DecideFn<'_>,
 ) -> ImpactPreview {
     let mut weeks: HashMap<WorkerWeek, Vec<EntryState>> = HashMap::new();
     for st in entries {
@@ -297,7 +281,7 @@ pub fn preview(
             .or_default()
             .push(st.clone());
     }
-    let mut replay = Replay::new(Some((from, to)), current, proposed, rules, decide);
+    let mut replay = Replay::new(Some((from, to)), current, proposed, rules);
     for week in weeks.values() {
         replay.week(week);
     }
@@ -312,7 +296,6 @@ pub struct Replay<'a> {
     current: &'a Mappings,
     proposed: &'a Mappings,
     rules: &'a Rules,
-    decide: &'a DecideFn<'a>,
     dates: Option<(NaiveDate, NaiveDate)>,
     checked: usize,
     replayed: usize,
@@ -328,14 +311,12 @@ impl<'a> Replay<'a> {
         current: &'a Mappings,
         proposed: &'a Mappings,
         rules: &'a Rules,
-        decide: &'a DecideFn<'a>,
     ) -> Self {
         Self {
             period,
             current,
             proposed,
             rules,
-            decide,
             dates: None,
             checked: 0,
             replayed: 0,
@@ -362,8 +343,12 @@ impl<'a> Replay<'a> {
                 self.checked += 1;
             }
             let key = &st.entry.key;
-            let before = Outcome::of(st, (self.decide)(st, plan_now.get(key), self.current));
-            let after = Outcome::of(st, (self.decide)(st, plan_new.get(key), self.proposed));
+            // The engine's own decision (holding override included).
+            let decide = |plan: Option<&EntryPlan>, m: &Mappings| {
+                pipeline::decide_current(st, plan, m, self.rules, &mut pipeline::NoTrace)
+            };
+            let before = Outcome::of(st, decide(plan_now.get(key), self.current));
+            let after = Outcome::of(st, decide(plan_new.get(key), self.proposed));
             if before == after {
                 continue;
             }
@@ -469,7 +454,6 @@ mod tests {
 
     fn run(entries: &[EntryState], proposed: &Mappings) -> ImpactPreview {
         let r = rules();
-        let decide = reevaluate_with(&r);
         preview(
             entries,
             "2026-03-01".parse().unwrap_or_default(),
@@ -477,7 +461,6 @@ mod tests {
             &mappings(),
             proposed,
             &r,
-            &decide,
         )
     }
 
@@ -578,7 +561,6 @@ mod tests {
         assert_eq!(p.in_reach(), 3, "{p:?}");
         // An empty period lists nothing and counts the same.
         let r = rules();
-        let decide = reevaluate_with(&r);
         let d = |s: &str| s.parse().unwrap_or_default();
         let empty = preview(
             &[state("4", "u-ann", "2025-12-01", 1, "p-new")],
@@ -587,7 +569,6 @@ mod tests {
             &mappings(),
             &proposed,
             &r,
-            &decide,
         );
         assert_eq!((empty.entries_checked, empty.in_reach()), (0, 1));
     }

@@ -19,7 +19,7 @@ use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::overtime::{split_week, WorkItem};
 use crate::rules::rounding::{round_day, DayItem};
 use crate::rules::{RateSource, Rules, Split, UnmappedPolicy};
-use crate::state::EntryState;
+use crate::state::{EntryState, Status};
 
 /// The minutes one entry contributes, after rounding and the week's split.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -177,7 +177,9 @@ pub fn worker_mapping<'m>(
         .map(|r| (r, WorkerKind::Employee))
 }
 
-/// Decide what to do with `entry`, given what is already known about it.
+/// Decide what to do with a delivered version `entry`, given what is
+/// already known about it: the version gate ([`version_gate`]), then
+/// [`decide_current`] on the prior state with `entry` in place.
 pub fn decide(
     entry: &NormalisedEntry,
     plan: Option<&EntryPlan>,
@@ -186,17 +188,95 @@ pub fn decide(
     prior: Option<&EntryState>,
     trace: &mut impl Tracer,
 ) -> Decision {
-    if let Some(p) = prior {
-        if entry.version < p.entry.version {
-            trace.step(|| format!("stale: newer version {} already seen", p.entry.version));
-            return Decision::Ignore(IgnoreReason::Stale);
-        }
-        if entry.version == p.entry.version {
-            trace.step(|| "duplicate delivery of a version already processed".into());
-            return Decision::Ignore(IgnoreReason::Duplicate);
-        }
+    let Some(p) = prior else {
+        return reevaluate(entry, plan, mappings, rules, None, trace);
+    };
+    if let Some(r) = version_gate(entry, p) {
+        trace.step(|| match r {
+            IgnoreReason::Stale => format!("stale: newer version {} already seen", p.entry.version),
+            _ => "duplicate delivery of a version already processed".into(),
+        });
+        return Decision::Ignore(r);
     }
-    reevaluate(entry, plan, mappings, rules, prior, trace)
+    let mut state = p.clone();
+    state.entry = entry.clone();
+    decide_current(&state, plan, mappings, rules, trace)
+}
+
+/// Whether a delivered version is ignored against the stored state: an
+/// older version is stale; the same version again is a duplicate, unless
+/// the entry still waits for a fix (exception or held), when a repeat or a
+/// redrive evaluates it again. The engine's gate (on an entry whose first
+/// posting completed).
+pub fn version_gate(entry: &NormalisedEntry, prior: &EntryState) -> Option<IgnoreReason> {
+    let retryable = matches!(prior.status, Status::Exception | Status::Held);
+    if entry.version < prior.entry.version {
+        Some(IgnoreReason::Stale)
+    } else if entry.version == prior.entry.version && !retryable {
+        Some(IgnoreReason::Duplicate)
+    } else {
+        None
+    }
+}
+
+/// **The decision** for an entry's current version in its state, as the
+/// engine takes it and as every preview and explanation must show it:
+/// [`reevaluate`], then, for an entry routed to the holding account, the
+/// holding line instead ([`with_holding`]).
+pub fn decide_current(
+    state: &EntryState,
+    plan: Option<&EntryPlan>,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Decision {
+    let d = reevaluate(&state.entry, plan, mappings, rules, Some(state), trace);
+    with_holding(state, plan, mappings, rules, d, trace)
+}
+
+/// An entry routed to the holding account posts there instead of wherever
+/// (or whether) its mappings would post it; waiting for approval,
+/// deletions and ignored versions are not overridden.
+pub fn with_holding(
+    state: &EntryState,
+    plan: Option<&EntryPlan>,
+    mappings: &Mappings,
+    rules: &Rules,
+    decision: Decision,
+    trace: &mut impl Tracer,
+) -> Decision {
+    let Some(h) = &state.holding else {
+        return decision;
+    };
+    match decision {
+        Decision::Post(_)
+        | Decision::Update(_)
+        | Decision::Unchanged
+        | Decision::Hold(_)
+        | Decision::Exception(_) => {
+            trace.step(|| {
+                format!(
+                    "routed to the holding account by {} on {}",
+                    h.by,
+                    h.at.format("%Y-%m-%d %H:%M UTC")
+                )
+            });
+            let d = holding_decision(&state.entry, plan, mappings, rules, Some(state), trace);
+            if let Decision::Post(l) | Decision::Update(l) = &d {
+                if let Some(l) = l.first() {
+                    trace.step(|| {
+                        format!(
+                            "holding line: {} on account {}",
+                            fmt_minutes(l.minutes),
+                            l.account
+                        )
+                    });
+                }
+            }
+            d
+        }
+        other => other,
+    }
 }
 
 /// Evaluate the current version again (after a mapping fix, an approval, a
@@ -1010,6 +1090,98 @@ mod tests {
         let prior = EntryState::new(e.clone(), at);
         let d = holding_decision(&e, None, &m, &r, Some(&prior), &mut NoTrace);
         assert_eq!(code(&d), Some(ExceptionCode::WorkDateOutOfRange));
+    }
+}
+
+#[cfg(test)]
+mod one_decision_tests {
+    use super::*;
+    use crate::state::HoldingRoute;
+
+    fn entry(updated_at: &str) -> NormalisedEntry {
+        serde_json::from_value(serde_json::json!({
+            "key": {"source": "csv", "workspace": "w", "id": "1"},
+            "version": {"updated_at": updated_at, "content_hash": updated_at},
+            "worker": {"tracker_user_id": "u-ann", "name": "Ann Lee"},
+            "time_zone": "UTC", "work_date": "2026-03-04", "duration_secs": 3600,
+            "project": {"id": "p-unmapped"}, "billable": false,
+            "approval": "approved", "origin": "import"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn setup() -> (Mappings, Rules) {
+        let rows = crate::mapping::csv_io::read(crate::fixtures::MAPPINGS.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut rules = crate::fixtures::rules();
+        rules.approval.required = false;
+        rules.holding_account = Some("1999-holding".into());
+        (Mappings::from_rows(rows, 1), rules)
+    }
+
+    fn stored(e: &NormalisedEntry, status: Status) -> EntryState {
+        let mut s = EntryState::new(
+            e.clone(),
+            "2026-03-04T10:00:00Z".parse().unwrap_or_default(),
+        );
+        s.status = status;
+        s
+    }
+
+    /// `decide` gates versions as the engine does: older is stale; the
+    /// same version is a duplicate unless the entry still waits for a fix.
+    #[test]
+    fn the_version_gate_is_the_engines() {
+        let (m, rules) = setup();
+        let v1 = entry("2026-03-04T09:00:00Z");
+        let v0 = entry("2026-03-04T08:00:00Z");
+        let posted = stored(&v1, Status::Posted);
+        let d = |e: &NormalisedEntry, p: &EntryState| {
+            decide(e, None, &m, &rules, Some(p), &mut NoTrace)
+        };
+        assert_eq!(d(&v0, &posted), Decision::Ignore(IgnoreReason::Stale));
+        assert_eq!(d(&v1, &posted), Decision::Ignore(IgnoreReason::Duplicate));
+        for waiting in [Status::Held, Status::Exception] {
+            let p = stored(&v1, waiting);
+            assert_eq!(version_gate(&v1, &p), None);
+            assert!(
+                !matches!(d(&v1, &p), Decision::Ignore(_)),
+                "a repeat of a {waiting} entry is evaluated again"
+            );
+        }
+    }
+
+    /// An entry routed to the holding account is decided onto it by every
+    /// caller of the one decision, with the routing in its explanation.
+    #[test]
+    fn the_one_decision_includes_the_holding_override() {
+        let (m, rules) = setup();
+        let mut held = stored(&entry("2026-03-04T09:00:00Z"), Status::Held);
+        let plain = decide_current(&held, None, &m, &rules, &mut NoTrace);
+        assert!(matches!(plain, Decision::Hold(_)), "{plain:?}");
+        held.holding = Some(HoldingRoute {
+            by: "fin@example.com".into(),
+            at: "2026-03-05T10:00:00Z".parse().unwrap_or_default(),
+            reason: None,
+        });
+        let mut steps: Vec<String> = Vec::new();
+        let routed = decide_current(&held, None, &m, &rules, &mut steps);
+        let Decision::Post(lines) = &routed else {
+            panic!("{routed:?}")
+        };
+        assert_eq!(lines[0].account, "1999-holding");
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("routed to the holding account by fin@example.com")),
+            "{steps:?}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("holding line: 1 h 00 min on account 1999-holding")),
+            "{steps:?}"
+        );
     }
 }
 

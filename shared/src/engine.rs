@@ -428,15 +428,12 @@ impl Engine {
         if let Some(p) = prior.as_ref().filter(|_| !first) {
             // A redriven or repeated version of an entry that is still
             // waiting for a fix is evaluated again rather than ignored.
-            let retryable = matches!(p.status, Status::Exception | Status::Held);
-            if entry.version < p.entry.version || (entry.version == p.entry.version && !retryable) {
-                let reason = if entry.version == p.entry.version {
-                    bump(&self.counters.duplicates);
-                    IgnoreReason::Duplicate
+            if let Some(reason) = pipeline::version_gate(entry, p) {
+                bump(if reason == IgnoreReason::Duplicate {
+                    &self.counters.duplicates
                 } else {
-                    bump(&self.counters.stale);
-                    IgnoreReason::Stale
-                };
+                    &self.counters.stale
+                });
                 tracing::debug!(entry = %entry.key, version = %entry.version, reason = reason.describe(), "ignored");
                 let mut out = vec![Outcome {
                     key: entry.key.clone(),
@@ -743,15 +740,8 @@ impl Engine {
         let plan = self.plan(&state.entry, &siblings, mappings);
         // `state` carries what the ledger holds and the latest approval,
         // with the new version in place: it is the context to decide in.
-        let decision = pipeline::reevaluate(
-            &state.entry,
-            plan.get(&key),
-            mappings,
-            &self.rules,
-            Some(&state),
-            &mut NoTrace,
-        );
-        let decision = self.holding_override(&state, plan.get(&key), mappings, decision);
+        let decision =
+            pipeline::decide_current(&state, plan.get(&key), mappings, &self.rules, &mut NoTrace);
         let mut outcomes = vec![self.apply(state, decision, batch_id, false).await?];
 
         // The week's split changed for the others only through this entry;
@@ -792,36 +782,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// An entry routed to the holding account posts there instead of
-    /// wherever (or whether) its mappings would post it; waiting for
-    /// approval, deletions and ignored versions are not overridden.
-    pub fn holding_override(
-        &self,
-        state: &EntryState,
-        plan: Option<&pipeline::EntryPlan>,
-        mappings: &Mappings,
-        decision: Decision,
-    ) -> Decision {
-        if state.holding.is_none() {
-            return decision;
-        }
-        match decision {
-            Decision::Post(_)
-            | Decision::Update(_)
-            | Decision::Unchanged
-            | Decision::Hold(_)
-            | Decision::Exception(_) => pipeline::holding_decision(
-                &state.entry,
-                plan,
-                mappings,
-                &self.rules,
-                Some(state),
-                &mut NoTrace,
-            ),
-            other => other,
-        }
-    }
-
     fn plan(&self, entry: &NormalisedEntry, siblings: &[EntryState], m: &Mappings) -> WeekPlan {
         let mut refs: Vec<&NormalisedEntry> = siblings.iter().map(|s| &s.entry).collect();
         refs.push(entry);
@@ -846,15 +806,13 @@ impl Engine {
         if sib.status != Status::Posted {
             return Ok(None);
         }
-        let d = pipeline::reevaluate(
-            &sib.entry,
+        let d = pipeline::decide_current(
+            &sib,
             plan.get(&sib.entry.key),
             mappings,
             &self.rules,
-            Some(&sib),
             &mut NoTrace,
         );
-        let d = self.holding_override(&sib, plan.get(&sib.entry.key), mappings, d);
         if matches!(d, Decision::Unchanged) {
             return Ok(None);
         }

@@ -23,8 +23,8 @@
 //!
 //! The functions take the ports and an [`Actor`] and return
 //! [`ReviewError`]s; re-checking held entries after a change that applied
-//! is the caller's (the console does it in-process, the CLI queues it on a
-//! deployed stack).
+//! is the caller's, through [`crate::app::recheck`] (in process locally,
+//! queued for the sync function on a deployed stack).
 
 use std::collections::HashSet;
 
@@ -35,7 +35,7 @@ use crate::impact::{self, ImpactPreview};
 use crate::mapping::table::normalise_key;
 use crate::mapping::{MappingChange, MappingRow, MappingTable, Mappings};
 use crate::model::EntryKey;
-use crate::pipeline::{self, EntryPlan, NoTrace};
+
 use crate::ports::{
     AuditLog, AuditRecord, EntryStore, MappingStore, PendingChanges, ProposalStatus,
     ProposedChange, StoreError, WorkerWeek,
@@ -346,17 +346,11 @@ impl MappingReview<'_> {
     ) -> ReviewResult<ImpactPreview> {
         let mut proposed = current.clone();
         crate::mapping::change::apply(&mut proposed, changes);
-        let engine = self.engine;
-        let decide = move |st: &EntryState, plan: Option<&EntryPlan>, m: &Mappings| {
-            let d = pipeline::reevaluate(&st.entry, plan, m, &engine.rules, Some(st), &mut NoTrace);
-            engine.holding_override(st, plan, m, d)
-        };
         let mut replay = impact::Replay::new(
             period.map(|p| (p.from, p.to)),
             current,
             &proposed,
             &self.engine.rules,
-            &decide,
         );
         let touched = crate::mapping::keys::touched(changes);
         let reach = match &touched {

@@ -1,6 +1,6 @@
 //! One entry in detail: the entry as timepost received and normalised it,
 //! what the books hold for it, and the decision trace — the same pure
-//! decision the engine makes (`pipeline::plan_week` + `reevaluate`), re-run
+//! decision the engine makes (`pipeline::plan_week` + `decide_current`), re-run
 //! with the current mappings and rules and a recording tracer, so a
 //! bookkeeper reads which rules and mapping rows applied and why it did not
 //! post. Also the inline fix of a missing mapping from the exceptions page.
@@ -73,37 +73,8 @@ pub async fn trace(s: &AppState, key: &EntryKey) -> Result<EntryTrace, ApiError>
         refs.len(),
         if refs.len() == 1 { "y" } else { "ies" }
     )];
-    let decision = pipeline::reevaluate(
-        &state.entry,
-        plan.get(key),
-        &mappings,
-        rules,
-        Some(&state),
-        &mut steps,
-    );
-    let decision = match &state.holding {
-        Some(h) => {
-            steps.push(format!(
-                "routed to the holding account by {} on {}",
-                h.by,
-                h.at.format("%Y-%m-%d %H:%M UTC")
-            ));
-            let d = s
-                .engine
-                .holding_override(&state, plan.get(key), &mappings, decision);
-            if let Decision::Post(l) | Decision::Update(l) = &d {
-                if let Some(l) = l.first() {
-                    steps.push(format!(
-                        "holding line: {} on account {}",
-                        fmt_minutes(l.minutes),
-                        l.account
-                    ));
-                }
-            }
-            d
-        }
-        None => decision,
-    };
+    // The engine's own decision, holding override included, in words.
+    let decision = pipeline::decide_current(&state, plan.get(key), &mappings, rules, &mut steps);
     let (words, lines) = describe(&decision);
     let journal = s.engine.journal.by_entry(key).await?;
     Ok(EntryTrace {

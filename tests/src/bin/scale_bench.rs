@@ -538,28 +538,13 @@ async fn mapping_figures(stack: &timepost::local::stack::LocalStack, n: u64) {
         .expect("a change");
         let mut proposed = current.clone();
         timepost::mapping::change::apply(&mut proposed, std::slice::from_ref(&change));
-        let engine = &stack.engine;
-        let decide = move |st: &EntryState,
-                           plan: Option<&timepost::pipeline::EntryPlan>,
-                           m: &timepost::mapping::Mappings| {
-            let d = timepost::pipeline::reevaluate(
-                &st.entry,
-                plan,
-                m,
-                &engine.rules,
-                Some(st),
-                &mut timepost::pipeline::NoTrace,
-            );
-            engine.holding_override(st, plan, m, d)
-        };
         let t = Instant::now();
         let all = stack.store.all().await.expect("all");
         let (from, to) = (
             NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default(),
             NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default(),
         );
-        let p =
-            timepost::impact::preview(&all, from, to, &current, &proposed, &engine.rules, &decide);
+        let p = timepost::impact::preview(&all, from, to, &current, &proposed, &stack.engine.rules);
         println!(
             "{}",
             serde_json::json!({"entries": n, "figure": "preview_employee_change_full_replay",

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use timepost::impact;
 use timepost::mapping::{keys::filter_key, KeyKind, MappingRow, MappingTable, Mappings};
 use timepost::model::{EntryKey, Ref};
-use timepost::pipeline::{self, EntryPlan, NoTrace};
+
 use timepost::ports::{EntryStore, MappingStore};
 use timepost::review::{draft, MappingReview, Period};
 use timepost::state::{EntryState, Status};
@@ -164,11 +164,6 @@ async fn both(
         .expect("indexed preview");
     let mut proposed: Mappings = current.clone();
     timepost::mapping::change::apply(&mut proposed, std::slice::from_ref(&change));
-    let engine = &s.engine;
-    let decide = move |st: &EntryState, plan: Option<&EntryPlan>, m: &Mappings| {
-        let d = pipeline::reevaluate(&st.entry, plan, m, &engine.rules, Some(st), &mut NoTrace);
-        engine.holding_override(st, plan, m, d)
-    };
     let all = s.store.all().await.expect("all");
     let old = impact::preview(
         &all,
@@ -176,8 +171,7 @@ async fn both(
         period.to,
         &current,
         &proposed,
-        &engine.rules,
-        &decide,
+        &s.engine.rules,
     );
     Some((old, new))
 }
