@@ -92,10 +92,10 @@ impl Ops {
             audit: stack.store.clone(),
             reconcile: stack.store.clone(),
             purge: stack.store.clone(),
-            queue: stack.queue,
+            queue: stack.ports.queue,
             engine: stack.engine,
             ledger: stack.ledger,
-            config: stack.config,
+            config: stack.ports.config,
         }
     }
 

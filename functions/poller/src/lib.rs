@@ -6,7 +6,7 @@
 //! changes again and nothing is lost).
 
 use serde::Deserialize;
-use timepost::aws::AwsStack;
+use timepost::aws::AwsPorts;
 use timepost::poll::{PollError, PollReport, Poller};
 
 /// The schedule's `Input`.
@@ -33,7 +33,7 @@ pub enum PollFnError {
 }
 
 /// Run one poll for the source the schedule names.
-pub async fn handle(stack: &AwsStack, input: PollInput) -> Result<PollReport, PollFnError> {
+pub async fn handle(stack: &AwsPorts, input: PollInput) -> Result<PollReport, PollFnError> {
     let poll_error = |error| PollFnError::Poll {
         source: input.source.clone(),
         error,

@@ -9,7 +9,9 @@ use timepost_fn_poller::PollInput;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A start-up failure is reported to Lambda in its sentence.
-    let stack = Arc::new(timepost::aws::init_error::stack_from_env().await?);
+    // The poller only lists and enqueues: the stack's ports, no ledger
+    // client or engine.
+    let stack = Arc::new(timepost::aws::init_error::ports_from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<PollInput>| {
         let stack = stack.clone();
         async move {

@@ -72,6 +72,18 @@ pub async fn stack_from_env() -> Result<super::AwsStack, super::stack::AwsStackE
     }
 }
 
+/// [`stack_from_env`] for a function that needs no ledger client or engine
+/// (the poller): the stack's ports alone.
+pub async fn ports_from_env() -> Result<super::AwsPorts, super::stack::AwsStackError> {
+    match super::AwsPorts::from_env().await {
+        Ok(ports) => Ok(ports),
+        Err(e) => {
+            report(&e).await;
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

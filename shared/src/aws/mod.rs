@@ -26,7 +26,7 @@ pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
 pub use sqs::SqsQueue;
-pub use stack::{AwsClients, AwsStack};
+pub use stack::{AwsClients, AwsPorts, AwsStack};
 
 use crate::ports::StoreError;
 

@@ -61,35 +61,143 @@ impl AwsClients {
     }
 }
 
-/// The AWS runtime of one deployed stack.
-pub struct AwsStack {
+/// The stack's rules, stores, queue, archive and secrets, without a ledger
+/// client or an engine: what the webhook and poller functions run on (they
+/// only receive and enqueue), and what [`AwsStack`] adds those two to.
+pub struct AwsPorts {
     pub settings: AwsSettings,
     pub config: Config,
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
     pub archive: Arc<S3Archive>,
     pub secrets: Arc<SecretsManagerStore>,
-    pub ledger: Arc<dyn Ledger>,
-    pub engine: Arc<Engine>,
 }
 
-impl AwsStack {
-    /// The stack the environment names (what a Lambda function does at
-    /// init): settings from `TIMEPOST_*`, the rules config from the bucket.
+impl AwsPorts {
+    /// The ports the environment names (what a function does at init):
+    /// settings from `TIMEPOST_*`, the rules config from the bucket.
     pub async fn from_env() -> Result<Self, AwsStackError> {
         let sdk = super::sdk_config().await;
         let settings = AwsSettings::from_env()?;
-        Self::connect(&sdk, settings, None).await
+        let clients = AwsClients::from_sdk(&sdk, settings.s3_path_style);
+        Self::connect_with(clients, settings, None).await
     }
 
-    /// Like [`AwsStack::from_env`], starting on the newest version of the
+    /// Like [`AwsPorts::from_env`], starting on the newest version of the
     /// rules file that loads when the current one does not (the webhook:
     /// see [`load_last_good_config`]). The fallback, when taken, is
     /// returned for the caller to log.
     pub async fn from_env_last_good() -> Result<(Self, Option<ConfigFallback>), AwsStackError> {
         let sdk = super::sdk_config().await;
         let settings = AwsSettings::from_env()?;
-        Self::connect_last_good(&sdk, settings).await
+        let clients = AwsClients::from_sdk(&sdk, settings.s3_path_style);
+        Self::connect_last_good_with(clients, settings).await
+    }
+
+    /// [`AwsPorts::connect_with`] on the last rules file that loads.
+    pub async fn connect_last_good_with(
+        clients: AwsClients,
+        settings: AwsSettings,
+    ) -> Result<(Self, Option<ConfigFallback>), AwsStackError> {
+        let archive = S3Archive::new(clients.s3.clone(), &settings.bucket);
+        let (config, fallback) = load_last_good_config(&archive, &settings).await?;
+        let ports = Self::connect_with(clients, settings, Some(config)).await?;
+        Ok((ports, fallback))
+    }
+
+    /// Connect to the resources `settings` names, with clients built by the
+    /// caller (the cost measurement adds a request-counting interceptor to
+    /// each). `config` is used as given when present (tests, the CLI with a
+    /// local file); otherwise it is read from `s3://<bucket>/<config_key>`.
+    pub async fn connect_with(
+        clients: AwsClients,
+        settings: AwsSettings,
+        config: Option<Config>,
+    ) -> Result<Self, AwsStackError> {
+        let archive = Arc::new(S3Archive::new(clients.s3, &settings.bucket));
+        let mut config = match config {
+            Some(c) => c,
+            None => load_config(archive.as_ref(), &settings).await?,
+        };
+        if let Some(kind) = &settings.ledger {
+            config.ledger.kind = match kind.as_str() {
+                "sandbox" => LedgerKind::Sandbox,
+                "qbo" => LedgerKind::Qbo,
+                "xero" => LedgerKind::Xero,
+                other => return Err(AwsStackError::LedgerKind(other.to_string())),
+            };
+        }
+        let store = Arc::new(DynamoStore::new(clients.dynamodb, &settings.table));
+        let queue = Arc::new(SqsQueue::new(
+            clients.sqs,
+            &settings.queue_url,
+            &settings.dlq_url,
+        ));
+        let secrets = Arc::new(SecretsManagerStore::new(
+            clients.secrets,
+            &settings.secret_prefix,
+            SECRETS_TTL,
+        ));
+        Ok(Self {
+            settings,
+            config,
+            store,
+            queue,
+            archive,
+            secrets,
+        })
+    }
+
+    /// The stores a poll run uses.
+    pub fn poll_ports(&self) -> crate::poll::PollPorts {
+        crate::poll::PollPorts {
+            watermarks: self.store.clone(),
+            entries: self.store.clone(),
+            queue: self.queue.clone(),
+            mappings: self.store.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+
+    /// The webhook routes' state: the queue, the webhook secrets, the
+    /// mappings (per-user time zones) and the intake settings.
+    pub fn webhook_state(&self) -> crate::http::WebhookState {
+        crate::http::WebhookState::new(
+            self.queue.clone(),
+            self.secrets.clone(),
+            self.store.clone(),
+            self.config.intake.clone(),
+        )
+    }
+
+    /// Where period snapshots live: `archive/` in the bucket
+    /// `TIMEPOST_ARCHIVE_BUCKET` names (the stack's bucket by default).
+    pub fn snapshots(&self) -> crate::archive::Prefixed<S3Archive> {
+        snapshot_archive(self.archive.client.clone(), &self.settings)
+    }
+}
+
+/// The AWS runtime of one deployed stack: its [`AwsPorts`] (reached
+/// through `Deref`: `stack.store`, `stack.config`, ...), the ledger client
+/// and the engine.
+pub struct AwsStack {
+    pub ports: AwsPorts,
+    pub ledger: Arc<dyn Ledger>,
+    pub engine: Arc<Engine>,
+}
+
+impl std::ops::Deref for AwsStack {
+    type Target = AwsPorts;
+    fn deref(&self) -> &AwsPorts {
+        &self.ports
+    }
+}
+
+impl AwsStack {
+    /// The stack the environment names (what a Lambda function does at
+    /// init): settings from `TIMEPOST_*`, the rules config from the bucket.
+    pub async fn from_env() -> Result<Self, AwsStackError> {
+        Self::on(AwsPorts::from_env().await?)
     }
 
     /// [`AwsStack::connect`] on the last rules file that loads.
@@ -98,10 +206,8 @@ impl AwsStack {
         settings: AwsSettings,
     ) -> Result<(Self, Option<ConfigFallback>), AwsStackError> {
         let clients = AwsClients::from_sdk(sdk, settings.s3_path_style);
-        let archive = S3Archive::new(clients.s3.clone(), &settings.bucket);
-        let (config, fallback) = load_last_good_config(&archive, &settings).await?;
-        let stack = Self::connect_with(clients, settings, Some(config)).await?;
-        Ok((stack, fallback))
+        let (ports, fallback) = AwsPorts::connect_last_good_with(clients, settings).await?;
+        Ok((Self::on(ports)?, fallback))
     }
 
     /// Connect to the resources `settings` names. `config` is used as given
@@ -123,37 +229,21 @@ impl AwsStack {
         settings: AwsSettings,
         config: Option<Config>,
     ) -> Result<Self, AwsStackError> {
-        let archive = Arc::new(S3Archive::new(clients.s3, &settings.bucket));
-        let mut config = match config {
-            Some(c) => c,
-            None => load_config(archive.as_ref(), &settings).await?,
-        };
-        if let Some(kind) = &settings.ledger {
-            config.ledger.kind = match kind.as_str() {
-                "sandbox" => LedgerKind::Sandbox,
-                "qbo" => LedgerKind::Qbo,
-                "xero" => LedgerKind::Xero,
-                other => return Err(AwsStackError::LedgerKind(other.to_string())),
-            };
-        }
+        Self::on(AwsPorts::connect_with(clients, settings, config).await?)
+    }
+
+    /// The ledger client `ports.config` names and the engine, on `ports`.
+    pub fn on(ports: AwsPorts) -> Result<Self, AwsStackError> {
+        let config = &ports.config;
+        let secrets = ports.secrets.clone();
+        let store = ports.store.clone();
         // Every instance paces its ledger calls through one DynamoDB item
         // per company, so the company's limit holds across instances.
         let pacer: Arc<dyn crate::ledger::ratelimit::SharedPacer> = Arc::new(
-            super::DynamoPacer::new(clients.dynamodb.clone(), &settings.table),
+            super::DynamoPacer::new(store.client.clone(), &ports.settings.table),
         );
-        let store = Arc::new(DynamoStore::new(clients.dynamodb, &settings.table));
-        let queue = Arc::new(SqsQueue::new(
-            clients.sqs,
-            &settings.queue_url,
-            &settings.dlq_url,
-        ));
-        let secrets = Arc::new(SecretsManagerStore::new(
-            clients.secrets,
-            &settings.secret_prefix,
-            SECRETS_TTL,
-        ));
         let ledger: Arc<dyn Ledger> = match config.ledger.kind {
-            LedgerKind::Sandbox => Arc::new(sandbox_ledger(&config)?),
+            LedgerKind::Sandbox => Arc::new(sandbox_ledger(config)?),
             kind => crate::ledger::cloud::connect_paced(
                 kind.as_str(),
                 config.ledger.qbo.as_ref(),
@@ -172,32 +262,10 @@ impl AwsStack {
             config.worker.clone(),
         ));
         Ok(Self {
-            settings,
-            config,
-            store,
-            queue,
-            archive,
-            secrets,
+            ports,
             ledger,
             engine,
         })
-    }
-
-    /// Where period snapshots live: `archive/` in the bucket
-    /// `TIMEPOST_ARCHIVE_BUCKET` names (the stack's bucket by default).
-    pub fn snapshots(&self) -> crate::archive::Prefixed<S3Archive> {
-        snapshot_archive(self.archive.client.clone(), &self.settings)
-    }
-
-    /// The stores a poll run uses.
-    pub fn poll_ports(&self) -> crate::poll::PollPorts {
-        crate::poll::PollPorts {
-            watermarks: self.store.clone(),
-            entries: self.store.clone(),
-            queue: self.queue.clone(),
-            mappings: self.store.clone(),
-            secrets: self.secrets.clone(),
-        }
     }
 }
 
