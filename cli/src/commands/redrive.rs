@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use timepost::app::entries::{self, EntryActionError};
 use timepost::model::EntryKey;
-use timepost::ports::QueueMessage;
+use timepost::review::Actor;
 
 use super::backend::{Global, Recheck};
 use crate::{CliResult, Failure};
@@ -30,26 +31,28 @@ pub struct Args {
 pub async fn run(g: &Global, args: Args) -> CliResult {
     let ops = super::backend::open(g).await?;
     let mut n = 0;
+    // The console's actions, audited under the name given (`--by`).
+    let who = Actor::person(args.by.as_str(), "cli");
+    let (queue, audit) = (ops.queue.as_ref(), ops.audit.as_ref());
     if let Some(k) = &args.entry {
         let key: EntryKey = k.parse().map_err(|e: String| Failure::Input(anyhow!(e)))?;
-        ops.queue
-            .send_batch(&[QueueMessage::Redrive {
-                key,
-                by: args.by.clone(),
-            }])
-            .await?;
+        entries::redrive_entry(ops.entries.as_ref(), queue, audit, &who, &key, "cli")
+            .await
+            .map_err(|e| match e {
+                EntryActionError::Store(e) => Failure::from(e),
+                other => Failure::Input(anyhow!(other)),
+            })?;
         n += 1;
     }
     if let Some(id) = &args.dead_letter {
-        ops.queue
-            .redrive(id)
+        entries::redrive_dead_letter(queue, audit, &who, id)
             .await
             .map_err(|e| Failure::Input(anyhow!(e)))?;
         n += 1;
     }
     if args.all_dead_letters {
         for d in ops.queue.dead_letters(100_000).await? {
-            ops.queue.redrive(&d.id).await?;
+            entries::redrive_dead_letter(queue, audit, &who, &d.id).await?;
             n += 1;
         }
     }

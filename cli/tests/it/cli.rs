@@ -746,3 +746,50 @@ fn an_import_approved_as_the_importer_is_refused_and_by_another_admin_applies() 
     let (_, status) = proposals(d.path()).last().cloned().unwrap();
     assert_eq!(status, "applied");
 }
+
+/// `timepost redrive` takes the console's action (`timepost::app::entries`):
+/// each redrive of an entry or a dead letter is audited under `--by`, and a
+/// key the store does not hold is refused (exit 2) with nothing queued.
+#[test]
+fn redrive_is_audited_under_the_name_given_and_refuses_an_unknown_entry() {
+    let d = workdir();
+    // Without mappings every entry stops as an exception (and is parked).
+    let o = timepost(
+        d.path(),
+        &[
+            "ingest",
+            "--source",
+            "csv",
+            &format!("{SANDBOX}/entries.csv"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let key: String = {
+        let store = timepost::local::SqliteStore::open(&d.path().join(".timepost/timepost.sqlite"))
+            .unwrap();
+        let conn = store.lock();
+        conn.query_row(
+            "SELECT key FROM entries WHERE status = 'exception' ORDER BY key LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    let o = timepost(
+        d.path(),
+        &["redrive", "--entry", "csv:nope:1", "--by", "ann"],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no entry csv:nope:1"), "{err}");
+    assert!(audit_log(d.path()).iter().all(|(_, a, _)| a != "redrive"));
+
+    let o = timepost(d.path(), &["redrive", "--entry", &key, "--by", "ann"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let log = audit_log(d.path());
+    assert!(
+        log.contains(&("ann".into(), "redrive".into(), "cli".into())),
+        "{log:?}"
+    );
+}

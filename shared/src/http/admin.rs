@@ -235,10 +235,9 @@ async fn redrive_entry(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&key)?;
-    if s.entries.get(&key).await?.is_none() {
-        return Err(ApiError::not_found(format!("no entry {key}")));
-    }
-    super::console::redrive(&s, &who, std::slice::from_ref(&key), "admin api").await?;
+    let (entries, queue, audit) = (s.entries.as_ref(), s.queue.as_ref(), s.audit.as_ref());
+    crate::app::entries::redrive_entry(entries, queue, audit, &who.actor(), &key, "admin api")
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "redriven": key.to_string() })),
@@ -255,15 +254,8 @@ async fn redrive_dead_letter(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.queue.redrive(&id).await?;
-    s.audit
-        .record(super::console::audit_record(
-            &who,
-            "redrive_dead_letter",
-            None,
-            format!("dead letter {id} put back on the ingest queue"),
-        ))
-        .await?;
+    let (queue, audit) = (s.queue.as_ref(), s.audit.as_ref());
+    crate::app::entries::redrive_dead_letter(queue, audit, &who.actor(), &id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "redriven": id }))).into_response())
 }
 

@@ -5,21 +5,19 @@
 //! too, and is written to the audit log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use chrono::Utc;
 
 use super::auth::{self, Principal, LOGIN_COOKIE, SESSION_COOKIE};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
 use crate::model::EntryKey;
-use crate::ports::{AuditRecord, QueueMessage, StoreError};
+use crate::ports::{AuditRecord, StoreError};
 use crate::state::{EntryState, Status};
 
 pub fn routes() -> Router<AppState> {
@@ -520,92 +518,29 @@ pub(super) fn audit_record(
     entry: Option<&EntryKey>,
     detail: String,
 ) -> AuditRecord {
-    AuditRecord {
-        seq: 0,
-        at: Utc::now(),
-        who: who.name.clone(),
-        role: who.role.as_str().to_string(),
-        action: action.to_string(),
-        entry: entry.map(|k| k.to_string()),
-        detail,
-    }
+    crate::app::entries::audit_record(&who.actor(), action, entry, detail)
 }
 
-/// Put entries back through the queue (the engine re-evaluates each one's
-/// current version under its claim, so each changes the books at most
-/// once), and audit each.
+/// Put entries back through the queue, audited (`crate::app::entries`).
 pub async fn redrive(
     s: &AppState,
     who: &Principal,
     keys: &[EntryKey],
     detail: &str,
 ) -> Result<(), ApiError> {
-    let messages: Vec<_> = keys
-        .iter()
-        .map(|k| QueueMessage::Redrive {
-            key: k.clone(),
-            by: who.name.clone(),
-        })
-        .collect();
-    s.queue.send_batch(&messages).await?;
-    for k in keys {
-        s.audit
-            .record(audit_record(who, "redrive", Some(k), detail.to_string()))
-            .await?;
-    }
-    Ok(())
+    let (queue, audit) = (s.queue.as_ref(), s.audit.as_ref());
+    Ok(crate::app::entries::redrive(queue, audit, &who.actor(), keys, detail).await?)
 }
 
-/// Discard an exception or held entry: it becomes `ignored` with the
-/// reason in its note, and the discard is audited.
+/// Discard an exception or held entry, audited (`crate::app::entries`).
 pub async fn discard(
     s: &AppState,
     who: &Principal,
     key: &EntryKey,
     reason: &str,
 ) -> Result<(), ApiError> {
-    const OWNER: &str = "console-discard";
-    if !s.entries.claim(key, OWNER, Duration::from_secs(30)).await? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("entry {key} is being processed; try again in a moment"),
-        ));
-    }
-    let result = async {
-        let mut st = s
-            .entries
-            .get(key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no entry {key}")))?;
-        if !matches!(st.status, Status::Exception | Status::Held) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "entry {key} is {}; only exceptions and held entries can be discarded",
-                    st.status
-                ),
-            ));
-        }
-        let was = st
-            .reason
-            .as_ref()
-            .map(|r| r.code.as_str())
-            .unwrap_or("no reason");
-        let detail = format!("was {} ({was}): {reason}", st.status);
-        st.set_status(Status::Ignored, Utc::now());
-        st.note = Some(format!("discarded by {}: {reason}", who.name));
-        st.reason = None;
-        s.entries.put(&st).await?;
-        s.audit
-            .record(audit_record(who, "discard", Some(key), detail))
-            .await?;
-        Ok(())
-    }
-    .await;
-    if let Err(e) = s.entries.release(key, OWNER).await {
-        tracing::warn!(entry = %key, error = %e, "could not release claim");
-    }
-    result
+    let (entries, audit) = (s.entries.as_ref(), s.audit.as_ref());
+    Ok(crate::app::entries::discard(entries, audit, &who.actor(), key, reason).await?)
 }
 
 pub(super) fn parse_key(key: &str) -> Result<EntryKey, ApiError> {

@@ -433,6 +433,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::app::entries::EntryActionError> for ApiError {
+    fn from(e: crate::app::entries::EntryActionError) -> Self {
+        use crate::app::entries::EntryActionError as E;
+        match e {
+            E::NotFound(_) => Self::not_found(e.to_string()),
+            E::Busy(_) | E::NotOpen { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::ports::StoreError> for ApiError {
     fn from(e: crate::ports::StoreError) -> Self {
         match e {
