@@ -235,7 +235,7 @@ pub trait Ledger: Send + Sync {
     }
     /// The time records created, changed or deleted in the books since
     /// `since`, whoever did it: what the scheduled pass over the books
-    /// ([`crate::engine::Engine::watch_books_pass`]) reads. By default
+    /// (the engine's `watch_books_pass`, in the `timepost` crate) reads. By default
     /// [`books::BookChanges::ReadBooks`]: this ledger has no change feed,
     /// so callers read the books ([`Ledger::read_books`]) and compare. An
     /// adapter with a feed answers in full or not at all: a feed that

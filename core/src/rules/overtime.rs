@@ -4,7 +4,7 @@
 //! entry. [`split_week`] is a pure function of the *set* of the week's current
 //! entries: it sorts them itself, so any arrival order of the same entries
 //! gives the same split. The engine re-splits the week whenever an entry in it
-//! changes and posts the difference (see docs/architecture.md).
+//! changes and posts the difference (see docs/reference.md, "Overtime").
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 //! Fuzz harness bodies, shared by the cargo-fuzz targets in `fuzz/` and the
-//! stable-Rust smoke fuzz in `shared/tests/it/sources_fuzz.rs`, so both exercise
+//! stable-Rust smoke fuzz in `core/tests/it/sources_fuzz.rs`, so both exercise
 //! exactly the same code. Each function takes arbitrary bytes, feeds them to
 //! the parsers and checks invariants of whatever they accept; a panic (an
 //! assertion included) is a bug.

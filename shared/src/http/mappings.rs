@@ -4,8 +4,9 @@
 //! as a new change. Every change goes through `crate::review` (previewed
 //! over every stored entry, applied in one `MappingStore::apply` and
 //! audited, or left for a second admin), and one that applied is followed
-//! by `Engine::recheck_held_for` so the held entries it releases post by
-//! themselves.
+//! by a re-check of the held entries it can release (`crate::app::recheck`:
+//! in the request locally, queued for the sync function on a deployed
+//! stack), so they post by themselves.
 
 use std::collections::BTreeMap;
 

@@ -20,6 +20,7 @@ mod aws_secrets;
 mod aws_sqs;
 mod books_qbo;
 mod books_xero;
+mod codemap;
 mod console_identity;
 mod convergence;
 mod convergent_posting;
