@@ -192,21 +192,6 @@ impl AggVals {
     }
 }
 
-pub(crate) fn worker_label(e: &crate::model::NormalisedEntry) -> String {
-    e.worker
-        .name
-        .clone()
-        .or_else(|| e.worker.email.clone())
-        .unwrap_or_else(|| e.worker.tracker_user_id.clone())
-}
-
-pub(crate) fn project_label(e: &crate::model::NormalisedEntry) -> String {
-    e.project
-        .as_ref()
-        .map(|p| p.label().to_string())
-        .unwrap_or_else(|| "(no project)".into())
-}
-
 /// How the report and the dashboard name a posted line's party.
 pub(crate) fn party_label(worker: &str, party: &Party) -> String {
     match party {
@@ -255,18 +240,18 @@ pub fn sample(s: &EntryState) -> Option<Sample> {
 /// The rows one entry state contributes, every grain.
 pub fn contributions(s: &EntryState) -> Vec<(AggKey, AggVals)> {
     let e = &s.entry;
-    let project = project_label(e);
-    let worker = worker_label(e);
+    let project = crate::figures::project_label(e);
+    let worker = crate::figures::worker_label(e);
     let is_counted = counted(s);
     let entry_vals = AggVals {
         entries: 1,
-        hours: crate::report::exact_hours(e),
+        hours: crate::figures::exact_hours(e),
         unmapped: i64::from(
             s.reason
                 .as_ref()
                 .is_some_and(|r| r.missing_mapping.is_some()),
         ),
-        unmapped_code: i64::from(crate::kpis::is_unmapped(s)),
+        unmapped_code: i64::from(crate::figures::is_unmapped(s)),
         counted: i64::from(is_counted),
         opened: i64::from(is_counted && s.open_since.is_some()),
         resolved: i64::from(is_counted && sample(s).is_some_and(|x| x.resolve_minutes.is_some())),
@@ -297,7 +282,7 @@ pub fn contributions(s: &EntryState) -> Vec<(AggKey, AggVals)> {
         for l in &s.posted_lines {
             let mut v = AggVals {
                 lines: 1,
-                hours: crate::report::line_hours(l.minutes),
+                hours: crate::figures::line_hours(l.minutes),
                 ..AggVals::default()
             };
             match l.checked_billable_amount() {
@@ -451,8 +436,8 @@ impl Totals {
     }
 
     /// The report's KPI counts (no run outcomes: no duplicates).
-    pub fn counts(&self) -> crate::report::Counts {
-        crate::report::Counts {
+    pub fn counts(&self) -> crate::figures::Counts {
+        crate::figures::Counts {
             known: self.entries.values().sum(),
             posted: self.count(Status::Posted),
             lines: self.posted_lines,
@@ -514,97 +499,6 @@ impl std::str::FromStr for Period {
             _ => Err(bad()),
         }
     }
-}
-
-/// The report of one period from the aggregates alone: entries and
-/// tracker hours per status, posted lines and hours, posted hours by
-/// project and by employee / vendor, and the report's KPIs. What
-/// `timepost status --period` prints; its cost is the period's rows.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeriodReport {
-    pub period: String,
-    pub entries: BTreeMap<String, usize>,
-    pub hours: BTreeMap<String, Decimal>,
-    pub posted_lines: usize,
-    pub posted_hours: Decimal,
-    pub by_project: Vec<crate::report::Group>,
-    pub by_employee: Vec<crate::report::Group>,
-    pub kpis: BTreeMap<String, Decimal>,
-}
-
-/// Build the period's report from its rows (one grain, one period or all).
-pub fn period_report(label: &str, rows: &[(AggKey, AggVals)]) -> PeriodReport {
-    let totals = Totals::of(rows);
-    let (by_project, by_employee) = crate::kpis::hours_from(rows, &crate::kpis::Filter::default());
-    let mut kpis = crate::report::kpis_of(&totals.counts(), &BTreeMap::new(), 0);
-    kpis.remove("dead_letters");
-    kpis.remove("duplicate_frequency");
-    if totals.overflows > 0 {
-        kpis.insert("amount_overflows".into(), Decimal::from(totals.overflows));
-    }
-    PeriodReport {
-        period: label.to_string(),
-        entries: totals
-            .entries
-            .iter()
-            .map(|(s, n)| (s.to_string(), *n))
-            .collect(),
-        hours: totals
-            .hours
-            .iter()
-            .map(|(s, h)| (s.to_string(), *h))
-            .collect(),
-        posted_lines: totals.posted_lines,
-        posted_hours: totals.posted_hours,
-        by_project,
-        by_employee,
-        kpis,
-    }
-}
-
-/// Read the period's rows from `store` and build its report.
-pub async fn collect_period(
-    store: &dyn crate::ports::EntryStore,
-    p: Period,
-    label: &str,
-) -> crate::ports::StoreResult<PeriodReport> {
-    let rows = store.aggregates(p.grain, p.start, p.start).await?;
-    Ok(period_report(label, &rows))
-}
-
-/// The period report as text for a terminal.
-pub fn render_period(r: &PeriodReport) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "timepost — period {} (from the maintained aggregates)\n",
-        r.period
-    );
-    for (s, n) in &r.entries {
-        let h = r.hours.get(s).copied().unwrap_or_default();
-        let _ = writeln!(o, "  {s:<20} {n:>8} entries {:>12} h", h.round_dp(2));
-    }
-    let _ = writeln!(
-        o,
-        "\nPOSTED: {} lines, {} h",
-        r.posted_lines,
-        r.posted_hours.round_dp(2)
-    );
-    for (title, groups) in [
-        ("by project", &r.by_project),
-        ("by employee / vendor", &r.by_employee),
-    ] {
-        let _ = writeln!(o, "  {title}:");
-        for g in groups {
-            let _ = writeln!(o, "{}", g.text_line(6, 10));
-        }
-    }
-    let _ = writeln!(o, "\nKPIs:");
-    for (k, v) in &r.kpis {
-        let _ = writeln!(o, "  {k:<28} {}", v.normalize());
-    }
-    o
 }
 
 #[cfg(test)]

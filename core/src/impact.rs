@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Party, PostingLine};
 use crate::mapping::Mappings;
+use crate::model::WorkerWeek;
 use crate::pipeline::{self, Decision, EntryPlan};
-use crate::ports::WorkerWeek;
 use crate::rules::Rules;
 use crate::state::{EntryState, Status};
 

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+pub use crate::figures::is_unmapped;
+use crate::figures::{add_line, Group};
 use crate::ledger::{Party, PostingLine};
-use crate::report::{add_line, Group};
 use crate::state::{EntryState, Status};
 
 /// Which posted lines and entries count.
@@ -246,13 +247,6 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 
 fn minutes_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
     (b - a).num_milliseconds() as f64 / 60_000.0
-}
-
-pub fn is_unmapped(s: &EntryState) -> bool {
-    matches!(s.status, Status::Exception | Status::Held)
-        && s.reason
-            .as_ref()
-            .is_some_and(|r| r.code.as_str().starts_with("UNMAPPED_"))
 }
 
 /// KPIs per work day in the filter's period (days with no entries are

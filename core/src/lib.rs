@@ -18,6 +18,7 @@
 pub mod aggregates;
 pub mod csv_out;
 pub mod exceptions;
+pub mod figures;
 pub mod impact;
 pub mod intent;
 pub mod kpis;
@@ -25,6 +26,7 @@ pub mod ledger;
 pub mod mapping;
 pub mod model;
 pub mod money;
+pub mod period_report;
 pub mod pipeline;
 pub mod ports;
 pub mod report;

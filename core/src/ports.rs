@@ -26,49 +26,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The worker a week belongs to: same tracker, workspace and user.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct WorkerWeek {
-    pub source: Source,
-    pub workspace: String,
-    pub user_id: String,
-    pub week_start: NaiveDate,
-}
-
-impl WorkerWeek {
-    /// The weeks of one tracker user that the dates `from..=to` touch (in
-    /// either order), earliest first: what an approval of a range settles.
-    pub fn spanning(
-        source: Source,
-        workspace: &str,
-        user_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Vec<Self> {
-        let (lo, hi) = (from.min(to), from.max(to));
-        let mut out = Vec::new();
-        let mut start = crate::model::week_start(lo);
-        while start <= hi {
-            out.push(Self {
-                source,
-                workspace: workspace.to_string(),
-                user_id: user_id.to_string(),
-                week_start: start,
-            });
-            start += chrono::Duration::days(7);
-        }
-        out
-    }
-
-    pub fn of(e: &NormalisedEntry) -> Self {
-        Self {
-            source: e.key.source,
-            workspace: e.key.workspace.clone(),
-            user_id: e.worker.tracker_user_id.clone(),
-            week_start: e.week_start(),
-        }
-    }
-}
+// The worker-week is the model's; named here too, where the stores take it.
+pub use crate::model::WorkerWeek;
 
 /// One version of an entry as timepost received it (normalised), and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

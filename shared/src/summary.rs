@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::aggregates::{Grain, PeriodReport};
+use crate::aggregates::Grain;
+use crate::period_report::PeriodReport;
 use crate::ports::{EntryStore, Queue, StoreResult};
 use crate::report::{item_of, Group, Item};
 use crate::state::Status;
@@ -92,7 +93,7 @@ pub async fn collect_listing(
     limit: usize,
 ) -> StoreResult<Summary> {
     let rows = entries.aggregates(Grain::Year, None, None).await?;
-    let p: PeriodReport = crate::aggregates::period_report("all", &rows);
+    let p: PeriodReport = crate::period_report::period_report("all", &rows);
     let count = |s: Status| p.entries.get(s.as_str()).copied().unwrap_or(0);
     let dead_letters = queue.dead_letter_count().await?;
     let mut kpis = p.kpis.clone();

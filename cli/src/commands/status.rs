@@ -7,11 +7,11 @@ pub async fn run(g: &Global, json: bool, period: Option<String>, full: bool) -> 
         let p: timepost::aggregates::Period = label
             .parse()
             .map_err(|e: String| crate::Failure::Input(anyhow::anyhow!(e)))?;
-        let r = timepost::aggregates::collect_period(ops.entries.as_ref(), p, &label).await?;
+        let r = timepost::period_report::collect_period(ops.entries.as_ref(), p, &label).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
-            print!("{}", timepost::aggregates::render_period(&r));
+            print!("{}", timepost::period_report::render_period(&r));
         }
         return Ok(());
     }

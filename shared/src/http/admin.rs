@@ -80,7 +80,7 @@ struct ReportQuery {
 /// aggregates, bounded listings); with `full=true` the full outcome report
 /// (every entry state and the ledger's read-back); with `period` (`all`,
 /// `2026`, `2026-03`, `2026-W10`, `2026-03-02`) the period's report from
-/// the maintained aggregates (`crate::aggregates::PeriodReport`).
+/// the maintained aggregates (`crate::period_report::PeriodReport`).
 async fn report(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ReportQuery>,
@@ -90,7 +90,7 @@ async fn report(
             let p: crate::aggregates::Period = label
                 .parse()
                 .map_err(|e: String| ApiError::bad_request(e, Some("period".into())))?;
-            let r = crate::aggregates::collect_period(s.entries.as_ref(), p, &label).await?;
+            let r = crate::period_report::collect_period(s.entries.as_ref(), p, &label).await?;
             Ok(Json(r).into_response())
         }
         None if q.full => Ok(Json(s.report().await?).into_response()),

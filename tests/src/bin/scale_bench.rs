@@ -383,7 +383,7 @@ async fn main() {
         let mut entries = Default::default();
         for _ in 0..requests {
             let t = Instant::now();
-            let r = timepost::aggregates::collect_period(&stack.store, p, label)
+            let r = timepost::period_report::collect_period(&stack.store, p, label)
                 .await
                 .expect("period report");
             lat.push(t.elapsed());
@@ -735,7 +735,7 @@ mod aws {
         for period in ["2025", "2025-06", "all"] {
             let p: timepost::aggregates::Period = period.parse().expect("period");
             let before = counter.snapshot();
-            timepost::aggregates::collect_period(&dynamo, p, period)
+            timepost::period_report::collect_period(&dynamo, p, period)
                 .await
                 .expect("report");
             println!(
