@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use crate::exceptions::{Exception, ExceptionCode};
 use crate::ledger::{Party, PostingLine};
 use crate::mapping::{MappingRow, MappingTable, Mappings};
-use crate::model::{EntryKey, NormalisedEntry, WorkerKind};
+use crate::model::{EntryKey, Money, NormalisedEntry, WorkerKind};
 use crate::rules::bounds::{DateProblem, RateProblem};
 use crate::rules::overtime::{split_week, WorkItem};
 use crate::rules::rounding::{round_day, DayItem};
@@ -497,6 +497,11 @@ fn who(e: &NormalisedEntry) -> String {
     }
 }
 
+/// The lines an entry posts, step by step: who is paid, which customer,
+/// what kind of work (and its class and department), which account, at
+/// what rate, then the week plan's tiers. Each step refuses with the
+/// exception a bookkeeper acts on; the order of the steps is the order a
+/// missing mapping is reported in.
 fn build_lines(
     e: &NormalisedEntry,
     plan: &EntryPlan,
@@ -504,7 +509,52 @@ fn build_lines(
     rules: &Rules,
     trace: &mut impl Tracer,
 ) -> Result<Vec<PostingLine>, Refusal> {
-    // Who is paid.
+    let (party, kind) = party_of(e, plan, mappings, rules, trace)?;
+    let project_keys = e
+        .project
+        .as_ref()
+        .map(|p| [p.id.as_str(), p.name.as_deref().unwrap_or("")]);
+    let customer = customer_of(e, project_keys, plan, mappings, rules, trace)?;
+    let item_target = service_item_of(e, mappings, rules, trace)?;
+    let (class, department) = class_and_department(project_keys, mappings, trace);
+    let account = account_of(e, mappings, rules, trace)?;
+    let rate = rate_of(e, rules, trace)?;
+    let base = PostingLine {
+        tier: "regular".to_string(),
+        party,
+        txn_date: e.work_date,
+        minutes: 0,
+        customer,
+        service_item: Some(item_target),
+        class,
+        department,
+        payroll_item: None,
+        account,
+        billable: e.billable,
+        hourly_rate: rate.hourly,
+        original_rate: rate.original,
+        fx_rate: rate.fx_rate,
+        fx_date: rate.fx_date,
+        description: truncate_chars(&e.notes, MAX_DESCRIPTION_CHARS),
+    };
+    // Contractors are never split into payroll tiers.
+    if kind == WorkerKind::Contractor {
+        return Ok(vec![PostingLine {
+            minutes: plan.minutes,
+            ..base
+        }]);
+    }
+    tier_lines(e, plan, base, mappings, rules, trace)
+}
+
+/// Who is paid: the worker's vendor or employee row.
+fn party_of(
+    e: &NormalisedEntry,
+    plan: &EntryPlan,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<(Party, WorkerKind), Refusal> {
     let (worker_row, kind) = worker_mapping(e, mappings).ok_or_else(|| {
         refuse(
             rules.unmapped.employee,
@@ -559,15 +609,21 @@ fn build_lines(
             worker_row.target
         )
     });
+    Ok((party, kind))
+}
 
-    // Which customer / job.
-    let project_keys = e
-        .project
-        .as_ref()
-        .map(|p| [p.id.as_str(), p.name.as_deref().unwrap_or("")]);
-    let customer = match &project_keys {
+/// Which customer or job: the project's row (billable time needs one).
+fn customer_of(
+    e: &NormalisedEntry,
+    project_keys: Option<[&str; 2]>,
+    plan: &EntryPlan,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<Option<String>, Refusal> {
+    match project_keys {
         Some(keys) => {
-            let row = mappings.find(MappingTable::Project, *keys).ok_or_else(|| {
+            let row = mappings.find(MappingTable::Project, keys).ok_or_else(|| {
                 let p = e.project.as_ref().map(|p| p.label()).unwrap_or_default();
                 refuse(
                     rules.unmapped.project,
@@ -585,27 +641,35 @@ fn build_lines(
                 )
             })?;
             trace.step(|| format!("project mapping `{}` → customer {}", row.key, row.target));
-            Some(row.target.clone())
+            Ok(Some(row.target.clone()))
         }
-        None if e.billable => {
-            return Err(refuse(
-                rules.unmapped.project,
-                Exception::missing(
-                    ExceptionCode::UnmappedProject,
-                    format!(
+        None if e.billable => Err(refuse(
+            rules.unmapped.project,
+            Exception::missing(
+                ExceptionCode::UnmappedProject,
+                format!(
                     "Billable time by {} on {} has no project, so there is no customer to bill.",
                     who(e),
                     e.work_date
                 ),
-                    "project",
-                    "",
-                ),
-            ))
-        }
-        None => None,
-    };
+                "project",
+                "",
+            ),
+        )),
+        None => Ok(None),
+    }
+}
 
-    // What kind of work.
+/// What kind of work: the service item of the task, a tag or `*`; for
+/// non-billable time the row's `non_billable` target when it names one
+/// (Xero: a NON_CHARGEABLE task; chargeability is a property of the task,
+/// not of the time).
+fn service_item_of(
+    e: &NormalisedEntry,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<String, Refusal> {
     let mut item_keys: Vec<&str> = Vec::with_capacity(3 + e.tags.len());
     if let Some(t) = &e.task {
         item_keys.push(&t.id);
@@ -637,31 +701,40 @@ fn build_lines(
             )
         })?;
     trace.step(|| format!("service item mapping `{}` → {}", item.key, item.target));
-    // Non-billable time goes to the row's `non_billable` target when it
-    // names one (Xero: a NON_CHARGEABLE task; chargeability is a property
-    // of the task, not of the time).
-    let item_target = non_billable_target(item, e.billable);
+    Ok(non_billable_target(item, e.billable))
+}
 
-    let (class, department) = match &project_keys {
-        Some(keys) => (
-            mappings
-                .find(MappingTable::Class, *keys)
-                .map(|r| r.target.clone()),
-            mappings
-                .find(MappingTable::Department, *keys)
-                .map(|r| r.target.clone()),
-        ),
-        None => (None, None),
+/// The project's class and department, when mapped (optional).
+fn class_and_department(
+    project_keys: Option<[&str; 2]>,
+    mappings: &Mappings,
+    trace: &mut impl Tracer,
+) -> (Option<String>, Option<String>) {
+    let Some(keys) = project_keys else {
+        return (None, None);
     };
-
+    let class = mappings
+        .find(MappingTable::Class, keys)
+        .map(|r| r.target.clone());
+    let department = mappings
+        .find(MappingTable::Department, keys)
+        .map(|r| r.target.clone());
     if let Some(c) = &class {
         trace.step(|| format!("class mapping → {c}"));
     }
     if let Some(d) = &department {
         trace.step(|| format!("department mapping → {d}"));
     }
+    (class, department)
+}
 
-    // Which GL account.
+/// Which GL account: billable income or labour expense.
+fn account_of(
+    e: &NormalisedEntry,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<String, Refusal> {
     let role = if e.billable {
         "billable_income"
     } else {
@@ -694,77 +767,77 @@ fn build_lines(
         .target
         .clone();
     trace.step(|| format!("gl_account mapping `{role}` → {account}"));
+    Ok(account)
+}
 
-    // At what rate.
-    let (hourly_rate, original_rate, fx_rate, fx_date) =
-        if e.billable && rules.billable.rate_source == RateSource::Tracker {
-            let rate = e.rate.as_ref().ok_or_else(|| {
-                Refusal::Exception(Exception::new(
-                    ExceptionCode::MissingRate,
-                    format!(
-                        "Billable time by {} on {} has no hourly rate in the tracker.",
-                        who(e),
-                        e.work_date
-                    ),
-                ))
-            })?;
-            match rules.currency.convert(rate, e.work_date) {
-                Ok(Some(c)) => {
-                    trace.step(|| {
-                        format!(
-                            "rate {} → {} at {} (rate of {})",
-                            c.original, c.amount, c.rate, c.rate_date
-                        )
-                    });
-                    (
-                        Some(c.amount),
-                        Some(c.original),
-                        Some(c.rate),
-                        Some(c.rate_date),
-                    )
-                }
-                Ok(None) => {
-                    trace.step(|| format!("rate {rate}: no currency conversion"));
-                    (Some(rate.clone()), None, None, None)
-                }
-                Err(err) => {
-                    return Err(Refusal::Exception(Exception::new(
-                        ExceptionCode::NoExchangeRate,
-                        format!("Billable time by {} on {}: {err}.", who(e), e.work_date),
-                    )))
-                }
-            }
-        } else {
-            (None, None, None, None)
-        };
+/// The hourly rate a line carries: the tracker's, converted to the home
+/// currency, for billable time priced by the tracker; none otherwise.
+#[derive(Default)]
+struct LineRate {
+    hourly: Option<Money>,
+    original: Option<Money>,
+    fx_rate: Option<rust_decimal::Decimal>,
+    fx_date: Option<NaiveDate>,
+}
 
-    let description = truncate_chars(&e.notes, MAX_DESCRIPTION_CHARS);
-    let base = PostingLine {
-        tier: "regular".to_string(),
-        party,
-        txn_date: e.work_date,
-        minutes: 0,
-        customer,
-        service_item: Some(item_target),
-        class,
-        department,
-        payroll_item: None,
-        account,
-        billable: e.billable,
-        hourly_rate,
-        original_rate,
-        fx_rate,
-        fx_date,
-        description,
-    };
-
-    // Contractors are never split into payroll tiers.
-    if kind == WorkerKind::Contractor {
-        return Ok(vec![PostingLine {
-            minutes: plan.minutes,
-            ..base
-        }]);
+fn rate_of(
+    e: &NormalisedEntry,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<LineRate, Refusal> {
+    if !(e.billable && rules.billable.rate_source == RateSource::Tracker) {
+        return Ok(LineRate::default());
     }
+    let rate = e.rate.as_ref().ok_or_else(|| {
+        Refusal::Exception(Exception::new(
+            ExceptionCode::MissingRate,
+            format!(
+                "Billable time by {} on {} has no hourly rate in the tracker.",
+                who(e),
+                e.work_date
+            ),
+        ))
+    })?;
+    match rules.currency.convert(rate, e.work_date) {
+        Ok(Some(c)) => {
+            trace.step(|| {
+                format!(
+                    "rate {} → {} at {} (rate of {})",
+                    c.original, c.amount, c.rate, c.rate_date
+                )
+            });
+            Ok(LineRate {
+                hourly: Some(c.amount),
+                original: Some(c.original),
+                fx_rate: Some(c.rate),
+                fx_date: Some(c.rate_date),
+            })
+        }
+        Ok(None) => {
+            trace.step(|| format!("rate {rate}: no currency conversion"));
+            Ok(LineRate {
+                hourly: Some(rate.clone()),
+                ..LineRate::default()
+            })
+        }
+        Err(err) => Err(Refusal::Exception(Exception::new(
+            ExceptionCode::NoExchangeRate,
+            format!("Billable time by {} on {}: {err}.", who(e), e.work_date),
+        ))),
+    }
+}
+
+/// An employee's lines: the week plan's regular minutes and each overtime
+/// tier, each with its payroll item (or, with no payroll in the books, the
+/// tier in the description).
+fn tier_lines(
+    e: &NormalisedEntry,
+    plan: &EntryPlan,
+    base: PostingLine,
+    mappings: &Mappings,
+    rules: &Rules,
+    trace: &mut impl Tracer,
+) -> Result<Vec<PostingLine>, Refusal> {
     let mut lines = Vec::with_capacity(1 + plan.split.overtime.len());
     let payroll = |tier: &str| mappings.get(MappingTable::PayrollItem, tier);
     if plan.split.regular > 0 {
