@@ -1,12 +1,11 @@
 //! Approvals: entries awaiting approval grouped by week then employee, bulk
-//! approve / reject, and "approve all of this employee's week". Acting sends
-//! `QueueMessage::Approval` messages, which the engine applies to every entry
-//! of that user in the message's date range; so the range is restricted to
-//! exactly the selected dates (one message per contiguous run of dates per
-//! user-week), and a selection that would also sweep in an unselected entry
-//! of the same user on the same day is refused (409) rather than widened.
+//! approve / reject, and "approve all of this employee's week". Acting goes
+//! through `crate::app::approvals` (one `QueueMessage::Approval` per
+//! contiguous run of the selected dates per user-week; a selection that
+//! would also sweep in an unselected entry of the same user on the same day
+//! is refused with 409 rather than widened).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -17,12 +16,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{self, Principal};
-use super::console::{audit_record, back_to, hours, parse_key, PageError};
+use super::console::{back_to, hours, parse_key, PageError};
 use super::extract::ApiJson;
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
 use crate::model::{ApprovalStatus, EntryKey};
-use crate::ports::{QueueMessage, WorkerWeek};
+use crate::ports::WorkerWeek;
 use crate::state::{EntryState, Status};
 
 fn parse_decision(d: &str) -> Result<ApprovalStatus, ApiError> {
@@ -36,101 +35,16 @@ fn parse_decision(d: &str) -> Result<ApprovalStatus, ApiError> {
     }
 }
 
-/// Split sorted dates into contiguous runs `(first, last)`.
-pub fn runs(dates: &BTreeSet<NaiveDate>) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    for d in dates {
-        match out.last_mut() {
-            Some((_, last)) if *last + chrono::Duration::days(1) == *d => *last = *d,
-            _ => out.push((*d, *d)),
-        }
-    }
-    out
-}
-
-/// Approve or reject `keys` (each must be awaiting approval). Returns how
-/// many messages were queued. Audited per entry.
+/// Approve or reject `keys` (`crate::app::approvals`). Returns how many
+/// messages were queued.
 pub async fn decide(
     s: &AppState,
     who: &Principal,
     keys: &[EntryKey],
     status: ApprovalStatus,
 ) -> Result<usize, ApiError> {
-    if keys.is_empty() {
-        return Err(ApiError::bad_request(
-            "select at least one entry",
-            Some("entries".into()),
-        ));
-    }
-    let mut weeks: BTreeMap<WorkerWeek, BTreeSet<NaiveDate>> = BTreeMap::new();
-    let selected: BTreeSet<&EntryKey> = keys.iter().collect();
-    for k in &selected {
-        let st = s
-            .entries
-            .get(k)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no entry {k}")))?;
-        if st.status != Status::AwaitingApproval {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("entry {k} is {}, not awaiting approval", st.status),
-            ));
-        }
-        weeks
-            .entry(WorkerWeek::of(&st.entry))
-            .or_default()
-            .insert(st.entry.work_date);
-    }
-    // An Approval message applies to every entry of the user on its dates:
-    // refuse rather than change an entry nobody selected.
-    for (ww, dates) in &weeks {
-        for other in s.entries.week(ww).await? {
-            let e = &other.entry;
-            if dates.contains(&e.work_date)
-                && !selected.contains(&e.key)
-                && !e.deleted
-                && e.approval != status
-            {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "entry {} of the same person on {} is not selected, and approvals apply to a whole day: select it too",
-                        e.key, e.work_date
-                    ),
-                ));
-            }
-        }
-    }
-    let mut messages = Vec::new();
-    for (ww, dates) in &weeks {
-        for (from, to) in runs(dates) {
-            messages.push(QueueMessage::Approval {
-                source: ww.source,
-                workspace: ww.workspace.clone(),
-                user_id: ww.user_id.clone(),
-                from,
-                to,
-                status,
-                by: who.name.clone(),
-            });
-        }
-    }
-    s.queue.send_batch(&messages).await?;
-    let action = match status {
-        ApprovalStatus::Approved => "approve",
-        _ => "reject",
-    };
-    for k in &selected {
-        s.audit
-            .record(audit_record(
-                who,
-                action,
-                Some(k),
-                format!("{} approval message(s) queued", messages.len()),
-            ))
-            .await?;
-    }
-    Ok(messages.len())
+    let (entries, queue, audit) = (s.entries.as_ref(), s.queue.as_ref(), s.audit.as_ref());
+    Ok(crate::app::approvals::decide(entries, queue, audit, &who.actor(), keys, status).await?)
 }
 
 /// The approvals page's query: a notice, and where the listing goes on
@@ -385,17 +299,4 @@ pub async fn api_post(
         Json(json!({ "entries": entries, "decision": b.decision, "messages": n })),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_split_into_contiguous_runs() {
-        let d = |n| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
-        let set: BTreeSet<_> = [d(2), d(3), d(5), d(6), d(7)].into_iter().collect();
-        assert_eq!(runs(&set), vec![(d(2), d(3)), (d(5), d(7))]);
-        assert!(runs(&BTreeSet::new()).is_empty());
-    }
 }

@@ -1,41 +1,27 @@
 //! "Route to the holding account": finance sends an exception (one, a
 //! selection, or every open entry of a reason) to the configured suspense
-//! account instead of waiting for its fix. The routing is recorded on the
-//! entry state (`EntryState::holding`) under the entry's claim and audited;
-//! the entry is then redriven through the queue, and the engine posts it to
-//! the holding account (`pipeline::holding_decision`) with its usual
-//! idempotency key, so it reaches the books exactly once however often it
-//! is routed or redriven. Without `rules.holding_account` the action is not
-//! offered and the server answers 409.
-
-use std::time::Duration;
+//! account instead of waiting for its fix. The pages, forms and JSON API;
+//! the workflow is `crate::app::holding` (recorded under the entry's claim,
+//! audited, redriven; posted once). Without `rules.holding_account` the
+//! action is not offered and the server answers 409.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{self, Principal};
-use super::console::{audit_record, back_to, open_items, parse_key, redrive, PageError};
+use super::console::{back_to, open_items, parse_key, PageError};
 use super::html::{csrf_field, esc};
 use super::{ApiError, AppState};
 use crate::exceptions::ExceptionCode;
 use crate::model::EntryKey;
-use crate::state::{HoldingRoute, Status};
 
 /// The holding account, when routing is configured.
 pub(super) fn account(s: &AppState) -> Option<&str> {
     s.engine.rules.holding_account.as_deref()
-}
-
-fn not_configured() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "no holding account is configured (set `holding_account` under [rules] in timepost.toml), so entries cannot be routed to one",
-    )
 }
 
 /// Which entries: the given keys, or every open entry of `code`.
@@ -77,86 +63,19 @@ async fn select(
     }
 }
 
-/// Route `keys` to the holding account. Every entry is checked first
-/// (exists: else 404; open, i.e. exception or held: else 409), so a bad
-/// selection changes nothing; then each is marked under its claim, audited
-/// (`route_holding`), and redriven. Returns how many were routed.
+/// Route `keys` to the holding account (`crate::app::holding`).
 pub async fn route(
     s: &AppState,
     who: &Principal,
     keys: &[EntryKey],
     scope: &str,
 ) -> Result<usize, ApiError> {
-    let Some(account) = account(s).map(str::to_string) else {
-        return Err(not_configured());
-    };
-    for key in keys {
-        let st = s
-            .entries
-            .get(key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no entry {key}")))?;
-        if !matches!(st.status, Status::Exception | Status::Held) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "entry {key} is {}; only exceptions and held entries can be routed to the holding account",
-                    st.status
-                ),
-            ));
-        }
-    }
-    const OWNER: &str = "console-holding";
-    let mut routed = Vec::with_capacity(keys.len());
-    for key in keys {
-        if !s.entries.claim(key, OWNER, Duration::from_secs(30)).await? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "entry {key} is being processed; {} entr{} routed before it, try again in a moment",
-                    routed.len(),
-                    if routed.len() == 1 { "y was" } else { "ies were" }
-                ),
-            ));
-        }
-        let result = async {
-            let mut st = s
-                .entries
-                .get(key)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("no entry {key}")))?;
-            if st.holding.is_some() {
-                return Ok(false);
-            }
-            let was = st
-                .reason
-                .as_ref()
-                .map(|r| r.code.as_str())
-                .unwrap_or("no reason");
-            let detail = format!("to {account} ({scope}); was {} ({was})", st.status);
-            st.holding = Some(HoldingRoute {
-                by: who.name.clone(),
-                at: Utc::now(),
-                reason: st.reason.clone(),
-            });
-            s.entries.put(&st).await?;
-            s.audit
-                .record(audit_record(who, "route_holding", Some(key), detail))
-                .await?;
-            Ok::<_, ApiError>(true)
-        }
-        .await;
-        if let Err(e) = s.entries.release(key, OWNER).await {
-            tracing::warn!(entry = %key, error = %e, "could not release claim");
-        }
-        if result? {
-            routed.push(key.clone());
-        }
-    }
-    // Redrive every selected entry (an already-routed one that has not
-    // posted yet is retried; one that has posted is left unchanged).
-    redrive(s, who, keys, "after routing to the holding account").await?;
-    Ok(routed.len())
+    let (entries, queue, audit) = (s.entries.as_ref(), s.queue.as_ref(), s.audit.as_ref());
+    let account = account(s);
+    Ok(
+        crate::app::holding::route(entries, queue, audit, account, &who.actor(), keys, scope)
+            .await?,
+    )
 }
 
 /// The per-row button, when routing is configured and allowed.

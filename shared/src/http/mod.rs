@@ -444,6 +444,33 @@ impl From<crate::app::entries::EntryActionError> for ApiError {
     }
 }
 
+impl From<crate::app::holding::HoldingError> for ApiError {
+    fn from(e: crate::app::holding::HoldingError) -> Self {
+        use crate::app::holding::HoldingError as E;
+        match e {
+            E::NotFound(_) => Self::not_found(e.to_string()),
+            E::NotConfigured | E::NotOpen { .. } | E::Busy { .. } => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::app::approvals::ApprovalError> for ApiError {
+    fn from(e: crate::app::approvals::ApprovalError) -> Self {
+        use crate::app::approvals::ApprovalError as E;
+        match e {
+            E::NothingSelected => Self::bad_request(e.to_string(), Some("entries".into())),
+            E::NotFound(_) => Self::not_found(e.to_string()),
+            E::NotWaiting { .. } | E::DayNotWhole { .. } => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::ports::StoreError> for ApiError {
     fn from(e: crate::ports::StoreError) -> Self {
         match e {
