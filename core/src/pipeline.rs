@@ -670,17 +670,8 @@ fn service_item_of(
     rules: &Rules,
     trace: &mut impl Tracer,
 ) -> Result<String, Refusal> {
-    let mut item_keys: Vec<&str> = Vec::with_capacity(3 + e.tags.len());
-    if let Some(t) = &e.task {
-        item_keys.push(&t.id);
-        if let Some(n) = &t.name {
-            item_keys.push(n);
-        }
-    }
-    item_keys.extend(e.tags.iter().map(String::as_str));
-    item_keys.push("*");
     let item = mappings
-        .find(MappingTable::ServiceItem, item_keys.iter().copied())
+        .find(MappingTable::ServiceItem, service_item_keys(e))
         .ok_or_else(|| {
             let what = e
                 .task
@@ -702,6 +693,17 @@ fn service_item_of(
         })?;
     trace.step(|| format!("service item mapping `{}` → {}", item.key, item.target));
     Ok(non_billable_target(item, e.billable))
+}
+
+/// The keys a service item is looked up by, in order: the task's id and
+/// name, the tags, then `*`.
+fn service_item_keys(e: &NormalisedEntry) -> impl Iterator<Item = &str> {
+    let task = e
+        .task
+        .iter()
+        .flat_map(|t| std::iter::once(t.id.as_str()).chain(t.name.as_deref()));
+    task.chain(e.tags.iter().map(String::as_str))
+        .chain(std::iter::once("*"))
 }
 
 /// The project's class and department, when mapped (optional).
@@ -984,17 +986,8 @@ pub fn holding_decision(
             )
             .map(|r| r.target.clone())
     });
-    let mut item_keys: Vec<&str> = Vec::new();
-    if let Some(t) = &entry.task {
-        item_keys.push(&t.id);
-        if let Some(n) = &t.name {
-            item_keys.push(n);
-        }
-    }
-    item_keys.extend(entry.tags.iter().map(String::as_str));
-    item_keys.push("*");
     let service_item = mappings
-        .find(MappingTable::ServiceItem, item_keys.iter().copied())
+        .find(MappingTable::ServiceItem, service_item_keys(entry))
         .map(|r| non_billable_target(r, false));
     trace.step(|| {
         format!(
