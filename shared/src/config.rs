@@ -81,8 +81,12 @@ pub struct ConsoleConfig {
     pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
+/// Failures a client may make before it waits (the default of
+/// `[console] failed_tokens_per_client`; `http::throttle`).
+pub const DEFAULT_FAILED_TOKENS_PER_CLIENT: u32 = 5;
+
 fn default_failed_tokens_per_client() -> u32 {
-    crate::http::throttle::CLIENT_FREE
+    DEFAULT_FAILED_TOKENS_PER_CLIENT
 }
 
 fn default_session_minutes() -> u64 {
@@ -115,7 +119,7 @@ impl Default for ConsoleConfig {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleUser {
     pub name: String,
-    pub role: crate::http::auth::Role,
+    pub role: crate::identity::Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hmac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

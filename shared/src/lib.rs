@@ -34,6 +34,7 @@ pub mod dry_run;
 pub mod engine;
 pub mod exports;
 pub mod http;
+pub mod identity;
 pub mod intake;
 pub mod ledger;
 pub mod local;

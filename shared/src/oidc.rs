@@ -2,7 +2,7 @@
 //! Amazon Cognito user pool's hosted UI, or any OIDC provider): the
 //! authorization-code flow with PKCE (RFC 7636), ID-token verification
 //! (OpenID Connect Core 1.0 §3.1.3.7) against the provider's published keys,
-//! and the role claim mapped to a console [`Role`](crate::http::auth::Role).
+//! and the role claim mapped to a console [`Role`](crate::identity::Role).
 //!
 //! The pure parts (PKCE, the signed flow cookie, the claim checks, URL
 //! building) are functions of their inputs; [`Provider`] does the I/O
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::http::auth::{identity_from_claims, Identity, IdentityError};
+use crate::identity::{identity_from_claims, Identity, IdentityError};
 
 /// The claim holding the role unless configured otherwise (a Cognito custom
 /// attribute: custom attributes appear in ID tokens as `custom:<name>`).

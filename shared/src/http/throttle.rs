@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// Failures a client may make before it waits (the default of
 /// `[console] failed_tokens_per_client`).
-pub const CLIENT_FREE: u32 = 5;
+pub const CLIENT_FREE: u32 = crate::config::DEFAULT_FAILED_TOKENS_PER_CLIENT;
 /// Failures all clients together may make before everyone waits: ten
 /// clients' allowance.
 pub const ACCOUNTS_FACTOR: u32 = 10;
