@@ -144,151 +144,13 @@ async fn create_table_declares_the_contract_and_is_idempotent() {
 #[tokio::test]
 async fn put_is_conditional_on_the_revision() {
     let Some(s) = store().await else { return };
-    let e = E::new("a", "u-ann", "2026-03-03", "09:00", "12:00").build();
-    let first = state(e.clone(), Status::Held, "2026-03-09T10:00:00Z");
-    assert_eq!(s.put(&first).await.expect("create"), 1);
-    assert!(
-        matches!(s.put(&first).await, Err(StoreError::Conflict(_))),
-        "revision 0 means it must not exist yet"
-    );
-    let mut stored = s.get(&key("a")).await.expect("get").expect("present");
-    assert_eq!(stored.revision, 1);
-    assert_eq!(stored.entry, e);
-    stored.status = Status::Posted;
-    assert_eq!(s.put(&stored).await.expect("update"), 2);
-    // A writer still holding revision 1 loses.
-    assert!(matches!(s.put(&stored).await, Err(StoreError::Conflict(_))));
-    let now = s.get(&key("a")).await.expect("get").expect("present");
-    assert_eq!((now.revision, now.status), (2, Status::Posted));
-    assert!(s.get(&key("missing")).await.expect("get").is_none());
+    timepost_tests::contracts::entry_store_revisions(&s).await;
 }
 
 #[tokio::test]
 async fn week_status_all_and_date_queries() {
     let Some(s) = store().await else { return };
-    let puts = [
-        state(
-            E::new("a", "u-ann", "2026-03-02", "09:00", "12:00").build(),
-            Status::Posted,
-            "2026-03-09T10:00:03Z",
-        ),
-        state(
-            E::new("b", "u-ann", "2026-03-06", "09:00", "12:00").build(),
-            Status::Held,
-            "2026-03-09T10:00:01Z",
-        ),
-        state(
-            E::new("c", "u-ann", "2026-03-09", "09:00", "12:00").build(),
-            Status::Held,
-            "2026-03-09T10:00:02Z",
-        ),
-        state(
-            E::new("d", "u-bob", "2026-03-03", "09:00", "12:00").build(),
-            Status::Held,
-            "2026-03-09T10:00:00Z",
-        ),
-        state(
-            E::new("e", "u-ann", "2026-03-04", "09:00", "12:00")
-                .deleted()
-                .build(),
-            Status::Voided,
-            "2026-03-09T10:00:04Z",
-        ),
-        state(
-            E::new("f", "u-ann", "2026-03-04", "09:00", "12:00")
-                .with(|e| e.key.workspace = "other".into())
-                .build(),
-            Status::Posted,
-            "2026-03-09T10:00:05Z",
-        ),
-    ];
-    for p in &puts {
-        s.put(p).await.expect("put");
-    }
-    let ann_week = WorkerWeek {
-        source: Source::Csv,
-        workspace: "ws".into(),
-        user_id: "u-ann".into(),
-        week_start: NaiveDate::from_ymd_opt(2026, 3, 2).expect("date"),
-    };
-    assert_eq!(
-        ids(&s.week(&ann_week).await.expect("week")),
-        ["a", "b", "e"]
-    );
-
-    assert_eq!(
-        ids(&s.by_status(Status::Held, 10).await.expect("held")),
-        ["d", "b", "c"],
-        "oldest first"
-    );
-    assert_eq!(
-        ids(&s.by_status(Status::Held, 2).await.expect("held")),
-        ["d", "b"]
-    );
-    assert!(s
-        .by_status(Status::Exception, 10)
-        .await
-        .expect("none")
-        .is_empty());
-    // A page at a time from a cursor (the console's listings), every
-    // page size walking the same order.
-    for size in [1, 2, 3, 10] {
-        let mut seen = Vec::new();
-        let mut after: Option<StatusCursor> = None;
-        loop {
-            let page = s
-                .by_status_after(Status::Held, after.as_ref(), size)
-                .await
-                .expect("page");
-            assert!(page.len() <= size);
-            after = StatusCursor::after(&page);
-            seen.extend(ids(&page));
-            if page.len() < size {
-                break;
-            }
-        }
-        assert_eq!(seen, ["d", "b", "c"], "page size {size}");
-    }
-
-    let all = s.all().await.expect("all");
-    let keys: Vec<String> = all.iter().map(|st| st.entry.key.to_string()).collect();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted, "key order");
-    assert_eq!(all.len(), 6);
-
-    let d = |s: &str| s.parse::<NaiveDate>().expect("date");
-    assert_eq!(
-        ids(&s
-            .by_source_dates(Source::Csv, "ws", d("2026-03-03"), d("2026-03-06"))
-            .await
-            .expect("dates")),
-        ["b", "d", "e"],
-        "inclusive range, deleted included, other workspace excluded"
-    );
-    assert!(s
-        .by_source_dates(Source::Harvest, "ws", d("2026-03-01"), d("2026-03-31"))
-        .await
-        .expect("dates")
-        .is_empty());
-
-    // Moving an entry to another week and status moves it in every index.
-    let mut b = s.get(&key("b")).await.expect("get").expect("b");
-    b.entry = E::new("b", "u-ann", "2026-03-10", "09:00", "12:00").build();
-    b.status = Status::Posted;
-    s.put(&b).await.expect("move");
-    assert_eq!(ids(&s.week(&ann_week).await.expect("week")), ["a", "e"]);
-    assert_eq!(
-        ids(&s.by_status(Status::Held, 10).await.expect("held")),
-        ["d", "c"]
-    );
-    assert_eq!(
-        ids(&s
-            .by_source_dates(Source::Csv, "ws", d("2026-03-09"), d("2026-03-10"))
-            .await
-            .expect("dates")),
-        ["b", "c"]
-    );
+    timepost_tests::contracts::entry_store_queries(&s).await;
 }
 
 #[tokio::test]
@@ -319,34 +181,7 @@ async fn of_twenty_concurrent_claims_exactly_one_wins() {
 #[tokio::test]
 async fn claims_expire_and_only_the_owner_releases() {
     let Some(s) = store().await else { return };
-    let k = key("a");
-    let short = Duration::from_millis(300);
-    assert!(s.claim(&k, "w1", short).await.expect("claim"));
-    assert!(s
-        .claim(&k, "w1", short)
-        .await
-        .expect("re-claim by the owner"));
-    assert!(!s.claim(&k, "w2", short).await.expect("held by w1"));
-    s.release(&k, "w2").await.expect("release by a non-owner");
-    assert!(
-        !s.claim(&k, "w3", short).await.expect("still held"),
-        "a non-owner's release does nothing"
-    );
-    // Expired (TTL deletion has not run): the next claimant takes over.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(s
-        .claim(&k, "w2", Duration::from_secs(60))
-        .await
-        .expect("takeover"));
-    s.release(&k, "w1").await.expect("stale owner's release");
-    assert!(
-        !s.claim(&k, "w3", short).await.expect("w2 holds it"),
-        "the previous owner cannot release the new claim"
-    );
-    s.release(&k, "w2").await.expect("release");
-    assert!(s.claim(&k, "w3", short).await.expect("free again"));
-    // Another entry's claim is independent.
-    assert!(s.claim(&key("b"), "w1", short).await.expect("other entry"));
+    timepost_tests::contracts::entry_claims(&s).await;
 }
 
 /// 250 project rows, each carrying a 4.5 KB attribute so the change log
@@ -632,44 +467,13 @@ async fn journal_assigns_increasing_seq_and_reads_by_batch_and_entry() {
 #[tokio::test]
 async fn watermarks_round_trip() {
     let Some(s) = store().await else { return };
-    assert!(s.get_watermark("harvest:1").await.expect("get").is_none());
-    let t1 = at("2026-03-09T10:00:00.123456789Z");
-    s.set_watermark("harvest:1", t1).await.expect("set");
-    assert_eq!(s.get_watermark("harvest:1").await.expect("get"), Some(t1));
-    let t2 = at("2026-03-10T00:00:00Z");
-    s.set_watermark("harvest:1", t2).await.expect("set");
-    assert_eq!(s.get_watermark("harvest:1").await.expect("get"), Some(t2));
-    assert!(s.get_watermark("toggl:1").await.expect("get").is_none());
+    timepost_tests::contracts::watermarks(&s).await;
 }
 
 #[tokio::test]
 async fn audit_log_lists_newest_first() {
     let Some(s) = store().await else { return };
-    for i in 0..5 {
-        let seq = s
-            .record(AuditRecord {
-                seq: 0,
-                at: at("2026-03-09T10:00:00Z") + chrono::Duration::seconds(i),
-                who: "ann".into(),
-                role: "finance".into(),
-                action: format!("redrive {i}"),
-                entry: (i % 2 == 0).then(|| format!("csv:ws:{i}")),
-                detail: "because".into(),
-            })
-            .await
-            .expect("record");
-        assert_eq!(seq, i as u64 + 1);
-    }
-    let recent = s.recent(3).await.expect("recent");
-    assert_eq!(
-        recent.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-        ["redrive 4", "redrive 3", "redrive 2"]
-    );
-    assert_eq!(recent[0].seq, 5);
-    assert_eq!(recent[0].entry.as_deref(), Some("csv:ws:4"));
-    assert_eq!(recent[1].entry, None);
-    assert_eq!(s.recent(100).await.expect("all").len(), 5);
-    assert!(s.recent(0).await.expect("none").is_empty());
+    timepost_tests::contracts::audit_log(&s).await;
 }
 
 /// The entries both engines receive: posted ones, an unmapped project

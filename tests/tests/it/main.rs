@@ -39,5 +39,6 @@ mod qbo_vendor;
 mod reconcile;
 mod sim;
 mod status_pages;
+mod store_contracts;
 mod template;
 mod xero;

@@ -1,0 +1,41 @@
+//! The port contracts of `timepost_tests::contracts`, run against the
+//! local adapter: a real SQLite file. `aws_dynamo` runs the same contracts
+//! against DynamoDB on moto, so the two stores answer every port the same.
+
+use timepost::local::SqliteStore;
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("contracts.sqlite")).expect("open store");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn put_is_conditional_on_the_revision() {
+    let (_d, s) = store();
+    timepost_tests::contracts::entry_store_revisions(&s).await;
+}
+
+#[tokio::test]
+async fn week_status_all_and_date_queries() {
+    let (_d, s) = store();
+    timepost_tests::contracts::entry_store_queries(&s).await;
+}
+
+#[tokio::test]
+async fn claims_expire_and_only_the_owner_releases() {
+    let (_d, s) = store();
+    timepost_tests::contracts::entry_claims(&s).await;
+}
+
+#[tokio::test]
+async fn watermarks_round_trip() {
+    let (_d, s) = store();
+    timepost_tests::contracts::watermarks(&s).await;
+}
+
+#[tokio::test]
+async fn audit_log_lists_newest_first() {
+    let (_d, s) = store();
+    timepost_tests::contracts::audit_log(&s).await;
+}
