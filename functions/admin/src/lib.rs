@@ -29,7 +29,7 @@ pub const DEFAULT_ROLE_CLAIM: &str = "custom:timepost_role";
 
 /// The router this function serves, with identities from JWT claims.
 pub fn app(stack: &AwsStack, role_claim: &str) -> axum::Router {
-    app_with_state(stack.app_state(), role_claim)
+    app_with_state(timepost::http::AppState::aws(stack), role_claim)
 }
 
 /// The router on `state` (e.g. with browser sign-in added), with

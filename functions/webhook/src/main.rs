@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     // says so in the log); the sync function holds messages back until the
     // current file is fixed. A missing file, or no version that loads, is
     // logged and reported to Lambda in its sentence, not as a `Debug` dump.
-    let state = match timepost::aws::webhook::from_env_last_good().await {
+    let state = match timepost_fn_webhook::state_from_env().await {
         Ok((state, None)) => state,
         Ok((state, Some(fallback))) => {
             tracing::error!(%fallback, "started on an earlier rules file");

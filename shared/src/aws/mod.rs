@@ -18,7 +18,6 @@ pub mod settings;
 pub mod sns;
 pub mod sqs;
 pub mod stack;
-pub mod webhook;
 
 pub use dynamo::DynamoStore;
 pub use ratelimit::DynamoPacer;

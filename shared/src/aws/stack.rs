@@ -159,17 +159,6 @@ impl AwsPorts {
         }
     }
 
-    /// The webhook routes' state: the queue, the webhook secrets, the
-    /// mappings (per-user time zones) and the intake settings.
-    pub fn webhook_state(&self) -> crate::http::WebhookState {
-        crate::http::WebhookState::new(
-            self.queue.clone(),
-            self.secrets.clone(),
-            self.store.clone(),
-            self.config.intake.clone(),
-        )
-    }
-
     /// Where period snapshots live: `archive/` in the bucket
     /// `TIMEPOST_ARCHIVE_BUCKET` names (the stack's bucket by default).
     pub fn snapshots(&self) -> crate::archive::Prefixed<S3Archive> {
@@ -390,53 +379,4 @@ fn sandbox_ledger(config: &Config) -> Result<SandboxLedger, AwsStackError> {
     ));
     let books = SqliteStore::open(&path).map_err(|e| AwsStackError::Ledger(e.to_string()))?;
     Ok(SandboxLedger::new(books, config.ledger.sandbox.clone()))
-}
-
-impl AwsStack {
-    /// The HTTP router's state on this stack (webhook and admin functions).
-    pub fn app_state(&self) -> crate::http::AppState {
-        crate::http::AppState::new(crate::http::Inner {
-            engine: self.engine.clone(),
-            queue: self.queue.clone(),
-            entries: self.store.clone(),
-            mappings: self.store.clone(),
-            secrets: self.secrets.clone(),
-            ledger: self.ledger.clone(),
-            intake: self.config.intake.clone(),
-            audit: self.store.clone(),
-            users: self.config.console.users.clone(),
-            sessions: crate::http::auth::Sessions::new(Duration::from_secs(
-                self.config.console.session_minutes * 60,
-            ))
-            .with_cookies(crate::http::auth::CookiePolicy::from_config(
-                &self.config.console,
-            ))
-            .with_throttle(crate::http::throttle::Throttle::from_config(
-                &self.config.console,
-            ))
-            // A browser's requests may reach any admin function instance.
-            .with_store(self.store.clone()),
-        })
-        // Mapping changes above the threshold wait for a second admin;
-        // proposals are kept in the table (`pending#<id>`).
-        .with_review(
-            self.store.clone(),
-            self.config.console.mapping_approval_threshold,
-        )
-        // Held entries a change releases are queued for the sync function:
-        // the admin function never writes the books in a request.
-        .with_recheck(crate::app::recheck::RecheckMode::Queue)
-        // Runs are kept in the table; a re-post marks the week dirty and
-        // the sync function's sweep converges it (not in the request).
-        .with_reconcile(crate::http::Reconcile {
-            store: self.store.clone(),
-            config: self.config.reconcile.clone(),
-            converge_now: false,
-        })
-        // Snapshots under archive/ in the archive bucket, read only.
-        .with_archives(crate::http::Archives {
-            archive: Arc::new(self.snapshots()),
-            retention: self.config.retention.clone().unwrap_or_default(),
-        })
-    }
 }

@@ -290,6 +290,55 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// State for a deployed stack (the admin function): sessions, proposals
+    /// and reconciliation runs on the table, held entries a mapping change
+    /// releases queued for the sync function, snapshots read from the
+    /// archive bucket.
+    #[cfg(feature = "aws")]
+    pub fn aws(stack: &crate::aws::AwsStack) -> Self {
+        AppState::new(Inner {
+            engine: stack.engine.clone(),
+            queue: stack.queue.clone(),
+            entries: stack.store.clone(),
+            mappings: stack.store.clone(),
+            secrets: stack.secrets.clone(),
+            ledger: stack.ledger.clone(),
+            intake: stack.config.intake.clone(),
+            audit: stack.store.clone(),
+            users: stack.config.console.users.clone(),
+            sessions: auth::Sessions::new(std::time::Duration::from_secs(
+                stack.config.console.session_minutes * 60,
+            ))
+            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console))
+            .with_throttle(throttle::Throttle::from_config(&stack.config.console))
+            // A browser's requests may reach any admin function instance.
+            .with_store(stack.store.clone()),
+        })
+        // Mapping changes above the threshold wait for a second admin;
+        // proposals are kept in the table (`pending#<id>`).
+        .with_review(
+            stack.store.clone(),
+            stack.config.console.mapping_approval_threshold,
+        )
+        // Held entries a change releases are queued for the sync function:
+        // the admin function never writes the books in a request.
+        .with_recheck(crate::app::recheck::RecheckMode::Queue)
+        // Runs are kept in the table; a re-post marks the week dirty and
+        // the sync function's sweep converges it (not in the request).
+        .with_reconcile(Reconcile {
+            store: stack.store.clone(),
+            config: stack.config.reconcile.clone(),
+            converge_now: false,
+        })
+        // Snapshots under archive/ in the archive bucket, read only.
+        .with_archives(Archives {
+            archive: Arc::new(stack.snapshots()),
+            retention: stack.config.retention.clone().unwrap_or_default(),
+        })
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))

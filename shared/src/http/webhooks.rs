@@ -3,7 +3,7 @@
 //!
 //! The routes work on [`WebhookState`] alone — the queue, the webhook
 //! secrets, the mappings (per-user time zones) and the intake settings — so
-//! the webhook function builds just those (`timepost::aws::webhook`) and
+//! the webhook function builds just those ([`WebhookState::aws`]) and
 //! links no engine, ledger or console; `timepost serve` serves the same
 //! handlers from its `AppState`.
 
@@ -64,6 +64,20 @@ impl WebhookState {
             intake,
             parse_context: ParseContextCache::default(),
         }))
+    }
+}
+
+impl WebhookState {
+    /// The webhook routes' state on a deployed stack's ports (the webhook
+    /// function builds nothing else).
+    #[cfg(feature = "aws")]
+    pub fn aws(ports: &crate::aws::AwsPorts) -> Self {
+        Self::new(
+            ports.queue.clone(),
+            ports.secrets.clone(),
+            ports.store.clone(),
+            ports.config.intake.clone(),
+        )
     }
 }
 

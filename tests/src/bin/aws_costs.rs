@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
     // Built as the function builds it at init (the rules file from the
     // bucket, the four ports the webhook routes use).
     let (webhook, _) =
-        timepost::aws::webhook::connect_with(clients(&sdk, &counts), stack.settings.clone(), None)
+        timepost_fn_webhook::connect_with(clients(&sdk, &counts), stack.settings.clone(), None)
             .await?;
     let setup = snapshot(&counts);
     let app = timepost_fn_webhook::app(webhook);

@@ -99,7 +99,7 @@ fn toggl_event(id: u64) -> String {
 async fn webhook_state(w: &World) -> timepost::http::WebhookState {
     let clients = timepost::aws::AwsClients::from_sdk(&w.sdk, w.stack.settings.s3_path_style);
     let config = Some(w.stack.config.clone());
-    timepost::aws::webhook::connect_with(clients, w.stack.settings.clone(), config)
+    timepost_fn_webhook::connect_with(clients, w.stack.settings.clone(), config)
         .await
         .expect("webhook state")
         .0
@@ -554,7 +554,7 @@ async fn the_webhook_starts_on_the_last_rules_file_that_loads() {
         "the current file is broken"
     );
     let clients = timepost::aws::AwsClients::from_sdk(&w.sdk, settings.s3_path_style);
-    let (state, fallback) = timepost::aws::webhook::connect_with(clients, settings.clone(), None)
+    let (state, fallback) = timepost_fn_webhook::connect_with(clients, settings.clone(), None)
         .await
         .expect("started on the previous version");
     let fallback = fallback.expect("a fallback was taken");
@@ -699,7 +699,7 @@ async fn the_admin_function_signs_a_browser_in_through_the_stacks_user_pool() {
         .expect("provider");
     assert_eq!(provider.client_id(), "pool-console-client");
     let app = timepost_fn_admin::app_with_state(
-        w.stack.app_state().with_oidc(provider),
+        timepost::http::AppState::aws(&w.stack).with_oidc(provider),
         timepost_fn_admin::DEFAULT_ROLE_CLAIM,
     );
     let call = |event: String| {
