@@ -185,22 +185,26 @@ pub async fn reconcile_store(store: &dyn timepost::reconcile::ReconcileStore) {
     assert_eq!(store.resolutions(None).await.expect("all").len(), 3);
 }
 
-fn key(id: &str) -> EntryKey {
+/// Entry `id` of the contracts' CSV workspace.
+pub fn key(id: &str) -> EntryKey {
     EntryKey::new(Source::Csv, "ws", id)
 }
 
-fn at(s: &str) -> chrono::DateTime<Utc> {
+/// An instant from RFC 3339 text.
+pub fn at(s: &str) -> chrono::DateTime<Utc> {
     s.parse().expect("instant")
 }
 
-fn state(e: NormalisedEntry, status: Status, updated: &str) -> EntryState {
+/// A state of `e` with `status`, last updated at `updated`.
+pub fn state(e: NormalisedEntry, status: Status, updated: &str) -> EntryState {
     let mut st = EntryState::new(e, at(updated));
     st.status = status;
     st.updated_at = at(updated);
     st
 }
 
-fn ids(states: &[EntryState]) -> Vec<String> {
+/// The tracker ids of `states`, in order.
+pub fn ids(states: &[EntryState]) -> Vec<String> {
     states.iter().map(|s| s.entry.key.id.clone()).collect()
 }
 

@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use timepost::aws::DynamoStore;
 use timepost::mapping::{MappingChange, MappingRow, MappingTable};
 use timepost::model::{EntryKey, NormalisedEntry, Source};
 use timepost::ports::*;
 use timepost::state::{EntryState, Status};
+use timepost_tests::contracts::{at, ids, key, state};
 use timepost_tests::kit::E;
 use timepost_tests::moto::{sdk_config, unique};
 
@@ -26,25 +27,6 @@ async fn store() -> Option<DynamoStore> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), unique("tp"));
     store.create_table().await.expect("create table");
     Some(store)
-}
-
-fn key(id: &str) -> EntryKey {
-    EntryKey::new(Source::Csv, "ws", id)
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("instant")
-}
-
-fn state(e: NormalisedEntry, status: Status, updated: &str) -> EntryState {
-    let mut st = EntryState::new(e, at(updated));
-    st.status = status;
-    st.updated_at = at(updated);
-    st
-}
-
-fn ids(states: &[EntryState]) -> Vec<String> {
-    states.iter().map(|s| s.entry.key.id.clone()).collect()
 }
 
 fn change(table: MappingTable, key: &str, target: Option<&str>, reason: &str) -> MappingChange {
