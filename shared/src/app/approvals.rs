@@ -104,7 +104,8 @@ pub async fn decide(
             });
         }
     }
-    for batch in crate::intake::batches(messages.clone()) {
+    let n = messages.len();
+    for batch in crate::intake::batches(messages) {
         queue.send_batch(&batch).await?;
     }
     let action = match status {
@@ -117,11 +118,11 @@ pub async fn decide(
                 who,
                 action,
                 Some(*k),
-                format!("{} approval message(s) queued", messages.len()),
+                format!("{n} approval message(s) queued"),
             ))
             .await?;
     }
-    Ok(messages.len())
+    Ok(n)
 }
 
 #[cfg(test)]
