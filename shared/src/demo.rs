@@ -30,7 +30,7 @@ pub enum DemoError {
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] timepost_core::ledger::LedgerError),
 }
 
 /// Run the sandbox in `dir` (a fresh directory) and report the outcome.

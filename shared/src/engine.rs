@@ -34,7 +34,7 @@ use crate::config::WorkerConfig;
 use crate::exceptions::Exception;
 use crate::exceptions::ExceptionCode;
 use crate::intent::{Actual, Intent, IntentOutcome, Resolution};
-use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
+use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
 use crate::mapping::Mappings;
 use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry};
 use crate::pipeline::{self, Decision, IgnoreReason, NoTrace, WeekPlan};

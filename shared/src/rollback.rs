@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::config::WorkerConfig;
 use crate::engine::backoff;
 use crate::exceptions::{Exception, ExceptionCode};
-use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
+use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
 use crate::model::{idempotency_key, EntryKey};
 use crate::ports::{EntryStore, Journal, JournalRecord, StoreError};
 use crate::state::Status;

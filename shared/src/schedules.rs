@@ -105,7 +105,7 @@ pub async fn run_poller(
 /// What the scheduled archive run works on (the local stack's ports).
 pub struct ArchiveJob {
     pub store: crate::local::SqliteStore,
-    pub ledger: Arc<dyn crate::ledger::Ledger>,
+    pub ledger: Arc<dyn timepost_core::ledger::Ledger>,
     pub archive: Arc<dyn crate::ports::Archive>,
     pub rules_toml: String,
     pub retention: crate::archive::RetentionConfig,

@@ -11,7 +11,7 @@
 //!
 //! [`Notifier`]: crate::ports::Notifier
 
-pub mod config;
+pub use crate::config::alerts as config;
 pub mod deliver;
 pub mod gather;
 pub mod job;

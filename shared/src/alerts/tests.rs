@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::deliver::{digest_due, plan};
 use super::*;
 use crate::exceptions::{Exception, ExceptionCode};
-use crate::ledger::PostingLine;
+use timepost_core::ledger::PostingLine;
 use crate::model::*;
 use crate::ports::AlertState;
 use crate::state::{EntryState, Status};

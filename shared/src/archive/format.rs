@@ -27,18 +27,7 @@ pub const MANIFEST: &str = "manifest.json";
 /// The manifest's own SHA-256 (hex), beside it.
 pub const MANIFEST_SHA: &str = "manifest.json.sha256";
 
-/// How the archive cuts time into periods (by work date).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum PeriodKind {
-    /// Calendar months: `2026-03`.
-    #[default]
-    Month,
-    /// ISO weeks, Monday to Sunday: `2026-W10`.
-    Week,
-}
+pub use crate::config::retention::PeriodKind;
 
 /// One archive period: every work date in `start..=end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -30,7 +30,7 @@ pub enum ArchiveError {
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] timepost_core::ledger::LedgerError),
     /// A request that cannot be carried out as asked (bad period, a
     /// period inside the grace window, a non-empty store).
     #[error("{0}")]

@@ -9,55 +9,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::format::{self, Kind, Period, PeriodKind};
+use super::format::{self, Kind, Period};
 use super::snapshot::{rev_prefix, stored};
 use super::ArchiveError;
 use crate::model::EntryKey;
 use crate::ports::{Archive, AuditLog, EntryStore, Journal, StoreResult};
 use crate::state::{EntryState, Status};
 
-fn default_grace() -> u32 {
-    35
-}
-fn default_keep() -> u32 {
-    10
-}
-
-/// `[retention]` in `timepost.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// `month` (default) or `week`: how periods are cut, by work date.
-    #[serde(default)]
-    pub period: PeriodKind,
-    /// Days after a period's last day before it is archived (late edits
-    /// and approvals land first).
-    #[serde(default = "default_grace")]
-    pub grace_days: u32,
-    /// Years a snapshot is kept after its period's end; past that it is
-    /// listed for deletion (never deleted by timepost).
-    #[serde(default = "default_keep")]
-    pub keep_years: u32,
-    /// Days after a period's last day that its archived entries stay in
-    /// the live store; absent: never purged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live_days: Option<u32>,
-    /// Nothing is purged nor listed for deletion while set.
-    #[serde(default)]
-    pub legal_hold: bool,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            period: PeriodKind::default(),
-            grace_days: default_grace(),
-            keep_years: default_keep(),
-            live_days: None,
-            legal_hold: false,
-        }
-    }
-}
+pub use crate::config::retention::RetentionConfig;
 
 impl RetentionConfig {
     /// The first day a snapshot of `period` is past its retention.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::format::{self, FileInfo, Kind, Manifest, Period, PeriodKind};
 use super::ArchiveError;
 use crate::exceptions::Exception;
-use crate::ledger::{Ledger, PostingLine};
+use timepost_core::ledger::{Ledger, PostingLine};
 use crate::mapping::{MappingChange, MappingRow, Mappings};
 use crate::model::ApprovalStatus;
 use crate::ports::{
@@ -454,8 +454,8 @@ fn lines_csv(states: &[EntryState]) -> Result<Vec<u8>, ArchiveError> {
     for s in states {
         for (i, l) in s.posted_lines.iter().enumerate() {
             let party = match &l.party {
-                crate::ledger::Party::Employee { id } => format!("employee {id}"),
-                crate::ledger::Party::Vendor { id, .. } => format!("vendor {id}"),
+                timepost_core::ledger::Party::Employee { id } => format!("employee {id}"),
+                timepost_core::ledger::Party::Vendor { id, .. } => format!("vendor {id}"),
             };
             w.write_record([
                 s.entry.key.to_string(),

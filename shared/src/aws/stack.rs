@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::{Config, ConfigError, LedgerKind};
 use crate::engine::Engine;
 use crate::ledger::sandbox::SandboxLedger;
-use crate::ledger::Ledger;
+use timepost_core::ledger::Ledger;
 use crate::local::SqliteStore;
 use crate::ports::{Archive, StoreError};
 

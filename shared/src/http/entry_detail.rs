@@ -21,7 +21,7 @@ use super::auth::{self, Principal};
 use super::console::{back_to, field, parse_key, redrive, PageError};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
-use crate::ledger::{Party, PostingLine};
+use timepost_core::ledger::{Party, PostingLine};
 use crate::mapping::MappingTable;
 use crate::model::{EntryKey, NormalisedEntry};
 use crate::pipeline::{self, fmt_minutes, Decision};

@@ -38,7 +38,7 @@ use serde_json::json;
 use crate::app::recheck::RecheckMode;
 use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
-use crate::ledger::Ledger;
+use timepost_core::ledger::Ledger;
 use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
 pub use webhooks::{ParseContextCache, WebhookState};
 

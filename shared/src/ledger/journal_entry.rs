@@ -226,7 +226,7 @@ mod tests {
             ..rules
         };
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
-        let line = |party: &str, tier: &str, minutes: i64| crate::ledger::PostingLine {
+        let line = |party: &str, tier: &str, minutes: i64| timepost_core::ledger::PostingLine {
             tier: tier.into(),
             party: Party::Employee { id: party.into() },
             txn_date: day,

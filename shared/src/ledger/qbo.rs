@@ -63,8 +63,7 @@ use super::transport::{host_of, url_encode, HttpCall, HttpReply, Transport};
 use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, RecordRef};
 use crate::exceptions::{Exception, ExceptionCode};
 
-/// The most items QBO takes in one batch call (its docs say 10 and 30).
-pub const MAX_BATCH_LIMIT: usize = 30;
+pub use crate::config::ledgers::MAX_BATCH_LIMIT;
 
 /// `Description`'s limit on a TimeActivity, in characters.
 pub const MAX_DESCRIPTION: usize = 4000;

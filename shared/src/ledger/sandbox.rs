@@ -18,28 +18,7 @@ use super::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine, Re
 use crate::exceptions::{Exception, ExceptionCode};
 use crate::local::SqliteStore;
 
-/// What the sandbox company's books contain. Anything not listed does not
-/// exist, exactly like a real company file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Chart {
-    #[serde(default)]
-    pub accounts: BTreeSet<String>,
-    #[serde(default)]
-    pub customers: BTreeSet<String>,
-    #[serde(default)]
-    pub items: BTreeSet<String>,
-    #[serde(default)]
-    pub employees: BTreeSet<String>,
-    #[serde(default)]
-    pub vendors: BTreeSet<String>,
-    #[serde(default)]
-    pub classes: BTreeSet<String>,
-    #[serde(default)]
-    pub departments: BTreeSet<String>,
-    #[serde(default)]
-    pub payroll_items: BTreeSet<String>,
-}
+pub use crate::config::ledgers::Chart;
 
 /// A record the sandbox holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::config::{Config, LedgerKind};
 use crate::engine::Engine;
 use crate::ledger::sandbox::SandboxLedger;
-use crate::ledger::Ledger;
+use timepost_core::ledger::Ledger;
 use crate::local::{DirArchive, SecretsFile, SqliteStore};
 use crate::ports::StoreError;
 

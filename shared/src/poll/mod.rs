@@ -31,7 +31,7 @@ use crate::config::{IntakeConfig, PollRetry};
 use crate::intake;
 use crate::ledger::ratelimit::{Limits, Rate, RateLimiter};
 use crate::ledger::transport::{http_client, retry_after};
-use crate::ledger::LedgerError;
+use timepost_core::ledger::LedgerError;
 use crate::ports::{EntryStore, MappingStore, Queue, Secrets, StoreError, WatermarkStore};
 use crate::sources::{ParseContext, ParseError};
 

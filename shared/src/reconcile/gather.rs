@@ -23,8 +23,8 @@ use super::{
     Sides, TrackerEntry, TrackerSide,
 };
 use crate::config::IntakeConfig;
-use crate::ledger::books::BookQuery;
-use crate::ledger::{Ledger, LedgerError};
+use timepost_core::ledger::books::BookQuery;
+use timepost_core::ledger::{Ledger, LedgerError};
 use crate::model::NormalisedEntry;
 use crate::poll::{PollError, PollPorts, Poller};
 use crate::ports::{EntryStore, StoreError};

@@ -6,7 +6,7 @@
 //!   the per-day figures;
 //! - [`gather`]: the I/O that fills the sides (entry states from the
 //!   `EntryStore`, a fresh tracker listing through the Harvest or Toggl
-//!   poller when configured, the books through [`crate::ledger::Ledger::read_books`])
+//!   poller when configured, the books through [`timepost_core::ledger::Ledger::read_books`])
 //!   and stores the run (the [`ReconcileStore`] port);
 //! - [`resolve`]: what finance does about one break (re-post, accept the
 //!   books' version, dismiss with a reason), audited.
@@ -29,51 +29,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::exceptions::ExceptionCode;
-use crate::ledger::books::{differences, hours, BookRecord, Closeness};
-use crate::ledger::{PostingLine, RecordRef};
+use timepost_core::ledger::books::{differences, hours, BookRecord, Closeness};
+use timepost_core::ledger::{PostingLine, RecordRef};
 use crate::ports::StoreResult;
 
-/// `[reconcile]` in `timepost.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReconcileConfig {
-    /// A record's minutes may differ from timepost's by this much without
-    /// a break.
-    #[serde(default)]
-    pub tolerance_minutes: i64,
-    /// A record's billable amount may differ by this much (per line, in
-    /// the books' currency) without a break.
-    #[serde(default = "default_tolerance_amount")]
-    pub tolerance_amount: Decimal,
-    /// Count records timepost did not write (no fingerprint) as breaks
-    /// (`NOT_TIMEPOSTS_RECORD`); by default they are information only.
-    #[serde(default)]
-    pub foreign_records_are_breaks: bool,
-    /// How often `timepost serve` reconciles the last closed week and the
-    /// current one (seconds; default daily, 0 = never). In AWS the
-    /// reconcile function's schedule (`ReconcileSchedule`) decides.
-    #[serde(default = "default_schedule_secs")]
-    pub schedule_secs: u64,
-}
-
-fn default_schedule_secs() -> u64 {
-    86_400
-}
-
-fn default_tolerance_amount() -> Decimal {
-    Decimal::new(1, 2)
-}
-
-impl Default for ReconcileConfig {
-    fn default() -> Self {
-        Self {
-            tolerance_minutes: 0,
-            tolerance_amount: default_tolerance_amount(),
-            foreign_records_are_breaks: false,
-            schedule_secs: default_schedule_secs(),
-        }
-    }
-}
+pub use crate::config::reconcile::ReconcileConfig;
 
 /// The dates a run covers, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ use super::{Action, Break, Resolution};
 use crate::engine::{Engine, EngineError};
 use crate::exceptions::ExceptionCode;
 use crate::intent::scope;
-use crate::ledger::{PostingLine, RecordRef};
+use timepost_core::ledger::{PostingLine, RecordRef};
 use crate::model::EntryKey;
 use crate::ports::{AuditLog, AuditRecord, WorkerWeek};
 

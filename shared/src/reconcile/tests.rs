@@ -1,5 +1,5 @@
 use super::*;
-use crate::ledger::Party;
+use timepost_core::ledger::Party;
 use crate::model::{Currency, Money};
 
 fn d(day: u32) -> NaiveDate {

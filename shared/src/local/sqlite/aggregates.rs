@@ -352,7 +352,7 @@ mod tests {
     use crate::aggregates::{self, Grain};
     use crate::archive::retention::PurgeStore;
     use crate::exceptions::{Exception, ExceptionCode};
-    use crate::ledger::{Party, PostingLine, RecordRef};
+    use timepost_core::ledger::{Party, PostingLine, RecordRef};
     use crate::local::sqlite::SqliteStore;
     use crate::model::*;
     use crate::ports::EntryStore;

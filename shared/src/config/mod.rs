@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::sandbox::Chart;
+pub mod alerts;
+pub mod ledgers;
+pub mod oidc;
+pub mod reconcile;
+pub mod retention;
+
+use ledgers::Chart;
 use crate::rules::Rules;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,19 +37,19 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// `[reconcile]`: tolerances of `timepost reconcile`.
     #[serde(default)]
-    pub reconcile: crate::reconcile::ReconcileConfig,
+    pub reconcile: reconcile::ReconcileConfig,
     /// `[retention]`: archive periods, how long snapshots and live entries
     /// are kept, legal hold. Absent: `archive` commands use the defaults
     /// and `serve` runs no archive schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::archive::RetentionConfig>,
+    pub retention: Option<retention::RetentionConfig>,
     /// `[alerts]`: alert rules and where notices go (`crate::alerts`).
     #[serde(default)]
-    pub alerts: crate::alerts::AlertsConfig,
+    pub alerts: alerts::AlertsConfig,
     /// `[exports]`: the period's CSVs for finance on a schedule. Absent:
     /// no scheduled export (`timepost export period` still works).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exports: Option<crate::alerts::config::ExportsConfig>,
+    pub exports: Option<alerts::ExportsConfig>,
 }
 
 /// `[console]`: the console's users (`[[console.users]]`).
@@ -78,7 +84,7 @@ pub struct ConsoleConfig {
     /// `[console.oidc]`: browser sign-in through an OpenID Connect provider
     /// (a Cognito user pool's hosted UI); see `crate::oidc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<crate::oidc::OidcConfig>,
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 /// Failures a client may make before it waits (the default of
@@ -530,9 +536,9 @@ pub struct LedgerConfig {
     #[serde(default)]
     pub sandbox: Chart,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qbo: Option<crate::ledger::cloud::QboConfig>,
+    pub qbo: Option<ledgers::QboConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xero: Option<crate::ledger::cloud::XeroConfig>,
+    pub xero: Option<ledgers::XeroConfig>,
 }
 
 impl LedgerConfig {
@@ -718,7 +724,7 @@ impl Config {
         }
         let l = &cfg.ledger;
         if let Some((field, message)) =
-            crate::ledger::cloud::problem(l.kind.as_str(), l.qbo.as_ref(), l.xero.as_ref())
+            ledgers::problem(l.kind.as_str(), l.qbo.as_ref(), l.xero.as_ref())
         {
             return Err(ConfigError::Invalid {
                 file: file.to_string(),
