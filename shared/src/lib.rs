@@ -27,11 +27,11 @@ pub mod app;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod books_watch;
 pub mod config;
 pub mod demo;
 pub mod dry_run;
 pub mod engine;
+pub use engine::books_watch;
 pub mod exports;
 pub mod http;
 pub mod identity;

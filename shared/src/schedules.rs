@@ -2,7 +2,7 @@
 //! on timers inside `timepost serve`: re-checking held entries against the
 //! mappings and settling what crashes left (open intents, dirty weeks:
 //! `Engine::sweep`, which also reads what changed in the books outside
-//! timepost: `crate::books_watch`) ([`run`]), and the tracker pollers
+//! timepost: `crate::engine::books_watch`) ([`run`]), and the tracker pollers
 //! ([`run_poller`]), and, when `[retention]` is configured, the archive
 //! run ([`run_archive`]: a snapshot of every closed period past the grace
 //! window; purging stays a command), the alert pass ([`run_alerts`]) and
@@ -45,12 +45,12 @@ pub async fn run(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     on_interval(held_every, shutdown, || async {
-        match engine.recheck_held(&crate::worker::new_batch_id()).await {
+        match engine.recheck_held(&crate::engine::new_batch_id()).await {
             Ok(o) if !o.is_empty() => tracing::info!(rechecked = o.len(), "schedule: held entries re-checked"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "schedule: held re-check failed"),
         }
-        match engine.sweep(&crate::worker::new_batch_id()).await {
+        match engine.sweep(&crate::engine::new_batch_id()).await {
             Ok(r) => {
                 if let Some(b) = r.books.as_ref().filter(|b| b.deleted + b.changed > 0) {
                     tracing::warn!(deleted = b.deleted, changed = b.changed, weeks = b.weeks, "schedule: records changed in the books outside timepost; their weeks are converged again");

@@ -13,15 +13,8 @@ use crate::exceptions::{Exception, ExceptionCode};
 use crate::ports::{EntryStore, Queue, QueueMessage, Received, StoreResult};
 use crate::state::{EntryState, Status};
 
-/// A new import-batch id: one per received batch, recorded in the journal
-/// (what `timepost rollback --batch` undoes).
-pub fn new_batch_id() -> String {
-    format!(
-        "b-{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%S"),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    )
-}
+pub use crate::engine::new_batch_id;
+
 
 /// How soon a message that found its entry or week held by another worker
 /// is tried again.

@@ -66,7 +66,7 @@ pub async fn held_for(
     match mode {
         RecheckMode::InProcess => Ok(Recheck::Done(
             engine
-                .recheck_held_for(changes, &crate::worker::new_batch_id())
+                .recheck_held_for(changes, &crate::engine::new_batch_id())
                 .await?,
         )),
         RecheckMode::Queue => {
@@ -85,7 +85,7 @@ pub async fn all_held(
 ) -> Result<Recheck, EngineError> {
     match mode {
         RecheckMode::InProcess => Ok(Recheck::Done(
-            engine.recheck_held(&crate::worker::new_batch_id()).await?,
+            engine.recheck_held(&crate::engine::new_batch_id()).await?,
         )),
         RecheckMode::Queue => {
             let held = engine.entries.by_status(Status::Held, 100_000).await?;

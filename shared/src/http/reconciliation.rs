@@ -143,7 +143,7 @@ pub async fn resolve_as(
     .await?;
     if action == Action::Repost && r.converge_now {
         s.engine
-            .sweep_older_than(&crate::worker::new_batch_id(), crate::engine::STALE_INTENT)
+            .sweep_older_than(&crate::engine::new_batch_id(), crate::engine::STALE_INTENT)
             .await
             .map_err(|e| {
                 ApiError::unavailable(format!("the re-post is recorded; convergence failed: {e}"))

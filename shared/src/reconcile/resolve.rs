@@ -5,7 +5,7 @@
 //!   hold now (a deleted or missing record is no longer the entry's; a
 //!   changed one keeps its id at its new sync token with the values it
 //!   holds), as the pass over changes made in the books does
-//!   (`crate::books_watch`), and the week is marked dirty: the next
+//!   (`crate::engine::books_watch`), and the week is marked dirty: the next
 //!   convergence (the sweep; locally the CLI runs it at once) posts what
 //!   the week should hold.
 //! - **accept-books**: the same change to the entry state, without marking

@@ -618,7 +618,7 @@ impl Engine {
             records: held,
             lines: st.posted_lines.clone(),
         };
-        let batch_id = crate::worker::new_batch_id();
+        let batch_id = crate::engine::new_batch_id();
         match self.execute(&as_posted, op, &batch_id, now).await {
             Ok((mut intent, last)) => {
                 st.records = last.records;

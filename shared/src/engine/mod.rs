@@ -22,6 +22,8 @@
 //!    marked dirty and converged again by [`Engine::sweep`];
 //! 7. release the claims.
 
+pub mod books_watch;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,6 +47,16 @@ use crate::rules::Rules;
 use crate::state::{EntryState, Status};
 use crate::week_claim::{week_claim_key, HeldWeeks};
 
+/// A new import-batch id: one per received batch, recorded in the journal
+/// (what `timepost rollback --batch` undoes).
+pub fn new_batch_id() -> String {
+    format!(
+        "b-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Another worker holds the entry or its worker-week; try the message
@@ -57,7 +69,7 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The books could not be read for the scheduled pass over them
-    /// (`crate::books_watch`); the pass is tried again next time.
+    /// (`crate::engine::books_watch`); the pass is tried again next time.
     #[error("could not read the books: {0}")]
     Books(LedgerError),
 }
@@ -159,7 +171,7 @@ pub struct Engine {
     /// Where the pass over changes made in the books keeps its watermark
     /// and audit lines ([`Engine::watch_books`]); without it the sweep
     /// does not look at the books.
-    pub(crate) books_watch: std::sync::OnceLock<crate::books_watch::BooksWatch>,
+    pub(crate) books_watch: std::sync::OnceLock<crate::engine::books_watch::BooksWatch>,
 }
 
 /// Claims expire by themselves so a crashed worker never blocks an entry
@@ -565,12 +577,12 @@ impl Engine {
     /// a live worker is left for the next run.
     ///
     /// When the engine watches the books ([`Engine::watch_books`]) and
-    /// their last pass is [`crate::books_watch::BOOKS_EVERY`] old, the
+    /// their last pass is [`crate::engine::books_watch::BOOKS_EVERY`] old, the
     /// sweep first reads what changed in the books outside timepost and
     /// marks the weeks of our records that changed dirty
     /// ([`Engine::watch_books_pass`]), so the same run converges them.
     pub async fn sweep(&self, batch_id: &str) -> Result<SweepReport, EngineError> {
-        self.sweep_every(batch_id, STALE_INTENT, crate::books_watch::BOOKS_EVERY)
+        self.sweep_every(batch_id, STALE_INTENT, crate::engine::books_watch::BOOKS_EVERY)
             .await
     }
 
@@ -1304,7 +1316,7 @@ fn retarget(op: &LedgerOp, records: Vec<RecordRef>) -> LedgerOp {
 #[derive(Debug, Default)]
 pub struct SweepReport {
     /// The pass over changes made in the books, when it ran.
-    pub books: Option<crate::books_watch::BooksReport>,
+    pub books: Option<crate::engine::books_watch::BooksReport>,
     /// Why that pass failed, when it did (its watermark stays).
     pub books_error: Option<String>,
     /// Entries whose stale intents were settled.
