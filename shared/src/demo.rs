@@ -7,11 +7,11 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::local::stack::LocalStack;
 use crate::local::SqliteStore;
 use crate::mapping::{csv_io, diff};
 use crate::ports::MappingStore;
 use crate::report::{self, Report};
+use crate::stack::LocalStack;
 
 pub const CONFIG: &str = include_str!("../../examples/sandbox/timepost.toml");
 pub const MAPPINGS: &str = include_str!("../../examples/sandbox/mappings.csv");
@@ -26,11 +26,13 @@ pub enum DemoError {
     #[error(transparent)]
     Entries(#[from] crate::sources::ParseError),
     #[error(transparent)]
-    Stack(#[from] crate::local::stack::StackError),
+    Stack(#[from] crate::stack::StackError),
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
     Ledger(#[from] timepost_core::ledger::LedgerError),
+    #[error(transparent)]
+    Report(#[from] crate::report::CollectError),
 }
 
 /// Run the sandbox in `dir` (a fresh directory) and report the outcome.
@@ -80,4 +82,5 @@ pub async fn report_for(
         outcomes,
     )
     .await
+    .map_err(DemoError::from)
 }

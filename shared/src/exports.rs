@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::alerts::config::{ExportPeriod, ExportsConfig};
+use crate::config::alerts::{ExportPeriod, ExportsConfig};
 use crate::csv_out::{Cell, SafeCsv};
 use crate::kpis::{Filter, Hours};
 use crate::ports::{Archive, EntryStore, Notice, Notifier, StoreError};

@@ -33,7 +33,6 @@ pub const LEEWAY_SECS: u64 = 60;
 /// How long a started sign-in (the flow cookie) stays valid.
 pub const FLOW_SECS: u64 = 600;
 
-
 /// Why a browser sign-in did not sign anyone in. Each message is shown on
 /// the console's refusal page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -416,7 +415,7 @@ impl Provider {
         client_secret: Option<String>,
         flow_key: Vec<u8>,
     ) -> Result<Self, OidcError> {
-        let http = crate::ledger::transport::http_client(Duration::from_secs(10))
+        let http = crate::net::http_client(Duration::from_secs(10))
             .map_err(|e| OidcError::Provider(e.to_string()))?;
         Ok(Self {
             config,

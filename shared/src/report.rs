@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 
 pub use timepost_core::report::*;
 
+/// Why a report could not be collected: a store or the ledger did not
+/// answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Store(#[from] timepost_core::ports::StoreError),
+    #[error(transparent)]
+    Ledger(#[from] timepost_core::ledger::LedgerError),
+}
+
 /// Read the stores and the ledger and build the report. `outcomes` are
 /// the outcomes of the run being reported on (for duplicates and stale
 /// versions); pass none for a report of the store as it stands.
@@ -14,7 +24,7 @@ pub async fn collect(
     queue: &dyn timepost_core::ports::Queue,
     counters: BTreeMap<&'static str, u64>,
     outcomes: &[crate::engine::Outcome],
-) -> Result<Report, crate::demo::DemoError> {
+) -> Result<Report, CollectError> {
     let states = entries.all().await?;
     let records = ledger.read_back().await?;
     Ok(build(ReportInput {

@@ -29,10 +29,10 @@ use serde::Serialize;
 use crate::config::WorkerConfig;
 use crate::engine::backoff;
 use crate::exceptions::{Exception, ExceptionCode};
-use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
 use crate::model::{idempotency_key, EntryKey};
 use crate::ports::{EntryStore, Journal, JournalRecord, StoreError};
 use crate::state::Status;
+use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, RecordRef};
 
 #[derive(Debug, Clone)]
 pub struct RollbackOptions {

@@ -114,7 +114,7 @@ pub struct ArchiveJob {
 impl ArchiveJob {
     /// The job of a local stack, when its config has `[retention]`.
     pub fn local(
-        stack: &crate::local::stack::LocalStack,
+        stack: &crate::stack::LocalStack,
     ) -> Result<Option<Self>, crate::archive::ArchiveError> {
         let Some(retention) = stack.config.retention.clone() else {
             return Ok(None);
@@ -188,7 +188,7 @@ pub async fn run_archive(
 
 /// The alert pass every `every` (the first right away), until shutdown.
 pub async fn run_alerts(
-    job: Arc<crate::alerts::job::AlertJob>,
+    job: Arc<crate::stack::alert_job::AlertJob>,
     every: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -217,7 +217,7 @@ pub async fn run_alerts(
 /// Export the last closed period once it is closed (checked every
 /// `every`), until shutdown.
 pub async fn run_exports(
-    job: Arc<crate::alerts::job::AlertJob>,
+    job: Arc<crate::stack::alert_job::AlertJob>,
     every: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -241,7 +241,7 @@ pub struct ReconcileJob {
 
 impl ReconcileJob {
     /// The job of a local stack (its store, ledger and pollers' secrets).
-    pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
+    pub fn local(stack: &crate::stack::LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
         Self {
             reconciler: crate::reconcile::gather::Reconciler {
@@ -251,7 +251,7 @@ impl ReconcileJob {
                 config: stack.config.reconcile.clone(),
             },
             intake: stack.config.intake.clone(),
-            ports: crate::poll::PollPorts::local(stack),
+            ports: stack.poll_ports(),
         }
     }
 

@@ -15,7 +15,6 @@ use crate::state::{EntryState, Status};
 
 pub use crate::engine::new_batch_id;
 
-
 /// How soon a message that found its entry or week held by another worker
 /// is tried again.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);

@@ -5,11 +5,11 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use timepost::config::Config;
 use timepost::engine::Outcome;
-use timepost::local::stack::LocalStack;
 use timepost::local::SqliteStore;
 use timepost::mapping::{csv_io, diff};
 use timepost::model::*;
 use timepost::ports::{MappingStore, Queue, QueueMessage};
+use timepost::stack::LocalStack;
 
 /// A builder for one entry version.
 #[derive(Clone)]

@@ -204,7 +204,7 @@ pub fn sandbox_chart() -> qbo_fake::Chart {
 pub async fn sandbox_stack(
     dir: &std::path::Path,
     server: Option<&qbo_fake::QboServer>,
-) -> timepost::local::stack::LocalStack {
+) -> timepost::stack::LocalStack {
     use timepost::ports::MappingStore;
     let mut cfg = timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox")
         .unwrap_or_else(|e| panic!("{e}"));
@@ -226,8 +226,8 @@ pub async fn sandbox_stack(
     }
     let store =
         timepost::local::SqliteStore::open(&cfg.store.path).unwrap_or_else(|e| panic!("{e}"));
-    let stack = timepost::local::stack::LocalStack::with_store(cfg, store)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stack =
+        timepost::stack::LocalStack::with_store(cfg, store).unwrap_or_else(|e| panic!("{e}"));
     let rows = timepost::mapping::csv_io::read(timepost::demo::MAPPINGS.as_bytes())
         .unwrap_or_else(|e| panic!("{e}"));
     let current = stack
@@ -272,7 +272,7 @@ pub fn write_secrets(path: &std::path::Path, text: &str) {
 
 /// Entries from CSV text in the sandbox export format.
 pub fn entries_from_csv(
-    stack: &timepost::local::stack::LocalStack,
+    stack: &timepost::stack::LocalStack,
     mappings: &timepost::mapping::Mappings,
     csv: &str,
 ) -> Vec<timepost::model::NormalisedEntry> {
@@ -292,7 +292,7 @@ pub fn entries_header() -> &'static str {
 /// Like [`entries_from_csv`], skipping rows the parser refuses (as
 /// `timepost ingest` would report them).
 pub fn entries_from_csv_lenient(
-    stack: &timepost::local::stack::LocalStack,
+    stack: &timepost::stack::LocalStack,
     mappings: &timepost::mapping::Mappings,
     csv: &str,
 ) -> Vec<timepost::model::NormalisedEntry> {

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use timepost::alerts::job::AlertJob;
 use timepost::reconcile::Period;
+use timepost::stack::alert_job::AlertJob;
 
 use super::backend::{local_only, Global};
 use crate::{CliResult, Failure};

@@ -273,7 +273,7 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
             revision,
             into,
         } => {
-            let r = arch::restore::restore_period(archive.as_ref(), &period, revision, &into)
+            let r = timepost::local::restore_period(archive.as_ref(), &period, revision, &into)
                 .await
                 .map_err(input)?;
             println!(
@@ -387,9 +387,13 @@ pub async fn import(g: &Global, args: ImportArgs) -> CliResult {
         return import_aws(args).await;
     }
     let stack = super::open(&g.config)?;
-    let r = arch::restore::import_bundle(&args.bundle, &stack.store, args.force)
-        .await
-        .map_err(input)?;
+    let r = arch::restore::import_bundle(
+        &timepost::local::DirArchive::new(&args.bundle),
+        &stack.store,
+        args.force,
+    )
+    .await
+    .map_err(input)?;
     println!(
         "imported {} entries, {} entry versions, {} journal records, {} audit records, {} mapping changes, {} book lines from {}",
         r.entries,
@@ -417,7 +421,7 @@ async fn import_aws(_: ImportArgs) -> CliResult {
 async fn import_aws(args: ImportArgs) -> CliResult {
     use timepost::ports::{AuditLog, AuditRecord};
     let settings = super::backend::aws::settings()?;
-    let data = arch::restore::read_bundle(&args.bundle)
+    let data = arch::restore::read_bundle(&timepost::local::DirArchive::new(&args.bundle))
         .await
         .map_err(input)?;
     let sdk = timepost::aws::sdk_config().await;

@@ -14,8 +14,8 @@ use timepost::app::recheck::{self, RecheckMode};
 use timepost::config::Config;
 use timepost::engine::Engine;
 use timepost::ledger::Ledger;
-use timepost::local::stack::LocalStack;
 use timepost::ports::{AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue};
+use timepost::stack::LocalStack;
 
 use crate::Failure;
 
@@ -62,7 +62,7 @@ pub struct Ops {
 impl Ops {
     pub fn local(stack: LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
-        let poll = timepost::poll::PollPorts::local(&stack);
+        let poll = stack.poll_ports();
         Self {
             poll,
             kind: BackendKind::Local,

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use timepost::config::Config;
-use timepost::local::stack::LocalStack;
+use timepost::stack::LocalStack;
 
 use crate::Failure;
 

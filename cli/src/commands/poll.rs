@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::anyhow;
-use timepost::poll::{PollPorts, Poller};
+use timepost::poll::Poller;
 
 use crate::{CliResult, Failure};
 
@@ -35,7 +35,7 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
                 config.display()
             ))
         })?;
-    let report = poller.run(&PollPorts::local(&stack)).await.map_err(|e| {
+    let report = poller.run(&stack.poll_ports()).await.map_err(|e| {
         let config_problem = e.is_config();
         let e = anyhow!(e).context(format!("{} poll failed (watermark unchanged)", args.source));
         if config_problem {

@@ -78,7 +78,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             println!("  polling {source} every {every} s");
             pollers.push(bg.spawn(timepost::schedules::run_poller(
                 Arc::new(p),
-                timepost::poll::PollPorts::local(&stack),
+                stack.poll_ports(),
                 Duration::from_secs(every),
                 stop_rx.clone(),
             )));
@@ -97,7 +97,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
     let mut notes: Vec<String> = Vec::new();
     if live {
         let job = Arc::new(
-            timepost::alerts::job::AlertJob::local(&stack)
+            timepost::stack::alert_job::AlertJob::local(&stack)
                 .await
                 .map_err(|e| crate::Failure::Input(anyhow::anyhow!("[alerts]: {e}")))?,
         );

@@ -14,7 +14,6 @@
 pub use crate::config::alerts as config;
 pub mod deliver;
 pub mod gather;
-pub mod job;
 pub mod notify;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -30,11 +30,9 @@ pub struct WebhookNotifier {
 
 impl WebhookNotifier {
     pub fn new(url: impl Into<String>) -> Result<Self, NotifyError> {
-        let http = crate::ledger::transport::http_client(Duration::from_secs(20)).map_err(|e| {
-            NotifyError {
-                channel: "webhook",
-                message: e.to_string(),
-            }
+        let http = crate::net::http_client(Duration::from_secs(20)).map_err(|e| NotifyError {
+            channel: "webhook",
+            message: e.to_string(),
         })?;
         Ok(Self {
             http,

@@ -6,10 +6,10 @@ use proptest::prelude::*;
 use super::deliver::{digest_due, plan};
 use super::*;
 use crate::exceptions::{Exception, ExceptionCode};
-use timepost_core::ledger::PostingLine;
 use crate::model::*;
 use crate::ports::AlertState;
 use crate::state::{EntryState, Status};
+use timepost_core::ledger::PostingLine;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap_or_default()

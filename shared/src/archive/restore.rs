@@ -3,8 +3,6 @@
 //! `timepost.toml`) and `import --bundle` (a full export, into the store
 //! the config names).
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::format::{self, Kind, Manifest};
@@ -135,14 +133,14 @@ pub fn restored_config(d: &Loaded) -> String {
     )
 }
 
-/// Restore the newest revision of `period` (or `revision`) into the new
-/// directory `into`: verified first; refused if `into` holds a store.
-pub async fn restore_period(
+/// The newest revision of `period` (or `revision`), verified first and
+/// decoded: what a restore loads into a new store
+/// (`crate::local::restore_period`).
+pub async fn read_period(
     archive: &dyn Archive,
     period: &str,
     revision: Option<u32>,
-    into: &Path,
-) -> Result<Restored, ArchiveError> {
+) -> Result<Loaded, ArchiveError> {
     let revs: Vec<u32> = stored(archive)
         .await?
         .into_iter()
@@ -175,34 +173,14 @@ pub async fn restore_period(
             problems,
         });
     }
-    let data = read(archive, &prefix).await?;
-    let db = into.join("timepost.sqlite");
-    if db.exists() {
-        return Err(ArchiveError::Input(format!(
-            "{} already holds a store; restore into a new directory",
-            into.display()
-        )));
-    }
-    std::fs::create_dir_all(into).map_err(|e| io(into, e))?;
-    let cfg = into.join("timepost.toml");
-    std::fs::write(&cfg, restored_config(&data)).map_err(|e| io(&cfg, e))?;
-    let store = crate::local::SqliteStore::open(&db)?;
-    store.load(&data)?;
-    Ok(summary(&data))
+    read(archive, &prefix).await
 }
 
-fn io(p: &Path, e: std::io::Error) -> ArchiveError {
-    ArchiveError::Io {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// Load a bundle written by `export --all` (the directory `bundle`) into
+/// Load a bundle written by `export --all` (see [`read_bundle`]) into
 /// `store`: verified first; refused if the store is not empty, unless
 /// `force`.
 pub async fn import_bundle(
-    bundle: &Path,
+    bundle: &dyn Archive,
     store: &dyn LoadStore,
     force: bool,
 ) -> Result<Restored, ArchiveError> {
@@ -217,11 +195,10 @@ pub async fn import_bundle(
     Ok(summary(&data))
 }
 
-/// Verify the bundle in the directory `bundle` (every file re-hashed
-/// against its manifest) and decode it.
-pub async fn read_bundle(bundle: &Path) -> Result<Loaded, ArchiveError> {
-    let archive = crate::local::DirArchive::new(bundle);
-    let (manifest, problems) = super::verify::verify_bundle(&archive).await?;
+/// Verify the bundle `export --all` wrote (every file re-hashed against its
+/// manifest; locally a `DirArchive` on its directory) and decode it.
+pub async fn read_bundle(archive: &dyn Archive) -> Result<Loaded, ArchiveError> {
+    let (manifest, problems) = super::verify::verify_bundle(archive).await?;
     if !problems.is_empty() {
         return Err(ArchiveError::Unverified {
             period: manifest.period,
@@ -231,7 +208,7 @@ pub async fn read_bundle(bundle: &Path) -> Result<Loaded, ArchiveError> {
                 .collect(),
         });
     }
-    read(&archive, "").await
+    read(archive, "").await
 }
 
 /// What `data` holds, as `import_bundle` reports it.

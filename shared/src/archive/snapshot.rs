@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::format::{self, FileInfo, Kind, Manifest, Period, PeriodKind};
 use super::ArchiveError;
 use crate::exceptions::Exception;
-use timepost_core::ledger::{Ledger, PostingLine};
 use crate::mapping::{MappingChange, MappingRow, Mappings};
 use crate::model::ApprovalStatus;
 use crate::ports::{
@@ -17,6 +16,7 @@ use crate::ports::{
     Queue, QueueMessage,
 };
 use crate::state::{EntryState, Status};
+use timepost_core::ledger::{Ledger, PostingLine};
 
 /// The ports a snapshot is read from (a local or a deployed stack's).
 pub struct Sources<'a> {

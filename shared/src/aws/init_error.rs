@@ -39,8 +39,7 @@ pub async fn report(error: &dyn std::fmt::Display) {
 /// Send `message` as the initialization error to the runtime API at
 /// `api` (`host:port`).
 pub async fn report_to(api: &str, message: &str) -> Result<(), String> {
-    let client =
-        crate::ledger::transport::http_client(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let client = crate::net::http_client(Duration::from_secs(5)).map_err(|e| e.to_string())?;
     let response = client
         .post(format!("http://{api}{INIT_ERROR_PATH}"))
         .header("Lambda-Runtime-Function-Error-Type", CONFIG_ERROR_TYPE)

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::ledger::ratelimit::{PacerError, SharedPacer};
+use crate::net::ratelimit::{PacerError, SharedPacer};
 
 /// Conflicting reservations are read and tried again this many times
 /// before the call is failed as transient.

@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::config::{Config, ConfigError, LedgerKind};
 use crate::engine::Engine;
 use crate::ledger::sandbox::SandboxLedger;
-use timepost_core::ledger::Ledger;
 use crate::local::SqliteStore;
 use crate::ports::{Archive, StoreError};
+use timepost_core::ledger::Ledger;
 
 use super::settings::MissingSetting;
 use super::{AwsSettings, DynamoStore, S3Archive, SecretsManagerStore, SqsQueue};
@@ -228,9 +228,10 @@ impl AwsStack {
         let store = ports.store.clone();
         // Every instance paces its ledger calls through one DynamoDB item
         // per company, so the company's limit holds across instances.
-        let pacer: Arc<dyn crate::ledger::ratelimit::SharedPacer> = Arc::new(
-            super::DynamoPacer::new(store.client.clone(), &ports.settings.table),
-        );
+        let pacer: Arc<dyn crate::net::ratelimit::SharedPacer> = Arc::new(super::DynamoPacer::new(
+            store.client.clone(),
+            &ports.settings.table,
+        ));
         let ledger: Arc<dyn Ledger> = match config.ledger.kind {
             LedgerKind::Sandbox => Arc::new(sandbox_ledger(config)?),
             kind => crate::ledger::cloud::connect_paced(

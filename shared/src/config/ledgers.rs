@@ -137,7 +137,6 @@ impl Default for QboLimits {
     }
 }
 
-
 /// `[ledger.xero]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,7 +196,6 @@ impl Default for XeroLimits {
         }
     }
 }
-
 
 /// What is wrong with a cloud ledger's settings, as (field, message).
 pub fn problem(

@@ -13,8 +13,8 @@ pub mod oidc;
 pub mod reconcile;
 pub mod retention;
 
-use ledgers::Chart;
 use crate::rules::Rules;
+use ledgers::Chart;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -53,11 +53,13 @@ use serde::Serialize;
 use crate::engine::{bump, Engine, EngineError};
 use crate::intent::scope;
 use crate::intent::IntentOutcome;
-use timepost_core::ledger::books::{differences, hours, BookChanges, BookQuery, BookRecord, Closeness};
-use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, PostingLine, RecordRef};
 use crate::model::EntryKey;
 use crate::ports::{AuditLog, AuditRecord, WatermarkStore, WorkerWeek};
 use crate::state::{EntryState, Status};
+use timepost_core::ledger::books::{
+    differences, hours, BookChanges, BookQuery, BookRecord, Closeness,
+};
+use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, PostingLine, RecordRef};
 
 /// How often the sweep looks at the books (at most).
 pub const BOOKS_EVERY: Duration = Duration::from_secs(15 * 60);

@@ -22,6 +22,7 @@
 //!    marked dirty and converged again by [`Engine::sweep`];
 //! 7. release the claims.
 
+pub mod backlog;
 pub mod books_watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +37,6 @@ use crate::config::WorkerConfig;
 use crate::exceptions::Exception;
 use crate::exceptions::ExceptionCode;
 use crate::intent::{Actual, Intent, IntentOutcome, Resolution};
-use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
 use crate::mapping::Mappings;
 use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry};
 use crate::pipeline::{self, Decision, IgnoreReason, NoTrace, WeekPlan};
@@ -46,6 +46,7 @@ use crate::ports::{
 use crate::rules::Rules;
 use crate::state::{EntryState, Status};
 use crate::week_claim::{week_claim_key, HeldWeeks};
+use timepost_core::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, PostingLine, RecordRef};
 
 /// A new import-batch id: one per received batch, recorded in the journal
 /// (what `timepost rollback --batch` undoes).
@@ -189,29 +190,13 @@ pub const STALE_INTENT: Duration = Duration::from_secs(90);
 
 /// The claim owner of a worker in this process: `pid:<pid>:<uuid>`, so a
 /// local store can tell a dead process's claims from a live one's
-/// ([`owner_is_dead`]).
+/// (`crate::local::sqlite::owner_is_dead`).
 pub fn new_owner() -> String {
     format!(
         "pid:{}:{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-/// Whether `owner` names a local process that is no longer running (Linux:
-/// no `/proc/<pid>`). Owners of other forms, and this process, are live.
-pub fn owner_is_dead(owner: &str) -> bool {
-    let mut parts = owner.split(':');
-    let (Some("pid"), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    if pid == std::process::id() || !std::path::Path::new("/proc/self").exists() {
-        return false;
-    }
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Claims held while a message is worked on, renewed in the background
@@ -582,8 +567,12 @@ impl Engine {
     /// marks the weeks of our records that changed dirty
     /// ([`Engine::watch_books_pass`]), so the same run converges them.
     pub async fn sweep(&self, batch_id: &str) -> Result<SweepReport, EngineError> {
-        self.sweep_every(batch_id, STALE_INTENT, crate::engine::books_watch::BOOKS_EVERY)
-            .await
+        self.sweep_every(
+            batch_id,
+            STALE_INTENT,
+            crate::engine::books_watch::BOOKS_EVERY,
+        )
+        .await
     }
 
     /// [`Engine::sweep`], taking intents open for longer than `age` (and

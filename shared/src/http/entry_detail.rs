@@ -21,13 +21,13 @@ use super::auth::{self, Principal};
 use super::console::{back_to, field, parse_key, redrive, PageError};
 use super::html::{csrf_field, esc, page};
 use super::{ApiError, AppState};
-use timepost_core::ledger::{Party, PostingLine};
 use crate::mapping::MappingTable;
 use crate::model::{EntryKey, NormalisedEntry};
 use crate::pipeline::{self, fmt_minutes, Decision};
 use crate::ports::{JournalRecord, WorkerWeek};
 use crate::review::Saved;
 use crate::state::EntryState;
+use timepost_core::ledger::{Party, PostingLine};
 
 /// The decision trace of one entry, as the API returns it.
 #[derive(Debug, Serialize)]

@@ -38,8 +38,8 @@ use serde_json::json;
 use crate::app::recheck::RecheckMode;
 use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
-use timepost_core::ledger::Ledger;
 use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
+use timepost_core::ledger::Ledger;
 pub use webhooks::{ParseContextCache, WebhookState};
 
 /// Largest request body accepted (webhooks included): 1 MiB, as SQS.
@@ -256,7 +256,7 @@ impl AppState {
     }
 
     /// State for the local stack.
-    pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
+    pub fn local(stack: &crate::stack::LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
         Self::new(Inner {
             engine: stack.engine.clone(),

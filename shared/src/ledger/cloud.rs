@@ -12,16 +12,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use super::oauth::{OAuthSettings, TokenManager};
 use super::qbo::{QboLedger, QboRequests, QboSettings};
-use super::ratelimit::{Limits, Rate, RateLimiter, SharedPacer};
 use super::transport::{http_client, HttpCall, Transport};
 use super::xero::{XeroLedger, XeroRequests, XeroSettings};
 use super::{Ledger, LedgerError, LedgerRequest};
+use crate::net::ratelimit::{Limits, Rate, RateLimiter, SharedPacer};
 use crate::ports::Secrets;
 
-pub use crate::config::ledgers::{problem, QboConfig, QboEnvironment, QboLimits, XeroConfig, XeroLimits};
+pub use crate::config::ledgers::{
+    problem, QboConfig, QboEnvironment, QboLimits, XeroConfig, XeroLimits,
+};
 
 impl QboLimits {
     /// Every write timepost makes to QBO is a batch call: it costs one

@@ -219,8 +219,11 @@ mod tests {
             1,
         );
         let rules = crate::rules::minimal("USD".parse().unwrap_or_else(|e: String| panic!("{e}")));
-        let demo = crate::config::Config::parse(crate::demo::CONFIG, "demo")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let demo = crate::config::Config::parse(
+            include_str!("../../../examples/sandbox/timepost.toml"),
+            "demo",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let rules = Rules {
             overtime: demo.rules.overtime,
             ..rules

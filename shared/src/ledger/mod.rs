@@ -4,17 +4,16 @@
 //!
 //! - [`qbo`] (+ [`qbo_faults`]): QuickBooks Online TimeActivity via batch;
 //! - [`xero`]: Xero Projects time entries;
-//! - [`transport`], [`oauth`], [`ratelimit`]: what both cloud adapters share;
+//! - [`transport`], [`oauth`] (and `crate::net`'s rate limiter): what both
+//!   cloud adapters share;
 //! - [`cloud`]: their configuration and assembly; [`recording`]: the
 //!   dry-run ledger; [`journal_entry`]: the labour-cost accrual.
 
-pub mod backlog;
 pub mod cloud;
 pub mod journal_entry;
 pub mod oauth;
 pub mod qbo;
 pub mod qbo_faults;
-pub mod ratelimit;
 pub mod recording;
 pub mod sandbox;
 pub mod transport;

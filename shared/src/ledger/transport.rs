@@ -16,8 +16,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::oauth::TokenManager;
-use super::ratelimit::{Cost, RateLimiter};
 use super::LedgerError;
+use crate::net::ratelimit::{Cost, RateLimiter};
+pub use crate::net::{http_client, retry_after};
 
 /// One HTTP request an adapter would send. `body` is the exact JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,19 +96,6 @@ impl HttpReply {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
     }
-}
-
-/// An HTTP client for the accounting APIs: rustls, request timeout.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LedgerError> {
-    // reqwest is built without a bundled crypto provider; install ring's
-    // once per process (a second install is refused, which is fine).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("timepost/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| LedgerError::Transient(format!("cannot build the HTTP client: {e}")))
 }
 
 /// How many HTTP requests a transport has sent, reads (`GET`: QBO
@@ -256,16 +244,6 @@ pub fn url_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare here; treated as
-/// absent).
-pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get("retry-after")?.to_str().ok()?.trim().to_string();
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
 }
 
 /// The host of a URL (`https://host/path` → `host`).

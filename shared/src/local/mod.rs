@@ -6,10 +6,11 @@ pub mod alerts;
 pub mod archive;
 pub mod pending;
 pub mod reconcile;
+pub mod restore;
 pub mod secrets;
 pub mod sqlite;
-pub mod stack;
 
 pub use archive::DirArchive;
+pub use restore::restore_period;
 pub use secrets::SecretsFile;
 pub use sqlite::SqliteStore;

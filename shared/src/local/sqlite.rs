@@ -297,7 +297,7 @@ impl SqliteStore {
         migrate_work_date(&conn).map_err(backend)?;
         keyindex::migrate(&conn).map_err(backend)?;
         period::migrate(&conn).map_err(backend)?;
-        crate::ledger::sandbox::create_schema(&conn).map_err(backend)?;
+        sandbox::create_schema(&conn).map_err(backend)?;
         let rekeyed = migrate_entry_keys(&conn)?;
         let mut conn = conn;
         aggregates::build_if_missing(&mut conn)?;
@@ -342,7 +342,7 @@ impl SqliteStore {
         };
         let mut n = 0;
         for owner in owners {
-            if crate::engine::owner_is_dead(&owner) {
+            if owner_is_dead(&owner) {
                 n += conn
                     .execute("DELETE FROM claims WHERE owner = ?1", [&owner])
                     .map_err(backend)?;
@@ -410,6 +410,7 @@ mod aggregates;
 mod bulk;
 mod keyindex;
 mod period;
+mod sandbox;
 
 mod files {
     use std::path::{Path, PathBuf};
@@ -1564,6 +1565,22 @@ impl WatermarkStore for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// Whether `owner` names a local process that is no longer running (Linux:
+/// no `/proc/<pid>`). Owners of other forms, and this process, are live.
+pub fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some("pid"), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() || !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ use super::{
 };
 use crate::config::{HarvestPollConfig, IntakeConfig};
 use crate::intake;
-use crate::ledger::ratelimit::Rate;
 use crate::model::{Currency, NormalisedEntry, Source};
+use crate::net::ratelimit::Rate;
 use crate::sources::harvest::{parse_many, parse_page, rate_client_ids, Rejected};
 use crate::sources::ParseContext;
 use crate::state::Status;

@@ -29,11 +29,11 @@ use serde::Serialize;
 
 use crate::config::{IntakeConfig, PollRetry};
 use crate::intake;
-use crate::ledger::ratelimit::{Limits, Rate, RateLimiter};
-use crate::ledger::transport::{http_client, retry_after};
-use timepost_core::ledger::LedgerError;
+use crate::net::ratelimit::{Limits, Rate, RateLimiter};
+use crate::net::{http_client, retry_after};
 use crate::ports::{EntryStore, MappingStore, Queue, Secrets, StoreError, WatermarkStore};
 use crate::sources::{ParseContext, ParseError};
+use timepost_core::ledger::LedgerError;
 
 /// The stores a poll run reads and writes.
 #[derive(Clone)]
@@ -43,20 +43,6 @@ pub struct PollPorts {
     pub queue: Arc<dyn Queue>,
     pub mappings: Arc<dyn MappingStore>,
     pub secrets: Arc<dyn Secrets>,
-}
-
-impl PollPorts {
-    /// The local stack's stores (one SQLite file) and secrets file.
-    pub fn local(stack: &crate::local::stack::LocalStack) -> Self {
-        let store = Arc::new(stack.store.clone());
-        Self {
-            watermarks: store.clone(),
-            entries: store.clone(),
-            queue: store.clone(),
-            mappings: store,
-            secrets: stack.secrets.clone(),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

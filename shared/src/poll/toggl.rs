@@ -38,8 +38,8 @@ use super::{
 };
 use crate::config::{IntakeConfig, TogglPollConfig};
 use crate::intake;
-use crate::ledger::ratelimit::Rate;
 use crate::model::{NormalisedEntry, Source};
+use crate::net::ratelimit::Rate;
 use crate::sources::toggl::parse_report_rows;
 use crate::sources::ParseContext;
 use crate::state::Status;

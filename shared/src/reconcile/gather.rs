@@ -23,11 +23,11 @@ use super::{
     Sides, TrackerEntry, TrackerSide,
 };
 use crate::config::IntakeConfig;
-use timepost_core::ledger::books::BookQuery;
-use timepost_core::ledger::{Ledger, LedgerError};
 use crate::model::NormalisedEntry;
 use crate::poll::{PollError, PollPorts, Poller};
 use crate::ports::{EntryStore, StoreError};
+use timepost_core::ledger::books::BookQuery;
+use timepost_core::ledger::{Ledger, LedgerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::exceptions::ExceptionCode;
+use crate::ports::StoreResult;
 use timepost_core::ledger::books::{differences, hours, BookRecord, Closeness};
 use timepost_core::ledger::{PostingLine, RecordRef};
-use crate::ports::StoreResult;
 
 pub use crate::config::reconcile::ReconcileConfig;
 

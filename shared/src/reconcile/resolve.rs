@@ -27,9 +27,9 @@ use super::{Action, Break, Resolution};
 use crate::engine::{Engine, EngineError};
 use crate::exceptions::ExceptionCode;
 use crate::intent::scope;
-use timepost_core::ledger::{PostingLine, RecordRef};
 use crate::model::EntryKey;
 use crate::ports::{AuditLog, AuditRecord, WorkerWeek};
+use timepost_core::ledger::{PostingLine, RecordRef};
 
 /// Who resolves, for the audit log.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 use super::*;
-use timepost_core::ledger::Party;
 use crate::model::{Currency, Money};
+use timepost_core::ledger::Party;
 
 fn d(day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, day).expect("date")
@@ -281,7 +281,7 @@ fn periods_parse() {
 
 #[test]
 fn the_reconcile_section_reads_with_defaults_and_refuses_unknown_keys() {
-    let base = crate::demo::CONFIG;
+    let base = include_str!("../../../examples/sandbox/timepost.toml");
     let c = crate::config::Config::parse(base, "sandbox").expect("config");
     assert_eq!(c.reconcile, ReconcileConfig::default());
     assert_eq!(c.reconcile.tolerance_amount, Decimal::new(1, 2));

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use timepost::config::WorkerConfig;
-use timepost::ledger::backlog::post_backlog;
+use timepost::engine::backlog::post_backlog;
 use timepost::ledger::cloud::QboLimits;
 use timepost::ledger::{Ledger, LedgerOp, Party};
 use timepost_tests::qbo_fake::{QboFakeLimits, QboServer};

@@ -225,7 +225,7 @@ async fn main() {
     config.store.secrets_file = secrets;
     config.store.archive_dir = dir.join("archive");
     let store = timepost::local::sqlite::SqliteStore::open(&config.store.path).expect("store");
-    let stack = timepost::local::stack::LocalStack::with_store(config, store).expect("stack");
+    let stack = timepost::stack::LocalStack::with_store(config, store).expect("stack");
 
     // Build the store through `put`, as the engine writes states.
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -434,7 +434,7 @@ async fn main() {
 /// impact preview of one employee row and of one project row (what the
 /// review threshold counts), and the held re-check after a project row is
 /// added, over mappings for every worker and every project but the last.
-async fn mapping_figures(stack: &timepost::local::stack::LocalStack, n: u64) {
+async fn mapping_figures(stack: &timepost::stack::LocalStack, n: u64) {
     use timepost::mapping::{diff, MappingRow, MappingTable};
     use timepost::ports::MappingStore;
     let mut rows: Vec<MappingRow> =
@@ -682,7 +682,7 @@ mod aws {
         cfg.store.path = dir.join("local-aws.sqlite");
         cfg.store.secrets_file = secrets;
         cfg.store.archive_dir = dir.join("archive-aws");
-        let stack = timepost::local::stack::LocalStack::open(cfg).expect("stack");
+        let stack = timepost::stack::LocalStack::open(cfg).expect("stack");
         let store = Arc::new(stack.store.clone());
         let state = timepost::http::AppState::new(timepost::http::Inner {
             engine: stack.engine.clone(),

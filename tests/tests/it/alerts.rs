@@ -7,10 +7,10 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
-use timepost::alerts::job::AlertJob;
-use timepost::local::stack::LocalStack;
 use timepost::model::NormalisedEntry;
 use timepost::ports::AlertStore;
+use timepost::stack::alert_job::AlertJob;
+use timepost::stack::LocalStack;
 use timepost_tests::kit::{deliver, stack_with, E};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -11,9 +11,9 @@ use timepost::archive::format::{self, Kind, PeriodKind};
 use timepost::archive::snapshot::{self, RunOutcome, Scope, Sources};
 use timepost::archive::{retention, verify, Period, RetentionConfig};
 use timepost::config::Config;
-use timepost::local::stack::LocalStack;
 use timepost::local::DirArchive;
 use timepost::ports::{Archive, EntryStore, Journal, Queue};
+use timepost::stack::LocalStack;
 use timepost::state::{EntryState, Status};
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -212,14 +212,9 @@ async fn archive_purge_restore_reproduces_each_periods_report() {
 
     for (p, want) in periods.iter().zip(&before) {
         let into = d.path().join(format!("restored-{}", p.label()));
-        let r = timepost::archive::restore::restore_period(
-            stack.archive.as_ref(),
-            &p.label(),
-            None,
-            &into,
-        )
-        .await
-        .unwrap();
+        let r = timepost::local::restore_period(stack.archive.as_ref(), &p.label(), None, &into)
+            .await
+            .unwrap();
         assert!(r.entries > 0);
         let restored = open_restored(&into).await;
         assert_eq!(&status_json(&restored).await, want, "period {}", p.label());
@@ -257,12 +252,10 @@ async fn restore_refuses_a_directory_that_holds_a_store() {
     .unwrap();
     let into = d.path().join("r");
     let label = Period::of(day(2026, 3, 2), PeriodKind::Week).label();
-    timepost::archive::restore::restore_period(stack.archive.as_ref(), &label, None, &into)
+    timepost::local::restore_period(stack.archive.as_ref(), &label, None, &into)
         .await
         .unwrap();
-    let again =
-        timepost::archive::restore::restore_period(stack.archive.as_ref(), &label, None, &into)
-            .await;
+    let again = timepost::local::restore_period(stack.archive.as_ref(), &label, None, &into).await;
     assert!(again.is_err());
 }
 
@@ -318,7 +311,7 @@ async fn one_flipped_byte_is_named() {
     );
     assert!(r.problems[0].what.contains("differs"));
     // The restore of that period refuses; the other period still restores.
-    assert!(timepost::archive::restore::restore_period(
+    assert!(timepost::local::restore_period(
         stack.archive.as_ref(),
         &labels[0],
         None,
@@ -326,7 +319,7 @@ async fn one_flipped_byte_is_named() {
     )
     .await
     .is_err());
-    timepost::archive::restore::restore_period(
+    timepost::local::restore_period(
         stack.archive.as_ref(),
         &labels[1],
         None,
@@ -594,7 +587,7 @@ async fn full_export_and_import_give_the_same_status() {
     config.store.archive_dir = f.path().join("archive");
     config.store.secrets_file = f.path().join("secrets.toml");
     let fresh = LocalStack::open(config).unwrap();
-    timepost::archive::restore::import_bundle(&bundle, &fresh.store, false)
+    timepost::archive::restore::import_bundle(&DirArchive::new(&bundle), &fresh.store, false)
         .await
         .unwrap();
     assert_eq!(status_json(&fresh).await, want);
@@ -608,7 +601,9 @@ async fn full_export_and_import_give_the_same_status() {
         stack.store.history(None, None).await.unwrap()
     );
     // Not into a store that holds something.
-    let again = timepost::archive::restore::import_bundle(&bundle, &fresh.store, false).await;
+    let again =
+        timepost::archive::restore::import_bundle(&DirArchive::new(&bundle), &fresh.store, false)
+            .await;
     assert!(again.is_err());
     // A tampered bundle is refused, naming the file.
     let g = tempfile::tempdir().unwrap();
@@ -616,9 +611,10 @@ async fn full_export_and_import_give_the_same_status() {
     config.store.path = g.path().join("timepost.sqlite");
     let other = LocalStack::open(config).unwrap();
     std::fs::write(bundle.join("audit.jsonl.gz"), b"not gzip").unwrap();
-    let err = timepost::archive::restore::import_bundle(&bundle, &other.store, false)
-        .await
-        .unwrap_err();
+    let err =
+        timepost::archive::restore::import_bundle(&DirArchive::new(&bundle), &other.store, false)
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("audit.jsonl.gz"), "{err}");
 }
 
@@ -831,7 +827,7 @@ async fn every_version_received_is_archived_and_restored_and_older_snapshots_sti
 
     // Restored: the versions are back in the store.
     let into = d.path().join("restored");
-    let r = timepost::archive::restore::restore_period(stack.archive.as_ref(), &label, None, &into)
+    let r = timepost::local::restore_period(stack.archive.as_ref(), &label, None, &into)
         .await
         .unwrap();
     assert_eq!(r.versions, versions.len());
@@ -869,7 +865,7 @@ async fn every_version_received_is_archived_and_restored_and_older_snapshots_sti
     let report = verify::verify(&old, Some(&label)).await.unwrap();
     assert!(report.ok(), "{report:?}");
     let into = d.path().join("restored-old");
-    let r = timepost::archive::restore::restore_period(&old, &label, None, &into)
+    let r = timepost::local::restore_period(&old, &label, None, &into)
         .await
         .unwrap();
     assert_eq!(r.versions, 0);

@@ -436,7 +436,7 @@ async fn a_dashboard_view_reads_as_many_requests_over_300_entries_as_over_30() {
     config.store.path = dir.path().join("local.sqlite");
     config.store.secrets_file = secrets;
     config.store.archive_dir = dir.path().join("archive");
-    let stack = timepost::local::stack::LocalStack::open(config).expect("stack");
+    let stack = timepost::stack::LocalStack::open(config).expect("stack");
     let app = timepost::http::router(dynamo_console(&stack, Arc::new(dynamo.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -495,7 +495,7 @@ async fn a_dashboard_view_reads_as_many_requests_over_300_entries_as_over_30() {
 
 /// The console's state with the entries on DynamoDB (the rest local).
 fn dynamo_console(
-    stack: &timepost::local::stack::LocalStack,
+    stack: &timepost::stack::LocalStack,
     entries: Arc<dyn EntryStore>,
 ) -> timepost::http::AppState {
     let store = Arc::new(stack.store.clone());

@@ -14,7 +14,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn books(s: &timepost::local::stack::LocalStack) -> BTreeMap<(String, String), i64> {
+async fn books(s: &timepost::stack::LocalStack) -> BTreeMap<(String, String), i64> {
     let mut m = BTreeMap::new();
     for r in s.sandbox.records().unwrap() {
         *m.entry((r.entry_key, r.line.tier)).or_default() += r.line.minutes;

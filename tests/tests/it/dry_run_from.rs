@@ -57,7 +57,7 @@ fn ann_week() -> Vec<timepost::model::NormalisedEntry> {
     .collect()
 }
 
-async fn queue(s: &timepost::local::stack::LocalStack, e: timepost::model::NormalisedEntry) {
+async fn queue(s: &timepost::stack::LocalStack, e: timepost::model::NormalisedEntry) {
     send(
         s,
         QueueMessage::Entry {
@@ -68,7 +68,7 @@ async fn queue(s: &timepost::local::stack::LocalStack, e: timepost::model::Norma
     .await;
 }
 
-async fn dry_run(s: &timepost::local::stack::LocalStack) -> timepost::dry_run::DryRun {
+async fn dry_run(s: &timepost::stack::LocalStack) -> timepost::dry_run::DryRun {
     let scratch = tempfile::tempdir().expect("scratch");
     dry_run_from(
         &s.config,

@@ -16,12 +16,12 @@ fn key(id: &str) -> EntryKey {
     EntryKey::new(Source::Csv, "ws", id)
 }
 
-async fn status(stack: &timepost::local::stack::LocalStack, id: &str) -> Status {
+async fn status(stack: &timepost::stack::LocalStack, id: &str) -> Status {
     stack.store.get(&key(id)).await.unwrap().unwrap().status
 }
 
 /// (entry key, tier) → minutes, as the ledger holds them.
-async fn books(stack: &timepost::local::stack::LocalStack) -> BTreeMap<(String, String), i64> {
+async fn books(stack: &timepost::stack::LocalStack) -> BTreeMap<(String, String), i64> {
     let mut m = BTreeMap::new();
     for r in stack.sandbox.records().unwrap() {
         *m.entry((r.entry_key, r.line.tier)).or_default() += r.line.minutes;
@@ -380,7 +380,7 @@ async fn stale_writes_are_refused() {
 }
 
 /// (entry key, tier, minutes) of every record the sandbox ledger holds.
-fn ledger_lines(s: &timepost::local::stack::LocalStack) -> Vec<(String, String, i64)> {
+fn ledger_lines(s: &timepost::stack::LocalStack) -> Vec<(String, String, i64)> {
     s.sandbox
         .records()
         .unwrap()

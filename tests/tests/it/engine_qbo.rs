@@ -19,7 +19,7 @@ fn fake_limits() -> QboFakeLimits {
     }
 }
 
-async fn run_dataset(stack: &timepost::local::stack::LocalStack) -> BTreeMap<String, Status> {
+async fn run_dataset(stack: &timepost::stack::LocalStack) -> BTreeMap<String, Status> {
     let mappings = stack
         .store
         .snapshot()
@@ -98,7 +98,7 @@ fn row(id: &str, updated: &str, day: u32, start: &str, end: &str, notes: &str) -
     )
 }
 
-async fn post_batch(stack: &timepost::local::stack::LocalStack, rows: &[String], batch: &str) {
+async fn post_batch(stack: &timepost::stack::LocalStack, rows: &[String], batch: &str) {
     let mappings = stack
         .store
         .snapshot()

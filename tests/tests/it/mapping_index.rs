@@ -134,7 +134,7 @@ fn change() -> impl Strategy<Value = Change> {
 /// Both previews of `change` over the stack's store: a replay of every
 /// stored entry (the old way) and the review's indexed one.
 async fn both(
-    s: &timepost::local::stack::LocalStack,
+    s: &timepost::stack::LocalStack,
     c: &Change,
     period: Period,
 ) -> Option<(impact::ImpactPreview, impact::ImpactPreview)> {

@@ -21,7 +21,7 @@ struct World {
     base: String,
     fake: FakeOidc,
     http: reqwest::Client,
-    stack: timepost::local::stack::LocalStack,
+    stack: timepost::stack::LocalStack,
 }
 
 fn users() -> Vec<FakeUser> {

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use timepost::local::stack::LocalStack;
 use timepost::local::SqliteStore;
 use timepost::model::{EntryKey, NormalisedEntry, Source};
 use timepost::ports::{EntryStore, PeriodCursor, ReceivedVersion, StoreResult, WorkerWeek};
 use timepost::reconcile::gather::Reconciler;
 use timepost::reconcile::{Period, ReconcileConfig};
+use timepost::stack::LocalStack;
 use timepost::state::{EntryState, Status};
 
 /// `inner`, counting the states every read returns (and calls of `all`).

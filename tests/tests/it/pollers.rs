@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
-use timepost::local::stack::LocalStack;
 use timepost::model::{EntryKey, Source};
-use timepost::poll::{PollError, PollPorts, Poller};
+use timepost::poll::{PollError, Poller};
 use timepost::ports::{
     DeadLetter, EntryStore, Journal, Queue, QueueMessage, Received, Secrets, StoreError,
     StoreResult, WatermarkStore,
 };
+use timepost::stack::LocalStack;
 use timepost::state::Status;
 use timepost_tests::fake_common::Inject;
 use timepost_tests::harvest_fake::{self, HarvestServer};
@@ -98,7 +98,7 @@ async fn harvest_pagination_collects_every_page() {
     let fake = HarvestServer::start(ACCOUNT, TOKEN, 100, Duration::from_secs(15)).await;
     let stack = harvest_stack(dir.path(), &fake.base_url(), "per_page = 2\n").await;
     seed(&fake, &[11, 12, 13, 14, 15]);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let report = harvest_poller(&stack).run(&ports).await.expect("poll");
     assert_eq!(report.pages, 3, "{report:?}");
     assert_eq!(report.fetched, 5);
@@ -130,7 +130,7 @@ async fn harvest_429_with_retry_after_is_honoured() {
     fake.inject(Inject::Throttle(Some(1.0)));
     let t0 = Instant::now();
     let report = harvest_poller(&stack)
-        .run(&PollPorts::local(&stack))
+        .run(&stack.poll_ports())
         .await
         .expect("poll completes after the 429");
     assert!(
@@ -157,7 +157,7 @@ async fn harvest_rate_window_429s_are_waited_out() {
     .await;
     seed(&fake, &[31, 32, 33, 34, 35]);
     let report = harvest_poller(&stack)
-        .run(&PollPorts::local(&stack))
+        .run(&stack.poll_ports())
         .await
         .expect("poll");
     assert_eq!(report.pages, 5);
@@ -208,13 +208,13 @@ async fn watermark_advances_only_after_enqueue_succeeded() {
     let poller = harvest_poller(&stack);
     let name = format!("harvest:{ACCOUNT}");
 
-    let mut broken = PollPorts::local(&stack);
+    let mut broken = stack.poll_ports();
     broken.queue = Arc::new(BrokenQueue);
     let e = poller.run(&broken).await.expect_err("enqueue fails");
     assert!(matches!(e, PollError::Enqueue(_)), "{e}");
     assert_eq!(stack.store.get_watermark(&name).await.expect("wm"), None);
 
-    let report = poller.run(&PollPorts::local(&stack)).await.expect("poll");
+    let report = poller.run(&stack.poll_ports()).await.expect("poll");
     let wm = stack
         .store
         .get_watermark(&name)
@@ -237,7 +237,7 @@ async fn watermark_advances_only_after_enqueue_succeeded() {
     // Newest change minus the default 60 s overlap.
     assert_eq!(wm, newest - chrono::Duration::seconds(60));
     // The next poll asks for changes since the stored watermark.
-    poller.run(&PollPorts::local(&stack)).await.expect("poll");
+    poller.run(&stack.poll_ports()).await.expect("poll");
     let q = fake.state().list_queries.clone();
     let since = q
         .iter()
@@ -254,7 +254,7 @@ async fn watermark_untouched_when_the_vendor_keeps_failing() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "max_attempts = 3\n").await;
     seed(&fake, &[51]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let name = format!("harvest:{ACCOUNT}");
     poller.run(&ports).await.expect("first poll");
     let wm = stack.store.get_watermark(&name).await.expect("wm");
@@ -294,7 +294,7 @@ async fn watermark_untouched_when_the_lookback_listing_fails() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "max_attempts = 2\n").await;
     seed(&fake, &[55]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let name = format!("harvest:{ACCOUNT}");
     poller.run(&ports).await.expect("first poll");
     let wm = stack.store.get_watermark(&name).await.expect("wm");
@@ -322,7 +322,7 @@ async fn edits_and_new_entries_flow_in_on_the_next_poll() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "").await;
     seed(&fake, &[61, 62]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     poller.run(&ports).await.expect("poll 1");
     drain(&stack).await;
     assert_eq!(records_of(&stack, &hkey(61)), 1);
@@ -355,7 +355,7 @@ async fn harvest_deletion_in_the_lookback_window_voids_the_entry() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "lookback_days = 14\n").await;
     seed(&fake, &[71, 72]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     poller.run(&ports).await.expect("poll 1");
     drain(&stack).await;
     assert_eq!(records_of(&stack, &hkey(71)), 1);
@@ -389,7 +389,7 @@ async fn harvest_entry_moved_out_of_the_window_is_not_deleted() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "lookback_days = 7\n").await;
     seed(&fake, &[81]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     poller.run(&ports).await.expect("poll 1");
     drain(&stack).await;
 
@@ -425,7 +425,7 @@ async fn replaying_a_poll_changes_nothing() {
     let stack = harvest_stack(dir.path(), &fake.base_url(), "").await;
     seed(&fake, &[91, 92, 93]);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let name = format!("harvest:{ACCOUNT}");
     let before = stack.store.get_watermark(&name).await.expect("wm");
     poller.run(&ports).await.expect("poll 1");
@@ -507,7 +507,7 @@ async fn harvest_fake_requires_the_documented_headers() {
         .await
         .expect("secret");
     let e = harvest_poller(&stack)
-        .run(&PollPorts::local(&stack))
+        .run(&stack.poll_ports())
         .await
         .expect_err("401");
     assert!(e.is_config(), "{e}");
@@ -584,7 +584,7 @@ async fn toggl_poll_since_watermark_brings_edits_and_deletions() {
     let poller = Poller::for_source("toggl", &stack.config.intake)
         .expect("poller")
         .expect("configured");
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let r = poller.run(&ports).await.expect("poll 1");
     // User 4001's time, read with the admin's token (user 9001): the
     // workspace report sees everyone.
@@ -645,7 +645,7 @@ async fn toggl_429_is_waited_out_and_bad_token_is_a_config_error() {
     let poller = Poller::for_source("toggl", &stack.config.intake)
         .expect("poller")
         .expect("configured");
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     fake.inject(Inject::Throttle(Some(1.0)));
     let t0 = Instant::now();
     let r = poller.run(&ports).await.expect("poll");
@@ -728,7 +728,7 @@ async fn harvest_rate_currency_is_read_from_the_client_record_once() {
     fake.put(billable(301, days_ago(2), 120.0));
     fake.put(billable(302, days_ago(2), 80.0));
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let r = poller.run(&ports).await.expect("poll");
     assert_eq!((r.fetched, r.rejected), (2, 0), "{r:?}");
     // One client, read once for both entries.
@@ -764,7 +764,7 @@ async fn harvest_client_not_readable_falls_back_to_the_account_currency() {
     )
     .await;
     let r = harvest_poller(&stack)
-        .run(&PollPorts::local(&stack))
+        .run(&stack.poll_ports())
         .await
         .expect("poll");
     assert_eq!((r.fetched, r.rejected), (1, 0), "{r:?}");
@@ -778,7 +778,7 @@ async fn harvest_client_not_readable_falls_back_to_the_account_currency() {
     let dir2 = tempfile::tempdir().expect("dir");
     let stack = harvest_stack(dir2.path(), &fake.base_url(), "lookback_days = 0\n").await;
     let r = harvest_poller(&stack)
-        .run(&PollPorts::local(&stack))
+        .run(&stack.poll_ports())
         .await
         .expect("poll");
     assert_eq!((r.fetched, r.rejected), (1, 0), "{r:?}");
@@ -797,7 +797,7 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
     bad["hours"] = "lots".into();
     fake.put(bad);
     let poller = harvest_poller(&stack);
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let name = format!("harvest:{ACCOUNT}");
     let r = poller
         .run(&ports)
@@ -928,7 +928,7 @@ async fn toggl_me_endpoint_is_user_scoped_but_the_poller_sees_every_user() {
     let poller = Poller::for_source("toggl", &stack.config.intake)
         .expect("poller")
         .expect("configured");
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let r = poller.run(&ports).await.expect("poll");
     assert_eq!(r.fetched, 3, "{r:?}");
     drain(&stack).await;
@@ -985,7 +985,7 @@ async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
     let poller = Poller::for_source("toggl", &stack.config.intake)
         .expect("poller")
         .expect("configured");
-    let ports = PollPorts::local(&stack);
+    let ports = stack.poll_ports();
     let r = poller.run(&ports).await.expect("poll");
     assert_eq!((r.pages, r.fetched), (3, 5), "{r:?}");
     let bodies = fake.state().report_bodies.clone();

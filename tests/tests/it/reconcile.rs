@@ -10,12 +10,12 @@ use std::sync::Arc;
 use chrono::{NaiveDate, Utc};
 use serde_json::json;
 use timepost::exceptions::ExceptionCode;
-use timepost::local::stack::LocalStack;
 use timepost::local::SqliteStore;
 use timepost::ports::{AuditLog, EntryStore, Secrets};
 use timepost::reconcile::gather::{list_trackers, Reconciler, Run};
 use timepost::reconcile::resolve::{resolve, Resolver};
 use timepost::reconcile::{Action, Break, Period, ReconcileConfig, ReconcileStore};
+use timepost::stack::LocalStack;
 use timepost_tests::kit::{deliver, stack_with, E};
 
 fn d(day: u32) -> NaiveDate {
@@ -650,17 +650,14 @@ async fn an_entry_harvest_lists_but_never_delivered_is_never_received() {
     let poller = timepost::poll::Poller::for_source("harvest", &s.config.intake)
         .expect("poller")
         .expect("configured");
-    poller
-        .run(&timepost::poll::PollPorts::local(&s))
-        .await
-        .expect("poll");
+    poller.run(&s.poll_ports()).await.expect("poll");
     timepost::worker::drain_all(&s.engine, &s.store, std::time::Duration::from_secs(30))
         .await
         .expect("drain");
     // A third is entered in Harvest; its webhook (or poll) never arrives.
     server.put(harvest_fake::entry(3, 1001, 2001, 3001, d(5), "2.5"));
 
-    let ports = timepost::poll::PollPorts::local(&s);
+    let ports = s.poll_ports();
     let listing = list_trackers(&s.config.intake, &ports, &week())
         .await
         .expect("listing")

@@ -12,10 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use lambda_http::tower::ServiceExt;
-use timepost::local::stack::LocalStack;
 use timepost::local::SqliteStore;
 use timepost::model::{EntryKey, NormalisedEntry, Source};
 use timepost::ports::{EntryStore, ReceivedVersion, StatusCursor, StoreResult, WorkerWeek};
+use timepost::stack::LocalStack;
 use timepost::state::{EntryState, Status};
 use timepost_tests::kit::{sandbox_stack, E};
 

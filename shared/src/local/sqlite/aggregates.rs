@@ -352,11 +352,11 @@ mod tests {
     use crate::aggregates::{self, Grain};
     use crate::archive::retention::PurgeStore;
     use crate::exceptions::{Exception, ExceptionCode};
-    use timepost_core::ledger::{Party, PostingLine, RecordRef};
     use crate::local::sqlite::SqliteStore;
     use crate::model::*;
     use crate::ports::EntryStore;
     use crate::state::{EntryState, Status};
+    use timepost_core::ledger::{Party, PostingLine, RecordRef};
 
     /// One write the engine, a console action or an archive purge makes.
     #[derive(Debug, Clone)]

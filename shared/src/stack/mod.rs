@@ -1,6 +1,10 @@
-//! Assemble the local runtime from a config: one SQLite file for every
-//! store and the queue, the sandbox ledger, the engine. What `serve`,
-//! `demo`, `ingest` and the tests run on.
+//! The local composition root: the runtime assembled from a config — one
+//! SQLite file for every store and the queue, the sandbox (or a cloud)
+//! ledger, the engine — and the views other parts take of it (the pollers'
+//! ports, the alert job). What `serve`, `demo`, `ingest` and the tests run
+//! on. The AWS composition is `crate::aws::AwsStack`.
+
+pub mod alert_job;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,9 +12,10 @@ use std::sync::Arc;
 use crate::config::{Config, LedgerKind};
 use crate::engine::Engine;
 use crate::ledger::sandbox::SandboxLedger;
-use timepost_core::ledger::Ledger;
 use crate::local::{DirArchive, SecretsFile, SqliteStore};
+use crate::poll::PollPorts;
 use crate::ports::StoreError;
+use timepost_core::ledger::Ledger;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -88,5 +93,18 @@ impl LocalStack {
 
     pub fn store_path(&self) -> &Path {
         &self.config.store.path
+    }
+
+    /// The pollers' ports: the stack's stores (one SQLite file) and its
+    /// secrets file.
+    pub fn poll_ports(&self) -> PollPorts {
+        let store = Arc::new(self.store.clone());
+        PollPorts {
+            watermarks: store.clone(),
+            entries: store.clone(),
+            queue: store.clone(),
+            mappings: store,
+            secrets: self.secrets.clone(),
+        }
     }
 }

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use super::LedgerError;
+use timepost_core::ledger::LedgerError;
 
 /// Pace at this share of the published rate: the margin absorbs clock and
 /// network jitter between timepost and the server's window.

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 
-use super::{Ledger, LedgerError, LedgerRequest, RecordRef};
+use super::backoff;
 use crate::config::WorkerConfig;
-use crate::engine::backoff;
+use timepost_core::ledger::{Ledger, LedgerError, LedgerRequest, RecordRef};
 
 pub type Posted = Result<Vec<RecordRef>, LedgerError>;
 

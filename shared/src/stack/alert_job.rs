@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::deliver::{Pass, PassReport};
-use super::gather::Sources;
-use super::Condition;
+use crate::alerts::deliver::{Pass, PassReport};
+use crate::alerts::gather::Sources;
+use crate::alerts::Condition;
 use crate::config::Config;
 use crate::exports::{ExportError, Written};
 use crate::local::{DirArchive, SecretsFile, SqliteStore};
@@ -25,9 +25,10 @@ pub struct AlertJob {
 
 impl AlertJob {
     /// The job of a local stack, with the notifiers `[alerts]` configures.
-    pub async fn local(stack: &crate::local::stack::LocalStack) -> Result<Self, NotifyError> {
+    pub async fn local(stack: &super::LocalStack) -> Result<Self, NotifyError> {
         let notifiers =
-            super::notify::from_config(&stack.config.alerts, stack.secrets.as_ref()).await?;
+            crate::alerts::notify::from_config(&stack.config.alerts, stack.secrets.as_ref())
+                .await?;
         Ok(Self {
             store: stack.store.clone(),
             secrets: stack.secrets.clone(),
@@ -61,7 +62,7 @@ impl AlertJob {
         self.pass().run(&self.config, now, force_digest).await
     }
 
-    fn exports(&self) -> crate::alerts::config::ExportsConfig {
+    fn exports(&self) -> crate::config::alerts::ExportsConfig {
         self.config.exports.clone().unwrap_or_default()
     }
 
