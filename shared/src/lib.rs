@@ -39,6 +39,7 @@ pub mod intake;
 pub mod ledger;
 pub mod local;
 pub mod net;
+pub mod notify;
 pub mod oidc;
 pub mod poll;
 pub mod reconcile;

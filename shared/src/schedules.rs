@@ -261,13 +261,14 @@ impl ReconcileJob {
         &self,
         today: chrono::NaiveDate,
     ) -> Vec<crate::reconcile::scheduled::PeriodOutcome> {
-        use crate::reconcile::scheduled::{run_periods, scheduled_periods, Listing};
+        use crate::reconcile::scheduled::{run_periods, scheduled_periods};
+        let listing = crate::poll::TrackerListing {
+            intake: &self.intake,
+            ports: &self.ports,
+        };
         run_periods(
             &self.reconciler,
-            Some(Listing {
-                intake: &self.intake,
-                ports: &self.ports,
-            }),
+            Some(&listing),
             &scheduled_periods(today),
             RECONCILE_BY,
         )

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use timepost::reconcile::gather::{list_trackers, ReconcileError, Reconciler, Run};
+use timepost::poll::{list_trackers, PollError};
+use timepost::reconcile::gather::{ReconcileError, Reconciler, Run};
 use timepost::reconcile::resolve::{resolve, Resolver};
 use timepost::reconcile::{Action, Period};
 
@@ -74,8 +75,15 @@ fn failure(e: ReconcileError) -> Failure {
         ReconcileError::UnknownBreak(_)
         | ReconcileError::Refused(_)
         | ReconcileError::NoReadBack(_) => Failure::Input(anyhow!(e)),
-        ReconcileError::Poll(p) if p.is_config() => Failure::Input(anyhow!(p)),
         e => Failure::Runtime(anyhow!(e)),
+    }
+}
+
+fn listing_failure(p: PollError) -> Failure {
+    if p.is_config() {
+        Failure::Input(anyhow!(p))
+    } else {
+        Failure::Runtime(anyhow!(ReconcileError::Tracker(p.to_string())))
     }
 }
 
@@ -116,7 +124,7 @@ async fn reconcile(g: &Global, period: &str, json: bool, no_listing: bool, by: &
     } else {
         list_trackers(&ops.config.intake, &ops.poll, &period)
             .await
-            .map_err(failure)?
+            .map_err(listing_failure)?
     };
     let run = reconciler(&ops)
         .run(&period, listing.as_ref(), by)

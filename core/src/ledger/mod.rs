@@ -5,6 +5,7 @@
 //! back from the books.
 
 pub mod books;
+pub mod tokens;
 
 use std::time::Duration;
 

@@ -80,8 +80,7 @@ impl AlertsFn {
             )));
         }
         notifiers.extend(
-            timepost::alerts::notify::from_config(&stack.config.alerts, stack.secrets.as_ref())
-                .await?,
+            timepost::notify::from_config(&stack.config.alerts, stack.secrets.as_ref()).await?,
         );
         let bucket = S3Archive::new(
             S3Archive::client(sdk, stack.settings.s3_path_style),

@@ -11,8 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use timepost::aws::AwsStack;
+use timepost::poll::TrackerListing;
+use timepost::reconcile::gather::ListTrackers;
 use timepost::reconcile::gather::Reconciler;
-use timepost::reconcile::scheduled::{run_periods, scheduled_periods, Listing, PeriodOutcome};
+use timepost::reconcile::scheduled::{run_periods, scheduled_periods, PeriodOutcome};
 use timepost::reconcile::Period;
 
 /// The schedule's `Input` (`{}`): the last closed week and the current
@@ -77,10 +79,11 @@ pub async fn handle(
         config: stack.config.reconcile.clone(),
     };
     let ports = stack.poll_ports();
-    let listing = (!input.no_listing).then_some(Listing {
+    let listing = TrackerListing {
         intake: &stack.config.intake,
         ports: &ports,
-    });
+    };
+    let listing = (!input.no_listing).then_some(&listing as &dyn ListTrackers);
     let outcomes = run_periods(&rec, listing, &periods, timepost::schedules::RECONCILE_BY).await;
     let summary = ReconcileSummary {
         runs: outcomes.iter().filter(|o| o.run.is_some()).count(),

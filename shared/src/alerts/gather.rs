@@ -126,10 +126,9 @@ pub async fn gather(
     };
     if let Some((ledger, prefix)) = prefix {
         let name = format!("{prefix}_oauth_state");
-        let state =
-            src.secrets.get(&name).await?.and_then(|json| {
-                serde_json::from_str::<crate::ledger::oauth::TokenState>(&json).ok()
-            });
+        let state = src.secrets.get(&name).await?.and_then(|json| {
+            serde_json::from_str::<timepost_core::ledger::tokens::TokenState>(&json).ok()
+        });
         snap.tokens.push(TokenInfo {
             ledger: ledger.to_string(),
             refreshed_at: state.as_ref().and_then(|s| s.refreshed_at),

@@ -14,7 +14,6 @@
 pub use crate::config::alerts as config;
 pub mod deliver;
 pub mod gather;
-pub mod notify;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,7 +86,7 @@ pub struct Condition {
 }
 
 /// What the store says about a ledger's refresh token (see
-/// `ledger::oauth::TokenState`).
+/// `timepost_core::ledger::tokens::TokenState`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
     /// `qbo` or `xero`.

@@ -19,7 +19,10 @@
 //!   look-back window), a fallback for its webhooks.
 
 pub mod harvest;
+pub mod listing;
 pub mod toggl;
+
+pub use listing::{list_trackers, TrackerListing};
 
 use std::sync::Arc;
 use std::time::Duration;

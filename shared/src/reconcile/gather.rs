@@ -22,9 +22,7 @@ use super::{
     compare, counts, Break, Expected, Period, ReconcileConfig, ReconcileStore, Row, RunSummary,
     Sides, TrackerEntry, TrackerSide,
 };
-use crate::config::IntakeConfig;
 use crate::model::NormalisedEntry;
-use crate::poll::{PollError, PollPorts, Poller};
 use crate::ports::{EntryStore, StoreError};
 use timepost_core::ledger::books::BookQuery;
 use timepost_core::ledger::{Ledger, LedgerError};
@@ -38,7 +36,7 @@ pub enum ReconcileError {
     #[error("the {0} ledger cannot read its books back, so there is nothing to reconcile with")]
     NoReadBack(String),
     #[error("cannot list the tracker's period: {0}")]
-    Poll(#[from] PollError),
+    Tracker(String),
     #[error("no break {0} in the stored runs (see `timepost reconcile history`)")]
     UnknownBreak(String),
     #[error("{0}")]
@@ -57,28 +55,13 @@ pub struct Listing {
     pub requests: u32,
 }
 
-/// List `period` in every tracker whose poller the config sets up
-/// (`[intake.harvest]`, `[intake.toggl_poll]`). `None` when none is.
-pub async fn list_trackers(
-    intake: &IntakeConfig,
-    ports: &PollPorts,
-    period: &Period,
-) -> Result<Option<Listing>, ReconcileError> {
-    let mut out: Option<Listing> = None;
-    for source in ["harvest", "toggl"] {
-        let Some(poller) = Poller::for_source(source, intake)? else {
-            continue;
-        };
-        let (entries, report) = poller.list_period(ports, period.from, period.to).await?;
-        let l = out.get_or_insert_with(Listing::default);
-        if !l.from.is_empty() {
-            l.from.push('+');
-        }
-        l.from.push_str(source);
-        l.entries.extend(entries);
-        l.requests += report.requests;
-    }
-    Ok(out)
+/// Where a run lists the trackers as they are now: the Harvest and Toggl
+/// pollers' listing of a period (`crate::poll::TrackerListing`).
+#[async_trait::async_trait]
+pub trait ListTrackers: Send + Sync {
+    /// `period` in every tracker set up for listing; `None` when none is.
+    /// The error is the tracker's, in words.
+    async fn list(&self, period: &Period) -> Result<Option<Listing>, String>;
 }
 
 /// What a run needs: where the entry states are, the ledger, where runs

@@ -14,10 +14,8 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::gather::{list_trackers, ReconcileError, Reconciler};
+use super::gather::{ListTrackers, ReconcileError, Reconciler};
 use super::{Period, RunSummary};
-use crate::config::IntakeConfig;
-use crate::poll::PollPorts;
 
 /// The last closed week and the current week of `today` (Monday–Sunday).
 pub fn scheduled_periods(today: NaiveDate) -> [Period; 2] {
@@ -51,25 +49,18 @@ impl PeriodOutcome {
     }
 }
 
-/// Where a scheduled run lists the trackers: the config's intake and the
-/// ports its pollers read (secrets, mappings). `None`: no listing.
-pub struct Listing<'a> {
-    pub intake: &'a IntakeConfig,
-    pub ports: &'a PollPorts,
-}
-
 /// Reconcile each of `periods` (listing the trackers first when
 /// `listing` is given), storing one run per period; `by` is kept with
 /// each run.
 pub async fn run_periods(
     rec: &Reconciler,
-    listing: Option<Listing<'_>>,
+    listing: Option<&dyn ListTrackers>,
     periods: &[Period],
     by: &str,
 ) -> Vec<PeriodOutcome> {
     let mut out = Vec::with_capacity(periods.len());
     for period in periods {
-        let outcome = match one(rec, listing.as_ref(), period, by).await {
+        let outcome = match one(rec, listing, period, by).await {
             Ok(run) => PeriodOutcome {
                 period: *period,
                 run: Some(run),
@@ -91,12 +82,12 @@ pub async fn run_periods(
 
 async fn one(
     rec: &Reconciler,
-    listing: Option<&Listing<'_>>,
+    listing: Option<&dyn ListTrackers>,
     period: &Period,
     by: &str,
 ) -> Result<RunSummary, ReconcileError> {
     let listed = match listing {
-        Some(l) => list_trackers(l.intake, l.ports, period).await?,
+        Some(l) => l.list(period).await.map_err(ReconcileError::Tracker)?,
         None => None,
     };
     Ok(rec.run(period, listed.as_ref(), by).await?.summary)

@@ -27,8 +27,7 @@ impl AlertJob {
     /// The job of a local stack, with the notifiers `[alerts]` configures.
     pub async fn local(stack: &super::LocalStack) -> Result<Self, NotifyError> {
         let notifiers =
-            crate::alerts::notify::from_config(&stack.config.alerts, stack.secrets.as_ref())
-                .await?;
+            crate::notify::from_config(&stack.config.alerts, stack.secrets.as_ref()).await?;
         Ok(Self {
             store: stack.store.clone(),
             secrets: stack.secrets.clone(),

@@ -19,7 +19,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::config::{AlertsConfig, SmtpConfig, SmtpSecurity};
+use crate::config::alerts::{AlertsConfig, SmtpConfig, SmtpSecurity};
 use crate::ports::{Notice, Notifier, NotifyError, Secrets, StoreError};
 
 /// A Slack / Teams-compatible incoming webhook.
