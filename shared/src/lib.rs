@@ -22,31 +22,23 @@ pub use timepost_core::{
     period_report, pipeline, ports, rules, sources, state, week_claim,
 };
 
-pub mod alerts;
-pub mod app;
-pub mod archive;
+// The application layer (`timepost_app`), re-exported likewise.
+pub use timepost_app::engine::books_watch;
+pub use timepost_app::{
+    alerts, archive, config, engine, exports, identity, intake, reconcile, report, review,
+    rollback, services as app, summary, worker,
+};
+
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod config;
 pub mod demo;
 pub mod dry_run;
-pub mod engine;
-pub use engine::books_watch;
-pub mod exports;
 pub mod http;
-pub mod identity;
-pub mod intake;
 pub mod ledger;
 pub mod local;
 pub mod net;
 pub mod notify;
 pub mod oidc;
 pub mod poll;
-pub mod reconcile;
-pub mod report;
-pub mod review;
-pub mod rollback;
 pub mod schedules;
 pub mod stack;
-pub mod summary;
-pub mod worker;

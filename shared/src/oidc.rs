@@ -75,16 +75,28 @@ pub enum OidcError {
 }
 
 impl OidcError {
-    /// The HTTP status the callback answers with: 403 for a user without a
-    /// console role, 502 when the provider failed, 400 otherwise.
+    /// The HTTP status the callback answers with: 401 for a token naming
+    /// nobody, 403 for a user without a console role, 502 when the provider
+    /// failed, 400 otherwise.
     pub fn status(&self) -> axum::http::StatusCode {
         use axum::http::StatusCode;
         match self {
             OidcError::NotConfigured => StatusCode::NOT_FOUND,
             OidcError::Provider(_) => StatusCode::BAD_GATEWAY,
-            OidcError::Identity(e) => e.status(),
+            OidcError::Identity(e) => identity_status(e),
             OidcError::Refused { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The HTTP status for claims that name no console user: 401 when they
+/// name nobody, 403 when they carry no console role.
+pub fn identity_status(e: &IdentityError) -> axum::http::StatusCode {
+    match e {
+        IdentityError::NoSubject => axum::http::StatusCode::UNAUTHORIZED,
+        IdentityError::NoRole(_) | IdentityError::UnknownRole { .. } => {
+            axum::http::StatusCode::FORBIDDEN
         }
     }
 }

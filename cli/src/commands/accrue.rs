@@ -14,6 +14,7 @@ use timepost::ledger::qbo::{journal_batch, QboRequests};
 use timepost::ports::MappingStore;
 
 use crate::{CliResult, Failure};
+use timepost::ledger::cloud::Connect;
 
 #[derive(clap::Args)]
 pub struct Args {

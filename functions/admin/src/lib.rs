@@ -77,7 +77,7 @@ async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Respon
             next.run(req).await
         }
         Some(Err(e)) => (
-            e.status(),
+            timepost::oidc::identity_status(&e),
             Json(serde_json::json!({ "error": e.to_string() })),
         )
             .into_response(),

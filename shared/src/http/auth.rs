@@ -168,16 +168,6 @@ impl Principal {
 
 pub const SESSION_COOKIE: &str = "tp_session";
 
-impl IdentityError {
-    /// The HTTP status a hosting layer answers with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            IdentityError::NoSubject => StatusCode::UNAUTHORIZED,
-            IdentityError::NoRole(_) | IdentityError::UnknownRole { .. } => StatusCode::FORBIDDEN,
-        }
-    }
-}
-
 struct Session {
     name: String,
     role: Role,
@@ -816,14 +806,14 @@ mod tests {
         let c = serde_json::json!({"sub": "u-1", "role": "superuser"});
         let e = identity_from_claims(&c, "role").expect_err("unknown role");
         assert!(matches!(e, IdentityError::UnknownRole { .. }));
-        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert_eq!(crate::oidc::identity_status(&e), StatusCode::FORBIDDEN);
         let e = identity_from_claims(&c, "custom:role").expect_err("no role claim");
         assert_eq!(e, IdentityError::NoRole("custom:role".into()));
-        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert_eq!(crate::oidc::identity_status(&e), StatusCode::FORBIDDEN);
         let e = identity_from_claims(&serde_json::json!({"role": "admin"}), "role")
             .expect_err("no subject");
         assert_eq!(e, IdentityError::NoSubject);
-        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(crate::oidc::identity_status(&e), StatusCode::UNAUTHORIZED);
         let c = serde_json::json!({"sub": "  ", "email": "", "role": "admin"});
         assert_eq!(
             identity_from_claims(&c, "role"),

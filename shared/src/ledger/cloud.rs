@@ -24,12 +24,17 @@ pub use crate::config::ledgers::{
     problem, QboConfig, QboEnvironment, QboLimits, XeroConfig, XeroLimits,
 };
 
-impl QboLimits {
+/// A vendor's published limits as the rate limiter keeps them.
+pub trait VendorLimits {
+    fn limits(&self) -> Limits;
+}
+
+impl VendorLimits for QboLimits {
     /// Every write timepost makes to QBO is a batch call: it costs one
     /// request per item against the per-minute allowance and one against
     /// the batch allowance. A read (`query`, `preferences`) costs one
     /// request and no batch.
-    pub fn limits(&self) -> Limits {
+    fn limits(&self) -> Limits {
         let minute = Duration::from_millis(self.minute_ms.max(1));
         Limits {
             rates: vec![
@@ -43,8 +48,8 @@ impl QboLimits {
     }
 }
 
-impl XeroLimits {
-    pub fn limits(&self) -> Limits {
+impl VendorLimits for XeroLimits {
+    fn limits(&self) -> Limits {
         let minute = Duration::from_millis(self.minute_ms.max(1));
         Limits {
             rates: vec![Rate::new(self.calls_per_minute, minute)],
@@ -79,8 +84,34 @@ fn transport(
     }))
 }
 
-impl QboConfig {
-    pub fn settings(&self) -> QboSettings {
+/// A cloud ledger's settings, connected: its adapter on an HTTP transport
+/// with OAuth tokens from the secrets store and the vendor's rate limits.
+pub trait Connect {
+    type Settings;
+    type Ledger;
+
+    /// What the adapter is built with (also what dry-run plans with).
+    fn settings(&self) -> Self::Settings;
+
+    fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<Self::Ledger, LedgerError> {
+        self.connect_paced(secrets, None)
+    }
+
+    /// [`connect`](Self::connect), pacing through `pacer` (shared by every
+    /// instance) under the company's key (`qbo:<realm_id>`,
+    /// `xero:<tenant_id>`) when given.
+    fn connect_paced(
+        &self,
+        secrets: Arc<dyn Secrets>,
+        pacer: Option<Arc<dyn SharedPacer>>,
+    ) -> Result<Self::Ledger, LedgerError>;
+}
+
+impl Connect for QboConfig {
+    type Settings = QboSettings;
+    type Ledger = QboLedger;
+
+    fn settings(&self) -> QboSettings {
         QboSettings {
             realm_id: self.realm_id.clone(),
             api_base: self
@@ -94,13 +125,7 @@ impl QboConfig {
         }
     }
 
-    pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<QboLedger, LedgerError> {
-        self.connect_paced(secrets, None)
-    }
-
-    /// [`connect`](Self::connect), pacing through `pacer` (shared by every
-    /// instance) under the key `qbo:<realm_id>` when given.
-    pub fn connect_paced(
+    fn connect_paced(
         &self,
         secrets: Arc<dyn Secrets>,
         pacer: Option<Arc<dyn SharedPacer>>,
@@ -118,8 +143,11 @@ impl QboConfig {
     }
 }
 
-impl XeroConfig {
-    pub fn settings(&self) -> XeroSettings {
+impl Connect for XeroConfig {
+    type Settings = XeroSettings;
+    type Ledger = XeroLedger;
+
+    fn settings(&self) -> XeroSettings {
         XeroSettings {
             tenant_id: self.tenant_id.clone(),
             api_base: self.api_base.clone(),
@@ -128,13 +156,7 @@ impl XeroConfig {
         }
     }
 
-    pub fn connect(&self, secrets: Arc<dyn Secrets>) -> Result<XeroLedger, LedgerError> {
-        self.connect_paced(secrets, None)
-    }
-
-    /// [`connect`](Self::connect), pacing through `pacer` (shared by every
-    /// instance) under the key `xero:<tenant_id>` when given.
-    pub fn connect_paced(
+    fn connect_paced(
         &self,
         secrets: Arc<dyn Secrets>,
         pacer: Option<Arc<dyn SharedPacer>>,

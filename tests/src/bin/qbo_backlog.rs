@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use timepost::config::WorkerConfig;
 use timepost::engine::backlog::post_backlog;
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::QboLimits;
 use timepost::ledger::{Ledger, LedgerOp, Party};
 use timepost_tests::qbo_fake::{QboFakeLimits, QboServer};

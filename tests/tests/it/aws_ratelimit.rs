@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 use timepost::aws::DynamoPacer;
 use timepost::engine::Engine;
+use timepost::ledger::cloud::{Connect, VendorLimits};
 use timepost::net::ratelimit::SharedPacer;
 use timepost::ports::{EntryStore, QueueMessage};
 use timepost::state::Status;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde_json::json;
 use timepost::ledger::books::{BookQuery, BookRecord};
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::QboLimits;
 use timepost::ledger::qbo::QboLedger;
 use timepost::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde_json::json;
 use timepost::ledger::books::{BookQuery, BookRecord};
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::XeroLimits;
 use timepost::ledger::xero::{entry_of, XeroLedger};
 use timepost::ledger::{Ledger, LedgerError, LedgerOp, LedgerRequest, Party, PostingLine};

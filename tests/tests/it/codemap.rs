@@ -313,13 +313,13 @@ fn every_path_the_docs_name_exists() {
 #[test]
 fn a_missing_path_is_named() {
     let root = root();
-    let text = "The engine is `shared/src/engine.rs`; the decision was\n\
+    let text = "The crate root is `shared/src/lib.rs`; the decision was\n\
                 `shared/src/pipeline.rs` and the old `qbo.rs`.\n\
                 ```\nshared/src/in_a_fence.rs\n```\n\
                 See [the guide](docs/no-such-guide.md) and `core/src/rules/*.rs`,\n\
                 `functions/<name>/src/main.rs`, `tests/tests/it/nothing_*.rs`,\n\
                 `cli/tests/it/docs.rs::exception_code_reference_matches_the_catalogue`,\n\
-                `Cargo.toml`, `shared/src/engine.rs:12`, `timepost.toml`, `../shared/specs/`.\n";
+                `Cargo.toml`, `shared/src/lib.rs:12`, `timepost.toml`, `../shared/specs/`.\n";
     let report = check(&root, "docs/architecture.md", text);
     let problems = report.problems.join("\n");
     assert_eq!(report.problems.len(), 4, "{problems}");

@@ -1,14 +1,19 @@
-//! The core crate's modules depend on one another without a cycle: each
-//! top-level module of `core/src` (a file or a directory) names others as
-//! `crate::<module>`, and those references must form a DAG, so each module
-//! can be read, tested and moved on its own. (Cargo already forbids cycles
-//! between crates; this holds the line inside the one that matters most.)
+//! The library crates hold their boundaries:
+//!
+//! - inside each of `core`, `app` and `shared`, the top-level modules (a
+//!   file or a directory) name one another as `crate::<module>` without a
+//!   cycle, so each module can be read, tested and moved on its own (Cargo
+//!   already forbids cycles between crates);
+//! - each crate's `Cargo.toml` names none of the dependencies its crate doc
+//!   forbids: the core no runtime, server, database, HTTP client or AWS SDK;
+//!   the application layer no database, HTTP client or server, e-mail or
+//!   AWS SDK.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-fn core_src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src")
+fn crate_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -56,11 +61,7 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let mut deps = BTreeSet::new();
         for p in paths {
             let text = code(&std::fs::read_to_string(p).expect("read"));
-            for part in text.split("crate::").skip(1) {
-                let name: String = part
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
+            for name in named_modules(&text) {
                 if name != *m && modules.contains(&name) {
                     deps.insert(name);
                 }
@@ -69,6 +70,45 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         graph.insert(m.clone(), deps);
     }
     graph
+}
+
+/// The first path segment after every `crate::`, including each of a
+/// grouped `crate::{a::X, b}`.
+fn named_modules(text: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for part in text.split("crate::").skip(1) {
+        if let Some(group) = part.strip_prefix('{') {
+            // Top-level items of the group: split on commas outside braces.
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    item.push(c);
+                }
+            }
+            out.push(ident(&item));
+        } else {
+            out.push(ident(part));
+        }
+    }
+    out
 }
 
 /// A cycle through `start`, if any (depth-first search).
@@ -100,10 +140,9 @@ fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option
     walk(graph, start, start, &mut path, &mut seen).then_some(path)
 }
 
-#[test]
-fn the_core_modules_form_no_cycle() {
-    let graph = module_graph(&core_src());
-    assert!(graph.len() > 10, "read the core's modules: {graph:?}");
+fn assert_no_cycle(krate: &str) {
+    let graph = module_graph(&crate_dir(krate).join("src"));
+    assert!(graph.len() > 10, "read {krate}'s modules: {graph:?}");
     let cycles: Vec<String> = graph
         .keys()
         .filter_map(|m| cycle_from(&graph, m))
@@ -111,8 +150,88 @@ fn the_core_modules_form_no_cycle() {
         .collect();
     assert!(
         cycles.is_empty(),
-        "module cycles in core/src:\n{}",
+        "module cycles in {krate}/src:\n{}",
         cycles.join("\n")
+    );
+}
+
+#[test]
+fn the_core_modules_form_no_cycle() {
+    assert_no_cycle("core");
+}
+
+#[test]
+fn the_app_modules_form_no_cycle() {
+    assert_no_cycle("app");
+}
+
+#[test]
+fn the_shared_modules_form_no_cycle() {
+    assert_no_cycle("shared");
+}
+
+/// The packages `[dependencies]` of `krate`'s Cargo.toml names.
+fn dependencies(krate: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(crate_dir(krate).join("Cargo.toml")).expect("Cargo.toml");
+    let doc: toml::Table = text.parse().expect("Cargo.toml parses");
+    doc.get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Dependencies of `krate` whose name starts with one of `forbidden`.
+fn forbidden_in(krate: &str, forbidden: &[&str]) -> Vec<String> {
+    dependencies(krate)
+        .into_iter()
+        .filter(|d| forbidden.iter().any(|f| d.starts_with(f)))
+        .collect()
+}
+
+const IO_CRATES: &[&str] = &[
+    "rusqlite",
+    "reqwest",
+    "axum",
+    "hyper",
+    "tower",
+    "lettre",
+    "jsonwebtoken",
+    "rustls",
+    "aws-",
+    "aws_",
+    "lambda",
+];
+
+#[test]
+fn the_core_links_no_runtime_and_no_io() {
+    assert!(
+        dependencies("core").contains("serde"),
+        "read core's dependencies"
+    );
+    let mut forbidden = IO_CRATES.to_vec();
+    forbidden.push("tokio");
+    assert_eq!(forbidden_in("core", &forbidden), Vec::<String>::new());
+}
+
+#[test]
+fn the_application_layer_links_no_adapter() {
+    assert!(
+        dependencies("app").contains("timepost-core"),
+        "read app's dependencies"
+    );
+    assert_eq!(forbidden_in("app", IO_CRATES), Vec::<String>::new());
+    assert!(!dependencies("app").contains("timepost-shared"));
+    // The check sees what the adapters crate links.
+    assert!(forbidden_in("shared", IO_CRATES).contains(&"rusqlite".to_string()));
+}
+
+#[test]
+fn grouped_and_nested_paths_name_their_modules() {
+    let text = "use crate::{engine::{Engine, Outcome}, ports::Queue, model};\n\
+                let x = crate::stack::LocalStack::open(c);";
+    assert_eq!(
+        named_modules(text),
+        vec!["engine", "ports", "model", "stack"]
     );
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use timepost::exceptions::ExceptionCode;
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::QboLimits;
 use timepost::ledger::qbo::QboLedger;
 use timepost::ledger::{Ledger, LedgerError, LedgerOp, Party};

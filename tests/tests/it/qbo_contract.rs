@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::{QboEnvironment, QboLimits};
 use timepost::ledger::qbo::{journal_batch, QboRequests, QboSettings};
 use timepost::ledger::{LedgerOp, Party, PostingLine, RecordRef};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use timepost::exceptions::{Exception, ExceptionCode};
 use timepost::ledger::books::BookQuery;
+use timepost::ledger::cloud::{Connect, VendorLimits};
 use timepost::ledger::cloud::{QboEnvironment, QboLimits};
 use timepost::ledger::qbo::QboLedger;
 use timepost::ledger::{Ledger, LedgerError, LedgerOp, Party, PostingLine};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, Utc};
 use serde_json::json;
 use timepost::exceptions::ExceptionCode;
+use timepost::ledger::cloud::Connect;
 use timepost::local::SqliteStore;
 use timepost::poll::list_trackers;
 use timepost::ports::{AuditLog, EntryStore, Secrets};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use timepost::exceptions::ExceptionCode;
+use timepost::ledger::cloud::Connect;
 use timepost::ledger::cloud::XeroLimits;
 use timepost::ledger::xero::{XeroLedger, XeroRequests, XeroSettings};
 use timepost::ledger::{Ledger, LedgerError, LedgerOp, Party, PostingLine, RecordRef};

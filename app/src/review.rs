@@ -23,7 +23,7 @@
 //!
 //! The functions take the ports and an [`Actor`] and return
 //! [`ReviewError`]s; re-checking held entries after a change that applied
-//! is the caller's, through [`crate::app::recheck`] (in process locally,
+//! is the caller's, through [`crate::services::recheck`] (in process locally,
 //! queued for the sync function on a deployed stack).
 
 use std::collections::HashSet;

@@ -157,7 +157,7 @@ impl OidcConfig {
 /// `https://…`, or `http://` to this machine (a provider in a test or on a
 /// developer's laptop).
 fn is_acceptable_url(u: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(u.trim()) else {
+    let Ok(url) = url::Url::parse(u.trim()) else {
         return false;
     };
     match url.scheme() {
