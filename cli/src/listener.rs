@@ -31,7 +31,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use timepost::config::ServerConfig;
-use timepost::http::{ApiError, MAX_BODY};
+use timepost_web::{ApiError, MAX_BODY};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -145,7 +145,7 @@ async fn connection(
     let service = Counted {
         inner: TowerToHyperService::new(app),
         activity: activity.clone(),
-        peer: timepost::http::throttle::ClientAddr(peer.ip()),
+        peer: timepost_web::throttle::ClientAddr(peer.ip()),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -352,7 +352,7 @@ struct Counted<S> {
     activity: Arc<Activity>,
     /// The connection's peer, given to every request (the sign-in and
     /// bearer throttle counts failures per client).
-    peer: timepost::http::throttle::ClientAddr,
+    peer: timepost_web::throttle::ClientAddr,
 }
 
 /// One request in progress; when it ends, the connection counts as active

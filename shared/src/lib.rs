@@ -33,7 +33,6 @@ pub use timepost_app::{
 pub mod aws;
 pub mod demo;
 pub mod dry_run;
-pub mod http;
 pub mod ledger;
 pub mod local;
 pub mod net;

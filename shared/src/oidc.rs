@@ -74,33 +74,6 @@ pub enum OidcError {
     Identity(IdentityError),
 }
 
-impl OidcError {
-    /// The HTTP status the callback answers with: 401 for a token naming
-    /// nobody, 403 for a user without a console role, 502 when the provider
-    /// failed, 400 otherwise.
-    pub fn status(&self) -> axum::http::StatusCode {
-        use axum::http::StatusCode;
-        match self {
-            OidcError::NotConfigured => StatusCode::NOT_FOUND,
-            OidcError::Provider(_) => StatusCode::BAD_GATEWAY,
-            OidcError::Identity(e) => identity_status(e),
-            OidcError::Refused { .. } => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-/// The HTTP status for claims that name no console user: 401 when they
-/// name nobody, 403 when they carry no console role.
-pub fn identity_status(e: &IdentityError) -> axum::http::StatusCode {
-    match e {
-        IdentityError::NoSubject => axum::http::StatusCode::UNAUTHORIZED,
-        IdentityError::NoRole(_) | IdentityError::UnknownRole { .. } => {
-            axum::http::StatusCode::FORBIDDEN
-        }
-    }
-}
-
 /// A fresh PKCE `code_verifier` (RFC 7636 §4.1: 43–128 unreserved
 /// characters; 64 hex digits from two random UUIDs, 244 random bits).
 pub fn pkce_verifier() -> String {

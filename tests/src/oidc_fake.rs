@@ -307,7 +307,7 @@ fn error_page(status: StatusCode, message: &str) -> Response {
         status,
         Html(format!(
             "<!doctype html><title>Error</title><h1>Sign-in error</h1><p id=\"error\">{}</p>",
-            timepost::http::html::esc(message)
+            timepost_web::html::esc(message)
         )),
     )
         .into_response()
@@ -356,9 +356,9 @@ async fn authorize(
     let users: Vec<String> = g
         .users
         .iter()
-        .map(|u| format!("<li>{}</li>", timepost::http::html::esc(&u.username)))
+        .map(|u| format!("<li>{}</li>", timepost_web::html::esc(&u.username)))
         .collect();
-    let esc = timepost::http::html::esc;
+    let esc = timepost_web::html::esc;
     Html(format!(
         "<!doctype html><html><head><title>Sign in · fake user pool</title></head><body>\
          <h1>Sign in</h1><form method=\"post\" action=\"/login\">\

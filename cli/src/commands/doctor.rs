@@ -192,10 +192,10 @@ pub fn ledger_token_secrets(cfg: &timepost::config::Config) -> Option<(String, S
 /// at the stack, so reported, never required.
 pub const WEBHOOK_SECRETS: [(&str, &str); 2] = [
     (
-        timepost::http::secret_names::TOGGL,
+        timepost_web::secret_names::TOGGL,
         "Toggl webhook subscriptions",
     ),
-    (timepost::http::secret_names::CLOCKIFY, "Clockify webhooks"),
+    (timepost_web::secret_names::CLOCKIFY, "Clockify webhooks"),
 ];
 
 /// The fix for a missing secret.
@@ -527,7 +527,7 @@ mod aws {
                 ),
             },
         }
-        let key = timepost::http::secret_names::TOKEN_KEY;
+        let key = timepost_web::secret_names::TOKEN_KEY;
         match secrets.get(key).await {
             Ok(Some(v)) if !v.is_empty() => s.detail.push(format!(
                 "{prefix}{key} exists: a sign-in may finish on any admin function instance"

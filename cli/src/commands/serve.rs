@@ -17,15 +17,15 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let token = timepost::http::ensure_admin_token(stack.secrets.as_ref()).await?;
+    let token = timepost_web::ensure_admin_token(stack.secrets.as_ref()).await?;
     let secrets_file = stack.config.store.secrets_file.display().to_string();
-    if let Some(weak) = timepost::http::weak_admin_token(stack.secrets.as_ref()).await {
+    if let Some(weak) = timepost_web::weak_admin_token(stack.secrets.as_ref()).await {
         return Err(crate::Failure::Input(anyhow::anyhow!(
             "the admin_token in {secrets_file} is refused: {weak}. Delete its line and start \
              again (timepost then creates a strong one there)"
         )));
     }
-    let (_, key_created) = timepost::http::ensure_token_key(stack.secrets.as_ref()).await?;
+    let (_, key_created) = timepost_web::ensure_token_key(stack.secrets.as_ref()).await?;
     for u in &stack.config.console.users {
         if let Some(warning) = u.unkeyed_warning() {
             tracing::warn!("{warning}");
@@ -136,11 +136,11 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
             stop_rx.clone(),
         )));
     }
-    let mut state = timepost::http::AppState::local(&stack);
+    let mut state = timepost_web::AppState::local(&stack);
     if let Some(oidc) = &stack.config.console.oidc {
         // Flow cookies are signed with a key of this process: a sign-in
         // started before a restart is simply started again.
-        let provider = timepost::http::signin::provider(
+        let provider = timepost_web::signin::provider(
             oidc,
             stack.config.console.public_url.as_deref(),
             stack.secrets.as_ref(),
@@ -150,7 +150,7 @@ pub async fn run(config: &Path, bind: Option<String>) -> CliResult {
         .map_err(|e| crate::Failure::Input(anyhow::anyhow!("[console.oidc]: {e}")))?;
         state = state.with_oidc(provider);
     }
-    let app = timepost::http::router(state);
+    let app = timepost_web::router(state);
     // Registered before the banner, so a stop sent as soon as it is read
     // is not lost.
     let mut signals = StopSignals::new().context("cannot install the signal handlers")?;

@@ -4,16 +4,16 @@
 //! use: locally in the secrets file, mode 0600; with `--backend aws` in
 //! Secrets Manager), so the config file alone lets nobody test guesses.
 //! A token too short or too predictable is refused
-//! (`timepost::http::tokens::check_strength`).
+//! (`timepost_web::tokens::check_strength`).
 
 use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use timepost::http::auth::Role;
-use timepost::http::tokens;
 use timepost::ports::Secrets;
+use timepost_web::auth::Role;
+use timepost_web::tokens;
 
 use super::backend::{BackendKind, Global};
 use crate::{CliResult, Failure};
@@ -61,7 +61,7 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
         )));
     }
     let secrets = secrets(g).await?;
-    let (key, created) = timepost::http::ensure_token_key(secrets.as_ref()).await?;
+    let (key, created) = timepost_web::ensure_token_key(secrets.as_ref()).await?;
     if created {
         eprintln!("created the token_key secret ({})", where_(g));
     }

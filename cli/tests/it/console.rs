@@ -8,7 +8,7 @@ use crate::common;
 use common::console::*;
 use common::Server;
 use serde_json::Value;
-use timepost::http::auth::ROUTES;
+use timepost_web::auth::ROUTES;
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
 pub struct Session {

@@ -1015,7 +1015,7 @@ fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
         .to_string();
     assert_ne!(
         hmac,
-        timepost::http::auth::sha256_hex(&token),
+        timepost_web::auth::sha256_hex(&token),
         "keyed, not a plain SHA-256"
     );
     let secrets_text = std::fs::read_to_string(d.path().join(".timepost/secrets.toml")).unwrap();
@@ -1033,7 +1033,7 @@ fn weak_tokens_are_refused_and_a_copied_config_cannot_check_a_token() {
         .to_string();
     assert_eq!(key.len(), 64, "{secrets_text}");
     assert!(!cfg.contains(&key), "the key never goes into timepost.toml");
-    assert_eq!(hmac, timepost::http::tokens::hmac_hex(&key, &token));
+    assert_eq!(hmac, timepost_web::tokens::hmac_hex(&key, &token));
 
     let srv = Server::start(d.path());
     let auth = format!("Bearer {token}");

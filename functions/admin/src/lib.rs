@@ -6,7 +6,7 @@
 //! signature) before the function runs; the function reads who and which
 //! role from the authorizer's claims (the role claim is named by
 //! `TIMEPOST_JWT_ROLE_CLAIM`) and hands them to the router as a trusted
-//! [`timepost::http::auth::Identity`]. Every route's permission is then
+//! [`timepost_web::auth::Identity`]. Every route's permission is then
 //! checked by the router's one permission table, as locally. A request that
 //! did not come through the JWT authorizer falls back to the router's own
 //! bearer-token and session checks: the browser paths (`/console`,
@@ -21,22 +21,22 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lambda_http::request::RequestContext;
 use timepost::aws::AwsStack;
-use timepost::http::auth::{identity_from_claims, Identity, IdentityError};
 use timepost::oidc::{OidcConfig, OidcError, Provider};
+use timepost_web::auth::{identity_from_claims, Identity, IdentityError};
 
 /// The default claim carrying the role (a Cognito custom attribute).
 pub const DEFAULT_ROLE_CLAIM: &str = "custom:timepost_role";
 
 /// The router this function serves, with identities from JWT claims.
 pub fn app(stack: &AwsStack, role_claim: &str) -> axum::Router {
-    app_with_state(timepost::http::AppState::aws(stack), role_claim)
+    app_with_state(timepost_web::AppState::aws(stack), role_claim)
 }
 
 /// The router on `state` (e.g. with browser sign-in added), with
 /// identities from JWT claims.
-pub fn app_with_state(state: timepost::http::AppState, role_claim: &str) -> axum::Router {
+pub fn app_with_state(state: timepost_web::AppState, role_claim: &str) -> axum::Router {
     let role_claim = role_claim.to_string();
-    timepost::http::router(state).layer(middleware::from_fn(move |req: Request, next: Next| {
+    timepost_web::router(state).layer(middleware::from_fn(move |req: Request, next: Next| {
         let role_claim = role_claim.clone();
         async move { with_identity(&role_claim, req, next).await }
     }))
@@ -68,7 +68,7 @@ async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Respon
     // sign-ins are throttled per client.
     if let Some(ip) = source_ip(&req) {
         req.extensions_mut()
-            .insert(timepost::http::throttle::ClientAddr(ip));
+            .insert(timepost_web::throttle::ClientAddr(ip));
     }
     match claims_identity(&req, role_claim) {
         None => next.run(req).await,
@@ -77,7 +77,7 @@ async fn with_identity(role_claim: &str, mut req: Request, next: Next) -> Respon
             next.run(req).await
         }
         Some(Err(e)) => (
-            timepost::oidc::identity_status(&e),
+            timepost_web::auth::identity_status(&e),
             Json(serde_json::json!({ "error": e.to_string() })),
         )
             .into_response(),
@@ -102,23 +102,22 @@ pub async fn oidc_provider(
         ))));
     }
     let secrets = stack.secrets.as_ref();
-    let flow_key =
-        match timepost::http::secret_list(secrets, timepost::http::secret_names::TOKEN_KEY)
-            .await
-            .into_iter()
-            .next()
-        {
-            Some(k) => timepost::oidc::derive_flow_key(&k),
-            None => {
-                tracing::warn!(
-                    "no token_key secret: browser sign-ins must come back to the instance that \
+    let flow_key = match timepost_web::secret_list(secrets, timepost_web::secret_names::TOKEN_KEY)
+        .await
+        .into_iter()
+        .next()
+    {
+        Some(k) => timepost::oidc::derive_flow_key(&k),
+        None => {
+            tracing::warn!(
+                "no token_key secret: browser sign-ins must come back to the instance that \
                  started them (create the secret; see docs/deploy.md)"
-                );
-                timepost::oidc::random_flow_key()
-            }
-        };
+            );
+            timepost::oidc::random_flow_key()
+        }
+    };
     Some(
-        timepost::http::signin::provider(
+        timepost_web::signin::provider(
             &config,
             stack.config.console.public_url.as_deref(),
             secrets,

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         .ok()
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| timepost_fn_admin::DEFAULT_ROLE_CLAIM.to_string());
-    let mut state = timepost::http::AppState::aws(&stack);
+    let mut state = timepost_web::AppState::aws(&stack);
     match timepost_fn_admin::oidc_provider(&stack, |k| std::env::var(k).ok()).await {
         None => tracing::info!("browser sign-in is not configured"),
         Some(Ok(provider)) => state = state.with_oidc(provider),

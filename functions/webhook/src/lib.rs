@@ -6,7 +6,7 @@
 //! and nothing is enqueued.
 //!
 //! It serves the webhook routes of the router `timepost serve` serves
-//! (`timepost::http::webhook_router`: health and `/webhooks/*`, the same
+//! (`timepost_web::webhook_router`: health and `/webhooks/*`, the same
 //! handlers, limits and headers) on the webhook routes' own state, built
 //! from the stack's ports alone ([`AwsPorts`]: the queue, the secrets, the
 //! mappings and the intake settings), so it builds and links no engine,
@@ -17,11 +17,11 @@
 use timepost::aws::stack::{AwsStackError, ConfigFallback};
 use timepost::aws::{AwsClients, AwsPorts, AwsSettings};
 use timepost::config::Config;
-use timepost::http::WebhookState;
+use timepost_web::WebhookState;
 
 /// The router this function serves.
 pub fn app(state: WebhookState) -> axum::Router {
-    timepost::http::webhook_router(state)
+    timepost_web::webhook_router(state)
 }
 
 /// The state for the stack the environment names (what the function does

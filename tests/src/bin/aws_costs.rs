@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
         &stack.settings.secret_prefix,
         std::time::Duration::from_secs(300),
     )
-    .put(timepost::http::secret_names::TOGGL, SECRET)
+    .put(timepost_web::secret_names::TOGGL, SECRET)
     .await?;
 
     // Webhooks: one invocation per delivery, on one warm instance.

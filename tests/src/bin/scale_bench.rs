@@ -274,8 +274,8 @@ async fn main() {
     }
 
     // The console over loopback, as a browser reaches it.
-    let state = timepost::http::AppState::local(&stack);
-    let app = timepost::http::router(state);
+    let state = timepost_web::AppState::local(&stack);
+    let app = timepost_web::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -684,7 +684,7 @@ mod aws {
         cfg.store.archive_dir = dir.join("archive-aws");
         let stack = timepost::stack::LocalStack::open(cfg).expect("stack");
         let store = Arc::new(stack.store.clone());
-        let state = timepost::http::AppState::new(timepost::http::Inner {
+        let state = timepost_web::AppState::new(timepost_web::Inner {
             engine: stack.engine.clone(),
             queue: store.clone(),
             entries: Arc::new(dynamo.clone()),
@@ -694,9 +694,9 @@ mod aws {
             intake: stack.config.intake.clone(),
             audit: store,
             users: stack.config.console.users.clone(),
-            sessions: timepost::http::auth::Sessions::new(Duration::from_secs(600)),
+            sessions: timepost_web::auth::Sessions::new(Duration::from_secs(600)),
         });
-        let app = timepost::http::router(state);
+        let app = timepost_web::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

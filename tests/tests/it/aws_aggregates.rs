@@ -437,7 +437,7 @@ async fn a_dashboard_view_reads_as_many_requests_over_300_entries_as_over_30() {
     config.store.secrets_file = secrets;
     config.store.archive_dir = dir.path().join("archive");
     let stack = timepost::stack::LocalStack::open(config).expect("stack");
-    let app = timepost::http::router(dynamo_console(&stack, Arc::new(dynamo.clone())));
+    let app = timepost_web::router(dynamo_console(&stack, Arc::new(dynamo.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -497,9 +497,9 @@ async fn a_dashboard_view_reads_as_many_requests_over_300_entries_as_over_30() {
 fn dynamo_console(
     stack: &timepost::stack::LocalStack,
     entries: Arc<dyn EntryStore>,
-) -> timepost::http::AppState {
+) -> timepost_web::AppState {
     let store = Arc::new(stack.store.clone());
-    timepost::http::AppState::new(timepost::http::Inner {
+    timepost_web::AppState::new(timepost_web::Inner {
         engine: stack.engine.clone(),
         queue: store.clone(),
         entries,
@@ -509,6 +509,6 @@ fn dynamo_console(
         intake: stack.config.intake.clone(),
         audit: store,
         users: stack.config.console.users.clone(),
-        sessions: timepost::http::auth::Sessions::new(Duration::from_secs(600)),
+        sessions: timepost_web::auth::Sessions::new(Duration::from_secs(600)),
     })
 }

@@ -996,7 +996,7 @@ async fn migrate_entry_keys_moves_unescaped_partitions() {
 /// hash.
 #[tokio::test]
 async fn console_sessions_are_shared_by_every_instance_and_end_everywhere() {
-    use timepost::http::auth::{Principal, Role, Sessions};
+    use timepost_web::auth::{Principal, Role, Sessions};
     let Some(store) = store().await else { return };
     let shared: Arc<dyn SessionStore> = Arc::new(store.clone());
     let one = Sessions::new(Duration::from_secs(600)).with_store(shared.clone());
@@ -1025,7 +1025,7 @@ async fn console_sessions_are_shared_by_every_instance_and_end_everywhere() {
     assert!(one.get(&id).await.is_none(), "signed out everywhere");
 
     // Expired but not yet removed by TTL.
-    let hash = timepost::http::auth::sha256_hex("old-cookie");
+    let hash = timepost_web::auth::sha256_hex("old-cookie");
     shared
         .put_session(
             &hash,

@@ -40,7 +40,7 @@ async fn world() -> Option<World> {
         Duration::from_secs(60),
     );
     secrets
-        .put(timepost::http::secret_names::TOGGL, TOGGL_SECRET)
+        .put(timepost_web::secret_names::TOGGL, TOGGL_SECRET)
         .await
         .expect("secret");
     let stack = AwsStack::connect(&sdk, settings, None)
@@ -96,7 +96,7 @@ fn toggl_event(id: u64) -> String {
 
 /// The webhook function's state on the world's stack, built as the function
 /// builds it (its own four ports; the stack's rules).
-async fn webhook_state(w: &World) -> timepost::http::WebhookState {
+async fn webhook_state(w: &World) -> timepost_web::WebhookState {
     let clients = timepost::aws::AwsClients::from_sdk(&w.sdk, w.stack.settings.s3_path_style);
     let config = Some(w.stack.config.clone());
     timepost_fn_webhook::connect_with(clients, w.stack.settings.clone(), config)
@@ -699,7 +699,7 @@ async fn the_admin_function_signs_a_browser_in_through_the_stacks_user_pool() {
         .expect("provider");
     assert_eq!(provider.client_id(), "pool-console-client");
     let app = timepost_fn_admin::app_with_state(
-        timepost::http::AppState::aws(&w.stack).with_oidc(provider),
+        timepost_web::AppState::aws(&w.stack).with_oidc(provider),
         timepost_fn_admin::DEFAULT_ROLE_CLAIM,
     );
     let call = |event: String| {

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use axum::Extension;
 use chrono::{TimeZone, Utc};
 use timepost::aws::DynamoStore;
-use timepost::http::auth::{Identity, Role};
-use timepost::http::{router, AppState};
 use timepost::impact::{EntryImpact, ImpactPreview, LineView, Outcome};
 use timepost::mapping::{MappingChange, MappingRow, MappingTable};
 use timepost::ports::MappingStore;
 use timepost::ports::{PendingChanges, ProposalStatus, ProposedChange, StoreError};
 use timepost_tests::kit::{deliver, sandbox_stack, E};
 use timepost_tests::moto::{sdk_config, unique};
+use timepost_web::auth::{Identity, Role};
+use timepost_web::{router, AppState};
 
 async fn store() -> Option<DynamoStore> {
     let config = sdk_config().await?;

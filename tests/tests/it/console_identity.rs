@@ -5,11 +5,11 @@
 //! table still decides.
 
 use axum::Extension;
-use timepost::http::auth::{identity_from_claims, Identity};
-use timepost::http::{router, AppState};
 use timepost::ports::EntryStore;
 use timepost::state::Status;
 use timepost_tests::kit::{deliver, sandbox_stack, E};
+use timepost_web::auth::{identity_from_claims, Identity};
+use timepost_web::{router, AppState};
 
 /// Serve the router with `identity` inserted by an outer layer, as the
 /// admin Lambda function's hosting layer does; returns the base URL.

@@ -1,13 +1,13 @@
 //! The library crates hold their boundaries:
 //!
-//! - inside each of `core`, `app` and `shared`, the top-level modules (a
+//! - inside each of `core`, `app`, `shared` and `web`, the top-level modules (a
 //!   file or a directory) name one another as `crate::<module>` without a
 //!   cycle, so each module can be read, tested and moved on its own (Cargo
 //!   already forbids cycles between crates);
 //! - each crate's `Cargo.toml` names none of the dependencies its crate doc
 //!   forbids: the core no runtime, server, database, HTTP client or AWS SDK;
 //!   the application layer no database, HTTP client or server, e-mail or
-//!   AWS SDK.
+//!   AWS SDK; the adapters no HTTP server (the router is `web`'s).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -170,6 +170,11 @@ fn the_shared_modules_form_no_cycle() {
     assert_no_cycle("shared");
 }
 
+#[test]
+fn the_web_modules_form_no_cycle() {
+    assert_no_cycle("web");
+}
+
 /// The packages `[dependencies]` of `krate`'s Cargo.toml names.
 fn dependencies(krate: &str) -> BTreeSet<String> {
     let text = std::fs::read_to_string(crate_dir(krate).join("Cargo.toml")).expect("Cargo.toml");
@@ -223,6 +228,15 @@ fn the_application_layer_links_no_adapter() {
     assert!(!dependencies("app").contains("timepost-shared"));
     // The check sees what the adapters crate links.
     assert!(forbidden_in("shared", IO_CRATES).contains(&"rusqlite".to_string()));
+}
+
+#[test]
+fn the_adapters_serve_no_http() {
+    assert!(dependencies("shared").contains("rusqlite"), "read shared's dependencies");
+    assert_eq!(
+        forbidden_in("shared", &["axum", "hyper", "tower", "lambda"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -8,11 +8,11 @@
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use timepost::http::{router, signin, AppState};
 use timepost::oidc::OidcConfig;
 use timepost::ports::AuditLog;
 use timepost_tests::kit::sandbox_stack;
 use timepost_tests::oidc_fake::{FakeOidc, FakeUser, Tamper};
+use timepost_web::{router, signin, AppState};
 
 const CLIENT: &str = "console-client";
 

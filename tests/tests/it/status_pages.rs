@@ -173,7 +173,7 @@ async fn stack(dir: &std::path::Path) -> LocalStack {
 }
 
 async fn get(s: &LocalStack, path: &str) -> (u16, String) {
-    let app = timepost::http::router(timepost::http::AppState::local(s));
+    let app = timepost_web::router(timepost_web::AppState::local(s));
     let request = axum::http::Request::get(path)
         .header("authorization", format!("Bearer {TOKEN}"))
         .body(axum::body::Body::empty())

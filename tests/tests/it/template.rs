@@ -917,7 +917,7 @@ fn the_stack_creates_a_user_pool_with_the_role_attribute_unless_told_not_to() {
     );
     assert_eq!(timepost::oidc::DEFAULT_ROLE_CLAIM, "custom:timepost_role");
     let max = number(at(at(role, "StringAttributeConstraints"), "MaxLength"));
-    for r in timepost::http::auth::Role::ALL {
+    for r in timepost_web::auth::Role::ALL {
         assert!(r.as_str().len() as u64 <= max, "{}", r.as_str());
     }
 }

@@ -8,8 +8,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use timepost::http::auth::sha256_hex;
 use timepost::sources::signature::sign_toggl;
+use timepost_web::auth::sha256_hex;
 
 use super::{secrets, workdir, Server};
 

@@ -3,8 +3,8 @@
 //! path itself is covered in `console.rs`).
 
 use serde_json::{json, Value};
-use timepost::http::auth::sha256_hex;
 use timepost::sources::signature::sign_toggl;
+use timepost_web::auth::sha256_hex;
 
 use super::{secrets, workdir, Server, SANDBOX};
 

@@ -3,6 +3,28 @@
 //! tokio listener; the Lambda functions run the same router under
 //! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`;
 //! `/auth/*` is browser sign-in through an OpenID provider ([`signin`]).
+//!
+//! The router's state is built from a composition root: [`AppState::local`]
+//! on the local stack, `AppState::aws` / `WebhookState::aws` on the AWS one
+//! (feature `aws`). Handlers call the application services
+//! (`timepost::app`, `timepost::review`) and never write a store themselves
+//! where a service exists.
+//!
+//! **May depend on:** `timepost-shared` (the composition roots, the
+//! adapters it re-exports, the application layer and the core beneath),
+//! axum and the crypto crates of the console's tokens. **Depended on by:**
+//! the CLI (`timepost serve`) and the webhook and admin functions; no
+//! library crate depends on this one.
+
+// The modules of the layers beneath, under the paths this code names
+// (`crate::engine`, `crate::ports`, …).
+#[cfg(feature = "aws")]
+use timepost::aws;
+use timepost::{
+    aggregates, app, archive, config, csv_out, engine, exceptions, identity, impact, intake, kpis,
+    mapping, model, money, oidc, period_report, pipeline, ports, reconcile, report, review,
+    sources, stack, state, summary,
+};
 
 mod admin;
 mod approvals;

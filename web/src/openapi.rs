@@ -564,7 +564,7 @@ mod tests {
     #[test]
     fn every_guarded_route_is_documented() {
         let spec = super::spec();
-        for (method, path, _) in crate::http::auth::ROUTES {
+        for (method, path, _) in crate::auth::ROUTES {
             assert!(
                 spec["paths"][path][method.to_ascii_lowercase()].is_object(),
                 "{method} {path} missing from the OpenAPI document"

@@ -166,6 +166,15 @@ impl Principal {
     }
 }
 
+/// The HTTP status for claims that name no console user: 401 when they
+/// name nobody, 403 when they carry no console role.
+pub fn identity_status(e: &IdentityError) -> StatusCode {
+    match e {
+        IdentityError::NoSubject => StatusCode::UNAUTHORIZED,
+        IdentityError::NoRole(_) | IdentityError::UnknownRole { .. } => StatusCode::FORBIDDEN,
+    }
+}
+
 pub const SESSION_COOKIE: &str = "tp_session";
 
 struct Session {
@@ -806,14 +815,14 @@ mod tests {
         let c = serde_json::json!({"sub": "u-1", "role": "superuser"});
         let e = identity_from_claims(&c, "role").expect_err("unknown role");
         assert!(matches!(e, IdentityError::UnknownRole { .. }));
-        assert_eq!(crate::oidc::identity_status(&e), StatusCode::FORBIDDEN);
+        assert_eq!(identity_status(&e), StatusCode::FORBIDDEN);
         let e = identity_from_claims(&c, "custom:role").expect_err("no role claim");
         assert_eq!(e, IdentityError::NoRole("custom:role".into()));
-        assert_eq!(crate::oidc::identity_status(&e), StatusCode::FORBIDDEN);
+        assert_eq!(identity_status(&e), StatusCode::FORBIDDEN);
         let e = identity_from_claims(&serde_json::json!({"role": "admin"}), "role")
             .expect_err("no subject");
         assert_eq!(e, IdentityError::NoSubject);
-        assert_eq!(crate::oidc::identity_status(&e), StatusCode::UNAUTHORIZED);
+        assert_eq!(identity_status(&e), StatusCode::UNAUTHORIZED);
         let c = serde_json::json!({"sub": "  ", "email": "", "role": "admin"});
         assert_eq!(
             identity_from_claims(&c, "role"),

@@ -107,7 +107,7 @@ mod tests {
     fn page_escapes_its_title_and_user() {
         let p = Principal {
             name: "<b>eve</b>".into(),
-            role: crate::http::auth::Role::Viewer,
+            role: crate::auth::Role::Viewer,
             csrf: Some("t\"x".into()),
             named: true,
         };

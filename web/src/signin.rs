@@ -90,7 +90,20 @@ fn refused(e: &OidcError) -> Response {
          <a href=\"/auth/login\">Try again</a> · <a href=\"/console/login\">Sign in with an access token</a></p>",
         esc(&e.to_string())
     );
-    (e.status(), page("Sign-in refused", None, &body)).into_response()
+    (oidc_status(e), page("Sign-in refused", None, &body)).into_response()
+}
+
+/// The HTTP status the callback answers with: 401 for a token naming
+/// nobody, 403 for a user without a console role, 502 when the provider
+/// failed, 400 otherwise.
+pub fn oidc_status(e: &OidcError) -> StatusCode {
+    match e {
+        OidcError::NotConfigured => StatusCode::NOT_FOUND,
+        OidcError::Provider(_) => StatusCode::BAD_GATEWAY,
+        OidcError::Identity(e) => crate::auth::identity_status(e),
+        OidcError::Refused { .. } => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 async fn login(
