@@ -107,7 +107,7 @@ fn claim_values(v: &serde_json::Value) -> Vec<String> {
 /// claim named `role_claim` (case-insensitive role names). When the claim
 /// holds several values (a list of groups), the most privileged known role
 /// wins (the order of [`Role::ALL`]); values that are not roles are
-/// ignored. No known role at all is a 403 ([`IdentityError::status`]).
+/// ignored. No known role at all is a 403 (`timepost_web::auth::identity_status`).
 pub fn identity_from_claims(
     claims: &serde_json::Value,
     role_claim: &str,

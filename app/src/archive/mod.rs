@@ -5,7 +5,7 @@
 //! fresh local store, and the retention rules that decide what may leave
 //! the live store. The same format carries a full portable export.
 //!
-//! - [`format`]: periods, file kinds, the versioned manifest, encodings;
+//! - [`format`](mod@format): periods, file kinds, the versioned manifest, encodings;
 //! - [`snapshot`]: collect a period (or everything) and write revisions;
 //! - [`verify`]: re-hash every file and the manifest chain;
 //! - [`restore`]: a snapshot or a bundle into a fresh local store;

@@ -4,9 +4,9 @@
 //! - timepost and the tracker as received: the entry states of the period
 //!   (work date or a posted line's date in it), from the `EntryStore`'s
 //!   period read (`by_work_dates`: the period's entries, not the store's);
-//! - the tracker as it is now: [`list_trackers`], through the Harvest and
-//!   Toggl pollers' listing of a period (nothing enqueued), when the
-//!   config sets them up;
+//! - the tracker as it is now: through the [`ListTrackers`] port (the
+//!   Harvest and Toggl pollers' listing of a period, nothing enqueued:
+//!   `timepost::poll::list_trackers`), when the config sets them up;
 //! - the books: one [`Ledger::read_books`] over the period, every party
 //!   and customer (the adapter pages as its vendor does).
 //!

@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS audit (
 /// for reads and the worker's writes, and one group-commit writer for the
 /// ingest queue.
 ///
-/// Durability: enqueues go through [`Enqueuer`] on a connection with
+/// Durability: enqueues go through `Enqueuer` on a connection with
 /// `synchronous=FULL`, so a message is on disk before `send_batch` returns
 /// (and before a webhook answers 2xx); concurrent enqueues share one
 /// commit. The main connection uses `synchronous=NORMAL` (WAL): after a

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 /// The workspace's top-level directories a path may start with.
 const TOP_DIRS: &[&str] = &[
     "core",
+    "app",
     "shared",
+    "web",
     "cli",
     "functions",
     "tests",

@@ -232,7 +232,10 @@ fn the_application_layer_links_no_adapter() {
 
 #[test]
 fn the_adapters_serve_no_http() {
-    assert!(dependencies("shared").contains("rusqlite"), "read shared's dependencies");
+    assert!(
+        dependencies("shared").contains("rusqlite"),
+        "read shared's dependencies"
+    );
     assert_eq!(
         forbidden_in("shared", &["axum", "hyper", "tower", "lambda"]),
         Vec::<String>::new()
