@@ -61,6 +61,7 @@ use crate::app::recheck::RecheckMode;
 use crate::config::{ConsoleUser, IntakeConfig};
 use crate::engine::Engine;
 use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
+use crate::stack::Stack;
 use timepost_core::ledger::Ledger;
 pub use webhooks::{ParseContextCache, WebhookState};
 
@@ -277,87 +278,60 @@ impl AppState {
         .map_err(|e| ApiError::unavailable(e.to_string()))
     }
 
-    /// State for the local stack.
-    pub fn local(stack: &crate::stack::LocalStack) -> Self {
-        let store = Arc::new(stack.store.clone());
+    /// The router's state on a stack: its stores, queue, secrets, ledger
+    /// and engine; console sessions shared through the stack's session
+    /// store when it has one; mapping changes above the threshold kept for
+    /// a second admin; the held entries a change releases re-checked where
+    /// the stack says (in process locally, queued for the sync function on
+    /// a deployed stack, which never writes the books in a request); the
+    /// Reconciliation page, where a re-post converges the week at once
+    /// locally and by the sync function's sweep when deployed; the
+    /// Archives page on the stack's snapshots.
+    pub fn of(stack: &Stack) -> Self {
+        let console = &stack.config.console;
+        let mut sessions =
+            auth::Sessions::new(std::time::Duration::from_secs(console.session_minutes * 60))
+                .with_cookies(auth::CookiePolicy::from_config(console))
+                .with_throttle(throttle::Throttle::from_config(console));
+        if let Some(shared) = &stack.sessions {
+            // A browser's requests may reach any instance.
+            sessions = sessions.with_store(shared.clone());
+        }
         Self::new(Inner {
             engine: stack.engine.clone(),
-            queue: store.clone(),
-            entries: store.clone(),
-            mappings: store.clone(),
+            queue: stack.queue.clone(),
+            entries: stack.entries.clone(),
+            mappings: stack.mappings.clone(),
             secrets: stack.secrets.clone(),
             ledger: stack.ledger.clone(),
             intake: stack.config.intake.clone(),
-            audit: store.clone(),
-            users: stack.config.console.users.clone(),
-            sessions: auth::Sessions::new(std::time::Duration::from_secs(
-                stack.config.console.session_minutes * 60,
-            ))
-            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console))
-            .with_throttle(throttle::Throttle::from_config(&stack.config.console)),
+            audit: stack.audit.clone(),
+            users: console.users.clone(),
+            sessions,
         })
-        .with_review(
-            store.clone(),
-            stack.config.console.mapping_approval_threshold,
-        )
+        .with_review(stack.pending.clone(), console.mapping_approval_threshold)
+        .with_recheck(stack.recheck_mode())
         .with_reconcile(Reconcile {
-            store,
+            store: stack.reconcile.clone(),
             config: stack.config.reconcile.clone(),
-            converge_now: true,
+            converge_now: !stack.deployed(),
         })
-        .with_archives(archives::Archives {
-            archive: stack.archive.clone(),
+        .with_archives(Archives {
+            archive: stack.snapshots.clone(),
             retention: stack.config.retention.clone().unwrap_or_default(),
         })
     }
-}
 
-impl AppState {
-    /// State for a deployed stack (the admin function): sessions, proposals
-    /// and reconciliation runs on the table, held entries a mapping change
-    /// releases queued for the sync function, snapshots read from the
-    /// archive bucket.
+    /// State for the local stack ([`AppState::of`] its [`Stack`]).
+    pub fn local(stack: &crate::stack::LocalStack) -> Self {
+        Self::of(&Stack::local(stack))
+    }
+
+    /// State for a deployed stack (the admin function): [`AppState::of`]
+    /// its [`Stack`].
     #[cfg(feature = "aws")]
     pub fn aws(stack: &crate::aws::AwsStack) -> Self {
-        AppState::new(Inner {
-            engine: stack.engine.clone(),
-            queue: stack.queue.clone(),
-            entries: stack.store.clone(),
-            mappings: stack.store.clone(),
-            secrets: stack.secrets.clone(),
-            ledger: stack.ledger.clone(),
-            intake: stack.config.intake.clone(),
-            audit: stack.store.clone(),
-            users: stack.config.console.users.clone(),
-            sessions: auth::Sessions::new(std::time::Duration::from_secs(
-                stack.config.console.session_minutes * 60,
-            ))
-            .with_cookies(auth::CookiePolicy::from_config(&stack.config.console))
-            .with_throttle(throttle::Throttle::from_config(&stack.config.console))
-            // A browser's requests may reach any admin function instance.
-            .with_store(stack.store.clone()),
-        })
-        // Mapping changes above the threshold wait for a second admin;
-        // proposals are kept in the table (`pending#<id>`).
-        .with_review(
-            stack.store.clone(),
-            stack.config.console.mapping_approval_threshold,
-        )
-        // Held entries a change releases are queued for the sync function:
-        // the admin function never writes the books in a request.
-        .with_recheck(crate::app::recheck::RecheckMode::Queue)
-        // Runs are kept in the table; a re-post marks the week dirty and
-        // the sync function's sweep converges it (not in the request).
-        .with_reconcile(Reconcile {
-            store: stack.store.clone(),
-            config: stack.config.reconcile.clone(),
-            converge_now: false,
-        })
-        // Snapshots under archive/ in the archive bucket, read only.
-        .with_archives(Archives {
-            archive: Arc::new(stack.snapshots()),
-            retention: stack.config.retention.clone().unwrap_or_default(),
-        })
+        Self::of(&Stack::aws(stack))
     }
 }
 

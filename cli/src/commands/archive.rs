@@ -5,13 +5,11 @@
 //! portable export. The work is in `timepost::archive`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use timepost::archive::snapshot::{self, Sources};
 use timepost::archive::{self as arch, ArchiveError, Period, RetentionConfig};
-use timepost::ports::Archive;
 
 use super::backend::{BackendKind, Global, Ops};
 use crate::{CliResult, Failure};
@@ -95,33 +93,6 @@ fn input(e: ArchiveError) -> Failure {
     }
 }
 
-/// The archive of the stack `--backend` names.
-async fn archive_of(ops: &Ops) -> Result<Arc<dyn Archive>, Failure> {
-    match ops.kind {
-        BackendKind::Local => Ok(Arc::new(timepost::local::DirArchive::new(
-            &ops.config.store.archive_dir,
-        ))),
-        BackendKind::Aws => aws_archive().await,
-    }
-}
-
-#[cfg(feature = "aws")]
-async fn aws_archive() -> Result<Arc<dyn Archive>, Failure> {
-    // Snapshots live in the archive bucket (`TIMEPOST_ARCHIVE_BUCKET`, the
-    // stack's bucket unless the template made an Object Lock one).
-    let settings = super::backend::aws::settings()?;
-    let sdk = timepost::aws::sdk_config().await;
-    Ok(Arc::new(timepost::aws::stack::snapshot_archive(
-        timepost::aws::S3Archive::client(&sdk, settings.s3_path_style),
-        &settings,
-    )))
-}
-
-#[cfg(not(feature = "aws"))]
-async fn aws_archive() -> Result<Arc<dyn Archive>, Failure> {
-    Err(super::backend::without_aws())
-}
-
 fn sources(ops: &Ops) -> Result<Sources<'_>, Failure> {
     Ok(Sources {
         entries: ops.entries.as_ref(),
@@ -150,7 +121,9 @@ fn print_json(v: serde_json::Value) -> CliResult {
 
 pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
     let ops = super::backend::open(g).await?;
-    let archive = archive_of(&ops).await?;
+    // Snapshots live in the archive directory, or under `archive/` in the
+    // deployed stack's archive bucket (`TIMEPOST_ARCHIVE_BUCKET`).
+    let archive = ops.snapshots.clone();
     let ret = retention(&ops);
     match cmd {
         Cmd::Run { period, json } => {

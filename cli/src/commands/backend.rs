@@ -6,16 +6,12 @@
 //! `redrive` run the same code on both.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::anyhow;
+use timepost::app::recheck;
 pub use timepost::app::recheck::Recheck;
-use timepost::app::recheck::{self, RecheckMode};
 use timepost::config::Config;
-use timepost::engine::Engine;
-use timepost::ledger::Ledger;
-use timepost::ports::{AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue};
-use timepost::stack::LocalStack;
+use timepost::stack::{LocalStack, Stack, StackKind};
 
 use crate::Failure;
 
@@ -36,105 +32,45 @@ pub struct Global {
     pub backend: BackendKind,
 }
 
-/// What a command operates on: the ports of one stack, its engine, its
-/// ledger and its rules config.
+/// What a command operates on: the [`Stack`] of the local stack or of a
+/// deployed one (its ports by name, its engine, ledger and rules config,
+/// reached through `Deref`: `ops.entries`, `ops.engine`, ...), and what
+/// the CLI adds: the pollers' ports `reconcile` lists a period through.
 pub struct Ops {
-    pub kind: BackendKind,
-    pub config: Config,
-    pub entries: Arc<dyn EntryStore>,
-    pub mappings: Arc<dyn MappingStore>,
-    pub journal: Arc<dyn Journal>,
-    pub queue: Arc<dyn Queue>,
-    /// Where mapping changes wait for a second admin (with their previews).
-    pub pending: Arc<dyn PendingChanges>,
-    pub audit: Arc<dyn AuditLog>,
-    /// Reconciliation runs and the resolutions of their breaks.
-    pub reconcile: Arc<dyn timepost::reconcile::ReconcileStore>,
-    pub engine: Arc<Engine>,
-    pub ledger: Arc<dyn Ledger>,
-    /// What the trackers' pollers read (their secrets, the mappings):
-    /// `reconcile` lists a period through them.
+    pub stack: Stack,
+    /// What the trackers' pollers read (their secrets, the mappings).
     pub poll: timepost::poll::PollPorts,
-    /// Where `archive purge` removes archived entries.
-    pub purge: Arc<dyn timepost::archive::retention::PurgeStore>,
+}
+
+impl std::ops::Deref for Ops {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
 }
 
 impl Ops {
-    pub fn local(stack: LocalStack) -> Self {
-        let store = Arc::new(stack.store.clone());
-        let poll = stack.poll_ports();
+    pub fn of(stack: Stack) -> Self {
         Self {
-            poll,
-            kind: BackendKind::Local,
-            entries: store.clone(),
-            mappings: store.clone(),
-            journal: store.clone(),
-            queue: store.clone(),
-            pending: store.clone(),
-            reconcile: store.clone(),
-            purge: store.clone(),
-            audit: store,
-            engine: stack.engine,
-            ledger: stack.ledger,
-            config: stack.config,
+            poll: stack.poll_ports(),
+            stack,
         }
+    }
+
+    pub fn local(stack: LocalStack) -> Self {
+        Self::of(Stack::local(&stack))
     }
 
     #[cfg(feature = "aws")]
     pub fn aws(stack: timepost::aws::AwsStack) -> Self {
-        Self {
-            poll: stack.poll_ports(),
-            kind: BackendKind::Aws,
-            entries: stack.store.clone(),
-            mappings: stack.store.clone(),
-            journal: stack.store.clone(),
-            pending: stack.store.clone(),
-            audit: stack.store.clone(),
-            reconcile: stack.store.clone(),
-            purge: stack.store.clone(),
-            queue: stack.ports.queue,
-            engine: stack.engine,
-            ledger: stack.ledger,
-            config: stack.ports.config,
-        }
-    }
-
-    /// The mapping change review on this stack (the same workflow as the
-    /// console's, with the config's `mapping_approval_threshold`).
-    pub fn mapping_review(&self) -> timepost::review::MappingReview<'_> {
-        timepost::review::MappingReview {
-            entries: self.entries.as_ref(),
-            mappings: self.mappings.as_ref(),
-            audit: self.audit.as_ref(),
-            pending: Some(self.pending.as_ref()),
-            engine: self.engine.as_ref(),
-            threshold: self.config.console.mapping_approval_threshold,
-        }
-    }
-
-    /// True when the deployed sync function, not this process, works
-    /// through the queue.
-    pub fn deployed(&self) -> bool {
-        self.kind == BackendKind::Aws
+        Self::of(Stack::aws(&stack))
     }
 
     /// Where messages go and who processes them, for the output.
     pub fn queue_name(&self) -> &'static str {
         match self.kind {
-            BackendKind::Local => "the local queue",
-            BackendKind::Aws => "the SQS ingest queue",
-        }
-    }
-}
-
-impl Ops {
-    /// Where a re-check of held entries runs on this stack: here locally,
-    /// queued for the deployed sync function on AWS.
-    pub fn recheck_mode(&self) -> RecheckMode {
-        if self.deployed() {
-            RecheckMode::Queue
-        } else {
-            RecheckMode::InProcess
+            StackKind::Local => "the local queue",
+            StackKind::Aws => "the SQS ingest queue",
         }
     }
 

@@ -67,8 +67,8 @@ pub async fn run(g: &Global, cmd: Cmd) -> CliResult {
             let ops = super::backend::open(g).await?;
             let r = ops.entries.rebuild_aggregates().await?;
             let what = match ops.kind {
-                super::backend::BackendKind::Local => ops.config.store.path.display().to_string(),
-                super::backend::BackendKind::Aws => "the DynamoDB table".to_string(),
+                timepost::stack::StackKind::Local => ops.config.store.path.display().to_string(),
+                timepost::stack::StackKind::Aws => "the DynamoDB table".to_string(),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

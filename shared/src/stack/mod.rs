@@ -1,10 +1,15 @@
-//! The local composition root: the runtime assembled from a config — one
-//! SQLite file for every store and the queue, the sandbox (or a cloud)
-//! ledger, the engine — and the views other parts take of it (the pollers'
-//! ports, the alert job). What `serve`, `demo`, `ingest` and the tests run
-//! on. The AWS composition is `crate::aws::AwsStack`.
+//! The composition roots: [`Stack`] ([`root`]), the ports of one running
+//! stack by name that every entry point takes, and [`LocalStack`], the
+//! local runtime it is built from — assembled from a config: one SQLite
+//! file for every store and the queue, the sandbox (or a cloud) ledger, the
+//! engine. What `serve`, `demo`, `ingest` and the tests run on; the AWS
+//! builder is `crate::aws::AwsStack`. The local alert job is
+//! [`alert_job`].
 
 pub mod alert_job;
+pub mod root;
+
+pub use root::{Stack, StackKind};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -98,13 +103,6 @@ impl LocalStack {
     /// The pollers' ports: the stack's stores (one SQLite file) and its
     /// secrets file.
     pub fn poll_ports(&self) -> PollPorts {
-        let store = Arc::new(self.store.clone());
-        PollPorts {
-            watermarks: store.clone(),
-            entries: store.clone(),
-            queue: store.clone(),
-            mappings: store,
-            secrets: self.secrets.clone(),
-        }
+        Stack::local(self).poll_ports()
     }
 }
