@@ -107,7 +107,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
 ];
 
 /// Routes anyone may reach: the sign-in form itself.
-const PUBLIC: &[(&str, &str)] = &[("GET", "/console/login"), ("POST", "/console/login")];
+pub const PUBLIC: &[(&str, &str)] = &[("GET", "/console/login"), ("POST", "/console/login")];
 
 fn matches(pattern: &str, path: &str) -> bool {
     let mut p = pattern.split('/');

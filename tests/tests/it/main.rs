@@ -37,6 +37,7 @@ mod qbo;
 mod qbo_contract;
 mod qbo_vendor;
 mod reconcile;
+mod routes;
 mod sim;
 mod status_pages;
 mod store_contracts;
