@@ -1,9 +1,9 @@
-//! cargo-fuzz target: the signature harness of `timepost::sources::fuzzing`
+//! cargo-fuzz target: the signature harness of `timepost_core::sources::fuzzing`
 //! (input: one selector byte, then the payload). See ../README.md.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    timepost::sources::fuzzing::signature(data);
+    timepost_core::sources::fuzzing::signature(data);
 });
