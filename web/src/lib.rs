@@ -4,6 +4,12 @@
 //! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`;
 //! `/auth/*` is browser sign-in through an OpenID provider ([`signin`]).
 //!
+//! Feature `console` (on by default; the CLI and the admin function) holds
+//! everything but the webhooks: the admin API, the console pages, sign-in,
+//! the permission table and the OpenAPI document, and [`router`]. Without
+//! it the crate is [`webhook_router`] and its [`WebhookState`]: the webhook
+//! function builds it so.
+//!
 //! The router's state is built from a composition root: [`AppState::local`]
 //! on the local stack, `AppState::aws` / `WebhookState::aws` on the AWS one
 //! (feature `aws`). Handlers call the application services
@@ -20,33 +26,54 @@
 // (`crate::engine`, `crate::ports`, …).
 #[cfg(feature = "aws")]
 use timepost::aws;
+#[cfg(feature = "console")]
 use timepost::{
-    aggregates, app, archive, config, csv_out, engine, exceptions, identity, impact, intake, kpis,
-    mapping, model, money, oidc, period_report, pipeline, ports, reconcile, report, review,
-    sources, stack, state, summary,
+    aggregates, archive, csv_out, engine, exceptions, identity, impact, kpis, mapping, model,
+    money, oidc, period_report, pipeline, reconcile, report, stack, state, summary,
 };
+use timepost::{app, config, intake, ports, review, sources};
 
+#[cfg(feature = "console")]
 mod admin;
+#[cfg(feature = "console")]
 mod approvals;
+#[cfg(feature = "console")]
 mod archives;
+#[cfg(feature = "console")]
 pub use archives::Archives;
+#[cfg(feature = "console")]
 pub mod auth;
+#[cfg(feature = "console")]
 mod console;
+#[cfg(feature = "console")]
 mod dashboard;
+#[cfg(feature = "console")]
 mod entry_detail;
+#[cfg(feature = "console")]
 mod extract;
+#[cfg(feature = "console")]
 mod holding;
+#[cfg(feature = "console")]
 pub mod html;
+#[cfg(feature = "console")]
 mod listing;
+#[cfg(feature = "console")]
 mod mapping_review;
+#[cfg(feature = "console")]
 mod mappings;
+#[cfg(feature = "console")]
 mod openapi;
+#[cfg(feature = "console")]
 mod reconciliation;
+#[cfg(feature = "console")]
 pub mod signin;
+#[cfg(feature = "console")]
 pub mod throttle;
+#[cfg(feature = "console")]
 pub mod tokens;
 mod webhooks;
 
+#[cfg(feature = "console")]
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -57,11 +84,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+#[cfg(feature = "console")]
 use crate::app::recheck::RecheckMode;
+#[cfg(feature = "console")]
 use crate::config::{ConsoleUser, IntakeConfig};
+#[cfg(feature = "console")]
 use crate::engine::Engine;
-use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue, Secrets};
+use crate::ports::Secrets;
+#[cfg(feature = "console")]
+use crate::ports::{AuditLog, EntryStore, MappingStore, PendingChanges, Queue};
+#[cfg(feature = "console")]
 use crate::stack::Stack;
+#[cfg(feature = "console")]
 use timepost_core::ledger::Ledger;
 pub use webhooks::{ParseContextCache, WebhookState};
 
@@ -81,6 +115,7 @@ pub mod secret_names {
     pub const TOKEN_KEY: &str = "token_key";
 }
 
+#[cfg(feature = "console")]
 /// What every route of the router works on: the ports and engine
 /// ([`Inner`], reached through `Deref`), the mapping review's settings, and
 /// the parts a deployment may or may not offer. The webhook routes see only
@@ -101,12 +136,14 @@ pub struct AppState {
     webhooks: WebhookState,
 }
 
+#[cfg(feature = "console")]
 impl axum::extract::FromRef<AppState> for WebhookState {
     fn from_ref(s: &AppState) -> Self {
         s.webhooks.clone()
     }
 }
 
+#[cfg(feature = "console")]
 /// What the Reconciliation page and its API work on: the store of runs,
 /// the tolerances, and whether a re-post converges the week in the
 /// request (locally, as `timepost reconcile resolve --repost` does).
@@ -116,6 +153,7 @@ pub struct Reconcile {
     pub converge_now: bool,
 }
 
+#[cfg(feature = "console")]
 /// How console mapping changes are reviewed: where proposals (with their
 /// impact previews) are kept, and how many touched entries make a change
 /// wait for a second admin. Kept apart from [`Inner`] so a stack that
@@ -132,6 +170,7 @@ pub struct Review {
     pub recheck: RecheckMode,
 }
 
+#[cfg(feature = "console")]
 pub struct Inner {
     pub engine: Arc<Engine>,
     pub queue: Arc<dyn Queue>,
@@ -147,6 +186,7 @@ pub struct Inner {
     pub sessions: auth::Sessions,
 }
 
+#[cfg(feature = "console")]
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -154,6 +194,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
+#[cfg(feature = "console")]
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         let threshold = crate::config::ConsoleConfig::default().mapping_approval_threshold;
@@ -335,6 +376,7 @@ impl AppState {
     }
 }
 
+#[cfg(feature = "console")]
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
@@ -357,9 +399,10 @@ fn with_limits<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S>
 }
 
 /// The webhook function's router: health and the tracker webhooks, with
-/// the same body limits and headers as [`router`], and nothing else. The
-/// function links neither the console nor the admin API (what a linker
-/// cannot reach it leaves out); anything else is 404.
+/// the same body limits and headers as `router`, and nothing else;
+/// anything else is 404. The webhook function builds this crate without
+/// its `console` feature, so it does not compile the console or the admin
+/// API at all.
 pub fn webhook_router(state: WebhookState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
@@ -562,6 +605,7 @@ pub async fn secret_list(secrets: &dyn Secrets, name: &str) -> Vec<String> {
     }
 }
 
+#[cfg(feature = "console")]
 /// The `token_key` secret (the key of the console users' `token_hmac`),
 /// created on first need. Returns the key in use (the first, while
 /// several are listed for a rotation) and whether it was just created.
@@ -580,6 +624,7 @@ pub async fn ensure_token_key(
     Ok((key, true))
 }
 
+#[cfg(feature = "console")]
 /// The refusal of the first `admin_token` too weak to be a credential.
 pub async fn weak_admin_token(secrets: &dyn Secrets) -> Option<tokens::WeakToken> {
     secret_list(secrets, secret_names::ADMIN)
@@ -588,6 +633,7 @@ pub async fn weak_admin_token(secrets: &dyn Secrets) -> Option<tokens::WeakToken
         .find_map(|t| tokens::check_strength(t).err())
 }
 
+#[cfg(feature = "console")]
 /// Create an admin token on first start. Returns it when it was created.
 pub async fn ensure_admin_token(
     secrets: &dyn Secrets,

@@ -9,8 +9,9 @@
 //! (`timepost_web::webhook_router`: health and `/webhooks/*`, the same
 //! handlers, limits and headers) on the webhook routes' own state, built
 //! from the stack's ports alone ([`AwsPorts`]: the queue, the secrets, the
-//! mappings and the intake settings), so it builds and links no engine,
-//! ledger client, console or admin API. When the current rules file does
+//! mappings and the intake settings), so it builds no engine or ledger
+//! client; `timepost-web` is compiled without its `console` feature, so
+//! the console and the admin API are not in this function at all. When the current rules file does
 //! not load it starts on the newest earlier version that does, so a broken
 //! upload never turns deliveries away.
 

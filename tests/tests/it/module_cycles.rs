@@ -242,6 +242,62 @@ fn the_adapters_serve_no_http() {
     );
 }
 
+/// The `timepost-web` dependency of `krate`'s Cargo.toml, if any:
+/// (default features on, the features named).
+fn web_dependency(krate: &str) -> Option<(bool, Vec<String>)> {
+    let text = std::fs::read_to_string(crate_dir(krate).join("Cargo.toml")).expect("Cargo.toml");
+    let doc: toml::Table = text.parse().expect("Cargo.toml parses");
+    let dep = doc.get("dependencies")?.get("timepost-web")?;
+    let features = dep
+        .get("features")
+        .and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let defaults = dep
+        .get("default-features")
+        .and_then(|d| d.as_bool())
+        .unwrap_or(true);
+    Some((defaults, features))
+}
+
+#[test]
+fn only_the_admin_function_builds_the_console() {
+    // The workspace turns the web crate's default features off, so a
+    // member has the console only by naming it.
+    let root: toml::Table = std::fs::read_to_string(crate_dir("Cargo.toml"))
+        .expect("workspace Cargo.toml")
+        .parse()
+        .expect("parses");
+    assert_eq!(
+        root["workspace"]["dependencies"]["timepost-web"]["default-features"].as_bool(),
+        Some(false)
+    );
+    let mut with_console = Vec::new();
+    for f in [
+        "webhook",
+        "poller",
+        "sync",
+        "admin",
+        "archive",
+        "alerts",
+        "reconcile",
+    ] {
+        let krate = format!("functions/{f}");
+        if let Some((_, features)) = web_dependency(&krate) {
+            if features.iter().any(|x| x == "console") {
+                with_console.push(f);
+            }
+        }
+    }
+    assert_eq!(with_console, ["admin"]);
+    let (_, webhook) = web_dependency("functions/webhook").expect("the webhook function uses web");
+    assert!(!webhook.contains(&"console".to_string()), "{webhook:?}");
+}
+
 #[test]
 fn grouped_and_nested_paths_name_their_modules() {
     let text = "use crate::{engine::{Engine, Outcome}, ports::Queue, model};\n\
