@@ -23,7 +23,12 @@ done
 
 ./scripts/pytools.sh
 fns=(webhook poller sync admin archive)
-cargo build --release --locked $(printf -- '-p timepost-fn-%s ' "${fns[@]}")
+# One build per function, as SAM builds them: each with its own features
+# (the webhook function's timepost-web without `console`); a shared build
+# would unify the features of all five.
+for f in "${fns[@]}"; do
+  cargo build --release --locked -p "timepost-fn-$f"
+done
 cargo build --release --locked -p timepost-tests --bin lambda-init --bin aws-costs
 
 # shellcheck source=scripts/moto.sh
