@@ -1,16 +1,19 @@
 //! Port contracts that every adapter must meet, run against SQLite
 //! (`tests/tests/it/store_contracts.rs`, `tests/tests/it/convergent_posting.rs`,
-//! `tests/tests/it/reconcile.rs`) and DynamoDB on moto
-//! (`tests/tests/it/aws_dynamo.rs`).
+//! `tests/tests/it/reconcile.rs`), DynamoDB on moto
+//! (`tests/tests/it/aws_dynamo.rs`) and, for the queue, SQS on moto
+//! (`tests/tests/it/aws_sqs.rs`).
 
 use chrono::{Duration, NaiveDate, Utc};
 use timepost::intent::{Intent, IntentOutcome};
 use timepost::ledger::LedgerOp;
+use timepost::mapping::{MappingChange, MappingRow, MappingTable};
 use timepost::model::NormalisedEntry;
 use timepost::model::{EntryKey, Source};
 use timepost::ports::{
-    AuditLog, AuditRecord, EntryStore, Journal, StatusCursor, StoreError, WatermarkStore,
-    WorkerWeek,
+    AlertState, AlertStore, AuditLog, AuditRecord, EntryStore, Journal, MappingStore,
+    PendingChanges, ProposalStatus, ProposedChange, Queue, QueueMessage, Received, SessionStore,
+    StatusCursor, StoreError, StoredSession, WatermarkStore, WorkerWeek,
 };
 use timepost::state::{EntryState, Status};
 
@@ -432,4 +435,654 @@ pub async fn audit_log(s: &dyn AuditLog) {
     assert_eq!(recent[1].entry, None);
     assert_eq!(s.recent(100).await.expect("all").len(), 5);
     assert!(s.recent(0).await.expect("none").is_empty());
+}
+
+/// One mapping change of the contracts: `key` in `table` from `before` to
+/// `after` (targets; None: absent), by ann at a fixed instant.
+fn mapping_change(
+    table: MappingTable,
+    key: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+    reason: &str,
+) -> MappingChange {
+    MappingChange {
+        seq: 0,
+        table,
+        key: key.into(),
+        before: before.map(|t| MappingRow::new(table, key, t)),
+        after: after.map(|t| MappingRow::new(table, key, t)),
+        changed_by: "ann".into(),
+        changed_at: at("2026-03-09T12:00:00.123456789Z"),
+        reason: reason.into(),
+    }
+}
+
+/// Changes sorted by their change-log sequence number.
+fn by_seq(mut changes: Vec<MappingChange>) -> Vec<MappingChange> {
+    changes.sort_by_key(|c| c.seq);
+    changes
+}
+
+/// The mapping tables and their change log: `apply` numbers every change
+/// above the current version and returns them otherwise as given; the
+/// snapshot is the fold of the log (additions, edits, removals) at
+/// `version()`, the newest sequence number; `history` lists the applied
+/// changes, filtered by table and key.
+pub async fn mapping_store(s: &dyn MappingStore) {
+    assert_eq!(s.version().await.expect("version"), 0, "no change yet");
+    let empty = s.snapshot().await.expect("snapshot");
+    assert!(empty.is_empty());
+    assert_eq!(empty.version, 0);
+    assert!(s.history(None, None).await.expect("history").is_empty());
+
+    // Apply three imports, checking the numbers each one gets.
+    let mut ann = mapping_change(
+        MappingTable::Employee,
+        "ann@example.com",
+        None,
+        Some("E-1"),
+        "add ann",
+    );
+    if let Some(row) = ann.after.as_mut() {
+        row.attrs.insert("time_zone".into(), "Europe/Paris".into());
+    }
+    let imports = vec![
+        vec![
+            mapping_change(MappingTable::Project, "p1", None, Some("C1"), "add p1"),
+            ann,
+        ],
+        vec![
+            mapping_change(
+                MappingTable::Project,
+                "p1",
+                Some("C1"),
+                Some("C2"),
+                "move p1",
+            ),
+            mapping_change(MappingTable::Project, "p2", None, Some("C3"), "add p2"),
+        ],
+        vec![mapping_change(
+            MappingTable::Project,
+            "p1",
+            Some("C2"),
+            None,
+            "drop p1",
+        )],
+    ];
+    let mut log: Vec<MappingChange> = Vec::new();
+    for import in imports {
+        let before = s.version().await.expect("version");
+        let applied = s.apply(import.clone()).await.expect("apply");
+        assert_eq!(applied.len(), import.len(), "every change returned");
+        for (got, sent) in applied.iter().zip(&import) {
+            assert_eq!(
+                &MappingChange {
+                    seq: 0,
+                    ..got.clone()
+                },
+                sent,
+                "returned as given, with its number"
+            );
+        }
+        let seqs: Vec<u64> = applied.iter().map(|c| c.seq).collect();
+        assert!(seqs[0] > before, "numbered above the version: {seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+        let newest = *seqs.last().expect("a change");
+        assert_eq!(s.version().await.expect("version"), newest);
+        assert_eq!(s.snapshot().await.expect("snapshot").version, newest);
+        log.extend(applied);
+    }
+
+    let snap = s.snapshot().await.expect("snapshot");
+    assert_eq!(snap.version, log.last().expect("log").seq);
+    assert!(snap.get(MappingTable::Project, "p1").is_none(), "removed");
+    assert_eq!(
+        snap.get(MappingTable::Project, "p2"),
+        Some(&MappingRow::new(MappingTable::Project, "p2", "C3"))
+    );
+    assert_eq!(
+        snap.get(MappingTable::Employee, "ann@example.com")
+            .and_then(|r| r.attr("time_zone")),
+        Some("Europe/Paris"),
+        "a row keeps its attributes"
+    );
+    assert_eq!(snap.len(), 2);
+
+    // The history is the applied changes (the port does not say in which
+    // order it lists them; the console reverses it for newest first).
+    let history =
+        |t, k: Option<&'static str>| async move { by_seq(s.history(t, k).await.expect("history")) };
+    assert_eq!(history(None, None).await, log);
+    let pick = |f: &dyn Fn(&MappingChange) -> bool| -> Vec<MappingChange> {
+        log.iter().filter(|c| f(c)).cloned().collect()
+    };
+    let p1 = history(Some(MappingTable::Project), Some("p1")).await;
+    assert_eq!(
+        p1.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>(),
+        ["add p1", "move p1", "drop p1"]
+    );
+    assert_eq!(
+        history(Some(MappingTable::Project), None).await,
+        pick(&|c| c.table == MappingTable::Project)
+    );
+    assert_eq!(history(None, Some("p1")).await, p1);
+    assert!(history(Some(MappingTable::Employee), Some("p1"))
+        .await
+        .is_empty());
+
+    // Nothing to apply changes nothing.
+    let version = s.version().await.expect("version");
+    assert!(s.apply(Vec::new()).await.expect("empty").is_empty());
+    assert_eq!(s.version().await.expect("version"), version);
+    assert_eq!(history(None, None).await.len(), log.len());
+}
+
+/// A proposal of the contracts: project `key` moves from C-OLD to C-NEW,
+/// with a preview listing one changed entry.
+fn proposed(key: &str, status: ProposalStatus) -> ProposedChange {
+    use timepost::impact::{EntryImpact, ImpactPreview, LineView, Outcome};
+    let line = LineView {
+        tier: "regular".into(),
+        minutes: 60,
+        account: "5000-labour".into(),
+        party: "employee E-100".into(),
+        customer: Some("C-OLD".into()),
+        service_item: Some("SVC-DEV".into()),
+        class: None,
+        department: None,
+        payroll_item: Some("PI-REG".into()),
+    };
+    ProposedChange {
+        id: 0,
+        change: mapping_change(
+            MappingTable::Project,
+            key,
+            Some("C-OLD"),
+            Some("C-NEW"),
+            "client renamed",
+        ),
+        further: Vec::new(),
+        preview: ImpactPreview {
+            from: "2026-03-01".parse().expect("date"),
+            to: "2026-03-31".parse().expect("date"),
+            mapping_version: 31,
+            entries_checked: 4,
+            changed: vec![EntryImpact {
+                key: format!("toggl:555:{key}"),
+                work_date: "2026-03-03".parse().expect("date"),
+                worker: "Ann".into(),
+                project: Some(key.into()),
+                before: Outcome::Postable {
+                    lines: vec![line.clone()],
+                },
+                after: Outcome::Postable {
+                    lines: vec![LineView {
+                        customer: Some("C-NEW".into()),
+                        ..line
+                    }],
+                },
+                differs: vec!["customer".into()],
+            }],
+            entries_replayed: 9,
+            entries_affected: 3,
+            entries_in_reach: 5,
+        },
+        status,
+        needs_approval: status == ProposalStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        applied_seq: None,
+    }
+}
+
+/// Proposed mapping changes: `propose` assigns each a new id and stores it
+/// whole (preview, further changes); `proposals` lists them newest first,
+/// by status; `settle` replaces one only while its stored status is the
+/// expected one (else `Conflict`), so of two concurrent decisions one wins.
+pub async fn pending_changes(p: &dyn PendingChanges) {
+    assert!(p.proposals(None).await.expect("list").is_empty());
+    let a_in = proposed("p-acme", ProposalStatus::Pending);
+    let mut b_in = proposed("p-globex", ProposalStatus::Applied);
+    b_in.further = vec![mapping_change(
+        MappingTable::Project,
+        "p-globex-2",
+        None,
+        Some("C-NEW"),
+        "import",
+    )];
+    b_in.applied_seq = Some(7);
+    let mut c_in = proposed("p-initech", ProposalStatus::Rejected);
+    c_in.needs_approval = true;
+    c_in.decided_by = Some("bob".into());
+    c_in.decided_at = Some(at("2026-03-09T13:00:00Z"));
+    c_in.decision_reason = Some("wrong client".into());
+    let mut stored = Vec::new();
+    for input in [&a_in, &b_in, &c_in] {
+        let out = p.propose(input.clone()).await.expect("propose");
+        assert_ne!(out.id, 0, "the store assigns an id");
+        assert_eq!(
+            ProposedChange {
+                id: 0,
+                ..out.clone()
+            },
+            *input,
+            "returned as given, with its id"
+        );
+        stored.push(out);
+    }
+    let (a, b, c) = (stored[0].clone(), stored[1].clone(), stored[2].clone());
+    assert!(a.id != b.id && b.id != c.id && a.id != c.id, "distinct ids");
+    for s in &stored {
+        assert_eq!(
+            p.proposal(s.id).await.expect("read").as_ref(),
+            Some(s),
+            "reads back whole"
+        );
+    }
+    let unknown = a.id.max(b.id).max(c.id) + 1_000;
+    assert_eq!(p.proposal(unknown).await.expect("read"), None);
+    assert_eq!(
+        p.proposals(None).await.expect("list"),
+        vec![c.clone(), b.clone(), a.clone()],
+        "newest first"
+    );
+    for (status, want) in [
+        (ProposalStatus::Pending, &a),
+        (ProposalStatus::Applied, &b),
+        (ProposalStatus::Rejected, &c),
+    ] {
+        assert_eq!(
+            p.proposals(Some(status)).await.expect("list"),
+            vec![want.clone()],
+            "{status:?}"
+        );
+    }
+
+    // Two admins decide the pending one at once: exactly one settle wins.
+    let mut approved = a.clone();
+    approved.status = ProposalStatus::Applied;
+    approved.decided_by = Some("bob".into());
+    approved.decided_at = Some(at("2026-03-10T09:00:00Z"));
+    approved.applied_seq = Some(32);
+    let mut rejected = a.clone();
+    rejected.status = ProposalStatus::Rejected;
+    rejected.decided_by = Some("cat".into());
+    rejected.decided_at = Some(at("2026-03-10T09:00:01Z"));
+    rejected.decision_reason = Some("too broad".into());
+    let (x, y) = tokio::join!(
+        p.settle(&approved, ProposalStatus::Pending),
+        p.settle(&rejected, ProposalStatus::Pending)
+    );
+    assert!(x.is_ok() != y.is_ok(), "one wins: {x:?} {y:?}");
+    let (winner, loser) = if x.is_ok() {
+        (approved, y)
+    } else {
+        (rejected, x)
+    };
+    assert!(matches!(loser, Err(StoreError::Conflict(_))), "{loser:?}");
+    assert_eq!(p.proposal(a.id).await.expect("read"), Some(winner.clone()));
+    assert!(p
+        .proposals(Some(ProposalStatus::Pending))
+        .await
+        .expect("list")
+        .is_empty());
+    let now_all = vec![c.clone(), b.clone(), winner.clone()];
+    assert_eq!(p.proposals(None).await.expect("list"), now_all);
+    assert_eq!(
+        p.proposals(Some(winner.status)).await.expect("list"),
+        now_all
+            .iter()
+            .filter(|q| q.status == winner.status)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+
+    // A settle expecting a status the proposal no longer has changes nothing.
+    let mut late = winner.clone();
+    late.decision_reason = Some("late".into());
+    let stale = p.settle(&late, ProposalStatus::Pending).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(p.proposal(a.id).await.expect("read"), Some(winner.clone()));
+    // Expecting the status it has replaces it.
+    p.settle(&late, winner.status).await.expect("settle again");
+    assert_eq!(p.proposal(a.id).await.expect("read"), Some(late));
+    // A proposal that does not exist is not settled into existence.
+    let mut ghost = a.clone();
+    ghost.id = unknown;
+    assert!(p.settle(&ghost, ProposalStatus::Pending).await.is_err());
+    assert_eq!(p.proposal(unknown).await.expect("read"), None);
+}
+
+/// A session key of the contracts (the stores take a SHA-256 in hex).
+fn session_key(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// Console sessions: `put_session` writes (replaces) the session of a key,
+/// `session` reads it back whole, `delete_session` removes it; keys are
+/// independent. An expired session may still be returned (the caller
+/// checks `expires_at`), but then unchanged.
+pub async fn session_store(s: &dyn SessionStore) {
+    let (k1, k2, k3) = (session_key(1), session_key(2), session_key(3));
+    assert!(s.session(&k1).await.expect("read").is_none());
+    let fran = StoredSession {
+        name: "fran@example.com".into(),
+        role: "finance".into(),
+        named: true,
+        csrf: "csrf-1".into(),
+        expires_at: Utc::now() + Duration::hours(1),
+    };
+    s.put_session(&k1, &fran).await.expect("put");
+    assert_eq!(s.session(&k1).await.expect("read"), Some(fran.clone()));
+    assert!(s.session(&k2).await.expect("read").is_none(), "per key");
+
+    let admin = StoredSession {
+        name: "admin".into(),
+        role: "admin".into(),
+        named: false,
+        csrf: "csrf-2".into(),
+        expires_at: Utc::now() + Duration::minutes(30),
+    };
+    s.put_session(&k2, &admin).await.expect("put");
+    let renewed = StoredSession {
+        role: "admin".into(),
+        csrf: "csrf-3".into(),
+        expires_at: fran.expires_at + Duration::hours(1),
+        ..fran.clone()
+    };
+    s.put_session(&k1, &renewed).await.expect("replace");
+    assert_eq!(s.session(&k1).await.expect("read"), Some(renewed));
+    assert_eq!(s.session(&k2).await.expect("read"), Some(admin.clone()));
+
+    s.delete_session(&k1).await.expect("delete");
+    assert!(s.session(&k1).await.expect("read").is_none(), "deleted");
+    assert_eq!(s.session(&k2).await.expect("read"), Some(admin), "kept");
+
+    let expired = StoredSession {
+        name: "kim".into(),
+        role: "admin".into(),
+        named: true,
+        csrf: "csrf-4".into(),
+        expires_at: Utc::now() - Duration::minutes(1),
+    };
+    s.put_session(&k3, &expired).await.expect("put expired");
+    match s.session(&k3).await.expect("read") {
+        None => {}
+        Some(kept) => assert_eq!(kept, expired, "kept past expiry, unchanged"),
+    }
+    s.delete_session(&k2).await.expect("delete");
+    s.delete_session(&k3).await.expect("delete");
+    assert!(s.session(&k2).await.expect("read").is_none());
+    assert!(s.session(&k3).await.expect("read").is_none());
+}
+
+/// An alert state of the contracts, first fired `fired` minutes after
+/// `t0` and last seen `seen` minutes after it.
+fn alert(key: &str, t0: chrono::DateTime<Utc>, fired: i64, seen: i64) -> AlertState {
+    AlertState {
+        key: key.into(),
+        rule: key.split(':').next().unwrap_or(key).into(),
+        said: format!("{key} needs attention"),
+        link: format!("/console/alerts#{key}"),
+        owner: None,
+        first_fired: t0 + Duration::minutes(fired),
+        last_seen: t0 + Duration::minutes(seen),
+        notified: None,
+        cleared: None,
+    }
+}
+
+/// Sorted by condition key (the port does not order `active_alerts`).
+fn by_key(mut states: Vec<AlertState>) -> Vec<AlertState> {
+    states.sort_by(|a, b| a.key.cmp(&b.key));
+    states
+}
+
+/// Alert state, condition key → state: `put_alert` replaces the key's
+/// state, `active_alerts` lists those not cleared, `alert_history` the
+/// recent ones, cleared included, newest `last_seen` first, at most
+/// `limit`.
+pub async fn alert_store(s: &dyn AlertStore) {
+    // Recent instants: a store may drop states cleared long ago.
+    let t0 = Utc::now() - Duration::hours(2);
+    assert!(s.active_alerts().await.expect("active").is_empty());
+    assert!(s.alert_history(10).await.expect("history").is_empty());
+
+    let disk = alert("queue:dlq", t0, 0, 1);
+    let mut held = alert("held:csv:ws#a%1", t0, 2, 3);
+    held.owner = Some("pm@example.com".into());
+    held.notified = Some(t0 + Duration::minutes(2));
+    let mut token = alert("token:xero", t0, 0, 4);
+    token.notified = Some(t0 + Duration::minutes(1));
+    token.cleared = Some(t0 + Duration::minutes(5));
+    for a in [&disk, &held, &token] {
+        s.put_alert(a).await.expect("put");
+    }
+    assert_eq!(
+        by_key(s.active_alerts().await.expect("active")),
+        by_key(vec![disk.clone(), held.clone()]),
+        "the cleared one is not active"
+    );
+    assert_eq!(
+        s.alert_history(10).await.expect("history"),
+        vec![token.clone(), held.clone(), disk.clone()],
+        "newest last_seen first, cleared included"
+    );
+    assert_eq!(
+        s.alert_history(2).await.expect("history"),
+        vec![token.clone(), held.clone()]
+    );
+    assert!(s.alert_history(0).await.expect("history").is_empty());
+
+    // A later pass still finds the first one and notifies: replaced, not added.
+    let mut disk2 = disk.clone();
+    disk2.last_seen = t0 + Duration::minutes(10);
+    disk2.notified = Some(t0 + Duration::minutes(10));
+    s.put_alert(&disk2).await.expect("put");
+    // A pass no longer finds the second one: cleared, still in the history.
+    let mut held2 = held.clone();
+    held2.cleared = Some(t0 + Duration::minutes(11));
+    s.put_alert(&held2).await.expect("put");
+    assert_eq!(
+        s.active_alerts().await.expect("active"),
+        vec![disk2.clone()]
+    );
+    assert_eq!(
+        s.alert_history(10).await.expect("history"),
+        vec![disk2.clone(), token.clone(), held2.clone()]
+    );
+
+    // The cleared condition starts again: active once more.
+    let token2 = alert("token:xero", t0, 12, 12);
+    s.put_alert(&token2).await.expect("put");
+    assert_eq!(
+        by_key(s.active_alerts().await.expect("active")),
+        by_key(vec![disk2.clone(), token2.clone()])
+    );
+    assert_eq!(
+        s.alert_history(10).await.expect("history"),
+        vec![token2, disk2, held2]
+    );
+}
+
+/// A queue message of the contracts (entry `id`).
+pub fn entry_message(id: &str) -> QueueMessage {
+    QueueMessage::Entry {
+        entry: Box::new(E::new(id, "u-ann", "2026-03-03", "09:00", "12:00").build()),
+        received_at: Utc::now(),
+    }
+}
+
+/// How long the queue contract keeps a received message in flight: longer
+/// than the contract runs, so nothing reappears by itself.
+const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(300);
+/// A retry delay longer than the contract runs.
+const LATER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Receive everything visible now (at most `max` per call).
+async fn receive_all(q: &dyn Queue, max: usize) -> Vec<Received> {
+    q.receive(max, IN_FLIGHT).await.expect("receive")
+}
+
+/// The ingest queue and its dead-letter queue: each message sent is
+/// received once (hidden while in flight, counted by `depth` until
+/// deleted); `retry_later` brings it back after its delay with its
+/// receives counted, `retry_uncounted` without counting that receive;
+/// `dead_letter` parks it with its reason, listed (without being consumed)
+/// and counted until `redrive` puts it back on the ingest queue.
+pub async fn queue(q: &dyn Queue) {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration as Wait;
+    assert_eq!(q.depth().await.expect("depth"), 0);
+    assert!(q.dead_letters(10).await.expect("dead letters").is_empty());
+    assert_eq!(q.dead_letter_count().await.expect("count"), 0);
+
+    let approval = QueueMessage::Approval {
+        source: Source::Csv,
+        workspace: "ws".into(),
+        user_id: "u-bob".into(),
+        from: "2026-03-02".parse().expect("date"),
+        to: "2026-03-08".parse().expect("date"),
+        status: timepost::model::ApprovalStatus::Approved,
+        by: "mgr".into(),
+    };
+    let redrive = QueueMessage::Redrive {
+        key: key("q-e"),
+        by: "fran".into(),
+    };
+    // a: deleted; b: retried later; c: retried at once, then uncounted;
+    // d, e: parked (e redriven); f: retried later, uncounted.
+    let sent = vec![
+        entry_message("q-a"),
+        entry_message("q-b"),
+        entry_message("q-c"),
+        approval,
+        redrive,
+        entry_message("q-f"),
+    ];
+    let ids = q.send_batch(&sent).await.expect("send");
+    assert_eq!(ids.len(), sent.len(), "an id per message");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), sent.len());
+    assert_eq!(q.depth().await.expect("depth"), 6);
+
+    // Each once, at most `max` per receive, as sent.
+    let mut got = receive_all(q, 2).await;
+    assert!(!got.is_empty() && got.len() <= 2, "{}", got.len());
+    got.extend(receive_all(q, 10).await);
+    assert_eq!(got.len(), 6, "every message");
+    let mut by_name: BTreeMap<&str, Received> = BTreeMap::new();
+    for r in &got {
+        let i = ids
+            .iter()
+            .position(|id| *id == r.id)
+            .unwrap_or_else(|| panic!("received id {} was not sent", r.id));
+        assert_eq!(r.message, sent[i], "message {i} reads back as sent");
+        assert_eq!(r.receive_count, 1);
+        let name = ["a", "b", "c", "d", "e", "f"][i];
+        assert!(by_name.insert(name, r.clone()).is_none(), "{name} twice");
+    }
+    assert!(receive_all(q, 10).await.is_empty(), "hidden in flight");
+    assert_eq!(q.depth().await.expect("depth"), 6, "in flight still counts");
+
+    q.delete(&by_name["a"].receipt).await.expect("delete");
+    assert_eq!(q.depth().await.expect("depth"), 5, "deleted");
+
+    q.retry_later(&by_name["b"].receipt, LATER)
+        .await
+        .expect("retry later");
+    q.retry_uncounted(&by_name["f"].receipt, LATER)
+        .await
+        .expect("retry uncounted later");
+    assert!(receive_all(q, 10).await.is_empty(), "not before the delay");
+    assert_eq!(q.depth().await.expect("depth"), 5, "waiting still counts");
+
+    q.retry_later(&by_name["c"].receipt, Wait::ZERO)
+        .await
+        .expect("retry now");
+    let again = receive_all(q, 10).await;
+    assert_eq!(again.len(), 1, "only c is visible");
+    assert_eq!(again[0].id, by_name["c"].id, "the same message");
+    assert_eq!(again[0].message, sent[2]);
+    assert_eq!(again[0].receive_count, 2, "both receives counted");
+    q.retry_uncounted(&again[0].receipt, Wait::ZERO)
+        .await
+        .expect("retry uncounted");
+    let third = receive_all(q, 10).await;
+    assert_eq!(third.len(), 1, "c once more (or its copy)");
+    assert_eq!(third[0].message, sent[2]);
+    assert!(
+        third[0].receive_count <= again[0].receive_count,
+        "the uncounted receive is not charged: {} after {}",
+        third[0].receive_count,
+        again[0].receive_count
+    );
+    q.delete(&third[0].receipt).await.expect("delete");
+    assert_eq!(q.depth().await.expect("depth"), 4, "b, d, e, f");
+
+    // Parking: off the ingest queue, listed with the reason and counted.
+    q.dead_letter(
+        &by_name["d"].receipt,
+        "Employee u-x is not mapped.",
+        Some("unmapped_employee"),
+    )
+    .await
+    .expect("park d");
+    q.dead_letter(&by_name["e"].receipt, "Something else.", None)
+        .await
+        .expect("park e");
+    assert_eq!(q.depth().await.expect("depth"), 2, "b and f are left");
+    assert_eq!(q.dead_letter_count().await.expect("count"), 2);
+    let parked = q.dead_letters(10).await.expect("dead letters");
+    assert_eq!(parked.len(), 2);
+    let find = |m: &QueueMessage| {
+        parked
+            .iter()
+            .find(|d| d.message == *m)
+            .cloned()
+            .unwrap_or_else(|| panic!("{m:?} is not parked: {parked:?}"))
+    };
+    let (dd, de) = (find(&sent[3]), find(&sent[4]));
+    assert_eq!(
+        (dd.reason.as_str(), dd.code.as_deref(), dd.receive_count),
+        ("Employee u-x is not mapped.", Some("unmapped_employee"), 1)
+    );
+    assert_eq!(
+        (de.reason.as_str(), de.code.as_deref(), de.receive_count),
+        ("Something else.", None, 1)
+    );
+    assert_ne!(dd.id, de.id);
+    // Listing does not consume.
+    let ids_of = |v: &[timepost::ports::DeadLetter]| -> BTreeSet<String> {
+        v.iter().map(|d| d.id.clone()).collect()
+    };
+    assert_eq!(
+        ids_of(&q.dead_letters(10).await.expect("again")),
+        ids_of(&parked)
+    );
+    assert_eq!(q.dead_letters(1).await.expect("limit").len(), 1);
+    assert_eq!(q.dead_letter_count().await.expect("count"), 2);
+    // A settled message cannot be parked.
+    assert!(q
+        .dead_letter(&by_name["a"].receipt, "gone", None)
+        .await
+        .is_err());
+    assert_eq!(q.dead_letter_count().await.expect("count"), 2);
+
+    // Redrive: back on the ingest queue, no longer parked.
+    q.redrive(&de.id).await.expect("redrive");
+    let left = q.dead_letters(10).await.expect("dead letters");
+    assert_eq!(ids_of(&left), BTreeSet::from([dd.id.clone()]));
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    assert_eq!(q.depth().await.expect("depth"), 3);
+    let back = receive_all(q, 10).await;
+    assert_eq!(back.len(), 1, "e is visible again");
+    assert_eq!(back[0].message, sent[4]);
+    q.delete(&back[0].receipt).await.expect("delete");
+    // Redriving what is not parked fails and disturbs nothing.
+    assert!(q.redrive(&de.id).await.is_err(), "redriven already");
+    assert!(q.redrive("no-such-dead-letter").await.is_err());
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    assert_eq!(q.depth().await.expect("depth"), 2);
 }

@@ -458,6 +458,30 @@ async fn audit_log_lists_newest_first() {
     timepost_tests::contracts::audit_log(&s).await;
 }
 
+#[tokio::test]
+async fn mapping_changes_are_numbered_folded_and_logged_on_dynamodb() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::mapping_store(&s).await;
+}
+
+#[tokio::test]
+async fn pending_changes_contract_on_dynamodb() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::pending_changes(&s).await;
+}
+
+#[tokio::test]
+async fn console_sessions_contract_on_dynamodb() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::session_store(&s).await;
+}
+
+#[tokio::test]
+async fn alert_states_are_replaced_cleared_and_listed_on_dynamodb() {
+    let Some(s) = store().await else { return };
+    timepost_tests::contracts::alert_store(&s).await;
+}
+
 /// The entries both engines receive: posted ones, an unmapped project
 /// (held), an edit of a posted entry, a deletion, enough hours for weekly
 /// overtime.

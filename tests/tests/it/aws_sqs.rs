@@ -1,7 +1,8 @@
 //! The SQS queue adapter against moto server through the real aws-sdk-sqs
-//! client: batching, the redrive policy, parking with reasons, listing and
-//! redriving the DLQ, unreadable bodies, retries, depth, and the real worker
-//! draining an SQS queue into the sandbox ledger.
+//! client: the queue port's contract (`contracts::queue`), batching, the
+//! redrive policy, parking with reasons, listing and redriving the DLQ,
+//! unreadable bodies, retries, depth, and the real worker draining an SQS
+//! queue into the sandbox ledger.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,6 +43,13 @@ fn id_of(m: &QueueMessage) -> String {
 }
 
 const VIS: Duration = Duration::from_secs(30);
+
+/// The queue port's contract (the same as on SQLite, in `store_contracts`).
+#[tokio::test]
+async fn queue_contract_on_sqs() {
+    let Some((q, _)) = queue(5).await else { return };
+    timepost_tests::contracts::queue(&q).await;
+}
 
 #[tokio::test]
 async fn a_batch_of_25_is_received_exactly_once() {

@@ -1,6 +1,8 @@
 //! The port contracts of `timepost_tests::contracts`, run against the
 //! local adapter: a real SQLite file. `aws_dynamo` runs the same contracts
-//! against DynamoDB on moto, so the two stores answer every port the same.
+//! against DynamoDB on moto and `aws_sqs` the queue's against SQS on moto,
+//! so the local and AWS adapters answer every port the same. (SQLite keeps
+//! no console sessions: the `SessionStore` contract runs on DynamoDB only.)
 
 use timepost::local::SqliteStore;
 
@@ -38,4 +40,28 @@ async fn watermarks_round_trip() {
 async fn audit_log_lists_newest_first() {
     let (_d, s) = store();
     timepost_tests::contracts::audit_log(&s).await;
+}
+
+#[tokio::test]
+async fn mapping_changes_are_numbered_folded_and_logged_on_sqlite() {
+    let (_d, s) = store();
+    timepost_tests::contracts::mapping_store(&s).await;
+}
+
+#[tokio::test]
+async fn pending_changes_contract_on_sqlite() {
+    let (_d, s) = store();
+    timepost_tests::contracts::pending_changes(&s).await;
+}
+
+#[tokio::test]
+async fn alert_states_are_replaced_cleared_and_listed_on_sqlite() {
+    let (_d, s) = store();
+    timepost_tests::contracts::alert_store(&s).await;
+}
+
+#[tokio::test]
+async fn queue_contract_on_sqlite() {
+    let (_d, s) = store();
+    timepost_tests::contracts::queue(&s).await;
 }
