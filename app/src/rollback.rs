@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::config::WorkerConfig;
 use crate::engine::backoff;
-use crate::exceptions::{Exception, ExceptionCode};
+use crate::exceptions::Exception;
 use crate::model::{idempotency_key, EntryKey};
 use crate::ports::{EntryStore, Journal, JournalRecord, StoreError};
 use crate::state::Status;
@@ -269,13 +269,7 @@ async fn undo_one(
     if opts.hold {
         state.set_status(Status::Held, now);
         state.note = None;
-        state.reason = Some(Exception::new(
-            ExceptionCode::RolledBack,
-            format!(
-                "Rolled back with batch {} by {}: {what}.",
-                opts.batch_id, opts.by
-            ),
-        ));
+        state.reason = Some(Exception::rolled_back(&opts.batch_id, &opts.by, what));
     } else {
         state.set_status(Status::Ignored, now);
         state.note = Some(format!(

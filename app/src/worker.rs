@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::engine::{backoff, Engine, EngineError, Outcome};
-use crate::exceptions::{Exception, ExceptionCode};
+use crate::exceptions::Exception;
 use crate::ports::{EntryStore, Queue, QueueMessage, Received, StoreResult};
 use crate::state::{EntryState, Status};
 
@@ -75,10 +75,7 @@ pub async fn settle(
         Err(e) => {
             let exhausted = r.receive_count >= engine.settings.max_receives;
             if exhausted {
-                let exc = Exception::new(
-                    ExceptionCode::LedgerUnavailable,
-                    format!("Tried {} times without success: {e}.", r.receive_count),
-                );
+                let exc = Exception::retries_exhausted(r.receive_count, &e);
                 park(engine.entries.as_ref(), &r.message, &exc).await?;
                 queue
                     .dead_letter(&r.receipt, &exc.message, Some(exc.code.as_str()))

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
-use crate::exceptions::{Exception, ExceptionCode};
+use crate::exceptions::Exception;
 use crate::ledger::{Party, PostingLine};
 use crate::mapping::{MappingRow, MappingTable, Mappings};
 use crate::model::{EntryKey, Money, NormalisedEntry, WorkerKind};
@@ -303,24 +303,10 @@ pub fn reevaluate(
         return Decision::Ignore(IgnoreReason::Running);
     }
     if entry.duration_secs < 0 || entry.start.zip(entry.end).is_some_and(|(s, e)| e < s) {
-        return Decision::Exception(Exception::new(
-            ExceptionCode::InvalidEntry,
-            format!(
-                "The entry on {} ends before it starts ({} seconds).",
-                entry.work_date, entry.duration_secs
-            ),
-        ));
+        return Decision::Exception(Exception::ends_before_start(entry));
     }
     if entry.duration_secs > i64::from(rules.max_entry_hours) * 3600 {
-        return Decision::Exception(Exception::new(
-            ExceptionCode::EntryTooLong,
-            format!(
-                "The entry on {} lasts {:.1} hours; the rules allow at most {} hours in one entry.",
-                entry.work_date,
-                entry.duration_secs as f64 / 3600.0,
-                rules.max_entry_hours
-            ),
-        ));
+        return Decision::Exception(Exception::entry_too_long(entry, rules.max_entry_hours));
     }
     if let Some(e) = out_of_bounds(entry, rules, prior, trace) {
         return Decision::Exception(e);
@@ -431,7 +417,7 @@ fn out_of_bounds(
         });
     }
     if let Some(rate) = entry.rate.as_ref().filter(|_| entry.billable) {
-        let message = match b.check_rate(rate) {
+        return match b.check_rate(rate) {
             Ok(()) => {
                 trace.step(|| {
                     format!(
@@ -440,39 +426,26 @@ fn out_of_bounds(
                         rate.currency
                     )
                 });
-                return None;
+                None
             }
-            Err(RateProblem::Negative) => format!(
-                "Billable time by {} on {} carries a negative hourly rate ({}); a rate cannot be negative.",
-                who(entry),
-                entry.work_date,
-                rate.amount
-            ),
-            Err(RateProblem::TooHigh { max }) => format!(
-                "Billable time by {} on {} carries an hourly rate of {} {}; the rules accept at most {max} {} an hour.",
-                who(entry),
-                entry.work_date,
+            Err(RateProblem::Negative) => Some(Exception::negative_rate(entry, rate.amount)),
+            Err(RateProblem::TooHigh { max }) => Some(Exception::rate_too_high(
+                entry,
                 rate.amount,
-                rate.currency,
-                rate.currency
-            ),
+                &rate.currency,
+                max,
+            )),
         };
-        return Some(Exception::new(ExceptionCode::RateOutOfBounds, message));
     }
     None
 }
 
 fn date_exception(entry: &NormalisedEntry, prior: &EntryState, w: &DateProblem) -> Exception {
-    Exception::new(
-        ExceptionCode::WorkDateOutOfRange,
-        format!(
-            "{} has time dated {}, but timepost received it on {}; the rules accept work dates from {} to {}.",
-            who(entry),
-            entry.work_date,
-            prior.first_seen_at.date_naive(),
-            w.earliest,
-            w.latest
-        ),
+    Exception::work_date_out_of_range(
+        entry,
+        prior.first_seen_at.date_naive(),
+        w.earliest,
+        w.latest,
     )
 }
 
@@ -485,15 +458,6 @@ fn refuse(policy: UnmappedPolicy, e: Exception) -> Refusal {
     match policy {
         UnmappedPolicy::Hold => Refusal::Hold(e),
         UnmappedPolicy::Block => Refusal::Exception(e),
-    }
-}
-
-fn who(e: &NormalisedEntry) -> String {
-    match (&e.worker.name, &e.worker.email) {
-        (Some(n), Some(m)) => format!("{n} <{m}>"),
-        (Some(n), None) => format!("{n} (tracker user {})", e.worker.tracker_user_id),
-        (None, Some(m)) => m.clone(),
-        (None, None) => format!("tracker user {}", e.worker.tracker_user_id),
     }
 }
 
@@ -558,32 +522,21 @@ fn party_of(
     let (worker_row, kind) = worker_mapping(e, mappings).ok_or_else(|| {
         refuse(
             rules.unmapped.employee,
-            Exception::missing(
-                ExceptionCode::UnmappedEmployee,
-                format!(
-                    "{} has {} on {} but is not linked to an employee or vendor in the books.",
-                    who(e),
-                    fmt_minutes(plan.minutes),
-                    e.work_date
-                ),
+            Exception::unmapped_worker(
+                e,
+                plan.minutes,
                 if e.worker.kind == Some(WorkerKind::Contractor) {
                     "vendor"
                 } else {
                     "employee"
                 },
-                e.worker.tracker_user_id.clone(),
             ),
         )
     })?;
     if kind == WorkerKind::Employee && e.worker.kind == Some(WorkerKind::Contractor) {
-        return Err(Refusal::Exception(Exception::new(
-            ExceptionCode::ContractorMappedAsEmployee,
-            format!(
-                "{} is a contractor in the tracker but is mapped to employee {}.",
-                who(e),
-                worker_row.target
-            ),
-        )));
+        return Err(Refusal::Exception(
+            Exception::contractor_mapped_as_employee(e, &worker_row.target),
+        ));
     }
     let party = match kind {
         WorkerKind::Employee => Party::Employee {
@@ -624,20 +577,9 @@ fn customer_of(
     match project_keys {
         Some(keys) => {
             let row = mappings.find(MappingTable::Project, keys).ok_or_else(|| {
-                let p = e.project.as_ref().map(|p| p.label()).unwrap_or_default();
                 refuse(
                     rules.unmapped.project,
-                    Exception::missing(
-                        ExceptionCode::UnmappedProject,
-                        format!(
-                            "Project \"{p}\" ({} by {} on {}) is not linked to a customer or job.",
-                            fmt_minutes(plan.minutes),
-                            who(e),
-                            e.work_date
-                        ),
-                        "project",
-                        e.project.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
-                    ),
+                    Exception::unmapped_project(e, plan.minutes),
                 )
             })?;
             trace.step(|| format!("project mapping `{}` → customer {}", row.key, row.target));
@@ -645,16 +587,7 @@ fn customer_of(
         }
         None if e.billable => Err(refuse(
             rules.unmapped.project,
-            Exception::missing(
-                ExceptionCode::UnmappedProject,
-                format!(
-                    "Billable time by {} on {} has no project, so there is no customer to bill.",
-                    who(e),
-                    e.work_date
-                ),
-                "project",
-                "",
-            ),
+            Exception::billable_without_project(e),
         )),
         None => Ok(None),
     }
@@ -673,22 +606,9 @@ fn service_item_of(
     let item = mappings
         .find(MappingTable::ServiceItem, service_item_keys(e))
         .ok_or_else(|| {
-            let what = e
-                .task
-                .as_ref()
-                .map(|t| format!("task \"{}\"", t.label()))
-                .unwrap_or_else(|| "this entry (no task, no mapped tag)".to_string());
             refuse(
                 rules.unmapped.service_item,
-                Exception::missing(
-                    ExceptionCode::UnmappedServiceItem,
-                    format!("No service item is mapped for {what}."),
-                    "service_item",
-                    e.task
-                        .as_ref()
-                        .map(|t| t.id.clone())
-                        .unwrap_or_else(|| "*".into()),
-                ),
+                Exception::unmapped_service_item(e),
             )
         })?;
     trace.step(|| format!("service item mapping `{}` → {}", item.key, item.target));
@@ -756,16 +676,7 @@ fn account_of(
     });
     let account = mappings
         .get(MappingTable::GlAccount, role)
-        .ok_or_else(|| {
-            Refusal::Hold(Exception::missing(
-                ExceptionCode::UnmappedGlAccount,
-                format!(
-                    "The `{role}` account is not mapped, so this time has no account to land in."
-                ),
-                "gl_account",
-                role,
-            ))
-        })?
+        .ok_or_else(|| Refusal::Hold(Exception::unmapped_gl_account(role)))?
         .target
         .clone();
     trace.step(|| format!("gl_account mapping `{role}` → {account}"));
@@ -790,16 +701,10 @@ fn rate_of(
     if !(e.billable && rules.billable.rate_source == RateSource::Tracker) {
         return Ok(LineRate::default());
     }
-    let rate = e.rate.as_ref().ok_or_else(|| {
-        Refusal::Exception(Exception::new(
-            ExceptionCode::MissingRate,
-            format!(
-                "Billable time by {} on {} has no hourly rate in the tracker.",
-                who(e),
-                e.work_date
-            ),
-        ))
-    })?;
+    let rate = e
+        .rate
+        .as_ref()
+        .ok_or_else(|| Refusal::Exception(Exception::missing_rate(e)))?;
     match rules.currency.convert(rate, e.work_date) {
         Ok(Some(c)) => {
             trace.step(|| {
@@ -822,10 +727,7 @@ fn rate_of(
                 ..LineRate::default()
             })
         }
-        Err(err) => Err(Refusal::Exception(Exception::new(
-            ExceptionCode::NoExchangeRate,
-            format!("Billable time by {} on {}: {err}.", who(e), e.work_date),
-        ))),
+        Err(err) => Err(Refusal::Exception(Exception::no_exchange_rate(e, err))),
     }
 }
 
@@ -872,19 +774,8 @@ fn tier_lines(
             });
             continue;
         }
-        let item = payroll(tier).ok_or_else(|| {
-            Refusal::Hold(Exception::missing(
-                ExceptionCode::UnmappedPayrollItem,
-                format!(
-                    "{} of {} on {} is `{tier}` time, and `{tier}` has no payroll item.",
-                    fmt_minutes(minutes),
-                    who(e),
-                    e.work_date
-                ),
-                "payroll_item",
-                tier.clone(),
-            ))
-        })?;
+        let item = payroll(tier)
+            .ok_or_else(|| Refusal::Hold(Exception::unmapped_payroll_item(e, minutes, tier)))?;
         trace.step(|| format!("{} min of {tier} → payroll item {}", minutes, item.target));
         lines.push(PostingLine {
             tier: tier.clone(),
@@ -896,10 +787,7 @@ fn tier_lines(
     Ok(lines)
 }
 
-/// `2 h 05 min` style, for sentences.
-pub fn fmt_minutes(m: i64) -> String {
-    format!("{} h {:02} min", m / 60, m % 60)
-}
+pub use crate::exceptions::sentences::fmt_minutes;
 
 fn truncate_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -934,12 +822,7 @@ pub fn holding_decision(
         }
     }
     let Some(account) = rules.holding_account.clone() else {
-        return Decision::Exception(Exception::missing(
-            ExceptionCode::UnmappedGlAccount,
-            "The entry was routed to the holding account, but `rules.holding_account` is not set.",
-            "gl_account",
-            "holding",
-        ));
+        return Decision::Exception(Exception::holding_account_not_set());
     };
     let minutes = plan.map(|p| p.minutes).unwrap_or_else(|| {
         crate::rules::rounding::to_minutes(
@@ -965,17 +848,7 @@ pub fn holding_decision(
         },
         None => match &rules.holding_employee {
             Some(id) => Party::Employee { id: id.clone() },
-            None => {
-                return Decision::Exception(Exception::missing(
-                    ExceptionCode::UnmappedEmployee,
-                    format!(
-                        "{} is not linked to an employee or vendor, and `rules.holding_employee` is not set, so the time cannot be recorded on the holding account.",
-                        who(entry)
-                    ),
-                    "employee",
-                    entry.worker.tracker_user_id.clone(),
-                ))
-            }
+            None => return Decision::Exception(Exception::holding_without_worker(entry)),
         },
     };
     let customer = entry.project.as_ref().and_then(|p| {
@@ -1034,6 +907,7 @@ pub fn non_billable_target(row: &MappingRow, billable: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exceptions::ExceptionCode;
 
     fn entry(date: &str, rate: &str) -> NormalisedEntry {
         serde_json::from_value(serde_json::json!({

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::exceptions::{Exception, ExceptionCode};
+use crate::exceptions::Exception;
 use crate::model::{EntryKey, Money, Version};
 
 /// Who is paid for the time: an employee (payroll) or a vendor (contractor).
@@ -191,10 +191,7 @@ impl LedgerError {
     pub fn into_exception(self) -> Exception {
         match self {
             LedgerError::Rejected(e) => e,
-            other => Exception::new(
-                ExceptionCode::LedgerUnavailable,
-                format!("The accounting system did not accept the posting: {other}."),
-            ),
+            other => Exception::ledger_unavailable(other),
         }
     }
 }

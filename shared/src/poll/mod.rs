@@ -432,7 +432,7 @@ pub(crate) async fn record_unreadable(
     vendor: &str,
     bad: Vec<Unreadable>,
 ) -> Result<usize, PollError> {
-    use crate::exceptions::{Exception, ExceptionCode};
+    use crate::exceptions::Exception;
     use crate::model::{ApprovalStatus, EntryKey, NormalisedEntry, Origin, Version, Worker};
     use crate::state::{EntryState, Status};
     let mut recorded = 0;
@@ -442,13 +442,7 @@ pub(crate) async fn record_unreadable(
             continue;
         };
         let key = EntryKey::new(source, workspace, id.clone());
-        let exc = Exception::new(
-            ExceptionCode::TrackerEntryUnreadable,
-            format!(
-                "{vendor} time entry {id} could not be read ({}), so timepost left this version out.",
-                u.reason
-            ),
-        );
+        let exc = Exception::tracker_entry_unreadable(vendor, &id, &u.reason);
         let now = Utc::now();
         for attempt in 1..=2 {
             let mut state = match ports.entries.get(&key).await? {

@@ -1,7 +1,11 @@
 //! The catalogue of exception codes: every reason an entry can be held or
 //! refused, each with a stable code, a sentence a bookkeeper understands and a
 //! fix hint. The role guides' quick reference is generated from this table
-//! (`timepost explain --all`), so the words live in one place.
+//! (`timepost explain --all`), so the words live in one place; the
+//! sentence each entry's exception carries is built in [`sentences`], one
+//! constructor per situation.
+
+pub mod sentences;
 
 use std::fmt;
 use std::str::FromStr;
