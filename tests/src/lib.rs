@@ -17,6 +17,7 @@ pub mod dynamo_count;
 pub mod fake_common;
 pub mod harvest_fake;
 pub mod kit;
+pub mod memory;
 pub mod moto;
 pub mod oidc_fake;
 pub mod openapi;

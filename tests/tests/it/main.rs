@@ -29,6 +29,7 @@ mod dry_run_from;
 mod engine;
 mod engine_qbo;
 mod mapping_index;
+mod memory_contracts;
 mod module_cycles;
 mod oidc;
 mod period_reads;
