@@ -596,7 +596,9 @@ pub trait Queue: Send + Sync {
     }
 }
 
-/// Poller watermarks per source.
+/// Poller watermarks per source (and the other named instants timepost
+/// keeps: the books watch, alert digests). An instant reads back exactly as
+/// written, to the nanosecond: a watermark is a cursor.
 #[async_trait]
 pub trait WatermarkStore: Send + Sync {
     async fn get_watermark(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
@@ -648,7 +650,8 @@ pub struct AuditRecord {
 /// The append-only log of what people did through the console and API.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Append one record; returns its sequence number.
+    /// Append one record; returns its sequence number: 1 for the first
+    /// record, one more for each after it.
     async fn record(&self, record: AuditRecord) -> StoreResult<u64>;
     /// The newest records first, at most `limit`.
     async fn recent(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
@@ -772,7 +775,8 @@ pub trait PendingChanges: Send + Sync {
     async fn proposals(&self, status: Option<ProposalStatus>) -> StoreResult<Vec<ProposedChange>>;
     /// Replace proposal `proposal.id` if its stored status is still
     /// `expected` (else `Conflict`: someone decided it meanwhile); what
-    /// makes two approvals of one change apply it once.
+    /// makes two approvals of one change apply it once. A proposal that
+    /// does not exist is an error, and nothing is created.
     async fn settle(&self, proposal: &ProposedChange, expected: ProposalStatus) -> StoreResult<()>;
 }
 
