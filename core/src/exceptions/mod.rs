@@ -117,6 +117,9 @@ codes! {
     TrackerEntryUnreadable => "TRACKER_ENTRY_UNREADABLE",
         "The time tracker sent this entry in a form timepost cannot read, so it is not in the books as the tracker shows it.",
         "Read the reason below (it names the field); correct the entry in the tracker and the corrected version flows in with the next poll, or dismiss this exception if the entry should not be posted.";
+    UnreadableMessage => "UNREADABLE_MESSAGE",
+        "A message waiting in the queue could not be read by this version of timepost, so it was set aside instead of posted; nothing of it reached the books.",
+        "Read the reason with the dead letter (it says what could not be read). If the message came from another timepost version, redrive it once every part runs the same version; otherwise discard it and have the tracker send the entry again.";
     LedgerCompanySetting => "LEDGER_COMPANY_SETTING",
         "A company setting in the books does not allow a field this time record uses (class or location tracking is off).",
         "Turn the setting the message names on in the books (QuickBooks: Settings → Account and settings → Advanced → Categories), or remove the class / department mapping, then redrive.";

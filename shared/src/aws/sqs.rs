@@ -29,8 +29,9 @@ pub use dlq::Parked;
 
 /// The DLQ keeps parked messages for 14 days, SQS's maximum retention.
 pub const DLQ_RETENTION_SECS: u32 = 14 * 24 * 3600;
-/// The exception code of a body that does not parse as a [`QueueMessage`].
-pub const MALFORMED_CODE: &str = "malformed_message";
+/// The exception code of a body that does not parse as a [`QueueMessage`]
+/// (the same as the local queue's).
+pub const MALFORMED_CODE: &str = "UNREADABLE_MESSAGE";
 /// How often entries SQS reports as `Failed` are sent again.
 const SEND_ATTEMPTS: u32 = 4;
 
@@ -139,7 +140,7 @@ impl SqsQueue {
     /// Take over a message delivered by other means (a record of the sync
     /// Lambda's SQS event) so it can be settled through this handle: parsed
     /// into a [`Received`], or, when its body does not parse, parked in the
-    /// DLQ with code `malformed_message` (then `None`: nothing to process).
+    /// DLQ with code `UNREADABLE_MESSAGE` (then `None`: nothing to process).
     pub async fn adopt(&self, raw: RawMessage) -> StoreResult<Option<Received>> {
         let parsed = serde_json::from_str::<QueueMessage>(&raw.body);
         self.remember(&raw);

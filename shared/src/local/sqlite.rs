@@ -1350,8 +1350,15 @@ impl Queue for SqliteStore {
                     // A body this version cannot read is parked, never dropped.
                     tx.execute(
                         "INSERT OR REPLACE INTO dead_letters (id, body, reason, code, receive_count, parked_at)
-                         VALUES (?1, ?2, ?3, 'UNREADABLE_MESSAGE', ?4, ?5)",
-                        params![id, body, format!("message cannot be read: {e}"), count + 1, Utc::now().to_rfc3339()],
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            id,
+                            body,
+                            format!("message cannot be read: {e}"),
+                            crate::exceptions::ExceptionCode::UnreadableMessage.as_str(),
+                            count + 1,
+                            Utc::now().to_rfc3339()
+                        ],
                     )
                     .map_err(backend)?;
                     tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])

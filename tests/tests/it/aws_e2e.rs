@@ -266,7 +266,7 @@ async fn a_malformed_queue_message_is_set_aside_not_lost() {
         .is_empty());
     let parked = w.stack.queue.parked(10).await.expect("parked");
     assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0].code.as_deref(), Some("malformed_message"));
+    assert_eq!(parked[0].code.as_deref(), Some("UNREADABLE_MESSAGE"));
     assert_eq!(parked[0].body, "{\"type\":\"mystery\"}");
 }
 

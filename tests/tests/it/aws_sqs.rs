@@ -214,7 +214,7 @@ async fn an_unreadable_body_is_parked_not_returned_nor_lost() {
     assert_eq!(id_of(&got[0].message), "ok");
     let parked = q.parked(10).await.expect("parked");
     assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0].code.as_deref(), Some("malformed_message"));
+    assert_eq!(parked[0].code.as_deref(), Some("UNREADABLE_MESSAGE"));
     assert!(parked[0].body.contains("telegram"));
     assert!(
         parked[0].reason.contains("cannot be read"),

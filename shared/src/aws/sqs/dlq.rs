@@ -29,7 +29,7 @@ const HOLD: Duration = Duration::from_secs(30);
 /// so an empty answer really means "nothing visible" (a short poll samples).
 const WAIT_SECS: i32 = 1;
 
-/// A message in the DLQ as stored, body unparsed (a `malformed_message`
+/// A message in the DLQ as stored, body unparsed (an `UNREADABLE_MESSAGE`
 /// body is shown to finance too, even though it is no [`QueueMessage`]).
 #[derive(Debug, Clone)]
 pub struct Parked {
