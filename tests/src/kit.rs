@@ -97,6 +97,25 @@ impl E {
 }
 
 /// A fresh local stack in `dir` with the sandbox config and mappings.
+/// Write the secrets file of a stack in `dir` holding only `token` as the
+/// admin API token (0600, as `timepost serve` requires); its path.
+pub fn admin_secrets(dir: &std::path::Path, token: &str) -> std::path::PathBuf {
+    let secrets = dir.join("secrets.toml");
+    std::fs::write(&secrets, format!("admin_token = \"{token}\"\n")).expect("secrets");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    secrets
+}
+
+/// A sandbox stack in `dir` whose admin API token is `token`.
+pub async fn sandbox_stack_with_admin(dir: &std::path::Path, token: &str) -> LocalStack {
+    admin_secrets(dir, token);
+    sandbox_stack(dir).await
+}
+
 pub async fn sandbox_stack(dir: &std::path::Path) -> LocalStack {
     stack_with(dir, timepost::demo::CONFIG, "").await
 }

@@ -424,13 +424,7 @@ async fn a_dashboard_view_reads_as_many_requests_over_300_entries_as_over_30() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let token = "aggregates-test-admin-token-0123456789abcdef";
-    let secrets = dir.path().join("secrets.toml");
-    std::fs::write(&secrets, format!("admin_token = \"{token}\"\n")).expect("secrets");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    let secrets = timepost_tests::kit::admin_secrets(dir.path(), token);
     let mut config =
         timepost::config::Config::parse(timepost::demo::CONFIG, "sandbox").expect("config");
     config.store.path = dir.path().join("local.sqlite");

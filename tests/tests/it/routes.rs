@@ -11,20 +11,13 @@ use std::collections::BTreeSet;
 
 use lambda_http::tower::ServiceExt;
 use timepost::stack::LocalStack;
-use timepost_tests::kit::sandbox_stack;
+use timepost_tests::kit::sandbox_stack_with_admin;
 use timepost_web::auth::{PUBLIC, ROUTES};
 
 const TOKEN: &str = "routes-test-admin-token-0123456789abcdef01";
 
 async fn stack(dir: &std::path::Path) -> LocalStack {
-    let secrets = dir.join("secrets.toml");
-    std::fs::write(&secrets, format!("admin_token = \"{TOKEN}\"\n")).expect("secrets");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    sandbox_stack(dir).await
+    sandbox_stack_with_admin(dir, TOKEN).await
 }
 
 /// `method path` through the router as the admin: (status, body).

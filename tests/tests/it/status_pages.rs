@@ -17,7 +17,7 @@ use timepost::model::{EntryKey, NormalisedEntry, Source};
 use timepost::ports::{EntryStore, ReceivedVersion, StatusCursor, StoreResult, WorkerWeek};
 use timepost::stack::LocalStack;
 use timepost::state::{EntryState, Status};
-use timepost_tests::kit::{sandbox_stack, E};
+use timepost_tests::kit::{sandbox_stack_with_admin, E};
 
 const TOKEN: &str = "status-pages-admin-token-0123456789abcdef";
 
@@ -162,14 +162,7 @@ async fn the_sqlite_status_page_walk_equals_the_whole_status_for_every_page_size
 }
 
 async fn stack(dir: &std::path::Path) -> LocalStack {
-    let secrets = dir.join("secrets.toml");
-    std::fs::write(&secrets, format!("admin_token = \"{TOKEN}\"\n")).expect("secrets");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    sandbox_stack(dir).await
+    sandbox_stack_with_admin(dir, TOKEN).await
 }
 
 async fn get(s: &LocalStack, path: &str) -> (u16, String) {
