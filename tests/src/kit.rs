@@ -116,6 +116,30 @@ pub async fn sandbox_stack_with_admin(dir: &std::path::Path, token: &str) -> Loc
     sandbox_stack(dir).await
 }
 
+/// `method path` (no body) through the whole router of `stack`, in
+/// process, with `token` as the bearer: (status, body).
+pub async fn call_router(
+    stack: &LocalStack,
+    token: &str,
+    method: &str,
+    path: &str,
+) -> (u16, String) {
+    use lambda_http::tower::ServiceExt;
+    let app = timepost_web::router(timepost_web::AppState::local(stack));
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = app.oneshot(request).await.expect("router");
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 pub async fn sandbox_stack(dir: &std::path::Path) -> LocalStack {
     stack_with(dir, timepost::demo::CONFIG, "").await
 }

@@ -9,9 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use lambda_http::tower::ServiceExt;
 use timepost::stack::LocalStack;
-use timepost_tests::kit::sandbox_stack_with_admin;
+use timepost_tests::kit::{call_router, sandbox_stack_with_admin};
 use timepost_web::auth::{PUBLIC, ROUTES};
 
 const TOKEN: &str = "routes-test-admin-token-0123456789abcdef01";
@@ -22,19 +21,7 @@ async fn stack(dir: &std::path::Path) -> LocalStack {
 
 /// `method path` through the router as the admin: (status, body).
 async fn call(s: &LocalStack, method: &str, path: &str) -> (u16, String) {
-    let app = timepost_web::router(timepost_web::AppState::local(s));
-    let request = axum::http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let response = app.oneshot(request).await.expect("router");
-    let status = response.status().as_u16();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
+    call_router(s, TOKEN, method, path).await
 }
 
 /// A concrete path for a route pattern.

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use lambda_http::tower::ServiceExt;
 use timepost::local::SqliteStore;
 use timepost::model::{EntryKey, NormalisedEntry, Source};
 use timepost::ports::{EntryStore, ReceivedVersion, StatusCursor, StoreResult, WorkerWeek};
 use timepost::stack::LocalStack;
 use timepost::state::{EntryState, Status};
-use timepost_tests::kit::{sandbox_stack_with_admin, E};
+use timepost_tests::kit::{call_router, sandbox_stack_with_admin, E};
 
 const TOKEN: &str = "status-pages-admin-token-0123456789abcdef";
 
@@ -166,17 +165,7 @@ async fn stack(dir: &std::path::Path) -> LocalStack {
 }
 
 async fn get(s: &LocalStack, path: &str) -> (u16, String) {
-    let app = timepost_web::router(timepost_web::AppState::local(s));
-    let request = axum::http::Request::get(path)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let response = app.oneshot(request).await.expect("router");
-    let status = response.status().as_u16();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
+    call_router(s, TOKEN, "GET", path).await
 }
 
 /// The `data-key` of every row of a page, and its "Next page" link.
