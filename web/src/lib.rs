@@ -4,8 +4,9 @@
 //! `lambda_http`. Every `/api` and `/console` route passes `auth::guard`;
 //! `/auth/*` is browser sign-in through an OpenID provider ([`signin`]).
 //!
-//! Feature `console` (on by default; the CLI and the admin function) holds
-//! everything but the webhooks: the admin API, the console pages, sign-in,
+//! Feature `console` (a default of this crate, which the workspace's
+//! dependency turns off, so the CLI, the admin function and the tests name
+//! it) holds everything but the webhooks: the admin API, the console pages, sign-in,
 //! the permission table and the OpenAPI document, and [`router`]. Without
 //! it the crate is [`webhook_router`] and its [`WebhookState`]: the webhook
 //! function builds it so.
