@@ -55,8 +55,9 @@ impl std::str::FromStr for Role {
 /// A caller already authenticated by the hosting layer: in AWS, the API
 /// Gateway JWT authorizer verified the token and the admin Lambda function
 /// turns its claims into this (see [`identity_from_claims`]) and inserts it
-/// as a request extension before the router runs. the router's guard (`http::auth::guard`) then trusts it
-/// instead of bearer tokens and sessions. A client cannot forge it: request
+/// as a request extension before the router runs. The router's guard
+/// (`timepost_web::auth::guard`) then trusts it instead of bearer tokens
+/// and sessions. A client cannot forge it: request
 /// extensions are set by code in the process, never parsed from the wire.
 /// Like a bearer token, a JWT is no ambient credential, so no CSRF token is
 /// asked for.

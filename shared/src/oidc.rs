@@ -8,7 +8,7 @@
 //! building) are functions of their inputs; [`Provider`] does the I/O
 //! (discovery document, JWKS cache refreshed on an unknown `kid`, the token
 //! endpoint) with the same HTTP client as the ledgers. The console routes
-//! that use them are in `http::signin`.
+//! that use them are in `timepost_web::signin`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

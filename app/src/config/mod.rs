@@ -78,7 +78,7 @@ pub struct ConsoleConfig {
     pub trust_forwarded_proto: bool,
     /// Failed bearer tokens or sign-ins one client may make before each
     /// further attempt waits (1 s, doubling, at most 15 min); all clients
-    /// together may make ten times as many (see `http::throttle`).
+    /// together may make ten times as many (see `timepost_web::throttle`).
     #[serde(default = "default_failed_tokens_per_client")]
     pub failed_tokens_per_client: u32,
     /// `[console.oidc]`: browser sign-in through an OpenID Connect provider
@@ -88,7 +88,7 @@ pub struct ConsoleConfig {
 }
 
 /// Failures a client may make before it waits (the default of
-/// `[console] failed_tokens_per_client`; `http::throttle`).
+/// `[console] failed_tokens_per_client`; `timepost_web::throttle`).
 pub const DEFAULT_FAILED_TOKENS_PER_CLIENT: u32 = 5;
 
 fn default_failed_tokens_per_client() -> u32 {
@@ -119,7 +119,7 @@ impl Default for ConsoleConfig {
 
 /// One console user: a name, a role and a hash of their token (the token
 /// itself is never stored). `token_hmac` is keyed with the server's
-/// `token_key` secret (see `http::tokens`); `token_sha256`, unkeyed, is
+/// `token_key` secret (see `timepost_web::tokens`); `token_sha256`, unkeyed, is
 /// what older configs hold: still accepted, warned about at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
