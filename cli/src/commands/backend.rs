@@ -34,12 +34,10 @@ pub struct Global {
 
 /// What a command operates on: the [`Stack`] of the local stack or of a
 /// deployed one (its ports by name, its engine, ledger and rules config,
-/// reached through `Deref`: `ops.entries`, `ops.engine`, ...), and what
-/// the CLI adds: the pollers' ports `reconcile` lists a period through.
+/// reached through `Deref`: `ops.entries`, `ops.engine`, ...), with the
+/// CLI's own helpers.
 pub struct Ops {
     pub stack: Stack,
-    /// What the trackers' pollers read (their secrets, the mappings).
-    pub poll: timepost::poll::PollPorts,
 }
 
 impl std::ops::Deref for Ops {
@@ -51,10 +49,7 @@ impl std::ops::Deref for Ops {
 
 impl Ops {
     pub fn of(stack: Stack) -> Self {
-        Self {
-            poll: stack.poll_ports(),
-            stack,
-        }
+        Self { stack }
     }
 
     pub fn local(stack: LocalStack) -> Self {

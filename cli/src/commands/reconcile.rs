@@ -122,7 +122,7 @@ async fn reconcile(g: &Global, period: &str, json: bool, no_listing: bool, by: &
     let listing = if no_listing {
         None
     } else {
-        list_trackers(&ops.config.intake, &ops.poll, &period)
+        list_trackers(&ops.config.intake, &ops.poll_ports(), &period)
             .await
             .map_err(listing_failure)?
     };
