@@ -133,7 +133,7 @@ fn exception_row(
         Cell::Text(&date),
         Cell::Number(&h),
         Cell::Text(&project),
-        Cell::Text(s.status.as_str()),
+        Cell::Text(s.status().as_str()),
         Cell::Text(code),
         Cell::Text(what),
         Cell::Text(fix),
@@ -172,7 +172,7 @@ pub async fn export(
                 continue;
             }
             in_period += 1;
-            if !matches!(s.status, Status::Exception | Status::Held) {
+            if !matches!(s.status(), Status::Exception | Status::Held) {
                 continue;
             }
             exceptions += 1;

@@ -740,7 +740,7 @@ impl MappingReview<'_> {
             return Ok(out);
         }
         let lacks = |st: &EntryState| {
-            matches!(st.status, Status::Exception | Status::Held)
+            matches!(st.status(), Status::Exception | Status::Held)
                 && st
                     .reason
                     .as_ref()

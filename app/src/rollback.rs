@@ -283,7 +283,7 @@ async fn undo_one(
         key: p.key.to_string(),
         action,
         records_removed: removed,
-        status: state.status,
+        status: state.status(),
     })
 }
 

@@ -162,7 +162,7 @@ async fn park_approval(
     for ww in crate::ports::WorkerWeek::spanning(*source, workspace, user_id, lo, hi) {
         for mut st in entries.week(&ww).await? {
             let d = st.entry.work_date;
-            if d < lo || d > hi || st.status != Status::AwaitingApproval {
+            if d < lo || d > hi || st.status() != Status::AwaitingApproval {
                 continue;
             }
             st.set_status(Status::Exception, now);

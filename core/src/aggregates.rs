@@ -203,7 +203,7 @@ pub(crate) fn party_label(worker: &str, party: &Party) -> String {
 /// Whether the dashboard counts `s` in its KPIs (ignored entries that were
 /// never open are not).
 pub(crate) fn counted(s: &EntryState) -> bool {
-    !(s.status == Status::Ignored && s.resolved_at.is_none())
+    !(s.status() == Status::Ignored && s.resolved_at.is_none())
 }
 
 fn minutes_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -264,7 +264,7 @@ pub fn contributions(s: &EntryState) -> Vec<(AggKey, AggVals)> {
                 grain,
                 period: grain.start(e.work_date),
                 kind: RowKind::Entry,
-                status: s.status,
+                status: s.status(),
                 project: project.clone(),
                 employee: worker.clone(),
                 currency: e
@@ -278,7 +278,7 @@ pub fn contributions(s: &EntryState) -> Vec<(AggKey, AggVals)> {
             entry_vals.clone(),
         ));
     }
-    if s.status == Status::Posted {
+    if s.status() == Status::Posted {
         for l in &s.posted_lines {
             let mut v = AggVals {
                 lines: 1,

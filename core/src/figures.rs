@@ -131,7 +131,7 @@ pub struct Counts {
 
 /// Whether an open entry waits for a missing mapping.
 pub fn is_unmapped(s: &EntryState) -> bool {
-    matches!(s.status, Status::Exception | Status::Held)
+    matches!(s.status(), Status::Exception | Status::Held)
         && s.reason
             .as_ref()
             .is_some_and(|r| r.code.as_str().starts_with("UNMAPPED_"))

@@ -331,7 +331,7 @@ impl<'a> Replay<'a> {
         let refs: Vec<_> = week.iter().map(|st| &st.entry).collect();
         let plan_now = pipeline::plan_week(&refs, self.current, self.rules);
         let plan_new = pipeline::plan_week(&refs, self.proposed, self.rules);
-        for st in week.iter().filter(|st| st.status != Status::Ignored) {
+        for st in week.iter().filter(|st| st.status() != Status::Ignored) {
             self.replayed += 1;
             let d = st.entry.work_date;
             self.dates = Some(match self.dates {
@@ -448,7 +448,7 @@ mod tests {
             already_rounded: false,
         };
         let mut s = EntryState::new(entry.seal(), at("2026-03-09T00:00:00Z"));
-        s.status = Status::Posted;
+        s.set_status(Status::Posted, s.updated_at);
         s
     }
 
@@ -550,9 +550,9 @@ mod tests {
         // Old held entries (January) and one after the period: nothing is
         // listed for March, yet all three count toward review.
         let mut held = state("1", "u-ann", "2026-01-05", 2, "p-new");
-        held.status = Status::Held;
+        held.set_status(Status::Held, held.updated_at);
         let mut exception = state("2", "u-bob", "2026-01-06", 1, "p-new");
-        exception.status = Status::Exception;
+        exception.set_status(Status::Exception, exception.updated_at);
         let later = state("3", "u-ann", "2026-06-01", 1, "p-new");
         let mut proposed = mappings();
         proposed.insert(MappingRow::new(MappingTable::Project, "p-new", "C-ACME"));
@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(p.in_reach(), 0);
         // Discarded (ignored) entries are not replayed.
         let mut discarded = entries[0].clone();
-        discarded.status = Status::Ignored;
+        discarded.set_status(Status::Ignored, discarded.updated_at);
         let mut proposed = mappings();
         proposed.remove(MappingTable::Project, "p-acme-web");
         let p = run(&[discarded], &proposed);

@@ -72,7 +72,7 @@ pub struct Hours {
 impl Hours {
     /// Add the posted lines of `states` that `f` keeps.
     pub fn add(&mut self, states: &[EntryState], f: &Filter) {
-        for s in states.iter().filter(|s| s.status == Status::Posted) {
+        for s in states.iter().filter(|s| s.status() == Status::Posted) {
             let e = &s.entry;
             let worker = e
                 .worker
@@ -254,7 +254,7 @@ fn minutes_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono:
 pub fn by_day(states: &[EntryState], f: &Filter) -> (Vec<DayKpis>, DayKpis) {
     let mut days: BTreeMap<NaiveDate, Vec<&EntryState>> = BTreeMap::new();
     for s in states {
-        if s.status == Status::Ignored && s.resolved_at.is_none() {
+        if s.status() == Status::Ignored && s.resolved_at.is_none() {
             continue;
         }
         if f.in_period(s.entry.work_date) {
@@ -305,7 +305,7 @@ mod tests {
         s.parse().unwrap_or_default()
     }
 
-    fn state(id: &str, date: &str, status: Status) -> EntryState {
+    fn state(id: &str, date: &str, status: Status, when: DateTime<Utc>) -> EntryState {
         let d: NaiveDate = date.parse().unwrap_or_default();
         let entry = NormalisedEntry {
             key: EntryKey::new(Source::Csv, "ws", id),
@@ -339,7 +339,7 @@ mod tests {
             already_rounded: false,
         };
         let mut s = EntryState::new(entry, at("2026-03-03T10:00:00Z"));
-        s.status = status;
+        s.set_status(status, when);
         s
     }
 
@@ -362,19 +362,19 @@ mod tests {
             ("b", 30, Status::Ignored),
             ("c", 50, Status::Posted),
         ] {
-            let mut s = state(id, "2026-03-03", Status::Exception);
-            s.note_transition(Status::Ignored, open);
-            let before = s.status;
-            s.status = status;
-            s.note_transition(before, open + chrono::Duration::minutes(mins));
+            let mut s = state(id, "2026-03-03", Status::Exception, open);
+            s.set_status(status, open + chrono::Duration::minutes(mins));
             v.push(s);
         }
-        let mut d = state("d", "2026-03-03", Status::Exception);
+        let mut d = state("d", "2026-03-03", Status::Exception, open);
         d.reason = Some(Exception::new(ExceptionCode::UnmappedEmployee, "x"));
-        d.note_transition(Status::Ignored, open);
         v.push(d);
-        let mut e = state("e", "2026-03-04", Status::Posted);
-        e.note_transition(Status::Ignored, at("2026-03-03T10:02:00Z"));
+        let e = state(
+            "e",
+            "2026-03-04",
+            Status::Posted,
+            at("2026-03-03T10:02:00Z"),
+        );
         v.push(e);
 
         let (days, total) = by_day(&v, &Filter::default());

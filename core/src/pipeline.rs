@@ -209,7 +209,7 @@ pub fn decide(
 /// redrive evaluates it again. The engine's gate (on an entry whose first
 /// posting completed).
 pub fn version_gate(entry: &NormalisedEntry, prior: &EntryState) -> Option<IgnoreReason> {
-    let retryable = matches!(prior.status, Status::Exception | Status::Held);
+    let retryable = matches!(prior.status(), Status::Exception | Status::Held);
     if entry.version < prior.entry.version {
         Some(IgnoreReason::Stale)
     } else if entry.version == prior.entry.version && !retryable {
@@ -1064,7 +1064,7 @@ mod one_decision_tests {
             e.clone(),
             "2026-03-04T10:00:00Z".parse().unwrap_or_default(),
         );
-        s.status = status;
+        s.set_status(status, s.updated_at);
         s
     }
 

@@ -172,7 +172,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let mut cur: BTreeMap<String, CurrencyRow> = BTreeMap::new();
     for s in input.states {
         let e = &s.entry;
-        match s.status {
+        match s.status() {
             Status::Posted => {
                 if let Some(h) = &s.holding {
                     let mut it = item(s);
@@ -226,7 +226,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             ledger_hours: hours(ledger_min),
             ..RecRow::default()
         };
-        match (s.status, in_books) {
+        match (s.status(), in_books) {
             (Status::Posted, _) => row.rounding_hours = t.sub(hours(state_posted), tracker),
             (_, true) => row.pending_edit_hours = t.sub(tracker, hours(state_posted)),
             (Status::Held, false) => row.held_hours = tracker,
@@ -621,7 +621,7 @@ mod tests {
 
     fn posted(id: usize, e: NormalisedEntry, lines: Vec<PostingLine>) -> EntryState {
         let mut s = EntryState::new(e, Utc::now());
-        s.status = Status::Posted;
+        s.set_status(Status::Posted, s.updated_at);
         s.records = vec![RecordRef {
             id: format!("r{id}"),
             sync_token: "0".into(),

@@ -79,7 +79,9 @@ pub struct HoldingRoute {
 pub struct EntryState {
     /// The newest version of the entry seen so far.
     pub entry: NormalisedEntry,
-    pub status: Status,
+    /// Private: it changes only through [`EntryState::set_status`], which
+    /// records the transition.
+    status: Status,
     /// Content hash of the version a manager approved last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_hash: Option<String>,
@@ -145,9 +147,14 @@ impl EntryState {
         }
     }
 
+    /// Where the entry stands.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
     /// Move to `status` at `now`, recording the transition (the open and
-    /// resolved times the KPIs read). Every status change outside the
-    /// engine's own decision goes through here.
+    /// resolved times the KPIs read). Every status change, the engine's
+    /// included, goes through here: the field is private.
     pub fn set_status(&mut self, status: Status, now: DateTime<Utc>) {
         let before = self.status;
         self.status = status;
@@ -156,7 +163,7 @@ impl EntryState {
     }
 
     /// Record the timestamps of a status change from `before` at `now`.
-    pub fn note_transition(&mut self, before: Status, now: DateTime<Utc>) {
+    fn note_transition(&mut self, before: Status, now: DateTime<Utc>) {
         let open = |s: Status| matches!(s, Status::Exception | Status::Held);
         if open(self.status) && !open(before) {
             self.open_since = Some(now);

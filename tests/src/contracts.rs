@@ -201,7 +201,7 @@ pub fn at(s: &str) -> chrono::DateTime<Utc> {
 /// A state of `e` with `status`, last updated at `updated`.
 pub fn state(e: NormalisedEntry, status: Status, updated: &str) -> EntryState {
     let mut st = EntryState::new(e, at(updated));
-    st.status = status;
+    st.set_status(status, st.updated_at);
     st.updated_at = at(updated);
     st
 }
@@ -233,12 +233,12 @@ pub async fn entry_store_revisions(s: &dyn EntryStore) {
     let mut stored = s.get(&key("a")).await.expect("get").expect("present");
     assert_eq!(stored.revision, 1);
     assert_eq!(stored.entry, e);
-    stored.status = Status::Posted;
+    stored.set_status(Status::Posted, stored.updated_at);
     assert_eq!(s.put(&stored).await.expect("update"), 2);
     // A writer still holding revision 1 loses.
     assert!(matches!(s.put(&stored).await, Err(StoreError::Conflict(_))));
     let now = s.get(&key("a")).await.expect("get").expect("present");
-    assert_eq!((now.revision, now.status), (2, Status::Posted));
+    assert_eq!((now.revision, now.status()), (2, Status::Posted));
     assert!(s.get(&key("missing")).await.expect("get").is_none());
 }
 
@@ -355,7 +355,7 @@ pub async fn entry_store_queries(s: &dyn EntryStore) {
     // Moving an entry to another week and status moves it in every index.
     let mut b = s.get(&key("b")).await.expect("get").expect("b");
     b.entry = E::new("b", "u-ann", "2026-03-10", "09:00", "12:00").build();
-    b.status = Status::Posted;
+    b.set_status(Status::Posted, b.updated_at);
     s.put(&b).await.expect("move");
     assert_eq!(
         sorted_ids(&s.week(&ann_week).await.expect("week")),

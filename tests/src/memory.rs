@@ -171,7 +171,7 @@ impl EntryStore for MemoryStore {
             .lock()
             .entries
             .values()
-            .filter(|st| st.status == status)
+            .filter(|st| st.status() == status)
             .cloned()
             .collect();
         out.sort_by_cached_key(|st| (st.updated_at, st.entry.key.to_string()));

@@ -1053,7 +1053,7 @@ async fn check(clean: &World, faulty: &World) -> Vec<String> {
         .await
         .expect("states")
         .into_iter()
-        .map(|s| (s.entry.key.to_string(), s.status))
+        .map(|s| (s.entry.key.to_string(), s.status()))
         .collect();
     let mut named = BTreeSet::new();
     for s in &states {
@@ -1070,10 +1070,12 @@ async fn check(clean: &World, faulty: &World) -> Vec<String> {
             }
         }
         let want = clean_states.get(&s.entry.key.to_string());
-        if want != Some(&s.status) {
+        if want != Some(&s.status()) {
             v.push(format!(
                 "{} ended {} (clean run: {want:?}; reason {:?})",
-                s.entry.key, s.status, s.reason
+                s.entry.key,
+                s.status(),
+                s.reason
             ));
         }
     }

@@ -144,7 +144,7 @@ async fn entries_by_keys(
         (None, None) => return Ok(Vec::new()),
     };
     let keep = |st: &crate::state::EntryState| {
-        status.is_none_or(|x| st.status == x)
+        status.is_none_or(|x| st.status() == x)
             && also
                 .as_ref()
                 .is_none_or(|k| crate::mapping::keys_of(&st.entry).contains(k))

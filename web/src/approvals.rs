@@ -205,7 +205,7 @@ pub async fn page_post(
             .week(&ww)
             .await?
             .into_iter()
-            .filter(|o| o.status == Status::AwaitingApproval)
+            .filter(|o| o.status() == Status::AwaitingApproval)
             .map(|o| o.entry.key)
             .collect();
         (keys, ApprovalStatus::Approved)

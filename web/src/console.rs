@@ -413,7 +413,7 @@ fn row(s: &AppState, st: &EntryState, who: &Principal, can_fix: bool) -> String 
         } else {
             super::holding::row_form(s, who, &e.key)
         },
-        status = st.status.as_str(),
+        status = st.status().as_str(),
         w = esc(worker),
         d = e.work_date,
         h = hours(e.duration_secs),
@@ -663,7 +663,7 @@ async fn exceptions_csv(State(s): State<AppState>) -> Result<Response, PageError
                 .unwrap_or_default();
             w.row(&[
                 Cell::Text(code.map(|c| c.as_str()).unwrap_or("")),
-                Cell::Text(st.status.as_str()),
+                Cell::Text(st.status().as_str()),
                 Cell::Text(&key),
                 Cell::Text(
                     e.worker

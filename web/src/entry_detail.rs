@@ -222,7 +222,7 @@ pub async fn page_get(
     body.push_str(&format!(
         "<p><a href=\"/console/exceptions\">← Exceptions</a></p>\
          <section class=\"group\"><h2>Where it stands</h2><p><span class=\"status\">{}</span> {}</p>",
-        st.status.as_str(),
+        st.status().as_str(),
         esc(&st
             .reason
             .as_ref()

@@ -366,14 +366,14 @@ impl AppState {
 
     /// State for the local stack ([`AppState::of`] its [`Stack`]).
     pub fn local(stack: &crate::stack::LocalStack) -> Self {
-        Self::of(&Stack::local(stack))
+        Self::of(&Stack::from(stack))
     }
 
     /// State for a deployed stack (the admin function): [`AppState::of`]
     /// its [`Stack`].
     #[cfg(feature = "aws")]
     pub fn aws(stack: &crate::aws::AwsStack) -> Self {
-        Self::of(&Stack::aws(stack))
+        Self::of(&Stack::from(stack))
     }
 }
 

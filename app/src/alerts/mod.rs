@@ -158,7 +158,7 @@ fn detail(e: &EntryState) -> String {
 
 /// Entries that count as work (not voided, ignored or deleted).
 fn live(e: &EntryState) -> bool {
-    !e.entry.deleted && !matches!(e.status, Status::Voided | Status::Ignored)
+    !e.entry.deleted && !matches!(e.status(), Status::Voided | Status::Ignored)
 }
 
 fn secs_of_hours(h: f64) -> i64 {
@@ -245,7 +245,7 @@ pub fn evaluate(snap: &Snapshot, rules: &AlertsConfig, now: DateTime<Utc>) -> Ve
         }
         // An entry in a closed period.
         if rules.closed_period
-            && e.status == Status::Exception
+            && e.status() == Status::Exception
             && e.reason.as_ref().map(|r| r.code) == Some(ExceptionCode::PeriodClosed)
         {
             add(Condition {
@@ -342,7 +342,7 @@ pub fn evaluate(snap: &Snapshot, rules: &AlertsConfig, now: DateTime<Utc>) -> Ve
             let old: Vec<&EntryState> = snap
                 .open
                 .iter()
-                .filter(|e| e.status == Status::Exception)
+                .filter(|e| e.status() == Status::Exception)
                 .filter(|e| e.open_since.unwrap_or(e.updated_at) <= limit)
                 .collect();
             if let Some(oldest) = old
@@ -368,7 +368,7 @@ pub fn evaluate(snap: &Snapshot, rules: &AlertsConfig, now: DateTime<Utc>) -> Ve
     if rules.unmapped_work {
         let mut by_project: BTreeMap<String, (String, usize, i64)> = BTreeMap::new();
         for e in snap.open.iter().filter(|e| {
-            matches!(e.status, Status::Held | Status::Exception)
+            matches!(e.status(), Status::Held | Status::Exception)
                 && e.reason.as_ref().is_some_and(|r| unmapped(r.code))
         }) {
             let id = e

@@ -49,7 +49,7 @@ fn state(id: &str) -> EntryState {
         already_rounded: false,
     };
     let mut s = EntryState::new(entry, at("2026-03-04T10:00:00Z"));
-    s.status = Status::Posted;
+    s.set_status(Status::Posted, s.updated_at);
     s
 }
 
@@ -217,10 +217,10 @@ fn entry_in_a_closed_period() {
         ..quiet()
     };
     let mut s = state("1");
-    s.status = Status::Exception;
+    s.set_status(Status::Exception, s.updated_at);
     s.reason = Some(Exception::new(ExceptionCode::PeriodClosed, "closed"));
     let mut other = state("2");
-    other.status = Status::Exception;
+    other.set_status(Status::Exception, other.updated_at);
     other.reason = Some(Exception::new(ExceptionCode::LedgerRejected, "no"));
     let snap = Snapshot {
         open: vec![s, other],
@@ -252,10 +252,10 @@ fn old_exceptions() {
         ..quiet()
     };
     let mut old = state("1");
-    old.status = Status::Exception;
+    old.set_status(Status::Exception, old.updated_at);
     old.open_since = Some(at("2026-03-01T00:00:00Z"));
     let mut fresh = state("2");
-    fresh.status = Status::Exception;
+    fresh.set_status(Status::Exception, fresh.updated_at);
     fresh.open_since = Some(at("2026-03-05T00:00:00Z"));
     let snap = Snapshot {
         open: vec![old, fresh.clone()],
@@ -281,7 +281,7 @@ fn unmapped_work_goes_to_the_project_owner() {
         .project_owners
         .insert("Acme".into(), "owner@example.com".into());
     let mut s = state("1");
-    s.status = Status::Held;
+    s.set_status(Status::Held, s.updated_at);
     s.reason = Some(Exception::new(ExceptionCode::UnmappedProject, "p1"));
     let snap = Snapshot {
         open: vec![s],
@@ -588,7 +588,10 @@ fn arb_state() -> impl Strategy<Value = EntryState> {
             s.entry.end = s.entry.start.and_then(|t| {
                 t.checked_add_signed(chrono::TimeDelta::try_seconds(dur % 1_000_000_000)?)
             });
-            s.status = Status::ALL[(status as usize) % Status::ALL.len()];
+            s.set_status(
+                Status::ALL[(status as usize) % Status::ALL.len()],
+                s.updated_at,
+            );
             s.posted_lines = lines.into_iter().map(line).collect();
             s.entry.deleted = deleted;
             s.open_since = start.and_then(|t| DateTime::from_timestamp(t % 8_000_000_000_000, 0));

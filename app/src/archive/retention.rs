@@ -35,7 +35,7 @@ impl RetentionConfig {
 /// exception, awaiting approval).
 pub fn is_open(s: &EntryState) -> bool {
     matches!(
-        s.status,
+        s.status(),
         Status::Held | Status::Exception | Status::AwaitingApproval
     )
 }

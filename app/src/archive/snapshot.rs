@@ -284,12 +284,12 @@ pub async fn collect(src: &Sources<'_>, scope: Scope) -> Result<Snapshot, Archiv
         .filter(|s| s.reason.is_some() || s.open_since.is_some())
         .map(|s| ExceptionLine {
             entry: s.entry.key.to_string(),
-            status: s.status,
+            status: s.status(),
             reason: s.reason.clone(),
             note: s.note.clone(),
             open_since: s.open_since,
             resolved_at: s.resolved_at,
-            resolution: match s.status {
+            resolution: match s.status() {
                 Status::Held | Status::Exception => "open",
                 Status::Posted => "posted",
                 Status::Voided => "voided",
@@ -409,7 +409,7 @@ fn entries_csv(states: &[EntryState]) -> Result<Vec<u8>, ArchiveError> {
                 .map(|p| p.label().to_string())
                 .unwrap_or_default(),
             e.billable.to_string(),
-            s.status.to_string(),
+            s.status().to_string(),
             s.reason
                 .as_ref()
                 .map(|r| r.code.to_string())

@@ -314,7 +314,7 @@ fn suspects_from_books(
 /// hours). Posted entries are compared by sync token alone: their state
 /// takes what the books hold.
 fn holds_other_work(s: &EntryState, r: &RecordRef, book: &BookRecord) -> bool {
-    s.status != Status::Posted
+    s.status() != Status::Posted
         && !book.locked
         && s.posted_lines
             .iter()
@@ -325,7 +325,7 @@ fn holds_other_work(s: &EntryState, r: &RecordRef, book: &BookRecord) -> bool {
 /// Whether an entry whose current version is not posted expects a record
 /// for a line that has none (its write back was cut short).
 fn lacks_a_record(s: &EntryState) -> bool {
-    s.status != Status::Posted
+    s.status() != Status::Posted
         && s.posted_lines
             .iter()
             .any(|l| !s.records.iter().any(|r| r.tier == l.tier))
@@ -367,7 +367,7 @@ impl Engine {
             else {
                 continue;
             };
-            if st.status != Status::Posted {
+            if st.status() != Status::Posted {
                 let (said, restored) = self.keep_last_posted(st, &books, watch).await?;
                 found.extend(said);
                 if !restored {

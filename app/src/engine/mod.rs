@@ -434,7 +434,7 @@ impl Engine {
                 tracing::debug!(entry = %entry.key, version = %entry.version, reason = reason.describe(), "ignored");
                 let mut out = vec![Outcome {
                     key: entry.key.clone(),
-                    status: p.status,
+                    status: p.status(),
                     ledger_op: None,
                     ignored: Some(reason.describe()),
                     reason: p.reason.clone(),
@@ -796,7 +796,7 @@ impl Engine {
         mappings: &Mappings,
         batch_id: &str,
     ) -> Result<Option<Outcome>, EngineError> {
-        if sib.status != Status::Posted {
+        if sib.status() != Status::Posted {
             return Ok(None);
         }
         let key = sib.entry.key.clone();
@@ -804,7 +804,7 @@ impl Engine {
         let Some(sib) = self.settle_intents(&key, Some(sib), None).await? else {
             return Ok(None);
         };
-        if sib.status != Status::Posted {
+        if sib.status() != Status::Posted {
             return Ok(None);
         }
         let d = pipeline::decide_current(
@@ -828,7 +828,6 @@ impl Engine {
         sibling: bool,
     ) -> Result<Outcome, EngineError> {
         let now = Utc::now();
-        let before = state.status;
         let mut ledger_op = None;
         let mut ignored = None;
         let op = match &decision {
@@ -859,17 +858,18 @@ impl Engine {
                         state.posted_lines = last.lines;
                         state.posted_version = Some(last.version);
                         state.batch_id = Some(last.batch_id);
-                        state.status = if state.records.is_empty() {
+                        let posted = if state.records.is_empty() {
                             Status::Voided
                         } else {
                             bump(&self.counters.posted);
                             Status::Posted
                         };
+                        state.set_status(posted, now);
                         done = Some(intent);
                     }
                     Err(LedgerError::Rejected(e)) => {
                         bump(&self.counters.exceptions);
-                        state.status = Status::Exception;
+                        state.set_status(Status::Exception, now);
                         state.reason = Some(e);
                     }
                     Err(error) => {
@@ -880,36 +880,36 @@ impl Engine {
                     }
                 }
             }
-            Decision::Unchanged => state.status = Status::Posted,
+            Decision::Unchanged => state.set_status(Status::Posted, now),
             Decision::AwaitApproval(why) => {
-                state.status = Status::AwaitingApproval;
+                state.set_status(Status::AwaitingApproval, now);
                 state.note = Some(why);
             }
             Decision::Hold(e) => {
                 bump(&self.counters.held);
-                state.status = Status::Held;
+                state.set_status(Status::Held, now);
                 state.reason = Some(e);
             }
             Decision::Exception(e) => {
                 bump(&self.counters.exceptions);
-                state.status = Status::Exception;
+                state.set_status(Status::Exception, now);
                 state.reason = Some(e);
             }
             Decision::Ignore(r) => {
                 // A deletion ends in the same state whether or not the
                 // entry ever reached the books: the order of arrival must
                 // not change what a bookkeeper sees.
-                state.status = if r == IgnoreReason::DeletedBeforePosting {
+                let ended = if r == IgnoreReason::DeletedBeforePosting {
                     Status::Voided
                 } else {
                     Status::Ignored
                 };
+                state.set_status(ended, now);
                 state.note = Some(r.describe().to_string());
                 ignored = Some(r.describe());
             }
         }
         state.updated_at = now;
-        state.note_transition(before, now);
         self.entries.put(&state).await?;
         // The state holds the outcome: only now is the intent closed (a
         // crash before this is settled from the journal next time).
@@ -917,10 +917,10 @@ impl Engine {
             intent.outcome = IntentOutcome::Applied;
             self.close(&intent).await;
         }
-        tracing::info!(entry = %state.entry.key, status = %state.status, op = ledger_op, sibling, "settled");
+        tracing::info!(entry = %state.entry.key, status = %state.status(), op = ledger_op, sibling, "settled");
         Ok(Outcome {
             key: state.entry.key.clone(),
-            status: state.status,
+            status: state.status(),
             ledger_op,
             ignored,
             reason: state.reason.clone(),
@@ -1174,12 +1174,11 @@ impl Engine {
                     // (still queued or parked), which adopts them.
                     (None, None) => continue,
                 };
-                let before = s.status;
                 // An entry whose current version is not posted keeps what
                 // was last posted as what its records should hold: a line
                 // the books lack stays, so the books watch writes it back
                 // (see `books_watch`).
-                let kept: Vec<PostingLine> = if s.revision != 0 && keeps_last_posted(s.status) {
+                let kept: Vec<PostingLine> = if s.revision != 0 && keeps_last_posted(s.status()) {
                     s.posted_lines
                         .iter()
                         .filter(|l| !actual.lines.iter().any(|a| a.tier == l.tier))
@@ -1196,14 +1195,14 @@ impl Engine {
                     s.batch_id = Some(intent.batch_id.clone());
                 }
                 if !s.records.is_empty() && s.revision == 0 {
-                    s.status = Status::Posted;
+                    s.set_status(Status::Posted, now);
                 } else if s.records.is_empty()
-                    && s.status == Status::Posted
+                    && s.status() == Status::Posted
                     && intent.lines().is_empty()
                 {
                     // Our own void went through.
-                    s.status = Status::Voided;
-                } else if s.status == Status::Posted && outcome == IntentOutcome::Partial {
+                    s.set_status(Status::Voided, now);
+                } else if s.status() == Status::Posted && outcome == IntentOutcome::Partial {
                     // The books hold neither what the write found nor what
                     // it wrote: a record it aimed at was deleted or changed
                     // outside timepost meanwhile. The entry is still to be
@@ -1233,7 +1232,6 @@ impl Engine {
                     self.audit_gone_after_settle(key, &gone, now).await?;
                 }
                 s.updated_at = now;
-                s.note_transition(before, now);
                 s.revision = self.entries.put(&s).await?;
                 state = Some(s);
             }
@@ -1359,7 +1357,7 @@ pub async fn held_released_by(
     // A held entry that records no missing row (written by an older
     // build, or by hand) may wait for any: it is re-checked too.
     let held_for = |st: &EntryState, hold: &str| {
-        st.status == Status::Held
+        st.status() == Status::Held
             && st
                 .reason
                 .as_ref()

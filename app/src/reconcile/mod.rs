@@ -154,7 +154,7 @@ impl Expected {
         Self {
             key: s.entry.key.to_string(),
             worker: s.entry.worker.tracker_user_id.clone(),
-            posted: s.status == crate::state::Status::Posted,
+            posted: s.status() == crate::state::Status::Posted,
             newer_version: s
                 .posted_version
                 .as_ref()

@@ -62,10 +62,10 @@ pub async fn decide(
             .get(k)
             .await?
             .ok_or_else(|| ApprovalError::NotFound((*k).clone()))?;
-        if st.status != Status::AwaitingApproval {
+        if st.status() != Status::AwaitingApproval {
             return Err(ApprovalError::NotWaiting {
                 key: (*k).clone(),
-                status: st.status,
+                status: st.status(),
             });
         }
         weeks

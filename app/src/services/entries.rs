@@ -124,10 +124,10 @@ pub async fn discard(
             .get(key)
             .await?
             .ok_or_else(|| EntryActionError::NotFound(key.clone()))?;
-        if !matches!(st.status, Status::Exception | Status::Held) {
+        if !matches!(st.status(), Status::Exception | Status::Held) {
             return Err(EntryActionError::NotOpen {
                 key: key.clone(),
-                status: st.status,
+                status: st.status(),
             });
         }
         let was = st
@@ -135,7 +135,7 @@ pub async fn discard(
             .as_ref()
             .map(|r| r.code.as_str())
             .unwrap_or("no reason");
-        let detail = format!("was {} ({was}): {reason}", st.status);
+        let detail = format!("was {} ({was}): {reason}", st.status());
         st.set_status(Status::Ignored, Utc::now());
         st.note = Some(format!("discarded by {}: {reason}", who.name));
         st.reason = None;

@@ -56,10 +56,10 @@ pub async fn route(
             .get(key)
             .await?
             .ok_or_else(|| HoldingError::NotFound(key.clone()))?;
-        if !matches!(st.status, Status::Exception | Status::Held) {
+        if !matches!(st.status(), Status::Exception | Status::Held) {
             return Err(HoldingError::NotOpen {
                 key: key.clone(),
-                status: st.status,
+                status: st.status(),
             });
         }
     }
@@ -85,7 +85,7 @@ pub async fn route(
                 .as_ref()
                 .map(|r| r.code.as_str())
                 .unwrap_or("no reason");
-            let detail = format!("to {account} ({scope}); was {} ({was})", st.status);
+            let detail = format!("to {account} ({scope}); was {} ({was})", st.status());
             st.holding = Some(HoldingRoute {
                 by: who.name.clone(),
                 at: Utc::now(),

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use timepost::app::recheck;
 pub use timepost::app::recheck::Recheck;
 use timepost::config::Config;
-use timepost::stack::{LocalStack, Stack, StackKind};
+use timepost::stack::{Stack, StackKind};
 
 use crate::Failure;
 
@@ -52,15 +52,6 @@ impl Ops {
         Self { stack }
     }
 
-    pub fn local(stack: LocalStack) -> Self {
-        Self::of(Stack::local(&stack))
-    }
-
-    #[cfg(feature = "aws")]
-    pub fn aws(stack: timepost::aws::AwsStack) -> Self {
-        Self::of(Stack::aws(&stack))
-    }
-
     /// Where messages go and who processes them, for the output.
     pub fn queue_name(&self) -> &'static str {
         match self.kind {
@@ -90,7 +81,11 @@ impl Ops {
 /// Open the stack `--backend` names.
 pub async fn open(g: &Global) -> Result<Ops, Failure> {
     match g.backend {
-        BackendKind::Local => Ok(Ops::local(super::open(&g.config)?)),
+        BackendKind::Local => {
+            let stack = Stack::local(super::load_config(&g.config)?)
+                .context("cannot open the local store")?;
+            Ok(Ops::of(stack))
+        }
         BackendKind::Aws => open_aws().await,
     }
 }
@@ -121,11 +116,8 @@ async fn open_aws() -> Result<Ops, Failure> {
 #[cfg(feature = "aws")]
 async fn open_aws() -> Result<Ops, Failure> {
     use timepost::aws::stack::AwsStackError;
-    let settings = aws::settings()?;
-    let sdk = timepost::aws::sdk_config().await;
-    let stack = timepost::aws::AwsStack::connect(&sdk, settings, None)
-        .await
-        .map_err(|e| match e {
+    let stack =
+        Stack::aws_from_env().await.map_err(|e| match e {
             AwsStackError::MissingConfig { .. } => Failure::Input(anyhow!(e).context(
                 "no rules config in the bucket (run `timepost --backend aws config push`)",
             )),
@@ -135,7 +127,7 @@ async fn open_aws() -> Result<Ops, Failure> {
             | AwsStackError::LedgerKind(_) => Failure::Input(anyhow!(e)),
             AwsStackError::Store(_) | AwsStackError::Ledger(_) => Failure::Runtime(anyhow!(e)),
         })?;
-    Ok(Ops::aws(stack))
+    Ok(Ops::of(stack))
 }
 
 /// The deployed stack's settings and bucket, without its rules config

@@ -31,14 +31,20 @@ use timepost::stack::LocalStack;
 
 use crate::Failure;
 
-/// Load the config (a mistake in it is bad input: exit 2) and open the stack.
-pub fn open(config: &Path) -> Result<LocalStack, Failure> {
-    let cfg = Config::load(config).map_err(|e| {
+/// Load the config: a mistake in it is bad input (exit 2).
+pub fn load_config(config: &Path) -> Result<Config, Failure> {
+    Config::load(config).map_err(|e| {
         Failure::Input(anyhow::anyhow!(e).context(
             "cannot load the configuration (pass --config FILE, or run `timepost demo` to try the bundled sandbox)",
         ))
-    })?;
-    let stack = LocalStack::open(cfg).context("cannot open the local store")?;
+    })
+}
+
+/// Load the config and open the local runtime, for the commands that use
+/// its own parts (the SQLite store, the sandbox books) beside the
+/// [`timepost::stack::Stack`].
+pub fn open(config: &Path) -> Result<LocalStack, Failure> {
+    let stack = LocalStack::open(load_config(config)?).context("cannot open the local store")?;
     Ok(stack)
 }
 

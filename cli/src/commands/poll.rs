@@ -48,7 +48,10 @@ pub async fn run(config: &Path, args: Args) -> CliResult {
     let processed = if args.no_process {
         BTreeMap::new()
     } else {
-        super::process_queue(&super::backend::Ops::local(stack)).await?
+        super::process_queue(&super::backend::Ops::of(timepost::stack::Stack::from(
+            &stack,
+        )))
+        .await?
     };
     if args.json {
         let out = serde_json::json!({ "poll": report, "processed": processed });

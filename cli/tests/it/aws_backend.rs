@@ -403,7 +403,7 @@ async fn an_import_touching_stored_entries_waits_for_a_second_admin() {
             .project("p-new")
             .build();
         let mut st = EntryState::new(entry, chrono::Utc::now());
-        st.status = Status::Held;
+        st.set_status(Status::Held, st.updated_at);
         store.put(&st).await.expect("put held entry");
     }
     let file = std::fs::read_to_string(s.dir.path().join("mappings.csv")).expect("mappings");

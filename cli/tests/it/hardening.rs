@@ -86,7 +86,7 @@ fn seed_poisoned_posted_entry(dir: &Path) {
     .unwrap();
     let rate = entry.rate.clone().unwrap();
     let mut st = EntryState::new(entry, chrono::Utc::now());
-    st.status = Status::Posted;
+    st.set_status(Status::Posted, st.updated_at);
     st.records = vec![RecordRef {
         id: "legacy-1".into(),
         sync_token: "0".into(),

@@ -122,7 +122,7 @@ pub fn accrue(
     let rates = cost_rates(mappings);
     let mut by_party: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut skipped: BTreeMap<String, i64> = BTreeMap::new();
-    for s in states.iter().filter(|s| s.status == Status::Posted) {
+    for s in states.iter().filter(|s| s.status() == Status::Posted) {
         for l in &s.posted_lines {
             if l.txn_date < from || l.txn_date > to {
                 continue;
@@ -255,7 +255,7 @@ mod tests {
         }))
         .unwrap_or_else(|e| panic!("{e}"));
         let mut s = EntryState::new(entry, chrono::Utc::now());
-        s.status = Status::Posted;
+        s.set_status(Status::Posted, s.updated_at);
         s.posted_lines = vec![
             line("E-100", "regular", 480),
             line("E-100", "overtime", 90),

@@ -806,7 +806,7 @@ fn put_in(tx: &Connection, state: &EntryState) -> StoreResult<u64> {
             e.key.workspace,
             e.worker.tracker_user_id,
             e.week_start().to_string(),
-            stored.status.as_str(),
+            stored.status().as_str(),
             stored.revision as i64,
             stored.updated_at.to_rfc3339(),
             json,

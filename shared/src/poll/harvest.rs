@@ -377,7 +377,7 @@ impl HarvestPoller {
         for state in known {
             let id = &state.entry.key.id;
             if state.entry.deleted
-                || state.status == Status::Voided
+                || state.status() == Status::Voided
                 || listed.contains(id)
                 || seen.contains(id)
             {

@@ -216,7 +216,7 @@ impl TogglPoller {
         let missing: Vec<NormalisedEntry> = known
             .into_iter()
             .filter(|s| {
-                !s.entry.deleted && s.status != Status::Voided && !ids.contains(&s.entry.key.id)
+                !s.entry.deleted && s.status() != Status::Voided && !ids.contains(&s.entry.key.id)
             })
             .map(|s| s.entry)
             .collect();

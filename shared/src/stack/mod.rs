@@ -103,6 +103,6 @@ impl LocalStack {
     /// The pollers' ports: the stack's stores (one SQLite file) and its
     /// secrets file.
     pub fn poll_ports(&self) -> PollPorts {
-        Stack::local(self).poll_ports()
+        Stack::from(self).poll_ports()
     }
 }

@@ -1,7 +1,11 @@
 //! [`Stack`]: the one composition root every entry point takes — the ports
 //! of one running stack by name, its ledger, its engine and its config,
-//! whichever adapters back them. [`LocalStack`] (one SQLite file) and
-//! `AwsStack` (DynamoDB, SQS, S3, Secrets Manager) build it; the router's
+//! whichever adapters back them. [`Stack::local`] opens it from a config
+//! (one SQLite file), `Stack::aws_from_env` from a deployed stack's
+//! environment (DynamoDB, SQS, S3, Secrets Manager); a caller that needs
+//! the local runtime's own parts too ([`LocalStack`]: the SQLite store, the
+//! sandbox books) or the AWS one's (`AwsStack`) takes its view with
+//! `Stack::from`. The router's
 //! state (`timepost_web::AppState::of`), the CLI's `Ops`, the pollers'
 //! ports ([`Stack::poll_ports`]) and the mapping review
 //! ([`Stack::mapping_review`]) are views of it, so a new port is added
@@ -22,7 +26,7 @@ use crate::reconcile::ReconcileStore;
 use crate::review::MappingReview;
 use timepost_core::ledger::Ledger;
 
-use super::LocalStack;
+use super::{LocalStack, StackError};
 
 /// Which adapters back a [`Stack`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +67,25 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Open the local stack `config` names: every store and the queue in
+    /// its SQLite file, its secrets file and archive directory, its ledger
+    /// and engine.
+    pub fn local(config: Config) -> Result<Self, StackError> {
+        Ok(Self::from(&LocalStack::open(config)?))
+    }
+
+    /// Connect to the deployed stack the `TIMEPOST_*` environment names,
+    /// on the rules config in its bucket.
+    #[cfg(feature = "aws")]
+    pub async fn aws_from_env() -> Result<Self, crate::aws::stack::AwsStackError> {
+        Ok(Self::from(&crate::aws::AwsStack::from_env().await?))
+    }
+}
+
+impl From<&LocalStack> for Stack {
     /// The local stack's ports: every store and the queue in its SQLite
     /// file.
-    pub fn local(stack: &LocalStack) -> Self {
+    fn from(stack: &LocalStack) -> Self {
         let store = Arc::new(stack.store.clone());
         Self {
             kind: StackKind::Local,
@@ -86,11 +106,13 @@ impl Stack {
             engine: stack.engine.clone(),
         }
     }
+}
 
+#[cfg(feature = "aws")]
+impl From<&crate::aws::AwsStack> for Stack {
     /// A deployed stack's ports: every store on its table, the SQS queue,
     /// Secrets Manager, snapshots under `archive/` in the archive bucket.
-    #[cfg(feature = "aws")]
-    pub fn aws(stack: &crate::aws::AwsStack) -> Self {
+    fn from(stack: &crate::aws::AwsStack) -> Self {
         let store = stack.store.clone();
         Self {
             kind: StackKind::Aws,
@@ -111,7 +133,9 @@ impl Stack {
             engine: stack.engine.clone(),
         }
     }
+}
 
+impl Stack {
     /// True when a deployed sync function, not this process, works through
     /// the queue and writes the books.
     pub fn deployed(&self) -> bool {

@@ -649,7 +649,7 @@ mod aws {
                 .expect("get")
                 .expect("stored");
             let now = s.updated_at + chrono::Duration::minutes(5);
-            if s.status == timepost::state::Status::Posted {
+            if s.status() == timepost::state::Status::Posted {
                 s.posted_lines.clear();
                 s.set_status(timepost::state::Status::AwaitingApproval, now);
             } else {

@@ -365,7 +365,7 @@ async fn sns_on_moto_carries_one_alert_per_condition() {
         .await
         .expect("stack");
     let mut held = timepost::state::EntryState::new(unmapped(), Utc::now());
-    held.status = timepost::state::Status::Held;
+    held.set_status(timepost::state::Status::Held, held.updated_at);
     held.reason = Some(timepost::exceptions::Exception::new(
         timepost::exceptions::ExceptionCode::UnmappedProject,
         "p-unmapped",

@@ -66,7 +66,7 @@ fn sources(stack: &LocalStack) -> Sources<'_> {
 async fn close_all(stack: &LocalStack) {
     for mut s in stack.store.all().await.unwrap() {
         if retention::is_open(&s) {
-            s.status = Status::Ignored;
+            s.set_status(Status::Ignored, s.updated_at);
             s.note = Some("discarded for the test".into());
             stack.store.put(&s).await.unwrap();
         }
@@ -639,7 +639,7 @@ proptest! {
                 s.revision = 0;
                 s.entry.key.id = format!("p-{i}");
                 s.entry.work_date = day(2026, 1 + month, *dom);
-                s.status = Status::ALL[*status];
+                s.set_status(Status::ALL[*status], s.updated_at);
                 store.put(&s).await.unwrap();
                 if retention::is_open(&s) {
                     open_keys.insert(s.entry.key.to_string());
@@ -758,7 +758,7 @@ async fn every_version_received_is_archived_and_restored_and_older_snapshots_sti
         .await
         .unwrap()
         .into_iter()
-        .find(|s| s.status == Status::Posted)
+        .find(|s| s.status() == Status::Posted)
         .expect("a posted demo entry");
     let key = first.entry.key.clone();
     let kept = stack.store.versions(&key).await.unwrap();

@@ -195,7 +195,7 @@ fn next(cur: Option<&EntryState>, id: u64, rng: &mut Rng, step: i64) -> Option<E
         }
         // Approved.
         4 => {
-            if s.status == Status::AwaitingApproval {
+            if s.status() == Status::AwaitingApproval {
                 s.approved_hash = Some(s.entry.version.content_hash.clone());
                 s.posted_lines = lines(&s, 1, 0);
                 s.set_status(Status::Posted, now);

@@ -70,7 +70,7 @@ async fn the_archive_function_snapshots_closed_periods_into_the_archive_bucket_o
         .await
         .expect("all")
         .iter()
-        .filter(|s| s.status == Status::Posted)
+        .filter(|s| s.status() == Status::Posted)
         .count();
     assert!(posted > 0, "some sandbox entries post");
 

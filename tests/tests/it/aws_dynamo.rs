@@ -527,7 +527,7 @@ fn summary(states: &[EntryState]) -> Summary {
             (
                 st.entry.key.to_string(),
                 (
-                    st.status,
+                    st.status(),
                     tiers,
                     st.reason.as_ref().map(|r| format!("{:?}", r.code)),
                 ),
@@ -802,7 +802,7 @@ async fn eight_concurrent_workers_on_dynamodb_split_each_week_like_one_sequentia
                 .count();
             assert_eq!(creates, 1, "seed {seed}: {k} created {creates} times");
             let st = store.get(&e.key).await.expect("get").expect("state");
-            assert_eq!(st.status, Status::Posted, "seed {seed}: {k}");
+            assert_eq!(st.status(), Status::Posted, "seed {seed}: {k}");
             assert_eq!(st.entry, *e, "seed {seed}: {k} ends at its newest version");
         }
     }
@@ -864,7 +864,7 @@ async fn a_written_entry_is_listed_by_its_week_at_once_and_leaves_it_when_moved(
     }
     // An update in the same week keeps it there (no second membership).
     let mut a = s.get(&key("raw00")).await.expect("get").expect("raw00");
-    a.status = Status::Held;
+    a.set_status(Status::Held, a.updated_at);
     s.put(&a).await.expect("update");
     assert_eq!(s.week(&w1).await.expect("week").len(), 20);
     // Moving it to the next week moves its membership, atomically with the state.
@@ -1129,7 +1129,7 @@ async fn period_reads_over_the_work_date_index_equal_the_definition() {
     }
     let posted: Vec<&EntryState> = states
         .iter()
-        .filter(|st| st.status == Status::Posted && !st.posted_lines.is_empty())
+        .filter(|st| st.status() == Status::Posted && !st.posted_lines.is_empty())
         .collect();
     assert!(posted.len() >= 2);
     let mut moved = s

@@ -193,7 +193,7 @@ async fn webhook_to_sqs_to_sync_to_the_ledger_and_state_in_dynamodb() {
     assert_eq!(summary.done, 1);
 
     let state = state_of(&w, 7101).await;
-    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.status(), Status::Posted, "{state:?}");
     assert_eq!(state.records.len(), 1);
     assert_eq!(state.posted_minutes(), 60);
     assert_eq!(journal_len(&w, 7101).await, 1);
@@ -209,7 +209,7 @@ async fn unmapped_goes_to_the_dlq_with_its_reason_and_posts_once_after_fix_and_r
     assert_eq!(summary.dead_lettered, 1);
 
     let state = state_of(&w, 7201).await;
-    assert_eq!(state.status, Status::Exception);
+    assert_eq!(state.status(), Status::Exception);
     let reason = state.reason.clone().expect("reason");
     assert_eq!(reason.code.as_str(), "UNMAPPED_EMPLOYEE");
 
@@ -232,7 +232,7 @@ async fn unmapped_goes_to_the_dlq_with_its_reason_and_posts_once_after_fix_and_r
     assert_eq!(sync_queued(&w).await.done, 1);
 
     let state = state_of(&w, 7201).await;
-    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.status(), Status::Posted, "{state:?}");
     assert_eq!(state.records.len(), 1);
 
     // The same delivery again (a tracker retry) posts nothing more.
@@ -369,7 +369,7 @@ async fn the_admin_function_lists_and_redrives_the_dlq_for_the_role_the_jwt_name
     assert!((200..300).contains(&status), "{status} {body}");
     assert_eq!(sync_queued(&w).await.done, 1);
     let state = state_of(&w, 7301).await;
-    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.status(), Status::Posted, "{state:?}");
     assert_eq!(journal_len(&w, 7301).await, 1);
 
     // The redrive is audited under the JWT's user.
@@ -395,7 +395,7 @@ async fn a_mapping_change_in_the_admin_function_queues_its_held_entries_for_sync
     import_mappings(&w.stack, "employee,101,E-100,\n").await;
     assert_eq!(deliver(&w, &toggl_event(7401)).await, 202);
     sync_queued(&w).await;
-    assert_eq!(state_of(&w, 7401).await.status, Status::Held);
+    assert_eq!(state_of(&w, 7401).await.status(), Status::Held);
 
     let admin_claims = json!({"email": "ada@example.com", "custom:timepost_role": "admin"});
     let body =
@@ -409,7 +409,7 @@ async fn a_mapping_change_in_the_admin_function_queues_its_held_entries_for_sync
     assert_eq!(answer["changed"], true, "{answer}");
 
     // Nothing was posted in the request; the redrive waits on the queue.
-    assert_eq!(state_of(&w, 7401).await.status, Status::Held);
+    assert_eq!(state_of(&w, 7401).await.status(), Status::Held);
     assert_eq!(journal_len(&w, 7401).await, 0);
     let event = sqs_event(&w, &w.stack.settings.queue_url).await;
     assert_eq!(event.records.len(), 1, "one redrive for the one held entry");
@@ -426,7 +426,7 @@ async fn a_mapping_change_in_the_admin_function_queues_its_held_entries_for_sync
     let (response, summary) = timepost_fn_sync::handle(&w.stack, event, None).await;
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     let state = state_of(&w, 7401).await;
-    assert_eq!(state.status, Status::Posted, "{state:?}");
+    assert_eq!(state.status(), Status::Posted, "{state:?}");
     assert_eq!(journal_len(&w, 7401).await, 1);
 }
 
@@ -523,7 +523,7 @@ async fn a_broken_rules_file_holds_messages_back_until_it_is_fixed() {
     let (response, summary) = instance.invoke(event, None).await;
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
     assert_eq!(summary.done, 1, "{summary:?}");
-    assert_eq!(state_of(&w, 7401).await.status, Status::Posted);
+    assert_eq!(state_of(&w, 7401).await.status(), Status::Posted);
 }
 
 /// A broken upload of the rules file does not turn deliveries away: the

@@ -133,7 +133,7 @@ async fn run(pacer: Option<Arc<dyn SharedPacer>>) -> Figures {
             }
             let mut posted = 0;
             for s in store.all().await.expect("all") {
-                if s.status == Status::Posted {
+                if s.status() == Status::Posted {
                     posted += 1;
                 }
             }

@@ -139,7 +139,7 @@ async fn record_of(w: &World, id: &str) -> u64 {
         .await
         .expect("get")
         .unwrap_or_else(|| panic!("entry {id} is stored"));
-    assert_eq!(st.status, Status::Posted, "{st:?}");
+    assert_eq!(st.status(), Status::Posted, "{st:?}");
     st.records[0].id.parse().expect("numeric id")
 }
 
@@ -405,7 +405,7 @@ async fn on_xero_deleted_and_edited_time_entries_are_the_functions_breaks() {
         )
         .build();
         let mut st = EntryState::new(entry, Utc::now());
-        st.status = Status::Posted;
+        st.set_status(Status::Posted, st.updated_at);
         st.posted_version = Some(st.entry.version.clone());
         st.records = refs.clone();
         st.posted_lines = vec![line];

@@ -290,7 +290,7 @@ async fn the_worker_drains_sqs_into_the_ledger_and_parks_unmapped_entries() {
             .await
             .expect("get")
             .expect("state");
-        assert_eq!(st.status, Status::Posted, "g{i}: {:?}", st.reason);
+        assert_eq!(st.status(), Status::Posted, "g{i}: {:?}", st.reason);
     }
     assert_eq!(s.sandbox.records().expect("records").len(), 3);
     let k = s
@@ -299,7 +299,7 @@ async fn the_worker_drains_sqs_into_the_ledger_and_parks_unmapped_entries() {
         .await
         .expect("get")
         .expect("state");
-    assert_eq!(k.status, Status::Exception);
+    assert_eq!(k.status(), Status::Exception);
     assert_eq!(q.depth().await.expect("depth"), 0, "every message settled");
     let dl = q.dead_letters(10).await.expect("dead letters");
     assert_eq!(dl.len(), 1);

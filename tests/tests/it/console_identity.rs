@@ -34,7 +34,7 @@ async fn pages_and_actions_work_for_an_identity_from_jwt_claims() {
     let e = E::new("z1", "u-zed", "2026-03-03", "09:00", "11:00").build();
     deliver(&stack, std::slice::from_ref(&e)).await;
     let st = stack.store.get(&e.key).await.expect("get").expect("stored");
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
 
     let claims = serde_json::json!({
         "sub": "8f2c", "email": "fin@example.com", "custom:role": "finance"
@@ -66,7 +66,7 @@ async fn pages_and_actions_work_for_an_identity_from_jwt_claims() {
         .expect("post");
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let st = stack.store.get(&e.key).await.expect("get").expect("stored");
-    assert_eq!(st.status, Status::Ignored);
+    assert_eq!(st.status(), Status::Ignored);
     assert!(st.note.unwrap_or_default().contains("fin@example.com"));
 
     // The permission table still applies: finance may not edit mappings.

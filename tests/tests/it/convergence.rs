@@ -60,7 +60,7 @@ proptest! {
             let key = vs[0].key.clone();
             let (sa, sb) = (a.store.get(&key).await.unwrap().unwrap(), b.store.get(&key).await.unwrap().unwrap());
             prop_assert_eq!(&sa.entry, &sb.entry);
-            prop_assert_eq!(sa.status, sb.status);
+            prop_assert_eq!(sa.status(), sb.status());
             prop_assert_eq!(&sa.posted_lines, &sb.posted_lines);
             prop_assert_eq!(books(&a).await, books(&b).await);
             Ok(())

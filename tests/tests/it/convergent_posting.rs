@@ -108,7 +108,7 @@ async fn a_crash_after_the_call_then_a_new_version_updates_the_one_record() {
         .expect("intents")
         .is_empty());
     let st = s.store.get(&key("a")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Posted);
+    assert_eq!(st.status(), Status::Posted);
     assert_eq!(st.posted_minutes(), 240);
 }
 
@@ -155,7 +155,7 @@ async fn waiting_on_another_worker_never_dead_letters_a_healthy_message() {
             .await
             .expect("get")
             .expect("state")
-            .status,
+            .status(),
         Status::Posted
     );
 
@@ -190,7 +190,7 @@ async fn a_dead_lettered_approval_shows_its_reason_on_its_entries() {
             .await
             .expect("get")
             .expect("state")
-            .status,
+            .status(),
         Status::AwaitingApproval
     );
     // Every attempt to apply the approval fails transiently.
@@ -216,7 +216,7 @@ async fn a_dead_lettered_approval_shows_its_reason_on_its_entries() {
         .expect("drain");
     assert_eq!(s.store.dead_letters(10).await.expect("dlq").len(), 1);
     let st = s.store.get(&key("p")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
     let reason = st.reason.expect("a reason");
     assert!(
         reason
@@ -247,7 +247,7 @@ async fn a_split_going_back_and_forth_never_reuses_a_key() {
     deliver(&s, &[sat("14:00", "2026-03-10T04:00:00Z")]).await;
     for st in s.store.all().await.expect("all") {
         assert_eq!(
-            st.status,
+            st.status(),
             Status::Posted,
             "{}: {:?}",
             st.entry.key,
@@ -286,7 +286,7 @@ async fn a_resplit_cut_short_by_a_transient_error_is_finished_by_the_retry() {
     let (r, got) = next_settled(&s, &s.engine).await;
     assert!(matches!(got, Settled::Retry(_)), "{got:?}");
     let st = s.store.get(&key("w0")).await.expect("get").expect("state");
-    assert_eq!((st.status, st.posted_minutes()), (Status::Posted, 120));
+    assert_eq!((st.status(), st.posted_minutes()), (Status::Posted, 120));
     assert_eq!(overtime(&books(&s)), 360, "Saturday still holds overtime");
     assert_eq!(s.store.dirty_weeks(10).await.expect("dirty").len(), 1);
     // The retry is a duplicate of a posted version, and still converges.
@@ -324,7 +324,7 @@ async fn a_redrive_after_a_refusal_sends_a_new_key() {
     let e = E::new("c", "u-ann", "2026-03-03", "08:00", "12:00").build();
     deliver(&s, &[e]).await;
     let st = s.store.get(&key("c")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
     send(
         &s,
         QueueMessage::Redrive {
@@ -337,7 +337,7 @@ async fn a_redrive_after_a_refusal_sends_a_new_key() {
         .await
         .expect("drain");
     let st = s.store.get(&key("c")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Posted);
+    assert_eq!(st.status(), Status::Posted);
     let journal = s.store.by_entry(&key("c")).await.expect("journal");
     assert_eq!(journal.len(), 1);
     assert!(!journal[0].intent.is_empty());
@@ -359,7 +359,7 @@ async fn a_record_edited_in_the_books_is_retargeted_not_refused() {
         .build();
     deliver(&s, &[e2]).await;
     let st = s.store.get(&key("x")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Posted, "{:?}", st.reason);
+    assert_eq!(st.status(), Status::Posted, "{:?}", st.reason);
     assert_eq!(books(&s).values().sum::<i64>(), 300);
     assert_eq!(s.sandbox.records().expect("records").len(), 1);
 }
@@ -514,7 +514,7 @@ async fn the_sweep_brings_back_what_someone_else_changed_in_the_books() {
         .iter()
         .find(|st| st.entry.key == key("w0"))
         .expect("w0");
-    assert_eq!(w0.status, Status::Posted);
+    assert_eq!(w0.status(), Status::Posted);
     assert_ne!(w0.records[0].id, gone);
     let w1 = states
         .iter()
@@ -637,7 +637,7 @@ async fn a_record_deleted_while_our_write_to_it_was_open_is_posted_again() {
         .await
         .expect("start");
     let st = s.store.get(&key("d")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Posted);
+    assert_eq!(st.status(), Status::Posted);
     let gone = st.records[0].id.clone();
     // The write cut short before its call: the record set to 5 h.
     let mut line = st.posted_lines[0].clone();
@@ -661,7 +661,7 @@ async fn a_record_deleted_while_our_write_to_it_was_open_is_posted_again() {
         .await
         .expect("sweep");
     let st = s.store.get(&key("d")).await.expect("get").expect("state");
-    assert_eq!(st.status, Status::Posted, "{st:?}");
+    assert_eq!(st.status(), Status::Posted, "{st:?}");
     assert_eq!(st.records.len(), 1);
     assert_ne!(st.records[0].id, gone);
     assert_eq!(
@@ -763,7 +763,7 @@ async fn time_of_an_entry_awaiting_approval_is_kept_in_the_books() {
     deliver(&s, &edited).await;
     for id in ["a", "b"] {
         let st = s.store.get(&key(id)).await.expect("get").expect("state");
-        assert_eq!(st.status, Status::AwaitingApproval);
+        assert_eq!(st.status(), Status::AwaitingApproval);
         assert_eq!(st.records.len(), 1);
     }
     assert_eq!(books(&s), desired, "the approved time stays while waiting");
@@ -816,7 +816,7 @@ async fn time_of_an_entry_awaiting_approval_is_kept_in_the_books() {
     assert_eq!(books(&s), desired, "what was last posted is back");
     for id in ["a", "b"] {
         let st = s.store.get(&key(id)).await.expect("get").expect("state");
-        assert_eq!(st.status, Status::AwaitingApproval, "{id} still waits");
+        assert_eq!(st.status(), Status::AwaitingApproval, "{id} still waits");
         assert_eq!(st.posted_lines[0].minutes, 240, "{id}");
     }
     let a = s.store.get(&key("a")).await.expect("get").expect("state");

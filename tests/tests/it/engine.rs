@@ -17,7 +17,7 @@ fn key(id: &str) -> EntryKey {
 }
 
 async fn status(stack: &timepost::stack::LocalStack, id: &str) -> Status {
-    stack.store.get(&key(id)).await.unwrap().unwrap().status
+    stack.store.get(&key(id)).await.unwrap().unwrap().status()
 }
 
 /// (entry key, tier) → minutes, as the ledger holds them.
@@ -78,7 +78,7 @@ async fn transient_failures_retry_then_park_in_the_dlq_with_a_reason() {
         .await
         .unwrap();
     let st = s.store.get(&key("a")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
     assert!(
         st.open_since.is_some(),
         "a parked entry counts as open from when it was parked (time-to-resolve KPI)"
@@ -112,7 +112,7 @@ async fn unmapped_employee_is_an_exception_then_posts_once_after_fix_and_redrive
     let e = E::new("k", "u-new", "2026-03-03", "09:00", "17:00").build();
     deliver(&s, &[e]).await;
     let st = s.store.get(&key("k")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
     let reason = st.reason.unwrap();
     assert_eq!(reason.code, ExceptionCode::UnmappedEmployee);
     assert!(reason.message.contains("u-new"), "{}", reason.message);
@@ -140,7 +140,7 @@ async fn unmapped_employee_is_an_exception_then_posts_once_after_fix_and_redrive
     .await;
     timepost::worker::drain(&s.engine, &s.store).await.unwrap();
     let st = s.store.get(&key("k")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::Posted, "{:?} {:?}", st.reason, st.note);
+    assert_eq!(st.status(), Status::Posted, "{:?} {:?}", st.reason, st.note);
     assert_eq!(s.sandbox.records().unwrap().len(), 1);
 }
 
@@ -195,7 +195,7 @@ async fn the_ledger_refusing_a_reference_is_an_exception_with_its_words() {
         .build();
     deliver(&s, &[e]).await;
     let st = s.store.get(&key("g")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::Exception);
+    assert_eq!(st.status(), Status::Exception);
     let r = st.reason.unwrap();
     assert_eq!(r.code, ExceptionCode::LedgerUnknownReference);
     assert!(r.message.contains("C-GHOST"));
@@ -231,12 +231,12 @@ async fn approval_gate_waits_releases_and_waits_again_after_an_edit() {
         .build();
     deliver(&s, &[v2]).await;
     let st = s.store.get(&key("w")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::AwaitingApproval);
+    assert_eq!(st.status(), Status::AwaitingApproval);
     assert_eq!(st.posted_minutes(), 180);
     send(&s, approve).await;
     timepost::worker::drain(&s.engine, &s.store).await.unwrap();
     let st = s.store.get(&key("w")).await.unwrap().unwrap();
-    assert_eq!(st.status, Status::Posted);
+    assert_eq!(st.status(), Status::Posted);
     assert_eq!(st.posted_minutes(), 240);
     assert_eq!(
         s.sandbox.records().unwrap().len(),
@@ -461,7 +461,7 @@ async fn eight_concurrent_workers_split_each_week_like_one_sequential_worker() {
                 .count();
             assert_eq!(creates, 1, "seed {seed}: {k} created {creates} times");
             let st = s.store.get(&e.key).await.unwrap().unwrap();
-            assert_eq!(st.status, Status::Posted, "seed {seed}: {k}");
+            assert_eq!(st.status(), Status::Posted, "seed {seed}: {k}");
             assert_eq!(st.entry, *e, "seed {seed}: {k} ends at its newest version");
         }
     }

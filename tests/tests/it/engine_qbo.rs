@@ -35,7 +35,7 @@ async fn run_dataset(stack: &timepost::stack::LocalStack) -> BTreeMap<String, St
     }
     let all = stack.store.all().await.unwrap_or_else(|e| panic!("{e}"));
     all.into_iter()
-        .map(|s| (s.entry.key.to_string(), s.status))
+        .map(|s| (s.entry.key.to_string(), s.status()))
         .collect()
 }
 
@@ -70,8 +70,8 @@ async fn the_sandbox_week_lands_in_qbo_once_despite_faults() {
     let mut believed = 0;
     let active = server.active("TimeActivity");
     for s in &states {
-        assert!(Status::ALL.contains(&s.status));
-        if s.status == Status::Exception {
+        assert!(Status::ALL.contains(&s.status()));
+        if s.status() == Status::Exception {
             assert!(s.reason.is_some(), "{} has a reason", s.entry.key);
         }
         for r in &s.records {
@@ -207,7 +207,7 @@ async fn rollback_puts_the_books_back_as_they_were_before_the_batch() {
         .flatten()
         .unwrap_or_else(|| panic!("r-1"));
     assert_eq!(
-        r1.status,
+        r1.status(),
         Status::Ignored,
         "its newer version is not posted"
     );
@@ -219,7 +219,7 @@ async fn rollback_puts_the_books_back_as_they_were_before_the_batch() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("r-3"));
-    assert_eq!(r3.status, Status::Ignored);
+    assert_eq!(r3.status(), Status::Ignored);
     assert!(r3.records.is_empty() && r3.note.as_deref().unwrap_or("").contains("not posted"));
     assert!(
         !stack
@@ -304,7 +304,7 @@ async fn rollback_puts_the_books_back_as_they_were_before_the_batch() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("r-4"));
-    assert_eq!(r4.status, Status::Held);
+    assert_eq!(r4.status(), Status::Held);
     assert!(
         r4.open_since.is_some(),
         "a rolled-back, held entry counts as open from the rollback (time-to-resolve KPI)"
@@ -428,7 +428,7 @@ async fn the_sweep_reads_quickbooks_back_and_restores_what_someone_else_changed(
     );
     let states = stack.store.all().await.unwrap_or_else(|e| panic!("{e}"));
     for s in &states {
-        assert_eq!(s.status, Status::Posted, "{}", s.entry.key);
+        assert_eq!(s.status(), Status::Posted, "{}", s.entry.key);
         for r in &s.records {
             let id: u64 = r.id.parse().unwrap_or_default();
             assert_eq!(

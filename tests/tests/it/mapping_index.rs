@@ -375,7 +375,7 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     deliver(&s, &entries).await;
     let held = |st: &[EntryState], user: &str| {
         st.iter()
-            .filter(|x| x.status == Status::Held && x.entry.worker.tracker_user_id == user)
+            .filter(|x| x.status() == Status::Held && x.entry.worker.tracker_user_id == user)
             .map(|x| x.entry.key.clone())
             .collect::<BTreeSet<EntryKey>>()
     };
@@ -383,7 +383,7 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     let new_held = held(&before, "u-new");
     let others: Vec<EntryState> = before
         .iter()
-        .filter(|x| x.status == Status::Held && x.entry.worker.tracker_user_id != "u-new")
+        .filter(|x| x.status() == Status::Held && x.entry.worker.tracker_user_id != "u-new")
         .cloned()
         .collect();
     assert_eq!(new_held.len(), 3, "u-new's entries wait for a row");
@@ -427,7 +427,7 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
     for k in &new_held {
         let st = s.store.get(k).await.expect("get").expect("entry");
         assert_ne!(
-            st.status,
+            st.status(),
             Status::Held,
             "{k}: nothing held for the row stays held"
         );
@@ -440,7 +440,7 @@ async fn adding_one_employee_row_rechecks_only_that_workers_held_entries() {
             .expect("get")
             .expect("entry");
         assert_eq!(
-            (st.status, st.revision),
+            (st.status(), st.revision),
             (Status::Held, o.revision),
             "{}: untouched",
             o.entry.key
@@ -570,7 +570,7 @@ async fn dynamodb_keeps_the_same_index_as_sqlite() {
         st.entry.project = Some(Ref::new("p-zzz", None));
         st.revision = store.put(&st).await.expect("move");
         // A status change keeps the keys.
-        st.status = Status::Held;
+        st.set_status(Status::Held, st.updated_at);
         store.put(&st).await.expect("status");
     }
     // e8 purged from both.

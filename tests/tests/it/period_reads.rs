@@ -172,7 +172,7 @@ async fn demo_store() -> (tempfile::TempDir, LocalStack) {
     }
     let mut moved = all
         .iter()
-        .find(|s| s.status == Status::Posted && !s.posted_lines.is_empty())
+        .find(|s| s.status() == Status::Posted && !s.posted_lines.is_empty())
         .expect("a posted entry")
         .clone();
     moved.entry.work_date = d("2026-04-15");
@@ -421,7 +421,7 @@ async fn the_archive_finds_its_periods_and_plans_a_purge_without_reading_every_s
     // Close what is open, archive every period, then plan a purge.
     for mut st in all.clone() {
         if retention::is_open(&st) {
-            st.status = Status::Ignored;
+            st.set_status(Status::Ignored, st.updated_at);
             s.store.put(&st).await.expect("close");
         }
     }

@@ -65,7 +65,7 @@ async fn drain(stack: &LocalStack) -> Vec<timepost::engine::Outcome> {
 }
 
 async fn status(stack: &LocalStack, key: &EntryKey) -> Option<Status> {
-    stack.store.get(key).await.expect("get").map(|s| s.status)
+    stack.store.get(key).await.expect("get").map(|s| s.status())
 }
 
 fn records_of(stack: &LocalStack, key: &EntryKey) -> usize {
@@ -341,7 +341,7 @@ async fn edits_and_new_entries_flow_in_on_the_next_poll() {
         .await
         .expect("get")
         .expect("known");
-    assert_eq!(s.status, Status::Posted);
+    assert_eq!(s.status(), Status::Posted);
     assert_eq!(s.posted_minutes(), 180);
     assert_eq!(s.entry.duration_secs, 3 * 3600);
     assert_eq!(status(&stack, &hkey(63)).await, Some(Status::Posted));
@@ -371,7 +371,7 @@ async fn harvest_deletion_in_the_lookback_window_voids_the_entry() {
         .await
         .expect("get")
         .expect("known");
-    assert_eq!(s.status, Status::Voided);
+    assert_eq!(s.status(), Status::Voided);
     assert!(s.entry.deleted);
     assert_eq!(records_of(&stack, &hkey(71)), 0, "ledger record removed");
     assert_eq!(status(&stack, &hkey(72)).await, Some(Status::Posted));
@@ -414,7 +414,7 @@ async fn harvest_entry_moved_out_of_the_window_is_not_deleted() {
         .await
         .expect("get")
         .expect("known");
-    assert_eq!(s.status, Status::Posted);
+    assert_eq!(s.status(), Status::Posted);
     assert_eq!(s.entry.work_date, days_ago(30));
 }
 
@@ -618,7 +618,7 @@ async fn toggl_poll_since_watermark_brings_edits_and_deletions() {
         .expect("get")
         .expect("known");
     assert_eq!(s.entry.notes, "edited");
-    assert_eq!(s.status, Status::Posted);
+    assert_eq!(s.status(), Status::Posted);
     assert_eq!(status(&stack, &tkey(2)).await, Some(Status::Voided));
     let k2 = tkey(2).to_string();
     assert!(stack
@@ -829,7 +829,7 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
         .await
         .expect("get")
         .expect("recorded");
-    assert_eq!(s.status, Status::Exception);
+    assert_eq!(s.status(), Status::Exception);
     let reason = s.reason.expect("reason");
     assert_eq!(reason.code.as_str(), "TRACKER_ENTRY_UNREADABLE");
     assert!(reason.message.contains("hours"), "{}", reason.message);
@@ -850,7 +850,7 @@ async fn harvest_bad_entry_becomes_an_exception_and_the_watermark_moves() {
         .await
         .expect("get")
         .expect("known");
-    assert_eq!(s.status, Status::Posted, "{:?}", s.reason);
+    assert_eq!(s.status(), Status::Posted, "{:?}", s.reason);
     assert_eq!(s.entry.duration_secs, 7200);
 }
 
@@ -1008,6 +1008,6 @@ async fn toggl_report_pages_are_followed_and_a_moved_entry_is_not_deleted() {
         .await
         .expect("get")
         .expect("known");
-    assert_eq!(s.status, Status::Posted);
+    assert_eq!(s.status(), Status::Posted);
     assert_eq!(s.entry.work_date, days_ago(40));
 }

@@ -254,7 +254,7 @@ async fn a_company_without_payroll_gets_the_sandbox_week_with_overtime_apart_and
     let states = stack.store.all().await.unwrap_or_else(|e| panic!("{e}"));
     for s in &states {
         assert!(
-            !(s.status == Status::Held
+            !(s.status() == Status::Held
                 && s.reason.as_ref().map(|r| r.code) == Some(ExceptionCode::UnmappedPayrollItem)),
             "{} held for a payroll item",
             s.entry.key

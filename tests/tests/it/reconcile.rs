@@ -519,7 +519,7 @@ mod xero {
         let refs = w.ledger.apply(&req).await.unwrap_or_else(|e| panic!("{e}"));
         let entry = E::new(id, "u-ann", &format!("2026-03-0{day}"), "08:00", "16:00").build();
         let mut st = EntryState::new(entry, Utc::now());
-        st.status = Status::Posted;
+        st.set_status(Status::Posted, st.updated_at);
         st.posted_version = Some(st.entry.version.clone());
         st.records = refs.clone();
         st.posted_lines = vec![line];

@@ -96,7 +96,7 @@ async fn seed(store: &dyn EntryStore, status: Status, prefix: &str, n: usize) {
         )
         .build();
         let mut st = EntryState::new(e, changed(i));
-        st.status = status;
+        st.set_status(status, st.updated_at);
         st.updated_at = changed(i);
         store.put(&st).await.expect("put");
     }

@@ -79,9 +79,9 @@ pub(super) fn state_item(stored: &EntryState) -> StoreResult<Item> {
     let mut item = key(pk.clone(), STATE);
     item.insert(STATE.into(), s(encode(stored)?));
     item.insert("revision".into(), n(stored.revision));
-    item.insert("status".into(), s(stored.status.as_str()));
+    item.insert("status".into(), s(stored.status().as_str()));
     item.insert(WEEK.into(), s(week_pk(&WorkerWeek::of(e))));
-    item.insert("gsi2pk".into(), s(status_pk(stored.status)));
+    item.insert("gsi2pk".into(), s(status_pk(stored.status())));
     item.insert(
         "gsi2sk".into(),
         s(format!(
@@ -442,7 +442,7 @@ impl EntryStore for DynamoStore {
             .states_of(pks)
             .await?
             .into_iter()
-            .filter(|st| st.status == status)
+            .filter(|st| st.status() == status)
             .collect();
         states.sort_by(|a, b| {
             (a.updated_at, a.entry.key.to_string()).cmp(&(b.updated_at, b.entry.key.to_string()))
@@ -501,7 +501,7 @@ impl EntryStore for DynamoStore {
             for st in self.states_of(order.keys().cloned().collect()).await? {
                 if let Some(sk) = order
                     .get(&entry_pk(&st.entry.key))
-                    .filter(|_| st.status == status)
+                    .filter(|_| st.status() == status)
                 {
                     out.push((sk.clone(), st));
                 }

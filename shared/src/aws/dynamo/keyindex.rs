@@ -245,7 +245,7 @@ impl DynamoStore {
                 .collect::<StoreResult<_>>()?;
             for item in batch_get(self, pks).await? {
                 let st: EntryState = super::codec::decode(&item, "state")?;
-                if st.status != *status {
+                if st.status() != *status {
                     continue; // moved meanwhile: its new status's pass sees it
                 }
                 r.entries += 1;

@@ -47,7 +47,7 @@ impl DynamoStore {
             .condition_expression("revision = :r AND #st = :s")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":r", n(revision))
-            .expression_attribute_values(":s", s(state.status.as_str()))
+            .expression_attribute_values(":s", s(state.status().as_str()))
             .build()
             .map_err(|e| backend("purge entry state", e))?;
         let rows = super::aggregates::delta(Some(&state), None);

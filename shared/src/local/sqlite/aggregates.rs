@@ -556,7 +556,7 @@ mod tests {
             }
             Op::Approve { .. } => {
                 let mut s = cur?.clone();
-                if s.status != Status::AwaitingApproval {
+                if s.status() != Status::AwaitingApproval {
                     return Some(s);
                 }
                 s.approved_hash = Some(s.entry.version.content_hash.clone());
@@ -719,7 +719,7 @@ mod tests {
         prop_assert_eq!(totals.counts().known, all.len());
         prop_assert_eq!(
             totals.count(Status::Posted),
-            all.iter().filter(|s| s.status == Status::Posted).count()
+            all.iter().filter(|s| s.status() == Status::Posted).count()
         );
         let r = store
             .rebuild_aggregates()

@@ -52,7 +52,7 @@ impl LoadStore for SqliteStore {
                     e.key.workspace,
                     e.worker.tracker_user_id,
                     e.week_start().to_string(),
-                    s.status.as_str(),
+                    s.status().as_str(),
                     s.revision as i64,
                     s.updated_at.to_rfc3339(),
                     encode(s)?,
