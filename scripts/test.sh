@@ -18,6 +18,17 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "each Lambda function, and the CLI, on its own features"
+# SAM builds every function alone, with the features it names (the
+# webhook function: no SQLite, no HTTP clients, no console), and a user
+# builds the CLI alone, with or without `aws`; the lint above sees the
+# workspace's union of features only.
+for f in functions/*/; do
+  cargo clippy --locked -p "timepost-fn-$(basename "$f")" --all-targets -- -D warnings
+done
+cargo clippy --locked -p timepost-cli -- -D warnings
+cargo clippy --locked -p timepost-cli --features aws -- -D warnings
+
 step "python tools (.venv)"
 ./scripts/pytools.sh
 

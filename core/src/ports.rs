@@ -830,6 +830,10 @@ pub struct AlertState {
     pub cleared: Option<DateTime<Utc>>,
 }
 
+/// How long a cleared alert stays in an [`AlertStore`]'s history: every
+/// adapter drops cleared states older than this on write.
+pub const KEEP_CLEARED_DAYS: i64 = 30;
+
 /// Alert state, condition key → state. A cleared state stays for a while
 /// (history), then the store may drop it.
 #[async_trait]

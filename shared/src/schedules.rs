@@ -187,6 +187,7 @@ pub async fn run_archive(
 }
 
 /// The alert pass every `every` (the first right away), until shutdown.
+#[cfg(feature = "alerts")]
 pub async fn run_alerts(
     job: Arc<crate::stack::alert_job::AlertJob>,
     every: Duration,
@@ -216,6 +217,7 @@ pub async fn run_alerts(
 
 /// Export the last closed period once it is closed (checked every
 /// `every`), until shutdown.
+#[cfg(feature = "alerts")]
 pub async fn run_exports(
     job: Arc<crate::stack::alert_job::AlertJob>,
     every: Duration,

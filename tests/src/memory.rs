@@ -682,8 +682,7 @@ impl AlertStore for MemoryStore {
         s.alerts.insert(state.key.clone(), state.clone());
         // As SQLite: states cleared longer ago than the history keeps
         // (before this pass's `last_seen`) are dropped on write.
-        let horizon =
-            state.last_seen - chrono::TimeDelta::days(timepost::local::alerts::KEEP_CLEARED_DAYS);
+        let horizon = state.last_seen - chrono::TimeDelta::days(timepost::ports::KEEP_CLEARED_DAYS);
         s.alerts
             .retain(|_, a| a.cleared.is_none_or(|c| c >= horizon));
         Ok(())

@@ -37,20 +37,38 @@ pub async fn report(error: &dyn std::fmt::Display) {
 }
 
 /// Send `message` as the initialization error to the runtime API at
-/// `api` (`host:port`).
+/// `api` (`host:port`, plain HTTP on the instance's loopback): one HTTP/1.1
+/// request on hyper's client connection, five seconds in all.
 pub async fn report_to(api: &str, message: &str) -> Result<(), String> {
-    let client = crate::net::http_client(Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let response = client
-        .post(format!("http://{api}{INIT_ERROR_PATH}"))
+    let body = serde_json::json!({
+        "errorMessage": message,
+        "errorType": CONFIG_ERROR_TYPE,
+        "stackTrace": [],
+    })
+    .to_string();
+    let request = hyper::Request::post(INIT_ERROR_PATH)
+        .header(hyper::header::HOST, api)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
         .header("Lambda-Runtime-Function-Error-Type", CONFIG_ERROR_TYPE)
-        .json(&serde_json::json!({
-            "errorMessage": message,
-            "errorType": CONFIG_ERROR_TYPE,
-            "stackTrace": [],
-        }))
-        .send()
-        .await
+        .body(body)
         .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(api)
+            .await
+            .map_err(|e| format!("cannot connect to {api}: {e}"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| format!("the runtime API at {api} did not answer within 5 s"))??;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -61,6 +79,7 @@ pub async fn report_to(api: &str, message: &str) -> Result<(), String> {
 /// The stack a function runs on, from its environment; a start-up failure
 /// (a missing or invalid rules file) is logged and reported to Lambda in
 /// its sentence ([`report`]), not as a `Debug` dump, then returned.
+#[cfg(feature = "stack")]
 pub async fn stack_from_env() -> Result<super::AwsStack, super::stack::AwsStackError> {
     match super::AwsStack::from_env().await {
         Ok(stack) => Ok(stack),

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod s3;
 pub mod secrets;
 pub mod settings;
+#[cfg(feature = "sns")]
 pub mod sns;
 pub mod sqs;
 pub mod stack;
@@ -25,7 +26,9 @@ pub use s3::S3Archive;
 pub use secrets::SecretsManagerStore;
 pub use settings::AwsSettings;
 pub use sqs::SqsQueue;
-pub use stack::{AwsClients, AwsPorts, AwsStack};
+#[cfg(feature = "stack")]
+pub use stack::AwsStack;
+pub use stack::{AwsClients, AwsPorts};
 
 use crate::ports::StoreError;
 

@@ -7,10 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, LedgerKind};
+#[cfg(feature = "stack")]
 use crate::engine::Engine;
+#[cfg(feature = "stack")]
 use crate::ledger::sandbox::SandboxLedger;
+#[cfg(feature = "stack")]
 use crate::local::SqliteStore;
 use crate::ports::{Archive, StoreError};
+#[cfg(feature = "stack")]
 use timepost_core::ledger::Ledger;
 
 use super::settings::MissingSetting;
@@ -148,6 +152,7 @@ impl AwsPorts {
         })
     }
 
+    #[cfg(feature = "clients")]
     /// The stores a poll run uses.
     pub fn poll_ports(&self) -> crate::poll::PollPorts {
         crate::poll::PollPorts {
@@ -169,12 +174,14 @@ impl AwsPorts {
 /// The AWS runtime of one deployed stack: its [`AwsPorts`] (reached
 /// through `Deref`: `stack.store`, `stack.config`, ...), the ledger client
 /// and the engine.
+#[cfg(feature = "stack")]
 pub struct AwsStack {
     pub ports: AwsPorts,
     pub ledger: Arc<dyn Ledger>,
     pub engine: Arc<Engine>,
 }
 
+#[cfg(feature = "stack")]
 impl std::ops::Deref for AwsStack {
     type Target = AwsPorts;
     fn deref(&self) -> &AwsPorts {
@@ -182,6 +189,7 @@ impl std::ops::Deref for AwsStack {
     }
 }
 
+#[cfg(feature = "stack")]
 impl AwsStack {
     /// The stack the environment names (what a Lambda function does at
     /// init): settings from `TIMEPOST_*`, the rules config from the bucket.
@@ -373,6 +381,7 @@ pub async fn load_last_good_config(
 /// directory: it checks every posting against the configured chart exactly
 /// as locally, but its books last only as long as the instance. Deploy with
 /// `qbo` or `xero` for real books.
+#[cfg(feature = "stack")]
 fn sandbox_ledger(config: &Config) -> Result<SandboxLedger, AwsStackError> {
     let path = std::env::temp_dir().join(format!(
         "timepost-sandbox-{}.sqlite",

@@ -9,15 +9,25 @@
 //! - [`cloud`]: their configuration and assembly; [`recording`]: the
 //!   dry-run ledger; [`journal_entry`]: the labour-cost accrual.
 
+#[cfg(feature = "clients")]
 pub mod cloud;
+#[cfg(feature = "clients")]
 pub mod journal_entry;
+#[cfg(feature = "clients")]
 pub mod oauth;
+#[cfg(feature = "clients")]
 pub mod qbo;
+#[cfg(feature = "clients")]
 pub mod qbo_faults;
+#[cfg(feature = "clients")]
 pub mod recording;
+#[cfg(feature = "sqlite")]
 pub mod sandbox;
+#[cfg(feature = "clients")]
 pub mod transport;
+#[cfg(feature = "clients")]
 pub mod xero;
+#[cfg(feature = "clients")]
 pub mod xero_timezone;
 
 // The request and the port are the core's (`timepost_core::ledger`); this

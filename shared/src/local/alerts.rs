@@ -6,10 +6,8 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::SqliteStore;
+pub use crate::ports::KEEP_CLEARED_DAYS;
 use crate::ports::{AlertState, AlertStore, StoreError, StoreResult};
-
-/// How long a cleared alert stays in the history.
-pub const KEEP_CLEARED_DAYS: i64 = 30;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS alert_states (
     key TEXT PRIMARY KEY,

@@ -5,11 +5,14 @@
 
 pub mod ratelimit;
 
+#[cfg(feature = "clients")]
 use std::time::Duration;
 
+#[cfg(feature = "clients")]
 use timepost_core::ledger::LedgerError;
 
 /// An HTTP client for the vendors' APIs: rustls, request timeout.
+#[cfg(feature = "clients")]
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LedgerError> {
     // reqwest is built without a bundled crypto provider; install ring's
     // once per process (a second install is refused, which is fine).
@@ -24,6 +27,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LedgerError> {
 
 /// `Retry-After` in seconds (the HTTP-date form is rare here; treated as
 /// absent).
+#[cfg(feature = "clients")]
 pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get("retry-after")?.to_str().ok()?.trim().to_string();
     v.parse::<f64>()

@@ -17,6 +17,7 @@ use crate::app::recheck::RecheckMode;
 use crate::archive::retention::PurgeStore;
 use crate::config::Config;
 use crate::engine::Engine;
+#[cfg(feature = "clients")]
 use crate::poll::PollPorts;
 use crate::ports::{
     Archive, AuditLog, EntryStore, Journal, MappingStore, PendingChanges, Queue, Secrets,
@@ -26,6 +27,7 @@ use crate::reconcile::ReconcileStore;
 use crate::review::MappingReview;
 use timepost_core::ledger::Ledger;
 
+#[cfg(feature = "stack")]
 use super::{LocalStack, StackError};
 
 /// Which adapters back a [`Stack`].
@@ -70,18 +72,20 @@ impl Stack {
     /// Open the local stack `config` names: every store and the queue in
     /// its SQLite file, its secrets file and archive directory, its ledger
     /// and engine.
+    #[cfg(feature = "stack")]
     pub fn local(config: Config) -> Result<Self, StackError> {
         Ok(Self::from(&LocalStack::open(config)?))
     }
 
     /// Connect to the deployed stack the `TIMEPOST_*` environment names,
     /// on the rules config in its bucket.
-    #[cfg(feature = "aws")]
+    #[cfg(all(feature = "aws", feature = "stack"))]
     pub async fn aws_from_env() -> Result<Self, crate::aws::stack::AwsStackError> {
         Ok(Self::from(&crate::aws::AwsStack::from_env().await?))
     }
 }
 
+#[cfg(feature = "stack")]
 impl From<&LocalStack> for Stack {
     /// The local stack's ports: every store and the queue in its SQLite
     /// file.
@@ -108,7 +112,7 @@ impl From<&LocalStack> for Stack {
     }
 }
 
-#[cfg(feature = "aws")]
+#[cfg(all(feature = "aws", feature = "stack"))]
 impl From<&crate::aws::AwsStack> for Stack {
     /// A deployed stack's ports: every store on its table, the SQS queue,
     /// Secrets Manager, snapshots under `archive/` in the archive bucket.
@@ -153,6 +157,7 @@ impl Stack {
 
     /// What the trackers' pollers read and write: their watermarks, the
     /// entries and mappings, the queue and their secrets.
+    #[cfg(feature = "clients")]
     pub fn poll_ports(&self) -> PollPorts {
         PollPorts {
             watermarks: self.watermarks.clone(),

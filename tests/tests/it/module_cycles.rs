@@ -237,9 +237,98 @@ fn the_adapters_serve_no_http() {
         "read shared's dependencies"
     );
     assert_eq!(
-        forbidden_in("shared", &["axum", "hyper", "tower", "lambda"]),
+        forbidden_in("shared", &["axum", "tower", "lambda"]),
         Vec::<String>::new()
     );
+    // hyper is there for one client request (a function's start-up error to
+    // the Lambda runtime API), never to serve.
+    let mut files = Vec::new();
+    rust_files(&crate_dir("shared/src"), &mut files);
+    let serving: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            let text = code(&std::fs::read_to_string(f).expect("read"));
+            text.contains("hyper::server") || text.contains("hyper_util::server")
+        })
+        .collect();
+    assert!(serving.is_empty(), "{serving:?}");
+}
+
+/// The crates `cargo tree` resolves for `package` built alone, as SAM
+/// builds each function: its own features, not the workspace's union.
+fn resolved_crates(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(["--offline", "--locked"])
+        .current_dir(crate_dir("."))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn each_function_compiles_only_the_adapters_it_runs() {
+    // (function, crates it must have, crates it must not compile)
+    let cases: [(&str, &[&str], &[&str]); 7] = [
+        (
+            "webhook",
+            &["aws-sdk-sqs", "timepost-web"],
+            &[
+                "rusqlite",
+                "reqwest",
+                "lettre",
+                "jsonwebtoken",
+                "aws-sdk-sns",
+            ],
+        ),
+        (
+            "poller",
+            &["aws-sdk-sqs", "reqwest"],
+            &["rusqlite", "lettre", "jsonwebtoken", "aws-sdk-sns"],
+        ),
+        // The sandbox ledger keeps its books in SQLite on AWS too.
+        (
+            "sync",
+            &["rusqlite", "reqwest"],
+            &["lettre", "jsonwebtoken", "aws-sdk-sns"],
+        ),
+        (
+            "archive",
+            &["rusqlite"],
+            &["lettre", "jsonwebtoken", "aws-sdk-sns"],
+        ),
+        (
+            "reconcile",
+            &["rusqlite", "reqwest"],
+            &["lettre", "jsonwebtoken", "aws-sdk-sns"],
+        ),
+        ("alerts", &["lettre", "aws-sdk-sns"], &["jsonwebtoken"]),
+        ("admin", &["jsonwebtoken", "rusqlite"], &["aws-sdk-sns"]),
+    ];
+    let mut wrong = Vec::new();
+    for (f, must, must_not) in cases {
+        let crates = resolved_crates(&format!("timepost-fn-{f}"));
+        for m in must {
+            if !crates.contains(*m) {
+                wrong.push(format!("{f} lacks {m}"));
+            }
+        }
+        for m in must_not {
+            if crates.contains(*m) {
+                wrong.push(format!("{f} compiles {m}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
 
 /// The `timepost-web` dependency of `krate`'s Cargo.toml, if any:

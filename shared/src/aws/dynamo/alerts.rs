@@ -9,7 +9,7 @@ use super::codec::{decode, encode, key, n, part, s, EXPIRES_AT};
 use super::io::query_all;
 use super::DynamoStore;
 use crate::aws::backend;
-use crate::local::alerts::KEEP_CLEARED_DAYS;
+use crate::ports::KEEP_CLEARED_DAYS;
 use crate::ports::{AlertState, AlertStore, StoreResult};
 
 const PARTITION: &str = "alerts";
