@@ -53,6 +53,24 @@ pub enum AlertsFnError {
     Notifier(#[from] timepost::ports::NotifyError),
 }
 
+/// What Lambda shows for a failed invocation: `errorType` names the case
+/// (`timepost.<Case>`, stable for alarms and log filters) instead of the
+/// runtime's default, the Rust type name of a boxed error; `errorMessage`
+/// is the sentence above.
+impl From<AlertsFnError> for lambda_runtime::Diagnostic {
+    fn from(e: AlertsFnError) -> Self {
+        let case = match &e {
+            AlertsFnError::Store(_) => "AlertPassFailed",
+            AlertsFnError::Export(_) => "ExportFailed",
+            AlertsFnError::Notifier(_) => "NotifierFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: format!("timepost.{case}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// What the function holds between invocations.
 pub struct AlertsFn {
     pub stack: AwsStack,
@@ -128,5 +146,23 @@ impl AlertsFn {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod diagnostic_tests {
+    use super::*;
+
+    #[test]
+    fn lambda_is_told_the_case_and_the_sentence() {
+        let d = lambda_runtime::Diagnostic::from(AlertsFnError::Store(
+            timepost::ports::StoreError::Backend("table gone".into()),
+        ));
+        assert_eq!(d.error_type, "timepost.AlertPassFailed");
+        assert!(
+            d.error_message.contains("table gone"),
+            "{}",
+            d.error_message
+        );
     }
 }

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let out = f.handle(event.payload).await?;
             tracing::info!(?out, "alerts task done");
-            Ok::<_, Error>(out)
+            Ok::<_, timepost_fn_alerts::AlertsFnError>(out)
         }
     }))
     .await

@@ -69,6 +69,23 @@ pub enum ArchiveFnError {
     Run(#[source] ArchiveError),
 }
 
+/// What Lambda shows for a failed invocation: `errorType` names the case
+/// (`timepost.<Case>`, stable for alarms and log filters) instead of the
+/// runtime's default, the Rust type name of a boxed error; `errorMessage`
+/// is the sentence above.
+impl From<ArchiveFnError> for lambda_runtime::Diagnostic {
+    fn from(e: ArchiveFnError) -> Self {
+        let case = match &e {
+            ArchiveFnError::Period { .. } => "NotAPeriod",
+            ArchiveFnError::Run(_) => "ArchiveRunFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: format!("timepost.{case}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Run the archive pass at `now` on `stack`.
 pub async fn handle(
     stack: &AwsStack,
@@ -97,4 +114,19 @@ pub async fn handle(
         .await
         .map_err(ArchiveFnError::Run)?;
     Ok(ArchiveSummary::of(runs))
+}
+
+#[cfg(test)]
+mod diagnostic_tests {
+    use super::*;
+
+    #[test]
+    fn lambda_is_told_the_case_and_the_sentence() {
+        let d = lambda_runtime::Diagnostic::from(ArchiveFnError::Period {
+            period: "2026-13".into(),
+            error: ArchiveError::Input("not a month".into()),
+        });
+        assert_eq!(d.error_type, "timepost.NotAPeriod");
+        assert!(d.error_message.contains("`2026-13`"), "{}", d.error_message);
+    }
 }

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
                 in_grace = summary.in_grace,
                 "archive run done"
             );
-            Ok::<_, Error>(summary)
+            Ok::<_, timepost_fn_archive::ArchiveFnError>(summary)
         }
     }))
     .await

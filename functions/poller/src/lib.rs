@@ -32,6 +32,23 @@ pub enum PollFnError {
     },
 }
 
+/// What Lambda shows for a failed invocation: `errorType` names the case
+/// (`timepost.<Case>`, stable for alarms and log filters) instead of the
+/// runtime's default, the Rust type name of a boxed error; `errorMessage`
+/// is the sentence above.
+impl From<PollFnError> for lambda_runtime::Diagnostic {
+    fn from(e: PollFnError) -> Self {
+        let case = match &e {
+            PollFnError::NotConfigured(_) => "SourceNotPolled",
+            PollFnError::Poll { .. } => "PollFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: format!("timepost.{case}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Run one poll for the source the schedule names.
 pub async fn handle(stack: &AwsPorts, input: PollInput) -> Result<PollReport, PollFnError> {
     let poll_error = |error| PollFnError::Poll {
@@ -55,4 +72,20 @@ pub async fn handle(stack: &AwsPorts, input: PollInput) -> Result<PollReport, Po
         tracing::warn!(source = %input.source, error = %e, "cannot record the poll outcome");
     }
     r.map_err(poll_error)
+}
+
+#[cfg(test)]
+mod diagnostic_tests {
+    use super::*;
+
+    #[test]
+    fn lambda_is_told_the_case_and_the_sentence() {
+        let d = lambda_runtime::Diagnostic::from(PollFnError::NotConfigured("harvest".into()));
+        assert_eq!(d.error_type, "timepost.SourceNotPolled");
+        assert!(
+            d.error_message.contains("source `harvest`"),
+            "{}",
+            d.error_message
+        );
+    }
 }

@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let report = timepost_fn_poller::handle(&stack, event.payload).await?;
             tracing::info!(?report, "poll done");
-            Ok::<_, Error>(report)
+            Ok::<_, timepost_fn_poller::PollFnError>(report)
         }
     }))
     .await

@@ -56,6 +56,23 @@ pub enum ReconcileFnError {
     },
 }
 
+/// What Lambda shows for a failed invocation: `errorType` names the case
+/// (`timepost.<Case>`, stable for alarms and log filters) instead of the
+/// runtime's default, the Rust type name of a boxed error; `errorMessage`
+/// is the sentence above.
+impl From<ReconcileFnError> for lambda_runtime::Diagnostic {
+    fn from(e: ReconcileFnError) -> Self {
+        let case = match &e {
+            ReconcileFnError::Period { .. } => "NotAPeriod",
+            ReconcileFnError::Failed { .. } => "ReconcileFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: format!("timepost.{case}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Reconcile on `stack` at `now`; runs are stored as the schedule's.
 pub async fn handle(
     stack: &AwsStack,
@@ -108,5 +125,20 @@ pub async fn handle(
             errors: errors.join("; "),
             summary: Box::new(summary),
         })
+    }
+}
+
+#[cfg(test)]
+mod diagnostic_tests {
+    use super::*;
+
+    #[test]
+    fn lambda_is_told_the_case_and_the_sentence() {
+        let d = lambda_runtime::Diagnostic::from(ReconcileFnError::Period {
+            period: "2026-13".into(),
+            error: "not a month".into(),
+        });
+        assert_eq!(d.error_type, "timepost.NotAPeriod");
+        assert!(d.error_message.contains("`2026-13`"), "{}", d.error_message);
     }
 }

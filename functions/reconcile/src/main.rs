@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
                 breaks = summary.breaks,
                 "reconcile run done"
             );
-            Ok::<_, Error>(summary)
+            Ok::<_, timepost_fn_reconcile::ReconcileFnError>(summary)
         }
     }))
     .await
