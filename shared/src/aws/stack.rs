@@ -152,8 +152,8 @@ impl AwsPorts {
         })
     }
 
-    #[cfg(feature = "clients")]
     /// The stores a poll run uses.
+    #[cfg(feature = "clients")]
     pub fn poll_ports(&self) -> crate::poll::PollPorts {
         crate::poll::PollPorts {
             watermarks: self.store.clone(),

@@ -10,10 +10,10 @@ use crate::engine::Engine;
 use crate::ledger::sandbox::SandboxLedger;
 use crate::local::{DirArchive, SecretsFile, SqliteStore};
 use crate::poll::PollPorts;
-
-use super::Stack;
 use crate::ports::StoreError;
 use timepost_core::ledger::Ledger;
+
+use super::Stack;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
