@@ -909,7 +909,6 @@ impl Engine {
                 ignored = Some(r.describe());
             }
         }
-        state.updated_at = now;
         self.entries.put(&state).await?;
         // The state holds the outcome: only now is the intent closed (a
         // crash before this is settled from the journal next time).
